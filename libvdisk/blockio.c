@@ -1,0 +1,210 @@
+/* Reading blocks through the tree: each block is verified lazily, on the
+ * path of the read, against the version its parent holds (R2, R3). Opening
+ * an image reads O(1) blocks; memory stays within the cache budget. */
+#include <string.h>
+
+#include "image_internal.h"
+
+const vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys)
+{
+    uint32_t lo = 0, hi = img->nrecov;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (img->recov[mid].phys < phys)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < img->nrecov && img->recov[lo].phys == phys ? &img->recov[lo]
+                                                           : NULL;
+}
+
+/* Which versions may block (level, idx) hold? Normally exactly the one its
+ * parent names. While an interrupted sync is unresolved, a block that sync
+ * touched may hold its journal's before or after version, and nothing
+ * else (C1); its parent may be stale, so the journal decides. */
+static vd_err expected_versions(vd_image *img, uint32_t level, uint64_t idx,
+                                mt_version cand[2], unsigned *n)
+{
+    const vd_jentry *j =
+        img->nrecov ? vd_recov_find(img, vd_phys_of(img, level, idx)) : NULL;
+    if (j) {
+        cand[0] = j->after;
+        cand[1] = j->before;
+        *n = mt_version_equal(&j->after, &j->before) ? 1 : 2;
+        return VD_OK;
+    }
+    *n = 1;
+    if (level == img->geo.height) {
+        cand[0] = img->root;
+        return VD_OK;
+    }
+    uint32_t p;
+    vd_err e = vd_get_block(img, level + 1, mt_parent_idx(&img->geo, idx), &p);
+    if (e != VD_OK)
+        return e;
+    mt_node_get(img->cache.e[p].buf, mt_parent_slot(&img->geo, idx), &cand[0]);
+    vd_unpin(img, p);
+    return VD_OK;
+}
+
+/* Verify ct (already read) against the candidates into pt. A candidate
+ * that says "never written" accepts the block as zeros without looking at
+ * the host's bytes: the authenticated parent vouches for that. */
+static vd_err accept_block(vd_image *img, uint64_t phys, const uint8_t *ct,
+                           const mt_version *cand, unsigned n, uint8_t *pt,
+                           mt_version *matched)
+{
+    for (unsigned k = 0; k < n; k++) {
+        if (mt_version_is_none(&cand[k]))
+            continue;
+        vd_err e = vd_block_open(img, phys, ct, &cand[k], pt);
+        if (e == VD_OK) {
+            *matched = cand[k];
+            return VD_OK;
+        }
+        if (e != VD_ERR_AUTH)
+            return e;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        if (mt_version_is_none(&cand[k])) {
+            memset(pt, 0, VDF_BLOCK);
+            *matched = cand[k];
+            return VD_OK;
+        }
+    }
+    memset(pt, 0, VDF_BLOCK);
+    return VD_ERR_AUTH;
+}
+
+static int all_none(const mt_version *cand, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++)
+        if (!mt_version_is_none(&cand[k]))
+            return 0;
+    return 1;
+}
+
+vd_err vd_cache_take(vd_image *img, uint32_t *out)
+{
+    uint32_t t = vc_take(&img->cache);
+    if (t == VC_NONE && img->cache.ndirty > 0 && !img->in_sync &&
+        !img->read_only) {
+        /* Every entry is dirty: commit to make room (an implicit sync;
+         * C1 allows newer content to become durable early). */
+        vd_err e = vd_sync_locked(img);
+        if (e != VD_OK)
+            return e;
+        t = vc_take(&img->cache);
+    }
+    if (t == VC_NONE)
+        return VD_ERR_NOMEM;
+    *out = t;
+    return VD_OK;
+}
+
+static void fill_entry(vd_image *img, uint32_t t, uint32_t level, uint64_t idx,
+                       const mt_version *v)
+{
+    vc_entry *e = &img->cache.e[t];
+    e->phys = vd_phys_of(img, level, idx);
+    e->idx = idx;
+    e->level = (uint8_t)level;
+    e->version = *v;
+    e->dirty = 0;
+    e->pins = 1;
+    vc_insert(&img->cache, t);
+}
+
+static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
+                         const uint8_t *ct_or_null, uint32_t *out)
+{
+    uint64_t phys = vd_phys_of(img, level, idx);
+    mt_version cand[2], matched;
+    unsigned n;
+    vd_err e = expected_versions(img, level, idx, cand, &n);
+    if (e != VD_OK)
+        return e;
+    /* The parent load may have brought this block in (never for a tree,
+     * but cheap to check and keeps the cache free of duplicates). */
+    uint32_t t = vc_lookup(&img->cache, phys);
+    if (t != VC_NONE) {
+        img->cache.e[t].pins++;
+        *out = t;
+        return VD_OK;
+    }
+    e = vd_cache_take(img, &t);
+    if (e != VD_OK)
+        return e;
+    uint8_t *pt = img->cache.e[t].buf;
+    if (all_none(cand, n)) {
+        memset(pt, 0, VDF_BLOCK);
+        matched = cand[0];
+    } else {
+        const uint8_t *ct = ct_or_null;
+        if (!ct) {
+            e = vd_io_read(img, phys * VDF_BLOCK, img->scratch, VDF_BLOCK);
+            ct = img->scratch;
+        }
+        if (e == VD_OK)
+            e = accept_block(img, phys, ct, cand, n, pt, &matched);
+        if (e != VD_OK) {
+            vc_drop(&img->cache, t);
+            /* A tree node that fails authentication poisons the handle
+             * (sticky, like Gramine's PF_STATUS_CORRUPTED); a data block
+             * only fails its own reads. */
+            if (e == VD_ERR_AUTH && level > 0)
+                img->failed = VD_ERR_AUTH;
+            return e;
+        }
+    }
+    fill_entry(img, t, level, idx, &matched);
+    *out = t;
+    return VD_OK;
+}
+
+vd_err vd_get_block(vd_image *img, uint32_t level, uint64_t idx, uint32_t *out)
+{
+    uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, level, idx));
+    if (t != VC_NONE) {
+        img->cache.e[t].pins++;
+        *out = t;
+        return VD_OK;
+    }
+    return load_block(img, level, idx, NULL, out);
+}
+
+vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count)
+{
+    /* One host read for a run of uncached data blocks, then verify each. */
+    if (count > VD_RUN_MAX)
+        count = VD_RUN_MAX;
+    vd_err e = vd_io_read(img, vd_phys_of(img, 0, lbn) * VDF_BLOCK, img->runbuf,
+                          (size_t)count * VDF_BLOCK);
+    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        uint32_t t;
+        e = load_block(img, 0, lbn + i, img->runbuf + (size_t)i * VDF_BLOCK, &t);
+        if (e == VD_OK)
+            vd_unpin(img, t);
+    }
+    return e;
+}
+
+vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out)
+{
+    uint64_t phys = vd_phys_of(img, 0, lbn);
+    uint32_t t = vc_lookup(&img->cache, phys);
+    if (t == VC_NONE) {
+        vd_err e = vd_cache_take(img, &t);
+        if (e != VD_OK)
+            return e;
+        /* The on-disk version is looked up in the parent at sync time. */
+        mt_version none;
+        memset(&none, 0, sizeof none);
+        fill_entry(img, t, 0, lbn, &none);
+    } else {
+        img->cache.e[t].pins++;
+    }
+    *out = t;
+    return VD_OK;
+}

@@ -1,0 +1,86 @@
+/* crypto/ — the only code in vdisk that includes sodium.h or OpenSSL headers.
+ *
+ * Everything above this layer sees opaque contexts and plain byte arrays:
+ * an AEAD (AES-256-GCM via OpenSSL EVP or libsodium, or XChaCha20-Poly1305
+ * via libsodium) with 12-byte nonces, a KDF (BLAKE2b, libsodium's
+ * crypto_kdf), a keyed MAC (BLAKE2b-256), an unkeyed hash, randomness and
+ * guarded memory for secrets. */
+#ifndef VD_CRYPTO_H
+#define VD_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VDC_KEY_BYTES 32u
+#define VDC_NONCE_BYTES 12u
+#define VDC_TAG_BYTES 16u
+#define VDC_MAC_BYTES 32u
+#define VDC_HASH_BYTES 32u
+
+/* Must be called before any other vdc_ function; idempotent and
+ * thread-safe (sodium_init). Returns 0 or -1. */
+int vdc_init(void);
+
+/* ---- AEAD ---------------------------------------------------------------- */
+typedef enum vdc_aead_alg {
+    VDC_AES256GCM_OPENSSL = 1,
+    VDC_AES256GCM_SODIUM = 2,
+    VDC_XCHACHA20POLY1305 = 3
+} vdc_aead_alg;
+
+typedef struct vdc_aead vdc_aead; /* key schedule; wiped on free */
+
+/* Is this algorithm usable on this CPU/build? (libsodium's AES-GCM needs
+ * AES-NI + PCLMUL.) */
+int vdc_aead_available(vdc_aead_alg alg);
+const char *vdc_aead_name(vdc_aead_alg alg);
+
+/* New context keyed with key (32 bytes). Returns NULL on failure. */
+vdc_aead *vdc_aead_new(vdc_aead_alg alg, const uint8_t key[VDC_KEY_BYTES]);
+void vdc_aead_free(vdc_aead *a);
+
+/* Encrypt len bytes (pt and ct may be the same buffer). 0 or -1. */
+int vdc_aead_seal(vdc_aead *a, const uint8_t nonce[VDC_NONCE_BYTES],
+                  const uint8_t *ad, size_t adlen, const uint8_t *pt,
+                  size_t len, uint8_t *ct, uint8_t tag[VDC_TAG_BYTES]);
+/* Decrypt and verify. On failure returns -1 and wipes pt (never expose
+ * plaintext of a block whose tag did not verify). ct and pt may alias. */
+int vdc_aead_open(vdc_aead *a, const uint8_t nonce[VDC_NONCE_BYTES],
+                  const uint8_t *ad, size_t adlen, const uint8_t *ct,
+                  size_t len, const uint8_t tag[VDC_TAG_BYTES], uint8_t *pt);
+
+/* ---- KDF / MAC / hash ---------------------------------------------------- */
+/* Derive a 32-byte subkey: BLAKE2b(master, ctx8, id) (crypto_kdf). ctx is
+ * exactly 8 characters. 0 or -1. */
+int vdc_kdf(uint8_t out[VDC_KEY_BYTES], const uint8_t master[VDC_KEY_BYTES],
+            const char ctx[8], uint64_t id);
+
+/* Keyed BLAKE2b-256 over the concatenation of up to 3 parts (NULL/0 parts
+ * are skipped). */
+int vdc_mac(uint8_t out[VDC_MAC_BYTES], const uint8_t key[VDC_KEY_BYTES],
+            const void *p1, size_t n1, const void *p2, size_t n2,
+            const void *p3, size_t n3);
+
+/* Incremental unkeyed BLAKE2b-256. */
+typedef struct vdc_hash {
+    /* Opaque, large enough for crypto_generichash_state (384 bytes, 64-aligned). */
+    _Alignas(64) unsigned char opaque[512];
+} vdc_hash;
+int vdc_hash_init(vdc_hash *h);
+int vdc_hash_update(vdc_hash *h, const void *p, size_t n);
+int vdc_hash_final(vdc_hash *h, uint8_t out[VDC_HASH_BYTES]);
+
+/* Constant-time compare: 0 when equal. */
+int vdc_memcmp(const void *a, const void *b, size_t n);
+
+/* ---- randomness and guarded memory -------------------------------------- */
+void vdc_random(void *buf, size_t n);
+uint64_t vdc_random_u64(void);
+
+/* Guarded, mlocked allocation for secrets (sodium_malloc). NULL on failure. */
+void *vdc_secure_alloc(size_t n);
+/* Wipes and frees; NULL is fine. */
+void vdc_secure_free(void *p);
+void vdc_memzero(void *p, size_t n);
+
+#endif

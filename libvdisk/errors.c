@@ -1,0 +1,27 @@
+#include "vdisk/vdisk.h"
+
+const char *vd_strerror(vd_err err)
+{
+    switch (err) {
+    case VD_OK: return "success";
+    case VD_ERR_IO: return "I/O error from the host";
+    case VD_ERR_AUTH: return "authentication failed (data was modified or replayed)";
+    case VD_ERR_ROLLBACK: return "image is older than its freshness anchor (rollback)";
+    case VD_ERR_WRONG_KEY: return "wrong key for this image";
+    case VD_ERR_CORRUPT: return "image structure is corrupt or not a vdisk image";
+    case VD_ERR_NOSPC: return "no space left";
+    case VD_ERR_INVAL: return "invalid argument";
+    case VD_ERR_NOMEM: return "out of memory";
+    case VD_ERR_UNSUPPORTED: return "unsupported format version, cipher or operation";
+    case VD_ERR_BUSY: return "image is busy (locked by another user)";
+    case VD_ERR_FAILED: return "image handle failed earlier and refuses further use";
+    case VD_ERR_READONLY: return "image is open read-only";
+    case VD_ERR_RANGE: return "block number or size out of range";
+    }
+    return "unknown error";
+}
+
+const char *vd_version(void)
+{
+    return VD_VERSION_STRING;
+}

@@ -1,0 +1,244 @@
+/* Encoding and decoding of the on-disk structures in image_format.h. */
+#include <string.h>
+#include <xxhash.h>
+
+#include "endian.h"
+#include "image_format.h"
+
+/* ---- VHD footer ---------------------------------------------------------- */
+
+static uint32_t vhd_checksum(const uint8_t *b)
+{
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < VHD_FOOTER_BYTES; i++)
+        if (i < VHD_OFF_CHECKSUM || i >= VHD_OFF_CHECKSUM + 4)
+            sum += b[i];
+    return ~sum;
+}
+
+void vhd_footer_init(vhd_footer *f, uint64_t size, uint32_t timestamp,
+                     const uint8_t unique_id[16])
+{
+    memset(f, 0, sizeof *f);
+    f->timestamp = timestamp;
+    f->current_size = size;
+    /* The maximal CHS geometry tells readers (qemu among them) to take the
+     * size from current_size rather than from cylinders*heads*sectors,
+     * which could not express our exact size. */
+    f->cylinders = 65535;
+    f->heads = 16;
+    f->sectors = 255;
+    memcpy(f->unique_id, unique_id, 16);
+}
+
+void vhd_footer_encode(const vhd_footer *f, uint8_t out[VHD_FOOTER_BYTES])
+{
+    memset(out, 0, VHD_FOOTER_BYTES);
+    memcpy(out + VHD_OFF_COOKIE, "conectix", 8);
+    vd_put_be32(out + VHD_OFF_FEATURES, 2);
+    vd_put_be32(out + VHD_OFF_VERSION, 0x00010000u);
+    vd_put_be64(out + VHD_OFF_DATA_OFFSET, UINT64_MAX);
+    vd_put_be32(out + VHD_OFF_TIMESTAMP, f->timestamp);
+    memcpy(out + VHD_OFF_CREATOR_APP, "vdsk", 4);
+    vd_put_be32(out + VHD_OFF_CREATOR_VER, 0x00010000u);
+    memcpy(out + VHD_OFF_CREATOR_OS, "Wi2k", 4);
+    vd_put_be64(out + VHD_OFF_ORIG_SIZE, f->current_size);
+    vd_put_be64(out + VHD_OFF_CUR_SIZE, f->current_size);
+    vd_put_be16(out + VHD_OFF_GEOMETRY, f->cylinders);
+    out[VHD_OFF_GEOMETRY + 2] = f->heads;
+    out[VHD_OFF_GEOMETRY + 3] = f->sectors;
+    vd_put_be32(out + VHD_OFF_DISK_TYPE, VHD_DISK_TYPE_FIXED);
+    memcpy(out + VHD_OFF_UNIQUE_ID, f->unique_id, 16);
+    vd_put_be32(out + VHD_OFF_CHECKSUM, vhd_checksum(out));
+}
+
+int vhd_footer_decode(vhd_footer *f, const uint8_t in[VHD_FOOTER_BYTES])
+{
+    memset(f, 0, sizeof *f);
+    if (memcmp(in + VHD_OFF_COOKIE, "conectix", 8) != 0)
+        return -1;
+    if (vd_get_be32(in + VHD_OFF_CHECKSUM) != vhd_checksum(in))
+        return -2;
+    if (vd_get_be32(in + VHD_OFF_DISK_TYPE) != VHD_DISK_TYPE_FIXED ||
+        vd_get_be64(in + VHD_OFF_DATA_OFFSET) != UINT64_MAX)
+        return -2;
+    f->timestamp = vd_get_be32(in + VHD_OFF_TIMESTAMP);
+    f->current_size = vd_get_be64(in + VHD_OFF_CUR_SIZE);
+    f->cylinders = vd_get_be16(in + VHD_OFF_GEOMETRY);
+    f->heads = in[VHD_OFF_GEOMETRY + 2];
+    f->sectors = in[VHD_OFF_GEOMETRY + 3];
+    memcpy(f->unique_id, in + VHD_OFF_UNIQUE_ID, 16);
+    return 0;
+}
+
+/* ---- header -------------------------------------------------------------- */
+
+#define VD_FIRST_META_BLOCK 4u /* header, key slots, two superblocks */
+
+int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t journal_blocks)
+{
+    mt_geometry g;
+    if (mt_geometry_init(&g, nblocks, MT_FANOUT) != 0)
+        return -1;
+    if (journal_blocks == 0 || journal_blocks > (1u << 20))
+        return -1;
+    h->format_version = VDF_FORMAT_VERSION;
+    h->nblocks = nblocks;
+    h->fanout = g.fanout;
+    h->height = g.height;
+    h->node_blocks = g.node_blocks;
+    h->journal_blocks = journal_blocks;
+    h->keyslot_blocks = 1;
+    h->keyslot_start = 1;
+    h->sb_start = 2;
+    h->journal_start = VD_FIRST_META_BLOCK;
+    h->node_start = h->journal_start + 2ull * journal_blocks;
+    h->data_start = h->node_start + g.node_blocks;
+    h->total_blocks = h->data_start + nblocks;
+    /* The file size must stay representable in bytes with room to spare. */
+    if (h->total_blocks > (UINT64_MAX / VDF_BLOCK) / 2)
+        return -1;
+    return 0;
+}
+
+void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK])
+{
+    memset(out, 0, VDF_BLOCK);
+    memcpy(out + HDR_OFF_MAGIC, HDR_MAGIC, 8);
+    vd_put_le32(out + HDR_OFF_VERSION, h->format_version);
+    vd_put_le32(out + HDR_OFF_HEADER_BYTES, VDF_BLOCK);
+    memcpy(out + HDR_OFF_IMAGE_ID, h->image_id, 16);
+    vd_put_le32(out + HDR_OFF_CIPHER, h->cipher);
+    vd_put_le32(out + HDR_OFF_BLOCK_SIZE, VDF_BLOCK);
+    vd_put_le64(out + HDR_OFF_NBLOCKS, h->nblocks);
+    vd_put_le32(out + HDR_OFF_FANOUT, h->fanout);
+    vd_put_le32(out + HDR_OFF_HEIGHT, h->height);
+    vd_put_le64(out + HDR_OFF_NODE_BLOCKS, h->node_blocks);
+    vd_put_le32(out + HDR_OFF_JOURNAL_BLOCKS, h->journal_blocks);
+    vd_put_le32(out + HDR_OFF_KEYSLOT_BLOCKS, h->keyslot_blocks);
+    vd_put_le64(out + HDR_OFF_KEYSLOT_START, h->keyslot_start);
+    vd_put_le64(out + HDR_OFF_SB_START, h->sb_start);
+    vd_put_le64(out + HDR_OFF_JOURNAL_START, h->journal_start);
+    vd_put_le64(out + HDR_OFF_NODE_START, h->node_start);
+    vd_put_le64(out + HDR_OFF_DATA_START, h->data_start);
+    vd_put_le64(out + HDR_OFF_TOTAL_BLOCKS, h->total_blocks);
+    vd_put_le64(out + HDR_OFF_CREATED_NS, (uint64_t)h->created_ns);
+    memcpy(out + HDR_OFF_KEYCHECK, h->keycheck, 32);
+    vd_put_le64(out + HDR_OFF_CHECKSUM, XXH64(out, HDR_OFF_CHECKSUM, 0));
+}
+
+int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
+{
+    memset(h, 0, sizeof *h);
+    if (memcmp(in + HDR_OFF_MAGIC, HDR_MAGIC, 8) != 0)
+        return -1;
+    if (vd_get_le64(in + HDR_OFF_CHECKSUM) != XXH64(in, HDR_OFF_CHECKSUM, 0))
+        return -2;
+    h->format_version = vd_get_le32(in + HDR_OFF_VERSION);
+    if (h->format_version != VDF_FORMAT_VERSION)
+        return -3;
+    h->cipher = vd_get_le32(in + HDR_OFF_CIPHER);
+    if (h->cipher != 1 && h->cipher != 2)
+        return -3;
+    if (vd_get_le32(in + HDR_OFF_HEADER_BYTES) != VDF_BLOCK ||
+        vd_get_le32(in + HDR_OFF_BLOCK_SIZE) != VDF_BLOCK)
+        return -2;
+    for (unsigned i = HDR_USED_END; i < HDR_OFF_CHECKSUM; i++)
+        if (in[i] != 0)
+            return -2;
+    memcpy(h->image_id, in + HDR_OFF_IMAGE_ID, 16);
+    h->created_ns = (int64_t)vd_get_le64(in + HDR_OFF_CREATED_NS);
+    memcpy(h->keycheck, in + HDR_OFF_KEYCHECK, 32);
+
+    /* Every layout field must be exactly what the layout rule derives from
+     * nblocks and the journal size: a header cannot point regions anywhere
+     * else (the superblock MAC covers its digest too). */
+    vd_header want;
+    memset(&want, 0, sizeof want);
+    if (vd_header_layout(&want, vd_get_le64(in + HDR_OFF_NBLOCKS),
+                         vd_get_le32(in + HDR_OFF_JOURNAL_BLOCKS)) != 0)
+        return -2;
+    if (vd_get_le32(in + HDR_OFF_FANOUT) != want.fanout ||
+        vd_get_le32(in + HDR_OFF_HEIGHT) != want.height ||
+        vd_get_le64(in + HDR_OFF_NODE_BLOCKS) != want.node_blocks ||
+        vd_get_le32(in + HDR_OFF_KEYSLOT_BLOCKS) != want.keyslot_blocks ||
+        vd_get_le64(in + HDR_OFF_KEYSLOT_START) != want.keyslot_start ||
+        vd_get_le64(in + HDR_OFF_SB_START) != want.sb_start ||
+        vd_get_le64(in + HDR_OFF_JOURNAL_START) != want.journal_start ||
+        vd_get_le64(in + HDR_OFF_NODE_START) != want.node_start ||
+        vd_get_le64(in + HDR_OFF_DATA_START) != want.data_start ||
+        vd_get_le64(in + HDR_OFF_TOTAL_BLOCKS) != want.total_blocks)
+        return -2;
+    h->nblocks = want.nblocks;
+    h->fanout = want.fanout;
+    h->height = want.height;
+    h->node_blocks = want.node_blocks;
+    h->journal_blocks = want.journal_blocks;
+    h->keyslot_blocks = want.keyslot_blocks;
+    h->keyslot_start = want.keyslot_start;
+    h->sb_start = want.sb_start;
+    h->journal_start = want.journal_start;
+    h->node_start = want.node_start;
+    h->data_start = want.data_start;
+    h->total_blocks = want.total_blocks;
+    return 0;
+}
+
+/* ---- journal entries and superblock -------------------------------------- */
+
+void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES])
+{
+    vd_put_le64(out, e->phys);
+    mt_version_encode(&e->before, out + 8);
+    mt_version_encode(&e->after, out + 8 + MT_VERSION_BYTES);
+}
+
+void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES])
+{
+    e->phys = vd_get_le64(in);
+    mt_version_decode(&e->before, in + 8);
+    mt_version_decode(&e->after, in + 8 + MT_VERSION_BYTES);
+}
+
+void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
+{
+    memset(out, 0, VDF_BLOCK);
+    memcpy(out + SB_OFF_MAGIC, SB_MAGIC, 8);
+    vd_put_le32(out + SB_OFF_VERSION, VDF_FORMAT_VERSION);
+    vd_put_le32(out + SB_OFF_SLOT, s->slot);
+    vd_put_le64(out + SB_OFF_EPOCH, s->epoch);
+    vd_put_le64(out + SB_OFF_BASE_EPOCH, s->base_epoch);
+    vd_put_le32(out + SB_OFF_STATE, s->state);
+    vd_put_le32(out + SB_OFF_FLAGS, s->flags);
+    memcpy(out + SB_OFF_HEADER_DIGEST, s->header_digest, 32);
+    mt_version_encode(&s->root, out + SB_OFF_ROOT);
+    vd_put_le32(out + SB_OFF_JCOUNT, s->jcount);
+    vd_put_le32(out + SB_OFF_JINLINE, s->jinline);
+    memcpy(out + SB_OFF_JDIGEST, s->jdigest, 32);
+    vd_put_le64(out + SB_OFF_TIME_NS, (uint64_t)s->time_ns);
+}
+
+int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
+{
+    memset(s, 0, sizeof *s);
+    if (memcmp(in + SB_OFF_MAGIC, SB_MAGIC, 8) != 0 ||
+        vd_get_le32(in + SB_OFF_VERSION) != VDF_FORMAT_VERSION)
+        return -2;
+    s->slot = vd_get_le32(in + SB_OFF_SLOT);
+    s->epoch = vd_get_le64(in + SB_OFF_EPOCH);
+    s->base_epoch = vd_get_le64(in + SB_OFF_BASE_EPOCH);
+    s->state = vd_get_le32(in + SB_OFF_STATE);
+    s->flags = vd_get_le32(in + SB_OFF_FLAGS);
+    memcpy(s->header_digest, in + SB_OFF_HEADER_DIGEST, 32);
+    mt_version_decode(&s->root, in + SB_OFF_ROOT);
+    s->jcount = vd_get_le32(in + SB_OFF_JCOUNT);
+    s->jinline = vd_get_le32(in + SB_OFF_JINLINE);
+    memcpy(s->jdigest, in + SB_OFF_JDIGEST, 32);
+    s->time_ns = (int64_t)vd_get_le64(in + SB_OFF_TIME_NS);
+    if (s->slot > 1 || s->base_epoch >= s->epoch + (s->epoch == 0) ||
+        (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
+        s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||
+        (s->state == SB_STATE_COMMITTED && s->jcount != 0))
+        return -2;
+    return 0;
+}

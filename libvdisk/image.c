@@ -1,0 +1,620 @@
+/* Image lifecycle: create, open (validate container, header, superblocks,
+ * journal, anchor), read/write through the cache, close, info. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+
+#define VD_DEFAULT_CACHE (16u << 20)
+#define VD_MIN_CACHE_ENTRIES 256u
+
+static vd_err lock(vd_image *img)
+{
+    return pthread_mutex_lock(&img->lock) == 0 ? VD_OK : VD_ERR_BUSY;
+}
+
+static void unlock(vd_image *img)
+{
+    (void)pthread_mutex_unlock(&img->lock);
+}
+
+static int host_ok(const vd_host *h, int writable)
+{
+    return h && h->read_at && h->size &&
+           (!writable || (h->write_at && h->flush));
+}
+
+static uint32_t auto_journal_blocks(uint64_t nblocks)
+{
+    uint64_t j = nblocks / 64;
+    return (uint32_t)(j < 8 ? 8 : j > 256 ? 256 : j);
+}
+
+/* ---- container and header ------------------------------------------------ */
+
+static vd_err read_container(const vd_host *host, vd_header *hdr,
+                             uint8_t hblk[VDF_BLOCK], uint64_t *file_bytes)
+{
+    uint64_t size;
+    uint8_t foot[VHD_FOOTER_BYTES];
+    vhd_footer f;
+    vd_err e = vd_host_size(host, &size);
+    if (e != VD_OK)
+        return e;
+    if (size < 4ull * VDF_BLOCK + VHD_FOOTER_BYTES)
+        return VD_ERR_CORRUPT; /* too small to be an image */
+    e = vd_host_read(host, size - VHD_FOOTER_BYTES, foot, sizeof foot);
+    if (e != VD_OK)
+        return e;
+    if (vhd_footer_decode(&f, foot) != 0 ||
+        f.current_size != size - VHD_FOOTER_BYTES)
+        return VD_ERR_CORRUPT; /* not a fixed VHD, or truncated/extended */
+    e = vd_host_read(host, 0, hblk, VDF_BLOCK);
+    if (e != VD_OK)
+        return e;
+    switch (vd_header_decode(hdr, hblk)) {
+    case 0:
+        break;
+    case -3:
+        return VD_ERR_UNSUPPORTED;
+    default:
+        return VD_ERR_CORRUPT;
+    }
+    if (hdr->total_blocks * VDF_BLOCK != f.current_size)
+        return VD_ERR_CORRUPT;
+    *file_bytes = size;
+    return VD_OK;
+}
+
+static void info_from_header(const vd_header *h, uint64_t file_bytes,
+                             vd_image_info *info)
+{
+    memset(info, 0, sizeof *info);
+    memcpy(info->image_id, h->image_id, 16);
+    info->format_version = h->format_version;
+    info->cipher = (vd_cipher)h->cipher;
+    info->nblocks = h->nblocks;
+    info->total_blocks = h->total_blocks;
+    info->file_bytes = file_bytes;
+    info->fanout = h->fanout;
+    info->height = h->height;
+    info->node_blocks = h->node_blocks;
+    info->journal_blocks = h->journal_blocks;
+}
+
+vd_err vd_image_probe(const vd_host *host, vd_image_info *info)
+{
+    if (!host_ok(host, 0) || !info)
+        return VD_ERR_INVAL;
+    vd_header hdr;
+    uint8_t hblk[VDF_BLOCK];
+    uint64_t bytes;
+    vd_err e = read_container(host, &hdr, hblk, &bytes);
+    if (e == VD_OK)
+        info_from_header(&hdr, bytes, info);
+    return e;
+}
+
+/* ---- AEAD implementation choice ------------------------------------------ */
+
+static double time_alg(vd_image *img, vdc_aead_alg alg)
+{
+    uint8_t key[VDC_KEY_BYTES] = {1}, nonce[VDC_NONCE_BYTES] = {0}, tag[16];
+    vdc_aead *a = vdc_aead_new(alg, key);
+    if (!a)
+        return 1e300;
+    int64_t t0 = vd_host_now(&img->host);
+    for (int i = 0; i < 32; i++) {
+        nonce[0] = (uint8_t)i;
+        if (vdc_aead_seal(a, nonce, NULL, 0, img->runbuf, VDF_BLOCK,
+                          img->runbuf + VDF_BLOCK, tag) != 0) {
+            vdc_aead_free(a);
+            return 1e300;
+        }
+    }
+    int64_t t1 = vd_host_now(&img->host);
+    vdc_aead_free(a);
+    return (double)(t1 - t0);
+}
+
+static vd_err choose_alg(vd_image *img, vd_aead_impl impl)
+{
+    if (img->hdr.cipher == VD_CIPHER_XCHACHA20POLY1305) {
+        img->alg = VDC_XCHACHA20POLY1305;
+        return VD_OK;
+    }
+    int sodium = vdc_aead_available(VDC_AES256GCM_SODIUM);
+    switch (impl) {
+    case VD_AEAD_OPENSSL:
+        img->alg = VDC_AES256GCM_OPENSSL;
+        return VD_OK;
+    case VD_AEAD_SODIUM:
+        if (!sodium)
+            return VD_ERR_UNSUPPORTED;
+        img->alg = VDC_AES256GCM_SODIUM;
+        return VD_OK;
+    case VD_AEAD_AUTO:
+        break;
+    default:
+        return VD_ERR_INVAL;
+    }
+    img->alg = VDC_AES256GCM_OPENSSL;
+    if (sodium && img->host.now) {
+        /* Same format either way; a lying clock only picks the slower one. */
+        (void)time_alg(img, VDC_AES256GCM_OPENSSL); /* warm up */
+        double o = time_alg(img, VDC_AES256GCM_OPENSSL);
+        double s = time_alg(img, VDC_AES256GCM_SODIUM);
+        if (s < o)
+            img->alg = VDC_AES256GCM_SODIUM;
+    }
+    return VD_OK;
+}
+
+/* ---- superblocks and journal ---------------------------------------------- */
+
+static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
+                          vd_super s[2])
+{
+    uint8_t *blk[2] = {blk0, blk1};
+    for (uint32_t i = 0; i < 2; i++) {
+        vd_err e = vd_io_read(img, (img->hdr.sb_start + i) * VDF_BLOCK, blk[i],
+                              VDF_BLOCK);
+        if (e != VD_OK)
+            return e;
+        /* Both slots always hold an authentic record (block writes are
+         * atomic), so any failure here is tampering, not a crash. */
+        e = vd_super_verify(img, blk[i]);
+        if (e != VD_OK)
+            return e;
+        if (vd_super_decode(&s[i], blk[i]) != 0 || s[i].slot != i ||
+            s[i].epoch % 2 != i)
+            return VD_ERR_CORRUPT;
+        if (vdc_memcmp(s[i].header_digest, img->header_digest, 32) != 0)
+            return VD_ERR_AUTH; /* the header was changed */
+    }
+    if (s[0].epoch == s[1].epoch)
+        return VD_ERR_CORRUPT;
+    return VD_OK;
+}
+
+static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk)
+{
+    if (s->jcount == 0 || s->jcount > (uint64_t)img->hdr.journal_blocks * JE_PER_BLOCK)
+        return VD_ERR_CORRUPT;
+    img->recov = calloc(s->jcount, sizeof *img->recov);
+    if (!img->recov)
+        return VD_ERR_NOMEM;
+    uint8_t *buf = NULL;
+    const uint8_t *src = sblk + SB_OFF_INLINE;
+    if (!s->jinline) {
+        uint32_t nblk = (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+        uint64_t start =
+            img->hdr.journal_start + (s->epoch % 2) * img->hdr.journal_blocks;
+        buf = malloc((size_t)nblk * VDF_BLOCK);
+        if (!buf)
+            return VD_ERR_NOMEM;
+        vd_err e = vd_io_read(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
+        uint8_t d[32];
+        vdc_hash h;
+        if (e == VD_OK &&
+            (vdc_hash_init(&h) != 0 ||
+             vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) != 0 ||
+             vdc_hash_final(&h, d) != 0))
+            e = VD_ERR_NOMEM;
+        if (e == VD_OK && vdc_memcmp(d, s->jdigest, 32) != 0)
+            e = VD_ERR_AUTH;
+        if (e != VD_OK) {
+            free(buf);
+            return e;
+        }
+        src = buf;
+    }
+    for (uint32_t k = 0; k < s->jcount; k++) {
+        const uint8_t *p = s->jinline
+                               ? src + (size_t)k * JE_BYTES
+                               : src + (size_t)(k / JE_PER_BLOCK) * VDF_BLOCK +
+                                     (size_t)(k % JE_PER_BLOCK) * JE_BYTES;
+        vd_jentry_decode(&img->recov[k], p);
+    }
+    free(buf);
+    img->nrecov = s->jcount;
+    /* Written sorted and unique; anything else is not our journal. */
+    for (uint32_t k = 0; k < img->nrecov; k++) {
+        uint64_t ph = img->recov[k].phys;
+        if (ph < img->hdr.node_start || ph >= img->hdr.total_blocks ||
+            (k > 0 && ph <= img->recov[k - 1].phys))
+            return VD_ERR_CORRUPT;
+    }
+    return VD_OK;
+}
+
+/* R4: the state must not be older than the anchor. An IN_PROGRESS record
+ * stands for its base epoch, so once the anchor has passed that base the
+ * record is a replay even though it is authentic. */
+static vd_err check_anchor(vd_image *img)
+{
+    if (!img->have_anchor)
+        return VD_OK;
+    uint64_t a;
+    if (img->anchor.read(img->anchor.ctx, &a) != 0)
+        return VD_ERR_IO;
+    if (a > img->committed)
+        return VD_ERR_ROLLBACK;
+    if (a < img->committed && !img->read_only &&
+        img->anchor.advance(img->anchor.ctx, img->committed) != 0)
+        return VD_ERR_IO;
+    return VD_OK;
+}
+
+static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
+                         const vd_open_opts *opts)
+{
+    uint8_t *hblk = malloc(3 * VDF_BLOCK);
+    if (!hblk)
+        return VD_ERR_NOMEM;
+    uint8_t *sblk0 = hblk + VDF_BLOCK, *sblk1 = hblk + 2 * VDF_BLOCK;
+    vd_super s[2];
+    uint8_t kc[32];
+    vd_err e = read_container(&img->host, &img->hdr, hblk, &img->file_bytes);
+    if (e == VD_OK && mt_geometry_init(&img->geo, img->hdr.nblocks, img->hdr.fanout) != 0)
+        e = VD_ERR_CORRUPT;
+    if (e == VD_OK)
+        e = vd_keycheck_compute(key, img->hdr.image_id, kc);
+    if (e == VD_OK && vdc_memcmp(kc, img->hdr.keycheck, 32) != 0)
+        e = VD_ERR_WRONG_KEY;
+    vdc_memzero(kc, sizeof kc);
+    if (e == VD_OK)
+        e = vd_keys_derive(img, key);
+    if (e == VD_OK) {
+        vdc_hash h;
+        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, hblk, VDF_BLOCK) != 0 ||
+            vdc_hash_final(&h, img->header_digest) != 0)
+            e = VD_ERR_NOMEM;
+    }
+    if (e == VD_OK)
+        e = read_supers(img, sblk0, sblk1, s);
+    if (e == VD_OK) {
+        const vd_super *nw = s[0].epoch > s[1].epoch ? &s[0] : &s[1];
+        img->epoch = nw->epoch;
+        img->sb_state = nw->state;
+        img->root = nw->root;
+        img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
+        if (nw->state == SB_STATE_IN_PROGRESS)
+            e = load_journal(img, nw, nw == &s[0] ? sblk0 : sblk1);
+    }
+    free(hblk);
+    if (e == VD_OK)
+        e = check_anchor(img);
+    if (e != VD_OK)
+        return e;
+
+    size_t bytes = opts && opts->cache_bytes ? opts->cache_bytes : VD_DEFAULT_CACHE;
+    uint64_t entries = bytes / VDF_BLOCK;
+    if (entries < VD_MIN_CACHE_ENTRIES)
+        entries = VD_MIN_CACHE_ENTRIES;
+    /* The recovery commit must fit in one round: room for its nodes. */
+    if (img->nrecov && entries < (uint64_t)img->nrecov + 64)
+        entries = (uint64_t)img->nrecov + 64;
+    if (entries > UINT32_MAX / 4)
+        return VD_ERR_INVAL;
+    if (vc_init(&img->cache, (uint32_t)entries) != 0)
+        return VD_ERR_NOMEM;
+    img->dirty_limit = (uint32_t)entries / 2;
+    img->jcap = img->hdr.journal_blocks * JE_PER_BLOCK;
+    img->scratch = aligned_alloc(VDF_BLOCK, VDF_BLOCK);
+    img->runbuf = aligned_alloc(VDF_BLOCK, (size_t)VD_RUN_MAX * VDF_BLOCK);
+    if (!img->scratch || !img->runbuf)
+        return VD_ERR_NOMEM;
+    memset(img->runbuf, 0, (size_t)VD_RUN_MAX * VDF_BLOCK);
+    e = choose_alg(img, opts ? opts->aead_impl : VD_AEAD_AUTO);
+    if (e != VD_OK)
+        return e;
+    vd_new_keyid(img);
+    if (img->nrecov && !img->read_only)
+        e = vd_recover_commit(img);
+    else if (img->nrecov)
+        img->recovered = 1;
+    return e;
+}
+
+static void image_free(vd_image *img)
+{
+    if (!img)
+        return;
+    vd_keys_wipe(img);
+    vc_destroy(&img->cache);
+    free(img->recov);
+    free(img->scratch);
+    if (img->runbuf)
+        vdc_memzero(img->runbuf, (size_t)VD_RUN_MAX * VDF_BLOCK);
+    free(img->runbuf);
+    (void)pthread_mutex_destroy(&img->lock);
+    free(img);
+}
+
+static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
+                        vd_image **out)
+{
+    if (vdc_init() != 0)
+        return VD_ERR_UNSUPPORTED;
+    vd_image *img = calloc(1, sizeof *img);
+    if (!img)
+        return VD_ERR_NOMEM;
+    if (pthread_mutex_init(&img->lock, NULL) != 0) {
+        free(img);
+        return VD_ERR_NOMEM;
+    }
+    img->host = *host;
+    img->read_only = opts && opts->read_only;
+    if (opts && opts->anchor) {
+        if (!opts->anchor->read || !opts->anchor->advance) {
+            image_free(img);
+            return VD_ERR_INVAL;
+        }
+        img->anchor = *opts->anchor;
+        img->have_anchor = 1;
+    }
+    *out = img;
+    return VD_OK;
+}
+
+vd_err vd_image_open(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                     const vd_open_opts *opts, vd_image **out)
+{
+    if (!out)
+        return VD_ERR_INVAL;
+    *out = NULL;
+    if (!key || !host_ok(host, !(opts && opts->read_only)))
+        return VD_ERR_INVAL;
+    vd_image *img;
+    vd_err e = image_new(host, opts, &img);
+    if (e != VD_OK)
+        return e;
+    e = image_load(img, key, opts);
+    if (e != VD_OK) {
+        image_free(img);
+        return e;
+    }
+    *out = img;
+    return VD_OK;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
+                                  uint64_t base, uint8_t *blk)
+{
+    vd_super s;
+    memset(&s, 0, sizeof s);
+    s.slot = slot;
+    s.epoch = epoch;
+    s.base_epoch = base;
+    s.state = SB_STATE_COMMITTED;
+    memcpy(s.header_digest, img->header_digest, 32);
+    s.time_ns = vd_host_now(&img->host);
+    vd_super_encode(&s, blk);
+    vd_err e = vd_super_seal(img, blk);
+    if (e == VD_OK)
+        e = vd_host_write(&img->host, (img->hdr.sb_start + slot) * VDF_BLOCK, blk,
+                          VDF_BLOCK);
+    return e;
+}
+
+static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
+                           const vd_create_opts *c)
+{
+    uint64_t size;
+    vd_err e = vd_host_size(&img->host, &size);
+    if (e != VD_OK)
+        return e;
+    if (size != 0 || !img->host.truncate)
+        return VD_ERR_INVAL; /* never format over existing bytes */
+    vd_header *h = &img->hdr;
+    uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
+    if (vd_header_layout(h, c->nblocks, jb) != 0)
+        return VD_ERR_RANGE;
+    h->cipher = c->cipher ? (uint32_t)c->cipher : VD_CIPHER_AES256GCM;
+    if (h->cipher != VD_CIPHER_AES256GCM && h->cipher != VD_CIPHER_XCHACHA20POLY1305)
+        return VD_ERR_INVAL;
+    vdc_random(h->image_id, sizeof h->image_id);
+    h->created_ns = vd_host_now(&img->host);
+    e = vd_keycheck_compute(key, h->image_id, h->keycheck);
+    if (e != VD_OK)
+        return e;
+    e = vd_keys_derive(img, key);
+    if (e != VD_OK)
+        return e;
+
+    uint64_t first_epoch = 0;
+    if (img->have_anchor && img->anchor.read(img->anchor.ctx, &first_epoch) != 0)
+        return VD_ERR_IO;
+
+    uint8_t *blk = calloc(1, VDF_BLOCK);
+    if (!blk)
+        return VD_ERR_NOMEM;
+    vd_header_encode(h, blk);
+    vdc_hash hs;
+    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
+        vdc_hash_final(&hs, img->header_digest) != 0)
+        e = VD_ERR_NOMEM;
+    uint64_t bytes = h->total_blocks * VDF_BLOCK + VHD_FOOTER_BYTES;
+    if (e == VD_OK) {
+        int rc = img->host.truncate(img->host.ctx, bytes);
+        e = rc < 0 ? vd_errno_to_err(rc) : rc > 0 ? VD_ERR_IO : VD_OK;
+    }
+    if (e == VD_OK)
+        e = vd_host_write(&img->host, 0, blk, VDF_BLOCK);
+    if (e == VD_OK) {
+        vhd_footer f;
+        uint8_t foot[VHD_FOOTER_BYTES];
+        int64_t secs = h->created_ns / 1000000000 - 946684800; /* since 2000 */
+        vhd_footer_init(&f, h->total_blocks * VDF_BLOCK,
+                        (uint32_t)(secs < 0 ? 0 : secs > UINT32_MAX ? UINT32_MAX : secs),
+                        h->image_id);
+        vhd_footer_encode(&f, foot);
+        e = vd_host_write(&img->host, bytes - VHD_FOOTER_BYTES, foot, sizeof foot);
+    }
+    /* Two authentic committed records with an empty tree (root "never
+     * written"), so both slots verify from the start. */
+    uint64_t e0 = first_epoch, e1 = first_epoch + 1;
+    if (e == VD_OK)
+        e = write_initial_super(img, (uint32_t)(e0 % 2), e0, e0 ? e0 - 1 : 0, blk);
+    if (e == VD_OK)
+        e = write_initial_super(img, (uint32_t)(e1 % 2), e1, e0, blk);
+    if (e == VD_OK && img->host.flush(img->host.ctx) != 0)
+        e = VD_ERR_IO;
+    if (e == VD_OK && img->have_anchor && img->anchor.advance(img->anchor.ctx, e1) != 0)
+        e = VD_ERR_IO;
+    free(blk);
+    return e;
+}
+
+vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                       const vd_create_opts *copts, const vd_open_opts *oopts,
+                       vd_image **out)
+{
+    if (!out)
+        return VD_ERR_INVAL;
+    *out = NULL;
+    if (!key || !copts || copts->nblocks == 0 || !host_ok(host, 1) ||
+        (oopts && oopts->read_only))
+        return VD_ERR_INVAL;
+    vd_image *img;
+    vd_err e = image_new(host, oopts, &img);
+    if (e != VD_OK)
+        return e;
+    e = image_format(img, key, copts);
+    image_free(img);
+    if (e != VD_OK)
+        return e;
+    return vd_image_open(host, key, oopts, out);
+}
+
+/* ---- block I/O --------------------------------------------------------------- */
+
+static vd_err check_range(const vd_image *img, uint64_t lbn, uint32_t count)
+{
+    if (lbn >= img->hdr.nblocks || count > img->hdr.nblocks - lbn)
+        return VD_ERR_RANGE;
+    return VD_OK;
+}
+
+vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
+{
+    if (!img || (!buf && count))
+        return VD_ERR_INVAL;
+    vd_err e = lock(img);
+    if (e != VD_OK)
+        return e;
+    if (img->failed)
+        e = VD_ERR_FAILED;
+    else
+        e = check_range(img, lbn, count);
+    uint8_t *out = buf;
+    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i));
+        if (t == VC_NONE) {
+            uint32_t run = 1;
+            while (i + run < count && run < VD_RUN_MAX &&
+                   vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i + run)) == VC_NONE)
+                run++;
+            if (run > 1) {
+                e = vd_load_data_run(img, lbn + i, run);
+                if (e != VD_OK)
+                    break;
+            }
+            e = vd_get_block(img, 0, lbn + i, &t);
+            if (e != VD_OK)
+                break;
+            vd_unpin(img, t);
+        }
+        memcpy(out + (size_t)i * VDF_BLOCK, img->cache.e[t].buf, VDF_BLOCK);
+    }
+    if (e != VD_OK && buf && count && e != VD_ERR_RANGE && e != VD_ERR_FAILED)
+        vdc_memzero(buf, (size_t)count * VDF_BLOCK);
+    if (e == VD_ERR_AUTH && img->failed)
+        e = VD_ERR_AUTH; /* first report says why; later calls say FAILED */
+    unlock(img);
+    return e;
+}
+
+vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
+                      const void *buf)
+{
+    if (!img || (!buf && count))
+        return VD_ERR_INVAL;
+    vd_err e = lock(img);
+    if (e != VD_OK)
+        return e;
+    if (img->failed)
+        e = VD_ERR_FAILED;
+    else if (img->read_only)
+        e = VD_ERR_READONLY;
+    else
+        e = check_range(img, lbn, count);
+    const uint8_t *in = buf;
+    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        if (img->cache.ndirty >= img->dirty_limit) {
+            e = vd_sync_locked(img);
+            if (e != VD_OK)
+                break;
+        }
+        uint32_t t;
+        e = vd_get_block_for_write(img, lbn + i, &t);
+        if (e != VD_OK)
+            break;
+        memcpy(img->cache.e[t].buf, in + (size_t)i * VDF_BLOCK, VDF_BLOCK);
+        vc_set_dirty(&img->cache, t, 1);
+        vd_unpin(img, t);
+    }
+    unlock(img);
+    return e;
+}
+
+vd_err vd_image_sync(vd_image *img)
+{
+    if (!img)
+        return VD_ERR_INVAL;
+    vd_err e = lock(img);
+    if (e != VD_OK)
+        return e;
+    e = img->read_only ? (img->failed ? VD_ERR_FAILED : VD_OK) : vd_sync_locked(img);
+    unlock(img);
+    return e;
+}
+
+vd_err vd_image_close(vd_image *img)
+{
+    if (!img)
+        return VD_OK;
+    vd_err e = lock(img);
+    if (e == VD_OK) {
+        if (!img->read_only && !img->failed)
+            e = vd_sync_locked(img);
+        unlock(img);
+    }
+    image_free(img);
+    return e;
+}
+
+vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
+{
+    if (!img || !info)
+        return VD_ERR_INVAL;
+    vd_err e = lock(img);
+    if (e != VD_OK)
+        return e;
+    info_from_header(&img->hdr, img->file_bytes, info);
+    info->aead_impl_name = vdc_aead_name(img->alg);
+    info->epoch = img->committed;
+    info->recovered = img->recovered;
+    info->read_only = img->read_only;
+    info->cache_bytes = (size_t)img->cache.n * VDF_BLOCK;
+    info->syncs = img->stat_syncs;
+    info->flushes = img->stat_flushes;
+    info->bytes_written = img->stat_bytes_written;
+    info->bytes_read = img->stat_bytes_read;
+    info->blocks_verified = img->stat_verified;
+    unlock(img);
+    return VD_OK;
+}

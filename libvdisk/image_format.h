@@ -1,0 +1,183 @@
+/* On-disk format of a vdisk image, in one place (docs/FORMAT.md explains
+ * it in prose). Everything is little-endian except the VHD footer, which
+ * the VHD specification makes big-endian. Structures are decoded field by
+ * field into the native structs below; never cast a host buffer.
+ *
+ * Physical layout, in 4 KiB blocks, followed by the 512-byte VHD footer:
+ *
+ *   0                      header (public, xxh64-checked, digest MAC'd by
+ *                          every superblock)
+ *   1                      key-slot block (public; slots are self-authenticating)
+ *   2, 3                   superblock slots A/B (MAC'd)
+ *   4 .. 4+2J-1            journal slots A/B, J blocks each (digest in the
+ *                          in-progress superblock)
+ *   node_start ..          Merkle nodes, root first, level 1 last (AEAD)
+ *   data_start ..          data blocks, logical block i at data_start + i (AEAD)
+ *   total_blocks * 4096    VHD footer (512 bytes)
+ */
+#ifndef VD_IMAGE_FORMAT_H
+#define VD_IMAGE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "merkle/merkle.h"
+
+#define VDF_BLOCK 4096u
+#define VDF_FORMAT_VERSION 1u
+
+/* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
+#define VHD_FOOTER_BYTES 512u
+#define VHD_OFF_COOKIE 0u        /* "conectix" */
+#define VHD_OFF_FEATURES 8u      /* u32 = 2 (reserved bit always set) */
+#define VHD_OFF_VERSION 12u      /* u32 = 0x00010000 */
+#define VHD_OFF_DATA_OFFSET 16u  /* u64 = ~0 for fixed disks */
+#define VHD_OFF_TIMESTAMP 24u    /* u32 seconds since 2000-01-01 UTC */
+#define VHD_OFF_CREATOR_APP 28u  /* "vdsk" */
+#define VHD_OFF_CREATOR_VER 32u  /* u32 */
+#define VHD_OFF_CREATOR_OS 36u   /* "Wi2k" */
+#define VHD_OFF_ORIG_SIZE 40u    /* u64 bytes */
+#define VHD_OFF_CUR_SIZE 48u     /* u64 bytes (the virtual size) */
+#define VHD_OFF_GEOMETRY 56u     /* u16 cylinders, u8 heads, u8 sectors */
+#define VHD_OFF_DISK_TYPE 60u    /* u32 = 2 (fixed) */
+#define VHD_OFF_CHECKSUM 64u     /* u32 one's complement of byte sum */
+#define VHD_OFF_UNIQUE_ID 68u    /* 16 bytes */
+#define VHD_OFF_SAVED_STATE 84u  /* u8 = 0 */
+#define VHD_OFF_RESERVED 85u     /* 427 zero bytes */
+#define VHD_DISK_TYPE_FIXED 2u
+
+typedef struct vhd_footer {
+    uint32_t timestamp;
+    uint64_t current_size;
+    uint16_t cylinders;
+    uint8_t heads, sectors;
+    uint8_t unique_id[16];
+} vhd_footer;
+
+void vhd_footer_init(vhd_footer *f, uint64_t size, uint32_t timestamp,
+                     const uint8_t unique_id[16]);
+void vhd_footer_encode(const vhd_footer *f, uint8_t out[VHD_FOOTER_BYTES]);
+/* 0 ok, -1 not a VHD footer (cookie), -2 malformed (checksum, type...). */
+int vhd_footer_decode(vhd_footer *f, const uint8_t in[VHD_FOOTER_BYTES]);
+
+/* ---- header (block 0) ---------------------------------------------------- */
+#define HDR_MAGIC "VDISKIMG"
+#define HDR_OFF_MAGIC 0u
+#define HDR_OFF_VERSION 8u
+#define HDR_OFF_HEADER_BYTES 12u
+#define HDR_OFF_IMAGE_ID 16u
+#define HDR_OFF_CIPHER 32u
+#define HDR_OFF_BLOCK_SIZE 36u
+#define HDR_OFF_NBLOCKS 40u
+#define HDR_OFF_FANOUT 48u
+#define HDR_OFF_HEIGHT 52u
+#define HDR_OFF_NODE_BLOCKS 56u
+#define HDR_OFF_JOURNAL_BLOCKS 64u
+#define HDR_OFF_KEYSLOT_BLOCKS 68u
+#define HDR_OFF_KEYSLOT_START 72u
+#define HDR_OFF_SB_START 80u
+#define HDR_OFF_JOURNAL_START 88u
+#define HDR_OFF_NODE_START 96u
+#define HDR_OFF_DATA_START 104u
+#define HDR_OFF_TOTAL_BLOCKS 112u
+#define HDR_OFF_CREATED_NS 120u
+#define HDR_OFF_KEYCHECK 128u /* 32 bytes */
+#define HDR_USED_END 160u     /* [160, 4088) reserved, must be zero */
+#define HDR_OFF_CHECKSUM 4088u /* xxh64 of [0, 4088), seed 0 */
+
+typedef struct vd_header {
+    uint32_t format_version;
+    uint8_t image_id[16];
+    uint32_t cipher;
+    uint64_t nblocks;
+    uint32_t fanout, height;
+    uint64_t node_blocks;
+    uint32_t journal_blocks, keyslot_blocks;
+    uint64_t keyslot_start, sb_start, journal_start, node_start, data_start;
+    uint64_t total_blocks;
+    int64_t created_ns;
+    uint8_t keycheck[32];
+} vd_header;
+
+_Static_assert(HDR_USED_END <= HDR_OFF_CHECKSUM, "header fields fit");
+_Static_assert(HDR_OFF_CHECKSUM + 8 == VDF_BLOCK, "checksum ends the block");
+
+/* Fill the layout fields from nblocks, cipher and journal size. 0 / -1. */
+int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t journal_blocks);
+void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK]);
+/* 0 ok; -1 not ours (magic); -2 corrupt (checksum, inconsistent layout,
+ * nonzero reserved bytes); -3 unsupported version or cipher. */
+int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
+
+/* ---- superblock (blocks 2 and 3) ----------------------------------------- */
+#define SB_MAGIC "VDSUPER1"
+#define SB_OFF_MAGIC 0u
+#define SB_OFF_VERSION 8u
+#define SB_OFF_SLOT 12u
+#define SB_OFF_EPOCH 16u
+#define SB_OFF_BASE_EPOCH 24u   /* last committed epoch before this record */
+#define SB_OFF_STATE 32u
+#define SB_OFF_FLAGS 36u
+#define SB_OFF_HEADER_DIGEST 40u /* BLAKE2b-256 of the header block */
+#define SB_OFF_ROOT 72u          /* mt_version, 32 bytes */
+#define SB_OFF_JCOUNT 104u
+#define SB_OFF_JINLINE 108u
+#define SB_OFF_JDIGEST 112u      /* BLAKE2b-256 of the journal blocks used */
+#define SB_OFF_TIME_NS 144u      /* untrusted wall clock of the write */
+#define SB_OFF_INLINE 160u       /* inline journal entries */
+#define SB_OFF_MAC 4064u         /* keyed BLAKE2b-256 of image_id || [0, 4064) */
+
+#define SB_STATE_COMMITTED 1u
+#define SB_STATE_IN_PROGRESS 2u
+
+/* ---- journal entries ----------------------------------------------------- */
+/*   0 u64 phys block, 8 before version (32), 40 after version (32) */
+#define JE_BYTES 72u
+#define JE_PER_BLOCK (VDF_BLOCK / JE_BYTES)                  /* 56 */
+#define SB_INLINE_MAX ((SB_OFF_MAC - SB_OFF_INLINE) / JE_BYTES) /* 54 */
+
+_Static_assert(SB_OFF_INLINE + SB_INLINE_MAX * JE_BYTES <= SB_OFF_MAC,
+               "inline journal fits before the MAC");
+_Static_assert(SB_OFF_MAC + 32 == VDF_BLOCK, "MAC ends the superblock");
+_Static_assert(JE_PER_BLOCK == 56, "journal block geometry");
+
+typedef struct vd_jentry {
+    uint64_t phys;
+    mt_version before, after;
+} vd_jentry;
+
+void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES]);
+void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES]);
+
+typedef struct vd_super {
+    uint32_t slot;
+    uint64_t epoch, base_epoch;
+    uint32_t state, flags;
+    uint8_t header_digest[32];
+    mt_version root;
+    uint32_t jcount, jinline;
+    uint8_t jdigest[32];
+    int64_t time_ns;
+} vd_super;
+
+/* Encode everything but the inline entries and the MAC. */
+void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK]);
+/* Decode fields (after the MAC has been verified by the caller).
+ * 0 ok, -2 malformed. */
+int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK]);
+
+/* ---- key-slot block (block 1) -------------------------------------------- */
+#define KS_SLOTS 8u
+#define KS_SLOT_BYTES 512u
+_Static_assert(KS_SLOTS * KS_SLOT_BYTES == VDF_BLOCK, "slots fill one block");
+
+/* ---- block AEAD binding -------------------------------------------------- */
+/* Associated data: image_id (16) || phys block number (u64 LE). Binds every
+ * block to its image and position (R2). Nonce: counter (u64 LE) || 0u32,
+ * under the subkey KDF(master, "vd-block", keyid). */
+#define VD_AD_BYTES 24u
+#define VD_KDF_BLOCK "vd-block"
+#define VD_KDF_SUPER "vd-super"
+#define VD_KDF_KEYCHECK "vd-kchck"
+
+#endif

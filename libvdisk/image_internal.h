@@ -1,0 +1,121 @@
+/* The secure block device: state shared by image.c, blockio.c and sync.c. */
+#ifndef VD_IMAGE_INTERNAL_H
+#define VD_IMAGE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "cache.h"
+#include "crypto/crypto.h"
+#include "image_format.h"
+#include "vdisk/vdisk.h"
+
+#define VD_SUBKEY_CACHE 8u
+#define VD_RUN_MAX 64u
+/* Nonce counters stay below this per subkey; then a new random subkey id
+ * is drawn (R5: no (key, nonce) pair is ever used twice). */
+#define VD_COUNTER_LIMIT (1ull << 40)
+
+typedef struct vd_subkey {
+    uint64_t keyid; /* 0 = empty slot */
+    uint64_t last_use;
+    vdc_aead *aead;
+} vd_subkey;
+
+struct vd_image {
+    pthread_mutex_t lock;
+    vd_host host;
+    vd_anchor anchor;
+    int have_anchor;
+    int read_only;
+    vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
+
+    vd_header hdr;
+    mt_geometry geo;
+    uint8_t header_digest[32];
+    uint64_t file_bytes;
+
+    uint8_t *master;   /* VD_KEY_BYTES, guarded memory */
+    uint8_t *sb_key;   /* VDC_KEY_BYTES, guarded memory */
+    vdc_aead_alg alg;
+    vd_subkey subkeys[VD_SUBKEY_CACHE];
+    uint64_t subkey_clock;
+    uint64_t keyid;    /* subkey id for new encryptions */
+    uint64_t counter;  /* next nonce counter under keyid */
+
+    /* Trusted state (R3): the root and epoch held in memory decide. */
+    mt_version root;
+    uint64_t epoch;      /* newest superblock epoch (committed or not) */
+    uint64_t committed;  /* last committed epoch */
+    uint32_t sb_state;
+
+    /* Recovery (read-only opens over an interrupted sync): blocks named in
+     * the journal accept its before or after version; sorted by phys. */
+    vd_jentry *recov;
+    uint32_t nrecov;
+    int recovered;
+
+    vd_cache cache;
+    int in_sync;         /* no implicit sync while one runs */
+    uint8_t *scratch;    /* one block of ciphertext */
+    uint8_t *runbuf;     /* VD_RUN_MAX blocks for batched reads */
+    uint32_t dirty_limit;
+    uint32_t jcap;       /* journal entries per sync round */
+
+    uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;
+    uint64_t stat_verified;
+};
+
+/* ---- host I/O with every answer checked (io.c) --------------------------- */
+vd_err vd_io_read(vd_image *img, uint64_t off, void *buf, size_t len);
+vd_err vd_io_write(vd_image *img, uint64_t off, const void *buf, size_t len);
+vd_err vd_io_flush(vd_image *img);
+vd_err vd_host_read(const vd_host *h, uint64_t off, void *buf, size_t len);
+vd_err vd_host_write(const vd_host *h, uint64_t off, const void *buf, size_t len);
+vd_err vd_host_size(const vd_host *h, uint64_t *size);
+int64_t vd_host_now(const vd_host *h);
+vd_err vd_errno_to_err(int neg_errno);
+
+/* ---- block crypto (blockcrypt.c) ----------------------------------------- */
+/* Encrypt one block at phys under a fresh (keyid, counter); out version. */
+vd_err vd_block_seal(vd_image *img, uint64_t phys, const uint8_t *pt,
+                     uint8_t *ct, mt_version *v);
+/* Decrypt ct at phys if it verifies under v; pt wiped on failure.
+ * Returns VD_OK or VD_ERR_AUTH. */
+vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
+                     const mt_version *v, uint8_t *pt);
+vd_err vd_keys_derive(vd_image *img, const uint8_t key[VD_KEY_BYTES]);
+void vd_keys_wipe(vd_image *img);
+vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
+                           const uint8_t image_id[16], uint8_t out[32]);
+vd_err vd_super_seal(vd_image *img, uint8_t blk[VDF_BLOCK]);
+vd_err vd_super_verify(vd_image *img, const uint8_t blk[VDF_BLOCK]);
+vd_err vd_new_keyid(vd_image *img);
+
+/* ---- tree access (blockio.c) --------------------------------------------- */
+static inline uint64_t vd_phys_of(const vd_image *img, uint32_t level,
+                                  uint64_t idx)
+{
+    return level == 0 ? img->hdr.data_start + idx
+                      : img->hdr.node_start + mt_node_index(&img->geo, level, idx);
+}
+/* Load (verify if needed) block (level, idx) into the cache and pin it. */
+vd_err vd_get_block(vd_image *img, uint32_t level, uint64_t idx, uint32_t *out);
+static inline void vd_unpin(vd_image *img, uint32_t i)
+{
+    img->cache.e[i].pins--;
+}
+/* Read up to VD_RUN_MAX consecutive uncached data blocks with one host
+ * read and verify them into the cache (not pinned). */
+vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count);
+/* Entry for a new data block, without reading it (full overwrite). */
+vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
+/* Free a cache entry, committing first if every entry is dirty. */
+vd_err vd_cache_take(vd_image *img, uint32_t *out);
+const vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys);
+
+/* ---- sync (sync.c) ------------------------------------------------------- */
+vd_err vd_sync_locked(vd_image *img);
+/* Writable open over an interrupted sync: resolve and commit (O(journal)). */
+vd_err vd_recover_commit(vd_image *img);
+
+#endif

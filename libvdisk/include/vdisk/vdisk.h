@@ -1,0 +1,176 @@
+/* vdisk — encrypted, integrity-protected virtual disks.
+ *
+ * Public interface of the secure block device: an image of 4 KiB logical
+ * blocks, each encrypted with an AEAD bound to the image and its block
+ * number, authenticated by a Merkle tree of MACs whose root lives in an
+ * authenticated A/B superblock, kept crash-consistent by a journal of
+ * before/after versions (docs/FORMAT.md, docs/SECURITY.md).
+ *
+ * The library performs no I/O of its own: everything goes through the
+ * vd_host callbacks below, so an enclave shield or a test can supply the
+ * world. Every call returns a vd_err; VD_OK is 0. */
+#ifndef VDISK_VDISK_H
+#define VDISK_VDISK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VD_VERSION_MAJOR 0
+#define VD_VERSION_MINOR 1
+#define VD_VERSION_PATCH 0
+#define VD_VERSION_STRING "0.1.0"
+
+#define VD_BLOCK_SIZE 4096u
+#define VD_KEY_BYTES 32u
+
+/* One error enum for the whole library. Values are stable: tools map them
+ * to exit statuses and the FUSE mount to errno. */
+typedef enum vd_err {
+    VD_OK = 0,
+    VD_ERR_IO = -1,          /* the host failed a read/write/flush/size call */
+    VD_ERR_AUTH = -2,        /* a block or structure failed authentication */
+    VD_ERR_ROLLBACK = -3,    /* state older than the freshness anchor */
+    VD_ERR_WRONG_KEY = -4,   /* the key does not open this image */
+    VD_ERR_CORRUPT = -5,     /* malformed structure (not ours, truncated...) */
+    VD_ERR_NOSPC = -6,       /* no space left (host disk or volume) */
+    VD_ERR_INVAL = -7,       /* bad argument */
+    VD_ERR_NOMEM = -8,       /* out of memory */
+    VD_ERR_UNSUPPORTED = -9, /* format version, cipher or feature unsupported */
+    VD_ERR_BUSY = -10,       /* resource in use (locked image, open handles) */
+    VD_ERR_FAILED = -11,     /* handle is in the sticky failed state */
+    VD_ERR_READONLY = -12,   /* write through a read-only handle */
+    VD_ERR_RANGE = -13       /* block number or size out of range */
+} vd_err;
+
+/* Stable, human-readable message for an error code. Never NULL. */
+const char *vd_strerror(vd_err err);
+
+/* Library version as a string, e.g. "0.1.0". */
+const char *vd_version(void);
+
+/* ---- Host interface ------------------------------------------------------
+ * All persistence, time and randomness-free I/O of the core goes through
+ * these callbacks (FatFs' diskio, SQLite's io_methods). Each returns 0 on
+ * success or a negative errno. The core treats every answer as untrusted:
+ * counts are checked against what was asked, sizes against the header. */
+typedef struct vd_host {
+    void *ctx;
+    /* Read up to len bytes at off; *done receives the count transferred. */
+    int (*read_at)(void *ctx, uint64_t off, void *buf, size_t len, size_t *done);
+    /* Write len bytes at off; *done receives the count transferred. */
+    int (*write_at)(void *ctx, uint64_t off, const void *buf, size_t len,
+                    size_t *done);
+    /* Make every completed write durable (fdatasync). A barrier: writes
+     * issued after it returns are never ordered before writes before it. */
+    int (*flush)(void *ctx);
+    /* Current size of the image in bytes. */
+    int (*size)(void *ctx, uint64_t *size);
+    /* Set the size of the image (used only when creating it). */
+    int (*truncate)(void *ctx, uint64_t size);
+    /* Wall-clock time in nanoseconds since the Unix epoch. Untrusted: used
+     * for timestamps only, clamped by the caller. May be NULL. */
+    int (*now)(void *ctx, int64_t *ns);
+} vd_host;
+
+/* ---- Freshness anchor (R4) ------------------------------------------------
+ * A monotonic counter the host cannot roll back (TPM NV counter, enclave
+ * monotonic counter, or a local file for tools). Optional. */
+typedef struct vd_anchor {
+    void *ctx;
+    int (*read)(void *ctx, uint64_t *value);
+    /* Advance to exactly value (never backwards). */
+    int (*advance)(void *ctx, uint64_t value);
+} vd_anchor;
+
+/* ---- Ciphers ------------------------------------------------------------- */
+typedef enum vd_cipher {
+    VD_CIPHER_AES256GCM = 1,
+    VD_CIPHER_XCHACHA20POLY1305 = 2
+} vd_cipher;
+
+/* Which implementation does bulk AES-256-GCM; same on-disk format. */
+typedef enum vd_aead_impl {
+    VD_AEAD_AUTO = 0, /* measure both at open, keep the faster */
+    VD_AEAD_OPENSSL = 1,
+    VD_AEAD_SODIUM = 2
+} vd_aead_impl;
+
+/* ---- The image ----------------------------------------------------------- */
+typedef struct vd_image vd_image;
+
+typedef struct vd_create_opts {
+    uint64_t nblocks;     /* logical 4 KiB blocks; required, >= 1 */
+    vd_cipher cipher;     /* 0 means AES-256-GCM */
+    uint32_t journal_blocks; /* per superblock slot; 0 = automatic */
+} vd_create_opts;
+
+typedef struct vd_open_opts {
+    int read_only;            /* never write to the host */
+    size_t cache_bytes;       /* cache budget; 0 = default (16 MiB) */
+    vd_aead_impl aead_impl;   /* implementation choice */
+    const vd_anchor *anchor;  /* optional freshness anchor (R4) */
+} vd_open_opts;
+
+/* Create a new image on an empty host object and open it read-write.
+ * key: the 32-byte master key (key slots wrap it: see vd_keyslot_*). */
+vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                       const vd_create_opts *copts, const vd_open_opts *oopts,
+                       vd_image **out);
+
+/* Open an existing image. A wrong key yields VD_ERR_WRONG_KEY; an image
+ * state older than the anchor VD_ERR_ROLLBACK. A writable open of an image
+ * whose last sync was interrupted resolves it and commits before returning
+ * (cost proportional to that sync's size, not the disk's). */
+vd_err vd_image_open(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                     const vd_open_opts *opts, vd_image **out);
+
+/* Read/write count consecutive logical blocks starting at lbn. Writes go
+ * to the write-back cache; they become durable at vd_image_sync. A block
+ * that was never written reads as zeros (the tree says so, R2). On an
+ * authentication failure the output is wiped. */
+vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf);
+vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
+                      const void *buf);
+
+/* Commit every write so far: journal + in-progress superblock, flush,
+ * blocks in place, flush, committed superblock, flush (C1-C3). */
+vd_err vd_image_sync(vd_image *img);
+
+/* Sync (if writable and healthy), wipe every secret and free the handle.
+ * Returns the sync's error, if any; the handle is freed in every case. */
+vd_err vd_image_close(vd_image *img);
+
+typedef struct vd_image_info {
+    uint8_t image_id[16];
+    uint32_t format_version;
+    vd_cipher cipher;
+    const char *aead_impl_name; /* "openssl" / "libsodium" (static string) */
+    uint64_t nblocks;        /* logical blocks */
+    uint64_t total_blocks;   /* physical 4 KiB blocks in the container */
+    uint64_t file_bytes;     /* container + VHD footer */
+    uint32_t fanout;
+    uint32_t height;         /* tree levels above the data blocks */
+    uint64_t node_blocks;
+    uint32_t journal_blocks; /* per slot */
+    uint64_t epoch;          /* last committed epoch */
+    int recovered;           /* opened over an interrupted sync */
+    int read_only;
+    size_t cache_bytes;
+    /* Counters since open, for benchmarks and tests. */
+    uint64_t syncs, flushes, bytes_written, bytes_read, blocks_verified;
+} vd_image_info;
+
+vd_err vd_image_info_get(vd_image *img, vd_image_info *info);
+
+/* Read the public header of an image without a key (for `vhdtool info`).
+ * Fields that need the key are zero. */
+vd_err vd_image_probe(const vd_host *host, vd_image_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

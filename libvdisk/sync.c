@@ -1,0 +1,423 @@
+/* The sync protocol: crash consistency with a journal of two versions.
+ *
+ * A sync of epoch X = (newest superblock epoch) + 1 runs in rounds; each
+ * round commits a batch of dirty blocks:
+ *
+ *   1. seal the dirty data blocks and, bottom-up, every node on their paths
+ *      (each parent takes its children's new versions);
+ *   2. journal: for every block the round rewrites, (phys, before, after),
+ *      where before is the version it holds on disk now; inline in the
+ *      superblock when it fits, else in the journal area of slot X % 2,
+ *      flushed first;
+ *   3. the IN_PROGRESS superblock for X in slot X % 2 (root = old root,
+ *      journal digest), flush;
+ *   4. nodes and data blocks in place, flush;
+ *   5. the COMMITTED superblock for X in the same slot (root = new root),
+ *      flush; then the freshness anchor advances to X (R4).
+ *
+ * A crash anywhere leaves each journaled block holding its before or after
+ * version; on open, blocks named in the journal of an IN_PROGRESS
+ * superblock accept exactly those two versions (C1), every other block
+ * the version its parent names. Once X commits, the journal is no longer
+ * referenced and only the new versions verify (C3). A writable open over
+ * an interrupted sync resolves the journal's blocks (O(journal) reads) and
+ * commits them before anything else can commit, so no entry is left
+ * ambiguous (the pitfall of DESIGN §4). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+
+typedef struct vd_change {
+    uint64_t idx;         /* index within the level */
+    uint32_t ent;         /* cache entry, or VC_NONE (resolved leaf, no write) */
+    int have_before;
+    mt_version before, after;
+} vd_change;
+
+typedef struct vd_round {
+    vd_change *chg[MT_MAX_HEIGHT + 1]; /* per level, sorted by idx */
+    uint32_t n[MT_MAX_HEIGHT + 1];
+    uint8_t *ct[MT_MAX_HEIGHT + 1];    /* ciphertext per change */
+    vd_jentry *j;
+    uint32_t nj;
+} vd_round;
+
+static void round_free(vd_image *img, vd_round *r)
+{
+    for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++) {
+        if (l > 0) /* nodes stay pinned for the whole round */
+            for (uint32_t k = 0; k < r->n[l]; k++)
+                if (r->chg[l][k].ent != VC_NONE)
+                    vd_unpin(img, r->chg[l][k].ent);
+        free(r->chg[l]);
+        free(r->ct[l]);
+    }
+    free(r->j);
+    memset(r, 0, sizeof *r);
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+    const vd_change *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int cmp_jentry(const void *a, const void *b)
+{
+    const vd_jentry *x = a, *y = b;
+    return x->phys < y->phys ? -1 : x->phys > y->phys;
+}
+
+/* How many of the sorted leaves fit in one round: journal entries (leaves
+ * plus every distinct ancestor) within the journal capacity, and the nodes
+ * to pin within what the cache can still hold. */
+static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
+                            uint32_t n, uint32_t node_room)
+{
+    uint64_t last[MT_MAX_HEIGHT + 1];
+    for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++)
+        last[l] = UINT64_MAX;
+    uint32_t nodes = 0, k;
+    for (k = 0; k < n; k++) {
+        uint32_t add = 0;
+        uint64_t idx = leaf[k].idx;
+        for (uint32_t l = 1; l <= img->geo.height; l++) {
+            idx /= img->geo.fanout;
+            if (idx != last[l])
+                add++;
+        }
+        if ((uint64_t)k + 1 + nodes + add > img->jcap || nodes + add > node_room)
+            break;
+        nodes += add;
+        idx = leaf[k].idx;
+        for (uint32_t l = 1; l <= img->geo.height; l++) {
+            idx /= img->geo.fanout;
+            last[l] = idx;
+        }
+    }
+    return k;
+}
+
+/* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
+static vd_err round_build(vd_image *img, vd_round *r)
+{
+    const mt_geometry *g = &img->geo;
+    vd_err e = VD_OK;
+    r->j = calloc((size_t)img->jcap + 1, sizeof *r->j);
+    if (!r->j)
+        return VD_ERR_NOMEM;
+
+    r->ct[0] = malloc((size_t)(r->n[0] ? r->n[0] : 1) * VDF_BLOCK);
+    if (!r->ct[0])
+        return VD_ERR_NOMEM;
+    for (uint32_t k = 0; k < r->n[0]; k++) {
+        vd_change *c = &r->chg[0][k];
+        if (c->ent == VC_NONE)
+            continue;
+        e = vd_block_seal(img, vd_phys_of(img, 0, c->idx), img->cache.e[c->ent].buf,
+                          r->ct[0] + (size_t)k * VDF_BLOCK, &c->after);
+        if (e != VD_OK)
+            return e;
+    }
+
+    for (uint32_t l = 0; l < g->height; l++) {
+        /* Parents of level l's changes, in order. */
+        uint32_t np = 0;
+        uint64_t prev = UINT64_MAX;
+        for (uint32_t k = 0; k < r->n[l]; k++) {
+            uint64_t p = mt_parent_idx(g, r->chg[l][k].idx);
+            np += p != prev;
+            prev = p;
+        }
+        r->chg[l + 1] = calloc(np ? np : 1, sizeof(vd_change));
+        r->ct[l + 1] = malloc((size_t)(np ? np : 1) * VDF_BLOCK);
+        if (!r->chg[l + 1] || !r->ct[l + 1])
+            return VD_ERR_NOMEM;
+        uint32_t pk = 0;
+        for (uint32_t k = 0; k < r->n[l];) {
+            uint64_t p = mt_parent_idx(g, r->chg[l][k].idx);
+            vd_change *pc = &r->chg[l + 1][pk];
+            pc->idx = p;
+            pc->ent = VC_NONE;
+            e = vd_get_block(img, l + 1, p, &pc->ent);
+            if (e != VD_OK) {
+                pc->ent = VC_NONE;
+                r->n[l + 1] = pk;
+                return e;
+            }
+            r->n[l + 1] = pk + 1;
+            vc_entry *pe = &img->cache.e[pc->ent];
+            for (; k < r->n[l] && mt_parent_idx(g, r->chg[l][k].idx) == p; k++) {
+                vd_change *c = &r->chg[l][k];
+                uint32_t slot = mt_parent_slot(g, c->idx);
+                vd_jentry *je = &r->j[r->nj++];
+                je->phys = vd_phys_of(img, l, c->idx);
+                if (c->have_before)
+                    je->before = c->before;
+                else if (l > 0)
+                    je->before = img->cache.e[c->ent].version;
+                else
+                    mt_node_get(pe->buf, slot, &je->before);
+                je->after = c->after;
+                mt_node_set(pe->buf, slot, &c->after);
+            }
+            pc->have_before = 1;
+            pc->before = pe->version; /* what the node holds on disk now */
+            e = vd_block_seal(img, pe->phys, pe->buf,
+                              r->ct[l + 1] + (size_t)pk * VDF_BLOCK, &pc->after);
+            if (e != VD_OK)
+                return e;
+            pk++;
+        }
+    }
+    /* The root's own journal entry; its parent is the superblock. */
+    vd_change *root = &r->chg[g->height][0];
+    vd_jentry *je = &r->j[r->nj++];
+    je->phys = vd_phys_of(img, g->height, 0);
+    je->before = root->before;
+    je->after = root->after;
+    qsort(r->j, r->nj, sizeof *r->j, cmp_jentry);
+    return VD_OK;
+}
+
+static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
+                          const mt_version *root, const vd_round *r,
+                          const uint8_t jdigest[32], int jinline)
+{
+    uint8_t *blk = img->scratch;
+    vd_super s;
+    memset(&s, 0, sizeof s);
+    s.slot = (uint32_t)(epoch % 2);
+    s.epoch = epoch;
+    s.base_epoch = img->committed;
+    s.state = state;
+    memcpy(s.header_digest, img->header_digest, 32);
+    s.root = *root;
+    s.time_ns = vd_host_now(&img->host);
+    if (state == SB_STATE_IN_PROGRESS) {
+        s.jcount = r->nj;
+        s.jinline = (uint32_t)jinline;
+        if (!jinline)
+            memcpy(s.jdigest, jdigest, 32);
+    }
+    vd_super_encode(&s, blk);
+    if (state == SB_STATE_IN_PROGRESS && jinline)
+        for (uint32_t k = 0; k < r->nj; k++)
+            vd_jentry_encode(&r->j[k], blk + SB_OFF_INLINE + (size_t)k * JE_BYTES);
+    vd_err e = vd_super_seal(img, blk);
+    if (e == VD_OK)
+        e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk,
+                        VDF_BLOCK);
+    return e;
+}
+
+static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
+                            uint8_t digest[32])
+{
+    uint32_t nblk = (r->nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    uint64_t start = img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks;
+    uint8_t *buf = calloc(nblk, VDF_BLOCK);
+    if (!buf)
+        return VD_ERR_NOMEM;
+    for (uint32_t k = 0; k < r->nj; k++)
+        vd_jentry_encode(&r->j[k], buf + (size_t)(k / JE_PER_BLOCK) * VDF_BLOCK +
+                                       (size_t)(k % JE_PER_BLOCK) * JE_BYTES);
+    vdc_hash h;
+    vd_err e = VD_ERR_NOMEM;
+    if (vdc_hash_init(&h) == 0 &&
+        vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) == 0 &&
+        vdc_hash_final(&h, digest) == 0)
+        e = vd_io_write(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
+    free(buf);
+    return e;
+}
+
+/* Write level's ciphertexts, merging consecutive blocks into one call. */
+static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l)
+{
+    uint32_t k = 0;
+    while (k < r->n[l]) {
+        if (l == 0 && r->chg[0][k].ent == VC_NONE) {
+            k++;
+            continue;
+        }
+        uint32_t end = k + 1;
+        while (end < r->n[l] && r->chg[l][end].idx == r->chg[l][end - 1].idx + 1 &&
+               !(l == 0 && r->chg[0][end].ent == VC_NONE))
+            end++;
+        vd_err e = vd_io_write(img, vd_phys_of(img, l, r->chg[l][k].idx) * VDF_BLOCK,
+                               r->ct[l] + (size_t)k * VDF_BLOCK,
+                               (size_t)(end - k) * VDF_BLOCK);
+        if (e != VD_OK)
+            return e;
+        k = end;
+    }
+    return VD_OK;
+}
+
+/* Persist one round (steps 2-5 above). On failure the handle is failed:
+ * the cache already holds the new node contents. */
+static vd_err round_commit(vd_image *img, vd_round *r)
+{
+    const mt_geometry *g = &img->geo;
+    uint64_t epoch = img->epoch + 1;
+    uint8_t jdigest[32] = {0};
+    int jinline = r->nj <= SB_INLINE_MAX;
+    vd_err e = VD_OK;
+    const mt_version *root_after = &r->chg[g->height][0].after;
+
+    if (!jinline) {
+        e = write_journal(img, epoch, r, jdigest);
+        if (e == VD_OK)
+            e = vd_io_flush(img);
+    }
+    if (e == VD_OK)
+        e = write_super(img, epoch, SB_STATE_IN_PROGRESS,
+                        &r->chg[g->height][0].before, r, jdigest, jinline);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    /* Top-down order is not required for correctness (the journal names
+     * both versions) but keeps writes sequential: root first on disk. */
+    for (uint32_t l = g->height; e == VD_OK && l >= 1; l--)
+        e = write_level(img, r, l);
+    if (e == VD_OK)
+        e = write_level(img, r, 0);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e == VD_OK) {
+        img->epoch = epoch; /* the IN_PROGRESS record of epoch is on disk */
+        e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, NULL, 0);
+    }
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e != VD_OK) {
+        img->failed = e;
+        return e;
+    }
+    img->committed = epoch;
+    img->root = *root_after;
+    img->sb_state = SB_STATE_COMMITTED;
+    for (uint32_t l = 0; l <= g->height; l++)
+        for (uint32_t k = 0; k < r->n[l]; k++) {
+            vd_change *c = &r->chg[l][k];
+            if (c->ent == VC_NONE)
+                continue;
+            img->cache.e[c->ent].version = c->after;
+            if (l == 0)
+                vc_set_dirty(&img->cache, c->ent, 0);
+        }
+    img->stat_syncs++;
+    if (img->have_anchor) {
+        /* A sync is acknowledged only once the anchor has advanced (R4). */
+        int rc = img->anchor.advance(img->anchor.ctx, epoch);
+        if (rc != 0)
+            return VD_ERR_IO;
+    }
+    return VD_OK;
+}
+
+static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n)
+{
+    vd_round r;
+    memset(&r, 0, sizeof r);
+    r.chg[0] = leaves;
+    r.n[0] = n;
+    vd_err e = round_build(img, &r);
+    if (e == VD_OK)
+        e = round_commit(img, &r);
+    else if (!img->failed)
+        img->failed = e; /* cached nodes may already hold unsynced entries */
+    r.chg[0] = NULL; /* owned by the caller */
+    round_free(img, &r);
+    return e;
+}
+
+vd_err vd_sync_locked(vd_image *img)
+{
+    if (img->failed)
+        return VD_ERR_FAILED;
+    if (img->read_only || img->cache.ndirty == 0)
+        return VD_OK;
+    img->in_sync = 1;
+    vd_err e = VD_OK;
+    vd_change *leaves = calloc(img->cache.ndirty, sizeof *leaves);
+    if (!leaves) {
+        img->in_sync = 0;
+        return VD_ERR_NOMEM;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < img->cache.n; i++) {
+        vc_entry *ce = &img->cache.e[i];
+        if (ce->valid && ce->dirty && ce->level == 0) {
+            leaves[n].idx = ce->idx;
+            leaves[n].ent = i;
+            ce->pins++;
+            n++;
+        }
+    }
+    qsort(leaves, n, sizeof *leaves, cmp_change);
+    uint32_t done = 0;
+    while (e == VD_OK && done < n) {
+        uint32_t room = vc_available(&img->cache);
+        room = room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
+        uint32_t take = round_limit(img, leaves + done, n - done, room);
+        if (take == 0) {
+            e = VD_ERR_NOMEM;
+            break;
+        }
+        e = run_round(img, leaves + done, take);
+        done += take;
+    }
+    for (uint32_t k = 0; k < n; k++)
+        vd_unpin(img, leaves[k].ent);
+    free(leaves);
+    img->in_sync = 0;
+    return e;
+}
+
+vd_err vd_recover_commit(vd_image *img)
+{
+    /* Resolve every data block the interrupted sync touched: which of its
+     * two versions is on disk. Nodes resolve as they are loaded. */
+    uint32_t n = 0;
+    vd_change *leaves = calloc(img->nrecov ? img->nrecov : 1, sizeof *leaves);
+    if (!leaves)
+        return VD_ERR_NOMEM;
+    vd_err e = VD_OK;
+    img->in_sync = 1;
+    for (uint32_t k = 0; k < img->nrecov && e == VD_OK; k++) {
+        uint64_t phys = img->recov[k].phys;
+        if (phys < img->hdr.data_start)
+            continue;
+        uint32_t t;
+        e = vd_get_block(img, 0, phys - img->hdr.data_start, &t);
+        if (e != VD_OK)
+            break;
+        leaves[n].idx = phys - img->hdr.data_start;
+        leaves[n].ent = VC_NONE;
+        leaves[n].have_before = 1;
+        leaves[n].before = leaves[n].after = img->cache.e[t].version;
+        n++;
+        vd_unpin(img, t);
+    }
+    if (e == VD_OK && n > 0) {
+        /* Sorted already (journal is sorted by phys). One round: the
+         * journal must be replaced by a commit covering all of it. */
+        uint32_t room = vc_available(&img->cache);
+        room = room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
+        if (round_limit(img, leaves, n, room) != n)
+            e = VD_ERR_NOMEM;
+        else
+            e = run_round(img, leaves, n);
+    }
+    img->in_sync = 0;
+    free(leaves);
+    if (e == VD_OK) {
+        free(img->recov);
+        img->recov = NULL;
+        img->nrecov = 0;
+        img->recovered = 1;
+    }
+    return e;
+}
