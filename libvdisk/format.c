@@ -75,10 +75,11 @@ int vhd_footer_decode(vhd_footer *f, const uint8_t in[VHD_FOOTER_BYTES])
 
 #define VD_FIRST_META_BLOCK 4u /* header, key slots, two superblocks */
 
-int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t journal_blocks)
+int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
+                     uint32_t journal_blocks)
 {
     mt_geometry g;
-    if (mt_geometry_init(&g, nblocks, MT_FANOUT) != 0)
+    if (fanout > MT_FANOUT || mt_geometry_init(&g, nblocks, fanout) != 0)
         return -1;
     if (journal_blocks == 0 || journal_blocks > (1u << 20))
         return -1;
@@ -156,10 +157,10 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     vd_header want;
     memset(&want, 0, sizeof want);
     if (vd_header_layout(&want, vd_get_le64(in + HDR_OFF_NBLOCKS),
+                         vd_get_le32(in + HDR_OFF_FANOUT),
                          vd_get_le32(in + HDR_OFF_JOURNAL_BLOCKS)) != 0)
         return -2;
-    if (vd_get_le32(in + HDR_OFF_FANOUT) != want.fanout ||
-        vd_get_le32(in + HDR_OFF_HEIGHT) != want.height ||
+    if (vd_get_le32(in + HDR_OFF_HEIGHT) != want.height ||
         vd_get_le64(in + HDR_OFF_NODE_BLOCKS) != want.node_blocks ||
         vd_get_le32(in + HDR_OFF_KEYSLOT_BLOCKS) != want.keyslot_blocks ||
         vd_get_le64(in + HDR_OFF_KEYSLOT_START) != want.keyslot_start ||

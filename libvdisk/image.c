@@ -411,7 +411,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         return VD_ERR_INVAL; /* never format over existing bytes */
     vd_header *h = &img->hdr;
     uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
-    if (vd_header_layout(h, c->nblocks, jb) != 0)
+    if (vd_header_layout(h, c->nblocks, c->fanout ? c->fanout : MT_FANOUT, jb) != 0)
         return VD_ERR_RANGE;
     h->cipher = c->cipher ? (uint32_t)c->cipher : VD_CIPHER_AES256GCM;
     if (h->cipher != VD_CIPHER_AES256GCM && h->cipher != VD_CIPHER_XCHACHA20POLY1305)

@@ -102,8 +102,10 @@ typedef struct vd_header {
 _Static_assert(HDR_USED_END <= HDR_OFF_CHECKSUM, "header fields fit");
 _Static_assert(HDR_OFF_CHECKSUM + 8 == VDF_BLOCK, "checksum ends the block");
 
-/* Fill the layout fields from nblocks, cipher and journal size. 0 / -1. */
-int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t journal_blocks);
+/* Fill the layout fields from nblocks, fan-out (2..MT_FANOUT) and journal
+ * size. 0 / -1. */
+int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
+                     uint32_t journal_blocks);
 void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK]);
 /* 0 ok; -1 not ours (magic); -2 corrupt (checksum, inconsistent layout,
  * nonzero reserved bytes); -3 unsupported version or cipher. */

@@ -17,7 +17,11 @@
 #define MT_NODE_BYTES 4096u
 #define MT_MAX_HEIGHT 12u
 
-/* On-disk version record (little-endian):
+/* A node holds `fanout` versions (MT_FANOUT = 128 by default, which fills
+ * the block exactly); with a smaller fan-out the rest of the node block is
+ * zero padding, encrypted and authenticated like the rest.
+ *
+ * On-disk version record (little-endian):
  *   0  u64 keyid   subkey id (0 = block never written: reads as zeros)
  *   8  u64 counter nonce counter under that subkey
  *  16  u8[16] tag  AEAD tag */

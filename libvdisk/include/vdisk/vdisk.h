@@ -106,6 +106,8 @@ typedef struct vd_create_opts {
     uint64_t nblocks;     /* logical 4 KiB blocks; required, >= 1 */
     vd_cipher cipher;     /* 0 means AES-256-GCM */
     uint32_t journal_blocks; /* per superblock slot; 0 = automatic */
+    uint32_t fanout;      /* tree fan-out 2..128; 0 = 128. Small values give
+                             deep trees on small images (tests). */
 } vd_create_opts;
 
 typedef struct vd_open_opts {
