@@ -95,6 +95,8 @@ int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
     h->journal_start = VD_FIRST_META_BLOCK;
     h->node_start = h->journal_start + 2ull * journal_blocks;
     h->data_start = h->node_start + g.node_blocks;
+    if (nblocks > UINT64_MAX - h->data_start) /* a wrapped sum would "fit" */
+        return -1;
     h->total_blocks = h->data_start + nblocks;
     /* The file size must stay representable in bytes with room to spare. */
     if (h->total_blocks > (UINT64_MAX / VDF_BLOCK) / 2)

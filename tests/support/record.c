@@ -104,7 +104,7 @@ static int rbuf_copy(rbuf *dst, const rbuf *src)
     int r = rbuf_reserve(dst, src->size);
     if (r != 0)
         return r;
-    if (src->size != 0)
+    if (src->size != 0 && dst->p != NULL)
         memcpy(dst->p, src->p, (size_t)src->size);
     dst->size = src->size;
     return 0;
