@@ -329,6 +329,7 @@ static void image_free(vd_image *img)
     vc_destroy(&img->cache);
     free(img->recov);
     free(img->scratch);
+    free(img->ctbuf);
     if (img->runbuf)
         vdc_memzero(img->runbuf, (size_t)VD_RUN_MAX * VDF_BLOCK);
     free(img->runbuf);

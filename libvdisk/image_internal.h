@@ -59,6 +59,7 @@ struct vd_image {
     uint8_t *scratch;    /* one block of ciphertext */
     uint8_t *runbuf;     /* VD_RUN_MAX blocks for batched reads */
     uint32_t dirty_limit;
+    uint8_t *ctbuf;      /* dirty_limit blocks of ciphertext, for syncs */
     uint32_t jcap;       /* journal entries per sync round */
 
     uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;

@@ -41,10 +41,13 @@ typedef struct vd_round {
     uint8_t *ct[MT_MAX_HEIGHT + 1];    /* ciphertext per change */
     vd_jentry *j;
     uint32_t nj;
+    int ct0_borrowed; /* ct[0] is img->ctbuf, kept across syncs */
 } vd_round;
 
 static void round_free(vd_image *img, vd_round *r)
 {
+    if (r->ct0_borrowed)
+        r->ct[0] = NULL;
     for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++) {
         if (l > 0) /* nodes stay pinned for the whole round */
             for (uint32_t k = 0; k < r->n[l]; k++)
@@ -108,7 +111,16 @@ static vd_err round_build(vd_image *img, vd_round *r)
     if (!r->j)
         return VD_ERR_NOMEM;
 
-    r->ct[0] = malloc((size_t)(r->n[0] ? r->n[0] : 1) * VDF_BLOCK);
+    /* Ciphertext of the dirty data, kept from one sync to the next so a
+     * stream of syncs does not fault fresh pages in every time. */
+    if (!img->ctbuf && img->dirty_limit)
+        img->ctbuf = aligned_alloc(VDF_BLOCK, (size_t)img->dirty_limit * VDF_BLOCK);
+    if (img->ctbuf && r->n[0] <= img->dirty_limit) {
+        r->ct[0] = img->ctbuf;
+        r->ct0_borrowed = 1;
+    } else {
+        r->ct[0] = malloc((size_t)(r->n[0] ? r->n[0] : 1) * VDF_BLOCK);
+    }
     if (!r->ct[0])
         return VD_ERR_NOMEM;
     for (uint32_t k = 0; k < r->n[0]; k++) {
