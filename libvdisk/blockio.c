@@ -5,7 +5,7 @@
 
 #include "image_internal.h"
 
-const vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys)
+vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys)
 {
     uint32_t lo = 0, hi = img->nrecov;
     while (lo < hi) {
@@ -158,6 +158,12 @@ static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
             return e;
         }
     }
+    /* Once a journaled block has shown one of its two versions, only that
+     * one is acceptable for the rest of the session: the host must not
+     * switch versions after an eviction (R3). */
+    vd_jentry *j = img->nrecov ? vd_recov_find(img, phys) : NULL;
+    if (j)
+        j->before = j->after = matched;
     fill_entry(img, t, level, idx, &matched);
     *out = t;
     return VD_OK;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/crypto.h"
 #include "image_format.h"
 
 static uint32_t vc_hash(const vd_cache *c, uint64_t phys)
@@ -42,7 +43,7 @@ int vc_init(vd_cache *c, uint32_t nentries)
 void vc_destroy(vd_cache *c)
 {
     if (c->mem) /* plaintext of the disk: wipe before returning memory */
-        memset(c->mem, 0, (size_t)c->n * VDF_BLOCK);
+        vdc_memzero(c->mem, (size_t)c->n * VDF_BLOCK);
     free(c->mem);
     free(c->e);
     free(c->bucket);

@@ -176,9 +176,7 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
         if (vdc_memcmp(s[i].header_digest, img->header_digest, 32) != 0)
             return VD_ERR_AUTH; /* the header was changed */
     }
-    if (s[0].epoch == s[1].epoch)
-        return VD_ERR_CORRUPT;
-    return VD_OK;
+    return VD_OK; /* parity = slot, so the two epochs differ */
 }
 
 static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk)
@@ -264,11 +262,18 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = VD_ERR_CORRUPT;
     if (e == VD_OK)
         e = vd_keycheck_compute(key, img->hdr.image_id, kc);
-    if (e == VD_OK && vdc_memcmp(kc, img->hdr.keycheck, 32) != 0)
-        e = VD_ERR_WRONG_KEY;
+    int key_ok = e == VD_OK && vdc_memcmp(kc, img->hdr.keycheck, 32) == 0;
     vdc_memzero(kc, sizeof kc);
     if (e == VD_OK)
         e = vd_keys_derive(img, key);
+    if (e == VD_OK && !key_ok) {
+        /* The key check sits in the unauthenticated header. If this key
+         * does verify a superblock, the key is right and the header was
+         * edited: report tampering, not a wrong key. */
+        e = vd_io_read(img, img->hdr.sb_start * VDF_BLOCK, sblk0, VDF_BLOCK);
+        if (e == VD_OK)
+            e = vd_super_verify(img, sblk0) == VD_OK ? VD_ERR_AUTH : VD_ERR_WRONG_KEY;
+    }
     if (e == VD_OK) {
         vdc_hash h;
         if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, hblk, VDF_BLOCK) != 0 ||
@@ -434,7 +439,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (img->have_anchor && img->anchor.read(img->anchor.ctx, &first_epoch) != 0)
         return VD_ERR_IO;
 
-    uint8_t *blk = calloc(1, VDF_BLOCK);
+    uint8_t *blk = calloc(2, VDF_BLOCK);
     if (!blk)
         return VD_ERR_NOMEM;
     vd_header_encode(h, blk);
@@ -447,8 +452,6 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         int rc = img->host.truncate(img->host.ctx, bytes);
         e = rc < 0 ? vd_errno_to_err(rc) : rc > 0 ? VD_ERR_IO : VD_OK;
     }
-    if (e == VD_OK)
-        e = vd_host_write(&img->host, 0, blk, VDF_BLOCK);
     if (e == VD_OK) {
         vhd_footer f;
         uint8_t foot[VHD_FOOTER_BYTES];
@@ -460,12 +463,19 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = vd_host_write(&img->host, bytes - VHD_FOOTER_BYTES, foot, sizeof foot);
     }
     /* Two authentic committed records with an empty tree (root "never
-     * written"), so both slots verify from the start. */
+     * written"), so both slots verify from the start. The header goes
+     * last, after a barrier: an interrupted create leaves a file without
+     * our magic ("not a vdisk image"), never one that looks tampered. */
     uint64_t e0 = first_epoch, e1 = first_epoch + 1;
+    uint8_t *sblk = blk + VDF_BLOCK;
     if (e == VD_OK)
-        e = write_initial_super(img, (uint32_t)(e0 % 2), e0, e0 ? e0 - 1 : 0, blk);
+        e = write_initial_super(img, (uint32_t)(e0 % 2), e0, e0 ? e0 - 1 : 0, sblk);
     if (e == VD_OK)
-        e = write_initial_super(img, (uint32_t)(e1 % 2), e1, e0, blk);
+        e = write_initial_super(img, (uint32_t)(e1 % 2), e1, e0, sblk);
+    if (e == VD_OK && img->host.flush(img->host.ctx) != 0)
+        e = VD_ERR_IO;
+    if (e == VD_OK)
+        e = vd_host_write(&img->host, 0, blk, VDF_BLOCK);
     if (e == VD_OK && img->host.flush(img->host.ctx) != 0)
         e = VD_ERR_IO;
     if (e == VD_OK && img->have_anchor && img->anchor.advance(img->anchor.ctx, e1) != 0)
@@ -537,8 +547,6 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
     }
     if (e != VD_OK && buf && count && e != VD_ERR_RANGE && e != VD_ERR_FAILED)
         vdc_memzero(buf, (size_t)count * VDF_BLOCK);
-    if (e == VD_ERR_AUTH && img->failed)
-        e = VD_ERR_AUTH; /* first report says why; later calls say FAILED */
     unlock(img);
     return e;
 }
@@ -594,8 +602,10 @@ vd_err vd_image_close(vd_image *img)
         return VD_OK;
     vd_err e = lock(img);
     if (e == VD_OK) {
-        if (!img->read_only && !img->failed)
-            e = vd_sync_locked(img);
+        /* A failed writable handle may have dropped unsynced writes: say
+         * so rather than report a clean close. */
+        if (!img->read_only)
+            e = img->failed ? VD_ERR_FAILED : vd_sync_locked(img);
         unlock(img);
     }
     image_free(img);

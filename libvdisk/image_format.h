@@ -7,7 +7,7 @@
  *
  *   0                      header (public, xxh64-checked, digest MAC'd by
  *                          every superblock)
- *   1                      key-slot block (public; slots are self-authenticating)
+ *   1                      key-slot block (reserved for key slots; unused yet)
  *   2, 3                   superblock slots A/B (MAC'd)
  *   4 .. 4+2J-1            journal slots A/B, J blocks each (digest in the
  *                          in-progress superblock)

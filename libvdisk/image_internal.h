@@ -47,6 +47,7 @@ struct vd_image {
     uint64_t epoch;      /* newest superblock epoch (committed or not) */
     uint64_t committed;  /* last committed epoch */
     uint32_t sb_state;
+    uint64_t anchor_due; /* committed epoch whose anchor advance failed */
 
     /* Recovery (read-only opens over an interrupted sync): blocks named in
      * the journal accept its before or after version; sorted by phys. */
@@ -112,7 +113,7 @@ vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count);
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */
 vd_err vd_cache_take(vd_image *img, uint32_t *out);
-const vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys);
+vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
 vd_err vd_sync_locked(vd_image *img);

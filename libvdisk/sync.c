@@ -268,6 +268,16 @@ static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l)
     return VD_OK;
 }
 
+static vd_err advance_anchor(vd_image *img)
+{
+    if (!img->anchor_due)
+        return VD_OK;
+    if (img->anchor.advance(img->anchor.ctx, img->anchor_due) != 0)
+        return VD_ERR_IO;
+    img->anchor_due = 0;
+    return VD_OK;
+}
+
 /* Persist one round (steps 2-5 above). On failure the handle is failed:
  * the cache already holds the new node contents. */
 static vd_err round_commit(vd_image *img, vd_round *r)
@@ -321,10 +331,10 @@ static vd_err round_commit(vd_image *img, vd_round *r)
         }
     img->stat_syncs++;
     if (img->have_anchor) {
-        /* A sync is acknowledged only once the anchor has advanced (R4). */
-        int rc = img->anchor.advance(img->anchor.ctx, epoch);
-        if (rc != 0)
-            return VD_ERR_IO;
+        /* A sync is acknowledged only once the anchor has advanced (R4);
+         * a failed advance is retried by the next sync or close. */
+        img->anchor_due = epoch;
+        return advance_anchor(img);
     }
     return VD_OK;
 }
@@ -349,10 +359,12 @@ vd_err vd_sync_locked(vd_image *img)
 {
     if (img->failed)
         return VD_ERR_FAILED;
-    if (img->read_only || img->cache.ndirty == 0)
+    if (img->read_only)
         return VD_OK;
+    vd_err e = advance_anchor(img);
+    if (e != VD_OK || img->cache.ndirty == 0)
+        return e;
     img->in_sync = 1;
-    vd_err e = VD_OK;
     vd_change *leaves = calloc(img->cache.ndirty, sizeof *leaves);
     if (!leaves) {
         img->in_sync = 0;

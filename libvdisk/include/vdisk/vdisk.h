@@ -118,7 +118,7 @@ typedef struct vd_open_opts {
 } vd_open_opts;
 
 /* Create a new image on an empty host object and open it read-write.
- * key: the 32-byte master key (key slots wrap it: see vd_keyslot_*). */
+ * key: the 32-byte master key (key slots that wrap it are planned). */
 vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
                        const vd_create_opts *copts, const vd_open_opts *oopts,
                        vd_image **out);
