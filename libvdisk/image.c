@@ -545,7 +545,8 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
         }
         memcpy(out + (size_t)i * VDF_BLOCK, img->cache.e[t].buf, VDF_BLOCK);
     }
-    if (e != VD_OK && buf && count && e != VD_ERR_RANGE && e != VD_ERR_FAILED)
+    /* Whatever went wrong, the caller never keeps bytes of this call. */
+    if (e != VD_OK && buf && count)
         vdc_memzero(buf, (size_t)count * VDF_BLOCK);
     unlock(img);
     return e;
