@@ -17,6 +17,15 @@ const char *vd_strerror(vd_err err)
     case VD_ERR_FAILED: return "image handle failed earlier and refuses further use";
     case VD_ERR_READONLY: return "image is open read-only";
     case VD_ERR_RANGE: return "block number or size out of range";
+    case VD_ERR_NOENT: return "no such file or directory";
+    case VD_ERR_EXIST: return "file exists";
+    case VD_ERR_NOTDIR: return "not a directory";
+    case VD_ERR_ISDIR: return "is a directory";
+    case VD_ERR_NOTEMPTY: return "directory not empty";
+    case VD_ERR_NAME: return "name too long or not allowed in FAT32";
+    case VD_ERR_FBIG: return "file too large for FAT32 (4 GiB - 1 at most)";
+    case VD_ERR_MFILE: return "too many open files";
+    case VD_ERR_PERM: return "operation not permitted";
     }
     return "unknown error";
 }

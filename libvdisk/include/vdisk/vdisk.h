@@ -43,7 +43,18 @@ typedef enum vd_err {
     VD_ERR_BUSY = -10,       /* resource in use (locked image, open handles) */
     VD_ERR_FAILED = -11,     /* handle is in the sticky failed state */
     VD_ERR_READONLY = -12,   /* write through a read-only handle */
-    VD_ERR_RANGE = -13       /* block number or size out of range */
+    VD_ERR_RANGE = -13,      /* block number or size out of range */
+    /* File-system level (vd_fs_*, vd_file_*): */
+    VD_ERR_NOENT = -14,      /* no such file or directory */
+    VD_ERR_EXIST = -15,      /* file exists */
+    VD_ERR_NOTDIR = -16,     /* a path component is not a directory */
+    VD_ERR_ISDIR = -17,      /* is a directory */
+    VD_ERR_NOTEMPTY = -18,   /* directory not empty */
+    VD_ERR_NAME = -19,       /* name too long or not storable in FAT32 */
+    VD_ERR_FBIG = -20,       /* file would exceed 4 GiB - 1 (FAT32 limit) */
+    VD_ERR_MFILE = -21,      /* too many open files */
+    VD_ERR_PERM = -22        /* operation not permitted (e.g. rename a
+                                directory into itself) */
 } vd_err;
 
 /* Stable, human-readable message for an error code. Never NULL. */
