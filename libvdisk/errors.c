@@ -13,7 +13,7 @@ const char *vd_strerror(vd_err err)
     case VD_ERR_INVAL: return "invalid argument";
     case VD_ERR_NOMEM: return "out of memory";
     case VD_ERR_UNSUPPORTED: return "unsupported format version, cipher or operation";
-    case VD_ERR_BUSY: return "image is busy (locked by another user)";
+    case VD_ERR_BUSY: return "resource is busy (image locked by another user, or the last key slot)";
     case VD_ERR_FAILED: return "image handle failed earlier and refuses further use";
     case VD_ERR_READONLY: return "image is open read-only";
     case VD_ERR_RANGE: return "block number or size out of range";

@@ -245,3 +245,67 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
         return -2;
     return 0;
 }
+
+/* ---- key slots ------------------------------------------------------------ */
+
+void vd_keyslot_encode(const vd_keyslot *s, uint8_t out[KS_SLOT_BYTES])
+{
+    memset(out, 0, KS_SLOT_BYTES);
+    if (s->type == KS_TYPE_EMPTY)
+        return;
+    vd_put_le32(out + KS_OFF_TYPE, s->type);
+    vd_put_le32(out + KS_OFF_VERSION, s->version);
+    if (s->type == KS_TYPE_SEALED) {
+        memcpy(out + KS_OFF_RECIPIENT, s->recipient, 32);
+        memcpy(out + KS_OFF_BOX, s->box, KS_BOX_BYTES);
+        return;
+    }
+    vd_put_le32(out + KS_OFF_KDF, s->kdf);
+    vd_put_le64(out + KS_OFF_OPSLIMIT, s->opslimit);
+    vd_put_le64(out + KS_OFF_MEMLIMIT, s->memlimit);
+    memcpy(out + KS_OFF_SALT, s->salt, KS_SALT_BYTES);
+    memcpy(out + KS_OFF_NONCE, s->nonce, KS_NONCE_BYTES);
+    memcpy(out + KS_OFF_WRAPPED, s->wrapped, 32);
+    memcpy(out + KS_OFF_TAG, s->tag, 16);
+}
+
+int vd_keyslot_decode(vd_keyslot *s, const uint8_t in[KS_SLOT_BYTES])
+{
+    memset(s, 0, sizeof *s);
+    s->type = vd_get_le32(in + KS_OFF_TYPE);
+    unsigned used = s->type == KS_TYPE_EMPTY ? 0 : KS_USED_END;
+    for (unsigned i = used; i < KS_SLOT_BYTES; i++)
+        if (in[i] != 0)
+            return -2; /* padding, or an EMPTY slot that is not all zero */
+    if (s->type == KS_TYPE_EMPTY)
+        return 0;
+    if (s->type != KS_TYPE_PASSPHRASE && s->type != KS_TYPE_KEYFILE &&
+        s->type != KS_TYPE_SEALED)
+        return -2;
+    s->version = vd_get_le32(in + KS_OFF_VERSION);
+    if (s->version != KS_VERSION)
+        return -2;
+    if (s->type == KS_TYPE_SEALED) {
+        memcpy(s->recipient, in + KS_OFF_RECIPIENT, 32);
+        memcpy(s->box, in + KS_OFF_BOX, KS_BOX_BYTES);
+        return 0;
+    }
+    s->kdf = vd_get_le32(in + KS_OFF_KDF);
+    s->opslimit = vd_get_le64(in + KS_OFF_OPSLIMIT);
+    s->memlimit = vd_get_le64(in + KS_OFF_MEMLIMIT);
+    memcpy(s->salt, in + KS_OFF_SALT, KS_SALT_BYTES);
+    memcpy(s->nonce, in + KS_OFF_NONCE, KS_NONCE_BYTES);
+    memcpy(s->wrapped, in + KS_OFF_WRAPPED, 32);
+    memcpy(s->tag, in + KS_OFF_TAG, 16);
+    if (vd_get_le32(in + KS_OFF_RESERVED) != 0)
+        return -2;
+    if (s->type == KS_TYPE_PASSPHRASE)
+        return s->kdf == KS_KDF_ARGON2ID13 && s->opslimit >= KS_OPSLIMIT_MIN &&
+                       s->opslimit <= KS_OPSLIMIT_MAX &&
+                       s->memlimit >= KS_MEMLIMIT_MIN &&
+                       s->memlimit <= KS_MEMLIMIT_MAX &&
+                       s->opslimit * s->memlimit <= KS_COST_MAX
+                   ? 0
+                   : -2;
+    return s->kdf == KS_KDF_BLAKE2B && s->opslimit == 0 && s->memlimit == 0 ? 0 : -2;
+}

@@ -82,6 +82,18 @@ static void info_from_header(const vd_header *h, uint64_t file_bytes,
     info->journal_blocks = h->journal_blocks;
 }
 
+vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
+                        uint8_t blk[VDF_BLOCK])
+{
+    if (!host_ok(host, 0) || !hdr || !blk)
+        return VD_ERR_INVAL;
+    uint64_t bytes;
+    vd_err e = read_container(host, hdr, blk, &bytes);
+    if (e == VD_OK)
+        e = vd_host_read(host, hdr->keyslot_start * VDF_BLOCK, blk, VDF_BLOCK);
+    return e;
+}
+
 vd_err vd_image_probe(const vd_host *host, vd_image_info *info)
 {
     if (!host_ok(host, 0) || !info)
@@ -364,6 +376,12 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
         img->anchor = *opts->anchor;
         img->have_anchor = 1;
     }
+    img->anchor_mode = opts ? opts->anchor_mode : VD_ANCHOR_EVERY_COMMIT;
+    if (img->anchor_mode != VD_ANCHOR_EVERY_COMMIT &&
+        img->anchor_mode != VD_ANCHOR_EXPLICIT_SYNC) {
+        image_free(img);
+        return VD_ERR_INVAL;
+    }
     *out = img;
     return VD_OK;
 }
@@ -411,7 +429,8 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
 }
 
 static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
-                           const vd_create_opts *c)
+                           const vd_create_opts *c, vd_keyblock_fill fill,
+                           void *fill_ctx)
 {
     uint64_t size;
     vd_err e = vd_host_size(&img->host, &size);
@@ -439,9 +458,18 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (img->have_anchor && img->anchor.read(img->anchor.ctx, &first_epoch) != 0)
         return VD_ERR_IO;
 
-    uint8_t *blk = calloc(2, VDF_BLOCK);
+    /* header, superblock scratch, key-slot block */
+    uint8_t *blk = calloc(3, VDF_BLOCK);
     if (!blk)
         return VD_ERR_NOMEM;
+    uint8_t *kblk = blk + 2 * VDF_BLOCK;
+    if (fill) {
+        e = fill(fill_ctx, h->image_id, kblk); /* before any host write */
+        if (e != VD_OK) {
+            free(blk);
+            return e;
+        }
+    }
     vd_header_encode(h, blk);
     vdc_hash hs;
     if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
@@ -462,6 +490,8 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         vhd_footer_encode(&f, foot);
         e = vd_host_write(&img->host, bytes - VHD_FOOTER_BYTES, foot, sizeof foot);
     }
+    if (e == VD_OK && fill)
+        e = vd_host_write(&img->host, h->keyslot_start * VDF_BLOCK, kblk, VDF_BLOCK);
     /* Two authentic committed records with an empty tree (root "never
      * written"), so both slots verify from the start. The header goes
      * last, after a barrier: an interrupted create leaves a file without
@@ -480,6 +510,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = VD_ERR_IO;
     if (e == VD_OK && img->have_anchor && img->anchor.advance(img->anchor.ctx, e1) != 0)
         e = VD_ERR_IO;
+    vdc_memzero(kblk, VDF_BLOCK);
     free(blk);
     return e;
 }
@@ -487,6 +518,14 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
 vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
                        const vd_create_opts *copts, const vd_open_opts *oopts,
                        vd_image **out)
+{
+    return vd_image_create_with(host, key, copts, oopts, NULL, NULL, out);
+}
+
+vd_err vd_image_create_with(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                            const vd_create_opts *copts,
+                            const vd_open_opts *oopts, vd_keyblock_fill fill,
+                            void *fill_ctx, vd_image **out)
 {
     if (!out)
         return VD_ERR_INVAL;
@@ -498,7 +537,7 @@ vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
     vd_err e = image_new(host, oopts, &img);
     if (e != VD_OK)
         return e;
-    e = image_format(img, key, copts);
+    e = image_format(img, key, copts, fill, fill_ctx);
     image_free(img);
     if (e != VD_OK)
         return e;
@@ -525,6 +564,7 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
         e = VD_ERR_FAILED;
     else
         e = check_range(img, lbn, count);
+    int in_range = e == VD_OK; /* else buf may be shorter than count blocks */
     uint8_t *out = buf;
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
         uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i));
@@ -545,8 +585,10 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
         }
         memcpy(out + (size_t)i * VDF_BLOCK, img->cache.e[t].buf, VDF_BLOCK);
     }
-    /* Whatever went wrong, the caller never keeps bytes of this call. */
-    if (e != VD_OK && buf && count)
+    /* Whatever went wrong, the caller never keeps bytes of this call. For
+     * argument, range and failed-handle errors nothing was copied, and the
+     * buffer must not be touched beyond what the caller owns. */
+    if (e != VD_OK && in_range && buf && count)
         vdc_memzero(buf, (size_t)count * VDF_BLOCK);
     unlock(img);
     return e;
@@ -592,7 +634,9 @@ vd_err vd_image_sync(vd_image *img)
     vd_err e = lock(img);
     if (e != VD_OK)
         return e;
+    img->sync_explicit = 1; /* advances the anchor in either mode */
     e = img->read_only ? (img->failed ? VD_ERR_FAILED : VD_OK) : vd_sync_locked(img);
+    img->sync_explicit = 0;
     unlock(img);
     return e;
 }
@@ -605,6 +649,7 @@ vd_err vd_image_close(vd_image *img)
     if (e == VD_OK) {
         /* A failed writable handle may have dropped unsynced writes: say
          * so rather than report a clean close. */
+        img->sync_explicit = 1;
         if (!img->read_only)
             e = img->failed ? VD_ERR_FAILED : vd_sync_locked(img);
         unlock(img);

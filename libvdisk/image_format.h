@@ -7,7 +7,8 @@
  *
  *   0                      header (public, xxh64-checked, digest MAC'd by
  *                          every superblock)
- *   1                      key-slot block (reserved for key slots; unused yet)
+ *   1                      key-slot block: 8 key slots wrapping the master
+ *                          key (not MAC'd; each slot authenticates itself)
  *   2, 3                   superblock slots A/B (MAC'd)
  *   4 .. 4+2J-1            journal slots A/B, J blocks each (digest in the
  *                          in-progress superblock)
@@ -168,10 +169,101 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK]);
  * 0 ok, -2 malformed. */
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK]);
 
-/* ---- key-slot block (block 1) -------------------------------------------- */
+/* ---- key-slot block (block 1) --------------------------------------------
+ * 8 slots of 512 bytes; slot i at byte 512*i of the block. Every slot that
+ * is not EMPTY wraps the image master key (keyslot.c, docs/FORMAT.md §5).
+ * The block is not covered by the superblock MAC: wrapped slots are
+ * authenticated by their own AEAD, sealed slots by the key check value. */
 #define KS_SLOTS 8u
 #define KS_SLOT_BYTES 512u
 _Static_assert(KS_SLOTS * KS_SLOT_BYTES == VDF_BLOCK, "slots fill one block");
+
+#define KS_TYPE_EMPTY 0u      /* all 512 bytes zero */
+#define KS_TYPE_PASSPHRASE 1u /* KEK = Argon2id(passphrase, salt, ops, mem) */
+#define KS_TYPE_KEYFILE 2u    /* KEK = BLAKE2b(key = file, salt || "vd-keyfile") */
+#define KS_TYPE_SEALED 3u     /* crypto_box_seal(master, recipient) */
+#define KS_VERSION 1u
+
+#define KS_OFF_TYPE 0u     /* u32 */
+#define KS_OFF_VERSION 4u  /* u32 = KS_VERSION */
+/* PASSPHRASE and KEYFILE ("wrapped" slots): */
+#define KS_OFF_KDF 8u      /* u32: KS_KDF_ARGON2ID13 / KS_KDF_BLAKE2B */
+#define KS_OFF_RESERVED 12u /* u32 = 0 */
+#define KS_OFF_OPSLIMIT 16u /* u64 (0 for KEYFILE) */
+#define KS_OFF_MEMLIMIT 24u /* u64 bytes (0 for KEYFILE) */
+#define KS_OFF_SALT 32u    /* 16 bytes */
+#define KS_OFF_NONCE 48u   /* 24 bytes, random */
+#define KS_OFF_WRAPPED 72u /* 32 bytes: XChaCha20-Poly1305(KEK, master) */
+#define KS_OFF_TAG 104u    /* 16 bytes */
+#define KS_WRAPPED_END 120u
+/* SEALED: */
+#define KS_OFF_RECIPIENT 8u /* X25519 public key, 32 bytes */
+#define KS_OFF_BOX 40u      /* crypto_box_seal(master): 32 + 48 = 80 bytes */
+#define KS_BOX_BYTES 80u
+#define KS_SEALED_END 120u
+#define KS_USED_END 120u    /* [120, 512) must be zero in every slot */
+
+#define KS_KDF_ARGON2ID13 1u
+#define KS_KDF_BLAKE2B 2u
+#define KS_SALT_BYTES 16u
+#define KS_NONCE_BYTES 24u
+#define KS_KEYFILE_CTX "vd-keyfile" /* 10 bytes, after the salt */
+/* Associated data of a wrapped slot: image_id (16) || u32 LE slot index ||
+ * slot bytes [0, KS_OFF_WRAPPED) (type, version, kdf, params, salt, nonce). */
+#define KS_AD_BYTES (16u + 4u + KS_OFF_WRAPPED)
+
+/* Argon2id parameters a slot may carry. They are read before anything in
+ * the slot can be authenticated, so they are bounded: a host that edits
+ * them can make an unlock fail, and make it cost at most KS_COST_MAX
+ * (opslimit * memlimit: 4 passes over 1 GiB, libsodium's "sensitive"). */
+#define KS_OPSLIMIT_MIN 1ull
+#define KS_OPSLIMIT_MAX 32ull
+#define KS_MEMLIMIT_MIN 8192ull
+#define KS_MEMLIMIT_MAX (1ull << 30)
+#define KS_COST_MAX (4ull << 30)
+_Static_assert(KS_OPSLIMIT_MAX * KS_MEMLIMIT_MAX / KS_MEMLIMIT_MAX == KS_OPSLIMIT_MAX,
+               "cost product cannot overflow");
+
+_Static_assert(KS_OFF_SALT + KS_SALT_BYTES == KS_OFF_NONCE &&
+                   KS_OFF_NONCE + KS_NONCE_BYTES == KS_OFF_WRAPPED &&
+                   KS_OFF_WRAPPED + 32 == KS_OFF_TAG &&
+                   KS_OFF_TAG + 16 == KS_WRAPPED_END,
+               "wrapped slot fields are contiguous");
+_Static_assert(KS_OFF_RECIPIENT + 32 == KS_OFF_BOX &&
+                   KS_OFF_BOX + KS_BOX_BYTES == KS_SEALED_END,
+               "sealed slot fields are contiguous");
+_Static_assert(KS_WRAPPED_END <= KS_USED_END && KS_SEALED_END <= KS_USED_END &&
+                   KS_USED_END <= KS_SLOT_BYTES,
+               "slot fields fit in a slot");
+_Static_assert(sizeof(KS_KEYFILE_CTX) - 1 == 10, "key file KDF context");
+
+typedef struct vd_keyslot {
+    uint32_t type, version, kdf;
+    uint64_t opslimit, memlimit;
+    uint8_t salt[KS_SALT_BYTES], nonce[KS_NONCE_BYTES];
+    uint8_t wrapped[32], tag[16];
+    uint8_t recipient[32], box[KS_BOX_BYTES];
+} vd_keyslot;
+
+/* Encode one slot into 512 bytes (zero padding included). */
+void vd_keyslot_encode(const vd_keyslot *s, uint8_t out[KS_SLOT_BYTES]);
+/* 0 ok; -2 malformed: unknown type or version or KDF, nonzero reserved or
+ * padding bytes, an EMPTY slot that is not all zero, Argon2id parameters
+ * outside [KS_*_MIN, KS_*_MAX], KEYFILE parameters not zero. */
+int vd_keyslot_decode(vd_keyslot *s, const uint8_t in[KS_SLOT_BYTES]);
+
+/* ---- anchor file (vdisk_host: host/anchor_file.c) -------------------------
+ * A 32-byte file holding a freshness counter (docs/FORMAT.md §15). */
+#define AF_MAGIC "VDANCHOR"
+#define AF_OFF_MAGIC 0u
+#define AF_OFF_VERSION 8u   /* u32 = AF_VERSION */
+#define AF_OFF_RESERVED 12u /* u32 = 0 */
+#define AF_OFF_COUNTER 16u  /* u64 */
+#define AF_OFF_CHECKSUM 24u /* u64: XXH64 of [0, 24), seed 0 */
+#define AF_BYTES 32u
+#define AF_VERSION 1u
+_Static_assert(AF_OFF_CHECKSUM + 8 == AF_BYTES, "checksum ends the anchor file");
+_Static_assert(sizeof(AF_MAGIC) - 1 == 8, "anchor magic");
 
 /* ---- block AEAD binding -------------------------------------------------- */
 /* Associated data: image_id (16) || phys block number (u64 LE). Binds every

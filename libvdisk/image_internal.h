@@ -26,6 +26,8 @@ struct vd_image {
     vd_host host;
     vd_anchor anchor;
     int have_anchor;
+    vd_anchor_mode anchor_mode;
+    int sync_explicit; /* inside vd_image_sync / vd_image_close */
     int read_only;
     vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
 
@@ -114,6 +116,22 @@ vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */
 vd_err vd_cache_take(vd_image *img, uint32_t *out);
 vd_jentry *vd_recov_find(const vd_image *img, uint64_t phys);
+
+/* ---- create / key slots (image.c, keyslot.c) ----------------------------- */
+/* Fills the key-slot block of an image being created, once its image id is
+ * drawn and before anything is written to the host. */
+typedef vd_err (*vd_keyblock_fill)(void *ctx, const uint8_t image_id[16],
+                                   uint8_t blk[VDF_BLOCK]);
+/* vd_image_create, with the key-slot block from fill (NULL: left zero),
+ * written before the header. */
+vd_err vd_image_create_with(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                            const vd_create_opts *copts,
+                            const vd_open_opts *oopts, vd_keyblock_fill fill,
+                            void *fill_ctx, vd_image **out);
+/* Validate the container and header of the image on host (as an open
+ * does) and read its key-slot block. */
+vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
+                        uint8_t blk[VDF_BLOCK]);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
 vd_err vd_sync_locked(vd_image *img);

@@ -13,7 +13,9 @@
  *      journal digest), flush;
  *   4. nodes and data blocks in place, flush;
  *   5. the COMMITTED superblock for X in the same slot (root = new root),
- *      flush; then the freshness anchor advances to X (R4).
+ *      flush; then the freshness anchor advances to X (R4) — with
+ *      VD_ANCHOR_EXPLICIT_SYNC only inside vd_image_sync / vd_image_close,
+ *      otherwise the advance stays owed (anchor_due) until then.
  *
  * A crash anywhere leaves each journaled block holding its before or after
  * version; on open, blocks named in the journal of an IN_PROGRESS
@@ -271,6 +273,10 @@ static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l)
 static vd_err advance_anchor(vd_image *img)
 {
     if (!img->anchor_due)
+        return VD_OK;
+    /* VD_ANCHOR_EXPLICIT_SYNC: an implicit commit (cache pressure) leaves
+     * the advance owed to the next vd_image_sync or vd_image_close. */
+    if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !img->sync_explicit)
         return VD_OK;
     if (img->anchor.advance(img->anchor.ctx, img->anchor_due) != 0)
         return VD_ERR_IO;

@@ -61,6 +61,15 @@ static const char *ename(vd_err e)
     case VD_ERR_FAILED: return "VD_ERR_FAILED";
     case VD_ERR_READONLY: return "VD_ERR_READONLY";
     case VD_ERR_RANGE: return "VD_ERR_RANGE";
+    case VD_ERR_NOENT: return "VD_ERR_NOENT";
+    case VD_ERR_EXIST: return "VD_ERR_EXIST";
+    case VD_ERR_NOTDIR: return "VD_ERR_NOTDIR";
+    case VD_ERR_ISDIR: return "VD_ERR_ISDIR";
+    case VD_ERR_NOTEMPTY: return "VD_ERR_NOTEMPTY";
+    case VD_ERR_NAME: return "VD_ERR_NAME";
+    case VD_ERR_FBIG: return "VD_ERR_FBIG";
+    case VD_ERR_MFILE: return "VD_ERR_MFILE";
+    case VD_ERR_PERM: return "VD_ERR_PERM";
     }
     return "(unknown vd_err)";
 }

@@ -83,4 +83,51 @@ void *vdc_secure_alloc(size_t n);
 void vdc_secure_free(void *p);
 void vdc_memzero(void *p, size_t n);
 
+/* ---- key wrapping (wrap.c) ------------------------------------------------
+ * Primitives for key slots: Argon2id password hashing, XChaCha20-Poly1305
+ * with a 24-byte (random) nonce for wrapping keys, and X25519 sealed boxes
+ * (crypto_box_seal). */
+#define VDC_PWHASH_SALT_BYTES 16u
+#define VDC_PWHASH_OPSLIMIT_MIN 1u             /* libsodium's Argon2id minimum */
+#define VDC_PWHASH_MEMLIMIT_MIN 8192u          /* bytes */
+#define VDC_PWHASH_OPSLIMIT_INTERACTIVE 2u     /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+#define VDC_PWHASH_MEMLIMIT_INTERACTIVE 67108864u /* 64 MiB */
+#define VDC_WRAP_NONCE_BYTES 24u
+#define VDC_BOX_PUBLIC_BYTES 32u
+#define VDC_BOX_SECRET_BYTES 32u
+#define VDC_BOX_SEAL_OVERHEAD 48u              /* ephemeral pk + MAC */
+
+/* out = Argon2id v1.3(pw, salt, opslimit, memlimit), 32 bytes. Parameters
+ * outside libsodium's range or an allocation failure: -1, out wiped. */
+int vdc_pwhash(uint8_t out[VDC_KEY_BYTES], const uint8_t *pw, size_t pwlen,
+               const uint8_t salt[VDC_PWHASH_SALT_BYTES], uint64_t opslimit,
+               uint64_t memlimit);
+
+/* XChaCha20-Poly1305-IETF under kek with a 24-byte nonce; detached tag.
+ * pt and ct may alias. 0 or -1. */
+int vdc_wrap(const uint8_t kek[VDC_KEY_BYTES],
+             const uint8_t nonce[VDC_WRAP_NONCE_BYTES], const uint8_t *ad,
+             size_t adlen, const uint8_t *pt, size_t len, uint8_t *ct,
+             uint8_t tag[VDC_TAG_BYTES]);
+/* Verify and decrypt; on failure -1 and pt wiped. ct and pt may alias. */
+int vdc_unwrap(const uint8_t kek[VDC_KEY_BYTES],
+               const uint8_t nonce[VDC_WRAP_NONCE_BYTES], const uint8_t *ad,
+               size_t adlen, const uint8_t *ct, size_t len,
+               const uint8_t tag[VDC_TAG_BYTES], uint8_t *pt);
+
+/* New X25519 key pair (crypto_box_keypair). sk should be guarded memory. */
+int vdc_box_keypair(uint8_t pk[VDC_BOX_PUBLIC_BYTES],
+                    uint8_t sk[VDC_BOX_SECRET_BYTES]);
+/* The public key of sk (X25519 base-point multiplication). 0 or -1. */
+int vdc_box_public(uint8_t pk[VDC_BOX_PUBLIC_BYTES],
+                   const uint8_t sk[VDC_BOX_SECRET_BYTES]);
+/* out (len + VDC_BOX_SEAL_OVERHEAD bytes) = crypto_box_seal(m, pk). */
+int vdc_box_seal(uint8_t *out, const uint8_t *m, size_t len,
+                 const uint8_t pk[VDC_BOX_PUBLIC_BYTES]);
+/* m (clen - VDC_BOX_SEAL_OVERHEAD bytes) = crypto_box_seal_open. On
+ * failure -1 and m wiped. */
+int vdc_box_seal_open(uint8_t *m, const uint8_t *c, size_t clen,
+                      const uint8_t pk[VDC_BOX_PUBLIC_BYTES],
+                      const uint8_t sk[VDC_BOX_SECRET_BYTES]);
+
 #endif

@@ -40,7 +40,8 @@ typedef enum vd_err {
     VD_ERR_INVAL = -7,       /* bad argument */
     VD_ERR_NOMEM = -8,       /* out of memory */
     VD_ERR_UNSUPPORTED = -9, /* format version, cipher or feature unsupported */
-    VD_ERR_BUSY = -10,       /* resource in use (locked image, open handles) */
+    VD_ERR_BUSY = -10,       /* resource in use (locked image, open handles,
+                                the last key slot) */
     VD_ERR_FAILED = -11,     /* handle is in the sticky failed state */
     VD_ERR_READONLY = -12,   /* write through a read-only handle */
     VD_ERR_RANGE = -13,      /* block number or size out of range */
@@ -121,15 +122,35 @@ typedef struct vd_create_opts {
                              deep trees on small images (tests). */
 } vd_create_opts;
 
+/* When a writable handle advances its freshness anchor (R4; trade-off in
+ * docs/SECURITY.md). */
+typedef enum vd_anchor_mode {
+    /* Every committed sync round advances it, implicit ones (cache pressure
+     * inside vd_image_write/vd_image_read) included. */
+    VD_ANCHOR_EVERY_COMMIT = 0,
+    /* Only vd_image_sync and vd_image_close advance it (to the newest
+     * commit). Fewer counter updates (hardware counters are slow and wear
+     * out), but until the next explicit sync the host can replay any state
+     * committed since the last one. */
+    VD_ANCHOR_EXPLICIT_SYNC = 1
+} vd_anchor_mode;
+
 typedef struct vd_open_opts {
     int read_only;            /* never write to the host */
     size_t cache_bytes;       /* cache budget; 0 = default (16 MiB) */
     vd_aead_impl aead_impl;   /* implementation choice */
     const vd_anchor *anchor;  /* optional freshness anchor (R4) */
+    vd_anchor_mode anchor_mode; /* 0 = VD_ANCHOR_EVERY_COMMIT */
 } vd_open_opts;
 
+/* The raw-key API: the caller supplies the 32-byte master key itself and
+ * nothing is stored in the key-slot block. Meant for tests and benchmarks;
+ * applications should use the key-slot API of <vdisk/keys.h>
+ * (vd_image_create_unlock / vd_image_open_unlock), which draws a random
+ * master key and stores it only wrapped. */
+
 /* Create a new image on an empty host object and open it read-write.
- * key: the 32-byte master key (key slots that wrap it are planned). */
+ * key: the 32-byte master key. */
 vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
                        const vd_create_opts *copts, const vd_open_opts *oopts,
                        vd_image **out);

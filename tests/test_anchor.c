@@ -1,0 +1,978 @@
+/* Freshness across restarts (R4):
+ *   - the file anchor (vdisk_host, anchor.h): created at 0, moves only
+ *     forward, survives reopening, is replaced atomically (no temporary
+ *     files left), a damaged or missing file is an error, never 0;
+ *   - whole-image rollback of an image file: with the file anchor the
+ *     old copy is VD_ERR_ROLLBACK, without one it opens (documented limit);
+ *   - anchor modes: VD_ANCHOR_EVERY_COMMIT advances on implicit commits,
+ *     VD_ANCHOR_EXPLICIT_SYNC only in vd_image_sync / vd_image_close, and
+ *     the replay window that trade-off leaves;
+ *   - crashes between the superblock write and the anchor advance, at every
+ *     point of the sync protocol (every prefix of the recorded write log,
+ *     with the anchor before and after each advance, plus a random subset
+ *     of each unflushed tail), in both modes: the image opens, no false
+ *     rollback alarm, every block holds its last synced content or a newer
+ *     one, and no state older than an acknowledged sync is accepted
+ *     afterwards. Then the same with a test anchor whose n-th advance
+ *     "crashes" (does not happen) inside the running library.
+ * Seeds are printed; VD_ANCHOR_SEED replays one. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "record.h"
+#include "vdisk/anchor.h"
+#include "vdisk/host.h"
+#include "vdisk/keys.h"
+#include "vdisk/vdisk.h"
+
+#define BS ((size_t)VD_BLOCK_SIZE)
+
+#define EXPECT_ERR(got, want, ...)                                            \
+    do {                                                                      \
+        vd_err got_ = (got), want_ = (want);                                  \
+        if (got_ != want_) {                                                  \
+            print_error("%s:%d: got %d (%s), want %d (%s): ", __FILE__,       \
+                        __LINE__, (int)got_, vd_strerror(got_), (int)want_,   \
+                        vd_strerror(want_));                                  \
+            print_error(__VA_ARGS__);                                         \
+            print_error("\n");                                                \
+            fail();                                                           \
+        }                                                                     \
+    } while (0)
+
+static uint64_t g_seed;
+static const uint8_t KEY[VD_KEY_BYTES] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+static uint64_t xs(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Block content: (lbn, id) then a pattern; id 0 = never written (zeros). */
+static void fill(uint8_t *b, uint64_t lbn, uint32_t id)
+{
+    uint64_t s = lbn * 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ 0x1234567ull;
+    uint64_t id64 = id;
+    memcpy(b, &lbn, 8);
+    memcpy(b + 8, &id64, 8);
+    for (size_t i = 16; i < BS; i += 8) {
+        uint64_t v = xs(&s);
+        memcpy(b + i, &v, 8);
+    }
+}
+
+static int64_t identify(const uint8_t *b, uint64_t lbn)
+{
+    static const uint8_t zero[VD_BLOCK_SIZE];
+    if (memcmp(b, zero, BS) == 0)
+        return 0;
+    uint64_t l, id;
+    memcpy(&l, b, 8);
+    memcpy(&id, b + 8, 8);
+    if (l != lbn || id == 0 || id > UINT32_MAX)
+        return -1;
+    uint8_t want[VD_BLOCK_SIZE];
+    fill(want, lbn, (uint32_t)id);
+    return memcmp(want, b, BS) == 0 ? (int64_t)id : -1;
+}
+
+/* ---- a test anchor ------------------------------------------------------------ */
+
+#define MAXADV 1024
+
+typedef struct tanchor {
+    vd_anchor a;
+    uint64_t value;
+    vd_rec *rec;     /* when set, each advance logs the op count */
+    size_t nlog;
+    size_t log_op[MAXADV];
+    uint64_t log_val[MAXADV];
+    long crash_at;   /* this advance call (1-based) "crashes"; 0 = never */
+    long calls;
+    int dead;        /* crashed: nothing changes any more, calls fail */
+    uint64_t advances;
+} tanchor;
+
+static int ta_read(void *ctx, uint64_t *v)
+{
+    tanchor *t = ctx;
+    if (t->dead)
+        return -EIO;
+    *v = t->value;
+    return 0;
+}
+
+static int ta_advance(void *ctx, uint64_t v)
+{
+    tanchor *t = ctx;
+    if (t->dead)
+        return -EIO;
+    if (++t->calls == t->crash_at) {
+        t->dead = 1; /* the process dies before the counter moves */
+        return -EIO;
+    }
+    if (v < t->value)
+        return -EINVAL;
+    if (v > t->value)
+        t->advances++;
+    t->value = v;
+    if (t->rec) {
+        assert_true(t->nlog < MAXADV);
+        t->log_op[t->nlog] = vd_rec_op_count(t->rec);
+        t->log_val[t->nlog] = v;
+        t->nlog++;
+    }
+    return 0;
+}
+
+static void ta_init(tanchor *t, uint64_t value)
+{
+    memset(t, 0, sizeof *t);
+    t->a.ctx = t;
+    t->a.read = ta_read;
+    t->a.advance = ta_advance;
+    t->value = value;
+}
+
+/* ---- the file anchor ------------------------------------------------------------ */
+
+typedef struct tmpdir {
+    char dir[64];
+    char anchor[96];
+    char image[96];
+    char copy[96];
+} tmpdir;
+
+static void td_make(tmpdir *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/vd-anchor-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->anchor, sizeof t->anchor, "%s/disk.anchor", t->dir);
+    snprintf(t->image, sizeof t->image, "%s/disk.vhd", t->dir);
+    snprintf(t->copy, sizeof t->copy, "%s/old.vhd", t->dir);
+}
+
+static unsigned td_entries(const tmpdir *t)
+{
+    DIR *d = opendir(t->dir);
+    assert_non_null(d);
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    assert_int_equal(closedir(d), 0);
+    return n;
+}
+
+static void td_free(tmpdir *t)
+{
+    (void)unlink(t->anchor);
+    (void)unlink(t->image);
+    (void)unlink(t->copy);
+    assert_int_equal(rmdir(t->dir), 0);
+}
+
+static void read_file(const char *path, uint8_t **data, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long sz = ftell(f);
+    assert_true(sz >= 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    *data = malloc((size_t)sz + 1);
+    assert_non_null(*data);
+    assert_int_equal(fread(*data, 1, (size_t)sz, f), (size_t)sz);
+    assert_int_equal(fclose(f), 0);
+    *n = (size_t)sz;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_file_anchor_starts_at_zero_and_only_moves_forward(void **state)
+{
+    (void)state;
+    tmpdir t;
+    td_make(&t);
+    vd_anchor *a = NULL;
+    int err = -1;
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    assert_int_equal(err, 0);
+    uint64_t v = 99;
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, 0);
+    struct stat st;
+    assert_int_equal(stat(t.anchor, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_size, 32);
+    assert_int_equal(a->advance(a->ctx, 5), 0);
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(a->advance(a->ctx, 4), -EINVAL); /* never backwards */
+    assert_int_equal(a->advance(a->ctx, 5), 0);       /* same value: fine */
+    assert_int_equal(a->advance(a->ctx, UINT64_MAX - 1), 0);
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, UINT64_MAX - 1);
+    assert_int_equal(td_entries(&t), 1); /* no temporary file left behind */
+    vd_anchor_file_close(a);
+
+    /* Reopening, with or without create, keeps the value. */
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "reopen, create=1");
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, UINT64_MAX - 1);
+    vd_anchor_file_close(a);
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "reopen, create=0");
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, UINT64_MAX - 1);
+    vd_anchor_file_close(a);
+
+    EXPECT_ERR(vd_anchor_file_open(NULL, 0, &a, &err), VD_ERR_INVAL, "NULL path");
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, NULL, &err), VD_ERR_INVAL, "NULL out");
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 2, &a, &err), VD_ERR_INVAL, "create=2");
+    vd_anchor_file_close(NULL);
+    td_free(&t);
+}
+
+static void test_missing_anchor_file_is_an_io_error_not_zero(void **state)
+{
+    (void)state;
+    tmpdir t;
+    td_make(&t);
+    vd_anchor *a = (vd_anchor *)1;
+    int err = 0;
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_ERR_IO, "missing");
+    assert_int_equal(err, ENOENT);
+    assert_null(a);
+    assert_int_equal(td_entries(&t), 0); /* create=0 creates nothing */
+    char nodir[128];
+    snprintf(nodir, sizeof nodir, "%s/no/such.anchor", t.dir);
+    EXPECT_ERR(vd_anchor_file_open(nodir, 1, &a, &err), VD_ERR_IO, "missing directory");
+    assert_int_equal(err, ENOENT);
+    td_free(&t);
+}
+
+static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **state)
+{
+    (void)state;
+    tmpdir t;
+    td_make(&t);
+    vd_anchor *a = NULL;
+    int err;
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    assert_int_equal(a->advance(a->ctx, 77), 0);
+    uint8_t *good;
+    size_t n;
+    read_file(t.anchor, &good, &n);
+    assert_int_equal(n, 32);
+
+    /* Under an open handle: read() fails, and an image open with it too. */
+    uint8_t bad[33];
+    memcpy(bad, good, 32);
+    bad[16] ^= 1; /* the counter */
+    write_file(t.anchor, bad, 32);
+    uint64_t v = 0;
+    assert_int_equal(a->read(a->ctx, &v), -EBADMSG);
+    assert_int_equal(a->advance(a->ctx, 78), -EBADMSG);
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    vd_create_opts c = {.nblocks = 8};
+    vd_open_opts o = {.anchor = a};
+    vd_image *img = NULL;
+    EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_ERR_IO, "create on a damaged anchor");
+    vd_anchor_file_close(a);
+
+    /* At open: every byte flipped, truncated, extended: VD_ERR_CORRUPT. */
+    for (unsigned i = 0; i < 32; i++) {
+        memcpy(bad, good, 32);
+        bad[i] ^= 0x40;
+        write_file(t.anchor, bad, 32);
+        EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
+                   "byte %u flipped", i);
+    }
+    write_file(t.anchor, good, 31);
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "31 bytes");
+    memcpy(bad, good, 32);
+    bad[32] = 0;
+    write_file(t.anchor, bad, 33);
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "33 bytes");
+    write_file(t.anchor, good, 0);
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
+               "empty file (create=1 does not reset it)");
+    write_file(t.anchor, good, 32);
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "restored");
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, 77);
+    vd_anchor_file_close(a);
+    free(good);
+    vd_host_mem_free(h);
+    td_free(&t);
+}
+
+static void test_anchor_file_rolled_back_under_a_handle_is_refused(void **state)
+{
+    (void)state;
+    tmpdir t;
+    td_make(&t);
+    vd_anchor *a = NULL;
+    int err;
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    assert_int_equal(a->advance(a->ctx, 5), 0);
+    uint8_t *old;
+    size_t n;
+    read_file(t.anchor, &old, &n);
+    assert_int_equal(a->advance(a->ctx, 9), 0);
+    write_file(t.anchor, old, n); /* someone puts the old file back */
+    uint64_t v;
+    assert_int_equal(a->read(a->ctx, &v), -ESTALE);
+    assert_int_equal(a->advance(a->ctx, 10), -ESTALE);
+    vd_anchor_file_close(a);
+    free(old);
+    td_free(&t);
+}
+
+/* ---- whole-image rollback (file backend + file anchor) ---------------------------- */
+
+static void put_block(vd_image *img, uint64_t lbn, uint32_t id)
+{
+    uint8_t b[VD_BLOCK_SIZE];
+    fill(b, lbn, id);
+    EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %" PRIu64, lbn);
+}
+
+static int64_t get_block(vd_image *img, uint64_t lbn)
+{
+    uint8_t b[VD_BLOCK_SIZE];
+    EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %" PRIu64, lbn);
+    return identify(b, lbn);
+}
+
+static vd_err open_file_image(const char *path, const vd_unlock *u, vd_anchor *a,
+                              int ro, vd_host **h, vd_image **img)
+{
+    EXPECT_ERR(vd_host_file_open(path, ro ? VD_HOST_READONLY : 0, h, NULL), VD_OK,
+               "host open");
+    vd_open_opts o = {.read_only = ro, .cache_bytes = 1 << 20, .anchor = a};
+    vd_err e = vd_image_open_unlock(*h, u, &o, img);
+    if (e != VD_OK) {
+        vd_host_file_close(*h);
+        *h = NULL;
+    }
+    return e;
+}
+
+static void test_whole_image_rollback_is_refused_with_file_anchor_only(void **state)
+{
+    (void)state;
+    tmpdir t;
+    td_make(&t);
+    static const vd_pwhash_params fast = {VD_PWHASH_OPSLIMIT_MIN, VD_PWHASH_MEMLIMIT_MIN};
+    vd_unlock u = {VD_SLOT_PASSPHRASE, (const uint8_t *)"pw", 2};
+    vd_anchor *a = NULL;
+    int err;
+    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "anchor");
+    vd_host *h;
+    EXPECT_ERR(vd_host_file_open(t.image, VD_HOST_CREATE, &h, NULL), VD_OK, "host");
+    vd_create_opts c = {.nblocks = 256};
+    vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = a};
+    vd_image *img;
+    EXPECT_ERR(vd_image_create_unlock(h, &u, &fast, &c, &o, &img), VD_OK, "create");
+    put_block(img, 10, 1);
+    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 1");
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_file_close(h);
+
+    uint8_t *old;
+    size_t n;
+    read_file(t.image, &old, &n);
+    uint64_t a_old;
+    assert_int_equal(a->read(a->ctx, &a_old), 0);
+
+    EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_OK, "reopen");
+    put_block(img, 10, 2);
+    put_block(img, 11, 3);
+    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 2");
+    vd_image_info info;
+    EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_file_close(h);
+    uint64_t a_new;
+    assert_int_equal(a->read(a->ctx, &a_new), 0);
+    assert_true(a_new > a_old);
+    assert_int_equal(a_new, info.epoch);
+
+    write_file(t.image, old, n); /* the host puts the old copy back */
+    EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_ERR_ROLLBACK,
+               "old copy, writable, with the anchor");
+    EXPECT_ERR(open_file_image(t.image, &u, a, 1, &h, &img), VD_ERR_ROLLBACK,
+               "old copy, read-only, with the anchor");
+    uint64_t v;
+    assert_int_equal(a->read(a->ctx, &v), 0);
+    assert_int_equal(v, a_new); /* a refused open changes nothing */
+    /* Without an anchor the old copy opens: freshness across restarts is
+     * not guaranteed (docs/SECURITY.md, R4). */
+    EXPECT_ERR(open_file_image(t.image, &u, NULL, 1, &h, &img), VD_OK,
+               "old copy without an anchor (documented limit)");
+    assert_int_equal(get_block(img, 10), 1);
+    assert_int_equal(get_block(img, 11), 0);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_file_close(h);
+    free(old);
+    vd_anchor_file_close(a);
+    td_free(&t);
+}
+
+/* ---- anchor modes ------------------------------------------------------------------ */
+
+static vd_image *mode_image(vd_host *h, tanchor *ta, vd_anchor_mode mode)
+{
+    vd_create_opts c = {.nblocks = 1024};
+    vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta->a, .anchor_mode = mode};
+    vd_image *img = NULL;
+    EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_OK, "create, mode %d", (int)mode);
+    return img;
+}
+
+static uint64_t epoch_of(vd_image *img)
+{
+    vd_image_info info;
+    EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    return info.epoch;
+}
+
+static void test_every_commit_mode_advances_on_implicit_commits(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    tanchor ta;
+    ta_init(&ta, 50);
+    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EVERY_COMMIT);
+    assert_int_equal(epoch_of(img), 51); /* epochs start at the anchor */
+    assert_int_equal(ta.value, 51);
+    for (uint32_t i = 0; i < 600; i++) {
+        put_block(img, i, i + 1);
+        assert_int_equal(ta.value, epoch_of(img)); /* after every call */
+    }
+    assert_true(epoch_of(img) > 51); /* the cache (1 MiB) forced commits */
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+}
+
+static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    tanchor ta;
+    ta_init(&ta, 0);
+    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    uint64_t base = ta.value;
+    assert_int_equal(base, epoch_of(img));
+    for (uint32_t i = 0; i < 600; i++)
+        put_block(img, i, i + 1);
+    assert_true(epoch_of(img) > base); /* implicit commits happened... */
+    assert_int_equal(ta.value, base);  /* ...and left the anchor alone */
+    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    assert_int_equal(ta.value, epoch_of(img));
+    /* Implicit commits again, then close: close advances it. */
+    for (uint32_t i = 0; i < 300; i++)
+        put_block(img, i, 1000 + i);
+    uint64_t before = ta.value;
+    assert_true(epoch_of(img) > before);
+    uint64_t at_close = epoch_of(img);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_true(ta.value >= at_close); /* close advanced it to the last commit */
+    uint64_t adv = ta.advances;
+
+    /* The trade-off: a state committed implicitly but not yet anchored can
+     * be replayed. Snapshot after a sync; implicit commits; "crash". */
+    vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta.a,
+                      .anchor_mode = VD_ANCHOR_EXPLICIT_SYNC};
+    EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
+    uint64_t size;
+    const uint8_t *d = vd_host_mem_data(h, &size);
+    uint8_t *snap = malloc(size);
+    assert_non_null(snap);
+    memcpy(snap, d, size);
+    for (uint32_t i = 0; i < 300; i++)
+        put_block(img, i, 5000 + i);
+    assert_true(epoch_of(img) > ta.value); /* committed, not anchored */
+    vd_host *replay;
+    assert_int_equal(vd_host_mem_new(&replay), VD_OK);
+    assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
+    vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20, .anchor = &ta.a};
+    vd_image *r;
+    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_OK,
+               "replay inside the explicit-sync window (documented trade-off)");
+    EXPECT_ERR(vd_image_close(r), VD_OK, "close");
+    EXPECT_ERR(vd_image_sync(img), VD_OK, "explicit sync closes the window");
+    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK, "replay after sync");
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_true(ta.advances > adv);
+    vd_host_mem_free(replay);
+
+    /* The same replay in VD_ANCHOR_EVERY_COMMIT mode is refused at once. */
+    o.anchor_mode = VD_ANCHOR_EVERY_COMMIT;
+    EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen, every commit");
+    d = vd_host_mem_data(h, &size);
+    snap = realloc(snap, size);
+    assert_non_null(snap);
+    memcpy(snap, d, size);
+    for (uint32_t i = 0; i < 300; i++)
+        put_block(img, i, 9000 + i);
+    assert_int_equal(epoch_of(img), ta.value);
+    assert_int_equal(vd_host_mem_new(&replay), VD_OK);
+    assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
+    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK,
+               "replay of an implicitly committed state, every-commit mode");
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(replay);
+    free(snap);
+
+    vd_open_opts bad = {.anchor_mode = (vd_anchor_mode)7};
+    EXPECT_ERR(vd_image_open(h, KEY, &bad, &img), VD_ERR_INVAL, "anchor_mode 7");
+    vd_host_mem_free(h);
+}
+
+/* ---- crashes between the superblock write and the anchor advance ------------------ */
+
+#define CR_BLOCKS 300u
+#define CR_SYNCS 8u
+
+typedef struct hist {
+    uint64_t seq;
+    uint32_t id;
+} hist;
+
+typedef struct crun {
+    vd_anchor_mode mode;
+    uint64_t seed, rng;
+    hist *h[CR_BLOCKS];
+    uint32_t nh[CR_BLOCKS], caph[CR_BLOCKS];
+    uint64_t seq;
+    uint32_t next_id;
+    uint64_t sync_start_seq[CR_SYNCS];
+    size_t sync_end_op[CR_SYNCS]; /* op count when vd_image_sync returned */
+    uint64_t ack_value[CR_SYNCS]; /* anchor value then */
+    uint32_t nsync;
+    uint64_t anchor_start;
+} crun;
+
+static void cr_record(crun *w, uint64_t lbn, uint32_t id)
+{
+    if (w->nh[lbn] == w->caph[lbn]) {
+        w->caph[lbn] = w->caph[lbn] ? 2 * w->caph[lbn] : 4;
+        w->h[lbn] = realloc(w->h[lbn], w->caph[lbn] * sizeof(hist));
+        assert_non_null(w->h[lbn]);
+    }
+    w->h[lbn][w->nh[lbn]++] = (hist){w->seq++, id};
+}
+
+static void cr_free(crun *w)
+{
+    for (uint32_t b = 0; b < CR_BLOCKS; b++)
+        free(w->h[b]);
+}
+
+/* Is id acceptable for lbn after a crash whose last completed sync is s? */
+static int cr_allowed(const crun *w, int s, uint64_t lbn, uint32_t id)
+{
+    uint64_t start = s < 0 ? 0 : w->sync_start_seq[s];
+    uint32_t synced = 0;
+    for (uint32_t k = 0; k < w->nh[lbn]; k++) {
+        const hist *x = &w->h[lbn][k];
+        if (x->seq < start)
+            synced = x->id;
+        else if (x->id == id)
+            return 1;
+    }
+    return id == synced;
+}
+
+static const vd_open_opts *cr_opts(const crun *w, vd_anchor *a, int ro)
+{
+    static vd_open_opts o;
+    memset(&o, 0, sizeof o);
+    o.read_only = ro;
+    o.cache_bytes = 1 << 20; /* 128 dirty blocks force implicit commits */
+    o.aead_impl = VD_AEAD_OPENSSL;
+    o.anchor = a;
+    o.anchor_mode = w->mode;
+    return &o;
+}
+
+/* The workload: bursts of writes (some beyond the dirty limit, so implicit
+ * commits happen), each burst ending with a write and an explicit sync.
+ * Returns 0 when it ran to the end, 1 when the anchor "crashed". */
+static int cr_workload(crun *w, vd_image *img, vd_rec *rec, tanchor *ta)
+{
+    uint8_t b[VD_BLOCK_SIZE];
+    w->rng = w->seed ? w->seed : 1;
+    for (uint32_t s = 0; s < CR_SYNCS; s++) {
+        /* Every third burst spreads over the whole image, past the dirty
+         * limit (128 blocks): implicit commits. */
+        int big = s % 3 == 1;
+        unsigned n = big ? 180 + (unsigned)(xs(&w->rng) % 120)
+                         : 1 + (unsigned)(xs(&w->rng) % 40);
+        for (unsigned k = 0; k <= n; k++) { /* the last write precedes the sync */
+            uint64_t lbn = big || xs(&w->rng) % 4 == 0 ? xs(&w->rng) % CR_BLOCKS
+                                                        : xs(&w->rng) % 24;
+            uint32_t id = w->next_id++;
+            fill(b, lbn, id);
+            cr_record(w, lbn, id); /* an implicit commit inside may persist it */
+            vd_err e = vd_image_write(img, lbn, 1, b);
+            if (ta->dead)
+                return 1;
+            EXPECT_ERR(e, VD_OK, "workload write");
+        }
+        w->sync_start_seq[s] = w->seq;
+        vd_err e = vd_image_sync(img);
+        if (ta->dead)
+            return 1;
+        EXPECT_ERR(e, VD_OK, "workload sync %u", s);
+        w->sync_end_op[s] = vd_rec_op_count(rec);
+        w->ack_value[s] = ta->value;
+        w->nsync = s + 1;
+    }
+    return 0;
+}
+
+static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
+                     tanchor *ta, vd_image **img)
+{
+    memset(w, 0, sizeof *w);
+    w->mode = mode;
+    w->seed = seed;
+    w->next_id = 1;
+    w->anchor_start = 1000;
+    ta_init(ta, w->anchor_start);
+    *rec = vd_rec_new(NULL, 0);
+    assert_non_null(*rec);
+    vd_create_opts c = {.nblocks = CR_BLOCKS, .fanout = 8};
+    EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, cr_opts(w, &ta->a, 0), img),
+               VD_OK, "create");
+    assert_int_equal(vd_rec_reset_log(*rec), VD_OK); /* crashes start now */
+    ta->rec = *rec;
+    ta->nlog = 0;
+    ta->calls = 0; /* crash_at counts the workload's advances only */
+}
+
+/* Check an opened crash state: every block reads, with an allowed id. */
+static void cr_check_blocks(const crun *w, vd_image *img, int s, const char *what)
+{
+    uint8_t *buf = malloc(CR_BLOCKS * BS);
+    assert_non_null(buf);
+    vd_err e = vd_image_read(img, 0, CR_BLOCKS, buf);
+    if (e != VD_OK) {
+        print_error("%s: read: %d (%s)\n", what, (int)e, vd_strerror(e));
+        fail();
+    }
+    for (uint32_t b = 0; b < CR_BLOCKS; b++) {
+        int64_t id = identify(buf + (size_t)b * BS, b);
+        if (id < 0 || !cr_allowed(w, s, b, (uint32_t)id)) {
+            print_error("%s: block %u holds %lld, not allowed after sync %d\n", what, b,
+                        (long long)id, s);
+            fail();
+        }
+    }
+    free(buf);
+}
+
+/* Open host h (a crash state) with the anchor at a: it must open (no false
+ * alarm), hold allowed content, and leave the anchor at its epoch.
+ * Returns the anchor value after close. */
+static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const char *what)
+{
+    tanchor t;
+    ta_init(&t, a);
+    vd_image *img = NULL;
+    vd_err e = vd_image_open(h, KEY, cr_opts(w, &t.a, 1), &img);
+    if (e != VD_OK) {
+        print_error("%s: read-only open with anchor %llu: %d (%s)\n", what,
+                    (unsigned long long)a, (int)e, vd_strerror(e));
+        fail();
+    }
+    cr_check_blocks(w, img, s, what);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(t.value, a); /* read-only: untouched */
+    e = vd_image_open(h, KEY, cr_opts(w, &t.a, 0), &img);
+    if (e != VD_OK) {
+        print_error("%s: writable open with anchor %llu: %d (%s)\n", what,
+                    (unsigned long long)a, (int)e, vd_strerror(e));
+        fail();
+    }
+    cr_check_blocks(w, img, s, what);
+    uint64_t ep = epoch_of(img);
+    assert_true(ep >= a);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    if (t.value != ep) {
+        print_error("%s: anchor %llu after close, image epoch %llu\n", what,
+                    (unsigned long long)t.value, (unsigned long long)ep);
+        fail();
+    }
+    return t.value;
+}
+
+static void cr_expect_rollback(const crun *w, const uint8_t *bytes, uint64_t size,
+                               uint64_t a, const char *what, size_t m)
+{
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    tanchor t;
+    ta_init(&t, a);
+    for (int ro = 1; ro >= 0; ro--) {
+        vd_image *img = NULL;
+        vd_err e = vd_image_open(h, KEY, cr_opts(w, &t.a, ro), &img);
+        if (e != VD_ERR_ROLLBACK) {
+            print_error("%s: state at op %zu opened %s with anchor %llu: %d (%s)\n", what,
+                        m, ro ? "read-only" : "writable", (unsigned long long)a, (int)e,
+                        vd_strerror(e));
+            fail();
+        }
+    }
+    assert_int_equal(t.value, a);
+    vd_host_mem_free(h);
+}
+
+/* Newest acknowledged sync of a crash after p ops with the anchor at a. */
+static int cr_acked(const crun *w, size_t p, uint64_t a)
+{
+    int s = -1;
+    for (uint32_t k = 0; k < w->nsync; k++)
+        if (w->sync_end_op[k] <= p && a >= w->ack_value[k])
+            s = (int)k;
+    return s;
+}
+
+static int cr_durable(const crun *w, size_t p)
+{
+    int s = -1;
+    for (uint32_t k = 0; k < w->nsync; k++)
+        if (w->sync_end_op[k] <= p)
+            s = (int)k;
+    return s;
+}
+
+static void crash_every_point(vd_anchor_mode mode, uint64_t seed)
+{
+    crun w;
+    vd_rec *rec;
+    tanchor ta;
+    vd_image *img;
+    cr_start(&w, mode, seed, &rec, &ta, &img);
+    assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    size_t nops = vd_rec_op_count(rec);
+    printf("  mode %s, seed %llu: %zu ops, %zu flushes, %u syncs, %zu anchor "
+           "advances\n",
+           mode == VD_ANCHOR_EVERY_COMMIT ? "every-commit" : "explicit-sync",
+           (unsigned long long)seed, nops, vd_rec_flush_count(rec), w.nsync, ta.nlog);
+    assert_true(w.nsync == CR_SYNCS && ta.nlog >= CR_SYNCS);
+    /* The workload did commit implicitly, between explicit syncs. */
+    uint64_t final_epoch = w.ack_value[w.nsync - 1];
+    assert_true(final_epoch - (w.anchor_start + 1) > CR_SYNCS);
+    if (mode == VD_ANCHOR_EVERY_COMMIT)
+        assert_true(ta.nlog > CR_SYNCS);
+
+    /* 1. Every acknowledged sync s: every state before its final commit
+     *    (op sync_end_op[s] - 2 is that superblock write) is refused with
+     *    the anchor value s was acknowledged at. */
+    unsigned refused = 0;
+    for (size_t m = 0; m + 2 <= w.sync_end_op[w.nsync - 1]; m++) {
+        uint64_t size;
+        uint8_t *bytes = vd_rec_crash_image(rec, m, NULL, 0, 0, &size);
+        assert_non_null(bytes);
+        for (uint32_t s = 0; s < w.nsync; s++)
+            if (m + 2 <= w.sync_end_op[s]) {
+                cr_expect_rollback(&w, bytes, size, w.ack_value[s], "older than a sync", m);
+                refused++;
+            }
+        free(bytes);
+    }
+
+    /* 2. Every crash point, with the anchor before and after each advance
+     *    that happened there; plus a random subset of its unflushed tail. */
+    uint64_t rng = seed ^ 0xA5A5A5A5ull;
+    unsigned points = 0, late = 0;
+    size_t li = 0;
+    uint64_t before = w.anchor_start;
+    for (size_t p = 0; p <= nops; p++) {
+        uint64_t vals[MAXADV + 1];
+        size_t nv = 0;
+        while (li < ta.nlog && ta.log_op[li] < p)
+            before = ta.log_val[li++];
+        vals[nv++] = before;
+        for (size_t j = li; j < ta.nlog && ta.log_op[j] == p; j++)
+            vals[nv++] = ta.log_val[j];
+        size_t first = vd_rec_tail_first(rec, p);
+        for (int variant = 0; variant < 2; variant++) {
+            uint8_t mask[64];
+            const uint8_t *mp = NULL;
+            if (variant == 1) {
+                if (p - first < 2 || p - first > 8 * sizeof mask)
+                    continue;
+                for (size_t j = 0; j < sizeof mask; j++)
+                    mask[j] = (uint8_t)xs(&rng);
+                mp = mask;
+            }
+            vd_host *h;
+            assert_int_equal(vd_rec_crash_host(rec, p, mp, xs(&rng), variant, &h), VD_OK);
+            uint64_t size;
+            uint8_t *snap = vd_host_mem_data(h, &size);
+            uint8_t *copy = malloc(size);
+            assert_non_null(copy);
+            memcpy(copy, snap, size);
+            for (size_t k = 0; k < nv; k++) {
+                assert_int_equal(vd_host_mem_set(h, copy, size), VD_OK);
+                char what[96];
+                snprintf(what, sizeof what, "crash after op %zu%s, anchor %llu", p,
+                         variant ? " (tail subset)" : "", (unsigned long long)vals[k]);
+                uint64_t after = cr_recover(&w, h, vals[k], cr_durable(&w, p), what);
+                points++;
+                late += k > 0;
+                /* 3. After that recovery, the newest state older than the
+                 *    newest acknowledged sync is still refused. */
+                int s = cr_acked(&w, p, vals[k]);
+                if (s >= 0 && variant == 0) {
+                    size_t m = w.sync_end_op[s] - 2;
+                    uint64_t msz;
+                    uint8_t *older = vd_rec_crash_image(rec, m, NULL, 0, 0, &msz);
+                    assert_non_null(older);
+                    cr_expect_rollback(&w, older, msz, after, "after recovery", m);
+                    free(older);
+                    refused++;
+                }
+            }
+            free(copy);
+            vd_host_mem_free(h);
+        }
+    }
+    printf("  %u crash states opened without a false alarm (%u with the anchor "
+           "already advanced), %u older states refused\n",
+           points, late, refused);
+    vd_rec_free(rec);
+    cr_free(&w);
+}
+
+static uint64_t seed_from_env(uint64_t dflt)
+{
+    const char *s = getenv("VD_ANCHOR_SEED");
+    return s ? strtoull(s, NULL, 0) : dflt;
+}
+
+static void test_crash_at_every_point_of_the_anchor_protocol_every_commit(void **state)
+{
+    (void)state;
+    crash_every_point(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed));
+}
+
+static void test_crash_at_every_point_of_the_anchor_protocol_explicit_sync(void **state)
+{
+    (void)state;
+    crash_every_point(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 1));
+}
+
+/* The library runs with an anchor whose n-th advance "crashes" (the
+ * process dies before the counter moves): for every n, the image as the
+ * host holds it then opens with the anchor as it is, without a false
+ * alarm, and every state before the last acknowledged sync is refused. */
+static void crash_in_advance(vd_anchor_mode mode, uint64_t seed)
+{
+    crun w;
+    vd_rec *rec;
+    tanchor ta;
+    vd_image *img;
+    cr_start(&w, mode, seed, &rec, &ta, &img);
+    assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
+    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    long calls = ta.calls;
+    vd_rec_free(rec);
+    cr_free(&w);
+    unsigned checked = 0;
+    for (long n = 1; n <= calls; n++) {
+        cr_start(&w, mode, seed, &rec, &ta, &img);
+        ta.crash_at = n;
+        int crashed = cr_workload(&w, img, rec, &ta);
+        assert_int_equal(crashed, 1);
+        (void)vd_image_close(img); /* the dead anchor fails it; frees it */
+        uint64_t size;
+        const uint8_t *live = vd_rec_live(rec, &size);
+        vd_host *h;
+        assert_int_equal(vd_host_mem_new(&h), VD_OK);
+        assert_int_equal(vd_host_mem_set(h, live, size), VD_OK);
+        char what[64];
+        snprintf(what, sizeof what, "advance %ld of %ld crashed", n, calls);
+        size_t p = vd_rec_op_count(rec);
+        uint64_t after = cr_recover(&w, h, ta.value, cr_durable(&w, p), what);
+        assert_true(after > ta.value); /* the lost advance is made up for */
+        int s = cr_acked(&w, p, ta.value);
+        if (s >= 0) {
+            uint64_t msz;
+            uint8_t *older = vd_rec_crash_image(rec, w.sync_end_op[s] - 2, NULL, 0, 0, &msz);
+            assert_non_null(older);
+            cr_expect_rollback(&w, older, msz, after, what, w.sync_end_op[s] - 2);
+            free(older);
+        }
+        vd_host_mem_free(h);
+        vd_rec_free(rec);
+        cr_free(&w);
+        checked++;
+    }
+    printf("  mode %s, seed %llu: crashed each of %u anchor advances\n",
+           mode == VD_ANCHOR_EVERY_COMMIT ? "every-commit" : "explicit-sync",
+           (unsigned long long)seed, checked);
+    assert_true(checked >= CR_SYNCS);
+}
+
+static void test_anchor_advance_that_crashes_never_causes_a_false_alarm(void **state)
+{
+    (void)state;
+    crash_in_advance(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed + 2));
+    crash_in_advance(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 3));
+}
+
+int main(void)
+{
+    g_seed = seed_from_env((uint64_t)time(NULL));
+    printf("test_anchor: seed %llu (VD_ANCHOR_SEED to replay)\n",
+           (unsigned long long)g_seed);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_anchor_starts_at_zero_and_only_moves_forward),
+        cmocka_unit_test(test_missing_anchor_file_is_an_io_error_not_zero),
+        cmocka_unit_test(test_damaged_anchor_file_is_reported_never_taken_as_zero),
+        cmocka_unit_test(test_anchor_file_rolled_back_under_a_handle_is_refused),
+        cmocka_unit_test(test_whole_image_rollback_is_refused_with_file_anchor_only),
+        cmocka_unit_test(test_every_commit_mode_advances_on_implicit_commits),
+        cmocka_unit_test(test_explicit_sync_mode_advances_only_on_sync_and_close),
+        cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_every_commit),
+        cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_explicit_sync),
+        cmocka_unit_test(test_anchor_advance_that_crashes_never_causes_a_false_alarm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
