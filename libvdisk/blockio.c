@@ -29,6 +29,17 @@ static vd_err expected_versions(vd_image *img, uint32_t level, uint64_t idx,
     const vd_jentry *j =
         img->nrecov ? vd_recov_find(img, vd_phys_of(img, level, idx)) : NULL;
     if (j) {
+        /* The journal names this block's versions, but its parent is still
+         * loaded (and so verified): every read checks its whole path, so a
+         * tampered node is caught even when all its children are named in
+         * the journal. */
+        if (level < img->geo.height) {
+            uint32_t p;
+            vd_err e = vd_get_block(img, level + 1, mt_parent_idx(&img->geo, idx), &p);
+            if (e != VD_OK)
+                return e;
+            vd_unpin(img, p);
+        }
         cand[0] = j->after;
         cand[1] = j->before;
         *n = mt_version_equal(&j->after, &j->before) ? 1 : 2;

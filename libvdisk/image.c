@@ -560,11 +560,10 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
     vd_err e = lock(img);
     if (e != VD_OK)
         return e;
-    if (img->failed)
-        e = VD_ERR_FAILED;
-    else
-        e = check_range(img, lbn, count);
+    e = check_range(img, lbn, count);
     int in_range = e == VD_OK; /* else buf may be shorter than count blocks */
+    if (e == VD_OK && img->failed)
+        e = VD_ERR_FAILED;
     uint8_t *out = buf;
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
         uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i));
@@ -585,9 +584,9 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
         }
         memcpy(out + (size_t)i * VDF_BLOCK, img->cache.e[t].buf, VDF_BLOCK);
     }
-    /* Whatever went wrong, the caller never keeps bytes of this call. For
-     * argument, range and failed-handle errors nothing was copied, and the
-     * buffer must not be touched beyond what the caller owns. */
+    /* Whatever went wrong, the caller never keeps bytes of this call. After
+     * an argument or range error nothing was copied, and the buffer may be
+     * shorter than count blocks: leave it alone. */
     if (e != VD_OK && in_range && buf && count)
         vdc_memzero(buf, (size_t)count * VDF_BLOCK);
     unlock(img);
