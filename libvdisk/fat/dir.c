@@ -1,0 +1,520 @@
+/* Directories: chains of 32-byte slots holding short (8.3) entries, each
+ * optionally preceded by long-name (LFN) entries. Deleted slots (0xE5) are
+ * reused; a directory grows by whole zeroed clusters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "endian.h"
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+
+/* FAT limits a directory to 65536 slots (2 MiB). */
+#define DIR_MAX_SLOTS 65536u
+
+void fat_dirit_init(fat_dirit *it, uint32_t first)
+{
+    it->first = first;
+    it->clus = first;
+    it->cidx = 0;
+    it->slot = 0;
+}
+
+vd_err fat_dir_slot_off(vd_fs *fs, fat_dirit *it, uint32_t slot, uint64_t *off)
+{
+    uint32_t per = fs->cluster_bytes / DIRENT_SIZE;
+    uint32_t target = slot / per;
+    if (slot >= DIR_MAX_SLOTS)
+        return VD_ERR_NOENT;
+    if (target < it->cidx) {
+        it->clus = it->first;
+        it->cidx = 0;
+    }
+    if (!fat_valid_cluster(fs, it->clus))
+        return VD_ERR_CORRUPT;
+    while (it->cidx < target) {
+        uint32_t next;
+        vd_err e = fat_get(fs, it->clus, &next);
+        if (e != VD_OK)
+            return e;
+        if (next >= FAT_EOC_MIN)
+            return VD_ERR_NOENT;
+        if (!fat_valid_cluster(fs, next))
+            return VD_ERR_CORRUPT;
+        it->clus = next;
+        it->cidx++;
+    }
+    *off = fat_clus_off(fs, it->clus) + (uint64_t)(slot % per) * DIRENT_SIZE;
+    return VD_OK;
+}
+
+void fat_dent_decode(const uint8_t e[32], fat_dent *d)
+{
+    memcpy(d->sfn, e + DIR_NAME, 11);
+    d->attr = e[DIR_ATTR];
+    d->ntres = e[DIR_NTRES];
+    d->ctenth = e[DIR_CRT_TENTH];
+    d->ctime = vd_get_le16(e + DIR_CRT_TIME);
+    d->cdate = vd_get_le16(e + DIR_CRT_DATE);
+    d->adate = vd_get_le16(e + DIR_LST_ACC_DATE);
+    d->mtime = vd_get_le16(e + DIR_WRT_TIME);
+    d->mdate = vd_get_le16(e + DIR_WRT_DATE);
+    d->first = ((uint32_t)vd_get_le16(e + DIR_FST_CLUS_HI) << 16) |
+               vd_get_le16(e + DIR_FST_CLUS_LO);
+    d->first &= FAT_MASK;
+    d->size = vd_get_le32(e + DIR_FILE_SIZE);
+}
+
+void fat_dent_encode(const fat_dent *d, uint8_t e[32])
+{
+    memcpy(e + DIR_NAME, d->sfn, 11);
+    e[DIR_ATTR] = d->attr;
+    e[DIR_NTRES] = d->ntres;
+    e[DIR_CRT_TENTH] = d->ctenth;
+    vd_put_le16(e + DIR_CRT_TIME, d->ctime);
+    vd_put_le16(e + DIR_CRT_DATE, d->cdate);
+    vd_put_le16(e + DIR_LST_ACC_DATE, d->adate);
+    vd_put_le16(e + DIR_FST_CLUS_HI, (uint16_t)(d->first >> 16));
+    vd_put_le16(e + DIR_WRT_TIME, d->mtime);
+    vd_put_le16(e + DIR_WRT_DATE, d->mdate);
+    vd_put_le16(e + DIR_FST_CLUS_LO, (uint16_t)d->first);
+    vd_put_le32(e + DIR_FILE_SIZE, d->size);
+}
+
+static void lfn_units(const uint8_t e[32], uint16_t u[13])
+{
+    for (int i = 0; i < 5; i++)
+        u[i] = vd_get_le16(e + LDIR_NAME1 + 2 * i);
+    for (int i = 0; i < 6; i++)
+        u[5 + i] = vd_get_le16(e + LDIR_NAME2 + 2 * i);
+    for (int i = 0; i < 2; i++)
+        u[11 + i] = vd_get_le16(e + LDIR_NAME3 + 2 * i);
+}
+
+vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d)
+{
+    uint16_t lfn[LFN_MAX_ENTRIES * LFN_UNITS_PER_ENTRY];
+    unsigned want = 0, total = 0; /* next LFN ordinal expected, count */
+    uint8_t chk = 0;
+    uint32_t lfn_first = 0;
+    for (;;) {
+        uint64_t off;
+        vd_err e = fat_dir_slot_off(fs, it, it->slot, &off);
+        if (e != VD_OK)
+            return e;
+        uint8_t b[DIRENT_SIZE];
+        e = fat_dev_read(fs, off, b, sizeof b);
+        if (e != VD_OK)
+            return e;
+        uint32_t slot = it->slot++;
+        if (b[0] == DIR_END_BYTE) {
+            it->slot--; /* stay at the end marker */
+            return VD_ERR_NOENT;
+        }
+        if (b[0] == DIR_FREE_BYTE) {
+            want = 0;
+            continue;
+        }
+        if ((b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME) {
+            unsigned ord = b[LDIR_ORD] & LDIR_ORD_MASK;
+            if (ord < 1 || ord > LFN_MAX_ENTRIES) {
+                want = 0;
+                continue;
+            }
+            if (b[LDIR_ORD] & LDIR_LAST) {
+                total = ord;
+                chk = b[LDIR_CHKSUM];
+                lfn_first = slot;
+            } else if (!want || ord != want || b[LDIR_CHKSUM] != chk) {
+                want = 0; /* orphaned piece: ignore, as fsck would */
+                continue;
+            }
+            lfn_units(b, lfn + (ord - 1) * LFN_UNITS_PER_ENTRY);
+            want = ord - 1;
+            if (want == 0)
+                want = 0x100; /* complete: the short entry must follow */
+            continue;
+        }
+        int have_lfn = want == 0x100;
+        want = 0;
+        if (b[DIR_ATTR] & ATTR_VOLUME_ID)
+            continue;
+        if (b[0] == '.' && (b[1] == ' ' || (b[1] == '.' && b[2] == ' ')))
+            continue;
+        fat_dent_decode(b, d);
+        d->slot = slot;
+        d->first_slot = slot;
+        if (have_lfn && fat_lfn_checksum(b) == chk) {
+            size_t n = 0, max = (size_t)total * LFN_UNITS_PER_ENTRY;
+            while (n < max && lfn[n] != 0)
+                n++;
+            if (n > 0 && n <= FAT_NAME_MAX) {
+                memcpy(d->name, lfn, n * sizeof(uint16_t));
+                d->nlen = n;
+                d->first_slot = lfn_first;
+                return VD_OK;
+            }
+        }
+        d->nlen = fat_sfn_to_utf16(b, d->ntres, d->name);
+        return VD_OK;
+    }
+}
+
+/* Names match case-insensitively. As on Windows and Linux, the 8.3 alias
+ * of a long name also matches ("LONGFI~1.TXT"), but a long name that
+ * matches wins over an alias met earlier in the directory. */
+vd_err fat_dir_lookup(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                      fat_dent *d)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    int have_alias = 0;
+    fat_dent *alias = malloc(sizeof *alias);
+    if (!alias)
+        return VD_ERR_NOMEM;
+    vd_err e;
+    for (;;) {
+        e = fat_dir_next(fs, &it, d);
+        if (e != VD_OK)
+            break;
+        if (fat_name_equal(d->name, d->nlen, name, n))
+            break;
+        if (!have_alias && d->first_slot != d->slot && n <= 12) {
+            uint16_t sn[16];
+            size_t sl = fat_sfn_to_utf16(d->sfn, 0, sn);
+            if (fat_name_equal(sn, sl, name, n)) {
+                *alias = *d;
+                have_alias = 1;
+            }
+        }
+    }
+    if (e == VD_ERR_NOENT && have_alias) {
+        *d = *alias;
+        e = VD_OK;
+    }
+    free(alias);
+    return e;
+}
+
+vd_err fat_dir_read_slot(vd_fs *fs, uint32_t dir, uint32_t slot, fat_dent *d)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    uint64_t off;
+    vd_err e = fat_dir_slot_off(fs, &it, slot, &off);
+    uint8_t b[DIRENT_SIZE];
+    if (e == VD_OK)
+        e = fat_dev_read(fs, off, b, sizeof b);
+    if (e == VD_OK)
+        fat_dent_decode(b, d);
+    return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+}
+
+vd_err fat_dir_update(vd_fs *fs, uint32_t dir, uint32_t slot, const fat_dent *d)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    uint64_t off;
+    vd_err e = fat_dir_slot_off(fs, &it, slot, &off);
+    uint8_t b[DIRENT_SIZE];
+    if (e == VD_OK)
+        e = fat_dev_read(fs, off, b, sizeof b);
+    if (e != VD_OK)
+        return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+    fat_dent upd = *d;
+    memcpy(upd.sfn, b + DIR_NAME, 11); /* the name stays as stored */
+    upd.ntres = b[DIR_NTRES];
+    fat_dent_encode(&upd, b);
+    return fat_dev_write(fs, off, b, sizeof b);
+}
+
+vd_err fat_dir_remove(vd_fs *fs, uint32_t dir, const fat_dent *d)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    for (uint32_t s = d->first_slot; s <= d->slot; s++) {
+        uint64_t off;
+        vd_err e = fat_dir_slot_off(fs, &it, s, &off);
+        uint8_t mark = DIR_FREE_BYTE;
+        if (e == VD_OK)
+            e = fat_dev_write(fs, off, &mark, 1);
+        if (e != VD_OK)
+            return e;
+    }
+    return VD_OK;
+}
+
+/* ---- inserting ---- */
+
+typedef struct sfn_set {
+    uint8_t (*v)[11];
+    size_t n, cap;
+} sfn_set;
+
+static int sfn_has(const sfn_set *s, const uint8_t name[11])
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (memcmp(s->v[i], name, 11) == 0)
+            return 1;
+    return 0;
+}
+
+static vd_err sfn_add(sfn_set *s, const uint8_t name[11])
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint8_t(*v)[11] = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return VD_ERR_NOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    memcpy(s->v[s->n++], name, 11);
+    return VD_OK;
+}
+
+/* One pass over the directory: every short name in use, the first free
+ * slot and the first run of `need` free slots (UINT32_MAX: none), and
+ * where the trailing free slots begin. */
+static vd_err scan_dir(vd_fs *fs, uint32_t dir, uint32_t need, sfn_set *set,
+                       uint32_t *run1, uint32_t *run, uint32_t *tail, uint32_t *nslots)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    uint32_t free_start = 0, free_len = 0, slot = 0;
+    int ended = 0;
+    *run = *run1 = UINT32_MAX;
+    for (;; slot++) {
+        uint64_t off;
+        vd_err e = fat_dir_slot_off(fs, &it, slot, &off);
+        if (e == VD_ERR_NOENT)
+            break;
+        if (e != VD_OK)
+            return e;
+        uint8_t b[DIRENT_SIZE];
+        if (!ended) {
+            e = fat_dev_read(fs, off, b, sizeof b);
+            if (e != VD_OK)
+                return e;
+            if (b[0] == DIR_END_BYTE)
+                ended = 1;
+        }
+        if (ended || b[0] == DIR_FREE_BYTE) {
+            if (free_len == 0)
+                free_start = slot;
+            free_len++;
+            if (*run1 == UINT32_MAX)
+                *run1 = slot;
+            if (free_len >= need && *run == UINT32_MAX)
+                *run = free_start;
+            continue;
+        }
+        free_len = 0;
+        if ((b[DIR_ATTR] & ATTR_LONG_NAME_MASK) != ATTR_LONG_NAME &&
+            !(b[DIR_ATTR] & ATTR_VOLUME_ID)) {
+            e = sfn_add(set, b);
+            if (e != VD_OK)
+                return e;
+        }
+    }
+    *tail = free_len ? free_start : slot;
+    *nslots = slot;
+    return VD_OK;
+}
+
+/* Append zeroed clusters to a directory so it has at least `slots`. */
+static vd_err grow_dir(vd_fs *fs, uint32_t dir, uint32_t have, uint32_t slots)
+{
+    uint32_t per = fs->cluster_bytes / DIRENT_SIZE;
+    uint32_t add = (slots - have + per - 1) / per;
+    uint32_t last = dir, guard = 0, next;
+    for (;;) { /* find the chain's end */
+        vd_err e = fat_get(fs, last, &next);
+        if (e != VD_OK)
+            return e;
+        if (next >= FAT_EOC_MIN)
+            break;
+        if (!fat_valid_cluster(fs, next) || ++guard > fs->nclusters)
+            return VD_ERR_CORRUPT;
+        last = next;
+    }
+    uint32_t first;
+    vd_err e = fat_alloc(fs, last, add, &first, NULL, NULL);
+    for (uint32_t c = first, i = 0; e == VD_OK && i < add; i++) {
+        e = fat_dev_zero(fs, fat_clus_off(fs, c), fs->cluster_bytes);
+        if (e == VD_OK && i + 1 < add)
+            e = fat_get(fs, c, &c);
+    }
+    return e;
+}
+
+static vd_err pick_alias(const uint16_t *name, size_t n, const sfn_set *set,
+                         uint8_t sfn[11], uint8_t *ntres, int *need_lfn)
+{
+    *ntres = 0;
+    if (fat_name_fits_83(name, n, sfn, ntres) && !sfn_has(set, sfn)) {
+        *need_lfn = 0;
+        return VD_OK;
+    }
+    *ntres = 0;
+    *need_lfn = 1;
+    uint8_t basis[11];
+    int lossy;
+    fat_name_basis(name, n, basis, &lossy);
+    if (!lossy && !sfn_has(set, basis)) {
+        memcpy(sfn, basis, 11);
+        return VD_OK;
+    }
+    for (uint32_t t = 1; t < 1000000; t++) {
+        fat_name_tail(basis, t, sfn);
+        if (!sfn_has(set, sfn))
+            return VD_OK;
+    }
+    return VD_ERR_NOSPC;
+}
+
+vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                   const fat_dent *proto, uint32_t *slot_out)
+{
+    sfn_set set = {0};
+    uint32_t run1, run, tail, nslots;
+    uint32_t lfn_max = (uint32_t)((n + LFN_UNITS_PER_ENTRY - 1) / LFN_UNITS_PER_ENTRY);
+    /* One pass serves both cases: a long name needs lfn_max + 1 slots, a
+     * bare 8.3 name any single free slot. */
+    vd_err e = scan_dir(fs, dir, lfn_max + 1, &set, &run1, &run, &tail, &nslots);
+    uint8_t sfn[11], ntres = 0;
+    int need_lfn = 0;
+    if (e == VD_OK)
+        e = pick_alias(name, n, &set, sfn, &ntres, &need_lfn);
+    free(set.v);
+    if (e != VD_OK)
+        return e;
+    uint32_t nl = need_lfn ? lfn_max : 0;
+    uint32_t need = nl + 1;
+    uint32_t start = need_lfn ? run : run1;
+    if (start == UINT32_MAX) {
+        start = tail;
+        if ((uint64_t)start + need > DIR_MAX_SLOTS)
+            return VD_ERR_NOSPC;
+        e = grow_dir(fs, dir, nslots, start + need);
+        if (e != VD_OK)
+            return e;
+    }
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    uint8_t chk = fat_lfn_checksum(sfn);
+    for (uint32_t i = 0; i < nl; i++) {
+        uint32_t ord = nl - i; /* highest ordinal first on disk */
+        uint8_t b[DIRENT_SIZE];
+        memset(b, 0, sizeof b);
+        b[LDIR_ORD] = (uint8_t)(ord | (i == 0 ? LDIR_LAST : 0));
+        b[LDIR_ATTR] = ATTR_LONG_NAME;
+        b[LDIR_CHKSUM] = chk;
+        for (uint32_t k = 0; k < LFN_UNITS_PER_ENTRY; k++) {
+            size_t idx = (size_t)(ord - 1) * LFN_UNITS_PER_ENTRY + k;
+            /* One NUL after the name, then 0xFFFF padding. */
+            uint16_t u = idx < n ? name[idx] : idx == n ? 0 : 0xFFFF;
+            size_t at = k < 5    ? LDIR_NAME1 + 2 * k
+                        : k < 11 ? LDIR_NAME2 + 2 * (k - 5)
+                                 : LDIR_NAME3 + 2 * (k - 11);
+            vd_put_le16(b + at, u);
+        }
+        uint64_t off;
+        e = fat_dir_slot_off(fs, &it, start + i, &off);
+        if (e == VD_OK)
+            e = fat_dev_write(fs, off, b, sizeof b);
+        if (e != VD_OK)
+            return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+    }
+    fat_dent d = *proto;
+    memcpy(d.sfn, sfn, 11);
+    d.ntres = ntres;
+    uint8_t b[DIRENT_SIZE];
+    memset(b, 0, sizeof b);
+    fat_dent_encode(&d, b);
+    uint64_t off;
+    e = fat_dir_slot_off(fs, &it, start + nl, &off);
+    if (e == VD_OK)
+        e = fat_dev_write(fs, off, b, sizeof b);
+    if (e != VD_OK)
+        return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+    *slot_out = start + nl;
+    return VD_OK;
+}
+
+vd_err fat_dir_is_empty(vd_fs *fs, uint32_t dir, int *empty)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    fat_dent d;
+    vd_err e = fat_dir_next(fs, &it, &d);
+    if (e == VD_ERR_NOENT) {
+        *empty = 1;
+        return VD_OK;
+    }
+    *empty = 0;
+    return e;
+}
+
+static void dot_entry(const fat_dent *proto, const char *nm, uint32_t clus, uint8_t b[32])
+{
+    fat_dent d = *proto;
+    memset(d.sfn, ' ', 11);
+    memcpy(d.sfn, nm, strlen(nm));
+    d.attr = ATTR_DIRECTORY;
+    d.ntres = 0;
+    d.first = clus;
+    d.size = 0;
+    memset(b, 0, 32);
+    fat_dent_encode(&d, b);
+}
+
+vd_err fat_dir_create(vd_fs *fs, uint32_t parent, const fat_dent *proto, uint32_t *clus)
+{
+    uint32_t c;
+    vd_err e = fat_alloc(fs, 0, 1, &c, NULL, NULL);
+    if (e != VD_OK)
+        return e;
+    uint64_t off = fat_clus_off(fs, c);
+    e = fat_dev_zero(fs, off, fs->cluster_bytes);
+    uint8_t b[64];
+    dot_entry(proto, ".", c, b);
+    /* ".." of a directory in the root names cluster 0, by convention. */
+    dot_entry(proto, "..", parent == fs->root_clus ? 0 : parent, b + 32);
+    if (e == VD_OK)
+        e = fat_dev_write(fs, off, b, sizeof b);
+    if (e != VD_OK) {
+        (void)fat_free_chain(fs, c);
+        return e;
+    }
+    *clus = c;
+    return VD_OK;
+}
+
+vd_err fat_dir_get_parent(vd_fs *fs, uint32_t dir, uint32_t *parent)
+{
+    uint8_t b[DIRENT_SIZE];
+    vd_err e = fat_dev_read(fs, fat_clus_off(fs, dir) + DIRENT_SIZE, b, sizeof b);
+    if (e != VD_OK)
+        return e;
+    if (memcmp(b, "..         ", 11) != 0)
+        return VD_ERR_CORRUPT;
+    fat_dent d;
+    fat_dent_decode(b, &d);
+    *parent = d.first ? d.first : fs->root_clus;
+    return VD_OK;
+}
+
+vd_err fat_dir_set_parent(vd_fs *fs, uint32_t dir, uint32_t parent)
+{
+    uint64_t off = fat_clus_off(fs, dir) + DIRENT_SIZE;
+    uint8_t b[DIRENT_SIZE];
+    vd_err e = fat_dev_read(fs, off, b, sizeof b);
+    if (e != VD_OK)
+        return e;
+    if (memcmp(b, "..         ", 11) != 0)
+        return VD_ERR_CORRUPT;
+    uint32_t v = parent == fs->root_clus ? 0 : parent;
+    vd_put_le16(b + DIR_FST_CLUS_HI, (uint16_t)(v >> 16));
+    vd_put_le16(b + DIR_FST_CLUS_LO, (uint16_t)v);
+    return fat_dev_write(fs, off, b, sizeof b);
+}

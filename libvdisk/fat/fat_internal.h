@@ -1,0 +1,262 @@
+/* Internal state and interfaces of the FAT32 layer (libvdisk/fat/).
+ *   dev.c    byte-addressed access to the volume over vd_image_*, with a
+ *            small write-back cache of 4 KiB blocks for metadata
+ *   names.c  UTF-8 <-> UTF-16, name validation, case folding, 8.3 aliases,
+ *            LFN checksums
+ *   time.c   FAT date/time <-> ns since the epoch, clamped
+ *   table.c  FAT entries (both copies), allocation, free counting
+ *   bpb.c    boot sector / FSInfo encode, decode, validate
+ *   mkfs.c   vd_fs_format
+ *   dir.c    directory slots: iterate, look up, insert, remove
+ *   node.c   open-file nodes and their cluster-run (extent) cache
+ *   file.c   vd_file_*
+ *   mount.c  mount/unmount/sync/statfs
+ *   path.c   path resolution
+ *   ops.c    stat, mkdir, rmdir, unlink, utimes
+ *   rename.c rename
+ *   dirlist.c vd_dir_*
+ *   rawcopy.c vd_fs_export / vd_fs_import
+ * Nothing here includes crypto headers or makes a system call. */
+#ifndef VD_FAT_INTERNAL_H
+#define VD_FAT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdisk/fs.h"
+#include "vdisk/vdisk.h"
+
+#define FAT_BLOCK VD_BLOCK_SIZE
+#define FAT_CACHE_SLOTS 64u /* 256 KiB of metadata blocks per volume */
+#define FAT_MAX_OPEN 1024u  /* open files + directories per volume */
+
+typedef struct fat_cslot {
+    uint64_t lbn;
+    uint8_t valid, dirty;
+    uint8_t *data;
+} fat_cslot;
+
+/* A contiguous piece of a file: file clusters [fidx, fidx+len) live in
+ * disk clusters [clus, clus+len). */
+typedef struct fat_run {
+    uint32_t fidx, clus, len;
+} fat_run;
+
+/* Where a directory entry lives: the directory's first cluster and the
+ * index of the entry's 32-byte short slot within it. */
+typedef struct fat_loc {
+    uint32_t dir;
+    uint32_t slot;
+} fat_loc;
+
+/* Shared state of an open file; several vd_file handles may point to one
+ * node. Rename moves the node's location; unlink of an open file is
+ * refused (VD_ERR_BUSY). */
+typedef struct fat_node {
+    struct fat_node *next;
+    unsigned refs;
+    fat_loc loc;
+    uint32_t first; /* first cluster, 0 for an empty file */
+    uint32_t size;
+    uint8_t attr;
+    fat_run *runs; /* the whole chain, once mapped */
+    size_t nruns, cap;
+    int mapped;
+    uint32_t nclus; /* clusters in the chain when mapped */
+} fat_node;
+
+struct vd_fs {
+    pthread_mutex_t lock; /* every public vd_fs_/vd_file_/vd_dir_ call holds it */
+    vd_image *img;
+    uint64_t img_bytes;
+    int read_only;
+    vd_clock_fn now;
+    void *now_ctx;
+    /* geometry (validated at mount) */
+    uint32_t bps, spc, cluster_bytes, cluster_shift;
+    uint32_t rsvd, nfats, fat_sectors, total_sectors, root_clus, fsinfo_sec;
+    uint32_t active_fat; /* when mirroring is off */
+    int mirror;
+    uint64_t fat_off, data_off; /* byte offsets in the volume */
+    uint32_t nclusters;         /* valid cluster numbers: 2 .. nclusters + 1 */
+    uint32_t free_count, next_free;
+    int free_exact;   /* free_count counted by us, not FSInfo's hint */
+    int marked_dirty; /* FAT[1] clean bit cleared this mount */
+    uint32_t volume_id;
+    char label[12];
+    unsigned nopen;
+    fat_node *nodes;
+    struct vd_dir *dirs; /* open directory handles */
+    fat_cslot cache[FAT_CACHE_SLOTS];
+    uint8_t *cache_mem;
+};
+
+struct vd_file {
+    vd_fs *fs;
+    fat_node *node;
+    int flags;
+};
+
+/* Volume lock. A default mutex only fails on misuse (never here), so the
+ * result carries no information worth a code path. */
+static inline void fat_lock(vd_fs *fs)
+{
+    (void)pthread_mutex_lock(&fs->lock);
+}
+static inline void fat_unlock(vd_fs *fs)
+{
+    (void)pthread_mutex_unlock(&fs->lock);
+}
+
+/* ---- dev.c ---- */
+vd_err fat_dev_init(vd_fs *fs);
+void fat_dev_free(vd_fs *fs);
+vd_err fat_dev_read(vd_fs *fs, uint64_t off, void *buf, size_t len);
+vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len);
+vd_err fat_dev_zero(vd_fs *fs, uint64_t off, uint64_t len);
+/* The cached bytes [off, off+len) of one block, in place (for FAT entries:
+ * no copies); `dirty` marks the block for write-back. Valid until the next
+ * fat_dev_* call. */
+vd_err fat_dev_ptr(vd_fs *fs, uint64_t off, size_t len, int dirty, uint8_t **p);
+vd_err fat_dev_flush(vd_fs *fs);
+/* Image-level helpers shared with mkfs (no vd_fs yet). */
+vd_err fat_img_bytes(vd_image *img, uint64_t *bytes);
+
+/* ---- names.c ---- */
+#define FAT_NAME_MAX 255u
+/* Decode UTF-8 into UTF-16 (surrogate pairs for non-BMP). VD_ERR_NAME on
+ * malformed UTF-8 or more than FAT_NAME_MAX units. */
+vd_err fat_utf8_to_utf16(const char *s, size_t len, uint16_t *out, size_t *nout);
+/* Encode UTF-16 as UTF-8 into out (cap bytes incl. NUL). Unpaired
+ * surrogates become U+FFFD. */
+vd_err fat_utf16_to_utf8(const uint16_t *u, size_t n, char *out, size_t cap);
+/* Check a long name for FAT (and strip trailing dots, as Windows and
+ * Linux do); VD_ERR_NAME if not storable. "." and ".." are refused. */
+vd_err fat_name_check(uint16_t *u, size_t *n);
+uint16_t fat_upcase(uint16_t c);
+int fat_name_equal(const uint16_t *a, size_t na, const uint16_t *b, size_t nb);
+uint8_t fat_lfn_checksum(const uint8_t name[11]);
+/* If the long name can be stored as a bare 8.3 entry (upper case, or
+ * lower case per part, recorded in *ntres), fill sfn and return 1. */
+int fat_name_fits_83(const uint16_t *u, size_t n, uint8_t sfn[11], uint8_t *ntres);
+/* Basis name (Windows' algorithm): *lossy is set when characters were
+ * replaced or dropped, or the name was truncated. */
+void fat_name_basis(const uint16_t *u, size_t n, uint8_t sfn[11], int *lossy);
+/* Put "~tail" into the basis base name (tail >= 1). */
+void fat_name_tail(const uint8_t basis[11], uint32_t tail, uint8_t out[11]);
+/* Short name (with NTRes case bits) as UTF-16 for display. */
+size_t fat_sfn_to_utf16(const uint8_t sfn[11], uint8_t ntres, uint16_t *out);
+/* Valid volume label (upper-cases it): 0 or VD_ERR_NAME. */
+vd_err fat_label_make(const char *in, uint8_t out[11]);
+
+/* ---- time.c ---- */
+int64_t fat_now(const vd_fs *fs);
+int64_t fat_clock(vd_clock_fn now, void *ctx);
+void fat_time_encode(int64_t ns, uint16_t *date, uint16_t *time, uint8_t *tenth);
+int64_t fat_time_decode(uint16_t date, uint16_t time, uint8_t tenth);
+
+/* ---- table.c ---- */
+vd_err fat_get(vd_fs *fs, uint32_t clus, uint32_t *val);
+vd_err fat_set(vd_fs *fs, uint32_t clus, uint32_t val);
+int fat_valid_cluster(const vd_fs *fs, uint32_t c);
+/* Allocate n clusters linked into a chain ending in EOC, appended after
+ * `last` (0 = new chain). Prefers last+1 onwards for contiguity, else the
+ * next-free hint. All or nothing: VD_ERR_NOSPC leaves the FAT unchanged.
+ * `each` (may be NULL) is told every new cluster in chain order, so the
+ * caller need not walk the chain again; after a failure it must forget
+ * what it was told. */
+typedef vd_err (*fat_each_fn)(void *ctx, uint32_t clus);
+vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each_fn each,
+                 void *ctx);
+/* Free the chain starting at c. */
+vd_err fat_free_chain(vd_fs *fs, uint32_t c);
+/* Count free clusters by reading the whole FAT (sets free_exact). */
+vd_err fat_count_free(vd_fs *fs);
+/* Clear FAT[1]'s clean bit on the first modification of a mount. */
+vd_err fat_mark_dirty(vd_fs *fs);
+vd_err fat_set_clean(vd_fs *fs, int clean);
+uint64_t fat_clus_off(const vd_fs *fs, uint32_t c);
+
+/* ---- bpb.c ---- */
+typedef struct fat_geom {
+    uint32_t bps, spc, rsvd, nfats, fat_sectors, total_sectors, root_clus;
+    uint32_t fsinfo_sec, backup_sec, ext_flags, volume_id, media;
+    uint8_t label[11];
+} fat_geom;
+/* Decode and validate a boot sector against the volume size. */
+vd_err fat_bpb_decode(const uint8_t *sec, uint64_t vol_bytes, fat_geom *g,
+                      uint32_t *nclusters);
+void fat_bpb_encode(const fat_geom *g, uint8_t sec[512]);
+void fat_fsinfo_encode(uint8_t sec[512], uint32_t free_count, uint32_t next_free);
+
+/* ---- dir.c ---- */
+/* One decoded directory entry. */
+typedef struct fat_dent {
+    uint16_t name[FAT_NAME_MAX + 1];
+    size_t nlen;
+    uint8_t sfn[11];
+    uint8_t attr, ntres;
+    uint32_t first, size;
+    uint16_t cdate, ctime, adate, mdate, mtime;
+    uint8_t ctenth;
+    uint32_t slot;       /* the short entry */
+    uint32_t first_slot; /* first LFN slot (== slot without LFN) */
+} fat_dent;
+
+typedef struct fat_dirit {
+    uint32_t first;      /* directory's first cluster */
+    uint32_t clus, cidx; /* cursor: cluster number and its chain index */
+    uint32_t slot;       /* next slot to read */
+} fat_dirit;
+
+void fat_dirit_init(fat_dirit *it, uint32_t first);
+/* Next live entry (skips deleted, volume labels, "." and ".."); NOENT at
+ * the end of the directory. */
+vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d);
+/* Byte offset of slot within the directory; NOENT past the chain. */
+vd_err fat_dir_slot_off(vd_fs *fs, fat_dirit *it, uint32_t slot, uint64_t *off);
+vd_err fat_dir_lookup(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                      fat_dent *d);
+/* Add an entry for name (an alias is generated), return its location. */
+vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                   const fat_dent *proto, uint32_t *slot);
+vd_err fat_dir_remove(vd_fs *fs, uint32_t dir, const fat_dent *d);
+/* Rewrite first cluster, size, attr, times of the short entry. */
+vd_err fat_dir_update(vd_fs *fs, uint32_t dir, uint32_t slot, const fat_dent *d);
+vd_err fat_dir_read_slot(vd_fs *fs, uint32_t dir, uint32_t slot, fat_dent *d);
+vd_err fat_dir_is_empty(vd_fs *fs, uint32_t dir, int *empty);
+/* A new directory cluster with "." and ".." (parent 0 = root). */
+vd_err fat_dir_create(vd_fs *fs, uint32_t parent, const fat_dent *proto, uint32_t *clus);
+vd_err fat_dir_set_parent(vd_fs *fs, uint32_t dir, uint32_t parent);
+vd_err fat_dir_get_parent(vd_fs *fs, uint32_t dir, uint32_t *parent);
+void fat_dent_encode(const fat_dent *d, uint8_t e[32]);
+void fat_dent_decode(const uint8_t e[32], fat_dent *d);
+
+/* ---- node.c ---- */
+vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out);
+void fat_node_put(vd_fs *fs, fat_node *n);
+fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
+/* Disk cluster of file cluster fidx and how many follow contiguously. */
+vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
+                    uint32_t *contig);
+/* Resize the chain to hold `clusters` clusters. */
+vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters);
+vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime);
+
+/* ---- path.c, mount.c, dirlist.c ---- */
+typedef struct fat_path {
+    uint32_t parent; /* directory holding the last component */
+    uint16_t name[FAT_NAME_MAX + 1];
+    size_t nlen;
+    int exists;
+    fat_dent d; /* valid when exists */
+    int is_root;
+} fat_path;
+vd_err fat_path_resolve(vd_fs *fs, const char *path, fat_path *p);
+vd_err fat_writable(vd_fs *fs);
+vd_err fat_op_end(vd_fs *fs, vd_err e);
+/* Is a vd_dir listing the directory starting at clus? */
+int fat_dir_is_open(const vd_fs *fs, uint32_t clus);
+
+#endif

@@ -1,0 +1,325 @@
+/* vd_file_*: file contents through the node's extent cache. Growth is all
+ * or nothing (clusters are reserved before any byte moves), so a full
+ * volume yields VD_ERR_NOSPC with the file and the FAT as they were. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+
+static uint32_t clusters_for(const vd_fs *fs, uint64_t bytes)
+{
+    return (uint32_t)((bytes + fs->cluster_bytes - 1) >> fs->cluster_shift);
+}
+
+/* Move len bytes at file offset off: read into rbuf, or write wbuf (NULL
+ * writes zeros). The clusters must exist. */
+static vd_err data_io(vd_fs *fs, fat_node *n, uint64_t off, uint8_t *rbuf,
+                      const uint8_t *wbuf, int write, uint64_t len)
+{
+    while (len > 0) {
+        uint32_t fidx = (uint32_t)(off >> fs->cluster_shift), clus, contig;
+        vd_err e = fat_node_map(fs, n, fidx, &clus, &contig);
+        if (e != VD_OK)
+            return e;
+        uint64_t within = off & (fs->cluster_bytes - 1);
+        uint64_t avail = ((uint64_t)contig << fs->cluster_shift) - within;
+        uint64_t k = avail < len ? avail : len;
+        if (k > (1u << 30))
+            k = 1u << 30;
+        uint64_t dev = fat_clus_off(fs, clus) + within;
+        if (!write)
+            e = fat_dev_read(fs, dev, rbuf, (size_t)k);
+        else if (wbuf)
+            e = fat_dev_write(fs, dev, wbuf, (size_t)k);
+        else
+            e = fat_dev_zero(fs, dev, k);
+        if (e != VD_OK)
+            return e;
+        off += k;
+        len -= k;
+        if (rbuf)
+            rbuf += k;
+        if (wbuf)
+            wbuf += k;
+    }
+    return VD_OK;
+}
+
+static vd_err locked_file_open(vd_fs *fs, const char *path, int flags, vd_file **out)
+{
+    if (!fs || !path || !out)
+        return VD_ERR_INVAL;
+    int acc = flags & VD_O_ACCMODE;
+    if (acc == VD_O_ACCMODE ||
+        (flags & ~(VD_O_ACCMODE | VD_O_CREAT | VD_O_EXCL | VD_O_TRUNC | VD_O_APPEND)))
+        return VD_ERR_INVAL;
+    if (fs->nopen >= FAT_MAX_OPEN)
+        return VD_ERR_MFILE;
+    fat_path *p = malloc(sizeof *p);
+    if (!p)
+        return VD_ERR_NOMEM;
+    int wants_write = acc != VD_O_RDONLY || (flags & VD_O_TRUNC);
+    vd_err e = fat_path_resolve(fs, path, p);
+    if (e == VD_OK && !p->exists) {
+        if (!(flags & VD_O_CREAT))
+            e = VD_ERR_NOENT;
+        else
+            e = fat_writable(fs);
+        if (e == VD_OK) {
+            fat_dent *d = &p->d;
+            memset(d, 0, sizeof *d);
+            int64_t now = fat_now(fs);
+            fat_time_encode(now, &d->cdate, &d->ctime, &d->ctenth);
+            d->mdate = d->cdate;
+            d->mtime = d->ctime;
+            d->adate = d->cdate;
+            d->attr = ATTR_ARCHIVE;
+            e = fat_mark_dirty(fs);
+            if (e == VD_OK)
+                e = fat_dir_add(fs, p->parent, p->name, p->nlen, d, &d->slot);
+        }
+    } else if (e == VD_OK) {
+        if ((flags & VD_O_CREAT) && (flags & VD_O_EXCL))
+            e = VD_ERR_EXIST;
+        else if (p->is_root || (p->d.attr & ATTR_DIRECTORY))
+            e = VD_ERR_ISDIR;
+        else if (wants_write && (e = fat_writable(fs)) == VD_OK &&
+                 (p->d.attr & ATTR_READ_ONLY))
+            e = VD_ERR_PERM;
+    }
+    vd_file *f = NULL;
+    if (e == VD_OK) {
+        f = calloc(1, sizeof *f);
+        if (!f)
+            e = VD_ERR_NOMEM;
+    }
+    if (e == VD_OK) {
+        f->fs = fs;
+        f->flags = flags;
+        e = fat_node_get(fs, &p->d, p->parent, &f->node);
+        if (e != VD_OK) {
+            free(f);
+            f = NULL;
+        }
+    }
+    if (e == VD_OK && (flags & VD_O_TRUNC) && f->node->size > 0) {
+        e = fat_mark_dirty(fs);
+        if (e == VD_OK)
+            e = fat_node_resize(fs, f->node, 0);
+        if (e == VD_OK) {
+            f->node->size = 0;
+            e = fat_node_store(fs, f->node, 1);
+        }
+    }
+    free(p);
+    e = fat_op_end(fs, e);
+    if (e == VD_OK) {
+        fs->nopen++;
+        *out = f;
+    } else if (f) { /* failed after the handle was made */
+        fat_node_put(fs, f->node);
+        free(f);
+    }
+    return e;
+}
+
+static vd_err locked_file_read(vd_file *f, uint64_t off, void *buf, size_t len,
+                               size_t *done)
+{
+    if (!f || (!buf && len) || !done)
+        return VD_ERR_INVAL;
+    *done = 0;
+    if ((f->flags & VD_O_ACCMODE) == VD_O_WRONLY)
+        return VD_ERR_INVAL;
+    fat_node *n = f->node;
+    if (off >= n->size)
+        return VD_OK;
+    if (len > n->size - off)
+        len = (size_t)(n->size - off);
+    vd_err e = data_io(f->fs, n, off, buf, NULL, 0, len);
+    if (e == VD_OK)
+        *done = len;
+    else
+        memset(buf, 0, len);
+    return fat_op_end(f->fs, e);
+}
+
+/* Grow the file to `size` bytes (zero-filled) or shrink it. */
+static vd_err resize(vd_fs *fs, fat_node *n, uint64_t size)
+{
+    vd_err e = fat_mark_dirty(fs);
+    if (e != VD_OK)
+        return e;
+    uint32_t need = clusters_for(fs, size);
+    e = fat_node_resize(fs, n, need);
+    if (e == VD_OK && size > n->size)
+        e = data_io(fs, n, n->size, NULL, NULL, 1, size - n->size);
+    if (e == VD_OK)
+        n->size = (uint32_t)size;
+    return e;
+}
+
+static vd_err locked_file_write(vd_file *f, uint64_t off, const void *buf, size_t len,
+                                size_t *done)
+{
+    if (!f || (!buf && len) || !done)
+        return VD_ERR_INVAL;
+    *done = 0;
+    if ((f->flags & VD_O_ACCMODE) == VD_O_RDONLY)
+        return VD_ERR_INVAL;
+    vd_fs *fs = f->fs;
+    vd_err e = fat_writable(fs);
+    if (e != VD_OK)
+        return e;
+    fat_node *n = f->node;
+    if (f->flags & VD_O_APPEND)
+        off = n->size;
+    if (len == 0)
+        return VD_OK;
+    if (off > FAT_MAX_FILE || len > FAT_MAX_FILE - off)
+        return VD_ERR_FBIG;
+    uint64_t end = off + len;
+    /* Reserve every cluster first (all or nothing), then zero the gap
+     * between the old end and off, then write. */
+    e = fat_mark_dirty(fs);
+    if (e == VD_OK && clusters_for(fs, end) > clusters_for(fs, n->size))
+        e = fat_node_resize(fs, n, clusters_for(fs, end));
+    if (e == VD_OK && off > n->size)
+        e = data_io(fs, n, n->size, NULL, NULL, 1, off - n->size);
+    if (e != VD_OK)
+        return fat_op_end(fs, e);
+    e = data_io(fs, n, off, NULL, buf, 1, len);
+    if (e == VD_OK) {
+        if (end > n->size)
+            n->size = (uint32_t)end;
+        e = fat_node_store(fs, n, 1);
+    }
+    if (e == VD_OK)
+        *done = len;
+    return fat_op_end(fs, e);
+}
+
+static vd_err locked_file_truncate(vd_file *f, uint64_t size)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    if ((f->flags & VD_O_ACCMODE) == VD_O_RDONLY)
+        return VD_ERR_INVAL;
+    vd_fs *fs = f->fs;
+    vd_err e = fat_writable(fs);
+    if (e != VD_OK)
+        return e;
+    if (size > FAT_MAX_FILE)
+        return VD_ERR_FBIG;
+    fat_node *n = f->node;
+    e = resize(fs, n, size);
+    if (e == VD_OK)
+        e = fat_node_store(fs, n, 1);
+    return fat_op_end(fs, e);
+}
+
+vd_err vd_file_sync(vd_file *f)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    return vd_fs_sync(f->fs);
+}
+
+static vd_err locked_file_stat(vd_file *f, vd_stat *st)
+{
+    if (!f || !st)
+        return VD_ERR_INVAL;
+    fat_dent d;
+    vd_err e = fat_dir_read_slot(f->fs, f->node->loc.dir, f->node->loc.slot, &d);
+    if (e != VD_OK)
+        return fat_op_end(f->fs, e);
+    memset(st, 0, sizeof *st);
+    st->size = f->node->size;
+    st->attr = d.attr;
+    st->is_dir = 0;
+    st->first_cluster = f->node->first;
+    st->mtime_ns = fat_time_decode(d.mdate, d.mtime, 0);
+    st->atime_ns = fat_time_decode(d.adate, 0, 0);
+    st->ctime_ns = fat_time_decode(d.cdate, d.ctime, d.ctenth);
+    return fat_op_end(f->fs, VD_OK);
+}
+
+static vd_err locked_file_close(vd_file *f)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *fs = f->fs;
+    fat_node_put(fs, f->node);
+    fs->nopen--;
+    free(f);
+    return fat_op_end(fs, VD_OK);
+}
+
+/* ---- public entry points: one volume lock serialises every call ---- */
+
+vd_err vd_file_open(vd_fs *fs, const char *path, int flags, vd_file **out)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    vd_fs *lk = fs;
+    fat_lock(lk);
+    vd_err e = locked_file_open(fs, path, flags, out);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_file_read(vd_file *f, uint64_t off, void *buf, size_t len, size_t *done)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *lk = f->fs;
+    fat_lock(lk);
+    vd_err e = locked_file_read(f, off, buf, len, done);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_file_write(vd_file *f, uint64_t off, const void *buf, size_t len, size_t *done)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *lk = f->fs;
+    fat_lock(lk);
+    vd_err e = locked_file_write(f, off, buf, len, done);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_file_truncate(vd_file *f, uint64_t size)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *lk = f->fs;
+    fat_lock(lk);
+    vd_err e = locked_file_truncate(f, size);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_file_stat(vd_file *f, vd_stat *st)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *lk = f->fs;
+    fat_lock(lk);
+    vd_err e = locked_file_stat(f, st);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_file_close(vd_file *f)
+{
+    if (!f)
+        return VD_ERR_INVAL;
+    vd_fs *lk = f->fs;
+    fat_lock(lk);
+    vd_err e = locked_file_close(f);
+    fat_unlock(lk);
+    return e;
+}

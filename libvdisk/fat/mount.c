@@ -1,0 +1,238 @@
+/* Mounting, syncing, unmounting and statfs of a FAT32 volume. Every
+ * public call of the layer ends with fat_op_end, which writes the metadata
+ * cache back to the image, so the image always holds whole operations
+ * (durable at vd_image_sync). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "endian.h"
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+
+vd_err fat_writable(vd_fs *fs)
+{
+    return fs->read_only ? VD_ERR_READONLY : VD_OK;
+}
+
+vd_err fat_op_end(vd_fs *fs, vd_err e)
+{
+    vd_err f = fat_dev_flush(fs);
+    return e != VD_OK ? e : f;
+}
+
+/* ---- mount ---- */
+
+static void read_label(vd_fs *fs, const uint8_t bpb_label[11])
+{
+    uint8_t lab[11];
+    memcpy(lab, bpb_label, 11);
+    /* The root directory's volume entry wins (mtools and Windows update
+     * it, not always the BPB). */
+    fat_dirit it;
+    fat_dirit_init(&it, fs->root_clus);
+    for (uint32_t s = 0; s < 65536; s++) {
+        uint64_t off;
+        uint8_t b[DIRENT_SIZE];
+        if (fat_dir_slot_off(fs, &it, s, &off) != VD_OK ||
+            fat_dev_read(fs, off, b, sizeof b) != VD_OK || b[0] == DIR_END_BYTE)
+            break;
+        if (b[0] != DIR_FREE_BYTE &&
+            (b[DIR_ATTR] & ATTR_LONG_NAME_MASK) != ATTR_LONG_NAME &&
+            (b[DIR_ATTR] & ATTR_VOLUME_ID)) {
+            memcpy(lab, b, 11);
+            break;
+        }
+    }
+    int n = 11;
+    while (n > 0 && lab[n - 1] == ' ')
+        n--;
+    for (int i = 0; i < n; i++)
+        fs->label[i] = (lab[i] >= 0x20 && lab[i] < 0x7F) ? (char)lab[i] : '_';
+    fs->label[n] = 0;
+}
+
+vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out)
+{
+    if (!img || !out)
+        return VD_ERR_INVAL;
+    vd_fs *fs = calloc(1, sizeof *fs);
+    if (!fs)
+        return VD_ERR_NOMEM;
+    if (pthread_mutex_init(&fs->lock, NULL) != 0) {
+        free(fs);
+        return VD_ERR_NOMEM;
+    }
+    fs->img = img;
+    if (o) {
+        fs->read_only = o->read_only;
+        fs->now = o->now;
+        fs->now_ctx = o->now_ctx;
+    }
+    vd_err e = fat_img_bytes(img, &fs->img_bytes);
+    if (e == VD_OK)
+        e = fat_dev_init(fs);
+    uint8_t sec[512];
+    fat_geom g;
+    uint32_t fsinfo_free = FSI_UNKNOWN;
+    if (e == VD_OK)
+        e = fat_dev_read(fs, 0, sec, sizeof sec);
+    if (e == VD_OK)
+        e = fat_bpb_decode(sec, fs->img_bytes, &g, &fs->nclusters);
+    if (e == VD_OK) {
+        fs->bps = g.bps;
+        fs->spc = g.spc;
+        fs->cluster_bytes = g.bps * g.spc;
+        while ((1u << fs->cluster_shift) < fs->cluster_bytes)
+            fs->cluster_shift++;
+        fs->rsvd = g.rsvd;
+        fs->nfats = g.nfats;
+        fs->fat_sectors = g.fat_sectors;
+        fs->total_sectors = g.total_sectors;
+        fs->root_clus = g.root_clus;
+        fs->mirror = !(g.ext_flags & 0x80);
+        fs->active_fat = g.ext_flags & 0x0F;
+        fs->fat_off = (uint64_t)g.rsvd * g.bps;
+        fs->data_off = fs->fat_off + (uint64_t)g.nfats * g.fat_sectors * g.bps;
+        fs->volume_id = g.volume_id;
+        fs->next_free = FAT_FIRST_CLUSTER;
+        /* FSInfo is only a hint; use it when it is well formed. */
+        if (g.fsinfo_sec >= 1 && g.fsinfo_sec < g.rsvd &&
+            fat_dev_read(fs, (uint64_t)g.fsinfo_sec * g.bps, sec, 512) == VD_OK &&
+            vd_get_le32(sec + FSI_LEAD_SIG) == FSI_LEAD_VALUE &&
+            vd_get_le32(sec + FSI_STRUC_SIG) == FSI_STRUC_VALUE &&
+            vd_get_le32(sec + FSI_TRAIL_SIG) == FSI_TRAIL_VALUE) {
+            fs->fsinfo_sec = g.fsinfo_sec;
+            uint32_t nf = vd_get_le32(sec + FSI_NXT_FREE);
+            if (fat_valid_cluster(fs, nf))
+                fs->next_free = nf;
+            fsinfo_free = vd_get_le32(sec + FSI_FREE_COUNT);
+        }
+    }
+    /* After a clean unmount FSInfo's free count is taken as a hint, so
+     * mounting does not read the whole FAT (as Linux does). Allocation
+     * recounts before it reports a full volume or when the hint proves
+     * too high, so a wrong hint never causes a wrong answer. After an
+     * unclean unmount we count now. */
+    uint32_t fat1 = 0;
+    if (e == VD_OK)
+        e = fat_get(fs, 1, &fat1);
+    if (e == VD_OK) {
+        if ((fat1 & FAT1_CLEAN) && fsinfo_free <= fs->nclusters)
+            fs->free_count = fsinfo_free;
+        else
+            e = fat_count_free(fs);
+    }
+    uint32_t rv;
+    if (e == VD_OK)
+        e = fat_get(fs, fs->root_clus, &rv);
+    if (e == VD_OK && rv == FAT_FREE)
+        e = VD_ERR_CORRUPT;
+    if (e == VD_OK)
+        read_label(fs, g.label);
+    if (e != VD_OK) {
+        fat_dev_free(fs);
+        (void)pthread_mutex_destroy(&fs->lock);
+        free(fs);
+        return e;
+    }
+    *out = fs;
+    return VD_OK;
+}
+
+static vd_err write_fsinfo(vd_fs *fs)
+{
+    if (!fs->fsinfo_sec)
+        return VD_OK;
+    uint8_t sec[512];
+    uint64_t off = (uint64_t)fs->fsinfo_sec * fs->bps;
+    vd_err e = fat_dev_read(fs, off, sec, sizeof sec);
+    if (e != VD_OK)
+        return e;
+    vd_put_le32(sec + FSI_FREE_COUNT, fs->free_count);
+    vd_put_le32(sec + FSI_NXT_FREE, fs->next_free);
+    return fat_dev_write(fs, off, sec, sizeof sec);
+}
+
+static vd_err locked_fs_sync(vd_fs *fs)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    if (fs->read_only)
+        return VD_OK;
+    vd_err e = VD_OK;
+    if (fs->marked_dirty)
+        e = write_fsinfo(fs);
+    e = fat_op_end(fs, e);
+    if (e == VD_OK)
+        e = vd_image_sync(fs->img);
+    return e;
+}
+
+vd_err vd_fs_unmount(vd_fs *fs)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    fat_lock(fs);
+    if (fs->nopen) {
+        fat_unlock(fs);
+        return VD_ERR_BUSY;
+    }
+    vd_err e = VD_OK;
+    if (!fs->read_only && fs->marked_dirty) {
+        e = write_fsinfo(fs);
+        if (e == VD_OK)
+            e = fat_set_clean(fs, 1);
+    }
+    e = fat_op_end(fs, e);
+    if (e == VD_OK && !fs->read_only)
+        e = vd_image_sync(fs->img);
+    while (fs->nodes) {
+        fat_node *n = fs->nodes;
+        fs->nodes = n->next;
+        free(n->runs);
+        free(n);
+    }
+    fat_dev_free(fs);
+    fat_unlock(fs);
+    (void)pthread_mutex_destroy(&fs->lock);
+    free(fs);
+    return e;
+}
+
+static vd_err locked_fs_statfs(vd_fs *fs, vd_statfs *st)
+{
+    if (!fs || !st)
+        return VD_ERR_INVAL;
+    memset(st, 0, sizeof *st);
+    st->cluster_bytes = fs->cluster_bytes;
+    st->sector_bytes = fs->bps;
+    st->total_clusters = fs->nclusters;
+    st->free_clusters = fs->free_count;
+    st->volume_id = fs->volume_id;
+    memcpy(st->label, fs->label, sizeof st->label);
+    return VD_OK;
+}
+
+/* ---- public entry points (volume lock) ---- */
+
+vd_err vd_fs_sync(vd_fs *fs)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    vd_fs *lk = fs;
+    fat_lock(lk);
+    vd_err e = locked_fs_sync(fs);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    vd_fs *lk = fs;
+    fat_lock(lk);
+    vd_err e = locked_fs_statfs(fs, st);
+    fat_unlock(lk);
+    return e;
+}

@@ -1,0 +1,212 @@
+/* Open-file nodes. Each keeps its cluster chain as a list of contiguous
+ * runs (an extent cache), built by one walk of the chain at first use and
+ * kept in step by every resize, so a read or write at any offset finds its
+ * cluster by binary search instead of walking the FAT from the start. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+
+fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot)
+{
+    for (fat_node *n = fs->nodes; n; n = n->next)
+        if (n->loc.dir == dir && n->loc.slot == slot)
+            return n;
+    return NULL;
+}
+
+vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out)
+{
+    fat_node *n = fat_node_find(fs, dir, d->slot);
+    if (!n) {
+        n = calloc(1, sizeof *n);
+        if (!n)
+            return VD_ERR_NOMEM;
+        n->loc.dir = dir;
+        n->loc.slot = d->slot;
+        n->first = d->first;
+        n->size = d->size;
+        n->attr = d->attr;
+        n->next = fs->nodes;
+        fs->nodes = n;
+    }
+    n->refs++;
+    *out = n;
+    return VD_OK;
+}
+
+void fat_node_put(vd_fs *fs, fat_node *n)
+{
+    if (--n->refs > 0)
+        return;
+    for (fat_node **p = &fs->nodes; *p; p = &(*p)->next)
+        if (*p == n) {
+            *p = n->next;
+            break;
+        }
+    free(n->runs);
+    free(n);
+}
+
+/* Append cluster c as the next file cluster. */
+static vd_err runs_push(fat_node *n, uint32_t c)
+{
+    if (n->nruns) {
+        fat_run *r = &n->runs[n->nruns - 1];
+        if (r->clus + r->len == c) {
+            r->len++;
+            n->nclus++;
+            return VD_OK;
+        }
+    }
+    if (n->nruns == n->cap) {
+        size_t cap = n->cap ? n->cap * 2 : 8;
+        fat_run *v = realloc(n->runs, cap * sizeof *v);
+        if (!v)
+            return VD_ERR_NOMEM;
+        n->runs = v;
+        n->cap = cap;
+    }
+    n->runs[n->nruns].fidx = n->nclus;
+    n->runs[n->nruns].clus = c;
+    n->runs[n->nruns].len = 1;
+    n->nruns++;
+    n->nclus++;
+    return VD_OK;
+}
+
+static vd_err push_cb(void *ctx, uint32_t c)
+{
+    return runs_push(ctx, c);
+}
+
+/* Walk the chain from c (the file's cluster number n->nclus), appending
+ * up to `limit` clusters to the runs. */
+static vd_err walk_from(vd_fs *fs, fat_node *n, uint32_t c, uint32_t limit)
+{
+    for (uint32_t i = 0; i < limit; i++) {
+        if (!fat_valid_cluster(fs, c) || n->nclus >= fs->nclusters)
+            return VD_ERR_CORRUPT;
+        vd_err e = runs_push(n, c);
+        if (e != VD_OK)
+            return e;
+        uint32_t next;
+        e = fat_get(fs, c, &next);
+        if (e != VD_OK)
+            return e;
+        if (next >= FAT_EOC_MIN)
+            return VD_OK;
+        c = next;
+    }
+    return VD_OK;
+}
+
+static vd_err ensure_mapped(vd_fs *fs, fat_node *n)
+{
+    if (n->mapped)
+        return VD_OK;
+    n->nruns = 0;
+    n->nclus = 0;
+    vd_err e = VD_OK;
+    if (n->first)
+        e = walk_from(fs, n, n->first, UINT32_MAX);
+    if (e == VD_OK)
+        n->mapped = 1;
+    return e;
+}
+
+vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
+                    uint32_t *contig)
+{
+    vd_err e = ensure_mapped(fs, n);
+    if (e != VD_OK)
+        return e;
+    if (fidx >= n->nclus)
+        return VD_ERR_CORRUPT; /* the size says more than the chain holds */
+    size_t lo = 0, hi = n->nruns;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (n->runs[mid].fidx <= fidx)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const fat_run *r = &n->runs[lo];
+    *clus = r->clus + (fidx - r->fidx);
+    *contig = r->len - (fidx - r->fidx);
+    return VD_OK;
+}
+
+vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
+{
+    vd_err e = ensure_mapped(fs, n);
+    if (e != VD_OK)
+        return e;
+    if (clusters > n->nclus) {
+        uint32_t last = 0, contig, first;
+        if (n->nclus) {
+            e = fat_node_map(fs, n, n->nclus - 1, &last, &contig);
+            if (e != VD_OK)
+                return e;
+        }
+        uint32_t add = clusters - n->nclus;
+        e = fat_alloc(fs, last, add, &first, push_cb, n);
+        if (e != VD_OK) {
+            n->mapped = 0; /* rebuild from the FAT next time */
+            return e;
+        }
+        if (!n->first)
+            n->first = first;
+        return VD_OK;
+    }
+    if (clusters == n->nclus)
+        return VD_OK;
+    e = fat_mark_dirty(fs);
+    uint32_t cut = 0, contig;
+    if (e == VD_OK && clusters == 0) {
+        cut = n->first;
+        n->first = 0;
+    } else if (e == VD_OK) {
+        uint32_t keep;
+        e = fat_node_map(fs, n, clusters - 1, &keep, &contig);
+        if (e == VD_OK)
+            e = fat_node_map(fs, n, clusters, &cut, &contig);
+        /* End the chain first: a crash then leaks clusters (fsck frees
+         * them) rather than leaving a file that runs into free space. */
+        if (e == VD_OK)
+            e = fat_set(fs, keep, FAT_EOC);
+    }
+    if (e == VD_OK)
+        e = fat_free_chain(fs, cut);
+    /* Trim the runs. */
+    while (n->nruns && n->runs[n->nruns - 1].fidx >= clusters)
+        n->nruns--;
+    if (n->nruns) {
+        fat_run *r = &n->runs[n->nruns - 1];
+        if (r->fidx + r->len > clusters)
+            r->len = clusters - r->fidx;
+    }
+    n->nclus = clusters;
+    if (e != VD_OK)
+        n->mapped = 0;
+    return e;
+}
+
+vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime)
+{
+    fat_dent d;
+    vd_err e = fat_dir_read_slot(fs, n->loc.dir, n->loc.slot, &d);
+    if (e != VD_OK)
+        return e;
+    d.first = n->first;
+    d.size = n->size;
+    if (touch_mtime) {
+        int64_t now = fat_now(fs);
+        fat_time_encode(now, &d.mdate, &d.mtime, NULL);
+        d.adate = d.mdate;
+        d.attr |= ATTR_ARCHIVE;
+    }
+    n->attr = d.attr;
+    return fat_dir_update(fs, n->loc.dir, n->loc.slot, &d);
+}

@@ -1,0 +1,205 @@
+/* The file allocation table: 28-bit entries, every copy kept identical
+ * (or only the active one when the BPB turns mirroring off), allocation
+ * from the next-free hint so no allocation rescans the whole table. */
+#include "endian.h"
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+
+int fat_valid_cluster(const vd_fs *fs, uint32_t c)
+{
+    return c >= FAT_FIRST_CLUSTER && c - FAT_FIRST_CLUSTER < fs->nclusters;
+}
+
+uint64_t fat_clus_off(const vd_fs *fs, uint32_t c)
+{
+    return fs->data_off + ((uint64_t)(c - FAT_FIRST_CLUSTER) << fs->cluster_shift);
+}
+
+static uint64_t entry_off(const vd_fs *fs, uint32_t fat, uint32_t c)
+{
+    return fs->fat_off + (uint64_t)fat * fs->fat_sectors * fs->bps +
+           (uint64_t)c * FAT_ENTRY_BYTES;
+}
+
+vd_err fat_get(vd_fs *fs, uint32_t c, uint32_t *val)
+{
+    uint8_t *p;
+    uint32_t which = fs->mirror ? 0 : fs->active_fat;
+    vd_err e = fat_dev_ptr(fs, entry_off(fs, which, c), FAT_ENTRY_BYTES, 0, &p);
+    if (e == VD_OK)
+        *val = vd_get_le32(p) & FAT_MASK;
+    return e;
+}
+
+/* Write the low 28 bits, keeping the reserved top 4 as found. */
+static vd_err set_raw(vd_fs *fs, uint32_t c, uint32_t val, uint32_t keep_mask)
+{
+    for (uint32_t f = 0; f < fs->nfats; f++) {
+        if (!fs->mirror && f != fs->active_fat)
+            continue;
+        uint8_t *p;
+        vd_err e = fat_dev_ptr(fs, entry_off(fs, f, c), FAT_ENTRY_BYTES, 1, &p);
+        if (e != VD_OK)
+            return e;
+        vd_put_le32(p, (vd_get_le32(p) & keep_mask) | (val & ~keep_mask));
+    }
+    return VD_OK;
+}
+
+vd_err fat_set(vd_fs *fs, uint32_t c, uint32_t val)
+{
+    return set_raw(fs, c, val & FAT_MASK, ~FAT_MASK);
+}
+
+vd_err fat_set_clean(vd_fs *fs, int clean)
+{
+    uint32_t v;
+    vd_err e = fat_get(fs, 1, &v);
+    if (e != VD_OK)
+        return e;
+    v = clean ? (v | FAT1_CLEAN) : (v & ~FAT1_CLEAN);
+    return set_raw(fs, 1, v, ~FAT_MASK);
+}
+
+vd_err fat_mark_dirty(vd_fs *fs)
+{
+    if (fs->marked_dirty)
+        return VD_OK;
+    vd_err e = fat_set_clean(fs, 0);
+    if (e == VD_OK)
+        fs->marked_dirty = 1;
+    return e;
+}
+
+vd_err fat_count_free(vd_fs *fs)
+{
+    enum { CHUNK = 1024 }; /* entries per read: one 4 KiB block */
+    uint8_t buf[CHUNK * FAT_ENTRY_BYTES];
+    uint32_t which = fs->mirror ? 0 : fs->active_fat;
+    uint32_t free_n = 0, first_free = 0;
+    for (uint32_t i = 0; i < fs->nclusters;) {
+        uint32_t k = fs->nclusters - i < CHUNK ? fs->nclusters - i : CHUNK;
+        vd_err e = fat_dev_read(fs, entry_off(fs, which, i + FAT_FIRST_CLUSTER), buf,
+                                (size_t)k * FAT_ENTRY_BYTES);
+        if (e != VD_OK)
+            return e;
+        for (uint32_t j = 0; j < k; j++)
+            if ((vd_get_le32(buf + j * FAT_ENTRY_BYTES) & FAT_MASK) == FAT_FREE) {
+                if (!free_n)
+                    first_free = i + j + FAT_FIRST_CLUSTER;
+                free_n++;
+            }
+        i += k;
+    }
+    fs->free_count = free_n;
+    fs->free_exact = 1;
+    if (!fat_valid_cluster(fs, fs->next_free))
+        fs->next_free = free_n ? first_free : FAT_FIRST_CLUSTER;
+    return VD_OK;
+}
+
+/* Next free cluster at or after `from`, wrapping once. */
+static vd_err find_free(vd_fs *fs, uint32_t from, uint32_t *out)
+{
+    if (!fat_valid_cluster(fs, from))
+        from = FAT_FIRST_CLUSTER;
+    uint32_t c = from;
+    for (uint32_t i = 0; i < fs->nclusters; i++) {
+        uint32_t v;
+        vd_err e = fat_get(fs, c, &v);
+        if (e != VD_OK)
+            return e;
+        if (v == FAT_FREE) {
+            *out = c;
+            return VD_OK;
+        }
+        c++;
+        if (c - FAT_FIRST_CLUSTER >= fs->nclusters)
+            c = FAT_FIRST_CLUSTER;
+    }
+    return VD_ERR_NOSPC;
+}
+
+vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each_fn each,
+                 void *ctx)
+{
+    if (n == 0)
+        return VD_ERR_INVAL;
+    /* The free count was computed at mount and kept since, so a request
+     * that cannot be met fails before touching the table. */
+    vd_err e;
+    if (n > fs->free_count && !fs->free_exact) {
+        /* FSInfo's count is only a hint: count before saying no. */
+        e = fat_count_free(fs);
+        if (e != VD_OK)
+            return e;
+    }
+    if (n > fs->free_count)
+        return VD_ERR_NOSPC;
+    e = fat_mark_dirty(fs);
+    if (e != VD_OK)
+        return e;
+    uint32_t prev = last, head = 0, from = last ? last + 1 : fs->next_free;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t c = 0;
+        e = find_free(fs, from, &c);
+        if (e == VD_OK)
+            e = fat_set(fs, c, FAT_EOC);
+        if (e == VD_OK && prev)
+            e = fat_set(fs, prev, c);
+        if (e == VD_OK && each)
+            e = each(ctx, c);
+        if (e != VD_OK) {
+            /* Undo: cut the chain where it was and free what we took. */
+            if (last)
+                (void)fat_set(fs, last, FAT_EOC);
+            if (head)
+                (void)fat_free_chain(fs, head);
+            if (e == VD_ERR_NOSPC && !fs->free_exact) {
+                /* The hint was too high: recount, and the answer is no. */
+                e = fat_count_free(fs);
+                return e != VD_OK ? e : VD_ERR_NOSPC;
+            }
+            /* Our own count said there was room: the FAT changed under
+             * us or a chain is damaged. */
+            return e == VD_ERR_NOSPC ? VD_ERR_CORRUPT : e;
+        }
+        if (!head)
+            head = c;
+        prev = c;
+        fs->free_count--;
+        from = c + 1;
+    }
+    fs->next_free = from;
+    if (!fat_valid_cluster(fs, fs->next_free))
+        fs->next_free = FAT_FIRST_CLUSTER;
+    *first = head;
+    return VD_OK;
+}
+
+vd_err fat_free_chain(vd_fs *fs, uint32_t c)
+{
+    vd_err e = fat_mark_dirty(fs);
+    /* Bounded by the cluster count so a looping chain cannot hang us. */
+    for (uint32_t guard = 0; e == VD_OK && fat_valid_cluster(fs, c); guard++) {
+        if (guard > fs->nclusters)
+            return VD_ERR_CORRUPT;
+        uint32_t next;
+        e = fat_get(fs, c, &next);
+        if (e != VD_OK)
+            break;
+        if (next == FAT_FREE)
+            return VD_ERR_CORRUPT; /* chain runs into a free cluster */
+        e = fat_set(fs, c, FAT_FREE);
+        if (e != VD_OK)
+            break;
+        if (fs->free_count < fs->nclusters)
+            fs->free_count++;
+        if (next >= FAT_EOC_MIN)
+            break;
+        if (!fat_valid_cluster(fs, next))
+            return VD_ERR_CORRUPT;
+        c = next;
+    }
+    return e;
+}

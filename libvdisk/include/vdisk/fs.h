@@ -1,0 +1,173 @@
+/* vdisk — the FAT32 file system that runs on the trusted side, on top of
+ * the secure block device of vdisk.h.
+ *
+ * The volume occupies the image's logical blocks from block 0, so reading
+ * every logical block in order yields a normal FAT32 volume (fsck.fat and
+ * mtools read it), and a raw FAT32 volume written block by block into an
+ * image mounts here.
+ *
+ * Paths are UTF-8, '/'-separated, relative to the volume root ("/" or ""
+ * is the root). Names are matched case-insensitively and stored with the
+ * case given. The FAT32 limits are reported as errors, never as
+ * corruption: files up to 4 GiB - 1 (VD_ERR_FBIG), names up to 255 UTF-16
+ * units without  " * / : < > ? \ |  or control characters (VD_ERR_NAME).
+ *
+ * Threads: every call on a volume (and on its files and directories)
+ * takes the volume's lock, so handles may be shared between threads; calls
+ * on one volume do not run in parallel. Files and directories must be
+ * closed before vd_fs_unmount (VD_ERR_BUSY otherwise). An open file cannot
+ * be unlinked or replaced, nor a listed directory removed (VD_ERR_BUSY):
+ * FAT has no orphan inodes. Lookups match the long name or, as on Windows
+ * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry. */
+#ifndef VDISK_FS_H
+#define VDISK_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdisk.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vd_fs vd_fs;
+typedef struct vd_file vd_file;
+typedef struct vd_dir vd_dir;
+
+/* Clock for timestamps: nanoseconds since the Unix epoch (UTC), 0 on
+ * success. Untrusted: out-of-range answers are clamped to 1980..2107 and
+ * a failing clock means 1980-01-01. */
+typedef int (*vd_clock_fn)(void *ctx, int64_t *ns);
+
+typedef struct vd_mkfs_opts {
+    /* Up to 11 characters of A-Z 0-9 !#$%&'()-@^_`{}~ and space (lower
+     * case is folded to upper); NULL = "NO NAME". */
+    const char *label;
+    /* 512..65536, a power of two; 0 = what mkfs.fat would choose for the
+     * size (512 B up to 260 MiB, 4 KiB up to 8 GiB, then 8/16/32 KiB). */
+    uint32_t cluster_bytes;
+    uint32_t volume_id; /* 0 = derived from the clock */
+    vd_clock_fn now;    /* may be NULL */
+    void *now_ctx;
+} vd_mkfs_opts;
+
+typedef struct vd_fs_opts {
+    int read_only;
+    vd_clock_fn now; /* may be NULL: timestamps are 1980-01-01 */
+    void *now_ctx;
+} vd_fs_opts;
+
+typedef struct vd_statfs {
+    uint32_t cluster_bytes;
+    uint32_t sector_bytes;
+    uint32_t total_clusters;
+    uint32_t free_clusters;
+    uint32_t volume_id;
+    char label[12]; /* NUL-terminated, trailing spaces removed */
+} vd_statfs;
+
+/* FAT attribute bits, as stored. */
+enum {
+    VD_ATTR_READONLY = 0x01,
+    VD_ATTR_HIDDEN = 0x02,
+    VD_ATTR_SYSTEM = 0x04,
+    VD_ATTR_VOLUME = 0x08,
+    VD_ATTR_DIR = 0x10,
+    VD_ATTR_ARCHIVE = 0x20
+};
+
+typedef struct vd_stat {
+    uint64_t size;
+    int64_t mtime_ns, atime_ns, ctime_ns; /* ns since the Unix epoch (UTC) */
+    uint8_t attr;
+    int is_dir;
+    uint32_t first_cluster; /* stable identity while the file exists */
+} vd_stat;
+
+typedef struct vd_dirent {
+    char name[1024]; /* UTF-8, at most 255 UTF-16 units */
+    int is_dir;
+    uint64_t size;
+    uint8_t attr;
+} vd_dirent;
+
+/* Open flags (combine one access mode with the others). */
+enum {
+    VD_O_RDONLY = 0,
+    VD_O_WRONLY = 1,
+    VD_O_RDWR = 2,
+    VD_O_ACCMODE = 3,
+    VD_O_CREAT = 1 << 4,
+    VD_O_EXCL = 1 << 5,
+    VD_O_TRUNC = 1 << 6,
+    VD_O_APPEND = 1 << 7
+};
+
+enum { VD_RENAME_NOREPLACE = 1 };
+
+/* Lay a fresh FAT32 volume over the whole image (512-byte sectors, two
+ * FATs, data region aligned to 4 KiB). A size that gives fewer than 65525
+ * clusters cannot be FAT32: VD_ERR_RANGE. */
+vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o);
+
+/* Mount the FAT32 volume at logical block 0 (o may be NULL). Every BPB
+ * field is checked; a malformed volume is VD_ERR_CORRUPT. */
+vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out);
+/* Sync, mark the volume cleanly unmounted, free the handle (always
+ * freed; returns the first error). The image stays open. */
+vd_err vd_fs_unmount(vd_fs *fs);
+/* Write FSInfo and every cached metadata block, then vd_image_sync. */
+vd_err vd_fs_sync(vd_fs *fs);
+vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st);
+
+vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st);
+vd_err vd_fs_mkdir(vd_fs *fs, const char *path);
+vd_err vd_fs_rmdir(vd_fs *fs, const char *path);
+vd_err vd_fs_unlink(vd_fs *fs, const char *path);
+vd_err vd_fs_rename(vd_fs *fs, const char *from, const char *to, int flags);
+/* Set access and modification times (ns since the epoch, clamped). */
+vd_err vd_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns);
+
+vd_err vd_file_open(vd_fs *fs, const char *path, int flags, vd_file **out);
+vd_err vd_file_read(vd_file *f, uint64_t off, void *buf, size_t len, size_t *done);
+/* All or nothing: on VD_ERR_NOSPC / VD_ERR_FBIG nothing was written. With
+ * VD_O_APPEND, off is ignored and the data goes to the end. */
+vd_err vd_file_write(vd_file *f, uint64_t off, const void *buf, size_t len, size_t *done);
+vd_err vd_file_truncate(vd_file *f, uint64_t size);
+vd_err vd_file_sync(vd_file *f);
+vd_err vd_file_stat(vd_file *f, vd_stat *st);
+vd_err vd_file_close(vd_file *f);
+
+vd_err vd_dir_open(vd_fs *fs, const char *path, vd_dir **out);
+/* Next entry ("." and ".." are not returned); VD_ERR_NOENT at the end. */
+vd_err vd_dir_read(vd_dir *d, vd_dirent *ent);
+vd_err vd_dir_close(vd_dir *d);
+
+/* ---- Raw volume copies (mkvhd --from-raw, vhdtool export) ----------------
+ * The volume is the image's logical blocks from 0; these copy it out of or
+ * into an image, checking that it is FAT32 and that it fits. */
+
+/* Receives the volume in ascending offsets, up to 1 MiB per call; 0 on
+ * success. */
+typedef int (*vd_fs_sink_fn)(void *ctx, uint64_t off, const void *buf, size_t len);
+/* Fills buf with exactly len bytes at off; 0 on success. */
+typedef int (*vd_fs_source_fn)(void *ctx, uint64_t off, void *buf, size_t len);
+
+/* Copy the volume (total sectors x sector size, from its boot sector) to
+ * sink. With sparse set, all-zero 4 KiB blocks are not passed (the caller
+ * makes holes; *vol_bytes tells the final size). A sink failure is
+ * VD_ERR_IO; a boot sector that is not FAT32 VD_ERR_CORRUPT. The volume
+ * should be unmounted (or synced) so the copy is consistent. */
+vd_err vd_fs_export(vd_image *img, vd_fs_sink_fn sink, void *ctx, int sparse,
+                    uint64_t *vol_bytes);
+/* Write a raw FAT32 volume of `bytes` bytes into the image from block 0
+ * (the last block is padded with zeros) and sync. The boot sector is
+ * checked first: not FAT32 is VD_ERR_CORRUPT (nothing written), larger
+ * than the image VD_ERR_RANGE. */
+vd_err vd_fs_import(vd_image *img, vd_fs_source_fn source, void *ctx, uint64_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
