@@ -104,6 +104,14 @@ static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
     return k;
 }
 
+/* Cache entries a round may pin for nodes: what can be taken now, less
+ * room for one transient root-to-leaf path while nodes are loaded. */
+static uint32_t node_room(const vd_image *img)
+{
+    uint32_t room = vc_available(&img->cache);
+    return room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
+}
+
 /* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
 static vd_err round_build(vd_image *img, vd_round *r)
 {
@@ -389,9 +397,7 @@ vd_err vd_sync_locked(vd_image *img)
     qsort(leaves, n, sizeof *leaves, cmp_change);
     uint32_t done = 0;
     while (e == VD_OK && done < n) {
-        uint32_t room = vc_available(&img->cache);
-        room = room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
-        uint32_t take = round_limit(img, leaves + done, n - done, room);
+        uint32_t take = round_limit(img, leaves + done, n - done, node_room(img));
         if (take == 0) {
             e = VD_ERR_NOMEM;
             break;
@@ -434,9 +440,7 @@ vd_err vd_recover_commit(vd_image *img)
     if (e == VD_OK && n > 0) {
         /* Sorted already (journal is sorted by phys). One round: the
          * journal must be replaced by a commit covering all of it. */
-        uint32_t room = vc_available(&img->cache);
-        room = room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
-        if (round_limit(img, leaves, n, room) != n)
+        if (round_limit(img, leaves, n, node_room(img)) != n)
             e = VD_ERR_NOMEM;
         else
             e = run_round(img, leaves, n);
