@@ -1,0 +1,164 @@
+/* vdcli — what every vdisk tool shares (mkvhd, vhdtool, vhdfsck, vhdmount):
+ * the exit-status table, one-line error messages, the KEY OPTIONS of
+ * DESIGN §7, reading secrets (no echo on a terminal, files or stdin for
+ * scripts, never the command line), opening an image with its anchor,
+ * sizes with K/M/G/T suffixes, and a progress line for long work.
+ *
+ * Tools are thin (STYLE "Tools are thin"): every decision about bytes is in
+ * the library; this layer only turns arguments into library calls and
+ * library errors into messages and exit statuses. */
+#ifndef VD_CLI_H
+#define VD_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vdisk/fs.h"
+#include "vdisk/host.h"
+#include "vdisk/keys.h"
+#include "vdisk/vdisk.h"
+
+/* Exit statuses of mkvhd, vhdtool and vhdmount (DESIGN §7). vhdfsck uses
+ * fsck(8)'s instead (fsck/). */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,      /* I/O, not found, full, ... */
+    CLI_EXIT_USAGE = 2,     /* bad command line */
+    CLI_EXIT_WRONG_KEY = 3, /* the secret opens no key slot */
+    CLI_EXIT_INTEGRITY = 4  /* authentication, rollback or corrupt structure */
+};
+
+/* The one table from vd_err to exit status. */
+int cli_exit_status(vd_err e);
+
+/* "prog: subject: message\n" on stderr (subject may be NULL). The message
+ * is printf-formatted; keep it to one line. */
+void cli_errorf(const char *prog, const char *subject, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "prog: subject: <vd_strerror(e)>[ (detail)]" and returns
+ * cli_exit_status(e). detail may be NULL. */
+int cli_fail(const char *prog, const char *subject, vd_err e, const char *detail);
+/* As cli_fail, for an error that came with an errno from the host
+ * (vd_host_file_open & co): the errno's text is more useful there. */
+int cli_fail_errno(const char *prog, const char *subject, vd_err e, int sys_errno);
+
+/* ---- KEY OPTIONS ----------------------------------------------------------
+ * Long options every tool accepts; add CLI_KEY_LONGOPTS to a getopt_long
+ * table and pass each returned value to cli_keyopts_handle. */
+enum {
+    CLI_OPT_KEY_FILE = 0x1000,
+    CLI_OPT_PASSPHRASE_FILE,
+    CLI_OPT_IDENTITY,
+    CLI_OPT_ANCHOR,
+    CLI_OPT_ANCHOR_EXPLICIT
+};
+#define CLI_KEY_LONGOPTS                                                      \
+    {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE},                  \
+        {"passphrase-file", required_argument, NULL, CLI_OPT_PASSPHRASE_FILE}, \
+        {"identity", required_argument, NULL, CLI_OPT_IDENTITY},              \
+        {"anchor", required_argument, NULL, CLI_OPT_ANCHOR},                  \
+        {"anchor-on-sync", no_argument, NULL, CLI_OPT_ANCHOR_EXPLICIT}
+
+#define CLI_KEY_USAGE                                                          \
+    "Key options (one of; without any, a passphrase is asked on the terminal):\n" \
+    "  --key-file F          a 32-byte key file\n"                             \
+    "  --passphrase-file F   the passphrase is the first line of F ('-' = stdin)\n" \
+    "  --identity F          X25519 secret key of a --seal-to slot\n"          \
+    "Freshness (rollback across restarts, docs/SECURITY.md R4):\n"            \
+    "  --anchor F            monotonic counter file; must exist to open\n"     \
+    "  --anchor-on-sync      advance it only on explicit syncs (default: every commit)\n"
+
+typedef struct cli_keyopts {
+    const char *key_file;
+    const char *passphrase_file;
+    const char *identity;
+    const char *anchor;
+    int anchor_explicit;
+    int quiet; /* no "freshness not guaranteed" note */
+} cli_keyopts;
+
+/* 1 if c was a key option (stored), 0 otherwise. Giving two different
+ * secrets is reported at cli_secret_get. */
+int cli_keyopts_handle(cli_keyopts *k, int c, const char *arg);
+/* Whether any secret option was given. */
+int cli_keyopts_has_secret(const cli_keyopts *k);
+
+/* A secret read for unlocking or for adding a slot, in guarded memory. */
+typedef struct cli_secret {
+    vd_unlock u;
+    uint8_t *buf; /* vd_secret_alloc'ed; u.secret points into it */
+} cli_secret;
+
+/* Read the secret the options name; with none, prompt for a passphrase on
+ * the controlling terminal without echo (confirm != 0: ask twice, for new
+ * passphrases). No terminal and no option: usage error. Returns an exit
+ * status (0 = ok), having printed the error. */
+int cli_secret_get(const char *prog, const char *image, const cli_keyopts *k,
+                   int confirm, cli_secret *out);
+/* Single sources, for tools that take extra secrets (mkvhd, keyslot add). */
+int cli_secret_keyfile(const char *prog, const char *path, cli_secret *out);
+int cli_secret_passphrase_file(const char *prog, const char *path, cli_secret *out);
+int cli_secret_passphrase_prompt(const char *prog, const char *prompt, int confirm,
+                                 cli_secret *out);
+int cli_secret_identity(const char *prog, const char *path, cli_secret *out);
+/* A --seal-to public key: 64 hex digits (one line) or 32 raw bytes. */
+int cli_secret_pubkey(const char *prog, const char *path, cli_secret *out);
+void cli_secret_wipe(cli_secret *s);
+
+/* ---- Opening an image ------------------------------------------------------ */
+typedef struct cli_image {
+    vd_host *host;
+    vd_anchor *anchor;
+    vd_image *img;
+    vd_fs *fs; /* after cli_fs_mount */
+} cli_image;
+
+enum {
+    CLI_OPEN_READONLY = 1 << 0,
+    CLI_OPEN_NOLOCK = 1 << 1,
+    CLI_OPEN_ANCHOR_CREATE = 1 << 2 /* a missing --anchor file starts at the
+                                       image's epoch (vhdtool anchor init) */
+};
+
+/* Open the host file, the anchor (when --anchor was given; otherwise print
+ * once that freshness across restarts is not guaranteed), read the secret
+ * and unlock. cache_bytes 0 = library default. Returns an exit status,
+ * having printed the error (wrong key = 3, rollback = 4, ...). */
+int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
+                   int flags, size_t cache_bytes, cli_image *out);
+/* Mount the FAT32 volume on an opened image (clock = the host's). */
+int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_only);
+/* Unmount (if mounted), close the image (syncing a writable one), close
+ * the anchor and the host. Returns an exit status (errors printed). */
+int cli_image_close(const char *prog, const char *path, cli_image *ci);
+
+/* The host clock as a vd_clock_fn (ctx = vd_host *). */
+int cli_clock(void *ctx, int64_t *ns);
+
+/* ---- Sizes and progress ---------------------------------------------------- */
+/* "64M", "1.5G", "4096", "2T", "100k": binary units (K = 1024). -1 on a
+ * malformed or overflowing value. */
+int cli_size_parse(const char *s, uint64_t *out);
+/* "1.5 GiB" into buf (at least 16 bytes). */
+const char *cli_size_format(uint64_t bytes, char *buf, size_t len);
+
+typedef struct cli_progress {
+    int enabled;        /* only on a terminal, not with -q */
+    const char *what;   /* "copying", "verifying" ... */
+    uint64_t total_bytes, total_items;
+    uint64_t bytes, items;
+    double start, last;
+} cli_progress;
+
+/* enabled when stderr is a terminal and !quiet. Totals may be 0 (unknown). */
+void cli_progress_start(cli_progress *p, const char *what, uint64_t total_bytes,
+                        uint64_t total_items, int quiet);
+/* Add to the counters; redraws at most ~8 times a second. */
+void cli_progress_add(cli_progress *p, uint64_t bytes, uint64_t items);
+/* Clear the line. */
+void cli_progress_end(cli_progress *p);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+#endif

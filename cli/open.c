@@ -1,0 +1,127 @@
+/* Opening an image for a tool: host file (with its lock), freshness
+ * anchor, secret, unlock; then optionally the FAT32 volume. Each failure
+ * is one line naming the image and the cause, and an exit status. */
+#include <errno.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vdisk/anchor.h"
+
+static void cli_image_release(cli_image *ci)
+{
+    if (ci->anchor)
+        vd_anchor_file_close(ci->anchor);
+    if (ci->host)
+        vd_host_file_close(ci->host);
+    memset(ci, 0, sizeof *ci);
+}
+
+static const char *open_detail(vd_err e, const cli_secret *s)
+{
+    switch (e) {
+    case VD_ERR_WRONG_KEY:
+        switch (s->u.type) {
+        case VD_SLOT_PASSPHRASE: return "no key slot opens with this passphrase";
+        case VD_SLOT_KEYFILE: return "no key slot opens with this key file";
+        case VD_SLOT_SEALED: return "no key slot is sealed to this identity";
+        default: return NULL;
+        }
+    case VD_ERR_ROLLBACK:
+        return "the image is older than its freshness anchor: an old copy was put back";
+    case VD_ERR_AUTH:
+        return "a structure failed authentication: the image was modified outside vdisk";
+    case VD_ERR_CORRUPT:
+        return "not a vdisk image, or a damaged one";
+    case VD_ERR_BUSY:
+        return "another program has it open for writing";
+    default:
+        return NULL;
+    }
+}
+
+int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
+                   int flags, size_t cache_bytes, cli_image *out)
+{
+    memset(out, 0, sizeof *out);
+    int ro = (flags & CLI_OPEN_READONLY) != 0;
+    int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0);
+    int sys = 0;
+    vd_err e = vd_host_file_open(path, hflags, &out->host, &sys);
+    if (e != VD_OK) {
+        if (e == VD_ERR_BUSY)
+            return cli_fail(prog, path, e, "another program has it open for writing");
+        return cli_fail_errno(prog, path, e, sys);
+    }
+
+    if (k->anchor) {
+        e = vd_anchor_file_open(k->anchor, (flags & CLI_OPEN_ANCHOR_CREATE) != 0,
+                                &out->anchor, &sys);
+        if (e != VD_OK) {
+            if (sys == ENOENT)
+                cli_errorf(prog, k->anchor,
+                           "anchor file not found (it is made by mkvhd --anchor or "
+                           "vhdtool anchor init; a missing anchor is never recreated "
+                           "silently)");
+            else if (sys)
+                cli_errorf(prog, k->anchor, "%s", strerror(sys));
+            else
+                cli_errorf(prog, k->anchor, "%s (not an anchor file)", vd_strerror(e));
+            cli_image_release(out);
+            return sys ? CLI_EXIT_FAIL : cli_exit_status(e);
+        }
+    } else if (!k->quiet) {
+        cli_errorf(prog, path, "note: no --anchor given; freshness across restarts "
+                               "is not guaranteed (an old copy of the image would open)");
+    }
+
+    cli_secret s;
+    int rc = cli_secret_get(prog, path, k, 0, &s);
+    if (rc != 0) {
+        cli_image_release(out);
+        return rc;
+    }
+    vd_open_opts o = {
+        .read_only = ro,
+        .cache_bytes = cache_bytes,
+        .anchor = out->anchor,
+        .anchor_mode = k->anchor_explicit ? VD_ANCHOR_EXPLICIT_SYNC : VD_ANCHOR_EVERY_COMMIT,
+    };
+    e = vd_image_open_unlock(out->host, &s.u, &o, &out->img);
+    if (e != VD_OK) {
+        rc = cli_fail(prog, path, e, open_detail(e, &s));
+        cli_secret_wipe(&s);
+        cli_image_release(out);
+        return rc;
+    }
+    cli_secret_wipe(&s);
+    return 0;
+}
+
+int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_only)
+{
+    vd_fs_opts o = {.read_only = read_only, .now = cli_clock, .now_ctx = ci->host};
+    vd_err e = vd_fs_mount(ci->img, &o, &ci->fs);
+    if (e != VD_OK)
+        return cli_fail(prog, path, e,
+                        e == VD_ERR_CORRUPT ? "no valid FAT32 volume inside" : NULL);
+    return 0;
+}
+
+int cli_image_close(const char *prog, const char *path, cli_image *ci)
+{
+    int rc = 0;
+    if (ci->fs) {
+        vd_err e = vd_fs_unmount(ci->fs);
+        ci->fs = NULL;
+        if (e != VD_OK)
+            rc = cli_fail(prog, path, e, "while syncing the volume");
+    }
+    if (ci->img) {
+        vd_err e = vd_image_close(ci->img);
+        ci->img = NULL;
+        if (e != VD_OK && rc == 0)
+            rc = cli_fail(prog, path, e, "while syncing the image");
+    }
+    cli_image_release(ci);
+    return rc;
+}
