@@ -174,6 +174,11 @@ static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
              * only fails its own reads. */
             if (e == VD_ERR_AUTH && level > 0)
                 img->failed = VD_ERR_AUTH;
+            if (e == VD_ERR_AUTH) {
+                img->have_bad = 1;
+                img->bad_level = level;
+                img->bad_idx = idx;
+            }
             return e;
         }
     }

@@ -678,3 +678,30 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     unlock(img);
     return VD_OK;
 }
+
+/* Not behind lock(): a tool asks right after a call failed, and a failed
+ * handle must still answer; the fields are written only under the lock by
+ * the failing call, which has returned. */
+vd_err vd_image_last_failure(vd_image *img, vd_bad_range *out)
+{
+    if (!img || !out)
+        return VD_ERR_INVAL;
+    if (pthread_mutex_lock(&img->lock) != 0)
+        return VD_ERR_BUSY;
+    vd_err e = VD_ERR_NOENT;
+    if (img->have_bad) {
+        const uint64_t n = img->geo.nblocks;
+        uint64_t span = 1; /* data blocks under one node of bad_level */
+        for (uint32_t l = 0; l < img->bad_level && span < n; l++)
+            span *= img->geo.fanout;
+        uint64_t first = span >= n ? 0 : img->bad_idx * span;
+        if (first >= n)
+            first = n - 1;
+        out->level = img->bad_level;
+        out->first_lbn = first;
+        out->nblocks = span < n - first ? span : n - first;
+        e = VD_OK;
+    }
+    (void)pthread_mutex_unlock(&img->lock);
+    return e;
+}

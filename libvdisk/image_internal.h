@@ -30,6 +30,10 @@ struct vd_image {
     int sync_explicit; /* inside vd_image_sync / vd_image_close */
     int read_only;
     vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
+    /* The most recent authentication failure (vd_image_last_failure). */
+    int have_bad;
+    uint32_t bad_level;
+    uint64_t bad_idx;
 
     vd_header hdr;
     mt_geometry geo;

@@ -200,6 +200,20 @@ typedef struct vd_image_info {
 
 vd_err vd_image_info_get(vd_image *img, vd_image_info *info);
 
+/* Where the most recent authentication failure on this handle was, so a
+ * tool can name the block (and, through the file system, the file):
+ * level 0 is one data block (first_lbn, nblocks = 1); level > 0 a tree
+ * node, whose failure makes every logical block it covers,
+ * [first_lbn, first_lbn + nblocks), unverifiable (and the handle sticky
+ * failed). VD_ERR_NOENT when the handle has seen none. Works on a failed
+ * handle. */
+typedef struct vd_bad_range {
+    uint32_t level;
+    uint64_t first_lbn;
+    uint64_t nblocks;
+} vd_bad_range;
+vd_err vd_image_last_failure(vd_image *img, vd_bad_range *out);
+
 /* Read the public header of an image without a key (for `vhdtool info`).
  * Fields that need the key are zero. */
 vd_err vd_image_probe(const vd_host *host, vd_image_info *info);
