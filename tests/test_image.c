@@ -1168,6 +1168,67 @@ static void test_wrong_key_and_keyless_probe(void **state)
     vd_host_mem_free(h);
 }
 
+
+/* vd_image_last_failure names what failed: the data block itself, or the
+ * whole range of logical blocks under a tree node that failed (tools print
+ * it and fsck maps it to files). */
+static void test_last_failure_names_the_block_or_node_range(void **state)
+{
+    (void)state;
+    uint8_t key[VD_KEY_BYTES];
+    make_key(key, 31);
+    vd_host *h = mem_new();
+    vd_create_opts c = {.nblocks = 64, .fanout = 4};
+    vd_open_opts o = {.aead_impl = VD_AEAD_OPENSSL};
+    vd_image *img = NULL;
+    OK(vd_image_create(h, key, &c, &o, &img));
+    model m;
+    model_init(&m, 64);
+    put_blocks(img, &m, 0, 64);
+    vd_bad_range r;
+    EXPECT_ERR(vd_image_last_failure(img, &r), VD_ERR_NOENT, "no failure yet");
+    vd_image_info ii = info_of(img);
+    OK(vd_image_close(img));
+    /* Layout (FORMAT.md): data is the last nblocks blocks of the container;
+     * nodes are root-first, so level 1 of a 64-block fan-out-4 tree (16
+     * nodes) is its last 16 node blocks. */
+    uint64_t data_start = ii.total_blocks - 64;
+    uint64_t level1_start = data_start - 16;
+    uint64_t size;
+    uint8_t *orig = snapshot(h, &size);
+    uint8_t *bytes = vd_host_mem_data(h, &size);
+    uint8_t buf[BS];
+
+    bytes[(data_start + 37) * BS + 100] ^= 0x01;
+    img = open_img(h, key, 1, 0, VD_AEAD_OPENSSL);
+    EXPECT_ERR(vd_image_read(img, 36, 1, buf), VD_OK, "neighbour reads");
+    EXPECT_ERR(vd_image_read(img, 37, 1, buf), VD_ERR_AUTH, "flipped data block");
+    OK(vd_image_last_failure(img, &r));
+    CHECK(r.level == 0 && r.first_lbn == 37 && r.nblocks == 1,
+          "data failure reported as level %u lbn %" PRIu64 " n %" PRIu64, r.level,
+          r.first_lbn, r.nblocks);
+    OK(vd_image_close(img));
+    OK(vd_host_mem_set(h, orig, size));
+
+    /* Node 2 of level 1 covers blocks 8..11. */
+    bytes = vd_host_mem_data(h, &size);
+    bytes[(level1_start + 2) * BS + 7] ^= 0x80;
+    img = open_img(h, key, 1, 0, VD_AEAD_OPENSSL);
+    EXPECT_ERR(vd_image_read(img, 9, 1, buf), VD_ERR_AUTH, "flipped level-1 node");
+    OK(vd_image_last_failure(img, &r));
+    CHECK(r.level == 1 && r.first_lbn == 8 && r.nblocks == 4,
+          "node failure reported as level %u lbn %" PRIu64 " n %" PRIu64, r.level,
+          r.first_lbn, r.nblocks);
+    /* The handle is now sticky-failed, and still answers. */
+    EXPECT_ERR(vd_image_read(img, 40, 1, buf), VD_ERR_FAILED, "sticky");
+    OK(vd_image_last_failure(img, &r));
+    CHECK(r.level == 1 && r.first_lbn == 8, "still the node");
+    (void)vd_image_close(img);
+    free(orig);
+    model_free(&m);
+    vd_host_mem_free(h);
+}
+
 /* ==================================================================================
  * Malformed containers: each a clear error, nothing written
  * ================================================================================== */
@@ -2516,6 +2577,7 @@ int main(void)
         cmocka_unit_test(test_implicit_sync_enospc_fails_the_write_and_keeps_last_commit),
         cmocka_unit_test(test_lying_clocks_change_nothing),
         cmocka_unit_test(test_four_threads_on_one_handle),
+        cmocka_unit_test(test_last_failure_names_the_block_or_node_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
