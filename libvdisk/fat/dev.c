@@ -1,8 +1,8 @@
-/* Byte-addressed access to the FAT volume over the 4 KiB blocks of the
- * image. Metadata (boot sector, FAT, directories) is touched a few bytes
- * at a time, so small accesses go through a direct-mapped write-back cache
+/* Byte-addressed access to the FAT volume over the 4 KiB blocks of its
+ * device (a vd_image, or any vd_blockdev). Metadata (boot sector, FAT,
+ * directories) is touched a few bytes at a time, so small accesses go through a direct-mapped write-back cache
  * of blocks that is flushed at the end of every public operation; bulk
- * file data moves whole blocks straight to and from vd_image. */
+ * file data moves whole blocks straight to and from the device. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +15,35 @@ vd_err fat_img_bytes(vd_image *img, uint64_t *bytes)
     if (e != VD_OK)
         return e;
     *bytes = info.nblocks * (uint64_t)FAT_BLOCK;
+    return VD_OK;
+}
+
+static vd_err img_read(void *ctx, uint64_t lbn, uint32_t count, void *buf)
+{
+    return vd_image_read(ctx, lbn, count, buf);
+}
+
+static vd_err img_write(void *ctx, uint64_t lbn, uint32_t count, const void *buf)
+{
+    return vd_image_write(ctx, lbn, count, buf);
+}
+
+static vd_err img_sync(void *ctx)
+{
+    return vd_image_sync(ctx);
+}
+
+vd_err fat_img_dev(vd_image *img, vd_blockdev *dev)
+{
+    uint64_t bytes;
+    vd_err e = fat_img_bytes(img, &bytes);
+    if (e != VD_OK)
+        return e;
+    dev->ctx = img;
+    dev->nblocks = bytes / FAT_BLOCK;
+    dev->read = img_read;
+    dev->write = img_write;
+    dev->sync = img_sync;
     return VD_OK;
 }
 
@@ -41,7 +70,7 @@ static vd_err slot_writeback(vd_fs *fs, fat_cslot *s)
 {
     if (!s->valid || !s->dirty)
         return VD_OK;
-    vd_err e = vd_image_write(fs->img, s->lbn, 1, s->data);
+    vd_err e = fat_bdev_write(&fs->dev, s->lbn, 1, s->data);
     if (e == VD_OK)
         s->dirty = 0;
     return e;
@@ -57,7 +86,7 @@ static vd_err slot_get(vd_fs *fs, uint64_t lbn, fat_cslot **out)
         if (e != VD_OK)
             return e;
         s->valid = 0;
-        e = vd_image_read(fs->img, lbn, 1, s->data);
+        e = fat_bdev_read(&fs->dev, lbn, 1, s->data);
         if (e != VD_OK)
             return e;
         s->lbn = lbn;
@@ -94,7 +123,7 @@ vd_err fat_dev_read(vd_fs *fs, uint64_t off, void *buf, size_t len)
             while ((size_t)(cnt + 1) * FAT_BLOCK <= len && cnt < 1024 &&
                    !slot_peek(fs, lbn + cnt))
                 cnt++;
-            e = vd_image_read(fs->img, lbn, cnt, out);
+            e = fat_bdev_read(&fs->dev, lbn, cnt, out);
             off += (uint64_t)cnt * FAT_BLOCK;
             out += (size_t)cnt * FAT_BLOCK;
             len -= (size_t)cnt * FAT_BLOCK;
@@ -126,7 +155,7 @@ vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
             /* Whole blocks go straight to the image; a cached copy is
              * refreshed so the cache never holds stale bytes. */
             uint32_t cnt = (uint32_t)((len / FAT_BLOCK) > 1024 ? 1024 : len / FAT_BLOCK);
-            e = vd_image_write(fs->img, lbn, cnt, in_p);
+            e = fat_bdev_write(&fs->dev, lbn, cnt, in_p);
             if (e != VD_OK)
                 break;
             for (uint32_t i = 0; i < cnt; i++) {

@@ -1,5 +1,6 @@
 /* Internal state and interfaces of the FAT32 layer (libvdisk/fat/).
- *   dev.c    byte-addressed access to the volume over vd_image_*, with a
+ *   dev.c    byte-addressed access to the volume over its vd_blockdev
+ *            (a vd_image, or any device given to vd_fs_mount_dev), with a
  *            small write-back cache of 4 KiB blocks for metadata
  *   names.c  UTF-8 <-> UTF-16, name validation, case folding, 8.3 aliases,
  *            LFN checksums
@@ -68,7 +69,8 @@ typedef struct fat_node {
 
 struct vd_fs {
     pthread_mutex_t lock; /* every public vd_fs_/vd_file_/vd_dir_ call holds it */
-    vd_image *img;
+    vd_image *img;   /* NULL when mounted over another vd_blockdev */
+    vd_blockdev dev; /* every block access goes through it (fat_bdev_*) */
     uint64_t img_bytes;
     int read_only;
     vd_clock_fn now;
@@ -122,6 +124,24 @@ vd_err fat_dev_ptr(vd_fs *fs, uint64_t off, size_t len, int dirty, uint8_t **p);
 vd_err fat_dev_flush(vd_fs *fs);
 /* Image-level helpers shared with mkfs (no vd_fs yet). */
 vd_err fat_img_bytes(vd_image *img, uint64_t *bytes);
+/* A vd_blockdev whose calls go to vd_image_* on img. */
+vd_err fat_img_dev(vd_image *img, vd_blockdev *dev);
+
+/* The only way the layer touches blocks: through the volume's device. */
+static inline vd_err fat_bdev_read(const vd_blockdev *d, uint64_t lbn, uint32_t count,
+                                   void *buf)
+{
+    return d->read(d->ctx, lbn, count, buf);
+}
+static inline vd_err fat_bdev_write(const vd_blockdev *d, uint64_t lbn, uint32_t count,
+                                    const void *buf)
+{
+    return d->write(d->ctx, lbn, count, buf);
+}
+static inline vd_err fat_bdev_sync(const vd_blockdev *d)
+{
+    return d->sync(d->ctx);
+}
 
 /* ---- names.c ---- */
 #define FAT_NAME_MAX 255u

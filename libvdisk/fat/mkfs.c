@@ -118,29 +118,28 @@ static vd_err write_volume(vd_fs *fs, const fat_geom *g, uint32_t nclusters, int
     if (e == VD_OK)
         e = fat_dev_flush(fs);
     if (e == VD_OK)
-        e = vd_image_sync(fs->img);
+        e = fat_bdev_sync(&fs->dev);
     return e;
 }
 
-vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o)
+/* img is the image behind dev, or NULL for another device. */
+static vd_err format_dev(const vd_blockdev *dev, vd_image *img, const vd_mkfs_opts *o)
 {
-    if (!img)
+    if (!dev || !dev->read || !dev->write || !dev->sync ||
+        dev->nblocks > UINT64_MAX / FAT_BLOCK)
         return VD_ERR_INVAL;
     vd_mkfs_opts def;
     if (!o) {
         memset(&def, 0, sizeof def);
         o = &def;
     }
-    uint64_t bytes;
-    vd_err e = fat_img_bytes(img, &bytes);
-    if (e != VD_OK)
-        return e;
+    uint64_t bytes = dev->nblocks * FAT_BLOCK;
     uint32_t cb = o->cluster_bytes ? o->cluster_bytes : default_cluster(bytes);
     if (cb < FAT_SECTOR || cb > 65536 || (cb & (cb - 1)))
         return VD_ERR_INVAL;
     fat_geom g;
     memset(&g, 0, sizeof g);
-    e = fat_label_make(o->label, g.label);
+    vd_err e = fat_label_make(o->label, g.label);
     if (e != VD_OK)
         return e;
     uint32_t nclusters;
@@ -157,6 +156,7 @@ vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o)
     if (!fs)
         return VD_ERR_NOMEM;
     fs->img = img;
+    fs->dev = *dev;
     fs->img_bytes = bytes;
     e = fat_dev_init(fs);
     if (e == VD_OK)
@@ -164,4 +164,20 @@ vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o)
     fat_dev_free(fs);
     free(fs);
     return e;
+}
+
+vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o)
+{
+    if (!img)
+        return VD_ERR_INVAL;
+    vd_blockdev dev;
+    vd_err e = fat_img_dev(img, &dev);
+    if (e != VD_OK)
+        return e;
+    return format_dev(&dev, img, o);
+}
+
+vd_err vd_fs_format_dev(const vd_blockdev *dev, const vd_mkfs_opts *o)
+{
+    return format_dev(dev, NULL, o);
 }

@@ -1,7 +1,7 @@
 /* Mounting, syncing, unmounting and statfs of a FAT32 volume. Every
  * public call of the layer ends with fat_op_end, which writes the metadata
- * cache back to the image, so the image always holds whole operations
- * (durable at vd_image_sync). */
+ * cache back to the device, so the device always holds whole operations
+ * (durable at its sync: vd_image_sync for an image). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,9 +51,17 @@ static void read_label(vd_fs *fs, const uint8_t bpb_label[11])
     fs->label[n] = 0;
 }
 
-vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out)
+static int dev_valid(const vd_blockdev *dev)
 {
-    if (!img || !out)
+    return dev && dev->read && dev->write && dev->sync &&
+           dev->nblocks <= UINT64_MAX / FAT_BLOCK;
+}
+
+/* img is the image behind dev, or NULL for another device. */
+static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts *o,
+                        vd_fs **out)
+{
+    if (!dev_valid(dev) || !out)
         return VD_ERR_INVAL;
     vd_fs *fs = calloc(1, sizeof *fs);
     if (!fs)
@@ -63,14 +71,14 @@ vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out)
         return VD_ERR_NOMEM;
     }
     fs->img = img;
+    fs->dev = *dev;
+    fs->img_bytes = dev->nblocks * FAT_BLOCK;
     if (o) {
         fs->read_only = o->read_only;
         fs->now = o->now;
         fs->now_ctx = o->now_ctx;
     }
-    vd_err e = fat_img_bytes(img, &fs->img_bytes);
-    if (e == VD_OK)
-        e = fat_dev_init(fs);
+    vd_err e = fat_dev_init(fs);
     uint8_t sec[512];
     fat_geom g;
     uint32_t fsinfo_free = FSI_UNKNOWN;
@@ -139,6 +147,22 @@ vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out)
     return VD_OK;
 }
 
+vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out)
+{
+    if (!img || !out)
+        return VD_ERR_INVAL;
+    vd_blockdev dev;
+    vd_err e = fat_img_dev(img, &dev);
+    if (e != VD_OK)
+        return e;
+    return mount_dev(&dev, img, o, out);
+}
+
+vd_err vd_fs_mount_dev(const vd_blockdev *dev, const vd_fs_opts *o, vd_fs **out)
+{
+    return mount_dev(dev, NULL, o, out);
+}
+
 static vd_err write_fsinfo(vd_fs *fs)
 {
     if (!fs->fsinfo_sec)
@@ -164,7 +188,7 @@ static vd_err locked_fs_sync(vd_fs *fs)
         e = write_fsinfo(fs);
     e = fat_op_end(fs, e);
     if (e == VD_OK)
-        e = vd_image_sync(fs->img);
+        e = fat_bdev_sync(&fs->dev);
     return e;
 }
 
@@ -185,7 +209,7 @@ vd_err vd_fs_unmount(vd_fs *fs)
     }
     e = fat_op_end(fs, e);
     if (e == VD_OK && !fs->read_only)
-        e = vd_image_sync(fs->img);
+        e = fat_bdev_sync(&fs->dev);
     while (fs->nodes) {
         fat_node *n = fs->nodes;
         fs->nodes = n->next;

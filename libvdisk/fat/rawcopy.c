@@ -32,14 +32,15 @@ vd_err vd_fs_export(vd_image *img, vd_fs_sink_fn sink, void *ctx, int sparse,
 {
     if (!img || !sink)
         return VD_ERR_INVAL;
-    uint64_t img_bytes, bytes;
-    vd_err e = fat_img_bytes(img, &img_bytes);
+    vd_blockdev dev;
+    vd_err e = fat_img_dev(img, &dev);
     if (e != VD_OK)
         return e;
+    uint64_t img_bytes = dev.nblocks * FAT_BLOCK, bytes;
     uint8_t *buf = malloc((size_t)COPY_BLOCKS * FAT_BLOCK);
     if (!buf)
         return VD_ERR_NOMEM;
-    e = vd_image_read(img, 0, 1, buf);
+    e = fat_bdev_read(&dev, 0, 1, buf);
     if (e == VD_OK)
         e = volume_bytes(buf, img_bytes, &bytes);
     for (uint64_t off = 0; e == VD_OK && off < bytes;) {
@@ -48,7 +49,7 @@ vd_err vd_fs_export(vd_image *img, vd_fs_sink_fn sink, void *ctx, int sparse,
                        ? (size_t)left
                        : (size_t)COPY_BLOCKS * FAT_BLOCK;
         uint32_t blocks = (uint32_t)((n + FAT_BLOCK - 1) / FAT_BLOCK);
-        e = vd_image_read(img, off / FAT_BLOCK, blocks, buf);
+        e = fat_bdev_read(&dev, off / FAT_BLOCK, blocks, buf);
         if (e != VD_OK)
             break;
         if (!sparse) {
@@ -87,11 +88,11 @@ vd_err vd_fs_import(vd_image *img, vd_fs_source_fn source, void *ctx, uint64_t b
 {
     if (!img || !source || bytes < 512)
         return VD_ERR_INVAL;
-    uint64_t img_bytes;
-    vd_err e = fat_img_bytes(img, &img_bytes);
+    vd_blockdev dev;
+    vd_err e = fat_img_dev(img, &dev);
     if (e != VD_OK)
         return e;
-    if (bytes > img_bytes)
+    if (bytes > dev.nblocks * FAT_BLOCK)
         return VD_ERR_RANGE;
     uint8_t *buf = malloc((size_t)COPY_BLOCKS * FAT_BLOCK);
     if (!buf)
@@ -113,11 +114,11 @@ vd_err vd_fs_import(vd_image *img, vd_fs_source_fn source, void *ctx, uint64_t b
             e = VD_ERR_IO;
             break;
         }
-        e = vd_image_write(img, off / FAT_BLOCK, blocks, buf);
+        e = fat_bdev_write(&dev, off / FAT_BLOCK, blocks, buf);
         off += n;
     }
     free(buf);
     if (e == VD_OK)
-        e = vd_image_sync(img);
+        e = fat_bdev_sync(&dev);
     return e;
 }

@@ -106,18 +106,44 @@ enum {
 
 enum { VD_RENAME_NOREPLACE = 1 };
 
+/* ---- Block-device interface (benchmarks and tests) ------------------------
+ * The FAT32 layer reaches its volume only through these three calls on
+ * 4 KiB blocks (FatFs diskio style), so the same layer can run over
+ * devices other than a vd_image: vhdbench uses it to compare plain,
+ * checksummed and AEAD-only devices against the full image with the same
+ * file-system code. It is for benchmarks and tests: every security
+ * property (encryption, authentication, rollback detection, crash
+ * consistency) comes from vd_image, not from this interface, and a volume
+ * mounted over another device has none of them. Blocks are FAT_BLOCK =
+ * VD_BLOCK_SIZE bytes; lbn + count never exceeds nblocks; sync makes every
+ * write so far durable. Each call returns VD_OK or a vd_err. */
+typedef struct vd_blockdev {
+    void *ctx;
+    uint64_t nblocks;
+    vd_err (*read)(void *ctx, uint64_t lbn, uint32_t count, void *buf);
+    vd_err (*write)(void *ctx, uint64_t lbn, uint32_t count, const void *buf);
+    vd_err (*sync)(void *ctx);
+} vd_blockdev;
+
 /* Lay a fresh FAT32 volume over the whole image (512-byte sectors, two
  * FATs, data region aligned to 4 KiB). A size that gives fewer than 65525
  * clusters cannot be FAT32: VD_ERR_RANGE. */
 vd_err vd_fs_format(vd_image *img, const vd_mkfs_opts *o);
+/* The same over any block device (dev is copied; dev->ctx must outlive
+ * the call). */
+vd_err vd_fs_format_dev(const vd_blockdev *dev, const vd_mkfs_opts *o);
 
 /* Mount the FAT32 volume at logical block 0 (o may be NULL). Every BPB
  * field is checked; a malformed volume is VD_ERR_CORRUPT. */
 vd_err vd_fs_mount(vd_image *img, const vd_fs_opts *o, vd_fs **out);
+/* The same over any block device: the volume keeps a copy of *dev, and
+ * dev->ctx must stay valid until vd_fs_unmount. */
+vd_err vd_fs_mount_dev(const vd_blockdev *dev, const vd_fs_opts *o, vd_fs **out);
 /* Sync, mark the volume cleanly unmounted, free the handle (always
- * freed; returns the first error). The image stays open. */
+ * freed; returns the first error). The image (or device) stays open. */
 vd_err vd_fs_unmount(vd_fs *fs);
-/* Write FSInfo and every cached metadata block, then vd_image_sync. */
+/* Write FSInfo and every cached metadata block, then vd_image_sync (the
+ * device's sync). */
 vd_err vd_fs_sync(vd_fs *fs);
 vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st);
 
