@@ -33,6 +33,8 @@
 
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "record.h"
 #include "vdisk/anchor.h"
 #include "vdisk/host.h"
@@ -41,59 +43,8 @@
 
 #define BS ((size_t)VD_BLOCK_SIZE)
 
-#define EXPECT_ERR(got, want, ...)                                            \
-    do {                                                                      \
-        vd_err got_ = (got), want_ = (want);                                  \
-        if (got_ != want_) {                                                  \
-            print_error("%s:%d: got %d (%s), want %d (%s): ", __FILE__,       \
-                        __LINE__, (int)got_, vd_strerror(got_), (int)want_,   \
-                        vd_strerror(want_));                                  \
-            print_error(__VA_ARGS__);                                         \
-            print_error("\n");                                                \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
-
 static uint64_t g_seed;
 static const uint8_t KEY[VD_KEY_BYTES] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
-
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Block content: (lbn, id) then a pattern; id 0 = never written (zeros). */
-static void fill(uint8_t *b, uint64_t lbn, uint32_t id)
-{
-    uint64_t s = lbn * 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ 0x1234567ull;
-    uint64_t id64 = id;
-    memcpy(b, &lbn, 8);
-    memcpy(b + 8, &id64, 8);
-    for (size_t i = 16; i < BS; i += 8) {
-        uint64_t v = xs(&s);
-        memcpy(b + i, &v, 8);
-    }
-}
-
-static int64_t identify(const uint8_t *b, uint64_t lbn)
-{
-    static const uint8_t zero[VD_BLOCK_SIZE];
-    if (memcmp(b, zero, BS) == 0)
-        return 0;
-    uint64_t l, id;
-    memcpy(&l, b, 8);
-    memcpy(&id, b + 8, 8);
-    if (l != lbn || id == 0 || id > UINT32_MAX)
-        return -1;
-    uint8_t want[VD_BLOCK_SIZE];
-    fill(want, lbn, (uint32_t)id);
-    return memcmp(want, b, BS) == 0 ? (int64_t)id : -1;
-}
 
 /* ---- a test anchor ------------------------------------------------------------ */
 
@@ -221,7 +172,7 @@ static void test_file_anchor_starts_at_zero_and_only_moves_forward(void **state)
     td_make(&t);
     vd_anchor *a = NULL;
     int err = -1;
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
     assert_int_equal(err, 0);
     uint64_t v = 99;
     assert_int_equal(a->read(a->ctx, &v), 0);
@@ -242,18 +193,18 @@ static void test_file_anchor_starts_at_zero_and_only_moves_forward(void **state)
     vd_anchor_file_close(a);
 
     /* Reopening, with or without create, keeps the value. */
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "reopen, create=1");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "reopen, create=1");
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, UINT64_MAX - 1);
     vd_anchor_file_close(a);
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "reopen, create=0");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "reopen, create=0");
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, UINT64_MAX - 1);
     vd_anchor_file_close(a);
 
-    EXPECT_ERR(vd_anchor_file_open(NULL, 0, &a, &err), VD_ERR_INVAL, "NULL path");
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, NULL, &err), VD_ERR_INVAL, "NULL out");
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 2, &a, &err), VD_ERR_INVAL, "create=2");
+    VT_EXPECT_ERR(vd_anchor_file_open(NULL, 0, &a, &err), VD_ERR_INVAL, "NULL path");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, NULL, &err), VD_ERR_INVAL, "NULL out");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 2, &a, &err), VD_ERR_INVAL, "create=2");
     vd_anchor_file_close(NULL);
     td_free(&t);
 }
@@ -265,13 +216,13 @@ static void test_missing_anchor_file_is_an_io_error_not_zero(void **state)
     td_make(&t);
     vd_anchor *a = (vd_anchor *)1;
     int err = 0;
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_ERR_IO, "missing");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_ERR_IO, "missing");
     assert_int_equal(err, ENOENT);
     assert_null(a);
     assert_int_equal(td_entries(&t), 0); /* create=0 creates nothing */
     char nodir[128];
     snprintf(nodir, sizeof nodir, "%s/no/such.anchor", t.dir);
-    EXPECT_ERR(vd_anchor_file_open(nodir, 1, &a, &err), VD_ERR_IO, "missing directory");
+    VT_EXPECT_ERR(vd_anchor_file_open(nodir, 1, &a, &err), VD_ERR_IO, "missing directory");
     assert_int_equal(err, ENOENT);
     td_free(&t);
 }
@@ -283,7 +234,7 @@ static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **stat
     td_make(&t);
     vd_anchor *a = NULL;
     int err;
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
     assert_int_equal(a->advance(a->ctx, 77), 0);
     uint8_t *good;
     size_t n;
@@ -303,7 +254,7 @@ static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **stat
     vd_create_opts c = {.nblocks = 8};
     vd_open_opts o = {.anchor = a};
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_ERR_IO, "create on a damaged anchor");
+    VT_EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_ERR_IO, "create on a damaged anchor");
     vd_anchor_file_close(a);
 
     /* At open: every byte flipped, truncated, extended: VD_ERR_CORRUPT. */
@@ -311,20 +262,20 @@ static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **stat
         memcpy(bad, good, 32);
         bad[i] ^= 0x40;
         write_file(t.anchor, bad, 32);
-        EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
+        VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
                    "byte %u flipped", i);
     }
     write_file(t.anchor, good, 31);
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "31 bytes");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "31 bytes");
     memcpy(bad, good, 32);
     bad[32] = 0;
     write_file(t.anchor, bad, 33);
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "33 bytes");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "33 bytes");
     write_file(t.anchor, good, 0);
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
                "empty file (create=1 does not reset it)");
     write_file(t.anchor, good, 32);
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "restored");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "restored");
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, 77);
     vd_anchor_file_close(a);
@@ -340,7 +291,7 @@ static void test_anchor_file_rolled_back_under_a_handle_is_refused(void **state)
     td_make(&t);
     vd_anchor *a = NULL;
     int err;
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "create");
     assert_int_equal(a->advance(a->ctx, 5), 0);
     uint8_t *old;
     size_t n;
@@ -360,21 +311,21 @@ static void test_anchor_file_rolled_back_under_a_handle_is_refused(void **state)
 static void put_block(vd_image *img, uint64_t lbn, uint32_t id)
 {
     uint8_t b[VD_BLOCK_SIZE];
-    fill(b, lbn, id);
-    EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %" PRIu64, lbn);
+    vt_block_fill(b, lbn, id);
+    VT_EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %" PRIu64, lbn);
 }
 
 static int64_t get_block(vd_image *img, uint64_t lbn)
 {
     uint8_t b[VD_BLOCK_SIZE];
-    EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %" PRIu64, lbn);
-    return identify(b, lbn);
+    VT_EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %" PRIu64, lbn);
+    return vt_block_identify(b, lbn);
 }
 
 static vd_err open_file_image(const char *path, const vd_unlock *u, vd_anchor *a,
                               int ro, vd_host **h, vd_image **img)
 {
-    EXPECT_ERR(vd_host_file_open(path, ro ? VD_HOST_READONLY : 0, h, NULL), VD_OK,
+    VT_EXPECT_ERR(vd_host_file_open(path, ro ? VD_HOST_READONLY : 0, h, NULL), VD_OK,
                "host open");
     vd_open_opts o = {.read_only = ro, .cache_bytes = 1 << 20, .anchor = a};
     vd_err e = vd_image_open_unlock(*h, u, &o, img);
@@ -394,16 +345,16 @@ static void test_whole_image_rollback_is_refused_with_file_anchor_only(void **st
     vd_unlock u = {VD_SLOT_PASSPHRASE, (const uint8_t *)"pw", 2};
     vd_anchor *a = NULL;
     int err;
-    EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "anchor");
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_OK, "anchor");
     vd_host *h;
-    EXPECT_ERR(vd_host_file_open(t.image, VD_HOST_CREATE, &h, NULL), VD_OK, "host");
+    VT_EXPECT_ERR(vd_host_file_open(t.image, VD_HOST_CREATE, &h, NULL), VD_OK, "host");
     vd_create_opts c = {.nblocks = 256};
     vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = a};
     vd_image *img;
-    EXPECT_ERR(vd_image_create_unlock(h, &u, &fast, &c, &o, &img), VD_OK, "create");
+    VT_EXPECT_ERR(vd_image_create_unlock(h, &u, &fast, &c, &o, &img), VD_OK, "create");
     put_block(img, 10, 1);
-    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 1");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 1");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_file_close(h);
 
     uint8_t *old;
@@ -412,13 +363,13 @@ static void test_whole_image_rollback_is_refused_with_file_anchor_only(void **st
     uint64_t a_old;
     assert_int_equal(a->read(a->ctx, &a_old), 0);
 
-    EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_OK, "reopen");
+    VT_EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_OK, "reopen");
     put_block(img, 10, 2);
     put_block(img, 11, 3);
-    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 2");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 2");
     vd_image_info info;
-    EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_file_close(h);
     uint64_t a_new;
     assert_int_equal(a->read(a->ctx, &a_new), 0);
@@ -426,20 +377,20 @@ static void test_whole_image_rollback_is_refused_with_file_anchor_only(void **st
     assert_int_equal(a_new, info.epoch);
 
     write_file(t.image, old, n); /* the host puts the old copy back */
-    EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_ERR_ROLLBACK,
+    VT_EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_ERR_ROLLBACK,
                "old copy, writable, with the anchor");
-    EXPECT_ERR(open_file_image(t.image, &u, a, 1, &h, &img), VD_ERR_ROLLBACK,
+    VT_EXPECT_ERR(open_file_image(t.image, &u, a, 1, &h, &img), VD_ERR_ROLLBACK,
                "old copy, read-only, with the anchor");
     uint64_t v;
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, a_new); /* a refused open changes nothing */
     /* Without an anchor the old copy opens: freshness across restarts is
      * not guaranteed (docs/SECURITY.md, R4). */
-    EXPECT_ERR(open_file_image(t.image, &u, NULL, 1, &h, &img), VD_OK,
+    VT_EXPECT_ERR(open_file_image(t.image, &u, NULL, 1, &h, &img), VD_OK,
                "old copy without an anchor (documented limit)");
     assert_int_equal(get_block(img, 10), 1);
     assert_int_equal(get_block(img, 11), 0);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_file_close(h);
     free(old);
     vd_anchor_file_close(a);
@@ -453,14 +404,14 @@ static vd_image *mode_image(vd_host *h, tanchor *ta, vd_anchor_mode mode)
     vd_create_opts c = {.nblocks = 1024};
     vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta->a, .anchor_mode = mode};
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_OK, "create, mode %d", (int)mode);
+    VT_EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_OK, "create, mode %d", (int)mode);
     return img;
 }
 
 static uint64_t epoch_of(vd_image *img)
 {
     vd_image_info info;
-    EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
     return info.epoch;
 }
 
@@ -479,7 +430,7 @@ static void test_every_commit_mode_advances_on_implicit_commits(void **state)
         assert_int_equal(ta.value, epoch_of(img)); /* after every call */
     }
     assert_true(epoch_of(img) > 51); /* the cache (1 MiB) forced commits */
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_mem_free(h);
 }
 
@@ -497,7 +448,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
         put_block(img, i, i + 1);
     assert_true(epoch_of(img) > base); /* implicit commits happened... */
     assert_int_equal(ta.value, base);  /* ...and left the anchor alone */
-    EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
     assert_int_equal(ta.value, epoch_of(img));
     /* Implicit commits again, then close: close advances it. */
     for (uint32_t i = 0; i < 300; i++)
@@ -505,7 +456,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     uint64_t before = ta.value;
     assert_true(epoch_of(img) > before);
     uint64_t at_close = epoch_of(img);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     assert_true(ta.value >= at_close); /* close advanced it to the last commit */
     uint64_t adv = ta.advances;
 
@@ -513,7 +464,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
      * be replayed. Snapshot after a sync; implicit commits; "crash". */
     vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta.a,
                       .anchor_mode = VD_ANCHOR_EXPLICIT_SYNC};
-    EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
     uint64_t size;
     const uint8_t *d = vd_host_mem_data(h, &size);
     uint8_t *snap = malloc(size);
@@ -527,18 +478,18 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
     vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20, .anchor = &ta.a};
     vd_image *r;
-    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_OK,
+    VT_EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_OK,
                "replay inside the explicit-sync window (documented trade-off)");
-    EXPECT_ERR(vd_image_close(r), VD_OK, "close");
-    EXPECT_ERR(vd_image_sync(img), VD_OK, "explicit sync closes the window");
-    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK, "replay after sync");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(r), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "explicit sync closes the window");
+    VT_EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK, "replay after sync");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     assert_true(ta.advances > adv);
     vd_host_mem_free(replay);
 
     /* The same replay in VD_ANCHOR_EVERY_COMMIT mode is refused at once. */
     o.anchor_mode = VD_ANCHOR_EVERY_COMMIT;
-    EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen, every commit");
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen, every commit");
     d = vd_host_mem_data(h, &size);
     snap = realloc(snap, size);
     assert_non_null(snap);
@@ -548,14 +499,14 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     assert_int_equal(epoch_of(img), ta.value);
     assert_int_equal(vd_host_mem_new(&replay), VD_OK);
     assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
-    EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK,
+    VT_EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK,
                "replay of an implicitly committed state, every-commit mode");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_mem_free(replay);
     free(snap);
 
     vd_open_opts bad = {.anchor_mode = (vd_anchor_mode)7};
-    EXPECT_ERR(vd_image_open(h, KEY, &bad, &img), VD_ERR_INVAL, "anchor_mode 7");
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &bad, &img), VD_ERR_INVAL, "anchor_mode 7");
     vd_host_mem_free(h);
 }
 
@@ -637,24 +588,24 @@ static int cr_workload(crun *w, vd_image *img, vd_rec *rec, tanchor *ta)
         /* Every third burst spreads over the whole image, past the dirty
          * limit (128 blocks): implicit commits. */
         int big = s % 3 == 1;
-        unsigned n = big ? 180 + (unsigned)(xs(&w->rng) % 120)
-                         : 1 + (unsigned)(xs(&w->rng) % 40);
+        unsigned n = big ? 180 + (unsigned)(vt_rand(&w->rng) % 120)
+                         : 1 + (unsigned)(vt_rand(&w->rng) % 40);
         for (unsigned k = 0; k <= n; k++) { /* the last write precedes the sync */
-            uint64_t lbn = big || xs(&w->rng) % 4 == 0 ? xs(&w->rng) % CR_BLOCKS
-                                                        : xs(&w->rng) % 24;
+            uint64_t lbn = big || vt_rand(&w->rng) % 4 == 0 ? vt_rand(&w->rng) % CR_BLOCKS
+                                                        : vt_rand(&w->rng) % 24;
             uint32_t id = w->next_id++;
-            fill(b, lbn, id);
+            vt_block_fill(b, lbn, id);
             cr_record(w, lbn, id); /* an implicit commit inside may persist it */
             vd_err e = vd_image_write(img, lbn, 1, b);
             if (ta->dead)
                 return 1;
-            EXPECT_ERR(e, VD_OK, "workload write");
+            VT_EXPECT_ERR(e, VD_OK, "workload write");
         }
         w->sync_start_seq[s] = w->seq;
         vd_err e = vd_image_sync(img);
         if (ta->dead)
             return 1;
-        EXPECT_ERR(e, VD_OK, "workload sync %u", s);
+        VT_EXPECT_ERR(e, VD_OK, "workload sync %u", s);
         w->sync_end_op[s] = vd_rec_op_count(rec);
         w->ack_value[s] = ta->value;
         w->nsync = s + 1;
@@ -674,7 +625,7 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     *rec = vd_rec_new(NULL, 0);
     assert_non_null(*rec);
     vd_create_opts c = {.nblocks = CR_BLOCKS, .fanout = 8};
-    EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, cr_opts(w, &ta->a, 0), img),
+    VT_EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, cr_opts(w, &ta->a, 0), img),
                VD_OK, "create");
     assert_int_equal(vd_rec_reset_log(*rec), VD_OK); /* crashes start now */
     ta->rec = *rec;
@@ -693,7 +644,7 @@ static void cr_check_blocks(const crun *w, vd_image *img, int s, const char *wha
         fail();
     }
     for (uint32_t b = 0; b < CR_BLOCKS; b++) {
-        int64_t id = identify(buf + (size_t)b * BS, b);
+        int64_t id = vt_block_identify(buf + (size_t)b * BS, b);
         if (id < 0 || !cr_allowed(w, s, b, (uint32_t)id)) {
             print_error("%s: block %u holds %lld, not allowed after sync %d\n", what, b,
                         (long long)id, s);
@@ -718,7 +669,7 @@ static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const c
         fail();
     }
     cr_check_blocks(w, img, s, what);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     assert_int_equal(t.value, a); /* read-only: untouched */
     e = vd_image_open(h, KEY, cr_opts(w, &t.a, 0), &img);
     if (e != VD_OK) {
@@ -729,7 +680,7 @@ static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const c
     cr_check_blocks(w, img, s, what);
     uint64_t ep = epoch_of(img);
     assert_true(ep >= a);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     if (t.value != ep) {
         print_error("%s: anchor %llu after close, image epoch %llu\n", what,
                     (unsigned long long)t.value, (unsigned long long)ep);
@@ -787,7 +738,7 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed)
     vd_image *img;
     cr_start(&w, mode, seed, &rec, &ta, &img);
     assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     size_t nops = vd_rec_op_count(rec);
     printf("  mode %s, seed %llu: %zu ops, %zu flushes, %u syncs, %zu anchor "
            "advances\n",
@@ -838,11 +789,11 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed)
                 if (p - first < 2 || p - first > 8 * sizeof mask)
                     continue;
                 for (size_t j = 0; j < sizeof mask; j++)
-                    mask[j] = (uint8_t)xs(&rng);
+                    mask[j] = (uint8_t)vt_rand(&rng);
                 mp = mask;
             }
             vd_host *h;
-            assert_int_equal(vd_rec_crash_host(rec, p, mp, xs(&rng), variant, &h), VD_OK);
+            assert_int_equal(vd_rec_crash_host(rec, p, mp, vt_rand(&rng), variant, &h), VD_OK);
             uint64_t size;
             uint8_t *snap = vd_host_mem_data(h, &size);
             uint8_t *copy = malloc(size);
@@ -910,7 +861,7 @@ static void crash_in_advance(vd_anchor_mode mode, uint64_t seed)
     vd_image *img;
     cr_start(&w, mode, seed, &rec, &ta, &img);
     assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     long calls = ta.calls;
     vd_rec_free(rec);
     cr_free(&w);

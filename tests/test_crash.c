@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "record.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
@@ -49,46 +51,6 @@ typedef struct workload {
 typedef struct stats {
     uint64_t points, reads, recovered, nested, reopened;
 } stats;
-
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Block content: (lbn, id) in the first 16 bytes, a keyed pattern after.
- * id 0 is the never-written block: all zeros. */
-static void fill(uint8_t *b, uint64_t lbn, uint32_t id)
-{
-    uint64_t s = lbn * 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ 0xABCDEFull;
-    memcpy(b, &lbn, 8);
-    uint64_t id64 = id;
-    memcpy(b + 8, &id64, 8);
-    for (unsigned i = 16; i < VD_BLOCK_SIZE; i += 8) {
-        uint64_t v = xs(&s);
-        memcpy(b + i, &v, 8);
-    }
-}
-
-/* The id a block holds, or -1 if it is no content we ever wrote there. */
-static int64_t identify(const uint8_t *b, uint64_t lbn)
-{
-    static const uint8_t zero[VD_BLOCK_SIZE];
-    if (memcmp(b, zero, VD_BLOCK_SIZE) == 0)
-        return 0;
-    uint64_t l, id;
-    memcpy(&l, b, 8);
-    memcpy(&id, b + 8, 8);
-    if (l != lbn || id == 0 || id > UINT32_MAX)
-        return -1;
-    uint8_t want[VD_BLOCK_SIZE];
-    fill(want, lbn, (uint32_t)id);
-    return memcmp(want, b, VD_BLOCK_SIZE) == 0 ? (int64_t)id : -1;
-}
 
 static void record_write(workload *w, uint64_t lbn, uint32_t id)
 {
@@ -152,7 +114,7 @@ static void do_write(workload *w, vd_image *img, uint64_t lbn)
 {
     uint8_t b[VD_BLOCK_SIZE];
     uint32_t id = w->next_id++;
-    fill(b, lbn, id);
+    vt_block_fill(b, lbn, id);
     /* Record before the call: an implicit sync inside it may persist it. */
     record_write(w, lbn, id);
     assert_int_equal(vd_image_write(img, lbn, 1, b), VD_OK);
@@ -174,20 +136,20 @@ static void run_workload(workload *w, vd_image *img, vd_rec *rec, unsigned nwrit
 {
     unsigned written = 0;
     while (written < nwrites) {
-        uint64_t r = xs(&w->rng) % 100;
+        uint64_t r = vt_rand(&w->rng) % 100;
         if (r < 55) {
-            uint64_t lbn = xs(&w->rng) % 100 < 50 ? xs(&w->rng) % 16
-                                                  : xs(&w->rng) % w->nblocks;
+            uint64_t lbn = vt_rand(&w->rng) % 100 < 50 ? vt_rand(&w->rng) % 16
+                                                  : vt_rand(&w->rng) % w->nblocks;
             do_write(w, img, lbn);
             written++;
         } else if (r < 75) {
-            uint64_t lbn = xs(&w->rng) % w->nblocks;
-            unsigned n = 2 + (unsigned)(xs(&w->rng) % 12);
+            uint64_t lbn = vt_rand(&w->rng) % w->nblocks;
+            unsigned n = 2 + (unsigned)(vt_rand(&w->rng) % 12);
             for (unsigned k = 0; k < n && lbn + k < w->nblocks; k++, written++)
                 do_write(w, img, lbn + k);
         } else if (r < 80) {
             for (unsigned k = 0; k < 70; k++, written++)
-                do_write(w, img, xs(&w->rng) % w->nblocks);
+                do_write(w, img, vt_rand(&w->rng) % w->nblocks);
         } else {
             do_sync(w, img, rec);
         }
@@ -212,7 +174,7 @@ static void check_state(const workload *w, vd_image *img, int s, uint32_t *ids,
             fail();
         }
         for (uint32_t k = 0; k < n; k++) {
-            int64_t id = identify(buf + (size_t)k * VD_BLOCK_SIZE, b + k);
+            int64_t id = vt_block_identify(buf + (size_t)k * VD_BLOCK_SIZE, b + k);
             if (id < 0 || !allowed(w, s, b + k, (uint32_t)id)) {
                 fprintf(stderr,
                         "%s: crash point %zu: block %llu holds %lld, not allowed "
@@ -263,7 +225,7 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
     uint8_t b[VD_BLOCK_SIZE];
     uint64_t touch[3] = {0, w->nblocks / 2, w->nblocks - 1};
     for (unsigned k = 0; k < 3; k++) {
-        fill(b, touch[k], 0xFFFF0000u + k);
+        vt_block_fill(b, touch[k], 0xFFFF0000u + k);
         assert_int_equal(vd_image_write(img, touch[k], 1, b), VD_OK);
         ids[touch[k]] = 0xFFFF0000u + k;
     }
@@ -280,7 +242,7 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
             fail();
         }
         for (uint32_t k = 0; k < n; k++) {
-            int64_t id = identify(buf + (size_t)k * VD_BLOCK_SIZE, x + k);
+            int64_t id = vt_block_identify(buf + (size_t)k * VD_BLOCK_SIZE, x + k);
             if (id != (int64_t)ids[x + k]) {
                 fprintf(stderr,
                         "crash point %zu: block %llu changed across recovery + "
@@ -373,12 +335,12 @@ static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
         assert_non_null(mask);
         for (unsigned m = 0; m < masks_per_epoch; m++) {
             for (size_t j = 0; j < len; j++)
-                if (xs(&mrng) & 1)
+                if (vt_rand(&mrng) & 1)
                     mask[j / 8] |= (uint8_t)(1u << (j % 8));
                 else
                     mask[j / 8] &= (uint8_t)~(1u << (j % 8));
             vd_host *h;
-            uint64_t pseed = xs(&mrng);
+            uint64_t pseed = vt_rand(&mrng);
             assert_int_equal(vd_rec_crash_host(rec, end, mask, pseed, 1, &h), VD_OK);
             int s = last_sync_before(&w, end);
             check_point(&w, h, s, end, &st, m == 0);

@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "record.h"
 #include "vdisk/host.h"
 #include "vdisk/keys.h"
@@ -36,40 +38,17 @@
 #define SB_BLOCK 2u
 #define NBLOCKS 64u
 
-#define EXPECT_ERR(got, want, ...)                                            \
-    do {                                                                      \
-        vd_err got_ = (got), want_ = (want);                                  \
-        if (got_ != want_) {                                                  \
-            print_error("%s:%d: got %d (%s), want %d (%s): ", __FILE__,       \
-                        __LINE__, (int)got_, vd_strerror(got_), (int)want_,   \
-                        vd_strerror(want_));                                  \
-            print_error(__VA_ARGS__);                                         \
-            print_error("\n");                                                \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
-
 static const vd_pwhash_params FAST = {VD_PWHASH_OPSLIMIT_MIN, VD_PWHASH_MEMLIMIT_MIN};
 static const uint8_t PASS[] = "correct horse battery staple";
 static const uint8_t PASS2[] = "another passphrase";
 
 static uint64_t g_seed;
 
-static uint64_t xs(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
 static void pattern(uint8_t *b, size_t n, uint64_t seed)
 {
     uint64_t s = seed ? seed : 1;
     for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)xs(&s);
+        b[i] = (uint8_t)vt_rand(&s);
 }
 
 static vd_unlock pass_unlock(const uint8_t *p)
@@ -96,7 +75,7 @@ static vd_image *create_unlock(vd_host *h, const vd_unlock *u)
 {
     vd_create_opts c = {.nblocks = NBLOCKS};
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_create_unlock(h, u, &FAST, &c, small_opts(0), &img), VD_OK,
+    VT_EXPECT_ERR(vd_image_create_unlock(h, u, &FAST, &c, small_opts(0), &img), VD_OK,
                "create with slot type %d", (int)u->type);
     assert_non_null(img);
     return img;
@@ -107,10 +86,10 @@ static void expect_open(vd_host *h, const vd_unlock *u, vd_err want, const char 
 {
     vd_image *img = NULL;
     vd_err e = vd_image_open_unlock(h, u, small_opts(1), &img);
-    EXPECT_ERR(e, want, "%s", what);
+    VT_EXPECT_ERR(e, want, "%s", what);
     if (e == VD_OK) {
         assert_non_null(img);
-        EXPECT_ERR(vd_image_close(img), VD_OK, "close after %s", what);
+        VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close after %s", what);
     } else {
         assert_null(img);
     }
@@ -120,18 +99,18 @@ static void write_pattern(vd_image *img, uint64_t lbn, uint64_t seed)
 {
     uint8_t b[VD_BLOCK_SIZE];
     pattern(b, sizeof b, seed);
-    EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %" PRIu64, lbn);
+    VT_EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %" PRIu64, lbn);
 }
 
 static void expect_pattern(vd_host *h, const vd_unlock *u, uint64_t lbn, uint64_t seed)
 {
     uint8_t b[VD_BLOCK_SIZE], want[VD_BLOCK_SIZE];
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_open_unlock(h, u, small_opts(1), &img), VD_OK, "open to read");
-    EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %" PRIu64, lbn);
+    VT_EXPECT_ERR(vd_image_open_unlock(h, u, small_opts(1), &img), VD_OK, "open to read");
+    VT_EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %" PRIu64, lbn);
     pattern(want, sizeof want, seed);
     assert_memory_equal(b, want, sizeof b);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
 }
 
 static uint8_t *slot_bytes(vd_host *h, unsigned slot)
@@ -152,7 +131,7 @@ static void test_passphrase_slot_opens_with_its_passphrase_only(void **state)
     vd_unlock u = pass_unlock(PASS);
     vd_image *img = create_unlock(h, &u);
     write_pattern(img, 3, g_seed);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
 
     expect_pattern(h, &u, 3, g_seed);
     vd_unlock wrong = pass_unlock(PASS2);
@@ -163,7 +142,7 @@ static void test_passphrase_slot_opens_with_its_passphrase_only(void **state)
     expect_open(h, &asfile, VD_ERR_WRONG_KEY, "its bytes as a key file (no key-file slot)");
 
     vd_slot_info info[VD_KEYSLOTS];
-    EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
+    VT_EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
     assert_int_equal(info[0].type, VD_SLOT_PASSPHRASE);
     assert_int_equal(info[0].status, VD_OK);
     assert_int_equal(info[0].opslimit, FAST.opslimit);
@@ -184,7 +163,7 @@ static void test_keyfile_slot_opens_with_its_file_only(void **state)
     vd_unlock u = key_unlock(VD_SLOT_KEYFILE, kf);
     vd_image *img = create_unlock(h, &u);
     write_pattern(img, 0, g_seed + 1);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
 
     expect_pattern(h, &u, 0, g_seed + 1);
     vd_unlock wrong = key_unlock(VD_SLOT_KEYFILE, other);
@@ -197,7 +176,7 @@ static void test_keyfile_slot_opens_with_its_file_only(void **state)
     expect_open(h, &shortkf, VD_ERR_INVAL, "31-byte key file");
     /* The raw-key API does not take the key file as the master key. */
     vd_image *raw = NULL;
-    EXPECT_ERR(vd_image_open(h, kf, small_opts(1), &raw), VD_ERR_WRONG_KEY,
+    VT_EXPECT_ERR(vd_image_open(h, kf, small_opts(1), &raw), VD_ERR_WRONG_KEY,
                "key file as raw master key");
     vd_host_mem_free(h);
 }
@@ -218,7 +197,7 @@ static void test_sealed_image_opens_with_matching_secret_key_and_nothing_else(vo
     vd_unlock seal = key_unlock(VD_SLOT_SEALED, pk);
     vd_image *img = create_unlock(h, &seal);
     write_pattern(img, 5, g_seed + 2);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
 
     vd_unlock shield = key_unlock(VD_SLOT_SEALED, sk);
     expect_pattern(h, &shield, 5, g_seed + 2);
@@ -232,14 +211,14 @@ static void test_sealed_image_opens_with_matching_secret_key_and_nothing_else(vo
     vd_unlock skpass = {VD_SLOT_PASSPHRASE, sk, 32};
     expect_open(h, &skpass, VD_ERR_WRONG_KEY, "the secret key as a passphrase");
     vd_image *raw = NULL;
-    EXPECT_ERR(vd_image_open(h, sk, small_opts(1), &raw), VD_ERR_WRONG_KEY,
+    VT_EXPECT_ERR(vd_image_open(h, sk, small_opts(1), &raw), VD_ERR_WRONG_KEY,
                "secret key as raw master key");
     uint8_t zero[32] = {0};
     vd_unlock z = key_unlock(VD_SLOT_SEALED, zero);
     expect_open(h, &z, VD_ERR_WRONG_KEY, "all-zero secret key");
 
     vd_slot_info info[VD_KEYSLOTS];
-    EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
+    VT_EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
     assert_int_equal(info[0].type, VD_SLOT_SEALED);
     assert_memory_equal(info[0].recipient, pk, 32);
 
@@ -248,7 +227,7 @@ static void test_sealed_image_opens_with_matching_secret_key_and_nothing_else(vo
     assert_int_equal(vd_host_mem_new(&h2), VD_OK);
     vd_create_opts c = {.nblocks = NBLOCKS};
     vd_unlock badpk = key_unlock(VD_SLOT_SEALED, zero);
-    EXPECT_ERR(vd_image_create_unlock(h2, &badpk, NULL, &c, small_opts(0), &img),
+    VT_EXPECT_ERR(vd_image_create_unlock(h2, &badpk, NULL, &c, small_opts(0), &img),
                VD_ERR_INVAL, "seal to the all-zero public key");
     uint64_t sz;
     (void)vd_host_mem_data(h2, &sz);
@@ -283,13 +262,13 @@ static void three_make(three *t)
     vd_image *img = create_unlock(t->h, &t->u[0]);
     int idx = -1;
     vd_unlock add = key_unlock(VD_SLOT_KEYFILE, t->kf);
-    EXPECT_ERR(vd_keyslot_add(img, &add, NULL, &idx), VD_OK, "add key file");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &add, NULL, &idx), VD_OK, "add key file");
     assert_int_equal(idx, 1);
     add = key_unlock(VD_SLOT_SEALED, t->pk);
-    EXPECT_ERR(vd_keyslot_add(img, &add, NULL, &idx), VD_OK, "add sealed");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &add, NULL, &idx), VD_OK, "add sealed");
     assert_int_equal(idx, 2);
     write_pattern(img, 7, g_seed + 3);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
 }
 
 static void three_free(three *t)
@@ -307,9 +286,9 @@ static void test_every_slot_opens_the_same_image(void **state)
         expect_pattern(t.h, &t.u[k], 7, g_seed + 3);
     /* A writable open through one slot, a write, then read through another. */
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[2], small_opts(0), &img), VD_OK, "rw open");
+    VT_EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[2], small_opts(0), &img), VD_OK, "rw open");
     write_pattern(img, 8, g_seed + 4);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     expect_pattern(t.h, &t.u[1], 8, g_seed + 4);
     three_free(&t);
 }
@@ -350,7 +329,7 @@ static void test_tampering_any_byte_of_a_slot_fails_that_slot_only(void **state)
                                     s, off, masks[m], o, (int)e, vd_strerror(e));
                         fail();
                     }
-                    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+                    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
                 }
                 p[off] ^= masks[m];
             }
@@ -383,7 +362,7 @@ static void test_slot_moved_or_taken_from_another_image_does_not_unlock(void **s
     vd_host *h2;
     assert_int_equal(vd_host_mem_new(&h2), VD_OK);
     vd_image *img = create_unlock(h2, &t.u[0]);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     memcpy(slot_bytes(t.h, 0), slot_bytes(h2, 0), SLOT_BYTES);
     expect_open(t.h, &t.u[0], VD_ERR_WRONG_KEY, "slot from another image");
     /* ... and the whole slot block of the other image. */
@@ -411,7 +390,7 @@ static void test_forged_sealed_slot_never_opens_the_image(void **state)
     assert_int_equal(vd_host_mem_new(&h2), VD_OK);
     vd_unlock seal = key_unlock(VD_SLOT_SEALED, t.pk);
     vd_image *img = create_unlock(h2, &seal);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     uint8_t genuine[SLOT_BYTES];
     memcpy(genuine, slot_bytes(t.h, 2), SLOT_BYTES);
 
@@ -437,33 +416,33 @@ static void test_removed_slot_no_longer_opens_and_last_slot_is_kept(void **state
     three t;
     three_make(&t);
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[1], small_opts(0), &img), VD_OK, "open");
-    EXPECT_ERR(vd_keyslot_remove(img, 0), VD_OK, "remove passphrase slot");
-    EXPECT_ERR(vd_keyslot_remove(img, 0), VD_ERR_INVAL, "remove it again (empty)");
-    EXPECT_ERR(vd_keyslot_remove(img, -1), VD_ERR_INVAL, "slot -1");
-    EXPECT_ERR(vd_keyslot_remove(img, VD_KEYSLOTS), VD_ERR_INVAL, "slot 8");
+    VT_EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[1], small_opts(0), &img), VD_OK, "open");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 0), VD_OK, "remove passphrase slot");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 0), VD_ERR_INVAL, "remove it again (empty)");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, -1), VD_ERR_INVAL, "slot -1");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, VD_KEYSLOTS), VD_ERR_INVAL, "slot 8");
     expect_open(t.h, &t.u[0], VD_ERR_WRONG_KEY, "removed passphrase");
     uint8_t zero[SLOT_BYTES] = {0};
     assert_memory_equal(slot_bytes(t.h, 0), zero, SLOT_BYTES);
-    EXPECT_ERR(vd_keyslot_remove(img, 2), VD_OK, "remove sealed slot");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 2), VD_OK, "remove sealed slot");
     expect_open(t.h, &t.u[2], VD_ERR_WRONG_KEY, "removed sealed");
-    EXPECT_ERR(vd_keyslot_remove(img, 1), VD_ERR_BUSY, "remove the last slot");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 1), VD_ERR_BUSY, "remove the last slot");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     expect_pattern(t.h, &t.u[1], 7, g_seed + 3);
 
     /* A malformed slot may always be removed; it never counts as a way in. */
     slot_bytes(t.h, 4)[0] = 0x77;
-    EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[1], small_opts(0), &img), VD_OK, "open");
-    EXPECT_ERR(vd_keyslot_remove(img, 1), VD_ERR_BUSY, "last well-formed slot");
-    EXPECT_ERR(vd_keyslot_remove(img, 4), VD_OK, "remove the malformed slot");
+    VT_EXPECT_ERR(vd_image_open_unlock(t.h, &t.u[1], small_opts(0), &img), VD_OK, "open");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 1), VD_ERR_BUSY, "last well-formed slot");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 4), VD_OK, "remove the malformed slot");
     /* The freed slots are reused, lowest first. */
     int idx = -1;
     vd_unlock p2 = pass_unlock(PASS2);
-    EXPECT_ERR(vd_keyslot_add(img, &p2, &FAST, &idx), VD_OK, "add");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &p2, &FAST, &idx), VD_OK, "add");
     assert_int_equal(idx, 0);
-    EXPECT_ERR(vd_keyslot_remove(img, 1), VD_OK, "now the key-file slot can go");
-    EXPECT_ERR(vd_keyslot_remove(img, 0), VD_ERR_BUSY, "but not the new last one");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 1), VD_OK, "now the key-file slot can go");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 0), VD_ERR_BUSY, "but not the new last one");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     expect_open(t.h, &t.u[1], VD_ERR_WRONG_KEY, "removed key file");
     expect_pattern(t.h, &p2, 7, g_seed + 3);
     three_free(&t);
@@ -476,7 +455,7 @@ static void test_list_reports_types_parameters_recipient_and_damage(void **state
     three_make(&t);
     slot_bytes(t.h, 7)[300] = 1; /* an EMPTY slot that is not all zero */
     vd_slot_info info[VD_KEYSLOTS];
-    EXPECT_ERR(vd_keyslot_list(t.h, info), VD_OK, "list");
+    VT_EXPECT_ERR(vd_keyslot_list(t.h, info), VD_OK, "list");
     assert_int_equal(info[0].type, VD_SLOT_PASSPHRASE);
     assert_int_equal(info[0].opslimit, FAST.opslimit);
     assert_int_equal(info[0].memlimit, FAST.memlimit);
@@ -503,12 +482,12 @@ static void test_list_reports_types_parameters_recipient_and_damage(void **state
         p0[16 + i] = (uint8_t)(ops >> (8 * i)); /* FORMAT.md §5: opslimit */
         p0[24 + i] = (uint8_t)(mem >> (8 * i)); /* memlimit */
     }
-    EXPECT_ERR(vd_keyslot_list(t.h, info), VD_OK, "list");
+    VT_EXPECT_ERR(vd_keyslot_list(t.h, info), VD_OK, "list");
     assert_int_equal(info[0].status, VD_ERR_CORRUPT);
     expect_open(t.h, &t.u[0], VD_ERR_CORRUPT, "passphrase slot with 32 x 1 GiB");
     memcpy(p0, saved, SLOT_BYTES);
-    EXPECT_ERR(vd_keyslot_list(NULL, info), VD_ERR_INVAL, "NULL host");
-    EXPECT_ERR(vd_keyslot_list(t.h, NULL), VD_ERR_INVAL, "NULL out");
+    VT_EXPECT_ERR(vd_keyslot_list(NULL, info), VD_ERR_INVAL, "NULL host");
+    VT_EXPECT_ERR(vd_keyslot_list(t.h, NULL), VD_ERR_INVAL, "NULL out");
     three_free(&t);
 }
 
@@ -527,40 +506,40 @@ static void test_add_refuses_read_only_full_and_bad_input(void **state)
     vd_pwhash_params huge = {0, VD_PWHASH_MEMLIMIT_MAX + 1};
     vd_pwhash_params tiny = {0, VD_PWHASH_MEMLIMIT_MIN - 1};
     vd_pwhash_params costly = {VD_PWHASH_OPSLIMIT_MAX, VD_PWHASH_MEMLIMIT_MAX};
-    EXPECT_ERR(vd_keyslot_add(img, &u, &big, &idx), VD_ERR_INVAL, "opslimit > max");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &u, &big, &idx), VD_ERR_INVAL, "opslimit > max");
     assert_int_equal(idx, -1);
-    EXPECT_ERR(vd_keyslot_add(img, &u, &huge, NULL), VD_ERR_INVAL, "memlimit > max");
-    EXPECT_ERR(vd_keyslot_add(img, &u, &tiny, NULL), VD_ERR_INVAL, "memlimit < min");
-    EXPECT_ERR(vd_keyslot_add(img, &u, &costly, NULL), VD_ERR_INVAL,
+    VT_EXPECT_ERR(vd_keyslot_add(img, &u, &huge, NULL), VD_ERR_INVAL, "memlimit > max");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &u, &tiny, NULL), VD_ERR_INVAL, "memlimit < min");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &u, &costly, NULL), VD_ERR_INVAL,
                "opslimit * memlimit > VD_PWHASH_COST_MAX");
     vd_unlock empty = {VD_SLOT_PASSPHRASE, PASS, 0};
-    EXPECT_ERR(vd_keyslot_add(img, &empty, &FAST, NULL), VD_ERR_INVAL, "empty passphrase");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &empty, &FAST, NULL), VD_ERR_INVAL, "empty passphrase");
     vd_unlock none = {VD_SLOT_EMPTY, kf, 32};
-    EXPECT_ERR(vd_keyslot_add(img, &none, NULL, NULL), VD_ERR_INVAL, "EMPTY type");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &none, NULL, NULL), VD_ERR_INVAL, "EMPTY type");
     vd_unlock bogus = {(vd_slot_type)9, kf, 32};
-    EXPECT_ERR(vd_keyslot_add(img, &bogus, NULL, NULL), VD_ERR_INVAL, "type 9");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &bogus, NULL, NULL), VD_ERR_INVAL, "type 9");
     vd_unlock nul = {VD_SLOT_KEYFILE, NULL, 32};
-    EXPECT_ERR(vd_keyslot_add(img, &nul, NULL, NULL), VD_ERR_INVAL, "NULL secret");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &nul, NULL, NULL), VD_ERR_INVAL, "NULL secret");
     vd_unlock badpk = key_unlock(VD_SLOT_SEALED, zero);
-    EXPECT_ERR(vd_keyslot_add(img, &badpk, NULL, NULL), VD_ERR_INVAL, "zero public key");
-    EXPECT_ERR(vd_keyslot_add(NULL, &k, NULL, NULL), VD_ERR_INVAL, "NULL image");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &badpk, NULL, NULL), VD_ERR_INVAL, "zero public key");
+    VT_EXPECT_ERR(vd_keyslot_add(NULL, &k, NULL, NULL), VD_ERR_INVAL, "NULL image");
     /* Fill slots 1..7, then no room. */
     for (int i = 1; i < VD_KEYSLOTS; i++) {
-        EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_OK, "add %d", i);
+        VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_OK, "add %d", i);
         assert_int_equal(idx, i);
     }
-    EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_ERR_NOSPC, "ninth slot");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_ERR_NOSPC, "ninth slot");
     assert_int_equal(idx, -1);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     /* Any of the seven identical key-file slots opens it. */
     for (unsigned i = 1; i < 7; i++)
         memset(slot_bytes(h, i), 0, SLOT_BYTES);
     expect_open(h, &k, VD_OK, "key file through slot 7");
 
-    EXPECT_ERR(vd_image_open_unlock(h, &u, small_opts(1), &img), VD_OK, "ro open");
-    EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_ERR_READONLY, "add on read-only");
-    EXPECT_ERR(vd_keyslot_remove(img, 7), VD_ERR_READONLY, "remove on read-only");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_open_unlock(h, &u, small_opts(1), &img), VD_OK, "ro open");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_ERR_READONLY, "add on read-only");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 7), VD_ERR_READONLY, "remove on read-only");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_mem_free(h);
 }
 
@@ -572,15 +551,15 @@ static void test_unlock_api_rejects_bad_arguments_and_keyless_images(void **stat
     vd_image *img = (vd_image *)1;
     vd_unlock u = pass_unlock(PASS);
     vd_create_opts c = {.nblocks = NBLOCKS};
-    EXPECT_ERR(vd_image_create_unlock(h, NULL, NULL, &c, NULL, &img), VD_ERR_INVAL,
+    VT_EXPECT_ERR(vd_image_create_unlock(h, NULL, NULL, &c, NULL, &img), VD_ERR_INVAL,
                "NULL unlock");
     assert_null(img);
-    EXPECT_ERR(vd_image_create_unlock(h, &u, &FAST, &c, NULL, NULL), VD_ERR_INVAL,
+    VT_EXPECT_ERR(vd_image_create_unlock(h, &u, &FAST, &c, NULL, NULL), VD_ERR_INVAL,
                "NULL out");
-    EXPECT_ERR(vd_image_open_unlock(h, &u, NULL, NULL), VD_ERR_INVAL, "NULL out");
-    EXPECT_ERR(vd_image_open_unlock(h, NULL, NULL, &img), VD_ERR_INVAL, "NULL unlock");
-    EXPECT_ERR(vd_image_open_unlock(NULL, &u, NULL, &img), VD_ERR_INVAL, "NULL host");
-    EXPECT_ERR(vd_image_open_unlock(h, &u, NULL, &img), VD_ERR_CORRUPT, "empty host");
+    VT_EXPECT_ERR(vd_image_open_unlock(h, &u, NULL, NULL), VD_ERR_INVAL, "NULL out");
+    VT_EXPECT_ERR(vd_image_open_unlock(h, NULL, NULL, &img), VD_ERR_INVAL, "NULL unlock");
+    VT_EXPECT_ERR(vd_image_open_unlock(NULL, &u, NULL, &img), VD_ERR_INVAL, "NULL host");
+    VT_EXPECT_ERR(vd_image_open_unlock(h, &u, NULL, &img), VD_ERR_CORRUPT, "empty host");
     uint64_t sz;
     (void)vd_host_mem_data(h, &sz);
     assert_int_equal(sz, 0);
@@ -588,8 +567,8 @@ static void test_unlock_api_rejects_bad_arguments_and_keyless_images(void **stat
     /* An image made with the raw-key API has no slots: nothing unlocks. */
     uint8_t key[32];
     assert_int_equal(vd_key_generate(key), VD_OK);
-    EXPECT_ERR(vd_image_create(h, key, &c, small_opts(0), &img), VD_OK, "raw create");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_create(h, key, &c, small_opts(0), &img), VD_OK, "raw create");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     expect_open(h, &u, VD_ERR_WRONG_KEY, "no passphrase slot");
     vd_unlock k = key_unlock(VD_SLOT_KEYFILE, key);
     expect_open(h, &k, VD_ERR_WRONG_KEY, "raw key as key file");
@@ -604,7 +583,7 @@ static void test_damaged_image_is_not_reported_as_wrong_key(void **state)
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     vd_unlock u = pass_unlock(PASS);
     vd_image *img = create_unlock(h, &u);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     uint64_t size;
     uint8_t *d = vd_host_mem_data(h, &size);
     d[0] ^= 1; /* header magic */
@@ -629,9 +608,9 @@ static void test_interrupted_create_never_leaves_an_image_without_its_slot(void 
     vd_unlock u = pass_unlock(PASS);
     vd_create_opts c = {.nblocks = NBLOCKS};
     vd_image *img = NULL;
-    EXPECT_ERR(vd_image_create_unlock(vd_rec_host(rec), &u, &FAST, &c, small_opts(0), &img),
+    VT_EXPECT_ERR(vd_image_create_unlock(vd_rec_host(rec), &u, &FAST, &c, small_opts(0), &img),
                VD_OK, "create");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     size_t nops = vd_rec_op_count(rec);
     unsigned opened = 0;
     for (size_t p = 0; p <= nops; p++) {
@@ -645,7 +624,7 @@ static void test_interrupted_create_never_leaves_an_image_without_its_slot(void 
         }
         if (e == VD_OK) {
             opened++;
-            EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+            VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
         }
         vd_host_mem_free(h);
     }
@@ -662,19 +641,19 @@ static void test_slot_change_is_one_block_write_and_a_flush(void **state)
     assert_int_equal(vd_host_mem_new(&mh), VD_OK);
     vd_unlock u = pass_unlock(PASS);
     vd_image *img = create_unlock(mh, &u);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     uint64_t size;
     const uint8_t *d = vd_host_mem_data(mh, &size);
     vd_rec *rec = vd_rec_new(d, size);
     assert_non_null(rec);
-    EXPECT_ERR(vd_image_open_unlock(vd_rec_host(rec), &u, small_opts(0), &img), VD_OK,
+    VT_EXPECT_ERR(vd_image_open_unlock(vd_rec_host(rec), &u, small_opts(0), &img), VD_OK,
                "open");
     assert_int_equal(vd_rec_op_count(rec), 0);
     uint8_t kf[32];
     assert_int_equal(vd_key_generate(kf), VD_OK);
     vd_unlock k = key_unlock(VD_SLOT_KEYFILE, kf);
-    EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_OK, "add");
-    EXPECT_ERR(vd_keyslot_remove(img, 0), VD_OK, "remove");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_OK, "add");
+    VT_EXPECT_ERR(vd_keyslot_remove(img, 0), VD_OK, "remove");
     assert_int_equal(vd_rec_op_count(rec), 4);
     for (size_t i = 0; i < 4; i++) {
         vd_rec_op_info op;
@@ -687,7 +666,7 @@ static void test_slot_change_is_one_block_write_and_a_flush(void **state)
             assert_int_equal(op.kind, VD_REC_FLUSH);
         }
     }
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     /* Crash anywhere: the slot block is the old or the new one, whole. */
     for (size_t p = 0; p <= 4; p++) {
         vd_host *h;
@@ -737,14 +716,14 @@ static void test_slot_changes_and_writes_from_two_threads(void **state)
     vd_unlock k = key_unlock(VD_SLOT_KEYFILE, kf);
     for (unsigned i = 0; i < 100; i++) {
         int idx = -1;
-        EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_OK, "add %u", i);
+        VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, &idx), VD_OK, "add %u", i);
         assert_int_equal(idx, 1);
-        EXPECT_ERR(vd_keyslot_remove(img, idx), VD_OK, "remove %u", i);
+        VT_EXPECT_ERR(vd_keyslot_remove(img, idx), VD_OK, "remove %u", i);
     }
-    EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_OK, "final add");
+    VT_EXPECT_ERR(vd_keyslot_add(img, &k, NULL, NULL), VD_OK, "final add");
     assert_int_equal(pthread_join(th, NULL), 0);
-    EXPECT_ERR(wa.err, VD_OK, "writer thread");
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(wa.err, VD_OK, "writer thread");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     for (unsigned i = 400 - NBLOCKS; i < 400; i++)
         expect_pattern(h, i % 2 ? &u : &k, i % NBLOCKS, g_seed + 9 + i);
     vd_host_mem_free(h);
@@ -763,17 +742,17 @@ static void test_keyfile_helper_creates_a_new_0600_file_and_never_overwrites(voi
     assert_non_null(k1);
     assert_non_null(k2);
     int err = -1;
-    EXPECT_ERR(vd_keyfile_create(path, k1, &err), VD_OK, "create key file");
+    VT_EXPECT_ERR(vd_keyfile_create(path, k1, &err), VD_OK, "create key file");
     assert_int_equal(err, 0);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
     assert_int_equal(st.st_size, 32);
-    EXPECT_ERR(vd_keyfile_read(path, k2, &err), VD_OK, "read it");
+    VT_EXPECT_ERR(vd_keyfile_read(path, k2, &err), VD_OK, "read it");
     assert_memory_equal(k1, k2, 32);
-    EXPECT_ERR(vd_keyfile_create(path, k2, &err), VD_ERR_INVAL, "create again");
+    VT_EXPECT_ERR(vd_keyfile_create(path, k2, &err), VD_ERR_INVAL, "create again");
     assert_int_equal(err, EEXIST);
-    EXPECT_ERR(vd_keyfile_read(path, k2, &err), VD_OK, "read again");
+    VT_EXPECT_ERR(vd_keyfile_read(path, k2, &err), VD_OK, "read again");
     assert_memory_equal(k1, k2, 32); /* not overwritten */
 
     /* It opens an image through a KEYFILE slot. */
@@ -781,7 +760,7 @@ static void test_keyfile_helper_creates_a_new_0600_file_and_never_overwrites(voi
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     vd_unlock u = key_unlock(VD_SLOT_KEYFILE, k2);
     vd_image *img = create_unlock(h, &u);
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     expect_open(h, &u, VD_OK, "key file from disk");
     vd_host_mem_free(h);
 
@@ -791,10 +770,10 @@ static void test_keyfile_helper_creates_a_new_0600_file_and_never_overwrites(voi
     assert_non_null(f);
     assert_int_equal(fwrite(k1, 1, 31, f), 31);
     assert_int_equal(fclose(f), 0);
-    EXPECT_ERR(vd_keyfile_read(bad, k2, &err), VD_ERR_INVAL, "31-byte file");
+    VT_EXPECT_ERR(vd_keyfile_read(bad, k2, &err), VD_ERR_INVAL, "31-byte file");
     char missing[sizeof dir + 16];
     snprintf(missing, sizeof missing, "%s/none.key", dir);
-    EXPECT_ERR(vd_keyfile_read(missing, k2, &err), VD_ERR_IO, "missing file");
+    VT_EXPECT_ERR(vd_keyfile_read(missing, k2, &err), VD_ERR_IO, "missing file");
     assert_int_equal(err, ENOENT);
     assert_int_equal(unlink(bad), 0);
     assert_int_equal(unlink(path), 0);
@@ -821,20 +800,20 @@ static void test_interactive_argon2id_unlock_time_is_reported(void **state)
     vd_create_opts c = {.nblocks = NBLOCKS};
     vd_image *img = NULL;
     double t0 = now_s();
-    EXPECT_ERR(vd_image_create_unlock(h, &u, NULL, &c, small_opts(0), &img), VD_OK,
+    VT_EXPECT_ERR(vd_image_create_unlock(h, &u, NULL, &c, small_opts(0), &img), VD_OK,
                "create with default parameters");
     double t1 = now_s();
-    EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_slot_info info[VD_KEYSLOTS];
-    EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
+    VT_EXPECT_ERR(vd_keyslot_list(h, info), VD_OK, "list");
     assert_int_equal(info[0].opslimit, VD_PWHASH_OPSLIMIT_INTERACTIVE);
     assert_int_equal(info[0].memlimit, VD_PWHASH_MEMLIMIT_INTERACTIVE);
     double best = 1e9;
     for (int i = 0; i < 3; i++) {
         double a = now_s();
-        EXPECT_ERR(vd_image_open_unlock(h, &u, small_opts(1), &img), VD_OK, "open");
+        VT_EXPECT_ERR(vd_image_open_unlock(h, &u, small_opts(1), &img), VD_OK, "open");
         double b = now_s();
-        EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+        VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
         best = b - a < best ? b - a : best;
     }
     vd_unlock wrong = pass_unlock(PASS2);

@@ -1,0 +1,37 @@
+/* Small things every cmocka suite needs: an error-checking macro that
+ * prints both codes and the place, a seeded xorshift generator, and
+ * self-identifying block contents (a block says which write produced it,
+ * so crash and rollback tests can tell exactly which version they read). */
+#ifndef VD_TESTKIT_H
+#define VD_TESTKIT_H
+
+#include <stdint.h>
+
+#include "vdisk/vdisk.h"
+
+/* Fails the running cmocka test unless got == want; the message names the
+ * file, the line and both errors, then the printf-style context. */
+#define VT_EXPECT_ERR(got, want, ...)                                         \
+    do {                                                                      \
+        vd_err got_ = (got), want_ = (want);                                  \
+        if (got_ != want_) {                                                  \
+            print_error("%s:%d: got %d (%s), want %d (%s): ", __FILE__,       \
+                        __LINE__, (int)got_, vd_strerror(got_), (int)want_,   \
+                        vd_strerror(want_));                                  \
+            print_error(__VA_ARGS__);                                         \
+            print_error("\n");                                                \
+            fail();                                                           \
+        }                                                                     \
+    } while (0)
+
+/* xorshift64*: deterministic from its seed (never 0). */
+uint64_t vt_rand(uint64_t *state);
+
+/* Block content for (lbn, id): lbn and id in the first 16 bytes, then a
+ * pattern derived from both; id 0 is the never-written block, all zeros. */
+void vt_block_fill(uint8_t *b, uint64_t lbn, uint32_t id);
+/* The id whose content b holds for lbn (0 for zeros), or -1 when it is no
+ * content vt_block_fill ever makes for lbn. */
+int64_t vt_block_identify(const uint8_t *b, uint64_t lbn);
+
+#endif
