@@ -1,0 +1,364 @@
+/* Copying files and directories between the host and a mounted volume,
+ * with names, sizes and modification times (mkvhd, vhdtool put/get). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "treeutil.h"
+
+#define COPY_CHUNK (1u << 20)
+#define NS_PER_S 1000000000LL
+
+static int64_t ts_ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * NS_PER_S + t->tv_nsec;
+}
+
+static int is_root(const char *p)
+{
+    return p[strspn(p, "/")] == 0;
+}
+
+static int buf_ready(cli_copy *c)
+{
+    if (!c->buf)
+        c->buf = malloc(COPY_CHUNK);
+    if (!c->buf) {
+        cli_errorf(c->prog, NULL, "out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+void cli_copy_done(cli_copy *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+}
+
+/* A failed volume operation while copying host src to volume dst: an
+ * integrity failure names the image and block; anything else (a name FAT
+ * cannot store, a full volume) is about the source file. */
+static int in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
+{
+    if (e == VD_ERR_AUTH || e == VD_ERR_FAILED || e == VD_ERR_CORRUPT ||
+        e == VD_ERR_ROLLBACK)
+        return cli_fs_fail(c->prog, c->image, c->img, dst, e);
+    const char *detail = NULL;
+    switch (e) {
+    case VD_ERR_NOSPC: detail = "the volume is full"; break;
+    case VD_ERR_EXIST: detail = "FAT names ignore case: another name clashes with it"; break;
+    case VD_ERR_NAME: detail = "FAT32 cannot store this name"; break;
+    default: break;
+    }
+    return cli_fail(c->prog, src, e, detail);
+}
+
+static int in_file(cli_copy *c, const char *src, const char *dst)
+{
+    int rc = 0;
+    vd_file *f = NULL;
+    struct stat sb;
+    int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        cli_errorf(c->prog, src, "%s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    int flags = VD_O_WRONLY | VD_O_CREAT | (c->replace ? VD_O_TRUNC : VD_O_EXCL);
+    vd_err e = vd_file_open(c->fs, dst, flags, &f);
+    if (e != VD_OK) {
+        rc = in_fail(c, src, dst, e);
+        goto out;
+    }
+    for (uint64_t off = 0;;) {
+        ssize_t r = read(fd, c->buf, COPY_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            cli_errorf(c->prog, src, "%s", strerror(errno));
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        if (r == 0)
+            break;
+        size_t done = 0;
+        e = vd_file_write(f, off, c->buf, (size_t)r, &done);
+        if (e == VD_OK && done != (size_t)r)
+            e = VD_ERR_IO;
+        if (e != VD_OK) {
+            rc = in_fail(c, src, dst, e);
+            goto out;
+        }
+        off += (uint64_t)r;
+        if (c->progress)
+            cli_progress_add(c->progress, (uint64_t)r, 0);
+    }
+    e = vd_file_close(f);
+    f = NULL;
+    if (e == VD_OK)
+        e = vd_fs_utimes(c->fs, dst, ts_ns(&sb.st_atim), ts_ns(&sb.st_mtim));
+    if (e != VD_OK) {
+        rc = in_fail(c, src, dst, e);
+        goto out;
+    }
+    if (c->progress)
+        cli_progress_add(c->progress, 0, 1);
+out:
+    if (f)
+        (void)vd_file_close(f); /* the error that got us here is reported */
+    if (fd >= 0)
+        (void)close(fd);
+    return rc;
+}
+
+static int in_tree(cli_copy *c, const char *src, const char *dst, const struct stat *sb);
+
+static int in_dir(cli_copy *c, const char *src, const char *dst, const struct stat *sb)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (!is_root(dst)) {
+        vd_err e = vd_fs_mkdir(c->fs, dst);
+        if (e == VD_ERR_EXIST && c->replace) {
+            vd_stat vs;
+            e = vd_fs_stat(c->fs, dst, &vs);
+            if (e == VD_OK && !vs.is_dir)
+                e = VD_ERR_NOTDIR;
+        }
+        if (e != VD_OK)
+            return in_fail(c, src, dst, e);
+    }
+    rc = cli_dir_list(c->prog, src, &names, &n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *s = cli_path_join(src, names[i]);
+        char *d = cli_path_join(dst, names[i]);
+        struct stat cb;
+        if (!s || !d) {
+            cli_errorf(c->prog, src, "out of memory");
+            rc = CLI_EXIT_FAIL;
+        } else if (lstat(s, &cb) != 0) {
+            cli_errorf(c->prog, s, "%s", strerror(errno));
+            rc = CLI_EXIT_FAIL;
+        } else {
+            rc = in_tree(c, s, d, &cb);
+        }
+        free(s);
+        free(d);
+    }
+    cli_names_free(names, n);
+    /* Last, so adding the entries does not move the directory's time. */
+    if (rc == 0 && !is_root(dst)) {
+        vd_err e = vd_fs_utimes(c->fs, dst, ts_ns(&sb->st_atim), ts_ns(&sb->st_mtim));
+        if (e != VD_OK)
+            rc = in_fail(c, src, dst, e);
+    }
+    return rc;
+}
+
+static int in_tree(cli_copy *c, const char *src, const char *dst, const struct stat *sb)
+{
+    const char *kind = cli_special_kind(sb);
+    if (kind)
+        return cli_special_report(c->prog, src, kind, c->policy, c->warn_special);
+    if (S_ISDIR(sb->st_mode))
+        return in_dir(c, src, dst, sb);
+    return in_file(c, src, dst);
+}
+
+int cli_copy_in(cli_copy *c, const char *src, const char *dst)
+{
+    int rc = buf_ready(c);
+    if (rc)
+        return rc;
+    struct stat sb;
+    /* The named source itself may be a symbolic link to what to copy. */
+    if (stat(src, &sb) != 0) {
+        cli_errorf(c->prog, src, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    return in_tree(c, src, dst, &sb);
+}
+
+/* ---- volume -> host ------------------------------------------------------ */
+
+static int set_host_times(cli_copy *c, const char *dst, const vd_stat *vs)
+{
+    struct timespec ts[2] = {
+        {.tv_sec = vs->atime_ns / NS_PER_S, .tv_nsec = vs->atime_ns % NS_PER_S},
+        {.tv_sec = vs->mtime_ns / NS_PER_S, .tv_nsec = vs->mtime_ns % NS_PER_S},
+    };
+    if (ts[0].tv_nsec < 0 || ts[1].tv_nsec < 0) /* FAT times are after 1980 */
+        return 0;
+    if (utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+        cli_errorf(c->prog, dst, "cannot set the modification time: %s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int out_file(cli_copy *c, const char *src, const char *dst, const vd_stat *vs)
+{
+    int rc = 0, created = 0;
+    int fd = -1;
+    vd_file *f = NULL;
+    vd_err e = vd_file_open(c->fs, src, VD_O_RDONLY, &f);
+    if (e != VD_OK) {
+        rc = cli_fs_fail(c->prog, c->image, c->img, src, e);
+        goto out;
+    }
+    fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        cli_errorf(c->prog, dst, "%s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    created = 1;
+    for (uint64_t off = 0;;) {
+        size_t done = 0;
+        e = vd_file_read(f, off, c->buf, COPY_CHUNK, &done);
+        if (e != VD_OK) {
+            rc = cli_fs_fail(c->prog, c->image, c->img, src, e);
+            goto out;
+        }
+        if (done == 0)
+            break;
+        if (write_all(fd, c->buf, done) != 0) {
+            cli_errorf(c->prog, dst, "%s", strerror(errno));
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        off += done;
+        if (c->progress)
+            cli_progress_add(c->progress, done, 0);
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        cli_errorf(c->prog, dst, "%s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    fd = -1;
+    rc = set_host_times(c, dst, vs);
+    if (rc == 0 && c->progress)
+        cli_progress_add(c->progress, 0, 1);
+out:
+    if (fd >= 0)
+        (void)close(fd);
+    /* Never leave a partial copy that looks like the whole file. */
+    if (rc != 0 && created)
+        (void)unlink(dst);
+    if (f)
+        (void)vd_file_close(f); /* read-only: nothing to lose */
+    return rc;
+}
+
+/* The names in a volume directory (read whole first, so no directory
+ * stays open while its subdirectories are copied). */
+static int vol_list(cli_copy *c, const char *src, char ***names, size_t *n)
+{
+    vd_dir *d = NULL;
+    vd_dirent *ent = malloc(sizeof *ent);
+    size_t cap = 0, k = 0;
+    char **out = NULL;
+    int rc = 0;
+    vd_err e = ent ? vd_dir_open(c->fs, src, &d) : VD_ERR_NOMEM;
+    while (e == VD_OK) {
+        e = vd_dir_read(d, ent);
+        if (e != VD_OK)
+            break;
+        if (k + 1 >= cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            char **g = realloc(out, ncap * sizeof *g);
+            if (!g) {
+                e = VD_ERR_NOMEM;
+                break;
+            }
+            out = g;
+            cap = ncap;
+        }
+        out[k] = strdup(ent->name);
+        if (!out[k]) {
+            e = VD_ERR_NOMEM;
+            break;
+        }
+        k++;
+    }
+    if (e == VD_ERR_NOENT && d)
+        e = VD_OK;
+    if (d)
+        (void)vd_dir_close(d); /* read-only listing */
+    if (e != VD_OK) {
+        rc = cli_fs_fail(c->prog, c->image, c->img, src, e);
+        cli_names_free(out, k);
+        out = NULL;
+        k = 0;
+    }
+    free(ent);
+    *names = out;
+    *n = k;
+    return rc;
+}
+
+static int out_tree(cli_copy *c, const char *src, const char *dst)
+{
+    vd_stat vs;
+    vd_err e = vd_fs_stat(c->fs, src, &vs);
+    if (e != VD_OK)
+        return cli_fs_fail(c->prog, c->image, c->img, src, e);
+    if (!vs.is_dir)
+        return out_file(c, src, dst, &vs);
+    if (mkdir(dst, 0777) != 0) {
+        struct stat sb;
+        if (errno != EEXIST || stat(dst, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            cli_errorf(c->prog, dst, "%s", strerror(errno == EEXIST ? ENOTDIR : errno));
+            return CLI_EXIT_FAIL;
+        }
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int rc = vol_list(c, src, &names, &n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *s = cli_path_join(src, names[i]);
+        char *d = cli_path_join(dst, names[i]);
+        if (!s || !d) {
+            cli_errorf(c->prog, dst, "out of memory");
+            rc = CLI_EXIT_FAIL;
+        } else {
+            rc = out_tree(c, s, d);
+        }
+        free(s);
+        free(d);
+    }
+    cli_names_free(names, n);
+    if (rc == 0 && !is_root(src))
+        rc = set_host_times(c, dst, &vs);
+    return rc;
+}
+
+int cli_copy_out(cli_copy *c, const char *src, const char *dst)
+{
+    int rc = buf_ready(c);
+    if (rc)
+        return rc;
+    return out_tree(c, src, dst);
+}

@@ -1,0 +1,80 @@
+/* Copying trees between the host and a mounted volume (mkvhd, vhdtool
+ * put/get), sizing a tree for a new volume, and naming the block and the
+ * file of an integrity failure. Every error is one line "prog: subject:
+ * cause" and comes back as an exit status (cli.h). */
+#ifndef VD_CLI_COPY_H
+#define VD_CLI_COPY_H
+
+#include <stdint.h>
+
+#include "cli.h"
+
+/* What to do with what FAT32 cannot hold: symbolic links, devices, fifos,
+ * sockets, files over 4 GiB - 1. */
+typedef enum cli_special {
+    CLI_SPECIAL_SKIP = 0,  /* one warning line each, then go on */
+    CLI_SPECIAL_REFUSE = 1 /* an error (exit 1) */
+} cli_special;
+
+/* Cluster sizes mkfs.fat may choose for FAT32, smallest first. */
+#define CLI_CLUSTER_SIZES 5
+extern const uint32_t cli_cluster_sizes[CLI_CLUSTER_SIZES];
+
+typedef struct cli_tree_stats {
+    uint64_t files, dirs, bytes, skipped;
+    /* Bytes of whole clusters the tree takes (file data and directory
+     * entries) for each of cli_cluster_sizes. */
+    uint64_t need[CLI_CLUSTER_SIZES];
+} cli_tree_stats;
+
+/* Walk the host tree at src (a directory, or a single file), counting what
+ * will be copied. Specials are warned about (warn != 0) or refused by
+ * policy. Returns an exit status. */
+int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
+                  cli_tree_stats *st);
+
+/* FAT32 volume size (bytes, whole MiB) for a tree: its clusters plus FAT
+ * and headroom, at least CLI_FAT32_MIN_BYTES. */
+uint64_t cli_tree_volume_bytes(const cli_tree_stats *st);
+
+/* The smallest volume vd_fs_format accepts: 65525 clusters of 512 bytes
+ * plus two FATs and the reserved sectors (libvdisk/fat/mkfs.c) is 32.5 MiB;
+ * rounded up to whole MiB. */
+#define CLI_FAT32_MIN_BYTES (33ull << 20)
+
+typedef struct cli_copy {
+    const char *prog;
+    const char *image; /* for messages */
+    vd_image *img;     /* to name the block of an integrity failure */
+    vd_fs *fs;
+    cli_special policy;
+    int warn_special; /* print skip warnings (0 when a scan already did) */
+    int replace;      /* put: overwrite existing files; mkvhd: 0 (a name
+                         clash in a case-insensitive FAT is an error) */
+    cli_progress *progress; /* may be NULL */
+    uint8_t *buf;           /* internal */
+} cli_copy;
+
+/* Host file or directory src -> volume path dst (created; with replace,
+ * existing files are truncated and existing directories merged). Names,
+ * sizes and modification times are kept. Returns an exit status. */
+int cli_copy_in(cli_copy *c, const char *src, const char *dst);
+/* Volume path src -> host path dst (file, or directory recursively),
+ * keeping modification times. Returns an exit status. */
+int cli_copy_out(cli_copy *c, const char *src, const char *dst);
+/* Free the internal buffer. */
+void cli_copy_done(cli_copy *c);
+
+/* An error of a volume operation on path: "prog: image: path: cause", and
+ * for an integrity failure the block (vd_image_last_failure). Returns the
+ * exit status. */
+int cli_fs_fail(const char *prog, const char *image, vd_image *img, const char *path,
+                vd_err e);
+
+/* a + "/" + b (malloc'ed; no doubled slash); NULL when out of memory. */
+char *cli_path_join(const char *a, const char *b);
+/* The last component of a path without trailing slashes ("" for "/"),
+ * malloc'ed; NULL when out of memory. */
+char *cli_path_base(const char *p);
+
+#endif

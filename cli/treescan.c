@@ -1,0 +1,199 @@
+/* Sizing a host tree before it becomes a volume (mkvhd's default size),
+ * and the one place that decides what FAT32 cannot hold (specials). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "copy.h"
+#include "treeutil.h"
+
+const uint32_t cli_cluster_sizes[CLI_CLUSTER_SIZES] = {512, 4096, 8192, 16384, 32768};
+
+#define FAT_FILE_MAX 0xFFFFFFFFull
+#define DIRENT_BYTES 32u
+#define LFN_CHARS 13u
+#define MIB (1ull << 20)
+
+const char *cli_special_kind(const struct stat *st)
+{
+    if (S_ISLNK(st->st_mode))
+        return "symbolic link";
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+        return "device";
+    if (S_ISFIFO(st->st_mode))
+        return "fifo";
+    if (S_ISSOCK(st->st_mode))
+        return "socket";
+    if (S_ISREG(st->st_mode) && (uint64_t)st->st_size > FAT_FILE_MAX)
+        return "file larger than 4 GiB - 1 (the FAT32 limit)";
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+        return "not a regular file or directory";
+    return NULL;
+}
+
+int cli_special_report(const char *prog, const char *path, const char *kind,
+                       cli_special policy, int warn)
+{
+    if (policy == CLI_SPECIAL_REFUSE) {
+        cli_errorf(prog, path, "%s (refused: --refuse-special)", kind);
+        return CLI_EXIT_FAIL;
+    }
+    if (warn)
+        cli_errorf(prog, path, "skipped: %s", kind);
+    return 0;
+}
+
+static int not_dots(const struct dirent *d)
+{
+    return strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0;
+}
+
+int cli_dir_list(const char *prog, const char *path, char ***names, size_t *n)
+{
+    struct dirent **list = NULL;
+    int k = scandir(path, &list, not_dots, alphasort);
+    *names = NULL;
+    *n = 0;
+    if (k < 0) {
+        cli_errorf(prog, path, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    int rc = 0;
+    char **out = calloc((size_t)k + 1, sizeof *out);
+    for (int i = 0; i < k; i++) {
+        if (out && rc == 0) {
+            out[i] = strdup(list[i]->d_name);
+            if (!out[i])
+                rc = CLI_EXIT_FAIL;
+        }
+        free(list[i]);
+    }
+    free(list);
+    if (!out || rc != 0) {
+        cli_names_free(out, (size_t)k);
+        cli_errorf(prog, path, "out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    *names = out;
+    *n = (size_t)k;
+    return 0;
+}
+
+void cli_names_free(char **names, size_t n)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static void add_clusters(cli_tree_stats *st, uint64_t bytes)
+{
+    for (int k = 0; k < CLI_CLUSTER_SIZES; k++) {
+        uint64_t cs = cli_cluster_sizes[k];
+        st->need[k] += (bytes + cs - 1) / cs * cs;
+    }
+}
+
+static int scan_dir(const char *prog, const char *path, cli_special policy, int warn,
+                    cli_tree_stats *st)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = cli_dir_list(prog, path, &names, &n);
+    if (rc)
+        return rc;
+    /* "." and ".." and, per name, one short entry plus the long-name
+     * entries (13 UTF-16 units each; a UTF-8 byte count over-estimates). */
+    uint64_t entries = 2;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *p = cli_path_join(path, names[i]);
+        struct stat sb;
+        if (!p) {
+            cli_errorf(prog, path, "out of memory");
+            rc = CLI_EXIT_FAIL;
+        } else if (lstat(p, &sb) != 0) {
+            cli_errorf(prog, p, "%s", strerror(errno));
+            rc = CLI_EXIT_FAIL;
+        } else {
+            const char *kind = cli_special_kind(&sb);
+            if (kind) {
+                rc = cli_special_report(prog, p, kind, policy, warn);
+                st->skipped++;
+            } else {
+                entries += 1 + (strlen(names[i]) + LFN_CHARS - 1) / LFN_CHARS;
+                if (S_ISDIR(sb.st_mode)) {
+                    rc = scan_dir(prog, p, policy, warn, st);
+                } else {
+                    st->files++;
+                    st->bytes += (uint64_t)sb.st_size;
+                    add_clusters(st, (uint64_t)sb.st_size);
+                }
+            }
+        }
+        free(p);
+    }
+    st->dirs++;
+    add_clusters(st, entries * DIRENT_BYTES);
+    cli_names_free(names, n);
+    return rc;
+}
+
+int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
+                  cli_tree_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    struct stat sb;
+    if (stat(src, &sb) != 0) {
+        cli_errorf(prog, src, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    if (S_ISDIR(sb.st_mode))
+        return scan_dir(prog, src, policy, warn, st);
+    const char *kind = cli_special_kind(&sb);
+    if (kind) {
+        st->skipped++;
+        return cli_special_report(prog, src, kind, policy, warn);
+    }
+    st->files = 1;
+    st->bytes = (uint64_t)sb.st_size;
+    add_clusters(st, st->bytes);
+    return 0;
+}
+
+/* mkfs.fat's FAT32 cluster choice, as vd_fs_format makes it. */
+static uint32_t default_cluster(uint64_t bytes)
+{
+    uint64_t mb = (bytes + MIB - 1) / MIB;
+    if (mb > 32 * 1024)
+        return 32768;
+    if (mb > 16 * 1024)
+        return 16384;
+    if (mb > 8 * 1024)
+        return 8192;
+    if (mb > 260)
+        return 4096;
+    return 512;
+}
+
+uint64_t cli_tree_volume_bytes(const cli_tree_stats *st)
+{
+    uint64_t vol = CLI_FAT32_MIN_BYTES;
+    for (int k = 0; k < CLI_CLUSTER_SIZES; k++) {
+        uint64_t cs = cli_cluster_sizes[k];
+        /* Headroom: 10% and 4 MiB, so the image is usable after creation
+         * and estimates of directory sizes never make the copy fail. */
+        uint64_t data = st->need[k] + cs /* root */ + st->need[k] / 10 + 4 * MIB;
+        uint64_t fat = 2 * (data / cs + 2) * 4;
+        vol = data + fat + 64 * 1024 /* reserved sectors */;
+        vol = (vol + MIB - 1) / MIB * MIB;
+        if (vol < CLI_FAT32_MIN_BYTES)
+            vol = CLI_FAT32_MIN_BYTES;
+        if (default_cluster(vol) <= cs)
+            break;
+    }
+    return vol;
+}
