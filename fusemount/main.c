@@ -1,0 +1,261 @@
+/* vhdmount: mount an image as a directory (DESIGN §7).
+ *
+ * Everything that can fail for a reason the user must see happens before
+ * the daemon detaches, so the error reaches the terminal and the exit
+ * status is right: option parsing (2), the secret and the unlock (3 wrong
+ * key, 4 rollback or integrity), the volume and the kernel mount (1). The
+ * image's flock is taken at open and its descriptor crosses the fork of
+ * fuse_daemonize (flock(2) locks belong to the open file description), so
+ * the lock lasts as long as the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "vhdmount.h"
+
+static const char PROG[] = "vhdmount";
+
+enum { OPT_CACHE_MB = 0x2000 };
+
+static const struct option LONGOPTS[] = {
+    CLI_KEY_LONGOPTS,
+    {"cache-mb", required_argument, NULL, OPT_CACHE_MB},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "Usage: %s [-f] [-d] [-o OPT[,OPT...]] [KEY OPTIONS] [--cache-mb N] IMAGE MOUNTPOINT\n"
+            "Mount a vdisk image as a directory (unmount: fusermount3 -u MOUNTPOINT).\n"
+            "  -f             stay in the foreground (log to stderr, not syslog)\n"
+            "  -d             FUSE debug output (implies -f)\n"
+            "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8)\n"
+            "  --cache-mb N   image block cache in MiB (default 64)\n"
+            CLI_KEY_USAGE,
+            PROG);
+}
+
+typedef struct mount_args {
+    const char *image;
+    char mountpoint[PATH_MAX];
+    char anchor[PATH_MAX];
+    cli_keyopts keys;
+    int foreground, debug, read_only;
+    size_t cache_bytes;
+    struct fuse_args fargs;
+} mount_args;
+
+/* fuse_opt splits -o values on ',' and takes '\' as an escape. */
+static int opt_add_escaped(struct fuse_args *a, const char *key, const char *val)
+{
+    size_t n = strlen(key) + 2 * strlen(val) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return -1;
+    char *p = stpcpy(s, key);
+    for (; *val; val++) {
+        if (*val == ',' || *val == '\\')
+            *p++ = '\\';
+        *p++ = *val;
+    }
+    *p = '\0';
+    int r = fuse_opt_add_arg(a, "-o") != 0 || fuse_opt_add_arg(a, s) != 0 ? -1 : 0;
+    free(s);
+    return r;
+}
+
+/* Notes ro/rw in one -o list (the image is then opened read-only too). */
+static void opts_scan(const char *list, int *read_only)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 2 && strncmp(p, "ro", 2) == 0)
+            *read_only = 1;
+        else if (n == 2 && strncmp(p, "rw", 2) == 0)
+            *read_only = 0;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int args_parse(int argc, char **argv, mount_args *m)
+{
+    uint64_t cache_mb = 64;
+    if (fuse_opt_add_arg(&m->fargs, PROG) != 0)
+        return CLI_EXIT_FAIL;
+    int c;
+    while ((c = getopt_long(argc, argv, "fdo:hV", LONGOPTS, NULL)) != -1) {
+        if (cli_keyopts_handle(&m->keys, c, optarg))
+            continue;
+        switch (c) {
+        case 'f': m->foreground = 1; break;
+        case 'd': m->debug = m->foreground = 1; break;
+        case 'o':
+            opts_scan(optarg, &m->read_only);
+            if (fuse_opt_add_arg(&m->fargs, "-o") != 0 ||
+                fuse_opt_add_arg(&m->fargs, optarg) != 0)
+                return CLI_EXIT_FAIL;
+            break;
+        case OPT_CACHE_MB:
+            if (cli_size_parse(optarg, &cache_mb) != 0 || cache_mb == 0 ||
+                cache_mb > (SIZE_MAX >> 20)) {
+                cli_errorf(PROG, NULL, "--cache-mb: not a number of MiB: '%s'", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        case 'V': printf("%s %s\n", PROG, vd_version()); return CLI_EXIT_OK;
+        default: usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2) {
+        cli_errorf(PROG, NULL, "expected IMAGE and MOUNTPOINT (see --help)");
+        return CLI_EXIT_USAGE;
+    }
+    m->image = argv[optind];
+    m->cache_bytes = (size_t)cache_mb << 20;
+    /* The daemon runs in "/": keep absolute paths for what is used later
+     * by name (the mountpoint at unmount, the anchor at every advance). */
+    const char *mnt = argv[optind + 1];
+    struct stat st;
+    if (!realpath(mnt, m->mountpoint) || stat(m->mountpoint, &st) != 0) {
+        cli_errorf(PROG, mnt, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cli_errorf(PROG, mnt, "%s", strerror(ENOTDIR));
+        return CLI_EXIT_FAIL;
+    }
+    if (m->keys.anchor && realpath(m->keys.anchor, m->anchor))
+        m->keys.anchor = m->anchor; /* a missing one is reported at open */
+    char abs_image[PATH_MAX];
+    if (opt_add_escaped(&m->fargs, "default_permissions,subtype=vhd,fsname=",
+                        realpath(m->image, abs_image) ? abs_image : m->image) != 0)
+        return CLI_EXIT_FAIL;
+    if (m->debug && fuse_opt_add_arg(&m->fargs, "-d") != 0)
+        return CLI_EXIT_FAIL;
+    return -1;
+}
+
+static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
+{
+    int rc = CLI_EXIT_FAIL;
+    struct fuse_loop_config *lc = NULL;
+    int mounted = 0, handlers = 0;
+    if (fuse_mount(f, m->mountpoint) != 0) {
+        cli_errorf(PROG, m->mountpoint, "the kernel refused the FUSE mount (see above)");
+        goto out;
+    }
+    mounted = 1;
+    if (fuse_daemonize(m->foreground) != 0) {
+        cli_errorf(PROG, m->image, "cannot detach into the background");
+        goto out;
+    }
+    if (!m->foreground) {
+        openlog(PROG, LOG_PID, LOG_DAEMON);
+        c->use_syslog = 1;
+    }
+    if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+        vmnt_log(c, LOG_ERR, "cannot install signal handlers");
+        goto out;
+    }
+    handlers = 1;
+    lc = fuse_loop_cfg_create();
+    if (!lc) {
+        vmnt_log(c, LOG_ERR, "out of memory");
+        goto out;
+    }
+    fuse_loop_cfg_set_clone_fd(lc, 0);
+    fuse_loop_cfg_set_max_threads(lc, 16);
+    rc = fuse_loop_mt(f, lc) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+out:
+    if (lc)
+        fuse_loop_cfg_destroy(lc);
+    if (handlers)
+        fuse_remove_signal_handlers(fuse_get_session(f));
+    if (mounted)
+        fuse_unmount(f);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    mount_args m;
+    memset(&m, 0, sizeof m);
+    m.fargs = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+    vmnt_ctx c;
+    memset(&c, 0, sizeof c);
+    c.prog = PROG;
+    struct fuse *f = NULL;
+    int lock_ok = 0;
+
+    int rc = args_parse(argc, argv, &m);
+    if (rc >= 0)
+        goto out;
+    c.image = m.image;
+    c.read_only = m.read_only;
+    c.uid = getuid();
+    c.gid = getgid();
+    if (pthread_mutex_init(&c.files_lock, NULL) != 0) {
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    lock_ok = 1;
+
+    struct fuse_operations ops;
+    memset(&ops, 0, sizeof ops);
+    vmnt_ops_volume(&ops);
+    vmnt_ops_tree(&ops);
+    vmnt_ops_file(&ops);
+    vmnt_ops_refused(&ops);
+    /* Before the image is opened, so a bad -o costs no passphrase. */
+    f = fuse_new(&m.fargs, &ops, sizeof ops, &c);
+    if (!f) {
+        cli_errorf(PROG, NULL, "invalid -o option (see above and mount.fuse3(8))");
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+
+    rc = cli_image_open(PROG, m.image, &m.keys, m.read_only ? CLI_OPEN_READONLY : 0,
+                        m.cache_bytes, &c.ci);
+    if (rc != 0)
+        goto out;
+    rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);
+    if (rc != 0)
+        goto out;
+    vd_statfs sf;
+    vd_err e = vd_fs_statfs(c.ci.fs, &sf);
+    if (e != VD_OK) {
+        rc = cli_fail(PROG, m.image, e, NULL);
+        goto out;
+    }
+    c.cluster_bytes = sf.cluster_bytes;
+
+    rc = fuse_run(f, &c, &m);
+out:
+    if (f)
+        fuse_destroy(f); /* runs destroy (the clean unmount) if init ran */
+    if (c.ci.host) {
+        vmnt_volume_close(&c); /* init never ran, or the loop failed */
+        if (rc == 0)
+            rc = c.close_status;
+    } else if (c.closed && rc == 0) {
+        rc = c.close_status;
+    }
+    if (lock_ok)
+        (void)pthread_mutex_destroy(&c.files_lock);
+    fuse_opt_free_args(&m.fargs);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* vhdmount — an image mounted as a directory through libfuse3's high-level
+ * API. The tool is thin (STYLE "Tools are thin"): every operation turns a
+ * path into one vd_fs_ / vd_file_ call and its vd_err into an errno. */
+#ifndef VHDMOUNT_H
+#define VHDMOUNT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "cli.h"
+
+/* One open file: the handle FUSE keeps in fi->fh. They are linked in a
+ * list so that an unmount that did not release them (SIGTERM, lazy
+ * unmount) can still close them before vd_fs_unmount, which refuses a
+ * volume with open files. */
+typedef struct vmnt_file {
+    vd_file *f;
+    struct vmnt_file *prev, *next;
+} vmnt_file;
+
+/* Everything the operations share; FUSE hands it back through
+ * fuse_get_context()->private_data, so nothing here is global. */
+typedef struct vmnt_ctx {
+    const char *prog;
+    const char *image;      /* as given on the command line, for messages */
+    cli_image ci;
+    int read_only;
+    int use_syslog;         /* daemonized: log to syslog, not stderr */
+    uid_t uid;              /* owner shown for every file (vfat does the same) */
+    gid_t gid;
+    uint32_t cluster_bytes; /* st_blksize, and st_blocks' rounding */
+    pthread_mutex_t files_lock; /* guards the open-file list only */
+    vmnt_file *files;
+    int close_status;       /* exit status of the final unmount + close */
+    int closed;
+} vmnt_ctx;
+
+/* The vd_err -> errno table (fuse2fs's translate_error). Returns a
+ * positive errno (0 for VD_OK). */
+int vmnt_errno(vd_err e);
+/* VD_ERR_NAME is ENAMETOOLONG when the last component of path has more
+ * than 255 UTF-16 units (FAT's limit), EINVAL otherwise (a character FAT
+ * cannot store), as on Linux vfat. */
+int vmnt_name_errno(const char *path);
+
+/* -errno for a failed call on path; an authentication failure is also
+ * logged with the block it was found in (vd_image_last_failure). */
+int vmnt_fail(const char *what, const char *path, vd_err e);
+
+/* One line to syslog (daemon) or stderr (-f): "vhdmount: IMAGE: ...". */
+void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+vmnt_ctx *vmnt_ctx_get(void);
+
+/* The operation table, by kind (ops_*.c). */
+void vmnt_ops_volume(struct fuse_operations *ops);
+void vmnt_ops_tree(struct fuse_operations *ops);
+void vmnt_ops_file(struct fuse_operations *ops);
+void vmnt_ops_refused(struct fuse_operations *ops);
+
+/* Close every file FUSE did not release, unmount the volume (sync, clean
+ * flag) and close the image (sync, anchor). Idempotent; logs failures. */
+void vmnt_volume_close(vmnt_ctx *c);
+
+#endif

@@ -1,0 +1,86 @@
+/* The mount's life: what is negotiated with the kernel at init, and the
+ * clean unmount at destroy (fusermount3 -u, SIGTERM, SIGINT). */
+#include <stdlib.h>
+#include <syslog.h>
+
+#include "vhdmount.h"
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* FUSE numbers the inodes itself: FAT has no inode numbers, and a
+     * first cluster changes when an empty file grows. */
+    cfg->use_ino = 0;
+    /* This mount is the only writer of the image (the flock), so the
+     * kernel may keep attributes, names and pages: 1 s for attributes and
+     * names (negative ones too), page cache kept across opens. */
+    cfg->attr_timeout = 1.0;
+    cfg->entry_timeout = 1.0;
+    cfg->negative_timeout = 1.0;
+    cfg->kernel_cache = 1;
+    /* Unlink really unlinks: FAT has no orphan files, so removing an open
+     * file is EBUSY instead of libfuse's hidden ".fuse_hidden*" rename. */
+    cfg->hard_remove = 1;
+    /* Big requests: 1 MiB writes and read-ahead instead of 128 KiB (the
+     * FUSE3 successor of big_writes). */
+    conn->max_write = 1u << 20;
+    if (conn->max_readahead > (1u << 20))
+        conn->max_readahead = 1u << 20;
+    return vmnt_ctx_get();
+}
+
+static void op_destroy(void *private_data)
+{
+    vmnt_volume_close(private_data);
+}
+
+void vmnt_volume_close(vmnt_ctx *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    vd_err first = VD_OK;
+    int left = 0;
+    /* Files the kernel never released (signal, lazy unmount): close them so
+     * the volume can be unmounted cleanly (fs.h: open files make it BUSY). */
+    if (pthread_mutex_lock(&c->files_lock) == 0) {
+        while (c->files) {
+            vmnt_file *w = c->files;
+            c->files = w->next;
+            vd_err e = vd_file_close(w->f);
+            if (first == VD_OK)
+                first = e;
+            free(w);
+            left++;
+        }
+        (void)pthread_mutex_unlock(&c->files_lock);
+    }
+    if (left)
+        vmnt_log(c, LOG_NOTICE, "closed %d file(s) still open at unmount", left);
+    if (c->ci.fs) {
+        vd_err e = vd_fs_unmount(c->ci.fs);
+        c->ci.fs = NULL;
+        if (e != VD_OK) {
+            vmnt_log(c, LOG_ERR, "unmounting the volume: %s", vd_strerror(e));
+            if (first == VD_OK)
+                first = e;
+        }
+    }
+    if (c->ci.img) {
+        vd_err e = vd_image_close(c->ci.img);
+        c->ci.img = NULL;
+        if (e != VD_OK) {
+            vmnt_log(c, LOG_ERR, "closing the image: %s", vd_strerror(e));
+            if (first == VD_OK)
+                first = e;
+        }
+    }
+    /* Only the host file (dropping the lock) and the anchor are left. */
+    (void)cli_image_close(c->prog, c->image, &c->ci);
+    c->close_status = cli_exit_status(first);
+}
+
+void vmnt_ops_volume(struct fuse_operations *ops)
+{
+    ops->init = op_init;
+    ops->destroy = op_destroy;
+}
