@@ -11,12 +11,14 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * first cluster changes when an empty file grows. */
     cfg->use_ino = 0;
     /* This mount is the only writer of the image (the flock), so the
-     * kernel may keep attributes, names and pages: 1 s for attributes and
-     * names (negative ones too), page cache kept across opens. */
+     * kernel may keep attributes and names for 1 s (negative ones too).
+     * Pages are dropped at each open (kernel_cache off): FAT matches names
+     * case-insensitively, and the kernel sees "a.txt" and "A.TXT" as two
+     * inodes whose page caches would otherwise disagree across opens. */
     cfg->attr_timeout = 1.0;
     cfg->entry_timeout = 1.0;
     cfg->negative_timeout = 1.0;
-    cfg->kernel_cache = 1;
+    cfg->kernel_cache = 0;
     /* Unlink really unlinks: FAT has no orphan files, so removing an open
      * file is EBUSY instead of libfuse's hidden ".fuse_hidden*" rename. */
     cfg->hard_remove = 1;

@@ -1,0 +1,129 @@
+#!/bin/bash
+# vhdmount through the kernel: a varied tree copied in with cp -a and
+# compared with diff -r, across an unmount, vhdfsck and a remount; the
+# rename/truncate/unlink corner cases; two writers at once; the seeded
+# random-operation checker vdfsx. Skips (77, with the reason) where FUSE
+# cannot mount.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vhdmount_lib.sh"
+fuse_need
+need "$VDFSX" "$VDRENAME" diff cmp truncate
+umask 022
+
+IMG=$T/img.vhd
+KEY=$T/key
+M=$T/mnt
+mkdir "$M"
+expect_status 0 "$MKVHD" --size 96M --new-key-file "$KEY" "$IMG"
+
+# ---- a varied tree ---------------------------------------------------------
+S=$T/src
+mkdir -p "$S/a/b/c/d/e" "$S/empty dir" "$S/Ünïcödé" "$S/日本語"
+: >"$S/empty"
+printf 'small\n' >"$S/a/b/c/d/e/deep.txt"
+head -c 3145728 /dev/urandom >"$S/random.bin"        # 3 MiB
+head -c 4097 /dev/urandom >"$S/a/one-past-a-block"
+printf 'grüße\n' >"$S/Ünïcödé/Grüße.txt"
+printf 'こんにちは\n' >"$S/日本語/ファイル名.txt"
+printf 'party\n' >"$S/emoji 🎉 file.txt"
+LONG=$(printf 'long-name-%.0s' {1..20})x.txt        # 205 characters
+printf 'long\n' >"$S/$LONG"
+printf 'spaces\n' >"$S/name with  spaces.and.dots.txt"
+for i in $(seq 1 40); do printf 'file %d\n' "$i" >"$S/a/b/f$i"; done
+touch -d '2001-02-03 04:05:06' "$S/a/b/f1"
+
+note "mount, cp -a, diff -r"
+mnt_start "$IMG" "$M" --key-file "$KEY"
+cp -a "$S/." "$M/" || fail "cp -a into the mount"
+diff -r "$S" "$M" || fail "diff -r after cp -a"
+[[ $(stat -c %Y "$M/a/b/f1") == $(stat -c %Y "$S/a/b/f1") ]] || fail "mtime not kept by cp -a"
+mnt_stop "$M"
+image_unlocked "$IMG" || fail "image still locked after the daemon exited"
+fsck_clean "$IMG" "$KEY"
+
+note "remount, diff -r again"
+mnt_start "$IMG" "$M" --key-file "$KEY"
+diff -r "$S" "$M" || fail "diff -r after remount"
+
+# ---- names, renames, truncation, removal ------------------------------------
+note "corner cases"
+cd "$M"
+printf 'A\n' >x; printf 'B\n' >y
+mv -f y x && [[ $(cat x) == B && ! -e y ]] || fail "rename over an existing file"
+mkdir d1 d1/sub
+[[ $("$VDRENAME" d1 d1/sub/inner) == EINVAL ]] || fail "rename of a directory into itself is not EINVAL"
+printf 'C\n' >z
+[[ $("$VDRENAME" --noreplace z x) == EEXIST ]] || fail "RENAME_NOREPLACE over a file is not EEXIST"
+[[ $(cat x) == B && $(cat z) == C ]] || fail "a refused rename changed something"
+[[ $("$VDRENAME" --noreplace z w) == ok && $(cat w) == C && ! -e z ]] || fail "RENAME_NOREPLACE to a free name"
+[[ $("$VDRENAME" --exchange x w) == EINVAL ]] || fail "RENAME_EXCHANGE is not EINVAL (as vfat)"
+mv d1 d2 && [[ -d d2/sub && ! -e d1 ]] || fail "rename of a directory"
+mv w d2/sub/moved && [[ $(cat d2/sub/moved) == C ]] || fail "rename into another directory"
+# Names match case-insensitively. The kernel caches each spelling's entry
+# on its own (up to entry_timeout), so the listing, not a lookup of "x",
+# says whether x is gone (vhdmount(8), BUGS).
+mv X renamed-case
+[[ -e renamed-case ]] && ! ls | grep -qx x || fail "case-insensitive name lookup in rename"
+
+head -c 10000 /dev/urandom >"$T/t.ref"
+cp "$T/t.ref" t
+truncate -s 1000000 t; truncate -s 1000000 "$T/t.ref"
+cmp t "$T/t.ref" || fail "truncate to grow"
+truncate -s 10 t; truncate -s 10 "$T/t.ref"
+cmp t "$T/t.ref" || fail "truncate to shrink"
+[[ $(stat -c %s t) == 10 ]] || fail "size after truncate"
+
+exec 9<t
+expect_status 1 rm t
+expect_err 'busy'
+exec 9<&-
+rm t || fail "unlink after close"
+[[ ! -e t ]] || fail "unlinked file still there"
+
+expect_status 1 rmdir d2
+expect_err 'not empty'
+rm -r d2 && [[ ! -e d2 ]] || fail "rm -r"
+
+expect_status 1 touch "$M/a:b"
+expect_err 'Invalid argument'
+expect_status 1 touch "$M/$(printf 'n%.0s' {1..256})"
+expect_err 'too long'
+expect_status 1 ln -s x "$M/sym"
+expect_err 'not permitted'
+expect_status 1 ln "$M/renamed-case" "$M/hard"
+expect_err 'not permitted'
+chmod 0644 "$M/renamed-case" || fail "chmod to the shown mode"
+expect_status 1 chmod 0600 "$M/renamed-case"
+expect_err 'not permitted'
+expect_status 1 chown nobody "$M/renamed-case"
+expect_err 'not permitted'
+cd "$T"
+
+# ---- two writers at once ----------------------------------------------------
+note "two processes writing different files at once"
+head -c 6291456 /dev/urandom >"$T/r1"
+head -c 6291456 /dev/urandom >"$T/r2"
+dd if="$T/r1" of="$M/p1" bs=4096 status=none &
+w1=$!
+dd if="$T/r2" of="$M/p2" bs=65536 status=none &
+w2=$!
+wait $w1 || fail "writer 1"
+wait $w2 || fail "writer 2"
+cmp "$T/r1" "$M/p1" || fail "writer 1's file differs"
+cmp "$T/r2" "$M/p2" || fail "writer 2's file differs"
+
+# ---- random operations against a model --------------------------------------
+note "vdfsx"
+mkdir "$M/fsx"
+"$VDFSX" --ops 4000 --files 4 --max-size 1048576 --seed "${VDFSX_SEED:-$RANDOM$RANDOM}" "$M/fsx" ||
+    fail "vdfsx through the mount"
+
+mnt_stop "$M"
+fsck_clean "$IMG" "$KEY"
+note "remount: everything still there"
+mnt_start "$IMG" "$M" --key-file "$KEY"
+diff -r "$S/a" "$M/a" || fail "diff -r after the second remount"
+cmp "$T/r1" "$M/p1" && cmp "$T/r2" "$M/p2" || fail "concurrent files after remount"
+[[ $(cat "$M/renamed-case") == B ]] || fail "renamed file after remount"
+mnt_stop "$M"
+echo "PASS"

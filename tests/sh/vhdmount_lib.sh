@@ -1,0 +1,87 @@
+# Helpers for tests/sh/test_vhdmount*.sh (sourced after lib.sh): start a
+# mount in the foreground in the background, wait for it by polling the
+# mount table and the image lock (never fixed sleeps), and tear everything
+# down on exit even when a check failed.
+
+VDFSX=$VD_BUILD/fusemount/vdfsx
+VDRENAME=$VD_BUILD/fusemount/vdrename
+MPID=
+
+# Skips (exit 77, reason printed) when this machine cannot FUSE-mount.
+fuse_need() {
+    need "$VHDMOUNT" "$MKVHD" fusermount3 mountpoint flock
+    [[ -e /dev/fuse ]] || skip "/dev/fuse does not exist (no FUSE in this kernel or container)"
+    [[ -r /dev/fuse && -w /dev/fuse ]] || skip "/dev/fuse is not readable and writable by $(id -un)"
+    grep -qw fuse /proc/filesystems || skip "the kernel has no fuse file system"
+}
+
+_vm_cleanup() {
+    local m
+    for m in "$T"/mnt*; do
+        [[ -d "$m" ]] && mountpoint -q "$m" && fusermount3 -u -z "$m" 2>/dev/null
+    done
+    [[ -n "$MPID" ]] && kill -0 "$MPID" 2>/dev/null && kill -KILL "$MPID" 2>/dev/null
+    return 0
+}
+at_exit _vm_cleanup
+
+# poll N CMD...: run CMD every 50 ms until it succeeds, at most N times.
+poll() {
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do
+        "$@" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+image_unlocked() { flock -n "$1" true; }
+
+# mnt_start IMAGE MOUNTPOINT [vhdmount options...]: vhdmount -f in the
+# background (pid in MPID, stderr in $T/vhdmount.log); returns once the
+# mount is up. The first mount of a test skips when the kernel refuses
+# FUSE mounts here (containers without the capability).
+mnt_start() {
+    local img=$1 mnt=$2
+    shift 2
+    : >"$T/vhdmount.log"
+    "$VHDMOUNT" -f "$@" "$img" "$mnt" 2>"$T/vhdmount.log" &
+    MPID=$!
+    local i
+    for ((i = 0; i < 400; i++)); do
+        mountpoint -q "$mnt" && return 0
+        if ! kill -0 "$MPID" 2>/dev/null; then
+            local rc=0
+            wait "$MPID" || rc=$?
+            MPID=
+            if grep -q 'kernel refused the FUSE mount' "$T/vhdmount.log"; then
+                skip "FUSE mounts are refused here: $(grep -v 'freshness across' "$T/vhdmount.log" | head -2 | tr '\n' ' ')"
+            fi
+            cat "$T/vhdmount.log" >&2
+            fail "vhdmount exited $rc before mounting $mnt"
+        fi
+        sleep 0.05
+    done
+    fail "$mnt not mounted after 20 s"
+}
+
+# mnt_stop MOUNTPOINT: fusermount3 -u, then the daemon must exit 0 (the
+# clean unmount: volume synced, dirty flag cleared, image closed).
+mnt_stop() {
+    fusermount3 -u "$1" || fail "fusermount3 -u $1"
+    local rc=0
+    wait "$MPID" || rc=$?
+    MPID=
+    [[ $rc == 0 ]] || { cat "$T/vhdmount.log" >&2; fail "vhdmount exited $rc after unmount"; }
+}
+
+# fsck_clean IMAGE KEY: vhdfsck -n must find nothing to fix (skipped with a
+# note while vhdfsck is not built).
+fsck_clean() {
+    if [[ ! -x "$VHDFSCK" ]]; then
+        note "vhdfsck not built: skipping the fsck check of $1"
+        return 0
+    fi
+    expect_status 0 "$VHDFSCK" -n --key-file "$2" "$1"
+}
