@@ -1,0 +1,114 @@
+/* vhdtool — inspect and edit vdisk images offline (DESIGN §7): one
+ * subcommand per job, git style. This file is the command table and the
+ * dispatch; each command lives in a cmd_*.c file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "vhdtool.h"
+
+static const vt_cmd commands[] = {
+    {"info", vt_cmd_info, VT_O_KEYS | VT_O_JSON, 1, 1, "info [--json] [KEY OPTIONS] IMAGE",
+     "Show the image header without a key (format, cipher, sizes, tree, journal,\n"
+     "key slots); with a key option also the verified root, epoch, label, free\n"
+     "space and file count.\n"
+     "  --json                machine-readable output\n"},
+    {"ls", vt_cmd_ls, VT_O_KEYS | VT_O_LONG | VT_O_RECURSIVE, 1, 2,
+     "ls [-l] [-R] [KEY OPTIONS] IMAGE [PATH]",
+     "List a directory of the volume (default /).\n"
+     "  -l                    type, size, modification time (UTC) and name\n"
+     "  -R                    list subdirectories recursively\n"},
+    {"cat", vt_cmd_cat, VT_O_KEYS, 2, 2, "cat [KEY OPTIONS] IMAGE PATH",
+     "Write a file of the volume to standard output.\n"},
+    {"get", vt_cmd_get, VT_O_KEYS, 3, 3, "get [KEY OPTIONS] IMAGE PATH DEST",
+     "Copy a file or a directory (recursively) out of the volume, keeping\n"
+     "modification times. An existing directory DEST receives PATH's name.\n"},
+    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3, "put [KEY OPTIONS] IMAGE SRC PATH",
+     "Copy a host file or directory (recursively) into the volume, keeping\n"
+     "modification times; existing files are replaced. An existing directory\n"
+     "PATH receives SRC's name.\n"
+     "  --skip-special        skip symbolic links, devices, fifos, sockets and\n"
+     "                        files over 4 GiB - 1, one warning each (default)\n"
+     "  --refuse-special      fail on them instead\n"},
+    {"rm", vt_cmd_rm, VT_O_KEYS | VT_O_RECURSIVE, 2, 2, "rm [-r] [KEY OPTIONS] IMAGE PATH",
+     "Remove a file, or with -r a directory and everything in it.\n"},
+    {"mkdir", vt_cmd_mkdir, VT_O_KEYS | VT_O_PARENTS, 2, 2,
+     "mkdir [-p] [KEY OPTIONS] IMAGE PATH",
+     "Make a directory.\n"
+     "  -p                    make missing parents; an existing directory is fine\n"},
+    {"mv", vt_cmd_mv, VT_O_KEYS, 3, 3, "mv [KEY OPTIONS] IMAGE FROM TO",
+     "Rename or move a file or directory (into TO if TO is a directory).\n"},
+    {"export", vt_cmd_export, VT_O_KEYS | VT_O_FORCE, 2, 2,
+     "export [--force] [KEY OPTIONS] IMAGE RAW",
+     "Write the decrypted FAT32 volume to the sparse file RAW (fsck.fat and\n"
+     "mtools read it).\n"
+     "  --force               replace an existing RAW\n"},
+    {"keyslot list", vt_cmd_keyslot_list, 0, 1, 1, "keyslot list IMAGE",
+     "List the key slots (no key needed).\n"},
+    {"keyslot add", vt_cmd_keyslot_add, VT_O_KEYS | VT_O_NEWKEY, 1, 1,
+     "keyslot add [KEY OPTIONS] NEW IMAGE",
+     "Add a key slot; KEY OPTIONS unlock the image, NEW is one of:\n"
+     "  --new-key-file F      make a new random key file F (mode 0600)\n"
+     "  --new-passphrase-file F  the new passphrase is the first line of F\n"
+     "  --new-passphrase      ask for the new passphrase on the terminal (twice)\n"
+     "  --seal-to PUB         seal to an X25519 public key (vhdtool keygen)\n"},
+    {"keyslot remove", vt_cmd_keyslot_remove, VT_O_KEYS, 2, 2,
+     "keyslot remove [KEY OPTIONS] IMAGE SLOT",
+     "Empty key slot SLOT (0-7, see keyslot list). The last slot is never removed.\n"},
+    {"keygen", vt_cmd_keygen, VT_O_KEYGEN, 0, 0, "keygen --secret F --public F",
+     "Make an X25519 key pair for --seal-to / --identity: the secret key (32 bytes,\n"
+     "mode 0600) and the public key (64 hex digits). Existing files are never\n"
+     "replaced.\n"},
+    {"anchor init", vt_cmd_anchor_init, VT_O_KEYS, 1, 1,
+     "anchor init --anchor F [KEY OPTIONS] IMAGE",
+     "Create the freshness anchor file F for an image made without one; it\n"
+     "starts at the image's current epoch.\n"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage_all(FILE *f)
+{
+    fprintf(f, "Usage: vhdtool COMMAND [OPTIONS] ARGS...\n"
+               "Inspect and edit vdisk images offline.\n\nCommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  vhdtool %s\n", commands[i].usage);
+    fprintf(f, "\n%s", CLI_KEY_USAGE);
+    fprintf(f, "\nEvery command takes -q (no notes or progress) and --help.\n"
+               "Exit status: 0 ok, 1 failure, 2 usage, 3 wrong key, 4 integrity or\n"
+               "rollback violation (the message names the block and the file).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "vhdtool: missing command\nTry 'vhdtool --help'.\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage_all(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("vhdtool (vdisk) %s\n", VD_VERSION_STRING);
+        return CLI_EXIT_OK;
+    }
+    int group = strcmp(argv[1], "keyslot") == 0 || strcmp(argv[1], "anchor") == 0;
+    if (group && argc < 3) {
+        fprintf(stderr, "vhdtool: %s: missing subcommand\nTry 'vhdtool --help'.\n", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", argv[1], group ? " " : "", group ? argv[2] : "");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name) != 0)
+            continue;
+        vt_opts o;
+        int rc = vt_parse(&commands[i], argc - 1 - group, argv + 1 + group, &o);
+        if (rc >= 0)
+            return rc;
+        return commands[i].run(&commands[i], &o);
+    }
+    fprintf(stderr, "vhdtool: unknown command '%s'\nTry 'vhdtool --help'.\n", name);
+    return CLI_EXIT_USAGE;
+}
