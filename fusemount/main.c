@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,12 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     }
     fuse_loop_cfg_set_clone_fd(lc, 0);
     fuse_loop_cfg_set_max_threads(lc, 16);
-    rc = fuse_loop_mt(f, lc) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    /* libfuse reports an exit by SIGTERM/SIGINT/SIGHUP as that signal's
+     * number: an ordinary, clean end for a mount. */
+    int r = fuse_loop_mt(f, lc);
+    rc = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (rc != CLI_EXIT_OK)
+        vmnt_log(c, LOG_ERR, "the FUSE session failed (%d)", r);
 out:
     if (lc)
         fuse_loop_cfg_destroy(lc);

@@ -1,0 +1,138 @@
+#!/bin/bash
+# vhdmount's life outside the happy path: daemon mode and its lock, usage
+# and key errors before anything is mounted, the anchor across the daemon's
+# chdir and a rollback refused at open, SIGTERM as a clean unmount, SIGKILL
+# in the middle of a write (fsync'd data survives), an integrity failure on
+# read (EIO, one log line naming block and path, the mount stays up), and a
+# read-only mount. Skips (77, with the reason) where FUSE cannot mount.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vhdmount_lib.sh"
+fuse_need
+need cmp od dd
+umask 022
+
+KEY=$T/key
+M=$T/mnt
+mkdir "$M"
+cd "$T"
+
+# ---- errors before anything is mounted ---------------------------------------
+note "usage, bad options, wrong key, missing mountpoint"
+expect_status 0 "$MKVHD" --size 64M --new-key-file "$KEY" --anchor anchor img.vhd
+expect_status 2 "$VHDMOUNT"
+expect_status 2 "$VHDMOUNT" img.vhd
+expect_status 2 "$VHDMOUNT" --bogus img.vhd "$M"
+# A bad -o is reported before any secret is read: the key file does not exist.
+expect_status 2 "$VHDMOUNT" -o no_such_fuse_option --key-file "$T/none" img.vhd "$M"
+expect_status 1 "$VHDMOUNT" --key-file "$KEY" img.vhd "$T/no-such-dir"
+one_line_err
+expect_err 'no-such-dir'
+head -c 32 /dev/urandom >"$T/wrong"
+expect_status 3 "$VHDMOUNT" --key-file "$T/wrong" --anchor anchor img.vhd "$M"
+one_line_err
+expect_err 'img.vhd: .*wrong key'
+mountpoint -q "$M" && fail "mounted with a wrong key"
+
+# ---- daemon mode, the lock, the anchor --------------------------------------
+note "daemon mode: the lock is held after the parent exits"
+cp img.vhd old.vhd                     # for the rollback below
+# Relative image and anchor paths: the daemon runs in "/", the anchor is
+# advanced by name, so vhdmount must have made it absolute.
+expect_status 0 "$VHDMOUNT" --key-file "$KEY" --anchor anchor img.vhd mnt
+mountpoint -q "$M" || fail "daemon mode: not mounted once vhdmount returned"
+expect_status 1 "$VHDMOUNT" -f --key-file "$KEY" --anchor anchor img.vhd "$M"
+one_line_err
+expect_err 'img.vhd: .*busy'
+if [[ -x "$VHDTOOL" ]]; then
+    echo x >"$T/x"
+    expect_status 1 "$VHDTOOL" put --key-file "$KEY" --anchor anchor img.vhd "$T/x" /x
+    expect_err 'busy'
+else
+    note "vhdtool not built: skipping the vhdtool-write-while-mounted check"
+fi
+head -c 200000 /dev/urandom >"$T/d1"
+cp "$T/d1" "$M/d1"
+fusermount3 -u "$M" || fail "fusermount3 -u"
+poll 400 image_unlocked img.vhd || fail "daemon did not release the image after unmount"
+fsck_clean img.vhd "$KEY"
+mnt_start img.vhd "$M" --key-file "$KEY" --anchor anchor
+cmp "$T/d1" "$M/d1" || fail "file written in daemon mode"
+mnt_stop "$M"
+
+note "rollback: an older copy put back is refused (exit 4)"
+cp old.vhd img.vhd
+expect_status 4 "$VHDMOUNT" --key-file "$KEY" --anchor anchor img.vhd "$M"
+one_line_err
+expect_err 'img.vhd: .*(older|rollback)'
+mountpoint -q "$M" && fail "mounted a rolled-back image"
+
+# ---- SIGTERM: a clean unmount ----------------------------------------------
+note "SIGTERM unmounts cleanly"
+expect_status 0 "$MKVHD" --size 64M --key-file "$KEY" img2.vhd
+mnt_start img2.vhd "$M" --key-file "$KEY"
+head -c 300000 /dev/urandom >"$T/d2"
+cp "$T/d2" "$M/unsynced"               # never fsync'd: only the unmount saves it
+kill -TERM "$MPID"
+rc=0; wait "$MPID" || rc=$?; MPID=
+[[ $rc == 0 ]] || { cat "$T/vhdmount.log" >&2; fail "vhdmount exited $rc on SIGTERM"; }
+mountpoint -q "$M" && fail "still mounted after SIGTERM"
+image_unlocked img2.vhd || fail "image locked after SIGTERM"
+fsck_clean img2.vhd "$KEY"
+mnt_start img2.vhd "$M" --key-file "$KEY"
+cmp "$T/d2" "$M/unsynced" || fail "data written before SIGTERM"
+
+# ---- SIGKILL in the middle of a write --------------------------------------
+note "SIGKILL mid-write: fsync'd files survive"
+head -c 2000000 /dev/urandom >"$T/s1"
+cp "$T/s1" "$M/synced"
+sync "$M/synced" || fail "fsync through the mount"
+dd if=/dev/urandom of="$M/big" bs=65536 count=2000 status=none 2>/dev/null &
+writer=$!
+big_growing() { [[ $(stat -c %s "$M/big" 2>/dev/null || echo 0) -gt 1000000 ]]; }
+poll 400 big_growing || fail "the writer never got going"
+kill -KILL "$MPID"
+wait "$MPID" 2>/dev/null || true; MPID=
+wait $writer 2>/dev/null || true
+fusermount3 -u -z "$M" || fail "lazy unmount of the dead mount"
+poll 400 image_unlocked img2.vhd || fail "image still locked after SIGKILL"
+if [[ -x "$VHDFSCK" ]]; then
+    # Killed mid-write: the volume's dirty flag is set, and the image
+    # itself recovers its last committed sync. -n reports, never fixes.
+    rc=0; "$VHDFSCK" -n --key-file "$KEY" img2.vhd >"$T/fsck.out" 2>&1 || rc=$?
+    [[ $rc == 0 || $rc == 4 ]] || { cat "$T/fsck.out" >&2; fail "vhdfsck -n after SIGKILL: exit $rc"; }
+fi
+mnt_start img2.vhd "$M" --key-file "$KEY"
+cmp "$T/s1" "$M/synced" || fail "fsync'd file not intact after SIGKILL"
+cmp "$T/d2" "$M/unsynced" || fail "file from before the clean SIGTERM unmount"
+mnt_stop "$M"
+fsck_clean img2.vhd "$KEY"
+
+# ---- an integrity failure on read ------------------------------------------
+note "tampered data block: EIO, one log line, the mount stays up"
+mkdir src
+head -c 41943040 /dev/zero | tr '\0' 'v' >src/bad.bin   # 40 MiB over logical blocks ~256..10500
+printf 'fine\n' >src/good.txt
+expect_status 0 "$MKVHD" --size 64M --key-file "$KEY" img3.vhd src
+data_start=$(od -An -t u8 -j 104 -N 8 img3.vhd | tr -d ' ')
+LBN=5120                                    # 20 MiB into the volume: inside bad.bin
+printf '\xff\xff\xff\xff' | dd of=img3.vhd bs=1 seek=$(((data_start + LBN) * 4096 + 100)) conv=notrunc status=none
+mnt_start img3.vhd "$M" --key-file "$KEY"
+expect_status 1 cat "$M/bad.bin"
+expect_err 'Input/output error'
+grep -q "bad.bin: read: integrity failure in logical block $LBN" "$T/vhdmount.log" ||
+    { cat "$T/vhdmount.log" >&2; fail "no log line naming block $LBN and the path"; }
+n=$(grep -c 'integrity failure' "$T/vhdmount.log")
+[[ $(cat "$M/good.txt") == fine ]] || fail "the mount did not stay up for other files"
+head -c 1048576 "$M/bad.bin" | cmp - <(head -c 1048576 src/bad.bin) || fail "blocks before the bad one"
+mnt_stop "$M"
+[[ $n -ge 1 ]] || fail "integrity failure not logged"
+
+# ---- read-only ---------------------------------------------------------------
+note "-o ro"
+mnt_start img2.vhd "$M" -o ro --key-file "$KEY"
+cmp "$T/s1" "$M/synced" || fail "read through a read-only mount"
+expect_status 1 touch "$M/new"
+expect_err 'Read-only'
+expect_status 1 rm "$M/synced"
+mnt_stop "$M"
+echo "PASS"
