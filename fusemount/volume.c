@@ -22,11 +22,10 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* Unlink really unlinks: FAT has no orphan files, so removing an open
      * file is EBUSY instead of libfuse's hidden ".fuse_hidden*" rename. */
     cfg->hard_remove = 1;
-    /* Big requests: 1 MiB writes and read-ahead instead of 128 KiB (the
-     * FUSE3 successor of big_writes). */
+    /* Big writes: up to 1 MiB per request instead of 128 KiB (the FUSE3
+     * successor of big_writes). Reads come in the kernel's read-ahead
+     * window, which only the kernel can widen (the bdi's read_ahead_kb). */
     conn->max_write = 1u << 20;
-    if (conn->max_readahead > (1u << 20))
-        conn->max_readahead = 1u << 20;
     return vmnt_ctx_get();
 }
 
