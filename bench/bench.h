@@ -1,0 +1,185 @@
+/* vhdbench internals: what integrity and rollback detection cost.
+ *
+ *   main.c      options, the order of the run
+ *   stats.c     clock, figures (repetitions, median/min/max), lookups
+ *   rng.c       the fixed-seed generator every workload draws from
+ *   backing.c   where blocks live for the non-image modes: memory or a file
+ *   devs.c      plain / checksum / aead vd_blockdevs over a backing
+ *   modes.c     one vd_fs per mode (the five modes, memory or file)
+ *   workloads.c sequential, random, OLTP-like and web-like workloads
+ *   ceilings.c  AES-256-GCM, memcpy and the backing file's own throughput
+ *   scale.c     open time / peak RSS / tree height of 64 MiB vs 64 GiB
+ *   machine.c   CPU model, AES-NI, cores, kernel, load
+ *   report.c    the stdout table; json.c, svg.c the files
+ * Timings are never asserted; a failure is an error exit, never a figure. */
+#ifndef VHDBENCH_H
+#define VHDBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <vdisk/fs.h>
+#include <vdisk/vdisk.h>
+
+#define BENCH_MAX_REPS 15
+#define BENCH_MAX_FIGS 256
+#define BENCH_BLOCK VD_BLOCK_SIZE
+
+/* ---- modes and backends ---- */
+typedef enum bench_mode {
+    MODE_PLAIN = 0,
+    MODE_CHECKSUM,
+    MODE_AEAD,
+    MODE_FULL,
+    MODE_FULL_ANCHOR,
+    MODE_COUNT
+} bench_mode;
+
+typedef enum bench_backend { BACK_MEM = 0, BACK_FILE, BACK_COUNT } bench_backend;
+
+const char *bench_mode_name(bench_mode m);
+const char *bench_backend_name(bench_backend b);
+
+/* ---- configuration ---- */
+typedef struct bench_cfg {
+    int reps;
+    const char *dir;     /* where file backends live */
+    int drop_caches;     /* drop the page cache before read phases */
+    int quick, tiny;
+    uint64_t seq_bytes;  /* sequential file */
+    uint32_t rand_ops;   /* random 4 KiB reads, and writes */
+    uint64_t oltp_bytes; /* database file */
+    uint32_t oltp_txns;
+    uint32_t web_files;
+    int do_scale;
+    uint64_t scale_big_bytes;
+    int mode_mask, backend_mask;
+    size_t cache_bytes;  /* vd_image cache budget; 0 = library default */
+    int aead_alg;        /* vdc_aead_alg of the faster AES-GCM here */
+    vd_aead_impl impl;   /* the same choice for vd_image */
+    const char *self;    /* /proc/self/exe, for the scale child */
+} bench_cfg;
+
+/* ---- figures ---- */
+typedef struct bench_fig {
+    char workload[40]; /* "seq-write", "ceiling", ... */
+    char subject[40];  /* mode name, or the ceiling's name */
+    int backend;       /* bench_backend, or -1 for machine-wide figures */
+    const char *unit;  /* "MB/s", "ops/s", "ms", "MiB", ... (static) */
+    double bytes_per_unit; /* to express the figure as MB/s; 0 = not data */
+    double v[BENCH_MAX_REPS];
+    int n;
+} bench_fig;
+
+typedef struct bench_res {
+    bench_fig figs[BENCH_MAX_FIGS];
+    int nfigs;
+} bench_res;
+
+double bench_now(void);
+/* Record one repetition's value (creates the figure on first use). */
+vd_err bench_add(bench_res *r, const char *workload, const char *subject, int backend,
+                 const char *unit, double bytes_per_unit, double value);
+const bench_fig *bench_find(const bench_res *r, const char *workload,
+                            const char *subject, int backend);
+double bench_median(const bench_fig *f);
+double bench_min(const bench_fig *f);
+double bench_max(const bench_fig *f);
+/* Throughput lost by `slow` against `fast` in %, or a negative number
+ * below -1e9 when either is missing. */
+double bench_overhead(const bench_res *r, const char *workload, const char *fast,
+                      const char *slow, int backend);
+#define BENCH_NA (-1e12)
+
+/* ---- rng.c ---- */
+typedef struct bench_rng {
+    uint64_t s;
+} bench_rng;
+void bench_rng_seed(bench_rng *g, uint64_t seed);
+uint64_t bench_rng_next(bench_rng *g);
+uint64_t bench_rng_below(bench_rng *g, uint64_t n);
+void bench_rng_fill(bench_rng *g, void *buf, size_t n);
+
+/* ---- backing.c ---- */
+typedef struct bench_backing bench_backing;
+/* Memory (zeroed, untouched pages cost nothing) or a new file at path. */
+vd_err bench_backing_new(bench_backend kind, const char *path, uint64_t bytes,
+                         bench_backing **out);
+vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len);
+vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size_t len);
+vd_err bench_backing_sync(bench_backing *b);
+/* Evict the file's pages from the page cache (no-op for memory). */
+vd_err bench_backing_drop(bench_backing *b);
+void bench_backing_free(bench_backing *b); /* removes the file */
+
+/* ---- devs.c ---- */
+typedef struct bench_dev bench_dev;
+/* mode is MODE_PLAIN, MODE_CHECKSUM or MODE_AEAD; the data lives in
+ * `data`, the side table (checksum, aead) in `meta` (may be NULL for
+ * plain). Takes ownership of both backings. */
+vd_err bench_dev_new(bench_mode mode, bench_backing *data, bench_backing *meta,
+                     uint64_t nblocks, int aead_alg, bench_dev **out);
+const vd_blockdev *bench_dev_blockdev(bench_dev *d);
+vd_err bench_dev_drop(bench_dev *d);
+void bench_dev_free(bench_dev *d);
+
+/* ---- modes.c ---- */
+/* A mounted volume of one mode on one backend; reopen() drops every cache
+ * the mode holds (the image's, and the page cache with --drop-caches)
+ * so that reads after it reach the device. */
+typedef struct bench_vol bench_vol;
+vd_err bench_vol_new(const bench_cfg *c, bench_mode m, bench_backend b, uint64_t bytes,
+                     bench_vol **out);
+vd_fs *bench_vol_fs(bench_vol *v);
+vd_err bench_vol_reopen(bench_vol *v);
+/* The image's counters (full modes only; VD_ERR_UNSUPPORTED otherwise). */
+vd_err bench_vol_info(bench_vol *v, vd_image_info *info);
+vd_err bench_vol_free(bench_vol *v);
+
+/* ---- workloads.c ---- */
+vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, bench_mode m,
+                           bench_backend b, int rep);
+
+/* ---- ceilings.c ---- */
+vd_err bench_run_ceilings(const bench_cfg *c, bench_res *r);
+/* After the first ceiling round: pick the faster AES-GCM for aead/full. */
+void bench_choose_aead(bench_cfg *c, const bench_res *r);
+/* The faster single-core AES-256-GCM seal (median MB/s), 0 if none. */
+double bench_aes_ceiling(const bench_res *r);
+
+/* ---- scale.c ---- */
+vd_err bench_run_scale(const bench_cfg *c, bench_res *r);
+/* The child process: opens img with the key in keyfile, prints "key
+ * value" lines on stdout; the exit status. */
+int bench_scale_child(const char *img, const char *keyfile);
+
+/* ---- machine.c ---- */
+typedef struct bench_machine {
+    char cpu[128];
+    int aes_ni;
+    int cores;
+    char kernel[200];
+    double load_start, load_end; /* 1-minute load average */
+    char date[32];
+} bench_machine;
+void bench_machine_get(bench_machine *m);
+double bench_loadavg(void);
+
+/* ---- report.c, json.c, svg.c ---- */
+/* The workloads in report order, with the unit they are measured in. */
+typedef struct bench_wl {
+    const char *name;
+    const char *title;
+} bench_wl;
+extern const bench_wl bench_workloads[];
+extern const size_t bench_nworkloads;
+
+void bench_report(FILE *out, const bench_cfg *c, const bench_res *r,
+                  const bench_machine *m);
+vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
+                  const bench_machine *m);
+vd_err bench_svg(const char *path, const bench_cfg *c, const bench_res *r,
+                 const bench_machine *m);
+
+#endif

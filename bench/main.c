@@ -1,0 +1,210 @@
+/* vhdbench — what integrity and rollback detection cost.
+ *
+ *   vhdbench [--quick | --tiny] [--reps N] [--dir DIR] [--drop-caches]
+ *            [--modes LIST] [--backends LIST] [--no-scale] [--scale-big MIB]
+ *            [--cache MIB] [--json FILE] [--svg FILE]
+ *
+ * The same FAT32 layer and the same fixed-seed workloads over five block
+ * devices (plain, checksum, aead, full, full+anchor), on memory (the CPU
+ * cost) and on a file in DIR (end to end), with the hardware ceilings of
+ * the same run. Every figure is the median of --reps repetitions (>= 3 by
+ * default) with min and max. Timings are reported, never asserted. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "crypto/crypto.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vhdbench [--quick | --tiny] [--reps N] [--dir DIR] [--drop-caches]\n"
+            "                [--modes plain,checksum,aead,full,full+anchor]\n"
+            "                [--backends memory,file] [--no-scale] [--scale-big MIB]\n"
+            "                [--cache MIB] [--json FILE] [--svg FILE]\n"
+            "  --quick        64 MiB sequential, fewer operations (a few minutes)\n"
+            "  --tiny         smallest sizes, to prove the tool works (tests)\n"
+            "  --drop-caches  evict the page cache before every read phase\n"
+            "                 (posix_fadvise; as root also /proc/sys/vm/drop_caches)\n"
+            "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
+            "                 library's, 16 MiB)\n");
+}
+
+static int parse_list(const char *s, int is_mode, int *mask)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    *mask = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int found = 0, n = is_mode ? MODE_COUNT : BACK_COUNT;
+        for (int i = 0; i < n; i++) {
+            const char *name = is_mode ? bench_mode_name((bench_mode)i)
+                                       : bench_backend_name((bench_backend)i);
+            if (strcmp(t, name) == 0) {
+                *mask |= 1 << i;
+                found = 1;
+            }
+        }
+        if (!found)
+            return -1;
+    }
+    return *mask ? 0 : -1;
+}
+
+static void sizes(bench_cfg *c)
+{
+    if (c->tiny) {
+        c->seq_bytes = (uint64_t)8 << 20;
+        c->rand_ops = 400;
+        c->oltp_bytes = (uint64_t)8 << 20;
+        c->oltp_txns = 100;
+        c->web_files = 120;
+    } else if (c->quick) {
+        c->seq_bytes = (uint64_t)64 << 20;
+        c->rand_ops = 4000;
+        c->oltp_bytes = (uint64_t)32 << 20;
+        c->oltp_txns = 1000;
+        c->web_files = 1000;
+    } else {
+        c->seq_bytes = (uint64_t)1 << 30;
+        c->rand_ops = 20000;
+        c->oltp_bytes = (uint64_t)128 << 20;
+        c->oltp_txns = 4000;
+        c->web_files = 5000;
+    }
+}
+
+static int fail(const char *what, vd_err e)
+{
+    fprintf(stderr, "vhdbench: %s: %s\n", what, vd_strerror(e));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    bench_cfg c;
+    memset(&c, 0, sizeof c);
+    c.reps = 3;
+    c.dir = ".";
+    c.do_scale = 1;
+    c.scale_big_bytes = (uint64_t)64 << 30;
+    c.mode_mask = (1 << MODE_COUNT) - 1;
+    c.backend_mask = (1 << BACK_COUNT) - 1;
+    const char *json = NULL, *svg = NULL;
+    if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
+        return vdc_init() == 0 ? bench_scale_child(argv[2], argv[3]) : 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0) {
+            c.quick = 1;
+        } else if (strcmp(a, "--tiny") == 0) {
+            c.tiny = 1;
+        } else if (strcmp(a, "--drop-caches") == 0) {
+            c.drop_caches = 1;
+        } else if (strcmp(a, "--no-scale") == 0) {
+            c.do_scale = 0;
+        } else if (strcmp(a, "--reps") == 0 && v) {
+            c.reps = atoi(v);
+            i++;
+        } else if (strcmp(a, "--dir") == 0 && v) {
+            c.dir = v;
+            i++;
+        } else if (strcmp(a, "--json") == 0 && v) {
+            json = v;
+            i++;
+        } else if (strcmp(a, "--svg") == 0 && v) {
+            svg = v;
+            i++;
+        } else if (strcmp(a, "--cache") == 0 && v) {
+            c.cache_bytes = (size_t)strtoull(v, NULL, 10) << 20;
+            i++;
+        } else if (strcmp(a, "--scale-big") == 0 && v) {
+            c.scale_big_bytes = strtoull(v, NULL, 10) << 20;
+            i++;
+        } else if (strcmp(a, "--modes") == 0 && v && parse_list(v, 1, &c.mode_mask) == 0) {
+            i++;
+        } else if (strcmp(a, "--backends") == 0 && v &&
+                   parse_list(v, 0, &c.backend_mask) == 0) {
+            i++;
+        } else if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("vhdbench %s\n", vd_version());
+            return 0;
+        } else {
+            fprintf(stderr, "vhdbench: %s: unknown or incomplete option\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (c.reps < 1 || c.reps > BENCH_MAX_REPS || c.scale_big_bytes < ((uint64_t)64 << 20)) {
+        fprintf(stderr, "vhdbench: --reps must be 1..%d and --scale-big at least 64\n",
+                BENCH_MAX_REPS);
+        return 2;
+    }
+    if (access(c.dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "vhdbench: %s: %s\n", c.dir, strerror(errno));
+        return 1;
+    }
+    sizes(&c);
+    if (c.tiny && c.scale_big_bytes == ((uint64_t)64 << 30))
+        c.scale_big_bytes = (uint64_t)1 << 30;
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0)
+        return fail("/proc/self/exe", VD_ERR_IO);
+    self[sl] = 0;
+    c.self = self;
+    if (vdc_init() != 0)
+        return fail("crypto init", VD_ERR_UNSUPPORTED);
+
+    bench_machine m;
+    bench_machine_get(&m);
+    bench_res *r = calloc(1, sizeof *r);
+    if (!r)
+        return fail("results", VD_ERR_NOMEM);
+    int rc = 0;
+    vd_err e = VD_OK;
+    for (int rep = 0; rep < c.reps && e == VD_OK; rep++)
+        e = bench_run_ceilings(&c, r);
+    if (e != VD_OK)
+        rc = fail("ceilings", e);
+    bench_choose_aead(&c, r);
+    /* Modes interleaved inside each repetition, so a change in the
+     * machine's load touches every mode alike. */
+    for (int rep = 0; rep < c.reps && rc == 0; rep++)
+        for (int b = 0; b < BACK_COUNT && rc == 0; b++)
+            for (int md = 0; md < MODE_COUNT && rc == 0; md++) {
+                if (!(c.backend_mask & (1 << b)) || !(c.mode_mask & (1 << md)))
+                    continue;
+                char what[64];
+                snprintf(what, sizeof what, "%s on %s (repetition %d)",
+                         bench_mode_name((bench_mode)md), bench_backend_name((bench_backend)b),
+                         rep + 1);
+                fprintf(stderr, "vhdbench: %s\n", what);
+                e = bench_run_workloads(&c, r, (bench_mode)md, (bench_backend)b, rep);
+                if (e != VD_OK)
+                    rc = fail(what, e);
+            }
+    if (rc == 0 && c.do_scale) {
+        fprintf(stderr, "vhdbench: scale\n");
+        e = bench_run_scale(&c, r);
+        if (e != VD_OK)
+            rc = fail("scale", e);
+    }
+    m.load_end = bench_loadavg();
+    if (rc == 0) {
+        bench_report(stdout, &c, r, &m);
+        if (json && bench_json(json, &c, r, &m) != VD_OK)
+            rc = 1;
+        if (svg && bench_svg(svg, &c, r, &m) != VD_OK)
+            rc = 1;
+    }
+    free(r);
+    return rc;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# vhdbench end to end on the smallest sizes: it runs every mode on both
+# backends, writes well-formed JSON and SVG, leaves nothing behind in
+# --dir, and rejects bad options. No timing is asserted — only that every
+# figure the report is built from exists and is positive.
+. "$(dirname "$0")/lib.sh"
+
+VHDBENCH=$VD_BUILD/bench/vhdbench
+need "$VHDBENCH" python3
+
+mkdir "$T/run"
+expect_status 0 "$VHDBENCH" --tiny --quick --reps 1 --dir "$T/run" \
+    --json "$T/out.json" --svg "$T/out.svg"
+expect_out '^== seq-write'
+expect_out '^== web-read'
+expect_out 'rollback-detection overhead vs aead'
+expect_out '^open 64 MiB'
+
+python3 -m json.tool "$T/out.json" >/dev/null || fail "JSON is not well-formed"
+python3 - "$T/out.json" <<'PY' || fail "JSON figures incomplete"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"]["cores"] >= 1 and d["machine"]["cpu"], d["machine"]
+assert d["aes_ceiling_mb_s"] > 0
+figs = {(f["workload"], f["subject"], f["backend"]): f for f in d["figures"]}
+missing = []
+for wl in ["seq-write", "seq-read", "rand-read", "rand-write", "oltp",
+           "web-create", "web-read"]:
+    for mode in ["plain", "checksum", "aead", "full", "full+anchor"]:
+        for back in ["memory", "file"]:
+            f = figs.get((wl, mode, back))
+            if f is None or not (f["median"] > 0) or len(f["values"]) != 1:
+                missing.append((wl, mode, back))
+for name in ["aes-gcm-seal-openssl", "memcpy"]:
+    if not figs.get(("ceiling", name, None), {}).get("median", 0) > 0:
+        missing.append(("ceiling", name))
+for what in ["open 64 MiB", "peak-rss 1 GiB", "tree-height 1 GiB"]:
+    if not figs.get(("scale", what, "file"), {}).get("median", 0) > 0:
+        missing.append(("scale", what))
+# A bigger image must have a taller (or equal) tree.
+assert figs[("scale", "tree-height 1 GiB", "file")]["median"] >= \
+       figs[("scale", "tree-height 64 MiB", "file")]["median"]
+assert len(d["rollback_overhead_pct"]) == 14, d["rollback_overhead_pct"]
+if missing:
+    print("missing or non-positive:", missing, file=sys.stderr)
+    sys.exit(1)
+PY
+python3 - "$T/out.svg" <<'PY' || fail "SVG is not a well-formed chart"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg", root.tag
+rects = root.findall(ns + "rect")
+# background + 4 legend swatches + at least one bar per workload
+assert len(rects) >= 1 + 4 + 7, len(rects)
+PY
+
+# Scratch files (images, side tables, anchors, keys) are removed.
+left=$(ls -A "$T/run")
+[[ -z "$left" ]] || fail "vhdbench left files in --dir: $left"
+
+expect_status 2 "$VHDBENCH" --modes nosuchmode
+expect_err 'unknown or incomplete option'
+expect_status 2 "$VHDBENCH" --reps 0
+expect_status 1 "$VHDBENCH" --tiny --reps 1 --no-scale --backends file --dir "$T/nonexistent"
+expect_err "^vhdbench: $T/nonexistent: No such file"
+one_line_err
+note "vhdbench --tiny: all modes, JSON and SVG ok"
