@@ -80,6 +80,12 @@ exec 9<&-
 rm t || fail "unlink after close"
 [[ ! -e t ]] || fail "unlinked file still there"
 
+printf 'D\n' >o1; printf 'E\n' >o2
+exec 9<o2
+[[ $("$VDRENAME" o1 o2) == EBUSY ]] || fail "rename over an open file is not EBUSY"
+exec 9<&-
+[[ $("$VDRENAME" o1 o2) == ok && $(cat o2) == D ]] || fail "rename over a closed file"
+
 expect_status 1 rmdir d2
 expect_err 'not empty'
 rm -r d2 && [[ ! -e d2 ]] || fail "rm -r"
