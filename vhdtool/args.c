@@ -121,8 +121,15 @@ int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
 {
     const char *image = o->pos[0];
     int rc = cli_image_open(VT_PROG, image, &o->keys, read_only ? CLI_OPEN_READONLY : 0, 0, ci);
-    if (rc == 0)
-        rc = cli_fs_mount(VT_PROG, image, ci, read_only);
+    if (rc == 0) {
+        /* As cli_fs_mount, but an integrity failure names its block. */
+        vd_fs_opts fo = {.read_only = read_only, .now = cli_clock, .now_ctx = ci->host};
+        vd_err e = vd_fs_mount(ci->img, &fo, &ci->fs);
+        if (e == VD_ERR_CORRUPT)
+            rc = cli_fail(VT_PROG, image, e, "no valid FAT32 volume inside");
+        else if (e != VD_OK)
+            rc = cli_fs_fail(VT_PROG, image, ci->img, NULL, e);
+    }
     if (rc != 0)
         (void)cli_image_close(VT_PROG, image, ci); /* the open error is the one to report */
     return rc;
