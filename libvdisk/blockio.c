@@ -171,8 +171,10 @@ static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
             vc_drop(&img->cache, t);
             /* A tree node that fails authentication poisons the handle
              * (sticky, like Gramine's PF_STATUS_CORRUPTED); a data block
-             * only fails its own reads. */
-            if (e == VD_ERR_AUTH && level > 0)
+             * only fails its own reads. A scrub reports the node's range
+             * and walks on instead: the node never enters the cache, so a
+             * later ordinary read under it fails (and fails the handle). */
+            if (e == VD_ERR_AUTH && level > 0 && !img->tolerate_nodes)
                 img->failed = VD_ERR_AUTH;
             if (e == VD_ERR_AUTH) {
                 img->have_bad = 1;

@@ -30,6 +30,9 @@ struct vd_image {
     int sync_explicit; /* inside vd_image_sync / vd_image_close */
     int read_only;
     vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
+    /* Inside vd_image_scrub / vd_fsck: a tree node that fails is reported
+     * and skipped instead of failing the handle (scrub.c). */
+    int tolerate_nodes;
     /* The most recent authentication failure (vd_image_last_failure). */
     int have_bad;
     uint32_t bad_level;
@@ -136,6 +139,10 @@ vd_err vd_image_create_with(const vd_host *host, const uint8_t key[VD_KEY_BYTES]
  * does) and read its key-slot block. */
 vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
                         uint8_t blk[VDF_BLOCK]);
+
+/* ---- scrub (scrub.c) ---------------------------------------------------- */
+/* Data blocks under one node of level (all of them for the root). */
+uint64_t vd_node_span(const vd_image *img, uint32_t level);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
 vd_err vd_sync_locked(vd_image *img);

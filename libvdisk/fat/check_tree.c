@@ -1,0 +1,500 @@
+/* vd_fsck, the tree: every directory from the root, breadth first, every
+ * entry in it (long-name runs, "." and "..", first cluster, size), every
+ * chain (valid clusters, proper end, no loops, no cluster in two chains),
+ * and every cluster whose block failed authentication, named by its file.
+ * Repairs are made to the working table and as directory-entry edits, the
+ * way fsck.fat makes them: a chain that breaks ends where it broke, the
+ * later of two cross-linked files is cut before the shared cluster, sizes
+ * follow chains, chains longer than the size are cut, broken long names
+ * are dropped (the 8.3 name stays). A file holding a bad block is cut
+ * before its first bad cluster (quarantine) and the rest of its chain
+ * freed; the bad block is then overwritten with zeros. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endian.h"
+#include "fat/fat_format.h"
+#include "fat/fat_internal.h"
+#include "fat/check_internal.h"
+
+typedef struct walk {
+    chk *c;
+    uint8_t *buf; /* one directory cluster */
+    /* The long-name run being collected. */
+    uint64_t lfn_off[LFN_MAX_ENTRIES];
+    uint8_t lfn_raw[LFN_MAX_ENTRIES][DIRENT_SIZE];
+    unsigned nlfn, want, total;
+    uint8_t sum;
+    uint16_t units[LFN_MAX_ENTRIES * LFN_UNITS_PER_ENTRY];
+    /* The run in front of the current short entry (to remove both). */
+    uint64_t last_off[LFN_MAX_ENTRIES];
+    uint8_t last_raw[LFN_MAX_ENTRIES][DIRENT_SIZE];
+    unsigned nlfn_last;
+} walk;
+
+static vd_err add_file(chk *c, uint32_t parent, const char *name, uint32_t *idx)
+{
+    if (c->nfiles == c->capfiles) {
+        size_t cap = c->capfiles ? c->capfiles * 2 : 64;
+        chk_file *p = realloc(c->files, cap * sizeof *p);
+        if (!p)
+            return VD_ERR_NOMEM;
+        c->files = p;
+        c->capfiles = cap;
+    }
+    chk_file *f = &c->files[c->nfiles];
+    memset(f, 0, sizeof *f);
+    f->parent = parent;
+    size_t n = strlen(name) + 1;
+    f->name = malloc(n);
+    if (!f->name)
+        return VD_ERR_NOMEM;
+    memcpy(f->name, name, n);
+    *idx = (uint32_t)c->nfiles++;
+    return VD_OK;
+}
+
+static vd_err mark_deleted(chk *c, uint64_t off, const uint8_t raw[32])
+{
+    uint8_t e[32];
+    memcpy(e, raw, 32);
+    e[0] = DIR_FREE_BYTE;
+    return chk_edit_add(c, off, e);
+}
+
+/* The short entry of file i with its repaired first cluster and size. */
+static vd_err store_entry(chk *c, uint32_t i)
+{
+    chk_file *f = &c->files[i];
+    if (f->parent == CHK_NONE)
+        return VD_OK; /* the root has no entry */
+    uint8_t e[32];
+    memcpy(e, f->raw, 32);
+    vd_put_le16(e + DIR_FST_CLUS_HI, (uint16_t)(f->first >> 16));
+    vd_put_le16(e + DIR_FST_CLUS_LO, (uint16_t)f->first);
+    vd_put_le32(e + DIR_FILE_SIZE, f->size);
+    return chk_edit_add(c, f->ent_off, e);
+}
+
+/* Free the rest of a chain from clus on (clusters nobody else owns). */
+static void free_tail(chk *c, uint32_t clus)
+{
+    for (uint32_t guard = 0; guard < c->nent; guard++) {
+        if (clus < FAT_FIRST_CLUSTER || clus >= c->nent || c->owner[clus])
+            return;
+        uint32_t next = chk_fat_get(c, clus);
+        if (next == FAT_FREE || next == FAT_BAD)
+            return;
+        chk_fat_set(c, clus, FAT_FREE);
+        clus = next;
+    }
+}
+
+/* End file i's chain after prev (prev 0: the file loses every cluster). */
+static void cut_after(chk *c, uint32_t i, uint32_t prev)
+{
+    if (prev)
+        chk_fat_set(c, prev, FAT_EOC);
+    else
+        c->files[i].first = 0;
+}
+
+static vd_err quarantine(chk *c, uint32_t i, uint32_t prev, uint32_t clus, chk_bad *b)
+{
+    chk_file *f = &c->files[i];
+    uint64_t keep = (uint64_t)f->nclus * c->fs->cluster_bytes;
+    char what[160], action[200];
+    if (b->r.level == 0)
+        snprintf(what, sizeof what, "authentication failed");
+    else
+        snprintf(what, sizeof what, "tree node (level %u) failed authentication",
+                 b->r.level);
+    if (f->is_dir)
+        snprintf(action, sizeof action, "%s (quarantine)",
+                 prev ? "cut the directory before the bad cluster"
+                      : "remove the directory entry");
+    else
+        snprintf(action, sizeof action, "truncate the file to %llu bytes (quarantine)%s",
+                 (unsigned long long)(keep < f->size ? keep : f->size),
+                 b->r.level == 0 && !b->reported ? " and overwrite the block with zeros"
+                                                 : "");
+    vd_err e = chk_problem(c, VD_FSCK_P_INTEGRITY, 0, chk_path(c, i), &b->r, what, action);
+    if (e != VD_OK)
+        return e;
+    if (!b->reported && b->r.level == 0 && c->nzero < c->capzero)
+        c->zero[c->nzero++] = b->r.first_lbn;
+    b->reported = 1;
+    free_tail(c, clus);
+    cut_after(c, i, prev);
+    if (!f->is_dir && keep < f->size)
+        f->size = (uint32_t)keep;
+    return VD_OK;
+}
+
+/* Follow file i's chain, claiming its clusters and repairing it. */
+static vd_err walk_chain(chk *c, uint32_t i)
+{
+    chk_file *f = &c->files[i];
+    char what[200], action[120];
+    vd_err e = VD_OK;
+    uint32_t prev = 0, clus = f->first;
+    f->nclus = 0;
+    if (clus == 0)
+        return VD_OK;
+    if (!fat_valid_cluster(c->fs, clus)) {
+        snprintf(what, sizeof what, "first cluster %u is outside the volume", clus);
+        f->first = 0;
+        return chk_problem(c, VD_FSCK_P_DIRENT, 0, chk_path(c, i), NULL, what,
+                           f->is_dir ? "remove the entry" : "make the file empty");
+    }
+    for (;;) {
+        if (c->owner[clus]) {
+            uint32_t other = c->owner[clus] - 1;
+            if (other == i) {
+                snprintf(what, sizeof what, "cluster chain loops at cluster %u", clus);
+                snprintf(action, sizeof action, "end the chain at cluster %u", prev);
+                e = chk_problem(c, VD_FSCK_P_CHAIN, 0, chk_path(c, i), NULL, what, action);
+            } else {
+                char *op = malloc(CHK_PATH_MAX);
+                if (!op)
+                    return VD_ERR_NOMEM;
+                snprintf(op, CHK_PATH_MAX, "%s", chk_path(c, other));
+                snprintf(what, sizeof what, "cross-linked with %.120s at cluster %u", op,
+                         clus);
+                free(op);
+                e = chk_problem(c, VD_FSCK_P_CROSSLINK, 0, chk_path(c, i), NULL, what,
+                                "cut this file before the shared cluster");
+            }
+            cut_after(c, i, prev);
+            return e;
+        }
+        chk_bad *b = chk_clus_bad(c, clus);
+        if (b)
+            return quarantine(c, i, prev, clus, b);
+        c->owner[clus] = i + 1;
+        f->nclus++;
+        uint32_t next = chk_fat_get(c, clus);
+        if (next >= FAT_EOC_MIN)
+            return VD_OK;
+        if (next == FAT_FREE || next == FAT_BAD || !fat_valid_cluster(c->fs, next)) {
+            snprintf(what, sizeof what, "cluster %u of the chain points to %s (0x%07x)", clus,
+                     next == FAT_FREE  ? "a free entry"
+                     : next == FAT_BAD ? "a bad cluster"
+                                       : "no valid cluster",
+                     next);
+            chk_fat_set(c, clus, FAT_EOC);
+            return chk_problem(c, VD_FSCK_P_CHAIN, 0, chk_path(c, i), NULL, what,
+                               "end the chain there");
+        }
+        prev = clus;
+        clus = next;
+    }
+}
+
+/* Sizes against chains, after the chain walk (fsck.fat's rules). */
+static vd_err check_size(chk *c, uint32_t i)
+{
+    chk_file *f = &c->files[i];
+    char what[160], action[96];
+    if (f->is_dir) {
+        if (f->size == 0)
+            return VD_OK;
+        snprintf(what, sizeof what, "directory entry has size %u", f->size);
+        f->size = 0;
+        return chk_problem(c, VD_FSCK_P_DIRENT, 0, chk_path(c, i), NULL, what,
+                           "set it to 0");
+    }
+    uint64_t cb = c->fs->cluster_bytes;
+    uint64_t need = ((uint64_t)f->size + cb - 1) / cb;
+    if (f->nclus < need) {
+        uint64_t have = (uint64_t)f->nclus * cb;
+        snprintf(what, sizeof what, "size %u is larger than its %u-cluster chain (%llu bytes)",
+                 f->size, f->nclus, (unsigned long long)have);
+        snprintf(action, sizeof action, "set the size to %llu", (unsigned long long)have);
+        f->size = (uint32_t)have;
+        return chk_problem(c, VD_FSCK_P_SIZE, 0, chk_path(c, i), NULL, what, action);
+    }
+    if (f->nclus > need) {
+        snprintf(what, sizeof what, "chain of %u clusters is longer than size %u needs (%llu)",
+                 f->nclus, f->size, (unsigned long long)need);
+        /* Walk to the last cluster kept, release the rest. */
+        uint32_t clus = f->first, prev = 0;
+        for (uint64_t k = 0; k < need; k++) {
+            prev = clus;
+            clus = chk_fat_get(c, clus);
+        }
+        for (uint32_t k = (uint32_t)need; k < f->nclus; k++) {
+            uint32_t next = chk_fat_get(c, clus);
+            c->owner[clus] = 0;
+            chk_fat_set(c, clus, FAT_FREE);
+            clus = next;
+        }
+        cut_after(c, i, prev);
+        f->nclus = (uint32_t)need;
+        return chk_problem(c, VD_FSCK_P_SIZE, 0, chk_path(c, i), NULL, what,
+                           "free the clusters past the end");
+    }
+    return VD_OK;
+}
+
+static int is_dot(const uint8_t *b, int two)
+{
+    static const char one[] = ".          ", dd[] = "..         ";
+    return memcmp(b, two ? dd : one, 11) == 0;
+}
+
+/* Drop the long-name run collected so far. */
+static vd_err drop_lfn(walk *w, uint32_t dir, const char *why)
+{
+    chk *c = w->c;
+    vd_err e = VD_OK;
+    if (w->nlfn) {
+        char what[160];
+        snprintf(what, sizeof what, "%u long-name entries %s", w->nlfn, why);
+        e = chk_problem(c, VD_FSCK_P_LFN, 0, chk_path(c, dir), NULL, what,
+                        "drop them (the 8.3 name stays)");
+        for (unsigned k = 0; e == VD_OK && k < w->nlfn; k++)
+            e = mark_deleted(c, w->lfn_off[k], w->lfn_raw[k]);
+    }
+    w->nlfn = 0;
+    w->want = 0;
+    return e;
+}
+
+static vd_err lfn_slot(walk *w, uint32_t dir, uint64_t off, const uint8_t *b)
+{
+    unsigned ord = b[LDIR_ORD] & LDIR_ORD_MASK;
+    vd_err e = VD_OK;
+    if (b[LDIR_ORD] & LDIR_LAST) {
+        if (w->nlfn)
+            e = drop_lfn(w, dir, "are not followed by their short entry");
+        if (e != VD_OK)
+            return e;
+        w->total = ord;
+        w->sum = b[LDIR_CHKSUM];
+    } else if (!w->nlfn || ord != w->want || b[LDIR_CHKSUM] != w->sum) {
+        /* Out of sequence: this one and the run so far are orphans. */
+        if (w->nlfn < LFN_MAX_ENTRIES) {
+            w->lfn_off[w->nlfn] = off;
+            memcpy(w->lfn_raw[w->nlfn], b, DIRENT_SIZE);
+            w->nlfn++;
+        }
+        return drop_lfn(w, dir, "are out of sequence or carry a wrong checksum");
+    }
+    if (ord < 1 || ord > LFN_MAX_ENTRIES || w->nlfn >= LFN_MAX_ENTRIES) {
+        w->lfn_off[w->nlfn < LFN_MAX_ENTRIES ? w->nlfn : 0] = off;
+        memcpy(w->lfn_raw[w->nlfn < LFN_MAX_ENTRIES ? w->nlfn : 0], b, DIRENT_SIZE);
+        if (w->nlfn < LFN_MAX_ENTRIES)
+            w->nlfn++;
+        return drop_lfn(w, dir, "have a bad sequence number");
+    }
+    w->lfn_off[w->nlfn] = off;
+    memcpy(w->lfn_raw[w->nlfn], b, DIRENT_SIZE);
+    w->nlfn++;
+    uint16_t *u = w->units + (ord - 1) * LFN_UNITS_PER_ENTRY;
+    for (int k = 0; k < 5; k++)
+        u[k] = vd_get_le16(b + LDIR_NAME1 + 2 * k);
+    for (int k = 0; k < 6; k++)
+        u[5 + k] = vd_get_le16(b + LDIR_NAME2 + 2 * k);
+    for (int k = 0; k < 2; k++)
+        u[11 + k] = vd_get_le16(b + LDIR_NAME3 + 2 * k);
+    w->want = ord - 1;
+    return VD_OK;
+}
+
+/* "." and ".." of directory d (slots 0 and 1). */
+static vd_err dot_slot(walk *w, uint32_t d, uint32_t slot, uint64_t off, const uint8_t *b)
+{
+    chk *c = w->c;
+    chk_file *f = &c->files[d];
+    uint32_t want;
+    if (slot == 0)
+        want = f->first;
+    else {
+        uint32_t p = f->parent;
+        want = (p == CHK_NONE || p == 0) ? 0 : c->files[p].first;
+    }
+    uint32_t have = ((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
+                    vd_get_le16(b + DIR_FST_CLUS_LO);
+    if ((have & FAT_MASK) == want && (b[DIR_ATTR] & ATTR_DIRECTORY))
+        return VD_OK;
+    char what[128];
+    snprintf(what, sizeof what, "'%s' entry points to cluster %u, not %u",
+             slot == 0 ? "." : "..", have & FAT_MASK, want);
+    uint8_t e[32];
+    memcpy(e, b, 32);
+    e[DIR_ATTR] |= ATTR_DIRECTORY;
+    vd_put_le16(e + DIR_FST_CLUS_HI, (uint16_t)(want >> 16));
+    vd_put_le16(e + DIR_FST_CLUS_LO, (uint16_t)want);
+    vd_err r = chk_edit_add(c, off, e);
+    if (r == VD_OK)
+        r = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL, what, "correct it");
+    return r;
+}
+
+/* A short entry of directory d (not "." or ".."). */
+static vd_err short_slot(walk *w, uint32_t d, uint64_t off, const uint8_t *b)
+{
+    chk *c = w->c;
+    vd_err e = VD_OK;
+    char name[FAT_NAME_MAX * 3 + 1];
+    uint16_t u[FAT_NAME_MAX + 1];
+    size_t n = 0;
+    if (w->nlfn) {
+        if (w->want == 0 && w->nlfn == w->total && fat_lfn_checksum(b) == w->sum) {
+            size_t max = (size_t)w->total * LFN_UNITS_PER_ENTRY;
+            while (n < max && w->units[n] != 0)
+                n++;
+            if (n > FAT_NAME_MAX || n == 0)
+                n = 0;
+            else
+                memcpy(u, w->units, n * sizeof *u);
+            w->nlfn = 0;
+        } else {
+            e = drop_lfn(w, d, w->want ? "are incomplete" : "do not match their short entry");
+        }
+        if (e != VD_OK)
+            return e;
+    }
+    if (n == 0)
+        n = fat_sfn_to_utf16(b, b[DIR_NTRES], u);
+    if (fat_utf16_to_utf8(u, n, name, sizeof name) != VD_OK)
+        snprintf(name, sizeof name, "?");
+    uint32_t i;
+    e = add_file(c, d, name, &i);
+    if (e != VD_OK)
+        return e;
+    chk_file *f = &c->files[i];
+    memcpy(f->raw, b, 32);
+    f->ent_off = off;
+    f->is_dir = (b[DIR_ATTR] & ATTR_DIRECTORY) != 0;
+    f->first = (((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
+                vd_get_le16(b + DIR_FST_CLUS_LO)) & FAT_MASK;
+    f->size = vd_get_le32(b + DIR_FILE_SIZE);
+    uint32_t first0 = f->first, size0 = f->size;
+    if (f->is_dir)
+        c->res->dirs++;
+    else
+        c->res->files++;
+    e = walk_chain(c, i);
+    if (e == VD_OK)
+        e = check_size(c, i);
+    if (e != VD_OK)
+        return e;
+    f = &c->files[i]; /* add_file may have moved the array */
+    if (f->is_dir && f->first == 0) {
+        if (first0 == 0) {
+            e = chk_problem(c, VD_FSCK_P_DIRENT, 0, chk_path(c, i), NULL,
+                            "directory has no cluster", "remove the entry");
+        }
+        for (unsigned k = 0; e == VD_OK && k < w->nlfn_last; k++)
+            e = mark_deleted(c, w->last_off[k], w->last_raw[k]);
+        if (e == VD_OK)
+            e = mark_deleted(c, off, b);
+        f->is_dir = 0; /* nothing to walk */
+        return e;
+    }
+    if (f->first != first0 || f->size != size0)
+        e = store_entry(c, i);
+    return e;
+}
+
+/* Every slot of directory d, whose chain was walked already. */
+static vd_err walk_dir(walk *w, uint32_t d)
+{
+    chk *c = w->c;
+    vd_fs *fs = c->fs;
+    uint32_t per = fs->cluster_bytes / DIRENT_SIZE;
+    uint32_t clus = c->files[d].first, n = c->files[d].nclus;
+    int root = c->files[d].parent == CHK_NONE;
+    vd_err e = VD_OK;
+    w->nlfn = 0;
+    w->want = 0;
+    for (uint32_t k = 0; k < n && e == VD_OK; k++) {
+        uint64_t base = fat_clus_off(fs, clus);
+        e = chk_read(c, base, w->buf, fs->cluster_bytes);
+        if (e != VD_OK)
+            return e;
+        for (uint32_t s = 0; s < per && e == VD_OK; s++) {
+            const uint8_t *b = w->buf + (size_t)s * DIRENT_SIZE;
+            uint64_t off = base + (uint64_t)s * DIRENT_SIZE;
+            uint32_t slot = k * per + s;
+            if (b[0] == DIR_END_BYTE)
+                return w->nlfn ? drop_lfn(w, d, "are not followed by their short entry")
+                               : VD_OK;
+            if (b[0] == DIR_FREE_BYTE) {
+                if (w->nlfn)
+                    e = drop_lfn(w, d, "are not followed by their short entry");
+                continue;
+            }
+            if ((b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME) {
+                e = lfn_slot(w, d, off, b);
+                continue;
+            }
+            /* Remember the run for a possible removal of the entry. */
+            w->nlfn_last = w->nlfn;
+            memcpy(w->last_off, w->lfn_off, sizeof w->lfn_off);
+            memcpy(w->last_raw, w->lfn_raw, sizeof w->lfn_raw);
+            if (b[DIR_ATTR] & ATTR_VOLUME_ID) {
+                if (w->nlfn)
+                    e = drop_lfn(w, d, "precede a volume label");
+                continue;
+            }
+            if (!root && slot < 2 && is_dot(b, (int)slot)) {
+                e = dot_slot(w, d, slot, off, b);
+                continue;
+            }
+            if (is_dot(b, 0) || is_dot(b, 1)) {
+                e = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL,
+                                "stray '.' or '..' entry", "remove it");
+                if (e == VD_OK)
+                    e = mark_deleted(c, off, b);
+                continue;
+            }
+            if (!root && slot < 2) {
+                e = chk_problem(c, VD_FSCK_P_DOT, -1, chk_path(c, d), NULL,
+                                slot == 0 ? "the '.' entry is missing"
+                                          : "the '..' entry is missing",
+                                NULL);
+                if (e != VD_OK)
+                    return e;
+            }
+            e = short_slot(w, d, off, b);
+        }
+        clus = chk_fat_get(c, clus);
+    }
+    if (e == VD_OK && w->nlfn)
+        e = drop_lfn(w, d, "are not followed by their short entry");
+    return e;
+}
+
+vd_err chk_tree_walk(chk *c)
+{
+    vd_fs *fs = c->fs;
+    walk *w = calloc(1, sizeof *w);
+    if (!w)
+        return VD_ERR_NOMEM;
+    w->c = c;
+    w->buf = malloc(fs->cluster_bytes);
+    uint32_t root;
+    vd_err e = w->buf ? add_file(c, CHK_NONE, "", &root) : VD_ERR_NOMEM;
+    if (e == VD_OK) {
+        c->files[root].is_dir = 1;
+        c->files[root].first = fs->root_clus;
+        e = walk_chain(c, root);
+        if (e == VD_OK && c->files[root].first == 0) {
+            /* Nothing is reachable: what looks lost is every file. */
+            c->fatal = 1;
+            e = chk_problem(c, VD_FSCK_P_VOLUME, -1, "/", NULL,
+                            "the root directory's first cluster is unusable", NULL);
+        }
+    }
+    for (uint32_t d = 0; e == VD_OK && d < c->nfiles; d++)
+        if (c->files[d].is_dir && c->files[d].first)
+            e = walk_dir(w, d);
+    if (w->buf)
+        free(w->buf);
+    free(w);
+    return e;
+}

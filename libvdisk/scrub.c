@@ -1,0 +1,177 @@
+/* Scrub: verify every authenticated block of an image and keep going past
+ * failures (vhdfsck). An ordinary read stops at the first bad tree node and
+ * fails the handle (STYLE "sticky failed state"); a scrub must instead name
+ * every bad block and every bad node's range, so it walks the data blocks
+ * in runs, verifying each run's path first, and skips a bad node's range
+ * after reporting it. Nothing here trusts a block it could not verify: a
+ * bad node never enters the cache, so later reads under it still fail. */
+#include <string.h>
+
+#include "fat/check_internal.h"
+#include "image_internal.h"
+#include "vdisk/check.h"
+
+uint64_t vd_node_span(const vd_image *img, uint32_t level)
+{
+    const uint64_t n = img->geo.nblocks;
+    uint64_t span = 1;
+    for (uint32_t l = 0; l < level && span < n; l++)
+        span *= img->geo.fanout;
+    return span < n ? span : n;
+}
+
+vd_err vd_image_tolerate_nodes(vd_image *img, int on)
+{
+    if (!img)
+        return VD_ERR_INVAL;
+    if (pthread_mutex_lock(&img->lock) != 0)
+        return VD_ERR_BUSY;
+    img->tolerate_nodes = on;
+    (void)pthread_mutex_unlock(&img->lock);
+    return VD_OK;
+}
+
+/* The range of the node that failed last (have_bad, bad_level > 0). */
+static void bad_node_range(const vd_image *img, vd_bad_range *r)
+{
+    uint64_t span = vd_node_span(img, img->bad_level);
+    r->level = img->bad_level;
+    r->first_lbn = img->bad_idx * span;
+    if (r->first_lbn >= img->geo.nblocks)
+        r->first_lbn = img->geo.nblocks - 1;
+    r->nblocks = span < img->geo.nblocks - r->first_lbn ? span
+                                                       : img->geo.nblocks - r->first_lbn;
+}
+
+typedef struct scrub {
+    vd_image *img;
+    const vd_scrub_ops *ops;
+    vd_scrub_stats *st;
+} scrub;
+
+static vd_err report(scrub *s, const vd_bad_range *r)
+{
+    if (r->level == 0)
+        s->st->bad_blocks++;
+    else {
+        s->st->bad_nodes++;
+        s->st->unverifiable += r->nblocks;
+    }
+    return s->ops && s->ops->bad ? s->ops->bad(s->ops->ctx, r) : VD_OK;
+}
+
+/* After an AUTH at block lbn: a node on its path (report its range and
+ * return how far to skip) or the block itself (report it, skip one). */
+static vd_err after_auth(scrub *s, uint64_t lbn, uint64_t *next)
+{
+    vd_image *img = s->img;
+    vd_bad_range r;
+    if (img->have_bad && img->bad_level > 0) {
+        bad_node_range(img, &r);
+        /* A node covers whole runs from its first block; anything before
+         * lbn in its range was already verified before the node fell out
+         * of the cache and changed on the host: count from lbn on. */
+        if (r.first_lbn < lbn) {
+            r.nblocks -= lbn - r.first_lbn;
+            r.first_lbn = lbn;
+        }
+    } else {
+        r.level = 0;
+        r.first_lbn = lbn;
+        r.nblocks = 1;
+    }
+    *next = r.first_lbn + r.nblocks;
+    s->st->blocks += r.nblocks;
+    return report(s, &r);
+}
+
+/* Verify [lbn, lbn + n) (within one level-1 node) block by block. */
+static vd_err scrub_each(scrub *s, uint64_t lbn, uint32_t n, uint64_t *next)
+{
+    vd_image *img = s->img;
+    uint64_t end = lbn + n;
+    while (lbn < end) {
+        uint32_t t;
+        img->have_bad = 0;
+        vd_err e = vd_get_block(img, 0, lbn, &t);
+        if (e == VD_OK) {
+            vd_unpin(img, t);
+            s->st->blocks++;
+            s->st->blocks_ok++;
+            lbn++;
+            continue;
+        }
+        if (e != VD_ERR_AUTH)
+            return e;
+        uint64_t skip;
+        e = after_auth(s, lbn, &skip);
+        if (e != VD_OK)
+            return e;
+        if (img->bad_level > 0 && img->have_bad) {
+            *next = skip;
+            return VD_OK;
+        }
+        lbn = skip;
+    }
+    *next = end;
+    return VD_OK;
+}
+
+static vd_err scrub_locked(scrub *s)
+{
+    vd_image *img = s->img;
+    const uint64_t total = img->geo.nblocks;
+    const uint64_t leafspan = vd_node_span(img, 1);
+    vd_err e = VD_OK;
+    uint64_t lbn = 0;
+    while (e == VD_OK && lbn < total) {
+        /* One run stays under one level-1 node, so a failing node costs
+         * one report, not one per block. */
+        uint64_t node_end = (lbn / leafspan + 1) * leafspan;
+        if (node_end > total)
+            node_end = total;
+        uint32_t n = (uint32_t)(node_end - lbn < VD_RUN_MAX ? node_end - lbn : VD_RUN_MAX);
+        img->have_bad = 0;
+        uint32_t t;
+        e = vd_get_block(img, 1, lbn / leafspan, &t); /* the path, root down */
+        if (e == VD_OK) {
+            vd_unpin(img, t);
+            e = vd_load_data_run(img, lbn, n);
+            if (e == VD_OK) {
+                s->st->blocks += n;
+                s->st->blocks_ok += n;
+                lbn += n;
+            } else if (e == VD_ERR_AUTH) {
+                /* Which block(s): again one at a time (the good ones of
+                 * the run are cached by now). */
+                e = scrub_each(s, lbn, n, &lbn);
+            }
+        } else if (e == VD_ERR_AUTH) {
+            e = after_auth(s, lbn, &lbn);
+        }
+        if (e == VD_OK && s->ops && s->ops->progress)
+            s->ops->progress(s->ops->ctx, lbn, total);
+    }
+    return e;
+}
+
+vd_err vd_image_scrub(vd_image *img, const vd_scrub_ops *ops, vd_scrub_stats *st)
+{
+    if (!img || !st)
+        return VD_ERR_INVAL;
+    memset(st, 0, sizeof *st);
+    if (pthread_mutex_lock(&img->lock) != 0)
+        return VD_ERR_BUSY;
+    vd_err e = img->failed ? VD_ERR_FAILED : VD_OK;
+    if (e == VD_OK) {
+        int was = img->tolerate_nodes;
+        uint64_t read0 = img->stat_bytes_read;
+        scrub s = {img, ops, st};
+        img->tolerate_nodes = 1;
+        e = scrub_locked(&s);
+        img->tolerate_nodes = was;
+        st->bytes_read = img->stat_bytes_read - read0;
+    }
+    (void)pthread_mutex_unlock(&img->lock);
+    return e;
+}
