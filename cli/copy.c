@@ -109,8 +109,12 @@ static int in_file(cli_copy *c, const char *src, const char *dst)
     if (c->progress)
         cli_progress_add(c->progress, 0, 1);
 out:
-    if (f)
+    if (f) {
         (void)vd_file_close(f); /* the error that got us here is reported */
+        /* No partial file that looks like a copy (a full volume, an
+         * unreadable source). */
+        (void)vd_fs_unlink(c->fs, dst);
+    }
     if (fd >= 0)
         (void)close(fd);
     return rc;
