@@ -8,7 +8,8 @@
  *   fsck_damage tamper IMAGE KEYFILE PATH OFF data|node
  *   fsck_damage replay IMAGE OLDIMAGE KEYFILE PATH   old block of PATH back
  *   fsck_damage export IMAGE KEYFILE RAW      the decrypted volume
- *   fsck_damage newkey KEYFILE                another random key file */
+ *   fsck_damage newkey KEYFILE                another random key file
+ *   fsck_damage flip IMAGE OFFSET             XOR a byte at OFFSET + 100 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,7 +413,12 @@ int main(int argc, char **argv)
         e = vd_keyfile_create(argv[2], NULL, &sys);
         return e == VD_OK ? 0 : die(argv[2], e);
     }
-    if (strcmp(cmd, "make") == 0 && argc == 4) {
+    if (strcmp(cmd, "flip") == 0 && argc == 4) {
+        int sys;
+        e = vd_host_file_open(argv[2], 0, &h, &sys);
+        if (e == VD_OK)
+            e = dmg_flip(h, strtoull(argv[3], NULL, 0));
+    } else if (strcmp(cmd, "make") == 0 && argc == 4) {
         e = open_img(argv[2], argv[3], 1, &h, &img);
         if (e == VD_OK)
             e = dmg_build(img);
