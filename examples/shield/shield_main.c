@@ -1,8 +1,9 @@
 /* vdisk-shield: the trusted side of the shield example (docs/SHIELD.md).
  *
  *   vdisk-shield keygen SECRET_FILE PUBLIC_FILE
- *   vdisk-shield run --fd N --identity SECRET_FILE --anchor FILE
- *                    [--anchor-create] [--show PATH]
+ *   vdisk-shield run --fd N --identity SECRET_FILE
+ *                    (--anchor FILE [--anchor-create] | --no-anchor)
+ *                    [--show PATH]
  *
  * keygen makes the shield's X25519 key pair (in an enclave the secret
  * would never leave it; the public key is what attestation vouches for
@@ -36,14 +37,15 @@ typedef struct run_opts {
     const char *identity;
     const char *anchor;
     int anchor_create;
+    int no_anchor; /* to show what the anchor is for (docs/SHIELD.md) */
     const char *show;
 } run_opts;
 
 static int usage(void)
 {
     fprintf(stderr, "usage: " PROG " keygen SECRET_FILE PUBLIC_FILE\n"
-                    "       " PROG " run --fd N --identity SECRET_FILE --anchor FILE"
-                    " [--anchor-create] [--show PATH]\n");
+                    "       " PROG " run --fd N --identity SECRET_FILE"
+                    " (--anchor FILE [--anchor-create] | --no-anchor) [--show PATH]\n");
     return SH_EXIT_USAGE;
 }
 
@@ -125,6 +127,10 @@ static int parse_run(int argc, char **argv, run_opts *o)
             o->anchor_create = 1;
             continue;
         }
+        if (strcmp(a, "--no-anchor") == 0) {
+            o->no_anchor = 1;
+            continue;
+        }
         if (!v)
             return -1;
         i++;
@@ -144,7 +150,9 @@ static int parse_run(int argc, char **argv, run_opts *o)
             return -1;
         }
     }
-    return o->fd >= 0 && o->identity && o->anchor ? 0 : -1;
+    if (o->no_anchor && (o->anchor || o->anchor_create))
+        return -1;
+    return o->fd >= 0 && o->identity && (o->anchor || o->no_anchor) ? 0 : -1;
 }
 
 /* Append where the last authentication failure was, if there was one. */
@@ -232,7 +240,7 @@ static int cmd_run(int argc, char **argv)
                 rc == -EINVAL ? "not a 32-byte secret key" : strerror(-rc));
         goto out;
     }
-    if ((rc = sh_counter_open(&counter, o.anchor, o.anchor_create)) != 0) {
+    if (o.anchor && (rc = sh_counter_open(&counter, o.anchor, o.anchor_create)) != 0) {
         fprintf(stderr, PROG ": %s: %s\n", o.anchor,
                 rc == -EBADMSG ? "not a counter file" : strerror(-rc));
         goto out;
@@ -241,7 +249,8 @@ static int cmd_run(int argc, char **argv)
     sh_chan_init(&ch, o.fd);
     vd_host host = sh_chan_host(&ch);
     vd_unlock unlock = {.type = VD_SLOT_SEALED, .secret = sk, .len = VD_X25519_BYTES};
-    vd_open_opts oo = {.anchor = &anchor, .anchor_mode = VD_ANCHOR_EVERY_COMMIT};
+    vd_open_opts oo = {.anchor = o.no_anchor ? NULL : &anchor,
+                       .anchor_mode = VD_ANCHOR_EVERY_COMMIT};
     s.host = &host;
     s.unlock = &unlock;
     s.oo = &oo;
