@@ -34,6 +34,16 @@ static int buf_ready(cli_copy *c)
     return 0;
 }
 
+int cli_copy_cancelled(cli_copy *c)
+{
+    if (!c->cancel || !*c->cancel)
+        return 0;
+    if (!c->cancel_said)
+        cli_errorf(c->prog, c->image, "interrupted");
+    c->cancel_said = 1;
+    return 1;
+}
+
 void cli_copy_done(cli_copy *c)
 {
     free(c->buf);
@@ -76,6 +86,10 @@ static int in_file(cli_copy *c, const char *src, const char *dst)
         goto out;
     }
     for (uint64_t off = 0;;) {
+        if (cli_copy_cancelled(c)) {
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
         ssize_t r = read(fd, c->buf, COPY_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
@@ -238,6 +252,10 @@ static int out_file(cli_copy *c, const char *src, const char *dst, const vd_stat
     }
     created = 1;
     for (uint64_t off = 0;;) {
+        if (cli_copy_cancelled(c)) {
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
         size_t done = 0;
         e = vd_file_read(f, off, c->buf, COPY_CHUNK, &done);
         if (e != VD_OK) {

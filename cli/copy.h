@@ -5,6 +5,7 @@
 #ifndef VD_CLI_COPY_H
 #define VD_CLI_COPY_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "cli.h"
@@ -52,7 +53,12 @@ typedef struct cli_copy {
     int replace;      /* put: overwrite existing files; mkvhd: 0 (a name
                          clash in a case-insensitive FAT is an error) */
     cli_progress *progress; /* may be NULL */
-    uint8_t *buf;           /* internal */
+    /* Set by the tool's signal handler (may be NULL): the copy stops at
+     * the next chunk with "interrupted" (exit 1), so the tool can clean
+     * up instead of dying mid-write. */
+    const volatile sig_atomic_t *cancel;
+    uint8_t *buf;    /* internal */
+    int cancel_said; /* internal */
 } cli_copy;
 
 /* Host file or directory src -> volume path dst (created; with replace,
@@ -62,6 +68,8 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst);
 /* Volume path src -> host path dst (file, or directory recursively),
  * keeping modification times. Returns an exit status. */
 int cli_copy_out(cli_copy *c, const char *src, const char *dst);
+/* Whether *c->cancel is set; if so, says "interrupted" once. */
+int cli_copy_cancelled(cli_copy *c);
 /* Free the internal buffer. */
 void cli_copy_done(cli_copy *c);
 

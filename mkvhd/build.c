@@ -230,6 +230,8 @@ static int raw_source(void *ctx, uint64_t off, void *buf, size_t len)
 {
     const build *b = ctx;
     uint8_t *p = buf;
+    if (*b->o->cancel)
+        return -1;
     while (len > 0) {
         ssize_t r = pread(b->raw_fd, p, len, (off_t)off);
         if (r < 0 && errno == EINTR)
@@ -251,6 +253,10 @@ static int import_raw(build *b)
         return CLI_EXIT_FAIL;
     }
     vd_err e = vd_fs_import(b->img, raw_source, b, (uint64_t)sb.st_size);
+    if (*b->o->cancel) {
+        cli_errorf(P, b->o->image, "interrupted");
+        return CLI_EXIT_FAIL;
+    }
     if (e == VD_ERR_CORRUPT) {
         cli_errorf(P, b->o->from_raw, "not a FAT32 volume");
         return CLI_EXIT_FAIL;
@@ -281,7 +287,8 @@ static int fill_volume(build *b)
         cli_progress prog;
         cli_progress_start(&prog, "copying", b->st.bytes, b->st.files, o->quiet);
         cli_copy c = {.prog = P, .image = o->image, .img = b->img, .fs = b->fs,
-                      .policy = o->policy, .warn_special = 0, .progress = &prog};
+                      .policy = o->policy, .warn_special = 0, .progress = &prog,
+                      .cancel = o->cancel};
         rc = cli_copy_in(&c, o->source, "/");
         cli_copy_done(&c);
         cli_progress_end(&prog);
@@ -364,6 +371,10 @@ int mkvhd_build(const mkvhd_opts *o)
         rc = create_image(&b);
     if (rc == 0)
         rc = o->from_raw ? import_raw(&b) : fill_volume(&b);
+    if (rc == 0 && *o->cancel) {
+        cli_errorf(P, o->image, "interrupted");
+        rc = CLI_EXIT_FAIL;
+    }
     if (rc == 0) {
         vd_err e = vd_image_close(b.img);
         b.img = NULL;

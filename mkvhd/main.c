@@ -2,6 +2,7 @@
  * a raw FAT32 volume (DESIGN §7). Option parsing and usage here; the build
  * is in build.c. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,30 @@ enum {
     OPT_REFUSE,
     OPT_VERSION
 };
+
+/* A signal only sets this; the build notices it between chunks and
+ * removes its temporary files instead of leaving them behind. */
+static volatile sig_atomic_t mkvhd_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    mkvhd_interrupted = 1;
+}
+
+static int catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    if (sigemptyset(&sa.sa_mask) != 0)
+        return -1;
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return -1;
+    return 0;
+}
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -134,5 +159,10 @@ int main(int argc, char **argv)
     int nslots = !!o.keys.key_file + !!o.keys.passphrase_file + !!o.new_key_file + o.nseal;
     if (nslots > VD_KEYSLOTS)
         return usage_error("too many key options (an image has %d key slots)", VD_KEYSLOTS);
+    if (catch_signals() != 0) {
+        cli_errorf(MKVHD_PROG, NULL, "cannot install signal handlers");
+        return CLI_EXIT_FAIL;
+    }
+    o.cancel = &mkvhd_interrupted;
     return mkvhd_build(&o);
 }

@@ -2,6 +2,7 @@
 #ifndef VD_MKVHD_H
 #define VD_MKVHD_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "cli.h"
@@ -22,6 +23,7 @@ typedef struct mkvhd_opts {
     int quiet, force;
     cli_special policy;
     cli_keyopts keys;
+    const volatile sig_atomic_t *cancel; /* SIGINT/SIGTERM/SIGHUP seen */
 } mkvhd_opts;
 
 /* Build the image; returns the exit status (errors printed). */

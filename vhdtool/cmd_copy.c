@@ -35,7 +35,7 @@ int vt_cmd_get(const vt_cmd *cmd, vt_opts *o)
         cli_progress p;
         cli_progress_start(&p, "copying", 0, 0, o->quiet);
         cli_copy c = {.prog = VT_PROG, .image = o->pos[0], .img = ci.img, .fs = ci.fs,
-                      .progress = &p};
+                      .progress = &p, .cancel = o->cancel};
         rc = cli_copy_out(&c, src, dst);
         cli_copy_done(&c);
         cli_progress_end(&p);
@@ -76,7 +76,8 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
         cli_progress p;
         cli_progress_start(&p, "copying", ts.bytes, ts.files, o->quiet);
         cli_copy c = {.prog = VT_PROG, .image = o->pos[0], .img = ci.img, .fs = ci.fs,
-                      .policy = o->policy, .warn_special = 0, .replace = 1, .progress = &p};
+                      .policy = o->policy, .warn_special = 0, .replace = 1, .progress = &p,
+                      .cancel = o->cancel};
         if (rc == 0)
             rc = cli_copy_in(&c, src, dst);
         cli_copy_done(&c);

@@ -13,12 +13,15 @@ typedef struct sink {
     int fd;
     int sys; /* errno of a failed write */
     cli_progress *p;
+    const volatile sig_atomic_t *cancel;
 } sink;
 
 static int sink_write(void *ctx, uint64_t off, const void *buf, size_t len)
 {
     sink *s = ctx;
     const uint8_t *b = buf;
+    if (*s->cancel)
+        return -1;
     while (len > 0) {
         ssize_t w = pwrite(s->fd, b, len, (off_t)off);
         if (w < 0 && errno == EINTR)
@@ -40,7 +43,7 @@ int vt_cmd_export(const vt_cmd *cmd, vt_opts *o)
     (void)cmd;
     const char *image = o->pos[0], *raw = o->pos[1];
     char *tmp = NULL;
-    sink s = {.fd = -1};
+    sink s = {.fd = -1, .cancel = o->cancel};
     cli_image ci;
     if (!o->force && access(raw, F_OK) == 0) {
         cli_errorf(VT_PROG, raw, "exists (give --force to replace it)");
@@ -75,6 +78,11 @@ int vt_cmd_export(const vt_cmd *cmd, vt_opts *o)
     if (e == VD_OK)
         e = vd_fs_export(ci.img, sink_write, &s, 1, &vol);
     cli_progress_end(&p);
+    if (*o->cancel) {
+        cli_errorf(VT_PROG, image, "interrupted");
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
     if (e == VD_ERR_IO && s.sys) {
         cli_errorf(VT_PROG, tmp, "%s", strerror(s.sys));
         rc = CLI_EXIT_FAIL;

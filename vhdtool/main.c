@@ -1,6 +1,7 @@
 /* vhdtool — inspect and edit vdisk images offline (DESIGN §7): one
  * subcommand per job, git style. This file is the command table and the
  * dispatch; each command lives in a cmd_*.c file. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +67,30 @@ static const vt_cmd commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/* A signal only sets this; get, put and export notice it between chunks
+ * and clean up (partial files, temporaries) instead of dying mid-write. */
+static volatile sig_atomic_t vt_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    vt_interrupted = 1;
+}
+
+static int catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    if (sigemptyset(&sa.sa_mask) != 0)
+        return -1;
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return -1;
+    return 0;
+}
+
 static void usage_all(FILE *f)
 {
     fprintf(f, "Usage: vhdtool COMMAND [OPTIONS] ARGS...\n"
@@ -107,6 +132,11 @@ int main(int argc, char **argv)
         int rc = vt_parse(&commands[i], argc - 1 - group, argv + 1 + group, &o);
         if (rc >= 0)
             return rc;
+        if (catch_signals() != 0) {
+            cli_errorf(VT_PROG, NULL, "cannot install signal handlers");
+            return CLI_EXIT_FAIL;
+        }
+        o.cancel = &vt_interrupted;
         return commands[i].run(&commands[i], &o);
     }
     fprintf(stderr, "vhdtool: unknown command '%s'\nTry 'vhdtool --help'.\n", name);

@@ -3,6 +3,8 @@
 #ifndef VD_VHDTOOL_H
 #define VD_VHDTOOL_H
 
+#include <signal.h>
+
 #include "cli.h"
 #include "copy.h"
 
@@ -30,6 +32,8 @@ typedef struct vt_opts {
     const char *secret, *public_key;
     int npos;
     char **pos;
+    /* Set by SIGINT/SIGTERM/SIGHUP: long copies stop and clean up. */
+    const volatile sig_atomic_t *cancel;
 } vt_opts;
 
 typedef struct vt_cmd {
