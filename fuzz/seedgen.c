@@ -1,0 +1,155 @@
+/* seedgen: writes the seed corpora of the fuzz targets (run by
+ * make-seeds.sh). Every seed is made by the library itself, from the same
+ * deterministic templates the targets build (fz_common.c), so the seeds
+ * are real structures the targets recognise (a key-slot seed unwraps in
+ * fuzz_keyslot's template, a directory seed mounts in fuzz_dirent's).
+ *
+ *   fuzz_seedgen OUTDIR      writes OUTDIR/<target>/<seed> (dirs must exist)
+ * Exit 0 on success, 1 with one error line otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fz_common.h"
+#include "image_format.h"
+
+static const char *outdir;
+
+static int put(const char *target, const char *name, const void *a, size_t na,
+               const void *b, size_t nb)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", outdir, target, name);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(a, 1, na, f) == na && (nb == 0 || fwrite(b, 1, nb, f) == nb);
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        fprintf(stderr, "seedgen: %s: cannot write\n", path);
+    return ok ? 0 : 1;
+}
+
+static int image_seeds(void)
+{
+    uint8_t *img = NULL, *slots = NULL;
+    uint64_t n = 0, ns = 0;
+    int rc = 1;
+    if (fz_small_image(16, &img, &n) != VD_OK || fz_slot_image(&slots, &ns) != VD_OK) {
+        fprintf(stderr, "seedgen: cannot build the image templates\n");
+        goto out;
+    }
+    uint8_t fl0 = 0, fl3 = 3;
+    const uint8_t *foot = img + n - VHD_FOOTER_BYTES;
+    uint8_t hf[VDF_BLOCK + VHD_FOOTER_BYTES];
+    memcpy(hf, img, VDF_BLOCK);
+    memcpy(hf + VDF_BLOCK, foot, VHD_FOOTER_BYTES);
+    vd_header hdr;
+    if (vd_header_decode(&hdr, img) != 0) {
+        fprintf(stderr, "seedgen: template header does not decode\n");
+        goto out;
+    }
+    /* The newer superblock of the two, as fuzz_superblock's input. */
+    const uint8_t *sa = img + hdr.sb_start * VDF_BLOCK, *sb = sa + VDF_BLOCK;
+    const uint8_t *sn = fz_le64(sa + SB_OFF_EPOCH) > fz_le64(sb + SB_OFF_EPOCH) ? sa : sb;
+    uint8_t sflags = (uint8_t)(0x07 | (sn == sb ? 0x08 : 0));
+    uint8_t sflags_rw = (uint8_t)(sflags | 0x10);
+    uint8_t small[1 + 16 * VDF_BLOCK];
+    rc = put("fuzz_header", "template", &fl0, 1, hf, sizeof hf) |
+         put("fuzz_header", "template-fixed", &fl3, 1, hf, sizeof hf) |
+         put("fuzz_keyslot", "keyfile-sealed", slots + VDF_BLOCK, VDF_BLOCK, NULL, 0) |
+         put("fuzz_keyslot", "original-16", img + VDF_BLOCK, VDF_BLOCK, NULL, 0) |
+         put("fuzz_superblock", "newest", &sflags, 1, sn, VDF_BLOCK) |
+         put("fuzz_superblock", "newest-rw", &sflags_rw, 1, sn, VDF_BLOCK) |
+         put("fuzz_image", "small-16", &fl0, 1, img, (size_t)n) |
+         put("fuzz_image", "slots-8", &fl0, 1, slots, (size_t)ns);
+    (void)small;
+out:
+    free(img);
+    free(slots);
+    return rc;
+}
+
+static int name_seeds(void)
+{
+    static const char *const names[] = {
+        "README.TXT", "Long file name with spaces.txt",
+        "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9 \xe2\x9c\x93.txt", "a.b.c.d", "  lead.txt...",
+        "CON", "\xf0\x9f\x98\x80.txt", "lower.txt", "Mixed.Txt", "x+y=z[1].c", "VOLUME LBL"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char nm[16];
+        uint8_t knob = (uint8_t)(i * 37u);
+        snprintf(nm, sizeof nm, "name-%02zu", i);
+        rc |= put("fuzz_names", nm, &knob, 1, names[i], strlen(names[i]));
+    }
+    return rc;
+}
+
+/* A patch record of fuzz_fatvol: region, offset, length, bytes. */
+static size_t record(uint8_t *out, uint8_t region, uint16_t off, const uint8_t *p, uint8_t len)
+{
+    out[0] = region;
+    out[1] = (uint8_t)off;
+    out[2] = (uint8_t)(off >> 8);
+    out[3] = len;
+    memcpy(out + 4, p, len);
+    return 4u + len;
+}
+
+static int volume_seeds(void)
+{
+    fz_volume v;
+    vd_image *img = NULL;
+    uint8_t *root = NULL, boot[VD_BLOCK_SIZE], fat[VD_BLOCK_SIZE], data[VD_BLOCK_SIZE];
+    uint8_t rec[4 * 260];
+    int rc = 1;
+    if (fz_volume_setup(&v) != VD_OK || fz_volume_open(&v, &img) != VD_OK) {
+        fprintf(stderr, "seedgen: cannot build the volume template\n");
+        goto out;
+    }
+    root = malloc((size_t)v.root_n * v.cluster_bytes);
+    if (!root || vd_image_read(img, 0, 1, boot) != VD_OK ||
+        vd_image_read(img, v.fat_off[0] / VD_BLOCK_SIZE, 1, fat) != VD_OK ||
+        vd_image_read(img, v.data_off / VD_BLOCK_SIZE, 1, data) != VD_OK)
+        goto out;
+    for (uint32_t i = 0; i < v.root_n; i++) {
+        uint8_t b[VD_BLOCK_SIZE];
+        if (vd_image_read(img, v.root_off[i] / VD_BLOCK_SIZE, 1, b) != VD_OK)
+            goto out;
+        memcpy(root + (size_t)i * v.cluster_bytes, b + v.root_off[i] % VD_BLOCK_SIZE,
+               v.cluster_bytes);
+    }
+    uint8_t vol[8];
+    fz_put_le64(vol, v.vol_bytes);
+    size_t fo = v.fat_off[0] % VD_BLOCK_SIZE, dof = v.data_off % VD_BLOCK_SIZE;
+    size_t n0 = record(rec, 0, 0, boot, 90);
+    size_t n1 = n0 + record(rec + n0, 0, 512, boot + 512, 4);           /* FSInfo lead */
+    size_t n2 = record(rec, 1, 0, fat + fo, 200);                          /* FAT chains */
+    size_t n3 = record(rec, 3, 0, data + dof, 255);                        /* root dir */
+    size_t n4 = n3 + record(rec + n3, 2, 0, fat + fo, 100);
+    rc = put("fuzz_bpb", "ours-40m", vol, sizeof vol, boot, 512) |
+         put("fuzz_dirent", "root", root, (size_t)v.root_n * v.cluster_bytes, NULL, 0) |
+         put("fuzz_fatvol", "empty", "", 0, NULL, 0) |
+         put("fuzz_fatvol", "boot", rec, n1, NULL, 0);
+    rc |= put("fuzz_fatvol", "fat", rec, n2, NULL, 0);
+    rc |= put("fuzz_fatvol", "rootdir-fat2", rec, n4, NULL, 0);
+out:
+    if (img)
+        (void)vd_image_close(img);
+    free(root);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: fuzz_seedgen OUTDIR\n");
+        return 2;
+    }
+    outdir = argv[1];
+    fz_rng_install();
+    int rc = image_seeds();
+    rc |= name_seeds();
+    rc |= volume_seeds();
+    return rc ? 1 : 0;
+}
