@@ -72,14 +72,21 @@ expect_status 0 "$MKVHD" --size 64M --key-file "$KEY" img2.vhd
 mnt_start img2.vhd "$M" --key-file "$KEY"
 head -c 300000 /dev/urandom >"$T/d2"
 cp "$T/d2" "$M/unsynced"               # never fsync'd: only the unmount saves it
+# A file still open at SIGTERM: the kernel never releases it, vhdmount
+# must close it itself or the volume could not be unmounted cleanly.
+exec 9>"$M/held"
+printf 'held open\n' >&9
 kill -TERM "$MPID"
 rc=0; wait "$MPID" || rc=$?; MPID=
+exec 9>&-
 [[ $rc == 0 ]] || { cat "$T/vhdmount.log" >&2; fail "vhdmount exited $rc on SIGTERM"; }
+grep -q 'closed 1 file(s) still open' "$T/vhdmount.log" || fail "the open file was not closed at SIGTERM"
 mountpoint -q "$M" && fail "still mounted after SIGTERM"
 image_unlocked img2.vhd || fail "image locked after SIGTERM"
 fsck_clean img2.vhd "$KEY"
 mnt_start img2.vhd "$M" --key-file "$KEY"
 cmp "$T/d2" "$M/unsynced" || fail "data written before SIGTERM"
+[[ $(cat "$M/held") == 'held open' ]] || fail "the file open at SIGTERM lost its data"
 
 # ---- SIGKILL in the middle of a write --------------------------------------
 note "SIGKILL mid-write: fsync'd files survive"
@@ -139,6 +146,21 @@ n=$(grep -c 'integrity failure' "$T/vhdmount.log")
 head -c 1048576 "$M/bad.bin" | cmp - <(head -c 1048576 src/bad.bin) || fail "blocks before the bad one"
 mnt_stop "$M"
 [[ $n -ge 1 ]] || fail "integrity failure not logged"
+
+# ---- a full volume ------------------------------------------------------------
+note "ENOSPC: the write fails, the mount goes on"
+expect_status 0 "$MKVHD" --size 40M --key-file "$KEY" img4.vhd
+mnt_start img4.vhd "$M" --key-file "$KEY"
+expect_status 1 dd if=/dev/zero of="$M/fill" bs=1M count=64
+expect_err 'No space left'
+# Writes are all or nothing (fs.h): less than one 1 MiB write is left.
+df_free=$(($(stat -f -c '%a * %S' "$M")))
+[[ $df_free -lt 1048576 ]] || fail "statfs shows $df_free bytes free on a full volume"
+rm "$M/fill"
+printf 'after\n' >"$M/after" || fail "write after ENOSPC and rm"
+[[ $(cat "$M/after") == after ]] || fail "file written after ENOSPC"
+mnt_stop "$M"
+fsck_clean img4.vhd "$KEY"
 
 # ---- read-only ---------------------------------------------------------------
 note "-o ro"
