@@ -1,0 +1,501 @@
+/* vd_image_scrub and vd_fsck: images built through the library on the
+ * memory host, damaged either as valid but inconsistent FAT32 (written
+ * through the image) or as tampered ciphertext on the host; each test
+ * checks what the check finds, that a repair makes a second check clean,
+ * and (where fsck.fat is installed) that fsck.fat -n agrees on the exported
+ * volume. The damage itself is shared with the tests/fsck/ cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/fsck/damage.c"
+#include "vdisk/check.h"
+
+#define MAXP 32
+
+typedef struct fx {
+    vd_host *h;
+    vd_image *img;
+    uint8_t key[VD_KEY_BYTES];
+} fx;
+
+typedef struct seen {
+    int n;
+    vd_fsck_kind kind[MAXP];
+    int fixed[MAXP];
+    uint64_t lbn[MAXP], nblocks[MAXP];
+    uint32_t level[MAXP];
+    char path[MAXP][64];
+} seen;
+
+static void fx_open(fx *f, int ro)
+{
+    vd_open_opts o = {.read_only = ro};
+    assert_int_equal(vd_image_open(f->h, f->key, &o, &f->img), VD_OK);
+}
+
+static void fx_close(fx *f)
+{
+    assert_int_equal(vd_image_close(f->img), VD_OK);
+    f->img = NULL;
+}
+
+static void fx_new(fx *f)
+{
+    memset(f, 0, sizeof *f);
+    for (unsigned i = 0; i < VD_KEY_BYTES; i++)
+        f->key[i] = (uint8_t)(i * 13 + 7);
+    assert_int_equal(vd_host_mem_new(&f->h), VD_OK);
+    vd_create_opts co = {.nblocks = DMG_NBLOCKS, .fanout = DMG_FANOUT};
+    assert_int_equal(vd_image_create(f->h, f->key, &co, NULL, &f->img), VD_OK);
+    assert_int_equal(dmg_build(f->img), VD_OK);
+}
+
+static void fx_free(fx *f)
+{
+    if (f->img)
+        (void)vd_image_close(f->img);
+    vd_host_mem_free(f->h);
+}
+
+static void on_report(void *ctx, const vd_fsck_problem *p)
+{
+    seen *s = ctx;
+    assert_non_null(p->what);
+    if (s->n >= MAXP)
+        return;
+    s->kind[s->n] = p->kind;
+    s->fixed[s->n] = p->fixed;
+    s->lbn[s->n] = p->have_block ? p->first_lbn : UINT64_MAX;
+    s->nblocks[s->n] = p->nblocks;
+    s->level[s->n] = p->level;
+    snprintf(s->path[s->n], sizeof s->path[0], "%s", p->path ? p->path : "");
+    s->n++;
+}
+
+/* Reopen (read-only for a check) and run vd_fsck. */
+static vd_fsck_result run(fx *f, vd_fsck_mode mode, seen *s)
+{
+    seen dummy;
+    if (!s)
+        s = &dummy;
+    memset(s, 0, sizeof *s);
+    if (f->img)
+        fx_close(f);
+    fx_open(f, mode == VD_FSCK_CHECK);
+    vd_fsck_opts o = {.mode = mode, .ctx = s, .report = on_report};
+    vd_fsck_result r;
+    assert_int_equal(vd_fsck(f->img, &o, &r), VD_OK);
+    assert_int_equal((int)r.found, s->n);
+    fx_close(f);
+    return r;
+}
+
+static int has_kind(const seen *s, vd_fsck_kind k)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->kind[i] == k)
+            return 1;
+    return 0;
+}
+
+static int sink(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+    FILE *fp = ctx;
+    return fseek(fp, (long)off, SEEK_SET) == 0 && fwrite(buf, 1, len, fp) == len ? 0 : -1;
+}
+
+/* fsck.fat -n on the exported volume: 0 = clean, 1 = errors, -1 = no fsck.fat. */
+static int fsckfat(fx *f)
+{
+    if (system("command -v fsck.fat >/dev/null 2>&1") != 0)
+        return -1;
+    char path[] = "/tmp/vd-test-fsck-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "wb");
+    assert_non_null(fp);
+    fx_open(f, 1);
+    uint64_t bytes;
+    assert_int_equal(vd_fs_export(f->img, sink, fp, 0, &bytes), VD_OK);
+    fx_close(f);
+    assert_int_equal(fclose(fp), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "fsck.fat -n %s >/dev/null 2>&1", path);
+    int st = system(cmd);
+    unlink(path);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
+static void expect_clean(fx *f)
+{
+    seen s;
+    vd_fsck_result r = run(f, VD_FSCK_CHECK, &s);
+    if (r.found)
+        print_error("left after repair: kind %d path '%s'\n", s.kind[0], s.path[0]);
+    assert_int_equal(r.found, 0);
+    assert_int_equal(r.scrub.bad_blocks + r.scrub.bad_nodes, 0);
+    int ff = fsckfat(f);
+    assert_true(ff != 1); /* fsck.fat agrees (or is not installed) */
+}
+
+static void damage(fx *f, const char *what)
+{
+    if (!f->img)
+        fx_open(f, 0);
+    assert_int_equal(dmg_volume(f->img, what), VD_OK);
+    fx_close(f);
+}
+
+/* Flip a byte of BIG.BIN's block at off (data) or of its level-1 node. */
+static uint64_t tamper(fx *f, uint64_t off, int node)
+{
+    uint64_t lbn, doff, noff;
+    if (!f->img)
+        fx_open(f, 1);
+    assert_int_equal(dmg_file_block(f->img, "/BIG.BIN", off, &lbn), VD_OK);
+    fx_close(f);
+    assert_int_equal(dmg_phys(f->h, lbn, &doff, &noff), VD_OK);
+    assert_int_equal(dmg_flip(f->h, node ? noff : doff), VD_OK);
+    return lbn;
+}
+
+/* ---- tests ---- */
+
+static void clean_image_is_clean(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    fx_close(&f);
+    vd_fsck_result r = run(&f, VD_FSCK_CHECK, NULL);
+    assert_int_equal(r.found, 0);
+    assert_int_equal(r.scrub.blocks, DMG_NBLOCKS);
+    assert_int_equal(r.scrub.blocks_ok, DMG_NBLOCKS);
+    assert_int_equal(r.files, 6);
+    assert_int_equal(r.dirs, 1);
+    assert_true(r.fs_checked);
+    assert_int_equal(fsckfat(&f) == 1, 0);
+    fx_free(&f);
+}
+
+typedef struct bads {
+    int n;
+    vd_bad_range r[8];
+} bads;
+
+static vd_err collect(void *ctx, const vd_bad_range *r)
+{
+    bads *b = ctx;
+    if (b->n < 8)
+        b->r[b->n] = *r;
+    b->n++;
+    return VD_OK;
+}
+
+static void scrub_names_every_bad_block_and_goes_on(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    uint64_t a = tamper(&f, 8192, 0), b = tamper(&f, 200000, 0);
+    fx_open(&f, 1);
+    bads got = {0};
+    vd_scrub_ops ops = {&got, collect, NULL};
+    vd_scrub_stats st;
+    assert_int_equal(vd_image_scrub(f.img, &ops, &st), VD_OK);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.r[0].level, 0);
+    assert_int_equal(got.r[0].first_lbn, a);
+    assert_int_equal(got.r[0].nblocks, 1);
+    assert_int_equal(got.r[1].first_lbn, b);
+    assert_int_equal(st.bad_blocks, 2);
+    assert_int_equal(st.blocks, DMG_NBLOCKS);
+    assert_int_equal(st.blocks_ok, DMG_NBLOCKS - 2);
+    /* A bad data block does not fail the handle. */
+    uint8_t buf[VD_BLOCK_SIZE];
+    assert_int_equal(vd_image_read(f.img, 0, 1, buf), VD_OK);
+    fx_free(&f);
+}
+
+static void scrub_skips_a_bad_node_and_reports_its_range(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    uint64_t lbn = tamper(&f, 100000, 1);
+    fx_open(&f, 1);
+    bads got = {0};
+    vd_scrub_ops ops = {&got, collect, NULL};
+    vd_scrub_stats st;
+    assert_int_equal(vd_image_scrub(f.img, &ops, &st), VD_OK);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.r[0].level, 1);
+    assert_int_equal(got.r[0].first_lbn, lbn / DMG_FANOUT * DMG_FANOUT);
+    assert_int_equal(got.r[0].nblocks, DMG_FANOUT);
+    assert_int_equal(st.bad_nodes, 1);
+    assert_int_equal(st.unverifiable, DMG_FANOUT);
+    assert_int_equal(st.blocks_ok, DMG_NBLOCKS - DMG_FANOUT);
+    /* Outside the range the handle still works; under it an ordinary
+     * read fails and fails the handle, as before the scrub. */
+    uint8_t buf[VD_BLOCK_SIZE];
+    assert_int_equal(vd_image_read(f.img, 0, 1, buf), VD_OK);
+    assert_int_equal(vd_image_read(f.img, lbn, 1, buf), VD_ERR_AUTH);
+    assert_int_equal(vd_image_read(f.img, 0, 1, buf), VD_ERR_FAILED);
+    fx_free(&f);
+}
+
+/* One safe problem: -p repairs it and a second check is clean. */
+static void safe_case(const char *what, vd_fsck_kind kind)
+{
+    fx f;
+    fx_new(&f);
+    damage(&f, what);
+    seen s;
+    vd_fsck_result r = run(&f, VD_FSCK_CHECK, &s);
+    assert_true(r.found >= 1);
+    assert_true(has_kind(&s, kind));
+    assert_int_equal(r.fixed, 0);
+    r = run(&f, VD_FSCK_SAFE, &s);
+    assert_true(has_kind(&s, kind));
+    assert_int_equal(r.fixed, r.found);
+    expect_clean(&f);
+    fx_free(&f);
+}
+
+static void dirty_flag_is_cleared_by_p(void **state)
+{
+    (void)state;
+    safe_case("dirty", VD_FSCK_P_DIRTY);
+}
+
+static void wrong_fsinfo_is_corrected_by_p(void **state)
+{
+    (void)state;
+    safe_case("fsinfo", VD_FSCK_P_FSINFO);
+}
+
+static void differing_fat_copies_are_made_equal_by_p(void **state)
+{
+    (void)state;
+    safe_case("fatcopy", VD_FSCK_P_FAT_COPIES);
+}
+
+static void lost_chain_is_freed_by_p(void **state)
+{
+    (void)state;
+    safe_case("lost", VD_FSCK_P_LOST);
+}
+
+/* A problem only -y may repair: -n and -p change no byte, -y repairs. */
+static void unsafe_case(const char *what, vd_fsck_kind kind, const char *path)
+{
+    fx f;
+    fx_new(&f);
+    damage(&f, what);
+    uint64_t size;
+    uint8_t *before = vd_host_mem_data(f.h, &size);
+    uint8_t *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, before, size);
+    seen s;
+    vd_fsck_result r = run(&f, VD_FSCK_SAFE, &s);
+    assert_true(has_kind(&s, kind));
+    assert_int_equal(r.fixed, 0);
+    uint64_t size2;
+    uint8_t *after = vd_host_mem_data(f.h, &size2);
+    assert_int_equal(size2, size);
+    assert_memory_equal(after, copy, size);
+    free(copy);
+    r = run(&f, VD_FSCK_ALL, &s);
+    int named = 0;
+    for (int i = 0; i < s.n; i++)
+        if (s.kind[i] == kind && strcmp(s.path[i], path) == 0)
+            named = 1;
+    assert_true(named);
+    assert_int_equal(r.fixed, r.found);
+    expect_clean(&f);
+    fx_free(&f);
+}
+
+static void cross_link_cuts_the_later_file(void **state)
+{
+    (void)state;
+    unsafe_case("crosslink", VD_FSCK_P_CROSSLINK, "/B.BIN");
+    /* And the earlier file keeps its whole chain. */
+    fx f;
+    fx_new(&f);
+    damage(&f, "crosslink");
+    (void)run(&f, VD_FSCK_ALL, NULL);
+    fx_open(&f, 1);
+    vd_fs *fs;
+    vd_stat a, b;
+    assert_int_equal(vd_fs_mount(f.img, &(vd_fs_opts){.read_only = 1}, &fs), VD_OK);
+    assert_int_equal(vd_fs_stat(fs, "/A.BIN", &a), VD_OK);
+    assert_int_equal(vd_fs_stat(fs, "/B.BIN", &b), VD_OK);
+    assert_int_equal(a.size, 3000);
+    assert_int_equal(b.size, 3000);
+    assert_int_not_equal(a.first_cluster, b.first_cluster);
+    assert_int_equal(vd_fs_unmount(fs), VD_OK);
+    fx_free(&f);
+}
+
+static void size_beyond_chain_is_cut(void **state)
+{
+    (void)state;
+    unsafe_case("size", VD_FSCK_P_SIZE, "/DATA.BIN");
+}
+
+static void broken_long_name_falls_back_to_short_name(void **state)
+{
+    (void)state;
+    unsafe_case("lfn", VD_FSCK_P_LFN, "/docs");
+    fx f;
+    fx_new(&f);
+    damage(&f, "lfn");
+    (void)run(&f, VD_FSCK_ALL, NULL);
+    fx_open(&f, 1);
+    vd_fs *fs;
+    vd_stat st;
+    assert_int_equal(vd_fs_mount(f.img, &(vd_fs_opts){.read_only = 1}, &fs), VD_OK);
+    assert_int_equal(vd_fs_stat(fs, "/docs/Long File Name.txt", &st), VD_ERR_NOENT);
+    assert_int_equal(vd_fs_stat(fs, "/docs/LONGFI~1.TXT", &st), VD_OK);
+    assert_int_equal(st.size, 5000);
+    assert_int_equal(vd_fs_unmount(fs), VD_OK);
+    fx_free(&f);
+}
+
+static void tampered_block_names_its_file_and_is_quarantined(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    uint64_t lbn = tamper(&f, 100000, 0);
+    seen s;
+    vd_fsck_result r = run(&f, VD_FSCK_CHECK, &s);
+    assert_int_equal(r.found, 1);
+    assert_int_equal(r.integrity_found, 1);
+    assert_int_equal(s.kind[0], VD_FSCK_P_INTEGRITY);
+    assert_string_equal(s.path[0], "/BIG.BIN");
+    assert_int_equal(s.lbn[0], lbn);
+    assert_int_equal(s.level[0], 0);
+    r = run(&f, VD_FSCK_SAFE, &s); /* quarantine is not "safe" */
+    assert_int_equal(r.fixed, 0);
+    r = run(&f, VD_FSCK_ALL, &s);
+    assert_int_equal(r.integrity_fixed, 1);
+    assert_int_equal(r.fixed, r.found);
+    expect_clean(&f);
+    /* What is left of the file is the original bytes up to the cluster
+     * before the bad block; the bad block now reads as zeros. */
+    fx_open(&f, 1);
+    vd_fs *fs;
+    vd_stat st;
+    vd_file *fl;
+    assert_int_equal(vd_fs_mount(f.img, &(vd_fs_opts){.read_only = 1}, &fs), VD_OK);
+    assert_int_equal(vd_fs_stat(fs, "/BIG.BIN", &st), VD_OK);
+    assert_true(st.size < 100000 && st.size > 100000 - VD_BLOCK_SIZE - 512);
+    uint8_t *buf = malloc(st.size), *want = malloc(st.size);
+    assert_non_null(buf);
+    assert_non_null(want);
+    size_t done;
+    assert_int_equal(vd_file_open(fs, "/BIG.BIN", VD_O_RDONLY, &fl), VD_OK);
+    assert_int_equal(vd_file_read(fl, 0, buf, st.size, &done), VD_OK);
+    assert_int_equal(done, st.size);
+    for (uint32_t i = 0; i < st.size; i++)
+        want[i] = (uint8_t)(5 + i * 7 + (i >> 9));
+    assert_memory_equal(buf, want, st.size);
+    assert_int_equal(vd_file_close(fl), VD_OK);
+    assert_int_equal(vd_fs_unmount(fs), VD_OK);
+    uint8_t blk[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
+    assert_int_equal(vd_image_read(f.img, lbn, 1, blk), VD_OK);
+    assert_memory_equal(blk, zero, sizeof blk);
+    free(buf);
+    free(want);
+    fx_free(&f);
+}
+
+static void tampered_node_stays_reported_and_its_clusters_unused(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    (void)tamper(&f, 100000, 1);
+    seen s;
+    vd_fsck_result r = run(&f, VD_FSCK_ALL, &s);
+    assert_int_equal(r.scrub.bad_nodes, 1);
+    assert_true(r.found > r.fixed); /* the node itself cannot be repaired */
+    int file_cut = 0;
+    for (int i = 0; i < s.n; i++)
+        if (strcmp(s.path[i], "/BIG.BIN") == 0 && s.fixed[i] && s.level[i] == 1)
+            file_cut = 1;
+    assert_true(file_cut);
+    r = run(&f, VD_FSCK_CHECK, &s);
+    assert_int_equal(r.found, 1); /* only the node */
+    assert_int_equal(s.level[0], 1);
+    assert_int_equal(s.nblocks[0], DMG_FANOUT);
+    /* Nothing the volume allocates may land under the node: filling every
+     * free cluster works (a write under it would fail its sync) and leaves
+     * only the node to report. */
+    fx_open(&f, 0);
+    vd_fs *fs;
+    vd_statfs sf;
+    assert_int_equal(vd_fs_mount(f.img, NULL, &fs), VD_OK);
+    assert_int_equal(vd_fs_statfs(fs, &sf), VD_OK);
+    size_t len = (size_t)sf.free_clusters * sf.cluster_bytes, done;
+    uint8_t *fill = calloc(1, len);
+    assert_non_null(fill);
+    vd_file *fl;
+    assert_int_equal(vd_file_open(fs, "/FILL.BIN", VD_O_WRONLY | VD_O_CREAT, &fl), VD_OK);
+    assert_int_equal(vd_file_write(fl, 0, fill, len, &done), VD_OK);
+    assert_int_equal(vd_file_close(fl), VD_OK);
+    assert_int_equal(vd_fs_unmount(fs), VD_OK);
+    fx_close(&f);
+    free(fill);
+    r = run(&f, VD_FSCK_CHECK, &s);
+    assert_int_equal(r.found, 1);
+    assert_int_equal(s.level[0], 1);
+    fx_free(&f);
+}
+
+static void repair_needs_a_writable_handle(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    fx_close(&f);
+    fx_open(&f, 1);
+    vd_fsck_opts o = {.mode = VD_FSCK_ALL};
+    vd_fsck_result r;
+    assert_int_equal(vd_fsck(f.img, &o, &r), VD_ERR_READONLY);
+    assert_int_equal(vd_fsck(NULL, &o, &r), VD_ERR_INVAL);
+    fx_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(clean_image_is_clean),
+        cmocka_unit_test(scrub_names_every_bad_block_and_goes_on),
+        cmocka_unit_test(scrub_skips_a_bad_node_and_reports_its_range),
+        cmocka_unit_test(dirty_flag_is_cleared_by_p),
+        cmocka_unit_test(wrong_fsinfo_is_corrected_by_p),
+        cmocka_unit_test(differing_fat_copies_are_made_equal_by_p),
+        cmocka_unit_test(lost_chain_is_freed_by_p),
+        cmocka_unit_test(cross_link_cuts_the_later_file),
+        cmocka_unit_test(size_beyond_chain_is_cut),
+        cmocka_unit_test(broken_long_name_falls_back_to_short_name),
+        cmocka_unit_test(tampered_block_names_its_file_and_is_quarantined),
+        cmocka_unit_test(tampered_node_stays_reported_and_its_clusters_unused),
+        cmocka_unit_test(repair_needs_a_writable_handle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
