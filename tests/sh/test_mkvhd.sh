@@ -164,9 +164,19 @@ cp anc-old.vhd anc.vhd
 expect_status 4 "$VHDTOOL" ls -q --anchor anc --key-file key anc.vhd
 expect_err 'rollback|older'
 
-note "quiet builds are silent; the man page renders"
+note "progress on a terminal only; quiet builds are silent"
 expect_status 0 "$MKVHD" -q --key-file key quiet.vhd src
 [[ ! -s "$T/err" && ! -s "$T/out" ]] || fail "-q printed something"
+expect_status 0 "$MKVHD" --key-file key pipe.vhd src
+! grep -q 'copying' "$T/err" || fail "progress shown in a pipe"
+if command -v script >/dev/null; then
+    script -qec "'$MKVHD' --key-file key tty.vhd src" /dev/null >tty.out </dev/null
+    grep -q 'copying: .*MiB' tty.out || { cat tty.out; fail "no progress on a terminal"; }
+    script -qec "'$MKVHD' -q --key-file key ttyq.vhd src" /dev/null >ttyq.out </dev/null
+    ! grep -q 'copying' ttyq.out || fail "progress shown with -q"
+fi
+
+note "the man page renders"
 if command -v groff >/dev/null; then
     groff -man -Tutf8 -ww -z "$VD_SRC/docs/man/mkvhd.1" 2>man.err
     [[ ! -s man.err ]] || { cat man.err; fail "mkvhd.1 has roff warnings"; }

@@ -51,6 +51,18 @@ head -c 1M /dev/urandom >junk.vhd
 expect_status 4 "$V" info junk.vhd
 expect_err 'junk.vhd: .*not a vdisk image'
 one_line_err
+cp img.vhd trunc.vhd && truncate -s 1M trunc.vhd
+expect_status 4 "$V" info trunc.vhd
+one_line_err
+# shellcheck disable=SC2086
+expect_status 4 "$V" ls $K trunc.vhd
+one_line_err
+expect_status 1 "$V" ls -q --passphrase-file nothere.pw img.vhd
+expect_err 'nothere.pw: No such file'
+one_line_err
+printf 'not it\n' >wrong.pw
+expect_status 3 "$V" ls -q --passphrase-file wrong.pw img.vhd
+one_line_err
 head -c 32 /dev/urandom >key2
 # shellcheck disable=SC2086
 expect_status 3 "$V" ls -q --key-file key2 img.vhd
@@ -120,6 +132,17 @@ expect_status 0 "$V" cat $K img.vhd /hello.txt
 [[ "$(cat "$T/out")" == replaced ]] || fail "put did not replace the file"
 cp hello2 src/hello.txt
 mkdir -p src/d3/extra && cp -p extra/* src/d3/extra/
+
+note "a read-only image file opens for reading"
+cp img.vhd ro.vhd && chmod 444 ro.vhd
+# shellcheck disable=SC2086
+expect_status 0 "$V" cat $K ro.vhd /d3/empty
+if [[ $(id -u) != 0 ]]; then # root writes to mode 444 files anyway
+    # shellcheck disable=SC2086
+    expect_status 1 "$V" mkdir $K ro.vhd /x
+    expect_err 'ro.vhd: Permission denied'
+    one_line_err
+fi
 
 note "mkdir, mv, rm"
 # shellcheck disable=SC2086
