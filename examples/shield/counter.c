@@ -82,7 +82,7 @@ static int counter_file_write(const char *path, uint64_t v)
 static int counter_read(void *ctx, uint64_t *value)
 {
     sh_counter *c = ctx;
-    uint64_t v;
+    uint64_t v = 0;
     int rc = counter_file_read(c->path, &v);
     if (rc != 0)
         return rc;
@@ -96,7 +96,7 @@ static int counter_read(void *ctx, uint64_t *value)
 static int counter_advance(void *ctx, uint64_t value)
 {
     sh_counter *c = ctx;
-    uint64_t cur;
+    uint64_t cur = 0;
     int rc = counter_read(c, &cur);
     if (rc != 0)
         return rc;
@@ -112,7 +112,7 @@ static int counter_advance(void *ctx, uint64_t value)
 
 int sh_counter_open(sh_counter *c, const char *path, int create)
 {
-    uint64_t v;
+    uint64_t v = 0;
     memset(c, 0, sizeof *c);
     if (strlen(path) >= sizeof c->path)
         return -ENAMETOOLONG;
