@@ -179,8 +179,31 @@ static int in_dir(cli_copy *c, const char *src, const char *dst, const struct st
     return rc;
 }
 
+int cli_copy_skip_add(cli_copy *c, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return 0;
+    if (c->nskip == CLI_COPY_SKIP_MAX)
+        return -1;
+    c->skip[c->nskip].dev = (uint64_t)sb.st_dev;
+    c->skip[c->nskip].ino = (uint64_t)sb.st_ino;
+    c->nskip++;
+    return 0;
+}
+
+static int skipped(const cli_copy *c, const struct stat *sb)
+{
+    for (int i = 0; i < c->nskip; i++)
+        if (c->skip[i].dev == (uint64_t)sb->st_dev && c->skip[i].ino == (uint64_t)sb->st_ino)
+            return 1;
+    return 0;
+}
+
 static int in_tree(cli_copy *c, const char *src, const char *dst, const struct stat *sb)
 {
+    if (skipped(c, sb))
+        return 0;
     const char *kind = cli_special_kind(sb);
     if (kind)
         return cli_special_report(c->prog, src, kind, c->policy, c->warn_special);

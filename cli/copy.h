@@ -43,6 +43,8 @@ uint64_t cli_tree_volume_bytes(const cli_tree_stats *st);
  * rounded up to whole MiB. */
 #define CLI_FAT32_MIN_BYTES (33ull << 20)
 
+#define CLI_COPY_SKIP_MAX 4
+
 typedef struct cli_copy {
     const char *prog;
     const char *image; /* for messages */
@@ -57,6 +59,12 @@ typedef struct cli_copy {
      * the next chunk with "interrupted" (exit 1), so the tool can clean
      * up instead of dying mid-write. */
     const volatile sig_atomic_t *cancel;
+    /* Host files never copied in (mkvhd's own output, new key file and
+     * anchor, when they are inside the source tree). */
+    struct cli_copy_skip {
+        uint64_t dev, ino;
+    } skip[CLI_COPY_SKIP_MAX];
+    int nskip;
     uint8_t *buf;    /* internal */
     int cancel_said; /* internal */
 } cli_copy;
@@ -68,6 +76,8 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst);
 /* Volume path src -> host path dst (file, or directory recursively),
  * keeping modification times. Returns an exit status. */
 int cli_copy_out(cli_copy *c, const char *src, const char *dst);
+/* Add path to c->skip when it exists (0), or -1 when full. */
+int cli_copy_skip_add(cli_copy *c, const char *path);
 /* Whether *c->cancel is set; if so, says "interrupted" once. */
 int cli_copy_cancelled(cli_copy *c);
 /* Free the internal buffer. */

@@ -289,7 +289,14 @@ static int fill_volume(build *b)
         cli_copy c = {.prog = P, .image = o->image, .img = b->img, .fs = b->fs,
                       .policy = o->policy, .warn_special = 0, .progress = &prog,
                       .cancel = o->cancel};
-        rc = cli_copy_in(&c, o->source, "/");
+        /* The image being written (and a new key or anchor file) may be
+         * inside the source tree: never copy them into themselves. */
+        const char *own[] = {b->tmp, o->image, o->new_key_file, o->keys.anchor};
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (own[i] && cli_copy_skip_add(&c, own[i]) != 0)
+                rc = CLI_EXIT_FAIL; /* cannot happen: 4 slots for 4 paths */
+        if (rc == 0)
+            rc = cli_copy_in(&c, o->source, "/");
         cli_copy_done(&c);
         cli_progress_end(&prog);
     }

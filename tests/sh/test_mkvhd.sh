@@ -164,6 +164,17 @@ cp anc-old.vhd anc.vhd
 expect_status 4 "$VHDTOOL" ls -q --anchor anc --key-file key anc.vhd
 expect_err 'rollback|older'
 
+note "an image built inside its own source tree does not copy itself"
+mkdir self && printf 'x\n' >self/x
+(cd self && "$MKVHD" -q --new-key-file nk --anchor anc img.vhd .) || fail "mkvhd in its own tree"
+expect_status 0 "$VHDTOOL" ls -q --key-file self/nk --anchor self/anc self/img.vhd
+[[ "$(cat "$T/out")" == x ]] || fail "own files copied: $(cat "$T/out")"
+
+note "a label FAT cannot store"
+expect_status 1 "$MKVHD" -q --label 'bad/label' --key-file key lab.vhd
+expect_err 'bad/label: not a FAT label'
+no_leftovers lab.vhd
+
 note "progress on a terminal only; quiet builds are silent"
 expect_status 0 "$MKVHD" -q --key-file key quiet.vhd src
 [[ ! -s "$T/err" && ! -s "$T/out" ]] || fail "-q printed something"
