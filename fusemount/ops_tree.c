@@ -133,6 +133,8 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
                             (flags & RENAME_NOREPLACE) ? VD_RENAME_NOREPLACE : 0);
     if (e == VD_ERR_PERM)
         return -EINVAL; /* a directory into its own subtree, as rename(2) says */
+    if (e == VD_ERR_NAME)
+        return -vmnt_name_errno(to); /* the source's name was already stored */
     return e == VD_OK ? 0 : vmnt_fail("rename", from, e);
 }
 

@@ -94,6 +94,9 @@ expect_status 1 touch "$M/a:b"
 expect_err 'Invalid argument'
 expect_status 1 touch "$M/$(printf 'n%.0s' {1..256})"
 expect_err 'too long'
+[[ $("$VDRENAME" "$M/renamed-case" "$M/$(printf 'n%.0s' {1..256})") == 'File name too long' ]] ||
+    fail "rename to a 256-unit name is not ENAMETOOLONG"
+[[ $("$VDRENAME" "$M/renamed-case" "$M/a?b") == EINVAL ]] || fail "rename to a name FAT cannot store"
 expect_status 1 ln -s x "$M/sym"
 expect_err 'not permitted'
 expect_status 1 ln "$M/renamed-case" "$M/hard"
