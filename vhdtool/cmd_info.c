@@ -195,7 +195,9 @@ int vt_cmd_info(const vt_cmd *cmd, vt_opts *o)
     keyed k;
     memset(&k, 0, sizeof k);
     int sys = 0, rc = 0;
-    vd_err e = vd_host_file_open(image, VD_HOST_READONLY, &host, &sys);
+    /* The header and key slots are read without the lock, so this works
+     * while a writer (vhdmount) has the image. */
+    vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
     if (e != VD_OK)
         return e == VD_ERR_BUSY
                    ? cli_fail(VT_PROG, image, e, "another program has it open for writing")

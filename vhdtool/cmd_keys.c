@@ -19,7 +19,9 @@ int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o)
     vd_host *host = NULL;
     vd_slot_info s[VD_KEYSLOTS];
     int sys = 0;
-    vd_err e = vd_host_file_open(image, VD_HOST_READONLY, &host, &sys);
+    /* The header and key slots are read without the lock, so this works
+     * while a writer (vhdmount) has the image. */
+    vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
     if (e != VD_OK)
         return e == VD_ERR_BUSY
                    ? cli_fail(VT_PROG, image, e, "another program has it open for writing")

@@ -222,6 +222,8 @@ until ! flock -n img.vhd true; do :; done # the holder has the lock
 expect_status 1 "$V" put $K img.vhd hello2 /h2
 expect_err 'another program'
 one_line_err
+expect_status 0 "$V" info img.vhd # the public header needs no lock
+expect_status 0 "$V" keyslot list img.vhd
 kill "$holder"
 wait "$holder" 2>/dev/null || true
 
