@@ -34,15 +34,15 @@ static const struct option LONGOPTS[] = {
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "Usage: %s [-f] [-d] [-o OPT[,OPT...]] [KEY OPTIONS] [--cache-mb N] IMAGE MOUNTPOINT\n"
-            "Mount a vdisk image as a directory (unmount: fusermount3 -u MOUNTPOINT).\n"
-            "  -f             stay in the foreground (log to stderr, not syslog)\n"
-            "  -d             FUSE debug output (implies -f)\n"
-            "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8)\n"
-            "  --cache-mb N   image block cache in MiB (default 64)\n"
-            CLI_KEY_USAGE,
-            PROG);
+    fprintf(
+        to,
+        "Usage: %s [-f] [-d] [-o OPT[,OPT...]] [KEY OPTIONS] [--cache-mb N] IMAGE MOUNTPOINT\n"
+        "Mount a vdisk image as a directory (unmount: fusermount3 -u MOUNTPOINT).\n"
+        "  -f             stay in the foreground (log to stderr, not syslog)\n"
+        "  -d             FUSE debug output (implies -f)\n"
+        "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8)\n"
+        "  --cache-mb N   image block cache in MiB (default 64)\n" CLI_KEY_USAGE,
+        PROG);
 }
 
 typedef struct mount_args {
@@ -101,8 +101,12 @@ static int args_parse(int argc, char **argv, mount_args *m)
         if (cli_keyopts_handle(&m->keys, c, optarg))
             continue;
         switch (c) {
-        case 'f': m->foreground = 1; break;
-        case 'd': m->debug = m->foreground = 1; break;
+        case 'f':
+            m->foreground = 1;
+            break;
+        case 'd':
+            m->debug = m->foreground = 1;
+            break;
         case 'o':
             opts_scan(optarg, &m->read_only);
             if (fuse_opt_add_arg(&m->fargs, "-o") != 0 ||
@@ -116,9 +120,15 @@ static int args_parse(int argc, char **argv, mount_args *m)
                 return CLI_EXIT_USAGE;
             }
             break;
-        case 'h': usage(stdout); return CLI_EXIT_OK;
-        case 'V': printf("%s %s\n", PROG, vd_version()); return CLI_EXIT_OK;
-        default: usage(stderr); return CLI_EXIT_USAGE;
+        case 'h':
+            usage(stdout);
+            return CLI_EXIT_OK;
+        case 'V':
+            printf("%s %s\n", PROG, vd_version());
+            return CLI_EXIT_OK;
+        default:
+            usage(stderr);
+            return CLI_EXIT_USAGE;
         }
     }
     if (argc - optind != 2) {
@@ -183,7 +193,8 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     /* libfuse reports an exit by SIGTERM/SIGINT/SIGHUP as that signal's
      * number: an ordinary, clean end for a mount. */
     int r = fuse_loop_mt(f, lc);
-    rc = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    rc = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? CLI_EXIT_OK
+                                                                : CLI_EXIT_FAIL;
     if (rc != CLI_EXIT_OK)
         vmnt_log(c, LOG_ERR, "the FUSE session failed (%d)", r);
 out:

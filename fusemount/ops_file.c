@@ -17,9 +17,15 @@ static int flags_map(int oflags)
 {
     int f;
     switch (oflags & O_ACCMODE) {
-    case O_RDONLY: f = VD_O_RDONLY; break;
-    case O_WRONLY: f = VD_O_WRONLY; break;
-    default: f = VD_O_RDWR; break;
+    case O_RDONLY:
+        f = VD_O_RDONLY;
+        break;
+    case O_WRONLY:
+        f = VD_O_WRONLY;
+        break;
+    default:
+        f = VD_O_RDWR;
+        break;
     }
     if (oflags & O_CREAT)
         f |= VD_O_CREAT;

@@ -55,8 +55,8 @@ static int op_mknod(const char *path, mode_t mode, dev_t dev)
     return -EPERM;
 }
 
-static int op_setxattr(const char *path, const char *name, const char *value,
-                       size_t size, int flags)
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
 {
     (void)path;
     (void)name;

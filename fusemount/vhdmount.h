@@ -24,16 +24,16 @@ typedef struct vmnt_file {
  * fuse_get_context()->private_data, so nothing here is global. */
 typedef struct vmnt_ctx {
     const char *prog;
-    const char *image;      /* as given on the command line, for messages */
+    const char *image; /* as given on the command line, for messages */
     cli_image ci;
     int read_only;
-    int use_syslog;         /* daemonized: log to syslog, not stderr */
-    uid_t uid;              /* owner shown for every file (vfat does the same) */
+    int use_syslog; /* daemonized: log to syslog, not stderr */
+    uid_t uid;      /* owner shown for every file (vfat does the same) */
     gid_t gid;
-    uint32_t cluster_bytes; /* st_blksize, and st_blocks' rounding */
+    uint32_t cluster_bytes;     /* st_blksize, and st_blocks' rounding */
     pthread_mutex_t files_lock; /* guards the open-file list only */
     vmnt_file *files;
-    int close_status;       /* exit status of the final unmount + close */
+    int close_status; /* exit status of the final unmount + close */
     int closed;
 } vmnt_ctx;
 

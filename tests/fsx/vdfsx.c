@@ -75,8 +75,8 @@ static void fsx_note(fsx *x, const char *what, unsigned file, uint64_t off, uint
     o->off = off;
     o->len = len;
     if (x->verbose)
-        printf("%" PRIu64 " %s f%u off %" PRIu64 " len %" PRIu64 "\n", x->op_no, what, file,
-               off, len);
+        printf("%" PRIu64 " %s f%u off %" PRIu64 " len %" PRIu64 "\n", x->op_no, what,
+               file, off, len);
 }
 
 static int fsx_fail(fsx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -85,7 +85,8 @@ static int fsx_fail(fsx *x, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "vdfsx: FAIL at op %" PRIu64 " (seed %" PRIu64 "): ", x->op_no, x->seed);
+    fprintf(stderr, "vdfsx: FAIL at op %" PRIu64 " (seed %" PRIu64 "): ", x->op_no,
+            x->seed);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -94,8 +95,8 @@ static int fsx_fail(fsx *x, const char *fmt, ...)
     for (uint64_t i = first; i <= x->op_no; i++) {
         const fsx_op *o = &x->hist[i % FSX_HISTORY];
         if (o->what && o->no == i)
-            fprintf(stderr, "  %" PRIu64 " %s f%u off %" PRIu64 " len %" PRIu64 "\n", o->no,
-                    o->what, o->file, o->off, o->len);
+            fprintf(stderr, "  %" PRIu64 " %s f%u off %" PRIu64 " len %" PRIu64 "\n",
+                    o->no, o->what, o->file, o->off, o->len);
     }
     return -1;
 }
@@ -140,7 +141,8 @@ static int fsx_compare(fsx *x, unsigned i, uint64_t off, uint64_t len, ssize_t g
     fsx_file *f = &x->files[i];
     uint64_t want = off >= f->len ? 0 : (f->len - off < len ? f->len - off : len);
     if ((uint64_t)got != want)
-        return fsx_fail(x, "%s: read %" PRIu64 "@%" PRIu64 " returned %zd, model %" PRIu64,
+        return fsx_fail(x,
+                        "%s: read %" PRIu64 "@%" PRIu64 " returned %zd, model %" PRIu64,
                         f->path, len, off, got, want);
     for (uint64_t k = 0; k < want; k++)
         if (x->buf[k] != f->model[off + k])
@@ -214,7 +216,8 @@ static int fsx_op_truncate(fsx *x, unsigned i)
         size = 0;
     fsx_note(x, "truncate", i, size, 0);
     if (ftruncate(f->fd, (off_t)size) != 0)
-        return fsx_fail(x, "ftruncate %s to %" PRIu64 ": %s", f->path, size, strerror(errno));
+        return fsx_fail(x, "ftruncate %s to %" PRIu64 ": %s", f->path, size,
+                        strerror(errno));
     if (size > f->len)
         memset(f->model + f->len, 0, size - f->len);
     f->len = size;
@@ -289,15 +292,20 @@ static int fsx_final(fsx *x)
 
 static void fsx_usage(FILE *to)
 {
-    fprintf(to, "Usage: vdfsx [--ops N] [--seed S] [--files K] [--max-size BYTES] [-v] DIR\n");
+    fprintf(
+        to,
+        "Usage: vdfsx [--ops N] [--seed S] [--files K] [--max-size BYTES] [-v] DIR\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"ops", required_argument, NULL, 'n'},   {"seed", required_argument, NULL, 's'},
-        {"files", required_argument, NULL, 'k'}, {"max-size", required_argument, NULL, 'm'},
-        {"verbose", no_argument, NULL, 'v'},     {NULL, 0, NULL, 0},
+        {"ops", required_argument, NULL, 'n'},
+        {"seed", required_argument, NULL, 's'},
+        {"files", required_argument, NULL, 'k'},
+        {"max-size", required_argument, NULL, 'm'},
+        {"verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
     };
     fsx x;
     memset(&x, 0, sizeof x);
@@ -321,12 +329,24 @@ int main(int argc, char **argv)
             }
         }
         switch (c) {
-        case 'n': ops = v; break;
-        case 's': x.seed = v; break;
-        case 'k': x.nfiles = (unsigned)v; break;
-        case 'm': x.max_size = v; break;
-        case 'v': x.verbose = 1; break;
-        default: fsx_usage(stderr); return 2;
+        case 'n':
+            ops = v;
+            break;
+        case 's':
+            x.seed = v;
+            break;
+        case 'k':
+            x.nfiles = (unsigned)v;
+            break;
+        case 'm':
+            x.max_size = v;
+            break;
+        case 'v':
+            x.verbose = 1;
+            break;
+        default:
+            fsx_usage(stderr);
+            return 2;
         }
     }
     if (argc - optind != 1 || x.nfiles == 0 || x.nfiles > 64 || x.max_size == 0 ||
@@ -350,7 +370,8 @@ int main(int argc, char **argv)
         x.files[i].model = malloc(x.max_size);
         if (!x.files[i].model)
             goto out;
-        int n = snprintf(x.files[i].path, sizeof x.files[i].path, "%s/fsx%02u.bin", dir, i);
+        int n =
+            snprintf(x.files[i].path, sizeof x.files[i].path, "%s/fsx%02u.bin", dir, i);
         if (n < 0 || (size_t)n >= sizeof x.files[i].path)
             goto out;
         /* Start from empty files whatever a previous run left. */
@@ -365,8 +386,8 @@ int main(int argc, char **argv)
             goto out;
     if (fsx_final(&x) != 0)
         goto out;
-    printf("vdfsx: ok: %" PRIu64 " reads, %" PRIu64 " writes, %" PRIu64 " truncates, %" PRIu64
-           " fsyncs, %" PRIu64 " reopens, %" PRIu64 " stats\n",
+    printf("vdfsx: ok: %" PRIu64 " reads, %" PRIu64 " writes, %" PRIu64
+           " truncates, %" PRIu64 " fsyncs, %" PRIu64 " reopens, %" PRIu64 " stats\n",
            x.counts[0], x.counts[1], x.counts[2], x.counts[3], x.counts[4], x.counts[5]);
     rc = 0;
 out:

@@ -23,18 +23,30 @@
 static const char *errno_name(int e)
 {
     switch (e) {
-    case EEXIST: return "EEXIST";
-    case EINVAL: return "EINVAL";
-    case ENOENT: return "ENOENT";
-    case EBUSY: return "EBUSY";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case EPERM: return "EPERM";
-    case ENOTSUP: return "ENOTSUP";
-    case ENOSYS: return "ENOSYS";
-    case EXDEV: return "EXDEV";
-    default: return strerror(e);
+    case EEXIST:
+        return "EEXIST";
+    case EINVAL:
+        return "EINVAL";
+    case ENOENT:
+        return "ENOENT";
+    case EBUSY:
+        return "EBUSY";
+    case ENOTEMPTY:
+        return "ENOTEMPTY";
+    case ENOTDIR:
+        return "ENOTDIR";
+    case EISDIR:
+        return "EISDIR";
+    case EPERM:
+        return "EPERM";
+    case ENOTSUP:
+        return "ENOTSUP";
+    case ENOSYS:
+        return "ENOSYS";
+    case EXDEV:
+        return "EXDEV";
+    default:
+        return strerror(e);
     }
 }
 
