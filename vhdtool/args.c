@@ -86,9 +86,9 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
         switch (c) {
         case 'h':
             printf("Usage: vhdtool %s\n%s", cmd->usage, cmd->help);
+            printf("  -q, --quiet           no notes or progress\n");
             if (cmd->opts & VT_O_KEYS)
                 printf("\n%s", CLI_KEY_USAGE);
-            printf("  -q, --quiet           no notes or progress\n");
             return CLI_EXIT_OK;
         case 'q': o->quiet = 1; break;
         case OPT_JSON: o->json = 1; break;

@@ -23,7 +23,7 @@ static const vt_cmd commands[] = {
     {"get", vt_cmd_get, VT_O_KEYS, 3, 3, "get [KEY OPTIONS] IMAGE PATH DEST",
      "Copy a file or a directory (recursively) out of the volume, keeping\n"
      "modification times. An existing directory DEST receives PATH's name.\n"},
-    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3, "put [KEY OPTIONS] IMAGE SRC PATH",
+    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3, "put [--skip-special|--refuse-special] [KEY OPTIONS] IMAGE SRC PATH",
      "Copy a host file or directory (recursively) into the volume, keeping\n"
      "modification times; existing files are replaced. An existing directory\n"
      "PATH receives SRC's name.\n"

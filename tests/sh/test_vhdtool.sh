@@ -144,6 +144,20 @@ if [[ $(id -u) != 0 ]]; then # root writes to mode 444 files anyway
     one_line_err
 fi
 
+note "put skips or refuses what FAT32 cannot hold"
+mkdir spx && printf 'y\n' >spx/y && ln -s y spx/link
+# shellcheck disable=SC2086
+expect_status 1 "$V" put --refuse-special $K img.vhd spx /spx
+expect_err '^vhdtool: spx/link: symbolic link \(refused'
+# shellcheck disable=SC2086
+expect_status 0 "$V" put $K img.vhd spx /spx
+expect_err '^vhdtool: spx/link: skipped: symbolic link$'
+# shellcheck disable=SC2086
+expect_status 0 "$V" ls $K img.vhd /spx
+[[ "$(cat "$T/out")" == y ]] || fail "put copied a symlink: $(cat "$T/out")"
+# shellcheck disable=SC2086
+expect_status 0 "$V" rm -r $K img.vhd /spx
+
 note "mkdir, mv, rm"
 # shellcheck disable=SC2086
 expect_status 0 "$V" mkdir -p $K img.vhd /a/b/c
