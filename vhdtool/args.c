@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -159,5 +161,16 @@ int vt_install(const char *tmp, const char *dst, int force)
                    errno == EEXIST ? "exists (give --force to replace it)" : strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    return 0;
+    /* The new name itself must survive a crash. */
+    char *d = strdup(dst);
+    int fd = d ? open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    int rc = 0;
+    if (fd < 0 || fsync(fd) != 0) {
+        cli_errorf(VT_PROG, dst, "cannot make the new name durable: %s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+    }
+    if (fd >= 0)
+        (void)close(fd);
+    free(d);
+    return rc;
 }

@@ -87,6 +87,9 @@ expect_out '"key_slots": \[\{"slot": 0, "type": "keyfile"\}\]'
 # data_start as the header stores it (docs/FORMAT.md §4, u64 LE at 104).
 ds=$(od -An -t u8 -j 104 -N 8 img.vhd | tr -d ' ')
 expect_out "\"data_start\": $ds,"
+if command -v python3 >/dev/null; then
+    python3 -m json.tool <"$T/out" >/dev/null || fail "info --json is not JSON"
+fi
 
 note "ls, cat"
 # shellcheck disable=SC2086
