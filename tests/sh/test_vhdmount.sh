@@ -122,10 +122,17 @@ cmp "$T/r1" "$M/p1" || fail "writer 1's file differs"
 cmp "$T/r2" "$M/p2" || fail "writer 2's file differs"
 
 # ---- random operations against a model --------------------------------------
-note "vdfsx"
-mkdir "$M/fsx"
-"$VDFSX" --ops 4000 --files 4 --max-size 1048576 --seed "${VDFSX_SEED:-$RANDOM$RANDOM}" "$M/fsx" ||
-    fail "vdfsx through the mount"
+# Two checkers at once, each against its own model, so requests from
+# several FUSE threads interleave; each prints its seed (replay with
+# VDFSX_SEED / VDFSX_SEED2).
+note "vdfsx, two at once"
+mkdir "$M/fsx1" "$M/fsx2"
+"$VDFSX" --ops 3000 --files 4 --max-size 1048576 --seed "${VDFSX_SEED:-$RANDOM$RANDOM}" "$M/fsx1" &
+x1=$!
+"$VDFSX" --ops 3000 --files 3 --max-size 2097152 --seed "${VDFSX_SEED2:-$RANDOM$RANDOM}" "$M/fsx2" &
+x2=$!
+wait $x1 || fail "vdfsx (1) through the mount"
+wait $x2 || fail "vdfsx (2) through the mount"
 
 mnt_stop "$M"
 fsck_clean "$IMG" "$KEY"
