@@ -133,6 +133,8 @@ x1=$!
 x2=$!
 wait $x1 || fail "vdfsx (1) through the mount"
 wait $x2 || fail "vdfsx (2) through the mount"
+mkdir "$T/fsx"
+cp -r "$M/fsx1" "$M/fsx2" "$T/fsx/"   # checked against the models: kept for after the remount
 
 mnt_stop "$M"
 fsck_clean "$IMG" "$KEY"
@@ -140,6 +142,7 @@ note "remount: everything still there"
 mnt_start "$IMG" "$M" --key-file "$KEY"
 diff -r "$S/a" "$M/a" || fail "diff -r after the second remount"
 cmp "$T/r1" "$M/p1" && cmp "$T/r2" "$M/p2" || fail "concurrent files after remount"
+diff -r "$T/fsx/fsx1" "$M/fsx1" && diff -r "$T/fsx/fsx2" "$M/fsx2" || fail "vdfsx files after remount"
 [[ $(cat "$M/renamed-case") == B ]] || fail "renamed file after remount"
 mnt_stop "$M"
 echo "PASS"
