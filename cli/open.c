@@ -27,13 +27,13 @@ static const char *open_detail(vd_err e, const cli_secret *s)
         default: return NULL;
         }
     case VD_ERR_ROLLBACK:
-        return "the image is older than its freshness anchor: an old copy was put back";
+        return "an older copy of the image was put back, or its last commits were lost";
     case VD_ERR_AUTH:
-        return "a structure failed authentication: the image was modified outside vdisk";
+        return "in its header, key slots or superblocks";
     case VD_ERR_CORRUPT:
-        return "not a vdisk image, or a damaged one";
+        return "damaged, truncated, or not made by mkvhd";
     case VD_ERR_BUSY:
-        return "another program has it open for writing";
+        return "another program has it open";
     default:
         return NULL;
     }
