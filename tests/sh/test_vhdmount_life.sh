@@ -162,6 +162,26 @@ printf 'after\n' >"$M/after" || fail "write after ENOSPC and rm"
 mnt_stop "$M"
 fsck_clean img4.vhd "$KEY"
 
+# ---- other users ----------------------------------------------------------------
+if command -v setpriv >/dev/null && [[ $(id -u) == 0 ]]; then
+    note "allow_other: other users get the modes shown (0644 files), default_permissions"
+    as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    chmod 0755 "$T"                            # let nobody reach the mount point
+    mnt_start img4.vhd "$M" -o allow_other --key-file "$KEY"
+    [[ $(as_nobody cat "$M/after") == after ]] || fail "another user cannot read a 0644 file"
+    expect_status 1 as_nobody touch "$M/by-nobody"
+    expect_err 'Permission denied'
+    expect_status 2 as_nobody sh -c "echo x >>'$M/after'"
+    expect_err 'Permission denied'
+    mnt_stop "$M"
+    mnt_start img4.vhd "$M" --key-file "$KEY"
+    expect_status 1 as_nobody cat "$M/after"   # without allow_other: FUSE refuses others
+    expect_err 'Permission denied'
+    mnt_stop "$M"
+else
+    note "not root or no setpriv: skipping the allow_other check"
+fi
+
 # ---- read-only ---------------------------------------------------------------
 note "-o ro"
 mnt_start img2.vhd "$M" -o ro --key-file "$KEY"
