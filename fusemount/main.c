@@ -113,13 +113,18 @@ static int args_parse(int argc, char **argv, mount_args *m)
                 fuse_opt_add_arg(&m->fargs, optarg) != 0)
                 return CLI_EXIT_FAIL;
             break;
-        case OPT_CACHE_MB:
-            if (cli_size_parse(optarg, &cache_mb) != 0 || cache_mb == 0 ||
-                cache_mb > (SIZE_MAX >> 20)) {
-                cli_errorf(PROG, NULL, "--cache-mb: not a number of MiB: '%s'", optarg);
+        case OPT_CACHE_MB: {
+            /* A plain count of MiB ("64M" would read as 64 Mi MiB). */
+            char *end = NULL;
+            errno = 0;
+            cache_mb = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || cache_mb == 0 || cache_mb > 65536) {
+                cli_errorf(PROG, NULL,
+                           "--cache-mb: not a number of MiB in 1..65536: '%s'", optarg);
                 return CLI_EXIT_USAGE;
             }
             break;
+        }
         case 'h':
             usage(stdout);
             return CLI_EXIT_OK;

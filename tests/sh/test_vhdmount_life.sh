@@ -22,6 +22,9 @@ expect_status 0 "$MKVHD" --size 64M --new-key-file "$KEY" --anchor anchor img.vh
 expect_status 2 "$VHDMOUNT"
 expect_status 2 "$VHDMOUNT" img.vhd
 expect_status 2 "$VHDMOUNT" --bogus img.vhd "$M"
+expect_status 2 "$VHDMOUNT" --cache-mb 64M --key-file "$KEY" img.vhd "$M"
+one_line_err
+expect_err 'cache-mb'
 # A bad -o is reported before any secret is read: the key file does not exist.
 expect_status 2 "$VHDMOUNT" -o no_such_fuse_option --key-file "$T/none" img.vhd "$M"
 expect_status 1 "$VHDMOUNT" --key-file "$KEY" img.vhd "$T/no-such-dir"
