@@ -60,10 +60,17 @@ static int in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
         return cli_fs_fail(c->prog, c->image, c->img, dst, e);
     const char *detail = NULL;
     switch (e) {
-    case VD_ERR_NOSPC: detail = "the volume is full"; break;
-    case VD_ERR_EXIST: detail = "FAT names ignore case: another name clashes with it"; break;
-    case VD_ERR_NAME: detail = "FAT32 cannot store this name"; break;
-    default: break;
+    case VD_ERR_NOSPC:
+        detail = "the volume is full";
+        break;
+    case VD_ERR_EXIST:
+        detail = "FAT names ignore case: another name clashes with it";
+        break;
+    case VD_ERR_NAME:
+        detail = "FAT32 cannot store this name";
+        break;
+    default:
+        break;
     }
     return cli_fail(c->prog, src, e, detail);
 }
@@ -195,7 +202,8 @@ int cli_copy_skip_add(cli_copy *c, const char *path)
 static int skipped(const cli_copy *c, const struct stat *sb)
 {
     for (int i = 0; i < c->nskip; i++)
-        if (c->skip[i].dev == (uint64_t)sb->st_dev && c->skip[i].ino == (uint64_t)sb->st_ino)
+        if (c->skip[i].dev == (uint64_t)sb->st_dev &&
+            c->skip[i].ino == (uint64_t)sb->st_ino)
             return 1;
     return 0;
 }

@@ -51,8 +51,8 @@ typedef struct cli_copy {
     vd_image *img;     /* to name the block of an integrity failure */
     vd_fs *fs;
     cli_special policy;
-    int warn_special; /* print skip warnings (0 when a scan already did) */
-    int replace;      /* put: overwrite existing files; mkvhd: 0 (a name
+    int warn_special;       /* print skip warnings (0 when a scan already did) */
+    int replace;            /* put: overwrite existing files; mkvhd: 0 (a name
                          clash in a case-insensitive FAT is an error) */
     cli_progress *progress; /* may be NULL */
     /* Set by the tool's signal handler (may be NULL): the copy stops at

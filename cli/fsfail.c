@@ -9,11 +9,16 @@
 static const char *fs_detail(vd_err e)
 {
     switch (e) {
-    case VD_ERR_NOSPC: return "the volume is full";
-    case VD_ERR_BUSY: return "another program has it open for writing";
-    case VD_ERR_EXIST: return "FAT names ignore case: another name may clash with it";
-    case VD_ERR_FAILED: return "an earlier integrity failure made the image refuse further use";
-    default: return NULL;
+    case VD_ERR_NOSPC:
+        return "the volume is full";
+    case VD_ERR_BUSY:
+        return "another program has it open for writing";
+    case VD_ERR_EXIST:
+        return "FAT names ignore case: another name may clash with it";
+    case VD_ERR_FAILED:
+        return "an earlier integrity failure made the image refuse further use";
+    default:
+        return NULL;
     }
 }
 
@@ -32,7 +37,8 @@ int cli_fs_fail(const char *prog, const char *image, vd_image *img, const char *
             cli_errorf(prog, subject, "%s at block %llu", vd_strerror(e),
                        (unsigned long long)r.first_lbn);
         else
-            cli_errorf(prog, subject, "%s at tree node level %u covering blocks %llu-%llu",
+            cli_errorf(prog, subject,
+                       "%s at tree node level %u covering blocks %llu-%llu",
                        vd_strerror(e), r.level, (unsigned long long)r.first_lbn,
                        (unsigned long long)(r.first_lbn + r.nblocks - 1));
         return cli_exit_status(e);

@@ -79,15 +79,17 @@ static int plan_size(build *b)
     b->vol_bytes = o->size ? o->size : cli_tree_volume_bytes(&b->st);
     b->vol_bytes = (b->vol_bytes + VD_BLOCK_SIZE - 1) / VD_BLOCK_SIZE * VD_BLOCK_SIZE;
     if (b->vol_bytes < CLI_FAT32_MIN_BYTES) {
-        cli_errorf(P, o->image, "--size %s is too small: a FAT32 volume needs at least %s",
+        cli_errorf(P, o->image,
+                   "--size %s is too small: a FAT32 volume needs at least %s",
                    cli_size_format(b->vol_bytes, s1, sizeof s1),
                    cli_size_format(CLI_FAT32_MIN_BYTES, s2, sizeof s2));
         return CLI_EXIT_FAIL;
     }
     /* need[0] (512-byte clusters) is the least the tree can take. */
     if (o->source && b->st.need[0] > b->vol_bytes) {
-        cli_errorf(P, o->source, "does not fit in a %s volume (it needs at least %s; "
-                                 "give a bigger --size, or none)",
+        cli_errorf(P, o->source,
+                   "does not fit in a %s volume (it needs at least %s; "
+                   "give a bigger --size, or none)",
                    cli_size_format(b->vol_bytes, s1, sizeof s1),
                    cli_size_format(b->st.need[0], s2, sizeof s2));
         return CLI_EXIT_FAIL;
@@ -139,9 +141,10 @@ static int read_secrets(build *b)
         rc = new_key_file(b, &b->sec[b->nsec++]);
     if (rc == 0 && b->nsec == 0) {
         if (!isatty(STDIN_FILENO)) {
-            cli_errorf(P, NULL, "no key option and no terminal to ask for a passphrase "
-                                "(use --new-key-file, --key-file, --passphrase-file or "
-                                "--seal-to)");
+            cli_errorf(P, NULL,
+                       "no key option and no terminal to ask for a passphrase "
+                       "(use --new-key-file, --key-file, --passphrase-file or "
+                       "--seal-to)");
             fputs("Try 'mkvhd --help'.\n", stderr);
             return CLI_EXIT_USAGE;
         }
@@ -159,8 +162,9 @@ static int open_anchor(build *b)
     const mkvhd_opts *o = b->o;
     if (!o->keys.anchor) {
         if (!o->quiet)
-            cli_errorf(P, o->image, "note: no --anchor given; freshness across restarts "
-                                    "is not guaranteed (an old copy of the image would open)");
+            cli_errorf(P, o->image,
+                       "note: no --anchor given; freshness across restarts "
+                       "is not guaranteed (an old copy of the image would open)");
         return 0;
     }
     int existed = exists(o->keys.anchor), sys = 0;
@@ -212,8 +216,8 @@ static int create_image(build *b)
     vd_create_opts co = {.nblocks = b->vol_bytes / VD_BLOCK_SIZE};
     vd_open_opts oo = {
         .anchor = b->anchor,
-        .anchor_mode = o->keys.anchor_explicit ? VD_ANCHOR_EXPLICIT_SYNC
-                                               : VD_ANCHOR_EVERY_COMMIT,
+        .anchor_mode =
+            o->keys.anchor_explicit ? VD_ANCHOR_EXPLICIT_SYNC : VD_ANCHOR_EVERY_COMMIT,
     };
     vd_err e = vd_image_create_unlock(b->host, &b->sec[0].u, NULL, &co, &oo, &b->img);
     if (e != VD_OK)
@@ -272,8 +276,9 @@ static int fill_volume(build *b)
     vd_mkfs_opts mo = {.label = o->label, .now = cli_clock, .now_ctx = b->host};
     vd_err e = vd_fs_format(b->img, &mo);
     if (e == VD_ERR_NAME) {
-        cli_errorf(P, o->label, "not a FAT label (up to 11 characters of A-Z 0-9 "
-                                "!#$%%&'()-@^_`{}~ and space)");
+        cli_errorf(P, o->label,
+                   "not a FAT label (up to 11 characters of A-Z 0-9 "
+                   "!#$%%&'()-@^_`{}~ and space)");
         return CLI_EXIT_FAIL;
     }
     if (e != VD_OK)
@@ -286,8 +291,13 @@ static int fill_volume(build *b)
     if (o->source) {
         cli_progress prog;
         cli_progress_start(&prog, "copying", b->st.bytes, b->st.files, o->quiet);
-        cli_copy c = {.prog = P, .image = o->image, .img = b->img, .fs = b->fs,
-                      .policy = o->policy, .warn_special = 0, .progress = &prog,
+        cli_copy c = {.prog = P,
+                      .image = o->image,
+                      .img = b->img,
+                      .fs = b->fs,
+                      .policy = o->policy,
+                      .warn_special = 0,
+                      .progress = &prog,
                       .cancel = o->cancel};
         /* The image being written (and a new key or anchor file) may be
          * inside the source tree: never copy them into themselves. */
@@ -326,8 +336,9 @@ static int install(build *b)
         }
     }
     if (r != 0) {
-        cli_errorf(P, image, "%s", errno == EEXIST ? "exists (give --force to replace it)"
-                                                   : strerror(errno));
+        cli_errorf(P, image, "%s",
+                   errno == EEXIST ? "exists (give --force to replace it)"
+                                   : strerror(errno));
         return CLI_EXIT_FAIL;
     }
     free(b->tmp);

@@ -119,8 +119,12 @@ int main(int argc, char **argv)
             if (cli_size_parse(optarg, &o.size) != 0 || o.size == 0)
                 return usage_error("--size %s: not a size (e.g. 64M, 1.5G)", optarg);
             break;
-        case OPT_LABEL: o.label = optarg; break;
-        case OPT_FROM_RAW: o.from_raw = optarg; break;
+        case OPT_LABEL:
+            o.label = optarg;
+            break;
+        case OPT_FROM_RAW:
+            o.from_raw = optarg;
+            break;
         case OPT_NEW_KEY_FILE:
             if (o.new_key_file)
                 return usage_error("--new-key-file given twice");
@@ -128,17 +132,32 @@ int main(int argc, char **argv)
             break;
         case OPT_SEAL_TO:
             if (o.nseal == MKVHD_MAX_SEAL)
-                return usage_error("too many --seal-to (an image has %d key slots)", VD_KEYSLOTS);
+                return usage_error("too many --seal-to (an image has %d key slots)",
+                                   VD_KEYSLOTS);
             o.seal_to[o.nseal++] = optarg;
             break;
-        case OPT_FORCE: o.force = 1; break;
-        case OPT_SKIP: o.policy = CLI_SPECIAL_SKIP; break;
-        case OPT_REFUSE: o.policy = CLI_SPECIAL_REFUSE; break;
-        case 'q': o.quiet = 1; break;
-        case 'h': fputs(usage_text, stdout); return CLI_EXIT_OK;
-        case OPT_VERSION: printf("mkvhd (vdisk) %s\n", VD_VERSION_STRING); return CLI_EXIT_OK;
-        case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case OPT_FORCE:
+            o.force = 1;
+            break;
+        case OPT_SKIP:
+            o.policy = CLI_SPECIAL_SKIP;
+            break;
+        case OPT_REFUSE:
+            o.policy = CLI_SPECIAL_REFUSE;
+            break;
+        case 'q':
+            o.quiet = 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return CLI_EXIT_OK;
+        case OPT_VERSION:
+            printf("mkvhd (vdisk) %s\n", VD_VERSION_STRING);
+            return CLI_EXIT_OK;
+        case ':':
+            return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     o.keys.quiet = o.quiet;
@@ -156,9 +175,11 @@ int main(int argc, char **argv)
     if (o.keys.identity)
         return usage_error("--identity opens images; to build one for that identity, "
                            "use --seal-to with its public key");
-    int nslots = !!o.keys.key_file + !!o.keys.passphrase_file + !!o.new_key_file + o.nseal;
+    int nslots =
+        !!o.keys.key_file + !!o.keys.passphrase_file + !!o.new_key_file + o.nseal;
     if (nslots > VD_KEYSLOTS)
-        return usage_error("too many key options (an image has %d key slots)", VD_KEYSLOTS);
+        return usage_error("too many key options (an image has %d key slots)",
+                           VD_KEYSLOTS);
     if (catch_signals() != 0) {
         cli_errorf(MKVHD_PROG, NULL, "cannot install signal handlers");
         return CLI_EXIT_FAIL;

@@ -39,19 +39,36 @@ int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...)
 static int option_class(int c)
 {
     switch (c) {
-    case OPT_JSON: return VT_O_JSON;
-    case 'l': return VT_O_LONG;
-    case 'R': case 'r': return VT_O_RECURSIVE;
-    case 'p': return VT_O_PARENTS;
-    case OPT_FORCE: return VT_O_FORCE;
-    case OPT_NEW_KEY_FILE: case OPT_NEW_PASS_FILE: case OPT_NEW_PASS: case OPT_SEAL_TO:
+    case OPT_JSON:
+        return VT_O_JSON;
+    case 'l':
+        return VT_O_LONG;
+    case 'R':
+    case 'r':
+        return VT_O_RECURSIVE;
+    case 'p':
+        return VT_O_PARENTS;
+    case OPT_FORCE:
+        return VT_O_FORCE;
+    case OPT_NEW_KEY_FILE:
+    case OPT_NEW_PASS_FILE:
+    case OPT_NEW_PASS:
+    case OPT_SEAL_TO:
         return VT_O_NEWKEY;
-    case OPT_SECRET: case OPT_PUBLIC: return VT_O_KEYGEN;
-    case OPT_SKIP: case OPT_REFUSE: return VT_O_SPECIAL;
-    case CLI_OPT_KEY_FILE: case CLI_OPT_PASSPHRASE_FILE: case CLI_OPT_IDENTITY:
-    case CLI_OPT_ANCHOR: case CLI_OPT_ANCHOR_EXPLICIT:
+    case OPT_SECRET:
+    case OPT_PUBLIC:
+        return VT_O_KEYGEN;
+    case OPT_SKIP:
+    case OPT_REFUSE:
+        return VT_O_SPECIAL;
+    case CLI_OPT_KEY_FILE:
+    case CLI_OPT_PASSPHRASE_FILE:
+    case CLI_OPT_IDENTITY:
+    case CLI_OPT_ANCHOR:
+    case CLI_OPT_ANCHOR_EXPLICIT:
         return VT_O_KEYS;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -80,7 +97,8 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
         if (c == ':')
             return vt_usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
         int cls = option_class(c);
-        if (c == '?' || (cls && !(cmd->opts & cls)) || (c == 'R' && strcmp(cmd->name, "ls")) ||
+        if (c == '?' || (cls && !(cmd->opts & cls)) ||
+            (c == 'R' && strcmp(cmd->name, "ls")) ||
             (c == 'r' && strcmp(cmd->name, "rm")))
             return vt_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         if (cli_keyopts_handle(&o->keys, c, optarg))
@@ -92,21 +110,51 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
             if (cmd->opts & VT_O_KEYS)
                 printf("\n%s", CLI_KEY_USAGE);
             return CLI_EXIT_OK;
-        case 'q': o->quiet = 1; break;
-        case OPT_JSON: o->json = 1; break;
-        case 'l': o->long_fmt = 1; break;
-        case 'R': case 'r': o->recursive = 1; break;
-        case 'p': o->parents = 1; break;
-        case OPT_FORCE: o->force = 1; break;
-        case OPT_NEW_KEY_FILE: o->new_key_file = optarg; break;
-        case OPT_NEW_PASS_FILE: o->new_passphrase_file = optarg; break;
-        case OPT_NEW_PASS: o->new_passphrase = 1; break;
-        case OPT_SEAL_TO: o->seal_to = optarg; break;
-        case OPT_SECRET: o->secret = optarg; break;
-        case OPT_PUBLIC: o->public_key = optarg; break;
-        case OPT_SKIP: o->policy = CLI_SPECIAL_SKIP; break;
-        case OPT_REFUSE: o->policy = CLI_SPECIAL_REFUSE; break;
-        default: return vt_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'q':
+            o->quiet = 1;
+            break;
+        case OPT_JSON:
+            o->json = 1;
+            break;
+        case 'l':
+            o->long_fmt = 1;
+            break;
+        case 'R':
+        case 'r':
+            o->recursive = 1;
+            break;
+        case 'p':
+            o->parents = 1;
+            break;
+        case OPT_FORCE:
+            o->force = 1;
+            break;
+        case OPT_NEW_KEY_FILE:
+            o->new_key_file = optarg;
+            break;
+        case OPT_NEW_PASS_FILE:
+            o->new_passphrase_file = optarg;
+            break;
+        case OPT_NEW_PASS:
+            o->new_passphrase = 1;
+            break;
+        case OPT_SEAL_TO:
+            o->seal_to = optarg;
+            break;
+        case OPT_SECRET:
+            o->secret = optarg;
+            break;
+        case OPT_PUBLIC:
+            o->public_key = optarg;
+            break;
+        case OPT_SKIP:
+            o->policy = CLI_SPECIAL_SKIP;
+            break;
+        case OPT_REFUSE:
+            o->policy = CLI_SPECIAL_REFUSE;
+            break;
+        default:
+            return vt_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     o->keys.quiet = o->quiet;
@@ -122,7 +170,8 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
 int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
 {
     const char *image = o->pos[0];
-    int rc = cli_image_open(VT_PROG, image, &o->keys, read_only ? CLI_OPEN_READONLY : 0, 0, ci);
+    int rc = cli_image_open(VT_PROG, image, &o->keys, read_only ? CLI_OPEN_READONLY : 0,
+                            0, ci);
     if (rc == 0) {
         /* As cli_fs_mount, but an integrity failure names its block. */
         vd_fs_opts fo = {.read_only = read_only, .now = cli_clock, .now_ctx = ci->host};
@@ -133,7 +182,8 @@ int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
             rc = cli_fs_fail(VT_PROG, image, ci->img, NULL, e);
     }
     if (rc != 0)
-        (void)cli_image_close(VT_PROG, image, ci); /* the open error is the one to report */
+        (void)cli_image_close(VT_PROG, image,
+                              ci); /* the open error is the one to report */
     return rc;
 }
 
@@ -158,7 +208,8 @@ int vt_install(const char *tmp, const char *dst, int force)
     }
     if (r != 0) {
         cli_errorf(VT_PROG, dst, "%s",
-                   errno == EEXIST ? "exists (give --force to replace it)" : strerror(errno));
+                   errno == EEXIST ? "exists (give --force to replace it)"
+                                   : strerror(errno));
         return CLI_EXIT_FAIL;
     }
     /* The new name itself must survive a crash. */

@@ -34,8 +34,12 @@ int vt_cmd_get(const vt_cmd *cmd, vt_opts *o)
     if (rc == 0) {
         cli_progress p;
         cli_progress_start(&p, "copying", 0, 0, o->quiet);
-        cli_copy c = {.prog = VT_PROG, .image = o->pos[0], .img = ci.img, .fs = ci.fs,
-                      .progress = &p, .cancel = o->cancel};
+        cli_copy c = {.prog = VT_PROG,
+                      .image = o->pos[0],
+                      .img = ci.img,
+                      .fs = ci.fs,
+                      .progress = &p,
+                      .cancel = o->cancel};
         rc = cli_copy_out(&c, src, dst);
         cli_copy_done(&c);
         cli_progress_end(&p);
@@ -75,8 +79,14 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
         rc = cli_tree_scan(VT_PROG, src, o->policy, 1, &ts);
         cli_progress p;
         cli_progress_start(&p, "copying", ts.bytes, ts.files, o->quiet);
-        cli_copy c = {.prog = VT_PROG, .image = o->pos[0], .img = ci.img, .fs = ci.fs,
-                      .policy = o->policy, .warn_special = 0, .replace = 1, .progress = &p,
+        cli_copy c = {.prog = VT_PROG,
+                      .image = o->pos[0],
+                      .img = ci.img,
+                      .fs = ci.fs,
+                      .policy = o->policy,
+                      .warn_special = 0,
+                      .replace = 1,
+                      .progress = &p,
                       .cancel = o->cancel};
         if (rc == 0)
             rc = cli_copy_in(&c, src, dst);

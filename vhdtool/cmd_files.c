@@ -224,7 +224,8 @@ int vt_cmd_rm(const vt_cmd *cmd, vt_opts *o)
     if (e != VD_OK)
         rc = cli_fs_fail(VT_PROG, o->pos[0], ci.img, path, e);
     else if (st.is_dir && !o->recursive)
-        cli_errorf(VT_PROG, o->pos[0], "%s: is a directory (use rm -r)", path), rc = CLI_EXIT_FAIL;
+        cli_errorf(VT_PROG, o->pos[0], "%s: is a directory (use rm -r)", path),
+            rc = CLI_EXIT_FAIL;
     else
         rc = rm_tree(o, &ci, path);
     return vt_close(o, &ci, rc);

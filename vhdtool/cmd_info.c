@@ -17,19 +17,26 @@ const char *vt_slot_type_name(vd_slot_type t);
 const char *vt_slot_type_name(vd_slot_type t)
 {
     switch (t) {
-    case VD_SLOT_PASSPHRASE: return "passphrase";
-    case VD_SLOT_KEYFILE: return "keyfile";
-    case VD_SLOT_SEALED: return "sealed";
-    default: return "empty";
+    case VD_SLOT_PASSPHRASE:
+        return "passphrase";
+    case VD_SLOT_KEYFILE:
+        return "keyfile";
+    case VD_SLOT_SEALED:
+        return "sealed";
+    default:
+        return "empty";
     }
 }
 
 static const char *cipher_name(vd_cipher c)
 {
     switch (c) {
-    case VD_CIPHER_AES256GCM: return "AES-256-GCM";
-    case VD_CIPHER_XCHACHA20POLY1305: return "XChaCha20-Poly1305";
-    default: return "unknown";
+    case VD_CIPHER_AES256GCM:
+        return "AES-256-GCM";
+    case VD_CIPHER_XCHACHA20POLY1305:
+        return "XChaCha20-Poly1305";
+    default:
+        return "unknown";
     }
 }
 
@@ -122,10 +129,11 @@ static void print_text(const char *image, const vd_image_info *i, const vd_slot_
     printf("volume size:     %s (%llu blocks of %u bytes)\n",
            cli_size_format(i->nblocks * VD_BLOCK_SIZE, b1, sizeof b1),
            (unsigned long long)i->nblocks, VD_BLOCK_SIZE);
-    printf("file size:       %s (%llu bytes)\n", cli_size_format(i->file_bytes, b2, sizeof b2),
+    printf("file size:       %s (%llu bytes)\n",
+           cli_size_format(i->file_bytes, b2, sizeof b2),
            (unsigned long long)i->file_bytes);
-    printf("tree:            fanout %u, height %u, %llu node blocks\n", i->fanout, i->height,
-           (unsigned long long)i->node_blocks);
+    printf("tree:            fanout %u, height %u, %llu node blocks\n", i->fanout,
+           i->height, (unsigned long long)i->node_blocks);
     printf("journal:         2 x %u blocks\n", i->journal_blocks);
     printf("data start:      block %llu\n", (unsigned long long)data_start(i));
     for (int n = 0; n < VD_KEYSLOTS; n++) {
@@ -141,9 +149,10 @@ static void print_text(const char *image, const vd_image_info *i, const vd_slot_
     printf("epoch:           %llu\n", (unsigned long long)k->info.epoch);
     printf("label:           %s\n", f->label);
     printf("cluster size:    %u\n", f->cluster_bytes);
-    printf("free space:      %s of %s\n",
-           cli_size_format((uint64_t)f->free_clusters * f->cluster_bytes, b1, sizeof b1),
-           cli_size_format((uint64_t)f->total_clusters * f->cluster_bytes, b2, sizeof b2));
+    printf(
+        "free space:      %s of %s\n",
+        cli_size_format((uint64_t)f->free_clusters * f->cluster_bytes, b1, sizeof b1),
+        cli_size_format((uint64_t)f->total_clusters * f->cluster_bytes, b2, sizeof b2));
     printf("files:           %llu\n", (unsigned long long)k->files);
     printf("directories:     %llu\n", (unsigned long long)k->dirs);
 }
@@ -158,9 +167,10 @@ static void print_json(const char *image, const vd_image_info *i, const vd_slot_
            "\"file_bytes\": %llu, \"fanout\": %u, \"height\": %u, \"node_blocks\": %llu, "
            "\"journal_blocks\": %u, \"data_start\": %llu, \"key_slots\": [",
            i->format_version, cipher_name(i->cipher), VD_BLOCK_SIZE,
-           (unsigned long long)i->nblocks, (unsigned long long)(i->nblocks * VD_BLOCK_SIZE),
-           (unsigned long long)i->total_blocks, (unsigned long long)i->file_bytes, i->fanout,
-           i->height, (unsigned long long)i->node_blocks, i->journal_blocks,
+           (unsigned long long)i->nblocks,
+           (unsigned long long)(i->nblocks * VD_BLOCK_SIZE),
+           (unsigned long long)i->total_blocks, (unsigned long long)i->file_bytes,
+           i->fanout, i->height, (unsigned long long)i->node_blocks, i->journal_blocks,
            (unsigned long long)data_start(i));
     const char *sep = "";
     for (int n = 0; n < VD_KEYSLOTS; n++) {
@@ -199,16 +209,17 @@ int vt_cmd_info(const vt_cmd *cmd, vt_opts *o)
      * while a writer (vhdmount) has the image. */
     vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
     if (e != VD_OK)
-        return e == VD_ERR_BUSY
-                   ? cli_fail(VT_PROG, image, e, "another program has it open for writing")
-                   : cli_fail_errno(VT_PROG, image, e, sys);
+        return e == VD_ERR_BUSY ? cli_fail(VT_PROG, image, e,
+                                           "another program has it open for writing")
+                                : cli_fail_errno(VT_PROG, image, e, sys);
     e = vd_image_probe(host, &info);
     if (e == VD_OK)
         e = vd_keyslot_list(host, slots);
     vd_host_file_close(host);
     if (e != VD_OK)
         return cli_fail(VT_PROG, image, e,
-                        e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one" : NULL);
+                        e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one"
+                                            : NULL);
     if (cli_keyopts_has_secret(&o->keys)) {
         rc = open_keyed(o, &k);
         if (rc)

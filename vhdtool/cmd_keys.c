@@ -23,14 +23,15 @@ int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o)
      * while a writer (vhdmount) has the image. */
     vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
     if (e != VD_OK)
-        return e == VD_ERR_BUSY
-                   ? cli_fail(VT_PROG, image, e, "another program has it open for writing")
-                   : cli_fail_errno(VT_PROG, image, e, sys);
+        return e == VD_ERR_BUSY ? cli_fail(VT_PROG, image, e,
+                                           "another program has it open for writing")
+                                : cli_fail_errno(VT_PROG, image, e, sys);
     e = vd_keyslot_list(host, s);
     vd_host_file_close(host);
     if (e != VD_OK)
         return cli_fail(VT_PROG, image, e,
-                        e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one" : NULL);
+                        e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one"
+                                            : NULL);
     for (int n = 0; n < VD_KEYSLOTS; n++) {
         if (s[n].status != VD_OK) {
             printf("%d malformed\n", n);
@@ -61,10 +62,12 @@ int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o)
 /* The new secret of keyslot add; *made = a new key file was created. */
 static int new_secret(const vt_cmd *cmd, vt_opts *o, cli_secret *s, int *made)
 {
-    int n = !!o->new_key_file + !!o->new_passphrase_file + !!o->new_passphrase + !!o->seal_to;
+    int n =
+        !!o->new_key_file + !!o->new_passphrase_file + !!o->new_passphrase + !!o->seal_to;
     if (n != 1)
-        return vt_usage_error(cmd, "give exactly one of --new-key-file, --new-passphrase-file, "
-                                   "--new-passphrase, --seal-to");
+        return vt_usage_error(
+            cmd, "give exactly one of --new-key-file, --new-passphrase-file, "
+                 "--new-passphrase, --seal-to");
     if (o->new_passphrase_file)
         return cli_secret_passphrase_file(VT_PROG, o->new_passphrase_file, s);
     if (o->seal_to)
@@ -84,7 +87,8 @@ static int new_secret(const vt_cmd *cmd, vt_opts *o, cli_secret *s, int *made)
     vd_err e = vd_keyfile_create(o->new_key_file, s->buf, &sys);
     if (e != VD_OK) {
         if (sys == EEXIST)
-            cli_errorf(VT_PROG, o->new_key_file, "exists (a new key file never replaces one)");
+            cli_errorf(VT_PROG, o->new_key_file,
+                       "exists (a new key file never replaces one)");
         else
             cli_fail_errno(VT_PROG, o->new_key_file, e, sys);
         cli_secret_wipe(s);
@@ -116,7 +120,8 @@ int vt_cmd_keyslot_add(const vt_cmd *cmd, vt_opts *o)
     rc = vt_close(o, &ci, rc);
     opened = 0;
     if (rc == 0 && !o->quiet)
-        printf("%s: added key slot %d (%s)\n", o->pos[0], slot, vt_slot_type_name(s.u.type));
+        printf("%s: added key slot %d (%s)\n", o->pos[0], slot,
+               vt_slot_type_name(s.u.type));
 out:
     if (opened)
         (void)cli_image_close(VT_PROG, o->pos[0], &ci);
@@ -132,15 +137,18 @@ int vt_cmd_keyslot_remove(const vt_cmd *cmd, vt_opts *o)
     errno = 0;
     long slot = strtol(o->pos[1], &end, 10);
     if (errno || *end || end == o->pos[1] || slot < 0 || slot >= VD_KEYSLOTS)
-        return vt_usage_error(cmd, "%s: not a slot number (0-%d)", o->pos[1], VD_KEYSLOTS - 1);
+        return vt_usage_error(cmd, "%s: not a slot number (0-%d)", o->pos[1],
+                              VD_KEYSLOTS - 1);
     cli_image ci;
     int rc = cli_image_open(VT_PROG, o->pos[0], &o->keys, 0, 0, &ci);
     if (rc)
         return rc;
     vd_err e = vd_keyslot_remove(ci.img, (int)slot);
     if (e == VD_ERR_BUSY) {
-        cli_errorf(VT_PROG, o->pos[0], "slot %ld: refusing to remove the last key slot "
-                                       "(the image could never be opened again)", slot);
+        cli_errorf(VT_PROG, o->pos[0],
+                   "slot %ld: refusing to remove the last key slot "
+                   "(the image could never be opened again)",
+                   slot);
         rc = CLI_EXIT_FAIL;
     } else if (e == VD_ERR_INVAL) {
         cli_errorf(VT_PROG, o->pos[0], "slot %ld: empty", slot);
@@ -169,7 +177,8 @@ static int write_new(const char *path, const void *buf, size_t len, mode_t mode)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
-        cli_errorf(VT_PROG, path, "%s", errno == EEXIST ? "exists (never replaced)" : strerror(errno));
+        cli_errorf(VT_PROG, path, "%s",
+                   errno == EEXIST ? "exists (never replaced)" : strerror(errno));
         return CLI_EXIT_FAIL;
     }
     const uint8_t *p = buf;
@@ -239,7 +248,8 @@ int vt_cmd_anchor_init(const vt_cmd *cmd, vt_opts *o)
     if (!o->keys.anchor)
         return vt_usage_error(cmd, "--anchor F is required");
     if (access(o->keys.anchor, F_OK) == 0) {
-        cli_errorf(VT_PROG, o->keys.anchor, "exists (anchor init only makes a new anchor)");
+        cli_errorf(VT_PROG, o->keys.anchor,
+                   "exists (anchor init only makes a new anchor)");
         return CLI_EXIT_FAIL;
     }
     cli_image ci;

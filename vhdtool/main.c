@@ -8,7 +8,8 @@
 #include "vhdtool.h"
 
 static const vt_cmd commands[] = {
-    {"info", vt_cmd_info, VT_O_KEYS | VT_O_JSON, 1, 1, "info [--json] [KEY OPTIONS] IMAGE",
+    {"info", vt_cmd_info, VT_O_KEYS | VT_O_JSON, 1, 1,
+     "info [--json] [KEY OPTIONS] IMAGE",
      "Show the image header without a key (format, cipher, sizes, tree, journal,\n"
      "key slots); with a key option also the verified root, epoch, label, free\n"
      "space and file count.\n"
@@ -23,14 +24,16 @@ static const vt_cmd commands[] = {
     {"get", vt_cmd_get, VT_O_KEYS, 3, 3, "get [KEY OPTIONS] IMAGE PATH DEST",
      "Copy a file or a directory (recursively) out of the volume, keeping\n"
      "modification times. An existing directory DEST receives PATH's name.\n"},
-    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3, "put [--skip-special|--refuse-special] [KEY OPTIONS] IMAGE SRC PATH",
+    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3,
+     "put [--skip-special|--refuse-special] [KEY OPTIONS] IMAGE SRC PATH",
      "Copy a host file or directory (recursively) into the volume, keeping\n"
      "modification times; existing files are replaced. An existing directory\n"
      "PATH receives SRC's name.\n"
      "  --skip-special        skip symbolic links, devices, fifos, sockets and\n"
      "                        files over 4 GiB - 1, one warning each (default)\n"
      "  --refuse-special      fail on them instead\n"},
-    {"rm", vt_cmd_rm, VT_O_KEYS | VT_O_RECURSIVE, 2, 2, "rm [-r] [KEY OPTIONS] IMAGE PATH",
+    {"rm", vt_cmd_rm, VT_O_KEYS | VT_O_RECURSIVE, 2, 2,
+     "rm [-r] [KEY OPTIONS] IMAGE PATH",
      "Remove a file, or with -r a directory and everything in it.\n"},
     {"mkdir", vt_cmd_mkdir, VT_O_KEYS | VT_O_PARENTS, 2, 2,
      "mkdir [-p] [KEY OPTIONS] IMAGE PATH",
@@ -120,11 +123,13 @@ int main(int argc, char **argv)
     }
     int group = strcmp(argv[1], "keyslot") == 0 || strcmp(argv[1], "anchor") == 0;
     if (group && argc < 3) {
-        fprintf(stderr, "vhdtool: %s: missing subcommand\nTry 'vhdtool --help'.\n", argv[1]);
+        fprintf(stderr, "vhdtool: %s: missing subcommand\nTry 'vhdtool --help'.\n",
+                argv[1]);
         return CLI_EXIT_USAGE;
     }
     char name[64];
-    snprintf(name, sizeof name, "%s%s%s", argv[1], group ? " " : "", group ? argv[2] : "");
+    snprintf(name, sizeof name, "%s%s%s", argv[1], group ? " " : "",
+             group ? argv[2] : "");
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, name) != 0)
             continue;

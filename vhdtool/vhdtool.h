@@ -18,9 +18,10 @@ enum {
     VT_O_RECURSIVE = 1 << 3, /* -R (ls) / -r (rm) */
     VT_O_PARENTS = 1 << 4,   /* -p */
     VT_O_FORCE = 1 << 5,     /* --force */
-    VT_O_NEWKEY = 1 << 6,    /* --new-key-file/--new-passphrase-file/--new-passphrase/--seal-to */
-    VT_O_KEYGEN = 1 << 7,    /* --secret/--public */
-    VT_O_SPECIAL = 1 << 8    /* --skip-special/--refuse-special */
+    VT_O_NEWKEY =
+        1 << 6, /* --new-key-file/--new-passphrase-file/--new-passphrase/--seal-to */
+    VT_O_KEYGEN = 1 << 7, /* --secret/--public */
+    VT_O_SPECIAL = 1 << 8 /* --skip-special/--refuse-special */
 };
 
 typedef struct vt_opts {
@@ -48,7 +49,8 @@ typedef struct vt_cmd {
 /* Parse argv (argv[0] is the subcommand) into o; returns -1 to go on, or
  * an exit status (help printed = 0, usage error = 2). */
 int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o);
-int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Open IMAGE (o->pos[0]) with the key options and mount its volume. */
 int vt_open_fs(vt_opts *o, int read_only, cli_image *ci);
