@@ -127,6 +127,10 @@ int main(int argc, char **argv)
                 argv[1]);
         return CLI_EXIT_USAGE;
     }
+    if (group && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        usage_all(stdout);
+        return CLI_EXIT_OK;
+    }
     char name[64];
     snprintf(name, sizeof name, "%s%s%s", argv[1], group ? " " : "",
              group ? argv[2] : "");

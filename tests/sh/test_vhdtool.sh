@@ -227,6 +227,10 @@ expect_status 4 "$V" cat $K bad.vhd /marked.txt
 expect_err "^vhdtool: bad.vhd: /marked.txt: authentication failed .* at block $lbn$"
 one_line_err
 # shellcheck disable=SC2086
+expect_status 4 "$V" get $K bad.vhd /marked.txt m.txt
+expect_err "/marked.txt: authentication failed .* at block $lbn$"
+[[ ! -e m.txt ]] || fail "get left a partial copy of a tampered file"
+# shellcheck disable=SC2086
 expect_status 0 "$V" cat $K bad.vhd /d3/empty # the rest still reads
 
 note "two writers: a held lock makes a writer fail"
