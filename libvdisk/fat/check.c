@@ -185,7 +185,11 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
         int safe = -1;
         const char *action = NULL;
         uint64_t off = r->first_lbn * FAT_BLOCK, end = off + r->nblocks * FAT_BLOCK;
-        if (!fs_ok) {
+        if (!fs_ok && b->fat1) {
+            snprintf(region, sizeof region, "FAT copy 1");
+            safe = 0;
+            action = "rewrite the block from FAT copy 2";
+        } else if (!fs_ok) {
             snprintf(region, sizeof region, "file system not checked");
         } else if (r->first_lbn == 0) {
             snprintf(region, sizeof region, "boot sector");
@@ -230,7 +234,8 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
                      "tree node (level %u) failed authentication: its blocks cannot be "
                      "verified or rewritten",
                      r->level);
-        if (safe == 0 && r->level == 0 && c->nzero < c->capzero)
+        /* A FAT block is rewritten with the table, not zeroed. */
+        if (action && action[0] == 'o' && c->nzero < c->capzero)
             c->zero[c->nzero++] = r->first_lbn;
         vd_err e = chk_problem(c, VD_FSCK_P_INTEGRITY, safe, region, r, what, action);
         if (e != VD_OK)
@@ -322,6 +327,44 @@ static void chk_free(chk *c)
     free(c->pathbuf);
 }
 
+/* Mounting reads FAT copy 1 (FAT[1], the root's entry, and the whole copy
+ * after an unclean unmount), so with -y a bad block there is rewritten from
+ * copy 2 first, as the table check would do later anyway. No vd_fs exists
+ * yet: this goes to the image directly. */
+static vd_err premount_fat(chk *c, int write)
+{
+    uint8_t *blk = malloc(FAT_BLOCK);
+    if (!blk)
+        return VD_ERR_NOMEM;
+    vd_image_info info;
+    fat_geom g;
+    uint32_t ncl;
+    vd_err e = vd_image_info_get(c->img, &info);
+    if (e == VD_OK)
+        e = vd_image_read(c->img, 0, 1, blk);
+    if (e == VD_OK && fat_bpb_decode(blk, info.nblocks * FAT_BLOCK, &g, &ncl) != VD_OK)
+        goto out; /* reported by the mount */
+    uint64_t fat_off = (uint64_t)g.rsvd * g.bps, fatbytes = (uint64_t)g.fat_sectors * g.bps;
+    if (e != VD_OK || g.nfats < 2 || (g.ext_flags & 0x80) || fat_off % FAT_BLOCK ||
+        fatbytes % FAT_BLOCK)
+        goto out;
+    for (uint64_t b = 0; e == VD_OK && b < fatbytes / FAT_BLOCK; b++) {
+        uint64_t lbn0 = fat_off / FAT_BLOCK + b, lbn1 = lbn0 + fatbytes / FAT_BLOCK;
+        chk_bad *x = chk_bad_find(c, lbn0 * FAT_BLOCK, FAT_BLOCK);
+        if (!x || x->r.level != 0 || chk_bad_find(c, lbn1 * FAT_BLOCK, FAT_BLOCK))
+            continue;
+        x->fat1 = 1;
+        c->fat1_bad++;
+        if (write)
+            e = vd_image_read(c->img, lbn1, 1, blk);
+        if (write && e == VD_OK)
+            e = vd_image_write(c->img, lbn0, 1, blk);
+    }
+out:
+    free(blk);
+    return e;
+}
+
 static vd_err check_fs(chk *c)
 {
     vd_err e = chk_table_load(c);
@@ -373,8 +416,11 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
 
     vd_fs_opts fo = {.read_only = mode == VD_FSCK_CHECK};
     vd_err m = VD_ERR_AUTH;
-    if (!chk_bad_find(&c, 0, FAT_BLOCK))
-        m = vd_fs_mount(img, &fo, &c.fs);
+    if (!chk_bad_find(&c, 0, FAT_BLOCK)) {
+        m = premount_fat(&c, mode == VD_FSCK_ALL);
+        if (m == VD_OK)
+            m = vd_fs_mount(img, &fo, &c.fs);
+    }
     if (m != VD_OK) {
         c.fs = NULL;
         if (m != VD_ERR_AUTH && m != VD_ERR_CORRUPT && m != VD_ERR_UNSUPPORTED &&
@@ -382,11 +428,17 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
             e = m;
             goto out;
         }
-        e = chk_problem(&c, VD_FSCK_P_VOLUME, -1, NULL, NULL,
-                        m == VD_ERR_AUTH ? "file system metadata failed authentication: "
-                                           "the FAT32 structure cannot be checked"
-                                         : "no valid FAT32 volume inside",
-                        NULL);
+        if (m == VD_ERR_AUTH && c.fat1_bad)
+            e = chk_problem(&c, VD_FSCK_P_VOLUME, 0, NULL, NULL,
+                            "FAT copy 1 failed authentication: the FAT32 structure can be "
+                            "checked once it is rewritten from copy 2",
+                            "rewrite it from FAT copy 2, then check");
+        else
+            e = chk_problem(&c, VD_FSCK_P_VOLUME, -1, NULL, NULL,
+                            m == VD_ERR_AUTH ? "file system metadata failed authentication: "
+                                               "the FAT32 structure cannot be checked"
+                                             : "no valid FAT32 volume inside",
+                            NULL);
         if (e == VD_OK)
             e = report_unclaimed(&c, 0);
     } else {

@@ -30,6 +30,7 @@ vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 typedef struct chk_bad {
     vd_bad_range r;
     int reported; /* named with an owner by the walk */
+    int fat1;     /* in FAT copy 1, rewritable from copy 2 */
 } chk_bad;
 
 typedef struct chk_file {
@@ -78,6 +79,7 @@ typedef struct chk {
     int unsafe;         /* a problem only VD_FSCK_ALL may repair */
     int persist;        /* decided: write the repairs */
     int fatal;          /* the structure cannot be walked: repair nothing */
+    uint32_t fat1_bad;  /* bad blocks in FAT copy 1 that copy 2 can replace */
     int fat_changed;    /* working FAT differs from copy 0 as read */
     uint32_t fsinfo_free, fsinfo_next;
     int fsinfo_ok;      /* FSInfo sector well formed */

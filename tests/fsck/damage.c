@@ -9,7 +9,9 @@
  *   fsck_damage replay IMAGE OLDIMAGE KEYFILE PATH   old block of PATH back
  *   fsck_damage export IMAGE KEYFILE RAW      the decrypted volume
  *   fsck_damage newkey KEYFILE                another random key file
- *   fsck_damage flip IMAGE OFFSET             XOR a byte at OFFSET + 100 */
+ *   fsck_damage flip IMAGE OFFSET             XOR a byte at OFFSET + 100
+ *   fsck_damage where IMAGE LBN               file offsets of logical block
+ *                                             LBN and of its level-1 node */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +214,7 @@ vd_err dmg_file_block(vd_image *img, const char *path, uint64_t off, uint64_t *l
         return e;
     if (u != VD_OK)
         return u;
-    if (off >= st.size || st.first_cluster < 2)
+    if ((off >= st.size && !st.is_dir) || st.first_cluster < 2)
         return VD_ERR_RANGE;
     uint32_t c = st.first_cluster;
     for (uint64_t k = 0; k < off / g.cb; k++) {
@@ -418,6 +420,14 @@ int main(int argc, char **argv)
         e = vd_host_file_open(argv[2], 0, &h, &sys);
         if (e == VD_OK)
             e = dmg_flip(h, strtoull(argv[3], NULL, 0));
+    } else if (strcmp(cmd, "where") == 0 && argc == 4) {
+        int sys;
+        uint64_t doff, noff;
+        e = vd_host_file_open(argv[2], VD_HOST_READONLY, &h, &sys);
+        if (e == VD_OK)
+            e = dmg_phys(h, strtoull(argv[3], NULL, 0), &doff, &noff);
+        if (e == VD_OK)
+            printf("%llu %llu\n", (unsigned long long)doff, (unsigned long long)noff);
     } else if (strcmp(cmd, "make") == 0 && argc == 4) {
         e = open_img(argv[2], argv[3], 1, &h, &img);
         if (e == VD_OK)
