@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 need "$MKVHD" "$VHDTOOL" fsck.fat mcopy
 export TZ=UTC MTOOLS_SKIP_CHECK=1
-mkdir "$T/w" && cd "$T/w"
+mkdir "$T/w" && cd "$T/w" || exit 1
 
 no_leftovers() { # no image and no temporary for $1
     [[ ! -e "$1" ]] || fail "$1 exists after a failed build"
