@@ -69,6 +69,18 @@ one_line_err
 expect_err 'img.vhd: .*(older|rollback)'
 mountpoint -q "$M" && fail "mounted a rolled-back image"
 
+note "a passphrase on standard input is read before the daemon detaches"
+printf 'correct horse battery staple\n' >"$T/pw"
+expect_status 0 "$MKVHD" -q --size 40M --passphrase-file "$T/pw" img5.vhd
+"$VHDMOUNT" --passphrase-file - img5.vhd "$M" <"$T/pw" 2>"$T/err" || { cat "$T/err" >&2; fail "mount with a passphrase from stdin"; }
+mountpoint -q "$M" || fail "not mounted with a passphrase from stdin"
+fusermount3 -u "$M" || fail "fusermount3 -u"
+poll 400 image_unlocked img5.vhd || fail "daemon did not release img5.vhd"
+rc=0; printf 'wrong\n' | "$VHDMOUNT" --passphrase-file - img5.vhd "$M" 2>"$T/err" || rc=$?
+[[ $rc == 3 ]] || fail "wrong passphrase: exit $rc, expected 3"
+mountpoint -q "$M" && fail "mounted with a wrong passphrase"
+[[ $(grep -vc 'freshness across' "$T/err") == 1 ]] && grep -q 'wrong key' "$T/err" || { cat "$T/err" >&2; fail "wrong passphrase message"; }
+
 # ---- SIGTERM: a clean unmount ----------------------------------------------
 note "SIGTERM unmounts cleanly"
 expect_status 0 "$MKVHD" --size 64M --key-file "$KEY" img2.vhd
