@@ -188,8 +188,10 @@ static void print_json(const fsck_run *r, const vd_fsck_result *res, double secs
            secs, mbs, res->fs_checked ? "true" : "false", res->files, res->dirs,
            res->clusters_used, res->clusters_total);
     printf(" \"problems_found\": %u, \"problems_fixed\": %u, \"integrity_found\": %u, "
-           "\"integrity_fixed\": %u, \"key_slot_problems\": %d,\n",
+           "\"integrity_fixed\": %u, \"fat_found\": %u, \"fat_fixed\": %u, "
+           "\"key_slot_problems\": %d,\n",
            res->found, res->fixed, res->integrity_found, res->integrity_fixed,
+           res->found - res->integrity_found, res->fixed - res->integrity_fixed,
            r->slot_problems);
     printf(" \"problems\": [");
     for (size_t k = 0; k < r->nprobs; k++) {

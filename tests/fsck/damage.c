@@ -7,6 +7,7 @@
  *   fsck_damage rewrite IMAGE KEYFILE PATH    new bytes in PATH's first block
  *   fsck_damage tamper IMAGE KEYFILE PATH OFF data|node
  *   fsck_damage replay IMAGE OLDIMAGE KEYFILE PATH   old block of PATH back
+ *   fsck_damage crash IMAGE KEYFILE           write a file, sync, never unmount
  *   fsck_damage export IMAGE KEYFILE RAW      the decrypted volume
  *   fsck_damage newkey KEYFILE                another random key file
  *   fsck_damage flip IMAGE OFFSET             XOR a byte at OFFSET + 100
@@ -436,6 +437,17 @@ int main(int argc, char **argv)
         e = open_img(argv[2], argv[3], 0, &h, &img);
         if (e == VD_OK)
             e = dmg_volume(img, argv[4]);
+    } else if (strcmp(cmd, "crash") == 0 && argc == 4) {
+        /* What a killed writer leaves: everything synced, the volume never
+         * unmounted (the mount handle is dropped, not freed: we exit). */
+        vd_fs *fs;
+        e = open_img(argv[2], argv[3], 0, &h, &img);
+        if (e == VD_OK)
+            e = vd_fs_mount(img, NULL, &fs);
+        if (e == VD_OK)
+            e = put_file(fs, "/CRASH.TXT", 10000, 9);
+        if (e == VD_OK)
+            e = vd_fs_sync(fs);
     } else if (strcmp(cmd, "rewrite") == 0 && argc == 5) {
         e = open_img(argv[2], argv[3], 0, &h, &img);
         if (e == VD_OK)
