@@ -12,10 +12,9 @@
 
 #define HOST_PROG "vdisk-host-server"
 
-static const char *const mode_names[] = {"none",        "flip",      "other-block",
-                                         "replay",      "drop-writes", "short-read",
-                                         "long-read",   "size-lie",  "time-back",
-                                         "rollback"};
+static const char *const mode_names[] = {
+    "none",       "flip",      "other-block", "replay",    "drop-writes",
+    "short-read", "long-read", "size-lie",    "time-back", "rollback"};
 
 int atk_mode_parse(const char *s, atk_mode *out)
 {
@@ -59,9 +58,11 @@ static int layout_load(atk *a, int img_fd)
     uint8_t h[128];
     if (a->total_blocks)
         return 0;
-    if (pread(img_fd, h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h, "VDISKIMG", 8) != 0)
+    if (pread(img_fd, h, sizeof h, 0) != (ssize_t)sizeof h ||
+        memcmp(h, "VDISKIMG", 8) != 0)
         return -1;
-    uint64_t ns = sh_get_le64(h + 96), ds = sh_get_le64(h + 104), tb = sh_get_le64(h + 112);
+    uint64_t ns = sh_get_le64(h + 96), ds = sh_get_le64(h + 104),
+             tb = sh_get_le64(h + 112);
     if (!(4 <= ns && ns < ds && ds < tb))
         return -1;
     a->node_start = ns;
@@ -112,8 +113,9 @@ static int trigger(atk *a, uint64_t seq, int persistent)
 static void announce(const atk *a, uint64_t seq, const char *op, uint64_t off, size_t len)
 {
     if (a->fired == 1)
-        fprintf(stderr, HOST_PROG ": attack %s: fired at request %" PRIu64 " (%s at %" PRIu64
-                        ", %zu bytes)\n",
+        fprintf(stderr,
+                HOST_PROG ": attack %s: fired at request %" PRIu64 " (%s at %" PRIu64
+                          ", %zu bytes)\n",
                 atk_mode_name(a->mode), seq, op, off, len);
 }
 
@@ -143,8 +145,9 @@ void atk_on_read(atk *a, int img_fd, uint64_t seq, uint64_t off, uint32_t asked,
         uint64_t blk = (off + (uint64_t)at) / ATK_BLOCK;
         /* A neighbour in the same region, with different bytes. */
         uint64_t nb = in_region(a, blk + 1) && a->region != REG_ANY ? blk + 1 : blk - 1;
-        if (blk == 0 || pread(img_fd, other, sizeof other, (off_t)(nb * ATK_BLOCK)) !=
-                            (ssize_t)sizeof other ||
+        if (blk == 0 ||
+            pread(img_fd, other, sizeof other, (off_t)(nb * ATK_BLOCK)) !=
+                (ssize_t)sizeof other ||
             memcmp(other, buf + at, ATK_BLOCK) == 0 || !trigger(a, seq, 0))
             return;
         memcpy(buf + at, other, ATK_BLOCK);

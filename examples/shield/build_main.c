@@ -94,7 +94,8 @@ int main(int argc, char **argv)
         else
             break;
     }
-    if (!seal || !keyfile || mib == 0 || mib > (1u << 20) || i >= argc || argv[i][0] == '-') {
+    if (!seal || !keyfile || mib == 0 || mib > (1u << 20) || i >= argc ||
+        argv[i][0] == '-') {
         status = usage();
         goto out;
     }
@@ -119,7 +120,8 @@ int main(int argc, char **argv)
         e = vd_keyfile_create(keyfile, key, &sys);
     }
     if (e == VD_OK) {
-        vd_unlock second = {.type = VD_SLOT_KEYFILE, .secret = key, .len = VD_KEYFILE_BYTES};
+        vd_unlock second = {
+            .type = VD_SLOT_KEYFILE, .secret = key, .len = VD_KEYFILE_BYTES};
         what = image;
         e = vd_keyslot_add(img, &second, NULL, NULL);
     }

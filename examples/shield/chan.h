@@ -15,11 +15,11 @@
 typedef struct sh_chan {
     int fd;
     uint32_t next_id;
-    int broken;          /* a reply broke the protocol: every call -EIO */
-    int size_known;      /* size_bytes is what the host must answer next */
+    int broken;     /* a reply broke the protocol: every call -EIO */
+    int size_known; /* size_bytes is what the host must answer next */
     uint64_t size_bytes;
-    uint64_t requests;   /* counters for the run summary */
-    uint64_t rejected;   /* replies refused by the checks */
+    uint64_t requests; /* counters for the run summary */
+    uint64_t rejected; /* replies refused by the checks */
 } sh_chan;
 
 void sh_chan_init(sh_chan *ch, int fd);

@@ -181,8 +181,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o, &h.attack) != 0)
         return usage();
     if (o.restore && (rc = copy_file(o.restore, o.image)) != 0) {
-        fprintf(stderr, HOST_PROG ": %s: cannot restore from %s: %s\n", o.image, o.restore,
-                strerror(-rc));
+        fprintf(stderr, HOST_PROG ": %s: cannot restore from %s: %s\n", o.image,
+                o.restore, strerror(-rc));
         goto out;
     }
     if (o.restore)

@@ -11,7 +11,7 @@
 typedef struct host_srv {
     int sock;
     int img_fd;
-    int log_fd;        /* -1: no log */
+    int log_fd; /* -1: no log */
     uint64_t requests;
     atk attack;
 } host_srv;

@@ -3,13 +3,29 @@
 
 const char *sh_err_name(vd_err e)
 {
-    static const char *const names[] = {
-        "VD_OK",           "VD_ERR_IO",      "VD_ERR_AUTH",     "VD_ERR_ROLLBACK",
-        "VD_ERR_WRONG_KEY", "VD_ERR_CORRUPT", "VD_ERR_NOSPC",    "VD_ERR_INVAL",
-        "VD_ERR_NOMEM",    "VD_ERR_UNSUPPORTED", "VD_ERR_BUSY",  "VD_ERR_FAILED",
-        "VD_ERR_READONLY", "VD_ERR_RANGE",   "VD_ERR_NOENT",    "VD_ERR_EXIST",
-        "VD_ERR_NOTDIR",   "VD_ERR_ISDIR",   "VD_ERR_NOTEMPTY", "VD_ERR_NAME",
-        "VD_ERR_FBIG",     "VD_ERR_MFILE",   "VD_ERR_PERM"};
+    static const char *const names[] = {"VD_OK",
+                                        "VD_ERR_IO",
+                                        "VD_ERR_AUTH",
+                                        "VD_ERR_ROLLBACK",
+                                        "VD_ERR_WRONG_KEY",
+                                        "VD_ERR_CORRUPT",
+                                        "VD_ERR_NOSPC",
+                                        "VD_ERR_INVAL",
+                                        "VD_ERR_NOMEM",
+                                        "VD_ERR_UNSUPPORTED",
+                                        "VD_ERR_BUSY",
+                                        "VD_ERR_FAILED",
+                                        "VD_ERR_READONLY",
+                                        "VD_ERR_RANGE",
+                                        "VD_ERR_NOENT",
+                                        "VD_ERR_EXIST",
+                                        "VD_ERR_NOTDIR",
+                                        "VD_ERR_ISDIR",
+                                        "VD_ERR_NOTEMPTY",
+                                        "VD_ERR_NAME",
+                                        "VD_ERR_FBIG",
+                                        "VD_ERR_MFILE",
+                                        "VD_ERR_PERM"};
     int i = -(int)e;
     return i >= 0 && i < (int)(sizeof names / sizeof names[0]) ? names[i] : "VD_ERR_?";
 }

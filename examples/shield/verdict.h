@@ -9,7 +9,7 @@
 
 enum {
     SH_EXIT_OK = 0,
-    SH_EXIT_SETUP = 1,      /* our own files (key, anchor) or the socket */
+    SH_EXIT_SETUP = 1, /* our own files (key, anchor) or the socket */
     SH_EXIT_USAGE = 2,
     SH_EXIT_AUTH = 10,      /* VD_ERR_AUTH */
     SH_EXIT_ROLLBACK = 11,  /* VD_ERR_ROLLBACK */

@@ -135,7 +135,7 @@ int sh_write_full(int fd, const void *buf, size_t n)
 
 const char *sh_op_name(uint8_t op)
 {
-    static const char *const names[] = {"?", "read", "write", "flush", "size",
-                                        "truncate", "now"};
+    static const char *const names[] = {"?",    "read",     "write", "flush",
+                                        "size", "truncate", "now"};
     return op < sizeof names / sizeof names[0] ? names[op] : "?";
 }

@@ -27,8 +27,8 @@ static vd_err work_differs(sh_work *w, const char *path, uint64_t off)
 {
     w->mismatch = 1;
     if (w->what[0] == '\0')
-        snprintf(w->what, sizeof w->what, "%s: differs from what was written at offset %" PRIu64,
-                 path, off);
+        snprintf(w->what, sizeof w->what,
+                 "%s: differs from what was written at offset %" PRIu64, path, off);
     return VD_ERR_CORRUPT;
 }
 
@@ -42,7 +42,8 @@ static void text_fill(uint8_t *buf, uint32_t gen, const char *name, uint64_t off
         uint64_t at = off + i;
         if (at / LINE != cur) {
             cur = at / LINE;
-            int n = snprintf(line, sizeof line, "%s gen=%06" PRIu32 " text=%-4.4s line=%09" PRIu64 " ",
+            int n = snprintf(line, sizeof line,
+                             "%s gen=%06" PRIu32 " text=%-4.4s line=%09" PRIu64 " ",
                              SH_MARKER, gen, name, cur);
             size_t used = n < 0 ? 0 : (size_t)n < LINE - 1 ? (size_t)n : LINE - 1;
             memset(line + used, '.', LINE - 1 - used);
@@ -97,8 +98,9 @@ static void print_time(sh_work *w, const char *path, int64_t ns)
     time_t s = (time_t)(ns / 1000000000);
     struct tm tm;
     if (gmtime_r(&s, &tm))
-        fprintf(w->out, "mtime %s %04d-%02d-%02dT%02d:%02d:%02dZ\n", path, tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        fprintf(w->out, "mtime %s %04d-%02d-%02dT%02d:%02d:%02dZ\n", path,
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
     else
         fprintf(w->out, "mtime %s unrepresentable (%" PRId64 " ns)\n", path, ns);
 }
@@ -231,7 +233,8 @@ vd_err sh_work_write(sh_work *w, uint32_t gen)
     }
     if (e == VD_OK) {
         text_fill(buf, gen, "n", 0, NOTE_BYTES);
-        e = file_put(w, NOTE_TMP, VD_O_WRONLY | VD_O_CREAT | VD_O_TRUNC, 0, buf, NOTE_BYTES);
+        e = file_put(w, NOTE_TMP, VD_O_WRONLY | VD_O_CREAT | VD_O_TRUNC, 0, buf,
+                     NOTE_BYTES);
     }
     if (e == VD_OK && (e = vd_fs_sync(w->fs)) != VD_OK)
         e = work_fail(w, e, "sync (round 1)");

@@ -26,9 +26,9 @@
 
 typedef struct sh_work {
     vd_fs *fs;
-    FILE *out;          /* progress lines */
-    char what[512];     /* the step or path of the first failure */
-    int mismatch;       /* the library said OK but the bytes were wrong */
+    FILE *out;      /* progress lines */
+    char what[512]; /* the step or path of the first failure */
+    int mismatch;   /* the library said OK but the bytes were wrong */
 } sh_work;
 
 /* The generation recorded in /shield/state; 0 on a volume the shield has
