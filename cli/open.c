@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "copy.h"
 #include "vdisk/anchor.h"
 
 static void cli_image_release(cli_image *ci)
@@ -101,6 +102,8 @@ int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_onl
 {
     vd_fs_opts o = {.read_only = read_only, .now = cli_clock, .now_ctx = ci->host};
     vd_err e = vd_fs_mount(ci->img, &o, &ci->fs);
+    if (e == VD_ERR_AUTH || e == VD_ERR_FAILED)
+        return cli_fs_fail(prog, path, ci->img, NULL, e); /* names the block */
     if (e != VD_OK)
         return cli_fail(prog, path, e,
                         e == VD_ERR_CORRUPT ? "no valid FAT32 volume inside" : NULL);
