@@ -150,18 +150,30 @@ static void json_str(const char *s)
 static const char *kind_name(vd_fsck_kind k)
 {
     switch (k) {
-    case VD_FSCK_P_INTEGRITY: return "integrity";
-    case VD_FSCK_P_FAT_COPIES: return "fat_copies";
-    case VD_FSCK_P_DIRTY: return "dirty";
-    case VD_FSCK_P_FSINFO: return "fsinfo";
-    case VD_FSCK_P_LOST: return "lost_clusters";
-    case VD_FSCK_P_CROSSLINK: return "cross_link";
-    case VD_FSCK_P_CHAIN: return "chain";
-    case VD_FSCK_P_SIZE: return "size";
-    case VD_FSCK_P_LFN: return "long_name";
-    case VD_FSCK_P_DOT: return "dot_entry";
-    case VD_FSCK_P_DIRENT: return "dir_entry";
-    case VD_FSCK_P_VOLUME: return "volume";
+    case VD_FSCK_P_INTEGRITY:
+        return "integrity";
+    case VD_FSCK_P_FAT_COPIES:
+        return "fat_copies";
+    case VD_FSCK_P_DIRTY:
+        return "dirty";
+    case VD_FSCK_P_FSINFO:
+        return "fsinfo";
+    case VD_FSCK_P_LOST:
+        return "lost_clusters";
+    case VD_FSCK_P_CROSSLINK:
+        return "cross_link";
+    case VD_FSCK_P_CHAIN:
+        return "chain";
+    case VD_FSCK_P_SIZE:
+        return "size";
+    case VD_FSCK_P_LFN:
+        return "long_name";
+    case VD_FSCK_P_DOT:
+        return "dot_entry";
+    case VD_FSCK_P_DIRENT:
+        return "dir_entry";
+    case VD_FSCK_P_VOLUME:
+        return "volume";
     }
     return "other";
 }
@@ -171,7 +183,8 @@ static const char *mode_name(vd_fsck_mode m)
     return m == VD_FSCK_ALL ? "all" : m == VD_FSCK_SAFE ? "safe" : "check";
 }
 
-static void print_json(const fsck_run *r, const vd_fsck_result *res, double secs, int status)
+static void print_json(const fsck_run *r, const vd_fsck_result *res, double secs,
+                       int status)
 {
     double mbs = secs > 0 ? (double)res->scrub.blocks * VD_BLOCK_SIZE / 1e6 / secs : 0;
     printf("{\"image\": ");
@@ -179,8 +192,10 @@ static void print_json(const fsck_run *r, const vd_fsck_result *res, double secs
     printf(", \"mode\": \"%s\", \"exit\": %d,\n", mode_name(r->mode), status);
     printf(" \"blocks\": %llu, \"blocks_verified\": %llu, \"bad_blocks\": %llu, "
            "\"bad_nodes\": %llu, \"unverifiable_blocks\": %llu, \"bytes_read\": %llu,\n",
-           (unsigned long long)res->scrub.blocks, (unsigned long long)res->scrub.blocks_ok,
-           (unsigned long long)res->scrub.bad_blocks, (unsigned long long)res->scrub.bad_nodes,
+           (unsigned long long)res->scrub.blocks,
+           (unsigned long long)res->scrub.blocks_ok,
+           (unsigned long long)res->scrub.bad_blocks,
+           (unsigned long long)res->scrub.bad_nodes,
            (unsigned long long)res->scrub.unverifiable,
            (unsigned long long)res->scrub.bytes_read);
     printf(" \"seconds\": %.3f, \"mb_per_s\": %.1f, \"fs_checked\": %s, \"files\": %u, "
@@ -226,10 +241,11 @@ static void print_summary(const fsck_run *r, const vd_fsck_result *res, double s
     printf("%s: %llu blocks verified (%s in %.2f s, %.1f MB/s), %llu bad blocks, "
            "%llu bad tree nodes\n",
            r->image, (unsigned long long)res->scrub.blocks_ok, sz, secs, mbs,
-           (unsigned long long)res->scrub.bad_blocks, (unsigned long long)res->scrub.bad_nodes);
+           (unsigned long long)res->scrub.bad_blocks,
+           (unsigned long long)res->scrub.bad_nodes);
     if (res->fs_checked)
-        printf("%s: %u files, %u directories, %u/%u clusters in use\n", r->image, res->files,
-               res->dirs, res->clusters_used, res->clusters_total);
+        printf("%s: %u files, %u directories, %u/%u clusters in use\n", r->image,
+               res->files, res->dirs, res->clusters_used, res->clusters_total);
     unsigned found = res->found + (unsigned)r->slot_problems;
     if (found == 0)
         printf("%s: clean\n", r->image);
@@ -249,8 +265,8 @@ static int check_slots(fsck_run *r, const vd_host *host)
     for (int k = 0; k < VD_KEYSLOTS; k++) {
         if (slots[k].status == VD_OK)
             continue;
-        cli_errorf(PROG, r->image, "key slot %d: %s; not fixed (vhdtool keyslot remove)", k,
-                   vd_strerror(slots[k].status));
+        cli_errorf(PROG, r->image, "key slot %d: %s; not fixed (vhdtool keyslot remove)",
+                   k, vd_strerror(slots[k].status));
         r->slot_problems++;
     }
     return 0;
@@ -286,10 +302,11 @@ static int run(fsck_run *r, const cli_keyopts *k)
     }
     if (r->verbose && !r->json)
         printf("%s: format %u, %llu blocks, tree fan-out %u, height %u, epoch %llu%s\n",
-               r->image, info.format_version, (unsigned long long)info.nblocks, info.fanout,
-               info.height, (unsigned long long)info.epoch,
+               r->image, info.format_version, (unsigned long long)info.nblocks,
+               info.fanout, info.height, (unsigned long long)info.epoch,
                info.recovered ? " (recovered an interrupted sync)" : "");
-    vd_fsck_opts o = {.mode = r->mode, .ctx = r, .report = on_report, .progress = on_progress};
+    vd_fsck_opts o = {
+        .mode = r->mode, .ctx = r, .report = on_report, .progress = on_progress};
     vd_fsck_result res;
     cli_progress_start(&r->prog, "verifying", info.nblocks * VD_BLOCK_SIZE, 0, r->quiet);
     double t0 = cli_now();
@@ -319,12 +336,11 @@ out:;
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        CLI_KEY_LONGOPTS,
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"json", no_argument, NULL, OPT_JSON},
+                                             {"help", no_argument, NULL, OPT_HELP},
+                                             {"version", no_argument, NULL, OPT_VERSION},
+                                             CLI_KEY_LONGOPTS,
+                                             {NULL, 0, NULL, 0}};
     fsck_run r;
     memset(&r, 0, sizeof r);
     cli_keyopts k;
@@ -333,15 +349,34 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "npayvq", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n': r.mode = VD_FSCK_CHECK; modes |= 1; break;
+        case 'n':
+            r.mode = VD_FSCK_CHECK;
+            modes |= 1;
+            break;
         case 'p':
-        case 'a': r.mode = VD_FSCK_SAFE; modes |= 2; break;
-        case 'y': r.mode = VD_FSCK_ALL; modes |= 4; break;
-        case 'v': r.verbose = 1; break;
-        case 'q': r.quiet = 1; break;
-        case OPT_JSON: r.json = 1; break;
-        case OPT_HELP: usage(stdout); return FSCK_OK;
-        case OPT_VERSION: printf(PROG " %s\n", vd_version()); return FSCK_OK;
+        case 'a':
+            r.mode = VD_FSCK_SAFE;
+            modes |= 2;
+            break;
+        case 'y':
+            r.mode = VD_FSCK_ALL;
+            modes |= 4;
+            break;
+        case 'v':
+            r.verbose = 1;
+            break;
+        case 'q':
+            r.quiet = 1;
+            break;
+        case OPT_JSON:
+            r.json = 1;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return FSCK_OK;
+        case OPT_VERSION:
+            printf(PROG " %s\n", vd_version());
+            return FSCK_OK;
         default:
             if (cli_keyopts_handle(&k, c, optarg))
                 break;
@@ -349,7 +384,8 @@ int main(int argc, char **argv)
                 cli_errorf(PROG, NULL, "unknown or incomplete option -%c (see --help)",
                            optopt);
             else
-                cli_errorf(PROG, NULL, "unknown option %s (see --help)", argv[optind - 1]);
+                cli_errorf(PROG, NULL, "unknown option %s (see --help)",
+                           argv[optind - 1]);
             return FSCK_USAGE;
         }
     }
@@ -358,8 +394,9 @@ int main(int argc, char **argv)
         return FSCK_USAGE;
     }
     if (optind + 1 != argc) {
-        cli_errorf(PROG, NULL, optind == argc ? "no image given (see --help)"
-                                              : "one image at a time (see --help)");
+        cli_errorf(PROG, NULL,
+                   optind == argc ? "no image given (see --help)"
+                                  : "one image at a time (see --help)");
         return FSCK_USAGE;
     }
     r.image = argv[optind];

@@ -143,6 +143,9 @@ vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
 /* ---- scrub (scrub.c) ---------------------------------------------------- */
 /* Data blocks under one node of level (all of them for the root). */
 uint64_t vd_node_span(const vd_image *img, uint32_t level);
+/* While on, a tree node that fails is reported, not made sticky: vd_fsck
+ * keeps away from the ranges its scrub found (fat/check_internal.h). */
+vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
 vd_err vd_sync_locked(vd_image *img);

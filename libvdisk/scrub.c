@@ -7,7 +7,6 @@
  * bad node never enters the cache, so later reads under it still fail. */
 #include <string.h>
 
-#include "fat/check_internal.h"
 #include "image_internal.h"
 #include "vdisk/check.h"
 
@@ -39,8 +38,8 @@ static void bad_node_range(const vd_image *img, vd_bad_range *r)
     r->first_lbn = img->bad_idx * span;
     if (r->first_lbn >= img->geo.nblocks)
         r->first_lbn = img->geo.nblocks - 1;
-    r->nblocks = span < img->geo.nblocks - r->first_lbn ? span
-                                                       : img->geo.nblocks - r->first_lbn;
+    r->nblocks =
+        span < img->geo.nblocks - r->first_lbn ? span : img->geo.nblocks - r->first_lbn;
 }
 
 typedef struct scrub {
@@ -130,7 +129,8 @@ static vd_err scrub_locked(scrub *s)
         uint64_t node_end = (lbn / leafspan + 1) * leafspan;
         if (node_end > total)
             node_end = total;
-        uint32_t n = (uint32_t)(node_end - lbn < VD_RUN_MAX ? node_end - lbn : VD_RUN_MAX);
+        uint32_t n =
+            (uint32_t)(node_end - lbn < VD_RUN_MAX ? node_end - lbn : VD_RUN_MAX);
         img->have_bad = 0;
         uint32_t t;
         e = vd_get_block(img, 1, lbn / leafspan, &t); /* the path, root down */

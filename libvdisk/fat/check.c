@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "endian.h"
+#include "fat/check_internal.h"
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
-#include "fat/check_internal.h"
 
 static char *dupstr(const char *s)
 {
@@ -211,9 +211,11 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
             snprintf(region, sizeof region, "tree node");
         } else if (off >= c->fs->data_off &&
                    end <= (uint64_t)c->fs->total_sectors * c->fs->bps) {
-            uint64_t c0 = (off - c->fs->data_off) / c->fs->cluster_bytes + FAT_FIRST_CLUSTER;
+            uint64_t c0 =
+                (off - c->fs->data_off) / c->fs->cluster_bytes + FAT_FIRST_CLUSTER;
             int marked = c0 < c->nent && chk_fat_get(c, (uint32_t)c0) == FAT_BAD;
-            snprintf(region, sizeof region, marked ? "clusters marked bad" : "free space");
+            snprintf(region, sizeof region,
+                     marked ? "clusters marked bad" : "free space");
             if (r->level == 0) {
                 safe = 0;
                 action = "overwrite the block with zeros";
@@ -344,7 +346,8 @@ static vd_err premount_fat(chk *c, int write)
         e = vd_image_read(c->img, 0, 1, blk);
     if (e == VD_OK && fat_bpb_decode(blk, info.nblocks * FAT_BLOCK, &g, &ncl) != VD_OK)
         goto out; /* reported by the mount */
-    uint64_t fat_off = (uint64_t)g.rsvd * g.bps, fatbytes = (uint64_t)g.fat_sectors * g.bps;
+    uint64_t fat_off = (uint64_t)g.rsvd * g.bps,
+             fatbytes = (uint64_t)g.fat_sectors * g.bps;
     if (e != VD_OK || g.nfats < 2 || (g.ext_flags & 0x80) || fat_off % FAT_BLOCK ||
         fatbytes % FAT_BLOCK)
         goto out;
@@ -429,15 +432,17 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
             goto out;
         }
         if (m == VD_ERR_AUTH && c.fat1_bad)
-            e = chk_problem(&c, VD_FSCK_P_VOLUME, 0, NULL, NULL,
-                            "FAT copy 1 failed authentication: the FAT32 structure can be "
-                            "checked once it is rewritten from copy 2",
-                            "rewrite it from FAT copy 2, then check");
+            e = chk_problem(
+                &c, VD_FSCK_P_VOLUME, 0, NULL, NULL,
+                "FAT copy 1 failed authentication: the FAT32 structure can be "
+                "checked once it is rewritten from copy 2",
+                "rewrite it from FAT copy 2, then check");
         else
             e = chk_problem(&c, VD_FSCK_P_VOLUME, -1, NULL, NULL,
-                            m == VD_ERR_AUTH ? "file system metadata failed authentication: "
-                                               "the FAT32 structure cannot be checked"
-                                             : "no valid FAT32 volume inside",
+                            m == VD_ERR_AUTH
+                                ? "file system metadata failed authentication: "
+                                  "the FAT32 structure cannot be checked"
+                                : "no valid FAT32 volume inside",
                             NULL);
         if (e == VD_OK)
             e = report_unclaimed(&c, 0);

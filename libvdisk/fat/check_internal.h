@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fat/fat_internal.h"
 #include "vdisk/check.h"
 #include "vdisk/vdisk.h"
 
-/* scrub.c: while on, a failing tree node does not fail the handle (the
+/* scrub.c (also declared in image_internal.h, which the FAT layer cannot
+ * include): while on, a failing tree node does not fail the handle (the
  * check knows the bad ranges and keeps away from them). */
 vd_err vd_image_tolerate_nodes(vd_image *img, int on);
-
-#ifdef VD_FAT_INTERNAL_H
 
 #define CHK_NONE 0xFFFFFFFFu
 #define CHK_PATH_MAX 4096u
@@ -34,14 +34,14 @@ typedef struct chk_bad {
 } chk_bad;
 
 typedef struct chk_file {
-    uint32_t parent;     /* index of the directory holding it; CHK_NONE: root */
-    uint32_t first;      /* first cluster after repair */
-    uint32_t size;       /* size after repair */
-    uint32_t nclus;      /* chain length after repair */
+    uint32_t parent; /* index of the directory holding it; CHK_NONE: root */
+    uint32_t first;  /* first cluster after repair */
+    uint32_t size;   /* size after repair */
+    uint32_t nclus;  /* chain length after repair */
     uint8_t is_dir;
-    uint64_t ent_off;    /* byte offset of the short entry in the volume */
-    uint8_t raw[32];     /* the short entry as found */
-    char *name;          /* UTF-8 component */
+    uint64_t ent_off; /* byte offset of the short entry in the volume */
+    uint8_t raw[32];  /* the short entry as found */
+    char *name;       /* UTF-8 component */
 } chk_file;
 
 typedef struct chk_edit {
@@ -64,26 +64,26 @@ typedef struct chk {
     vd_fsck_result *res;
     chk_bad *bad;
     size_t nbad, capbad;
-    uint32_t nent;      /* FAT entries: nclusters + 2 */
-    uint32_t *fat;      /* working copy, repairs applied */
-    uint32_t *disk[2];  /* each copy as read (for diffs); NULL if unreadable */
+    uint32_t nent;        /* FAT entries: nclusters + 2 */
+    uint32_t *fat;        /* working copy, repairs applied */
+    uint32_t *disk[2];    /* each copy as read (for diffs); NULL if unreadable */
     uint8_t *copy_bad[2]; /* per entry of each copy: failed authentication */
-    uint32_t disk_free;  /* free clusters in the table as found */
-    uint32_t *owner;    /* file index + 1 per cluster, 0 = none */
+    uint32_t disk_free;   /* free clusters in the table as found */
+    uint32_t *owner;      /* file index + 1 per cluster, 0 = none */
     chk_file *files;
     size_t nfiles, capfiles;
     chk_edit *edits;
     size_t nedits, capedits;
-    uint64_t *zero;     /* bad data blocks to overwrite with zeros */
+    uint64_t *zero; /* bad data blocks to overwrite with zeros */
     size_t nzero, capzero;
-    int unsafe;         /* a problem only VD_FSCK_ALL may repair */
-    int persist;        /* decided: write the repairs */
-    int fatal;          /* the structure cannot be walked: repair nothing */
-    uint32_t fat1_bad;  /* bad blocks in FAT copy 1 that copy 2 can replace */
-    int fat_changed;    /* working FAT differs from copy 0 as read */
+    int unsafe;        /* a problem only VD_FSCK_ALL may repair */
+    int persist;       /* decided: write the repairs */
+    int fatal;         /* the structure cannot be walked: repair nothing */
+    uint32_t fat1_bad; /* bad blocks in FAT copy 1 that copy 2 can replace */
+    int fat_changed;   /* working FAT differs from copy 0 as read */
     uint32_t fsinfo_free, fsinfo_next;
-    int fsinfo_ok;      /* FSInfo sector well formed */
-    int bs_dirty;       /* boot sector's dirty byte set */
+    int fsinfo_ok; /* FSInfo sector well formed */
+    int bs_dirty;  /* boot sector's dirty byte set */
     chk_prob *probs;
     size_t nprobs, capprobs;
     char *pathbuf;
@@ -124,5 +124,4 @@ vd_err chk_table_write(chk *c);
 /* check_tree.c */
 vd_err chk_tree_walk(chk *c);
 
-#endif
 #endif

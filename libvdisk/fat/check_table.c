@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "endian.h"
+#include "fat/check_internal.h"
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
-#include "fat/check_internal.h"
 
 #define BS_STATE_DIRTY 0x01u /* BS_RESERVED1 bit 0 */
 
@@ -110,8 +110,7 @@ vd_err chk_table_load(chk *c)
     if (lost_both) {
         c->fatal = 1;
         return chk_problem(c, VD_FSCK_P_VOLUME, -1, NULL, NULL,
-                           "both FAT copies fail authentication in the same place",
-                           NULL);
+                           "both FAT copies fail authentication in the same place", NULL);
     }
     if (differ) {
         char what[96], action[64];
@@ -150,8 +149,8 @@ vd_err chk_table_lost(chk *c)
     if (!heads)
         heads = 1; /* only loops */
     char what[96];
-    snprintf(what, sizeof what, "%u lost clusters in %u chains (in use, owned by no file)",
-             lost, heads);
+    snprintf(what, sizeof what,
+             "%u lost clusters in %u chains (in use, owned by no file)", lost, heads);
     return chk_problem(c, VD_FSCK_P_LOST, 1, NULL, NULL, what, "free them");
 }
 
@@ -237,8 +236,8 @@ static vd_err write_span(chk *c, uint32_t k, uint32_t from, uint32_t to)
         return VD_ERR_NOMEM;
     for (uint32_t i = from; i < to; i++)
         vd_put_le32(buf + (size_t)(i - from) * FAT_ENTRY_BYTES, c->fat[i]);
-    vd_err e = fat_dev_write(c->fs, copy_off(c, k) + (uint64_t)from * FAT_ENTRY_BYTES, buf,
-                             (size_t)(to - from) * FAT_ENTRY_BYTES);
+    vd_err e = fat_dev_write(c->fs, copy_off(c, k) + (uint64_t)from * FAT_ENTRY_BYTES,
+                             buf, (size_t)(to - from) * FAT_ENTRY_BYTES);
     free(buf);
     return e;
 }

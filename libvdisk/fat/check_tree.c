@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "endian.h"
+#include "fat/check_internal.h"
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
-#include "fat/check_internal.h"
 
 typedef struct walk {
     chk *c;
@@ -119,7 +119,8 @@ static vd_err quarantine(chk *c, uint32_t i, uint32_t prev, uint32_t clus, chk_b
                  (unsigned long long)(keep < f->size ? keep : f->size),
                  b->r.level == 0 && !b->reported ? " and overwrite the block with zeros"
                                                  : "");
-    vd_err e = chk_problem(c, VD_FSCK_P_INTEGRITY, 0, chk_path(c, i), &b->r, what, action);
+    vd_err e =
+        chk_problem(c, VD_FSCK_P_INTEGRITY, 0, chk_path(c, i), &b->r, what, action);
     if (e != VD_OK)
         return e;
     if (!b->reported && b->r.level == 0 && c->nzero < c->capzero)
@@ -154,7 +155,8 @@ static vd_err walk_chain(chk *c, uint32_t i)
             if (other == i) {
                 snprintf(what, sizeof what, "cluster chain loops at cluster %u", clus);
                 snprintf(action, sizeof action, "end the chain at cluster %u", prev);
-                e = chk_problem(c, VD_FSCK_P_CHAIN, 0, chk_path(c, i), NULL, what, action);
+                e = chk_problem(c, VD_FSCK_P_CHAIN, 0, chk_path(c, i), NULL, what,
+                                action);
             } else {
                 char *op = malloc(CHK_PATH_MAX);
                 if (!op)
@@ -178,7 +180,8 @@ static vd_err walk_chain(chk *c, uint32_t i)
         if (next >= FAT_EOC_MIN)
             return VD_OK;
         if (next == FAT_FREE || next == FAT_BAD || !fat_valid_cluster(c->fs, next)) {
-            snprintf(what, sizeof what, "cluster %u of the chain points to %s (0x%07x)", clus,
+            snprintf(what, sizeof what, "cluster %u of the chain points to %s (0x%07x)",
+                     clus,
                      next == FAT_FREE  ? "a free entry"
                      : next == FAT_BAD ? "a bad cluster"
                                        : "no valid cluster",
@@ -209,15 +212,17 @@ static vd_err check_size(chk *c, uint32_t i)
     uint64_t need = ((uint64_t)f->size + cb - 1) / cb;
     if (f->nclus < need) {
         uint64_t have = (uint64_t)f->nclus * cb;
-        snprintf(what, sizeof what, "size %u is larger than its %u-cluster chain (%llu bytes)",
-                 f->size, f->nclus, (unsigned long long)have);
+        snprintf(what, sizeof what,
+                 "size %u is larger than its %u-cluster chain (%llu bytes)", f->size,
+                 f->nclus, (unsigned long long)have);
         snprintf(action, sizeof action, "set the size to %llu", (unsigned long long)have);
         f->size = (uint32_t)have;
         return chk_problem(c, VD_FSCK_P_SIZE, 0, chk_path(c, i), NULL, what, action);
     }
     if (f->nclus > need) {
-        snprintf(what, sizeof what, "chain of %u clusters is longer than size %u needs (%llu)",
-                 f->nclus, f->size, (unsigned long long)need);
+        snprintf(what, sizeof what,
+                 "chain of %u clusters is longer than size %u needs (%llu)", f->nclus,
+                 f->size, (unsigned long long)need);
         /* Walk to the last cluster kept, release the rest. */
         uint32_t clus = f->first, prev = 0;
         for (uint64_t k = 0; k < need; k++) {
@@ -352,7 +357,8 @@ static vd_err short_slot(walk *w, uint32_t d, uint64_t off, const uint8_t *b)
                 memcpy(u, w->units, n * sizeof *u);
             w->nlfn = 0;
         } else {
-            e = drop_lfn(w, d, w->want ? "are incomplete" : "do not match their short entry");
+            e = drop_lfn(w, d,
+                         w->want ? "are incomplete" : "do not match their short entry");
         }
         if (e != VD_OK)
             return e;
@@ -370,7 +376,8 @@ static vd_err short_slot(walk *w, uint32_t d, uint64_t off, const uint8_t *b)
     f->ent_off = off;
     f->is_dir = (b[DIR_ATTR] & ATTR_DIRECTORY) != 0;
     f->first = (((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
-                vd_get_le16(b + DIR_FST_CLUS_LO)) & FAT_MASK;
+                vd_get_le16(b + DIR_FST_CLUS_LO)) &
+               FAT_MASK;
     f->size = vd_get_le32(b + DIR_FILE_SIZE);
     uint32_t first0 = f->first, size0 = f->size;
     if (f->is_dir)

@@ -228,8 +228,8 @@ vd_err dmg_file_block(vd_image *img, const char *path, uint64_t off, uint64_t *l
     return VD_OK;
 }
 
-static vd_err find_sfn_entry(vd_image *img, const dmg_geo *g, const char *sfn, uint8_t e[32],
-                             uint64_t *off)
+static vd_err find_sfn_entry(vd_image *img, const dmg_geo *g, const char *sfn,
+                             uint8_t e[32], uint64_t *off)
 {
     vd_err r = dir_find(img, g, g->root, sfn, 0, off);
     if (r == VD_OK)
@@ -380,7 +380,8 @@ static vd_err open_img(const char *path, const char *keyfile, int create, vd_hos
     uint8_t *key = vd_secret_alloc(VD_KEYFILE_BYTES);
     if (!key)
         return VD_ERR_NOMEM;
-    vd_err e = create ? vd_keyfile_create(keyfile, key, &sys) : vd_keyfile_read(keyfile, key, &sys);
+    vd_err e = create ? vd_keyfile_create(keyfile, key, &sys)
+                      : vd_keyfile_read(keyfile, key, &sys);
     if (e == VD_OK)
         e = vd_host_file_open(path, create ? VD_HOST_CREATE : 0, h, &sys);
     vd_unlock u = {VD_SLOT_KEYFILE, key, VD_KEYFILE_BYTES};
@@ -470,8 +471,8 @@ int main(int argc, char **argv)
         uint64_t lbn = 0, doff, noff;
         e = open_img(argv[2], keyf, 0, &h, &img);
         if (e == VD_OK)
-            e = dmg_file_block(img, path, tamper ? strtoull(argv[5], NULL, 0) : DMG_REPLAY_OFF,
-                               &lbn);
+            e = dmg_file_block(
+                img, path, tamper ? strtoull(argv[5], NULL, 0) : DMG_REPLAY_OFF, &lbn);
         vd_err c = img ? vd_image_close(img) : VD_OK;
         img = NULL;
         if (e == VD_OK)

@@ -29,7 +29,8 @@ vd_err dmg_volume(vd_image *img, const char *what);
 vd_err dmg_file_block(vd_image *img, const char *path, uint64_t off, uint64_t *lbn);
 /* Physical byte offsets (in the image file) of a data block and of the
  * level-1 tree node above it; the image must be closed. */
-vd_err dmg_phys(const vd_host *host, uint64_t lbn, uint64_t *data_off, uint64_t *node_off);
+vd_err dmg_phys(const vd_host *host, uint64_t lbn, uint64_t *data_off,
+                uint64_t *node_off);
 /* XOR one byte at off on the host. */
 vd_err dmg_flip(const vd_host *host, uint64_t off);
 /* Copy the 4 KiB at off from one host to another (a replayed block). */

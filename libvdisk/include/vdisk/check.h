@@ -87,17 +87,17 @@ typedef enum vd_fsck_kind {
 
 typedef struct vd_fsck_problem {
     vd_fsck_kind kind;
-    int safe;            /* repairable by VD_FSCK_SAFE */
-    int repairable;      /* repairable at all (VD_FSCK_ALL) */
-    int fixed;           /* repaired in this run */
-    int have_block;      /* first_lbn/nblocks/level are meaningful */
-    uint32_t level;      /* 0: data block; > 0: tree node */
+    int safe;       /* repairable by VD_FSCK_SAFE */
+    int repairable; /* repairable at all (VD_FSCK_ALL) */
+    int fixed;      /* repaired in this run */
+    int have_block; /* first_lbn/nblocks/level are meaningful */
+    uint32_t level; /* 0: data block; > 0: tree node */
     uint64_t first_lbn, nblocks;
-    const char *path;    /* owning file ("/dir/name") or a region such as
+    const char *path;   /* owning file ("/dir/name") or a region such as
                             "(free space)"; NULL if none. Valid during
                             the report call only. */
-    const char *what;    /* the problem, one line, no trailing newline */
-    const char *action;  /* what was (or would be) done, or NULL */
+    const char *what;   /* the problem, one line, no trailing newline */
+    const char *action; /* what was (or would be) done, or NULL */
 } vd_fsck_problem;
 
 typedef struct vd_fsck_opts {
@@ -112,11 +112,11 @@ typedef struct vd_fsck_opts {
 
 typedef struct vd_fsck_result {
     vd_scrub_stats scrub;
-    uint32_t files, dirs;          /* entries walked */
+    uint32_t files, dirs; /* entries walked */
     uint32_t clusters_used, clusters_total;
-    uint32_t found, fixed;         /* problems */
+    uint32_t found, fixed; /* problems */
     uint32_t integrity_found, integrity_fixed;
-    int fs_checked;                /* the FAT32 structure could be walked */
+    int fs_checked; /* the FAT32 structure could be walked */
 } vd_fsck_result;
 
 /* Scrub the image, then check (and per o->mode repair) its FAT32 volume,
