@@ -60,20 +60,23 @@ void vmnt_volume_close(vmnt_ctx *c)
     if (c->ci.fs) {
         vd_err e = vd_fs_unmount(c->ci.fs);
         c->ci.fs = NULL;
-        if (e != VD_OK) {
+        if (e == VD_ERR_FAILED)
+            vmnt_log(c, LOG_ERR,
+                     "not synced: an integrity failure made the image refuse all writes; "
+                     "it keeps its last commit (check it with vhdfsck)");
+        else if (e != VD_OK)
             vmnt_log(c, LOG_ERR, "unmounting the volume: %s", vd_strerror(e));
-            if (first == VD_OK)
-                first = e;
-        }
+        if (first == VD_OK)
+            first = e;
     }
     if (c->ci.img) {
         vd_err e = vd_image_close(c->ci.img);
         c->ci.img = NULL;
-        if (e != VD_OK) {
+        /* One line per cause: a failed handle was reported just above. */
+        if (e != VD_OK && e != first)
             vmnt_log(c, LOG_ERR, "closing the image: %s", vd_strerror(e));
-            if (first == VD_OK)
-                first = e;
-        }
+        if (first == VD_OK)
+            first = e;
     }
     /* Only the host file (dropping the lock) and the anchor are left. */
     (void)cli_image_close(c->prog, c->image, &c->ci);

@@ -162,6 +162,27 @@ head -c 1048576 "$M/bad.bin" | cmp - <(head -c 1048576 src/bad.bin) || fail "blo
 mnt_stop "$M"
 [[ $n -ge 1 ]] || fail "integrity failure not logged"
 
+note "tampered tree node: EIO, the range it covers logged, the handle refuses writes, exit 4"
+expect_status 0 "$MKVHD" --force --size 64M --key-file "$KEY" img3.vhd src
+node_start=$(od -An -t u8 -j 96 -N 8 img3.vhd | tr -d ' ')
+height=$(od -An -t u4 -j 52 -N 4 img3.vhd | tr -d ' ')
+[[ $height == 2 ]] || fail "expected a 2-level tree for 64 MiB (FORMAT.md), got $height"
+# Root first, then level 1: the level-1 node over blocks 5120..5247 is number 40.
+printf '\xff\xff\xff\xff' | dd of=img3.vhd bs=1 seek=$(((node_start + 1 + 40) * 4096 + 100)) conv=notrunc status=none
+mnt_start img3.vhd "$M" --key-file "$KEY"
+[[ $(cat "$M/good.txt") == fine ]] || fail "good file before the failure"
+expect_status 1 cat "$M/bad.bin"
+expect_err 'Input/output error'
+grep -q "bad.bin: read: integrity failure in a level-1 tree node covering logical blocks 5120-5247" \
+    "$T/vhdmount.log" || { cat "$T/vhdmount.log" >&2; fail "no log line naming the node's range"; }
+expect_status 1 touch "$M/new"            # sticky failed: nothing more is written
+expect_err 'Input/output error'
+fusermount3 -u "$M" || fail "fusermount3 -u"
+rc=0; wait "$MPID" || rc=$?; MPID=
+[[ $rc == 4 ]] || { cat "$T/vhdmount.log" >&2; fail "exit $rc after an integrity failure, expected 4"; }
+grep -q 'not synced: an integrity failure' "$T/vhdmount.log" || fail "the unsynced unmount is not explained"
+[[ $(grep -c 'image refuse\|closing the image' "$T/vhdmount.log") == 1 ]] || fail "the failed close is logged more than once"
+
 # ---- a full volume ------------------------------------------------------------
 note "ENOSPC: the write fails, the mount goes on"
 expect_status 0 "$MKVHD" --size 40M --key-file "$KEY" img4.vhd
