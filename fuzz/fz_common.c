@@ -462,7 +462,10 @@ static void walk_dir(walk *w, size_t plen, int depth)
     for (unsigned n = 0; n < WALK_MAX_ENTRIES && vd_dir_read(d, ent) == VD_OK; n++) {
         size_t nlen = strnlen(ent->name, sizeof ent->name);
         FZ_CHECK(nlen < sizeof ent->name); /* NUL-terminated */
+        /* Every listed name can be used as a path component again. */
         FZ_CHECK(nlen > 0);
+        FZ_CHECK(!memchr(ent->name, '/', nlen));
+        FZ_CHECK(strcmp(ent->name, ".") != 0 && strcmp(ent->name, "..") != 0);
         if (plen + 1 + nlen + 1 > sizeof w->path)
             continue;
         w->path[plen] = '/';

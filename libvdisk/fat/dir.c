@@ -90,6 +90,19 @@ static void lfn_units(const uint8_t e[32], uint16_t u[13])
         u[11 + i] = vd_get_le16(e + LDIR_NAME3 + 2 * i);
 }
 
+/* A name read from disk can be handed out only if a path can name it
+ * again: not empty, not "." or "..", no '/' (FAT forbids all of these; a
+ * hostile volume has them). */
+static int name_usable(const uint16_t *u, size_t n)
+{
+    if (n == 0 || (n <= 2 && u[0] == '.' && u[n - 1] == '.'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] == '/' || u[i] == 0)
+            return 0;
+    return 1;
+}
+
 vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d)
 {
     uint16_t lfn[LFN_MAX_ENTRIES * LFN_UNITS_PER_ENTRY];
@@ -147,7 +160,7 @@ vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d)
             size_t n = 0, max = (size_t)total * LFN_UNITS_PER_ENTRY;
             while (n < max && lfn[n] != 0)
                 n++;
-            if (n > 0 && n <= FAT_NAME_MAX) {
+            if (n > 0 && n <= FAT_NAME_MAX && name_usable(lfn, n)) {
                 memcpy(d->name, lfn, n * sizeof(uint16_t));
                 d->nlen = n;
                 d->first_slot = lfn_first;
@@ -155,6 +168,8 @@ vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d)
             }
         }
         d->nlen = fat_sfn_to_utf16(b, d->ntres, d->name);
+        if (!name_usable(d->name, d->nlen))
+            continue; /* e.g. an all-blank short name: not addressable */
         return VD_OK;
     }
 }
