@@ -105,6 +105,9 @@ static void print_problem(const fsck_run *r, const vd_fsck_problem *p)
 static void on_report(void *ctx, const vd_fsck_problem *p)
 {
     fsck_run *r = ctx;
+    /* Problems come after the verification pass: clear its line first. */
+    cli_progress_end(&r->prog);
+    r->prog.enabled = 0;
     print_problem(r, p);
     if (r->nprobs == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
