@@ -13,8 +13,21 @@
 #define HOST_PROG "vdisk-host-server"
 
 static const char *const mode_names[] = {
-    "none",       "flip",      "other-block", "replay",    "drop-writes",
-    "short-read", "long-read", "size-lie",    "time-back", "rollback"};
+    "none",      "flip",     "other-block", "replay",   "drop-writes", "short-read",
+    "long-read", "size-lie", "time-back",   "rollback", "bad-reply"};
+
+static const char *const field_names[] = {"op",  "id",     "status", "errno",
+                                          "pad", "errlen", "length"};
+
+int atk_field_parse(const char *s, atk_field *out)
+{
+    for (size_t i = 0; i < sizeof field_names / sizeof field_names[0]; i++)
+        if (strcmp(s, field_names[i]) == 0) {
+            *out = (atk_field)i;
+            return 0;
+        }
+    return -1;
+}
 
 int atk_mode_parse(const char *s, atk_mode *out)
 {
@@ -241,4 +254,37 @@ void atk_on_now(atk *a, uint64_t seq, int64_t *ns)
     *ns = a->clock_calls % 3 == 0
               ? absurd[(a->clock_calls / 3) % (sizeof absurd / sizeof absurd[0])]
               : a->clock_ns;
+}
+
+void atk_on_reply(atk *a, uint64_t seq, uint8_t hdr[16])
+{
+    if (a->mode != ATK_BAD_REPLY || !trigger(a, seq, 0))
+        return;
+    fprintf(stderr,
+            HOST_PROG ": attack bad-reply: fired at request %" PRIu64 " (field %s)\n",
+            seq, field_names[a->field]);
+    switch (a->field) {
+    case FLD_OP:
+        hdr[0] = (uint8_t)(hdr[0] == SH_OP_READ ? SH_OP_WRITE : SH_OP_READ);
+        break;
+    case FLD_ID:
+        sh_put_le32(hdr + 4, sh_get_le32(hdr + 4) + 1);
+        break;
+    case FLD_STATUS:
+        sh_put_le32(hdr + 8, 5);
+        break;
+    case FLD_ERRNO:
+        sh_put_le32(hdr + 8, (uint32_t)-5000);
+        break;
+    case FLD_PAD:
+        hdr[2] = 1;
+        break;
+    case FLD_ERRLEN:
+        sh_put_le32(hdr + 8, (uint32_t)-5); /* -EIO, with a length */
+        sh_put_le32(hdr + 12, 8);
+        break;
+    case FLD_LENGTH:
+        sh_put_le32(hdr + 12, UINT32_MAX);
+        break;
+    }
 }

@@ -21,7 +21,8 @@ typedef enum atk_mode {
     ATK_LONG_READ,   /* return 4096 bytes more than a read asked for */
     ATK_SIZE_LIE,    /* add size_delta to the size */
     ATK_TIME_BACK,   /* a clock that runs backwards and jumps to absurd values */
-    ATK_ROLLBACK     /* restore an old copy of the image before serving */
+    ATK_ROLLBACK,    /* restore an old copy of the image before serving */
+    ATK_BAD_REPLY    /* break one field of a reply header (atk_field) */
 } atk_mode;
 
 /* Which blocks a read/write attack may hit (from the public header). */
@@ -31,6 +32,17 @@ typedef enum atk_region {
     REG_NODE,  /* Merkle nodes */
     REG_DATA   /* data blocks */
 } atk_region;
+
+/* Which field bad-reply breaks. */
+typedef enum atk_field {
+    FLD_OP = 0, /* echo another op */
+    FLD_ID,     /* echo another id */
+    FLD_STATUS, /* a positive status */
+    FLD_ERRNO,  /* a status below -4095 */
+    FLD_PAD,    /* nonzero padding */
+    FLD_ERRLEN, /* a failure that claims a payload */
+    FLD_LENGTH  /* length 0xFFFFFFFF */
+} atk_field;
 
 typedef struct atk_version {
     uint64_t off;
@@ -43,6 +55,7 @@ typedef struct atk {
     uint64_t after;
     uint64_t nth;
     int64_t size_delta;
+    atk_field field;
     uint64_t eligible; /* eligible requests seen so far */
     uint64_t fired;
     /* Layout, from the image's public header (0 until it parses). */
@@ -71,5 +84,8 @@ int atk_on_write(atk *a, int img_fd, uint64_t seq, uint64_t off, const uint8_t *
                  size_t len);
 void atk_on_size(atk *a, uint64_t seq, uint64_t *size);
 void atk_on_now(atk *a, uint64_t seq, int64_t *ns);
+/* Any reply header, encoded, just before it is sent. */
+void atk_on_reply(atk *a, uint64_t seq, uint8_t hdr[16]);
+int atk_field_parse(const char *s, atk_field *out);
 
 #endif

@@ -5,15 +5,16 @@
  * end, and exits with the shield's exit status.
  *
  *   vdisk-host-server [--log FILE] [--attack MODE] [--region R]
- *       [--after N] [--nth K] [--size-delta BYTES]
+ *       [--after N] [--nth K] [--size-delta BYTES] [--field F]
  *       [--restore SNAPSHOT] [--save-snapshot SNAPSHOT]
  *       IMAGE -- SHIELD_COMMAND [ARG...]
  *
  * --log appends every byte received from the shield (request headers and
  * write payloads) to FILE: what a host learns. --attack: none, flip,
  * other-block, replay, drop-writes, short-read, long-read, size-lie,
- * time-back, rollback (attack.h); --region any|super|node|data aims it;
- * --after/--nth place it. --restore copies SNAPSHOT over IMAGE before
+ * time-back, rollback, bad-reply (attack.h); --region any|super|node|data
+ * aims it; --field op|id|status|errno|pad|errlen|length says what
+ * bad-reply breaks; --after/--nth place it. --restore copies SNAPSHOT over IMAGE before
  * serving (with --attack rollback), --save-snapshot copies IMAGE to
  * SNAPSHOT after the shield exits. Exit: the shield's status, 128 + N if
  * it died of signal N, 70 if the host itself failed, 2 on usage. */
@@ -41,9 +42,10 @@ typedef struct host_opts {
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: " HOST_PROG " [--log FILE] [--attack MODE] [--region R]"
-                    " [--after N] [--nth K] [--size-delta BYTES] [--restore SNAP]"
-                    " [--save-snapshot SNAP] IMAGE -- SHIELD_COMMAND [ARG...]\n");
+    fprintf(stderr,
+            "usage: " HOST_PROG " [--log FILE] [--attack MODE] [--region R]"
+            " [--after N] [--nth K] [--size-delta BYTES] [--field F] [--restore SNAP]"
+            " [--save-snapshot SNAP] IMAGE -- SHIELD_COMMAND [ARG...]\n");
     return 2;
 }
 
@@ -87,6 +89,9 @@ static int parse_args(int argc, char **argv, host_opts *o, atk *a)
                 return -1;
         } else if (strcmp(k, "--nth") == 0) {
             if (parse_u64(v, &a->nth) != 0 || a->nth == 0)
+                return -1;
+        } else if (strcmp(k, "--field") == 0) {
+            if (atk_field_parse(v, &a->field) != 0)
                 return -1;
         } else if (strcmp(k, "--size-delta") == 0) {
             char *end = NULL;

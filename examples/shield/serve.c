@@ -37,6 +37,7 @@ static int reply(host_srv *h, const sh_req *q, int32_t status, uint32_t len,
     uint8_t hdr[SH_REPLY_BYTES];
     sh_reply r = {.op = q->op, .id = q->id, .status = status, .length = len};
     sh_reply_encode(&r, hdr);
+    atk_on_reply(&h->attack, h->requests, hdr);
     if (sh_write_full(h->sock, hdr, sizeof hdr) != 0 ||
         (payload_len > 0 && sh_write_full(h->sock, payload, payload_len) != 0))
         return -1;

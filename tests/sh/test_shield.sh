@@ -138,6 +138,13 @@ attack $IO VD_ERR_IO --attack long-read
 expect_out ' [1-9][0-9]* replies refused$'
 attack $IO VD_ERR_IO --attack long-read --region node
 expect_out ' [1-9][0-9]* replies refused$'
+# Malformed reply headers: each check of the channel, at open and in a sync.
+after=0
+for field in op id status errno pad errlen length; do
+    attack $IO VD_ERR_IO --attack bad-reply --field $field --after $after
+    expect_out ' 1 replies refused$'
+    after=$((100 - after))
+done
 # Lies about the size: caught by the library at open (footer and header
 # disagree with it), or by the channel when it changes under a session.
 attack "$IO|$CORRUPT" 'VD_ERR_(IO|CORRUPT)' --attack size-lie
