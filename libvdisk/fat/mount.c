@@ -22,7 +22,9 @@ vd_err fat_op_end(vd_fs *fs, vd_err e)
 
 /* ---- mount ---- */
 
-static void read_label(vd_fs *fs, const uint8_t bpb_label[11])
+/* A failed read of the root directory (authentication, I/O) fails the
+ * mount: it must be reported, not taken as "no label". */
+static vd_err read_label(vd_fs *fs, const uint8_t bpb_label[11])
 {
     uint8_t lab[11];
     memcpy(lab, bpb_label, 11);
@@ -30,11 +32,14 @@ static void read_label(vd_fs *fs, const uint8_t bpb_label[11])
      * it, not always the BPB). */
     fat_dirit it;
     fat_dirit_init(&it, fs->root_clus);
+    vd_err e = VD_OK;
     for (uint32_t s = 0; s < 65536; s++) {
         uint64_t off;
         uint8_t b[DIRENT_SIZE];
-        if (fat_dir_slot_off(fs, &it, s, &off) != VD_OK ||
-            fat_dev_read(fs, off, b, sizeof b) != VD_OK || b[0] == DIR_END_BYTE)
+        e = fat_dir_slot_off(fs, &it, s, &off);
+        if (e == VD_OK)
+            e = fat_dev_read(fs, off, b, sizeof b);
+        if (e != VD_OK || b[0] == DIR_END_BYTE)
             break;
         if (b[0] != DIR_FREE_BYTE &&
             (b[DIR_ATTR] & ATTR_LONG_NAME_MASK) != ATTR_LONG_NAME &&
@@ -43,12 +48,17 @@ static void read_label(vd_fs *fs, const uint8_t bpb_label[11])
             break;
         }
     }
+    /* The end of the root directory's chain, or a damaged chain (lookups
+     * report that; vhdfsck repairs it, so it must still mount): no label. */
+    if (e == VD_ERR_NOENT || e == VD_ERR_CORRUPT)
+        e = VD_OK;
     int n = 11;
     while (n > 0 && lab[n - 1] == ' ')
         n--;
     for (int i = 0; i < n; i++)
         fs->label[i] = (lab[i] >= 0x20 && lab[i] < 0x7F) ? (char)lab[i] : '_';
     fs->label[n] = 0;
+    return e;
 }
 
 static int dev_valid(const vd_blockdev *dev)
@@ -136,7 +146,7 @@ static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts 
     if (e == VD_OK && rv == FAT_FREE)
         e = VD_ERR_CORRUPT;
     if (e == VD_OK)
-        read_label(fs, g.label);
+        e = read_label(fs, g.label);
     if (e != VD_OK) {
         fat_dev_free(fs);
         (void)pthread_mutex_destroy(&fs->lock);
