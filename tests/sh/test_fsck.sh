@@ -10,6 +10,7 @@
 #   exit.1   expected status of the first run
 #   exit.2   expected status of a second run with -n (after any repair)
 #   expect.2 (optional) as expect.1, for the second run
+# With --json in opts.1, standard output must parse as JSON.
 # When the second run is clean, fsck.fat -n must agree on the exported
 # volume (an independent oracle). Adding a case needs no code.
 . "$(dirname "$0")/lib.sh"
@@ -47,7 +48,13 @@ for dir in "$VD_SRC"/tests/fsck/*/; do
         [[ $run == 2 ]] && opts=-n
         got=0
         # shellcheck disable=SC2086 # opts is a word list on purpose
-        "$VHDFSCK" $opts --key-file "$KEY" "$IMG" >"$W/out.$run" 2>&1 </dev/null || got=$?
+        "$VHDFSCK" $opts --key-file "$KEY" "$IMG" >"$W/stdout.$run" 2>"$W/stderr.$run" \
+            </dev/null || got=$?
+        cat "$W/stdout.$run" "$W/stderr.$run" >"$W/out.$run"
+        if [[ " $opts " == *" --json "* ]] && command -v python3 >/dev/null; then
+            python3 -m json.tool "$W/stdout.$run" >/dev/null ||
+                { cat "$W/stdout.$run" >&2; fail "$name: run $run: --json output is not JSON"; }
+        fi
         want=$(head -n1 "$dir/exit.$run")
         [[ "$got" == "$want" ]] ||
             { cat "$W/out.$run" >&2; fail "$name: run $run ($opts) exit $got, expected $want"; }
