@@ -203,6 +203,41 @@ static vd_err collect(void *ctx, const vd_bad_range *r)
     return VD_OK;
 }
 
+typedef struct prog {
+    uint64_t calls, last, total;
+    int backwards;
+} prog;
+
+static void on_prog(void *ctx, uint64_t done, uint64_t total)
+{
+    prog *p = ctx;
+    if (done < p->last)
+        p->backwards = 1;
+    p->last = done;
+    p->total = total;
+    p->calls++;
+}
+
+static void scrub_progress_reaches_the_end(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    prog p = {0};
+    vd_scrub_ops ops = {&p, NULL, on_prog};
+    vd_scrub_stats st;
+    assert_int_equal(vd_image_scrub(f.img, &ops, &st), VD_OK);
+    assert_true(p.calls > 1);
+    assert_false(p.backwards);
+    assert_int_equal(p.last, DMG_NBLOCKS);
+    assert_int_equal(p.total, DMG_NBLOCKS);
+    /* Never-written blocks are vouched for without a read: far less than
+     * the whole image came from the host. */
+    assert_true(st.bytes_read < (uint64_t)DMG_NBLOCKS * VD_BLOCK_SIZE / 4);
+    assert_true(st.bytes_read > (uint64_t)DMG_BIG_BYTES);
+    fx_free(&f);
+}
+
 static void scrub_names_every_bad_block_and_goes_on(void **state)
 {
     (void)state;
@@ -252,6 +287,7 @@ static void scrub_skips_a_bad_node_and_reports_its_range(void **state)
     assert_int_equal(vd_image_read(f.img, 0, 1, buf), VD_OK);
     assert_int_equal(vd_image_read(f.img, lbn, 1, buf), VD_ERR_AUTH);
     assert_int_equal(vd_image_read(f.img, 0, 1, buf), VD_ERR_FAILED);
+    assert_int_equal(vd_image_scrub(f.img, &ops, &st), VD_ERR_FAILED);
     fx_free(&f);
 }
 
@@ -323,6 +359,32 @@ static void unsafe_case(const char *what, vd_fsck_kind kind, const char *path)
         if (s.kind[i] == kind && strcmp(s.path[i], path) == 0)
             named = 1;
     assert_true(named);
+    assert_int_equal(r.fixed, r.found);
+    expect_clean(&f);
+    fx_free(&f);
+}
+
+static void safe_mode_writes_nothing_beside_an_unsafe_problem(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    damage(&f, "lost");      /* safe alone */
+    damage(&f, "crosslink"); /* needs -y */
+    uint64_t size;
+    uint8_t *copy = malloc(DMG_NBLOCKS * (size_t)VD_BLOCK_SIZE * 2);
+    assert_non_null(copy);
+    uint8_t *before = vd_host_mem_data(f.h, &size);
+    assert_true(size <= DMG_NBLOCKS * (size_t)VD_BLOCK_SIZE * 2);
+    memcpy(copy, before, size);
+    seen s;
+    vd_fsck_result r = run(&f, VD_FSCK_SAFE, &s);
+    assert_true(has_kind(&s, VD_FSCK_P_LOST));
+    assert_true(has_kind(&s, VD_FSCK_P_CROSSLINK));
+    assert_int_equal(r.fixed, 0);
+    assert_memory_equal(vd_host_mem_data(f.h, &size), copy, size);
+    free(copy);
+    r = run(&f, VD_FSCK_ALL, &s);
     assert_int_equal(r.fixed, r.found);
     expect_clean(&f);
     fx_free(&f);
@@ -485,7 +547,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clean_image_is_clean),
+        cmocka_unit_test(scrub_progress_reaches_the_end),
         cmocka_unit_test(scrub_names_every_bad_block_and_goes_on),
+        cmocka_unit_test(safe_mode_writes_nothing_beside_an_unsafe_problem),
         cmocka_unit_test(scrub_skips_a_bad_node_and_reports_its_range),
         cmocka_unit_test(dirty_flag_is_cleared_by_p),
         cmocka_unit_test(wrong_fsinfo_is_corrected_by_p),
