@@ -1,7 +1,8 @@
 /* vdfsx — a seeded random-operation checker for a mounted file system (in
  * the spirit of fsx-linux): open/pread/pwrite/ftruncate/fsync/close and
- * reopen at random offsets on several files in DIR, every read and every
- * size compared against an in-memory model, and every file read back whole
+ * reopen (also with O_TRUNC, and O_APPEND writes) at random offsets on
+ * several files in DIR, every read and every size compared against an
+ * in-memory model, and every file read back whole
  * at the end. Prints its seed first; the same seed replays the same run.
  *
  *   vdfsx [--ops N] [--seed S] [--files K] [--max-size BYTES] [-v] DIR
@@ -224,6 +225,48 @@ static int fsx_op_truncate(fsx *x, unsigned i)
     return fsx_check_size(x, i);
 }
 
+/* Reopen with O_TRUNC: the open itself empties the file. */
+static int fsx_op_open_trunc(fsx *x, unsigned i)
+{
+    fsx_file *f = &x->files[i];
+    fsx_note(x, "open-trunc", i, 0, 0);
+    if (fsx_close(x, i) != 0)
+        return -1;
+    f->fd = open(f->path, O_RDWR | O_TRUNC);
+    if (f->fd < 0)
+        return fsx_fail(x, "open O_TRUNC %s: %s", f->path, strerror(errno));
+    f->len = 0;
+    return fsx_check_size(x, i);
+}
+
+/* A write through a second, O_APPEND descriptor lands at the end
+ * whatever the offset of that descriptor. */
+static int fsx_op_append(fsx *x, unsigned i)
+{
+    fsx_file *f = &x->files[i];
+    uint64_t len = 1 + fsx_below(x, 8192);
+    if (f->len + len > x->max_size)
+        return fsx_op_truncate(x, i);
+    fsx_note(x, "append", i, f->len, len);
+    for (uint64_t k = 0; k < len; k++)
+        x->buf[k] = (uint8_t)(fsx_rand(x) >> 56);
+    int fd = open(f->path, O_WRONLY | O_APPEND);
+    if (fd < 0)
+        return fsx_fail(x, "open O_APPEND %s: %s", f->path, strerror(errno));
+    ssize_t n = write(fd, x->buf, len);
+    int err = errno;
+    if (close(fd) != 0 && n >= 0) {
+        n = -1;
+        err = errno;
+    }
+    if (n < 0 || (uint64_t)n != len)
+        return fsx_fail(x, "append %" PRIu64 " to %s: %s", len, f->path,
+                        n < 0 ? strerror(err) : "short write");
+    memcpy(f->model + f->len, x->buf, len);
+    f->len += len;
+    return fsx_check_size(x, i);
+}
+
 static int fsx_step(fsx *x)
 {
     unsigned i = (unsigned)fsx_below(x, x->nfiles);
@@ -249,12 +292,20 @@ static int fsx_step(fsx *x)
             return fsx_fail(x, "fsync %s: %s", x->files[i].path, strerror(errno));
         return 0;
     }
-    if (r < 97) {
+    if (r < 95) {
         x->counts[4]++;
         fsx_note(x, "reopen", i, 0, 0);
         if (fsx_close(x, i) != 0 || fsx_open(x, i) != 0)
             return -1;
         return fsx_check_size(x, i);
+    }
+    if (r < 96) {
+        x->counts[6]++;
+        return fsx_op_open_trunc(x, i);
+    }
+    if (r < 98) {
+        x->counts[7]++;
+        return fsx_op_append(x, i);
     }
     x->counts[5]++;
     fsx_note(x, "stat", i, 0, 0);
@@ -387,8 +438,10 @@ int main(int argc, char **argv)
     if (fsx_final(&x) != 0)
         goto out;
     printf("vdfsx: ok: %" PRIu64 " reads, %" PRIu64 " writes, %" PRIu64
-           " truncates, %" PRIu64 " fsyncs, %" PRIu64 " reopens, %" PRIu64 " stats\n",
-           x.counts[0], x.counts[1], x.counts[2], x.counts[3], x.counts[4], x.counts[5]);
+           " truncates, %" PRIu64 " fsyncs, %" PRIu64 " reopens, %" PRIu64
+           " O_TRUNC opens, %" PRIu64 " appends, %" PRIu64 " stats\n",
+           x.counts[0], x.counts[1], x.counts[2], x.counts[3], x.counts[4], x.counts[6],
+           x.counts[7], x.counts[5]);
     rc = 0;
 out:
     if (x.files) {
