@@ -193,3 +193,101 @@ vd_err vd_image_scrub(vd_image *img, const vd_scrub_ops *ops, vd_scrub_stats *st
     (void)pthread_mutex_unlock(&img->lock);
     return e;
 }
+
+/* The first block of a child of node (level + 1, pidx) other than child
+ * `skip` whose path verifies; it comes back pinned. */
+static vd_err neighbour_leaf(vd_image *img, uint64_t pidx, uint64_t skip, uint64_t span,
+                             uint32_t *t)
+{
+    for (uint32_t s = 0; s < img->geo.fanout; s++) {
+        uint64_t child = pidx * img->geo.fanout + s;
+        if (child == skip)
+            continue;
+        if (child * span >= img->geo.nblocks)
+            break;
+        vd_err e = vd_get_block(img, 0, child * span, t);
+        if (e == VD_OK)
+            return VD_OK;
+        if (e != VD_ERR_AUTH)
+            return e;
+    }
+    return VD_ERR_UNSUPPORTED;
+}
+
+static vd_err discard_locked(vd_image *img, const vd_bad_range *r)
+{
+    const mt_geometry *g = &img->geo;
+    uint32_t level = r->level;
+    uint64_t span = vd_node_span(img, level);
+    if (level < 1 || level > g->height || r->first_lbn % span ||
+        r->first_lbn >= g->nblocks ||
+        r->nblocks !=
+            (span < g->nblocks - r->first_lbn ? span : g->nblocks - r->first_lbn))
+        return VD_ERR_INVAL;
+    uint64_t idx = r->first_lbn / span;
+    /* Only a node that fails: this is a repair, not a way to drop data. */
+    uint32_t tn;
+    vd_err e = vd_get_block(img, level, idx, &tn);
+    if (e == VD_OK) {
+        vd_unpin(img, tn);
+        return VD_ERR_INVAL;
+    }
+    if (e != VD_ERR_AUTH)
+        return e;
+    /* Climb while the parent covers nothing but this range: its entry for
+     * us is the only one to clear, and a neighbour leaf must exist. */
+    for (;;) {
+        if (level >= g->height)
+            return VD_ERR_UNSUPPORTED; /* the root: the whole disk */
+        uint64_t pspan = vd_node_span(img, level + 1);
+        uint64_t pidx = idx / g->fanout, p_first = pidx * pspan;
+        uint64_t p_end = p_first + pspan < g->nblocks ? p_first + pspan : g->nblocks;
+        uint64_t n_first = idx * span, n_end = n_first + span;
+        if (p_first < n_first || n_end < p_end)
+            break;
+        level++;
+        idx = pidx;
+        span = pspan;
+    }
+    e = img->cache.ndirty ? vd_sync_locked(img) : VD_OK;
+    if (e != VD_OK)
+        return e;
+    uint64_t pidx = idx / g->fanout;
+    uint32_t tp, tl;
+    e = vd_get_block(img, level + 1, pidx, &tp); /* verified, and stays pinned */
+    if (e != VD_OK)
+        return e;
+    e = neighbour_leaf(img, pidx, idx, span, &tl);
+    if (e == VD_OK) {
+        mt_version none;
+        memset(&none, 0, sizeof none);
+        mt_node_set(img->cache.e[tp].buf, mt_parent_slot(g, idx), &none);
+        /* The neighbour, unchanged, puts the parent in the next round. */
+        vc_set_dirty(&img->cache, tl, 1);
+        vd_unpin(img, tl);
+        e = vd_sync_locked(img);
+    }
+    vd_unpin(img, tp);
+    return e;
+}
+
+vd_err vd_image_discard_range(vd_image *img, const vd_bad_range *r)
+{
+    if (!img || !r)
+        return VD_ERR_INVAL;
+    if (pthread_mutex_lock(&img->lock) != 0)
+        return VD_ERR_BUSY;
+    vd_err e = img->failed      ? VD_ERR_FAILED
+               : img->read_only ? VD_ERR_READONLY
+               : img->nrecov    ? VD_ERR_BUSY
+                                : VD_OK;
+    if (e == VD_OK) {
+        /* Neighbours may sit under other bad nodes: look, do not fail. */
+        int was = img->tolerate_nodes;
+        img->tolerate_nodes = 1;
+        e = discard_locked(img, r);
+        img->tolerate_nodes = was;
+    }
+    (void)pthread_mutex_unlock(&img->lock);
+    return e;
+}

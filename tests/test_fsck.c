@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "record.h"
 #include "tests/fsck/damage.c"
 #include "vdisk/check.h"
 
@@ -486,36 +487,42 @@ static void tampered_block_names_its_file_and_is_quarantined(void **state)
     fx_free(&f);
 }
 
-static void tampered_node_stays_reported_and_its_clusters_unused(void **state)
+static void tampered_node_is_reset_and_its_file_quarantined(void **state)
 {
     (void)state;
     fx f;
     fx_new(&f);
-    (void)tamper(&f, 100000, 1);
+    uint64_t lbn = tamper(&f, 100000, 1);
     seen s;
-    vd_fsck_result r = run(&f, VD_FSCK_ALL, &s);
+    vd_fsck_result r = run(&f, VD_FSCK_SAFE, &s); /* not a safe repair */
     assert_int_equal(r.scrub.bad_nodes, 1);
-    assert_true(r.found > r.fixed); /* the node itself cannot be repaired */
-    int file_cut = 0;
-    for (int i = 0; i < s.n; i++)
-        if (strcmp(s.path[i], "/BIG.BIN") == 0 && s.fixed[i] && s.level[i] == 1)
-            file_cut = 1;
+    assert_int_equal(r.fixed, 0);
+    r = run(&f, VD_FSCK_ALL, &s);
+    assert_int_equal(r.fixed, r.found);
+    int file_cut = 0, reset = 0;
+    for (int i = 0; i < s.n; i++) {
+        if (s.level[i] != 1 || !s.fixed[i])
+            continue;
+        file_cut |= strcmp(s.path[i], "/BIG.BIN") == 0;
+        reset |= strcmp(s.path[i], "tree node") == 0;
+    }
     assert_true(file_cut);
-    r = run(&f, VD_FSCK_CHECK, &s);
-    assert_int_equal(r.found, 1); /* only the node */
-    assert_int_equal(s.level[0], 1);
-    assert_int_equal(s.nblocks[0], DMG_FANOUT);
-    /* Nothing the volume allocates may land under the node: filling every
-     * free cluster works (a write under it would fail its sync) and leaves
-     * only the node to report. */
+    assert_true(reset);
+    expect_clean(&f);
+    /* The range now reads as never written, and every free cluster,
+     * those under the old node included, takes writes that sync. */
     fx_open(&f, 0);
+    uint8_t blk[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
+    assert_int_equal(vd_image_read(f.img, lbn, 1, blk), VD_OK);
+    assert_memory_equal(blk, zero, sizeof blk);
     vd_fs *fs;
     vd_statfs sf;
     assert_int_equal(vd_fs_mount(f.img, NULL, &fs), VD_OK);
     assert_int_equal(vd_fs_statfs(fs, &sf), VD_OK);
     size_t len = (size_t)sf.free_clusters * sf.cluster_bytes, done;
-    uint8_t *fill = calloc(1, len);
+    uint8_t *fill = malloc(len);
     assert_non_null(fill);
+    memset(fill, 0xA5, len);
     vd_file *fl;
     assert_int_equal(vd_file_open(fs, "/FILL.BIN", VD_O_WRONLY | VD_O_CREAT, &fl), VD_OK);
     assert_int_equal(vd_file_write(fl, 0, fill, len, &done), VD_OK);
@@ -523,9 +530,106 @@ static void tampered_node_stays_reported_and_its_clusters_unused(void **state)
     assert_int_equal(vd_fs_unmount(fs), VD_OK);
     fx_close(&f);
     free(fill);
-    r = run(&f, VD_FSCK_CHECK, &s);
-    assert_int_equal(r.found, 1);
-    assert_int_equal(s.level[0], 1);
+    expect_clean(&f);
+    fx_free(&f);
+}
+
+static void discard_refuses_what_it_cannot_do(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    vd_image_info info;
+    assert_int_equal(vd_image_info_get(f.img, &info), VD_OK);
+    vd_bad_range root = {info.height, 0, DMG_NBLOCKS};
+    vd_bad_range data = {0, 5, 1}, unaligned = {1, 3, DMG_FANOUT},
+                 short_range = {1, 0, DMG_FANOUT - 1};
+    assert_int_equal(vd_image_discard_range(f.img, &root), VD_ERR_INVAL); /* verifies */
+    assert_int_equal(vd_image_discard_range(f.img, &data), VD_ERR_INVAL);
+    assert_int_equal(vd_image_discard_range(f.img, &unaligned), VD_ERR_INVAL);
+    assert_int_equal(vd_image_discard_range(f.img, &short_range), VD_ERR_INVAL);
+    assert_int_equal(vd_image_discard_range(NULL, &data), VD_ERR_INVAL);
+    vd_bad_range good = {1, 0, DMG_FANOUT}; /* verifies: nothing to repair */
+    assert_int_equal(vd_image_discard_range(f.img, &good), VD_ERR_INVAL);
+    uint8_t blk[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
+    assert_int_equal(vd_image_read(f.img, 0, 1, blk), VD_OK);
+    assert_memory_not_equal(blk, zero, sizeof blk); /* the boot sector is still there */
+    fx_close(&f);
+    fx_open(&f, 1);
+    vd_bad_range ok = {1, 0, DMG_FANOUT};
+    assert_int_equal(vd_image_discard_range(f.img, &ok), VD_ERR_READONLY);
+    fx_close(&f);
+    /* A failing root covers the whole disk: nothing to keep it in. */
+    uint64_t size;
+    vd_header h;
+    mt_geometry g;
+    assert_int_equal(vd_header_decode(&h, vd_host_mem_data(f.h, &size)), 0);
+    assert_int_equal(mt_geometry_init(&g, h.nblocks, h.fanout), 0);
+    assert_int_equal(
+        dmg_flip(f.h, (h.node_start + mt_node_index(&g, g.height, 0)) * VDF_BLOCK),
+        VD_OK);
+    fx_open(&f, 0);
+    assert_int_equal(vd_image_discard_range(f.img, &root), VD_ERR_UNSUPPORTED);
+    fx_free(&f);
+}
+
+/* After a crash anywhere in vd_image_discard_range, writes in any subset
+ * of the unflushed tail, the image opens writable (recovery included), the
+ * neighbour the sync rewrote reads as before, and the range is either
+ * still failing (old state) or all zeros (new state): never anything else,
+ * never a false failure outside it (C1, R2). */
+static void discard_is_crash_consistent(void **state)
+{
+    (void)state;
+    fx f;
+    fx_new(&f);
+    uint64_t lbn = tamper(&f, 100000, 1);
+    uint64_t first = lbn / DMG_FANOUT * DMG_FANOUT;
+    uint64_t nb = first >= DMG_FANOUT ? first - 1 : first + DMG_FANOUT; /* a neighbour */
+    uint8_t want[VD_BLOCK_SIZE], got[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
+    fx_open(&f, 1);
+    assert_int_equal(vd_image_read(f.img, nb, 1, want), VD_OK);
+    fx_close(&f);
+    uint64_t size;
+    const uint8_t *bytes = vd_host_mem_data(f.h, &size);
+    vd_rec *rec = vd_rec_new(bytes, size);
+    assert_non_null(rec);
+    vd_image *img;
+    assert_int_equal(vd_image_open(vd_rec_host(rec), f.key, NULL, &img), VD_OK);
+    vd_bad_range r = {1, first, DMG_FANOUT};
+    assert_int_equal(vd_image_discard_range(img, &r), VD_OK);
+    assert_int_equal(vd_image_read(img, lbn, 1, got), VD_OK);
+    assert_memory_equal(got, zero, sizeof got);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    size_t nops = vd_rec_op_count(rec), states = 0, olds = 0, news = 0;
+    for (size_t n = 0; n <= nops; n++) {
+        size_t tail = n - vd_rec_tail_first(rec, n);
+        if (tail > 10)
+            tail = 10; /* (never reached: a sync flushes every few writes) */
+        for (uint32_t m = 0; m < (1u << tail); m++) {
+            uint8_t mask[2] = {(uint8_t)m, (uint8_t)(m >> 8)};
+            vd_host *h;
+            assert_int_equal(vd_rec_crash_host(rec, n, mask, 0, 0, &h), VD_OK);
+            assert_int_equal(vd_image_open(h, f.key, NULL, &img), VD_OK);
+            assert_int_equal(vd_image_read(img, nb, 1, got), VD_OK);
+            assert_memory_equal(got, want, sizeof got);
+            vd_err e = vd_image_read(img, lbn, 1, got);
+            if (e == VD_OK) {
+                assert_memory_equal(got, zero, sizeof got);
+                news++;
+            } else {
+                assert_int_equal(e, VD_ERR_AUTH);
+                olds++;
+            }
+            (void)vd_image_close(img);
+            vd_host_mem_free(h);
+            states++;
+        }
+    }
+    assert_true(olds > 0 && news > 0);
+    print_message("discard: %zu ops, %zu crash states (%zu old, %zu new)\n", nops, states,
+                  olds, news);
+    vd_rec_free(rec);
     fx_free(&f);
 }
 
@@ -559,7 +663,9 @@ int main(void)
         cmocka_unit_test(size_beyond_chain_is_cut),
         cmocka_unit_test(broken_long_name_falls_back_to_short_name),
         cmocka_unit_test(tampered_block_names_its_file_and_is_quarantined),
-        cmocka_unit_test(tampered_node_stays_reported_and_its_clusters_unused),
+        cmocka_unit_test(tampered_node_is_reset_and_its_file_quarantined),
+        cmocka_unit_test(discard_refuses_what_it_cannot_do),
+        cmocka_unit_test(discard_is_crash_consistent),
         cmocka_unit_test(repair_needs_a_writable_handle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

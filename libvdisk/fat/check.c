@@ -207,8 +207,12 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
                 safe = 0;
                 action = "rewrite the block from the other FAT copy";
             }
-        } else if (r->level > 0 && b->reported) {
-            snprintf(region, sizeof region, "tree node");
+        } else if (r->level > 0) {
+            /* Wherever it is: files in it were quarantined by the walk,
+             * metadata in it is rebuilt with the table. */
+            snprintf(region, sizeof region, b->reported ? "tree node" : "free space");
+            safe = 0;
+            action = "reset its blocks to never written (zeros)";
         } else if (off >= c->fs->data_off &&
                    end <= (uint64_t)c->fs->total_sectors * c->fs->bps) {
             uint64_t c0 =
@@ -232,13 +236,12 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
         if (r->level == 0)
             snprintf(what, sizeof what, "authentication failed");
         else
-            snprintf(what, sizeof what,
-                     "tree node (level %u) failed authentication: its blocks cannot be "
-                     "verified or rewritten",
+            snprintf(what, sizeof what, "tree node (level %u) failed authentication",
                      r->level);
         /* A FAT block is rewritten with the table, not zeroed. */
         if (action && action[0] == 'o' && c->nzero < c->capzero)
             c->zero[c->nzero++] = r->first_lbn;
+        b->prob = c->nprobs;
         vd_err e = chk_problem(c, VD_FSCK_P_INTEGRITY, safe, region, r, what, action);
         if (e != VD_OK)
             return e;
@@ -260,9 +263,51 @@ static vd_err zero_blocks(chk *c)
     return VD_OK;
 }
 
+/* Free clusters of a range that stays unverifiable: marked bad, so no
+ * allocation ever lands there (a write under the node could not sync). */
+static void mark_bad_clusters(chk *c, const vd_bad_range *r)
+{
+    vd_fs *fs = c->fs;
+    uint64_t off = r->first_lbn * FAT_BLOCK, end = off + r->nblocks * FAT_BLOCK;
+    if (end <= fs->data_off)
+        return;
+    uint64_t lo = off > fs->data_off ? (off - fs->data_off) / fs->cluster_bytes : 0;
+    uint64_t hi = (end - 1 - fs->data_off) / fs->cluster_bytes;
+    for (uint64_t i = lo + FAT_FIRST_CLUSTER; i <= hi + FAT_FIRST_CLUSTER && i < c->nent;
+         i++)
+        if (chk_fat_get(c, (uint32_t)i) == FAT_FREE)
+            chk_fat_set(c, (uint32_t)i, FAT_BAD);
+}
+
+/* Bad nodes first: once a range is reset, every block in it is writable
+ * again, and the table and directory repairs may land there. */
+static vd_err discard_nodes(chk *c)
+{
+    for (size_t k = 0; k < c->nbad; k++) {
+        chk_bad *b = &c->bad[k];
+        if (b->r.level == 0)
+            continue;
+        vd_err e = vd_image_discard_range(c->img, &b->r);
+        if (e == VD_OK) {
+            b->discarded = 1;
+            continue;
+        }
+        if (e != VD_ERR_UNSUPPORTED)
+            return e;
+        mark_bad_clusters(c, &b->r);
+        if (b->reported && b->prob < c->nprobs) {
+            chk_prob *p = &c->probs[b->prob];
+            p->safe = -1;
+            free(p->action);
+            p->action = NULL;
+        }
+    }
+    return VD_OK;
+}
+
 static vd_err apply(chk *c)
 {
-    vd_err e = VD_OK;
+    vd_err e = discard_nodes(c);
     for (size_t k = 0; e == VD_OK && k < c->nedits; k++)
         e = fat_dev_write(c->fs, c->edits[k].off, c->edits[k].e, 32);
     if (e == VD_OK)

@@ -29,8 +29,10 @@ vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 
 typedef struct chk_bad {
     vd_bad_range r;
-    int reported; /* named with an owner by the walk */
-    int fat1;     /* in FAT copy 1, rewritable from copy 2 */
+    int reported;  /* named with an owner by the walk */
+    int fat1;      /* in FAT copy 1, rewritable from copy 2 */
+    int discarded; /* a bad node's range reset to never written */
+    size_t prob;   /* its problem (c->probs) once reported */
 } chk_bad;
 
 typedef struct chk_file {

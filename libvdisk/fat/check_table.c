@@ -186,6 +186,21 @@ static vd_err check_fsinfo(chk *c, uint32_t free_now)
     return e;
 }
 
+/* Free clusters of the working table, and the first as next-free hint. */
+static uint32_t count_free(chk *c)
+{
+    uint32_t free_n = 0, first_free = 0;
+    for (uint32_t i = FAT_FIRST_CLUSTER; i < c->nent; i++)
+        if (chk_fat_get(c, i) == FAT_FREE) {
+            if (!free_n)
+                first_free = i;
+            free_n++;
+        }
+    c->fsinfo_free = free_n;
+    c->fsinfo_next = free_n ? first_free : FSI_UNKNOWN;
+    return free_n;
+}
+
 vd_err chk_table_summary(chk *c)
 {
     vd_fs *fs = c->fs;
@@ -204,25 +219,7 @@ vd_err chk_table_summary(chk *c)
         if (e != VD_OK)
             return e;
     }
-    /* Clusters under a tree node that failed can be neither read nor
-     * rewritten: keep every allocation away from them. */
-    for (size_t k = 0; k < c->nbad; k++) {
-        const vd_bad_range *r = &c->bad[k].r;
-        if (r->level == 0)
-            continue;
-        for (uint32_t i = FAT_FIRST_CLUSTER; i < c->nent; i++)
-            if (chk_fat_get(c, i) == FAT_FREE && chk_clus_bad(c, i))
-                chk_fat_set(c, i, FAT_BAD);
-    }
-    uint32_t free_n = 0, first_free = 0;
-    for (uint32_t i = FAT_FIRST_CLUSTER; i < c->nent; i++)
-        if (chk_fat_get(c, i) == FAT_FREE) {
-            if (!free_n)
-                first_free = i;
-            free_n++;
-        }
-    c->fsinfo_free = free_n;
-    c->fsinfo_next = free_n ? first_free : FSI_UNKNOWN;
+    uint32_t free_n = count_free(c);
     c->res->clusters_total = fs->nclusters;
     c->res->clusters_used = fs->nclusters - free_n;
     return VD_OK;
@@ -260,7 +257,7 @@ static vd_err write_copies(chk *c)
             for (uint32_t j = i; j < i + n && !differ; j++)
                 differ = c->copy_bad[dk][j] || c->disk[dk][j] != c->fat[j];
             chk_bad *b = chk_bad_find(c, off, (uint64_t)n * FAT_ENTRY_BYTES);
-            if (differ && !(b && b->r.level > 0)) {
+            if (differ && !(b && b->r.level > 0 && !b->discarded)) {
                 vd_err e = write_span(c, phys, i, i + n);
                 if (e != VD_OK)
                     return e;
@@ -320,6 +317,7 @@ static vd_err clear_bs_dirty(chk *c)
 vd_err chk_table_write(chk *c)
 {
     c->fat[1] |= FAT1_CLEAN;
+    (void)count_free(c); /* after the last change to the table */
     vd_err e = write_copies(c);
     if (e == VD_OK)
         e = write_fsinfo(c);

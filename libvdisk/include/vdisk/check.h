@@ -15,9 +15,10 @@
  * block that failed authentication is quarantined (truncated before the
  * first bad cluster) and the bad block is overwritten with fresh zeros
  * through the library. Blocks under a tree node that fails authentication
- * can be neither read nor rewritten through the tree; they stay reported
- * (never fixed) and, when repairing, their clusters are marked bad in the
- * FAT so nothing allocates them. */
+ * can be neither read nor rewritten through the tree: files holding them
+ * are quarantined the same way and the node's range is reset to "never
+ * written" (vd_image_discard_range); when even that is impossible, its
+ * clusters are marked bad in the FAT so nothing allocates them. */
 #ifndef VDISK_CHECK_H
 #define VDISK_CHECK_H
 
@@ -58,6 +59,21 @@ typedef struct vd_scrub_ops {
  * the walk completed (failures are in *st and went to ops->bad), or the
  * error that stopped it (I/O, a failed handle, ops->bad's answer). */
 vd_err vd_image_scrub(vd_image *img, const vd_scrub_ops *ops, vd_scrub_stats *st);
+
+/* Reset every data block under a tree node that failed authentication to
+ * "never written" (it reads as zeros), without reading the node: the entry
+ * for it in its parent (or, if the parent covers nothing else, the lowest
+ * ancestor that does) is set to "never written" and committed by an
+ * ordinary journaled sync, whose only data block is a neighbour outside
+ * the range, read and written back unchanged. A crash leaves either the
+ * old state or the new one, both authentic (C1); the tampered node is
+ * never accepted (R2) and is simply overwritten by the next write under
+ * it. r is a range as vd_image_scrub or vd_image_last_failure report it
+ * (level >= 1, the node's whole range); a node that verifies is refused
+ * (VD_ERR_INVAL): this repairs, it does not drop data. Pending writes are
+ * synced first. VD_ERR_UNSUPPORTED when no verifiable block outside the range shares an
+ * ancestor with it (the root, or every neighbour bad too). */
+vd_err vd_image_discard_range(vd_image *img, const vd_bad_range *r);
 
 /* ---- File-system check --------------------------------------------------- */
 
