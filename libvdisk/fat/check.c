@@ -207,12 +207,8 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
                 safe = 0;
                 action = "rewrite the block from the other FAT copy";
             }
-        } else if (r->level > 0) {
-            /* Wherever it is: files in it were quarantined by the walk,
-             * metadata in it is rebuilt with the table. */
-            snprintf(region, sizeof region, b->reported ? "tree node" : "free space");
-            safe = 0;
-            action = "reset its blocks to never written (zeros)";
+        } else if (r->level > 0 && b->reported) {
+            snprintf(region, sizeof region, "tree node");
         } else if (off >= c->fs->data_off &&
                    end <= (uint64_t)c->fs->total_sectors * c->fs->bps) {
             uint64_t c0 =
@@ -232,6 +228,12 @@ static vd_err report_unclaimed(chk *c, int fs_ok)
             }
         } else {
             snprintf(region, sizeof region, "metadata");
+        }
+        if (fs_ok && r->level > 0 && r->first_lbn > 0) {
+            /* Wherever it is: files under it were quarantined by the walk,
+             * FAT blocks under it are rewritten with the table. */
+            safe = 0;
+            action = "reset its blocks to never written (zeros)";
         }
         if (r->level == 0)
             snprintf(what, sizeof what, "authentication failed");
