@@ -6,6 +6,7 @@
  *   backing.c   where blocks live for the non-image modes: memory or a file
  *   devs.c      plain / checksum / aead vd_blockdevs over a backing
  *   modes.c     one vd_fs per mode (the five modes, memory or file)
+ *   target.c    a mode's volume or a peer's directory, behind one file API
  *   workloads.c sequential, random, OLTP-like and web-like workloads
  *   ceilings.c  AES-256-GCM, memcpy and the backing file's own throughput
  *   scale.c     open time / peak RSS / tree height of 64 MiB vs 64 GiB
@@ -36,7 +37,23 @@ typedef enum bench_mode {
     MODE_COUNT
 } bench_mode;
 
-typedef enum bench_backend { BACK_MEM = 0, BACK_FILE, BACK_COUNT } bench_backend;
+/* BACK_PEER: a directory of the host (a FUSE mount or a plain
+ * directory), reached through POSIX calls. */
+typedef enum bench_backend { BACK_MEM = 0, BACK_FILE, BACK_PEER, BACK_COUNT } bench_backend;
+
+#define BENCH_MAX_PEERS 8
+typedef struct bench_peer {
+    char name[32];
+    const char *dir;
+} bench_peer;
+
+/* What a workload runs on: a mode on memory or file, or a peer. */
+typedef struct bench_subject {
+    const char *name;
+    bench_mode mode;
+    bench_backend backend;
+    const char *peer_dir; /* non-NULL for a peer */
+} bench_subject;
 
 const char *bench_mode_name(bench_mode m);
 const char *bench_backend_name(bench_backend b);
@@ -59,6 +76,8 @@ typedef struct bench_cfg {
     int aead_alg;        /* vdc_aead_alg of the faster AES-GCM here */
     vd_aead_impl impl;   /* the same choice for vd_image */
     const char *self;    /* /proc/self/exe, for the scale child */
+    bench_peer peers[BENCH_MAX_PEERS];
+    int npeers;
 } bench_cfg;
 
 /* ---- figures ---- */
@@ -137,9 +156,28 @@ vd_err bench_vol_reopen(bench_vol *v);
 vd_err bench_vol_info(bench_vol *v, vd_image_info *info);
 vd_err bench_vol_free(bench_vol *v);
 
+/* ---- target.c ---- */
+typedef struct bench_tgt bench_tgt;
+typedef struct bench_fh bench_fh;
+/* A fresh place for one session's files: a new volume of `bytes` for a
+ * mode, a new subdirectory for a peer. */
+vd_err bench_tgt_new(const bench_cfg *c, const bench_subject *s, uint64_t bytes,
+                     bench_tgt **out);
+vd_err bench_tgt_open(bench_tgt *t, const char *path, int flags, bench_fh **out);
+/* Whole transfers: a short read or write is VD_ERR_IO. */
+vd_err bench_fh_read(bench_fh *h, uint64_t off, void *buf, size_t n);
+vd_err bench_fh_write(bench_fh *h, uint64_t off, const void *buf, size_t n);
+vd_err bench_fh_sync(bench_fh *h);
+vd_err bench_fh_close(bench_fh *h);
+vd_err bench_tgt_mkdir(bench_tgt *t, const char *path);
+vd_err bench_tgt_sync(bench_tgt *t);
+/* Remount (volumes) or sync (+ drop caches) so reads reach the device. */
+vd_err bench_tgt_reopen(bench_tgt *t);
+vd_err bench_tgt_info(bench_tgt *t, vd_image_info *info);
+vd_err bench_tgt_free(bench_tgt *t);
+
 /* ---- workloads.c ---- */
-vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, bench_mode m,
-                           bench_backend b, int rep);
+vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, const bench_subject *s);
 
 /* ---- ceilings.c ---- */
 vd_err bench_run_ceilings(const bench_cfg *c, bench_res *r);

@@ -61,7 +61,8 @@ static void fig(FILE *f, const bench_res *r, const bench_fig *g, double aes)
     }
     if (g->backend >= 0 && strcmp(g->workload, "ceiling") != 0 &&
         strcmp(g->workload, "scale") != 0) {
-        const bench_fig *p = bench_find(r, g->workload, "plain", g->backend);
+        const bench_fig *p = bench_find(r, g->workload,
+                                        g->backend == BACK_PEER ? "dir" : "plain", g->backend);
         fprintf(f, ", \"ratio_plain\": ");
         jnum(f, p && bench_median(p) > 0 ? bench_median(g) / bench_median(p) : BENCH_NA);
     }
@@ -110,7 +111,7 @@ vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
     fprintf(f, "  ],\n  \"rollback_overhead_pct\": [\n");
     int first = 1;
     for (size_t w = 0; w < bench_nworkloads; w++)
-        for (int b = 0; b < BACK_COUNT; b++) {
+        for (int b = 0; b < BACK_PEER; b++) {
             double full = bench_overhead(r, bench_workloads[w].name, "aead", "full", b);
             double anch = bench_overhead(r, bench_workloads[w].name, "aead", "full+anchor", b);
             if (full <= BENCH_NA / 2 && anch <= BENCH_NA / 2)

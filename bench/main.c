@@ -2,13 +2,16 @@
  *
  *   vhdbench [--quick | --tiny] [--reps N] [--dir DIR] [--drop-caches]
  *            [--modes LIST] [--backends LIST] [--no-scale] [--scale-big MIB]
- *            [--cache MIB] [--json FILE] [--svg FILE]
+ *            [--cache MIB] [--peer NAME=DIR]... [--json FILE] [--svg FILE]
  *
  * The same FAT32 layer and the same fixed-seed workloads over five block
  * devices (plain, checksum, aead, full, full+anchor), on memory (the CPU
  * cost) and on a file in DIR (end to end), with the hardware ceilings of
  * the same run. Every figure is the median of --reps repetitions (>= 3 by
- * default) with min and max. Timings are reported, never asserted. */
+ * default) with min and max. Each --peer runs the same workloads through
+ * POSIX calls in DIR (a FUSE mount of gocryptfs, cryfs or vhdmount, or a
+ * plain directory named "dir"): scripts/bench.sh --peers sets them up.
+ * Timings are reported, never asserted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +26,15 @@ static void usage(FILE *f)
             "usage: vhdbench [--quick | --tiny] [--reps N] [--dir DIR] [--drop-caches]\n"
             "                [--modes plain,checksum,aead,full,full+anchor]\n"
             "                [--backends memory,file] [--no-scale] [--scale-big MIB]\n"
-            "                [--cache MIB] [--json FILE] [--svg FILE]\n"
+            "                [--cache MIB] [--peer NAME=DIR]... [--json FILE] [--svg FILE]\n"
             "  --quick        64 MiB sequential, fewer operations (a few minutes)\n"
             "  --tiny         smallest sizes, to prove the tool works (tests)\n"
             "  --drop-caches  evict the page cache before every read phase\n"
             "                 (posix_fadvise; as root also /proc/sys/vm/drop_caches)\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
-            "                 library's, 16 MiB)\n");
+            "                 library's, 16 MiB)\n"
+            "  --peer NAME=DIR  also run the workloads in DIR through POSIX calls\n"
+            "                 (a FUSE mount; NAME \"dir\" is the plain baseline)\n");
 }
 
 static int parse_list(const char *s, int is_mode, int *mask)
@@ -83,6 +88,20 @@ static int fail(const char *what, vd_err e)
     return 1;
 }
 
+static int run_subject(const bench_cfg *c, bench_res *r, const bench_subject *s, int rep)
+{
+    char what[128];
+    if (s->peer_dir)
+        snprintf(what, sizeof what, "%s in %s (repetition %d)", s->name, s->peer_dir,
+                 rep + 1);
+    else
+        snprintf(what, sizeof what, "%s on %s (repetition %d)", s->name,
+                 bench_backend_name(s->backend), rep + 1);
+    fprintf(stderr, "vhdbench: %s\n", what);
+    vd_err e = bench_run_workloads(c, r, s);
+    return e == VD_OK ? 0 : fail(what, e);
+}
+
 int main(int argc, char **argv)
 {
     bench_cfg c;
@@ -121,6 +140,13 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--cache") == 0 && v) {
             c.cache_bytes = (size_t)strtoull(v, NULL, 10) << 20;
+            i++;
+        } else if (strcmp(a, "--peer") == 0 && v && strchr(v, '=') &&
+                   c.npeers < BENCH_MAX_PEERS) {
+            bench_peer *p = &c.peers[c.npeers++];
+            size_t n = (size_t)(strchr(v, '=') - v);
+            snprintf(p->name, sizeof p->name, "%.*s", (int)(n < 31 ? n : 31), v);
+            p->dir = strchr(v, '=') + 1;
             i++;
         } else if (strcmp(a, "--scale-big") == 0 && v) {
             c.scale_big_bytes = strtoull(v, NULL, 10) << 20;
@@ -175,22 +201,22 @@ int main(int argc, char **argv)
     if (e != VD_OK)
         rc = fail("ceilings", e);
     bench_choose_aead(&c, r);
-    /* Modes interleaved inside each repetition, so a change in the
-     * machine's load touches every mode alike. */
-    for (int rep = 0; rep < c.reps && rc == 0; rep++)
-        for (int b = 0; b < BACK_COUNT && rc == 0; b++)
+    /* Subjects interleaved inside each repetition, so a change in the
+     * machine's load touches every one alike. */
+    for (int rep = 0; rep < c.reps && rc == 0; rep++) {
+        for (int b = 0; b < BACK_PEER && rc == 0; b++)
             for (int md = 0; md < MODE_COUNT && rc == 0; md++) {
                 if (!(c.backend_mask & (1 << b)) || !(c.mode_mask & (1 << md)))
                     continue;
-                char what[64];
-                snprintf(what, sizeof what, "%s on %s (repetition %d)",
-                         bench_mode_name((bench_mode)md), bench_backend_name((bench_backend)b),
-                         rep + 1);
-                fprintf(stderr, "vhdbench: %s\n", what);
-                e = bench_run_workloads(&c, r, (bench_mode)md, (bench_backend)b, rep);
-                if (e != VD_OK)
-                    rc = fail(what, e);
+                bench_subject s = {bench_mode_name((bench_mode)md), (bench_mode)md,
+                                   (bench_backend)b, NULL};
+                rc = run_subject(&c, r, &s, rep);
             }
+        for (int p = 0; p < c.npeers && rc == 0; p++) {
+            bench_subject s = {c.peers[p].name, MODE_PLAIN, BACK_PEER, c.peers[p].dir};
+            rc = run_subject(&c, r, &s, rep);
+        }
+    }
     if (rc == 0 && c.do_scale) {
         fprintf(stderr, "vhdbench: scale\n");
         e = bench_run_scale(&c, r);

@@ -39,7 +39,7 @@ const char *bench_mode_name(bench_mode m)
 
 const char *bench_backend_name(bench_backend b)
 {
-    return b == BACK_MEM ? "memory" : "file";
+    return b == BACK_MEM ? "memory" : b == BACK_FILE ? "file" : "peer";
 }
 
 static int is_image(bench_mode m)

@@ -36,10 +36,11 @@ static void workload_table(FILE *out, const bench_res *r, const bench_wl *w, dou
     fprintf(out, "%-12s %-7s %11s %11s %11s %9s %8s\n", "mode", "backend", "median", "min",
             "max", "vs plain", "vs AES");
     for (int b = 0; b < BACK_COUNT; b++) {
-        const bench_fig *plain = bench_find(r, w->name, "plain", b);
-        for (int m = 0; m < MODE_COUNT; m++) {
-            const bench_fig *f = bench_find(r, w->name, bench_mode_name(m), b);
-            if (!f)
+        /* Peers are compared with the plain directory, modes with plain. */
+        const bench_fig *plain = bench_find(r, w->name, b == BACK_PEER ? "dir" : "plain", b);
+        for (int i = 0; i < r->nfigs; i++) {
+            const bench_fig *f = &r->figs[i];
+            if (f->backend != b || strcmp(f->workload, w->name) != 0)
                 continue;
             double med = bench_median(f);
             fprintf(out, "%-12s %-7s %11.1f %11.1f %11.1f ", f->subject,
@@ -55,7 +56,7 @@ static void workload_table(FILE *out, const bench_res *r, const bench_wl *w, dou
         }
     }
     fprintf(out, "rollback-detection overhead vs aead:");
-    for (int b = 0; b < BACK_COUNT; b++) {
+    for (int b = 0; b < BACK_PEER; b++) {
         fprintf(out, "  %s full", bench_backend_name(b));
         pct(out, bench_overhead(r, w->name, "aead", "full", b));
         fprintf(out, ", full+anchor");

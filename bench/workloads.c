@@ -9,7 +9,8 @@
  *   C  web-create: small files (1-64 KiB) in directories of 100, one sync
  *      at the end; web-read: all of them read back in random order after
  *      a reopen.
- * Only the measured phase is timed; setup writes are not. */
+ * Only the measured phase is timed; setup writes are not. The same code
+ * runs on every subject through target.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,7 @@
 typedef struct run {
     const bench_cfg *c;
     bench_res *r;
-    const char *mode;
-    bench_backend b;
+    const bench_subject *s;
     uint8_t *buf; /* SEQ_CHUNK bytes of seeded data */
 } run;
 
@@ -44,46 +44,32 @@ static uint64_t vol_bytes(uint64_t need)
 
 static vd_err add(run *u, const char *wl, const char *unit, double bpu, double v)
 {
-    return bench_add(u->r, wl, u->mode, (int)u->b, unit, bpu, v);
-}
-
-static vd_err write_all(vd_file *f, uint64_t off, const void *p, size_t n)
-{
-    size_t done = 0;
-    vd_err e = vd_file_write(f, off, p, n, &done);
-    return e == VD_OK && done != n ? VD_ERR_IO : e;
-}
-
-static vd_err read_all(vd_file *f, uint64_t off, void *p, size_t n)
-{
-    size_t done = 0;
-    vd_err e = vd_file_read(f, off, p, n, &done);
-    return e == VD_OK && done != n ? VD_ERR_IO : e;
+    return bench_add(u->r, wl, u->s->name, (int)u->s->backend, unit, bpu, v);
 }
 
 /* Sequentially fill path with `bytes` of the seeded data, then sync. */
-static vd_err fill_file(vd_fs *fs, const char *path, uint64_t bytes, uint8_t *buf)
+static vd_err fill_file(bench_tgt *t, const char *path, uint64_t bytes, uint8_t *buf)
 {
-    vd_file *f = NULL;
-    vd_err e = vd_file_open(fs, path, VD_O_RDWR | VD_O_CREAT | VD_O_TRUNC, &f);
+    bench_fh *f = NULL;
+    vd_err e = bench_tgt_open(t, path, VD_O_RDWR | VD_O_CREAT | VD_O_TRUNC, &f);
     for (uint64_t off = 0; e == VD_OK && off < bytes; off += SEQ_CHUNK) {
         size_t n = bytes - off < SEQ_CHUNK ? (size_t)(bytes - off) : SEQ_CHUNK;
         memcpy(buf, &off, sizeof off); /* no two chunks alike */
-        e = write_all(f, off, buf, n);
+        e = bench_fh_write(f, off, buf, n);
     }
     if (e == VD_OK)
-        e = vd_file_sync(f);
+        e = bench_fh_sync(f);
     if (f) {
-        vd_err e2 = vd_file_close(f);
+        vd_err e2 = bench_fh_close(f);
         e = e != VD_OK ? e : e2;
     }
     return e;
 }
 
-static vd_err image_counters(bench_vol *v, uint64_t *syncs, uint64_t *flushes)
+static vd_err image_counters(bench_tgt *v, uint64_t *syncs, uint64_t *flushes)
 {
     vd_image_info info;
-    vd_err e = bench_vol_info(v, &info);
+    vd_err e = bench_tgt_info(v, &info);
     if (e == VD_ERR_UNSUPPORTED) {
         *syncs = *flushes = 0;
         return VD_OK;
@@ -95,33 +81,33 @@ static vd_err image_counters(bench_vol *v, uint64_t *syncs, uint64_t *flushes)
     return e;
 }
 
-static vd_err session_seq_rand(run *u, bench_mode m)
+static vd_err session_seq_rand(run *u)
 {
     const bench_cfg *c = u->c;
     uint64_t bytes = c->seq_bytes;
-    bench_vol *v = NULL;
-    vd_file *f = NULL;
+    bench_tgt *v = NULL;
+    bench_fh *f = NULL;
     uint8_t blk[BENCH_BLOCK];
-    vd_err e = bench_vol_new(c, m, u->b, vol_bytes(bytes), &v);
+    vd_err e = bench_tgt_new(c, u->s, vol_bytes(bytes), &v);
     double t0 = bench_now();
     if (e == VD_OK)
-        e = fill_file(bench_vol_fs(v), "/big.dat", bytes, u->buf);
+        e = fill_file(v, "/big.dat", bytes, u->buf);
     double t1 = bench_now();
     if (e == VD_OK)
         e = add(u, "seq-write", "MB/s", 1e6, (double)bytes / 1e6 / (t1 - t0));
 
     if (e == VD_OK)
-        e = bench_vol_reopen(v);
+        e = bench_tgt_reopen(v);
     if (e == VD_OK)
-        e = vd_file_open(bench_vol_fs(v), "/big.dat", VD_O_RDONLY, &f);
+        e = bench_tgt_open(v, "/big.dat", VD_O_RDONLY, &f);
     t0 = bench_now();
     for (uint64_t off = 0; e == VD_OK && off < bytes; off += SEQ_CHUNK) {
         size_t n = bytes - off < SEQ_CHUNK ? (size_t)(bytes - off) : SEQ_CHUNK;
-        e = read_all(f, off, u->buf, n);
+        e = bench_fh_read(f, off, u->buf, n);
     }
     t1 = bench_now();
     if (f) {
-        vd_err e2 = vd_file_close(f);
+        vd_err e2 = bench_fh_close(f);
         e = e != VD_OK ? e : e2;
         f = NULL;
     }
@@ -131,13 +117,13 @@ static vd_err session_seq_rand(run *u, bench_mode m)
     uint64_t nblk = bytes / BENCH_BLOCK;
     bench_rng g;
     if (e == VD_OK)
-        e = bench_vol_reopen(v);
+        e = bench_tgt_reopen(v);
     if (e == VD_OK)
-        e = vd_file_open(bench_vol_fs(v), "/big.dat", VD_O_RDWR, &f);
+        e = bench_tgt_open(v, "/big.dat", VD_O_RDWR, &f);
     bench_rng_seed(&g, SEED_RAND);
     t0 = bench_now();
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++)
-        e = read_all(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
+        e = bench_fh_read(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
     t1 = bench_now();
     if (e == VD_OK)
         e = add(u, "rand-read", "ops/s", BENCH_BLOCK, c->rand_ops / (t1 - t0));
@@ -149,9 +135,9 @@ static vd_err session_seq_rand(run *u, bench_mode m)
     t0 = bench_now();
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++) {
         memcpy(blk, &i, sizeof i);
-        e = write_all(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
+        e = bench_fh_write(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
         if (e == VD_OK && (i % 8 == 7 || i + 1 == c->rand_ops))
-            e = vd_file_sync(f);
+            e = bench_fh_sync(f);
     }
     t1 = bench_now();
     if (e == VD_OK)
@@ -162,29 +148,29 @@ static vd_err session_seq_rand(run *u, bench_mode m)
         e = add(u, "flushes-per-sync", "flushes", 0,
                 (double)(f1 - f0) / (double)(s1 - s0));
     if (f) {
-        vd_err e2 = vd_file_close(f);
+        vd_err e2 = bench_fh_close(f);
         e = e != VD_OK ? e : e2;
     }
-    vd_err e3 = bench_vol_free(v);
+    vd_err e3 = bench_tgt_free(v);
     return e != VD_OK ? e : e3;
 }
 
-static vd_err session_oltp(run *u, bench_mode m)
+static vd_err session_oltp(run *u)
 {
     const bench_cfg *c = u->c;
     uint64_t bytes = c->oltp_bytes;
     uint64_t pages = bytes / OLTP_PAGE;
-    bench_vol *v = NULL;
-    vd_file *f = NULL;
+    bench_tgt *v = NULL;
+    bench_fh *f = NULL;
     uint8_t page[OLTP_PAGE];
     bench_rng g;
-    vd_err e = bench_vol_new(c, m, u->b, vol_bytes(bytes), &v);
+    vd_err e = bench_tgt_new(c, u->s, vol_bytes(bytes), &v);
     if (e == VD_OK)
-        e = fill_file(bench_vol_fs(v), "/oltp.db", bytes, u->buf);
+        e = fill_file(v, "/oltp.db", bytes, u->buf);
     if (e == VD_OK)
-        e = bench_vol_reopen(v);
+        e = bench_tgt_reopen(v);
     if (e == VD_OK)
-        e = vd_file_open(bench_vol_fs(v), "/oltp.db", VD_O_RDWR, &f);
+        e = bench_tgt_open(v, "/oltp.db", VD_O_RDWR, &f);
     bench_rng_seed(&g, SEED_OLTP);
     bench_rng_fill(&g, page, sizeof page);
     double t0 = bench_now();
@@ -193,24 +179,24 @@ static vd_err session_oltp(run *u, bench_mode m)
         for (unsigned k = 0; e == VD_OK && k < OLTP_OPS; k++) {
             uint64_t off = bench_rng_below(&g, pages) * OLTP_PAGE;
             if (bench_rng_below(&g, 10) < 7) {
-                e = read_all(f, off, page, sizeof page);
+                e = bench_fh_read(f, off, page, sizeof page);
             } else {
                 memcpy(page, &t, sizeof t);
-                e = write_all(f, off, page, sizeof page);
+                e = bench_fh_write(f, off, page, sizeof page);
                 wrote = 1;
             }
         }
         if (e == VD_OK && wrote)
-            e = vd_file_sync(f);
+            e = bench_fh_sync(f);
     }
     double t1 = bench_now();
     if (e == VD_OK)
         e = add(u, "oltp", "txn/s", OLTP_OPS * OLTP_PAGE, c->oltp_txns / (t1 - t0));
     if (f) {
-        vd_err e2 = vd_file_close(f);
+        vd_err e2 = bench_fh_close(f);
         e = e != VD_OK ? e : e2;
     }
-    vd_err e3 = bench_vol_free(v);
+    vd_err e3 = bench_tgt_free(v);
     return e != VD_OK ? e : e3;
 }
 
@@ -219,14 +205,14 @@ static void web_name(char *out, size_t cap, uint32_t i)
     snprintf(out, cap, "/site%03u/page-%05u.html", i / WEB_PER_DIR, i);
 }
 
-static vd_err session_web(run *u, bench_mode m)
+static vd_err session_web(run *u)
 {
     const bench_cfg *c = u->c;
     uint32_t n = c->web_files;
     uint32_t *size = malloc(sizeof *size * n);
     uint32_t *order = malloc(sizeof *order * n);
     uint8_t *data = malloc(WEB_MAX);
-    bench_vol *v = NULL;
+    bench_tgt *v = NULL;
     vd_err e = size && order && data ? VD_OK : VD_ERR_NOMEM;
     bench_rng g;
     bench_rng_seed(&g, SEED_WEB);
@@ -244,77 +230,75 @@ static vd_err session_web(run *u, bench_mode m)
     }
     if (e == VD_OK) {
         bench_rng_fill(&g, data, WEB_MAX);
-        e = bench_vol_new(c, m, u->b, vol_bytes(total), &v);
+        e = bench_tgt_new(c, u->s, vol_bytes(total), &v);
     }
     char name[64];
     double t0 = bench_now();
     for (uint32_t i = 0; e == VD_OK && i < n; i++) {
         if (i % WEB_PER_DIR == 0) {
             snprintf(name, sizeof name, "/site%03u", i / WEB_PER_DIR);
-            e = vd_fs_mkdir(bench_vol_fs(v), name);
+            e = bench_tgt_mkdir(v, name);
         }
-        vd_file *f = NULL;
+        bench_fh *f = NULL;
         web_name(name, sizeof name, i);
         if (e == VD_OK)
-            e = vd_file_open(bench_vol_fs(v), name, VD_O_WRONLY | VD_O_CREAT | VD_O_EXCL, &f);
+            e = bench_tgt_open(v, name, VD_O_WRONLY | VD_O_CREAT | VD_O_EXCL, &f);
         if (e == VD_OK)
-            e = write_all(f, 0, data, size[i]);
+            e = bench_fh_write(f, 0, data, size[i]);
         if (f) {
-            vd_err e2 = vd_file_close(f);
+            vd_err e2 = bench_fh_close(f);
             e = e != VD_OK ? e : e2;
         }
     }
     if (e == VD_OK)
-        e = vd_fs_sync(bench_vol_fs(v));
+        e = bench_tgt_sync(v);
     double t1 = bench_now();
     double mean = n ? (double)total / n : 0;
     if (e == VD_OK)
         e = add(u, "web-create", "files/s", mean, n / (t1 - t0));
     if (e == VD_OK)
-        e = bench_vol_reopen(v);
+        e = bench_tgt_reopen(v);
     t0 = bench_now();
     for (uint32_t k = 0; e == VD_OK && k < n; k++) {
         uint32_t i = order[k];
-        vd_file *f = NULL;
+        bench_fh *f = NULL;
         web_name(name, sizeof name, i);
-        e = vd_file_open(bench_vol_fs(v), name, VD_O_RDONLY, &f);
+        e = bench_tgt_open(v, name, VD_O_RDONLY, &f);
         if (e == VD_OK)
-            e = read_all(f, 0, data, size[i]);
+            e = bench_fh_read(f, 0, data, size[i]);
         if (f) {
-            vd_err e2 = vd_file_close(f);
+            vd_err e2 = bench_fh_close(f);
             e = e != VD_OK ? e : e2;
         }
     }
     t1 = bench_now();
     if (e == VD_OK)
         e = add(u, "web-read", "files/s", mean, n / (t1 - t0));
-    vd_err e3 = bench_vol_free(v);
+    vd_err e3 = bench_tgt_free(v);
     free(size);
     free(order);
     free(data);
     return e != VD_OK ? e : e3;
 }
 
-vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, bench_mode m,
-                           bench_backend b, int rep)
+vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, const bench_subject *s)
 {
-    (void)rep; /* same seeds every repetition: the spread is the machine's */
+    /* Same seeds every repetition: the spread is the machine's. */
     run u;
     u.c = c;
     u.r = r;
-    u.mode = bench_mode_name(m);
-    u.b = b;
+    u.s = s;
     u.buf = malloc(SEQ_CHUNK);
     if (!u.buf)
         return VD_ERR_NOMEM;
     bench_rng g;
     bench_rng_seed(&g, SEED_SEQ);
     bench_rng_fill(&g, u.buf, SEQ_CHUNK);
-    vd_err e = session_seq_rand(&u, m);
+    vd_err e = session_seq_rand(&u);
     if (e == VD_OK)
-        e = session_oltp(&u, m);
+        e = session_oltp(&u);
     if (e == VD_OK)
-        e = session_web(&u, m);
+        e = session_web(&u);
     free(u.buf);
     return e;
 }

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # vhdbench end to end on the smallest sizes: it runs every mode on both
-# backends, writes well-formed JSON and SVG, leaves nothing behind in
-# --dir, and rejects bad options. No timing is asserted — only that every
+# backends and a plain-directory peer, writes well-formed JSON and SVG,
+# leaves nothing behind in --dir or the peer, and rejects bad options. No timing is asserted — only that every
 # figure the report is built from exists and is positive.
 . "$(dirname "$0")/lib.sh"
 
 VHDBENCH=$VD_BUILD/bench/vhdbench
 need "$VHDBENCH" python3
 
-mkdir "$T/run"
+mkdir "$T/run" "$T/peer"
 expect_status 0 "$VHDBENCH" --tiny --quick --reps 1 --dir "$T/run" \
-    --json "$T/out.json" --svg "$T/out.svg"
+    --peer "dir=$T/peer" --json "$T/out.json" --svg "$T/out.svg"
 expect_out '^== seq-write'
 expect_out '^== web-read'
 expect_out 'rollback-detection overhead vs aead'
@@ -31,6 +31,9 @@ for wl in ["seq-write", "seq-read", "rand-read", "rand-write", "oltp",
             f = figs.get((wl, mode, back))
             if f is None or not (f["median"] > 0) or len(f["values"]) != 1:
                 missing.append((wl, mode, back))
+    f = figs.get((wl, "dir", "peer"))
+    if f is None or not (f["median"] > 0) or f.get("ratio_plain") != 1:
+        missing.append((wl, "dir", "peer"))
 for name in ["aes-gcm-seal-openssl", "memcpy"]:
     if not figs.get(("ceiling", name, None), {}).get("median", 0) > 0:
         missing.append(("ceiling", name))
@@ -56,7 +59,7 @@ assert len(rects) >= 1 + 4 + 7, len(rects)
 PY
 
 # Scratch files (images, side tables, anchors, keys) are removed.
-left=$(ls -A "$T/run")
+left=$(ls -A "$T/run" "$T/peer" | grep -v '^/\|^$' || true)
 [[ -z "$left" ]] || fail "vhdbench left files in --dir: $left"
 
 expect_status 2 "$VHDBENCH" --modes nosuchmode
