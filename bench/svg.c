@@ -58,12 +58,15 @@ vd_err bench_svg(const char *path, const bench_cfg *c, const bench_res *r,
             "%d reps, medians; page cache %s</text>\n",
             W, H, LEFT, LEFT, vd_version(), m->date, m->cpu, m->cores, c->reps,
             c->drop_caches ? "dropped" : "warm");
-    for (double t = lo; t <= hi + 1e-9; t += (hi - lo) > 100 ? 20 : 10) {
+    /* Ticks from 0 outwards, so the 0% line is always drawn. */
+    double step = (hi - lo) > 100 ? 20 : 10;
+    for (int k = (int)(lo / step); k <= (int)(hi / step); k++) {
+        double t = k * step;
         double y = TOP + ph * (hi - t) / (hi - lo);
         fprintf(f,
                 "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n"
                 "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0f%%</text>\n",
-                LEFT, W - RIGHT, y, y, t == 0 ? "#000" : "#ddd", LEFT - 6, y + 4, t);
+                LEFT, W - RIGHT, y, y, k == 0 ? "#000" : "#ddd", LEFT - 6, y + 4, t);
     }
     double gw = pw / (double)bench_nworkloads, bw = (gw - 16) / (double)NSERIES;
     for (size_t w = 0; w < bench_nworkloads; w++) {
