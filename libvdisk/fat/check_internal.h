@@ -82,10 +82,15 @@ typedef struct chk {
     int persist;       /* decided: write the repairs */
     int fatal;         /* the structure cannot be walked: repair nothing */
     uint32_t fat1_bad; /* bad blocks in FAT copy 1 that copy 2 can replace */
+    uint32_t renames;  /* FSCKnnnn.nnn names handed out */
     int fat_changed;   /* working FAT differs from copy 0 as read */
     uint32_t fsinfo_free, fsinfo_next;
-    int fsinfo_ok; /* FSInfo sector well formed */
-    int bs_dirty;  /* boot sector's dirty byte set */
+    int fsinfo_ok;     /* FSInfo sector well formed */
+    int bs_dirty;      /* boot sector's dirty byte set */
+    int root_label;    /* the root directory holds a valid volume label */
+    uint8_t label[11]; /* that label */
+    int boot_fix;      /* boot sector (label, dirty byte) or its backup to rewrite */
+    uint8_t boot[512]; /* the boot sector as it must be */
     chk_prob *probs;
     size_t nprobs, capprobs;
     char *pathbuf;

@@ -201,6 +201,59 @@ static uint32_t count_free(chk *c)
     return free_n;
 }
 
+/* An 11-byte label as printable text, trailing spaces dropped. */
+static void label_text(const uint8_t *l, char out[12])
+{
+    int n = 11;
+    while (n > 0 && l[n - 1] == ' ')
+        n--;
+    for (int i = 0; i < n; i++)
+        out[i] = l[i] >= 0x20 && l[i] < 0x7F ? (char)l[i] : '?';
+    out[n] = 0;
+}
+
+/* The boot sector's label follows the root directory's (which mounting
+ * and fsck.fat take as the volume's); the backup copy follows the boot
+ * sector. sec is the boot sector as read. */
+static vd_err check_boot(chk *c, const uint8_t sec[512])
+{
+    vd_fs *fs = c->fs;
+    vd_err e = VD_OK;
+    memcpy(c->boot, sec, 512);
+    c->boot[BS_RESERVED1] &= (uint8_t)~BS_STATE_DIRTY;
+    c->boot_fix = c->bs_dirty;
+    if (sec[BS_BOOT_SIG] == 0x29) {
+        static const uint8_t none[11] = {'N', 'O', ' ', 'N', 'A', 'M',
+                                         'E', ' ', ' ', ' ', ' '};
+        const uint8_t *want = c->root_label ? c->label : none;
+        if (memcmp(sec + BS_VOL_LAB, want, 11) != 0) {
+            char what[96], had[12], has[12];
+            label_text(sec + BS_VOL_LAB, had);
+            label_text(c->root_label ? want : (const uint8_t *)"           ", has);
+            snprintf(what, sizeof what,
+                     "the boot sector's label is '%s', the volume's '%s'", had, has);
+            memcpy(c->boot + BS_VOL_LAB, want, 11);
+            c->boot_fix = 1;
+            e = chk_problem(c, VD_FSCK_P_DIRENT, 1, NULL, NULL, what,
+                            "copy the volume's label to the boot sector");
+        }
+    }
+    uint32_t bk = vd_get_le16(sec + BPB_BK_BOOT_SEC);
+    uint8_t bsec[512];
+    if (e == VD_OK && bk > 0 && (uint64_t)(bk + 1) * fs->bps <= fs->fat_off) {
+        vd_err r = chk_read(c, (uint64_t)bk * fs->bps, bsec, sizeof bsec);
+        if (r != VD_OK && r != VD_ERR_AUTH)
+            return r;
+        if (r == VD_OK && memcmp(bsec, sec, 512) != 0) {
+            c->boot_fix = 1;
+            e = chk_problem(c, VD_FSCK_P_DIRENT, 1, NULL, NULL,
+                            "the backup boot sector differs from the boot sector",
+                            "copy the boot sector over it");
+        }
+    }
+    return e;
+}
+
 vd_err chk_table_summary(chk *c)
 {
     vd_fs *fs = c->fs;
@@ -219,6 +272,9 @@ vd_err chk_table_summary(chk *c)
         if (e != VD_OK)
             return e;
     }
+    e = check_boot(c, sec);
+    if (e != VD_OK)
+        return e;
     uint32_t free_n = count_free(c);
     c->res->clusters_total = fs->nclusters;
     c->res->clusters_used = fs->nclusters - free_n;
@@ -290,28 +346,16 @@ static vd_err write_fsinfo(chk *c)
     return e;
 }
 
-static vd_err clear_bs_dirty(chk *c)
+/* The boot sector as check_boot made it, and the same over its backup. */
+static vd_err write_boot(chk *c)
 {
     vd_fs *fs = c->fs;
-    uint8_t sec[512];
-    uint32_t secs[2] = {0, FAT_BACKUP_BOOT_SECTOR};
-    for (int k = 0; k < 2; k++) {
-        uint64_t off = (uint64_t)secs[k] * fs->bps;
-        if (off + 512 > fs->fat_off)
-            continue;
-        vd_err e = chk_read(c, off, sec, sizeof sec);
-        if (e == VD_ERR_AUTH)
-            continue;
-        if (e != VD_OK)
-            return e;
-        if (!(sec[BS_RESERVED1] & BS_STATE_DIRTY))
-            continue;
-        sec[BS_RESERVED1] &= (uint8_t)~BS_STATE_DIRTY;
-        e = fat_dev_write(fs, off, sec, sizeof sec);
-        if (e != VD_OK)
-            return e;
-    }
-    return VD_OK;
+    uint32_t bk = vd_get_le16(c->boot + BPB_BK_BOOT_SEC);
+    vd_err e = fat_dev_write(fs, 0, c->boot, 512);
+    if (e == VD_OK && bk > 0 && (uint64_t)(bk + 1) * fs->bps <= fs->fat_off &&
+        !chk_bad_find(c, (uint64_t)bk * fs->bps, 512))
+        e = fat_dev_write(fs, (uint64_t)bk * fs->bps, c->boot, 512);
+    return e;
 }
 
 vd_err chk_table_write(chk *c)
@@ -321,7 +365,7 @@ vd_err chk_table_write(chk *c)
     vd_err e = write_copies(c);
     if (e == VD_OK)
         e = write_fsinfo(c);
-    if (e == VD_OK && c->bs_dirty)
-        e = clear_bs_dirty(c);
+    if (e == VD_OK && c->boot_fix)
+        e = write_boot(c);
     return e;
 }

@@ -31,6 +31,9 @@ typedef struct walk {
     uint64_t last_off[LFN_MAX_ENTRIES];
     uint8_t last_raw[LFN_MAX_ENTRIES][DIRENT_SIZE];
     unsigned nlfn_last;
+    /* Short names met so far in the directory being walked. */
+    uint8_t (*seen)[DIR_NAME_LEN];
+    size_t nseen, capseen;
 } walk;
 
 static vd_err add_file(chk *c, uint32_t parent, const char *name, uint32_t *idx)
@@ -308,18 +311,45 @@ static vd_err lfn_slot(walk *w, uint32_t dir, uint64_t off, const uint8_t *b)
     return VD_OK;
 }
 
+/* What "." (slot 0) or ".." (slot 1) of directory d must point to. */
+static uint32_t dot_target(const chk *c, uint32_t d, uint32_t slot)
+{
+    const chk_file *f = &c->files[d];
+    if (slot == 0)
+        return f->first;
+    return (f->parent == CHK_NONE || f->parent == 0) ? 0 : c->files[f->parent].first;
+}
+
+/* Write a "." or ".." entry where none is (times from the directory's own
+ * entry, as mkfs and the library write them). */
+static vd_err make_dot(walk *w, uint32_t d, uint32_t slot, uint64_t off)
+{
+    chk *c = w->c;
+    uint8_t e[32];
+    memcpy(e, c->files[d].raw, 32);
+    memcpy(e, slot == 0 ? ".          " : "..         ", 11);
+    e[DIR_ATTR] = ATTR_DIRECTORY;
+    e[DIR_NTRES] = 0;
+    uint32_t want = dot_target(c, d, slot);
+    vd_put_le16(e + DIR_FST_CLUS_HI, (uint16_t)(want >> 16));
+    vd_put_le16(e + DIR_FST_CLUS_LO, (uint16_t)want);
+    vd_put_le32(e + DIR_FILE_SIZE, 0);
+    w->nlfn = 0;
+    w->want = 0;
+    vd_err r = chk_edit_add(c, off, e);
+    if (r == VD_OK)
+        r = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL,
+                        slot == 0 ? "the '.' entry is missing"
+                                  : "the '..' entry is missing",
+                        "create it");
+    return r;
+}
+
 /* "." and ".." of directory d (slots 0 and 1). */
 static vd_err dot_slot(walk *w, uint32_t d, uint32_t slot, uint64_t off, const uint8_t *b)
 {
     chk *c = w->c;
-    chk_file *f = &c->files[d];
-    uint32_t want;
-    if (slot == 0)
-        want = f->first;
-    else {
-        uint32_t p = f->parent;
-        want = (p == CHK_NONE || p == 0) ? 0 : c->files[p].first;
-    }
+    uint32_t want = dot_target(c, d, slot);
     uint32_t have = ((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
                     vd_get_le16(b + DIR_FST_CLUS_LO);
     if ((have & FAT_MASK) == want && (b[DIR_ATTR] & ATTR_DIRECTORY))
@@ -336,6 +366,135 @@ static vd_err dot_slot(walk *w, uint32_t d, uint32_t slot, uint64_t off, const u
     if (r == VD_OK)
         r = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL, what, "correct it");
     return r;
+}
+
+/* fsck.fat's rules for a short name: no control characters (0x05 stands
+ * for a leading 0xE5), no DEL, none of *?<>|"\/: and no leading space. */
+static int sfn_bad(const uint8_t *n)
+{
+    static const char bad[] = "*?<>|\"\\/:";
+    for (unsigned i = 0; i < DIR_NAME_LEN; i++) {
+        if ((n[i] < 0x20 && !(i == 0 && n[i] == DIR_KANJI_E5)) || n[i] == 0x7F)
+            return 1;
+        if (n[i] && strchr(bad, n[i]))
+            return 1;
+    }
+    return n[0] == ' ';
+}
+
+/* A volume label takes fewer characters than a file name: fsck.fat also
+ * refuses bytes above 0x7F and a leading space. */
+static int label_bad(const uint8_t *n)
+{
+    static const char bad[] = "*?.,;:/\\|+=<>[]\"";
+    for (unsigned i = 0; i < DIR_NAME_LEN; i++)
+        if (n[i] < 0x20 || n[i] >= 0x7F || (n[i] && strchr(bad, n[i])))
+            return 1;
+    return n[0] == ' ';
+}
+
+static int seen_has(const walk *w, const uint8_t *n)
+{
+    for (size_t k = 0; k < w->nseen; k++)
+        if (memcmp(w->seen[k], n, DIR_NAME_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+static vd_err seen_add(walk *w, const uint8_t *n)
+{
+    if (w->nseen == w->capseen) {
+        size_t cap = w->capseen ? w->capseen * 2 : 64;
+        uint8_t(*p)[DIR_NAME_LEN] = realloc(w->seen, cap * sizeof *p);
+        if (!p)
+            return VD_ERR_NOMEM;
+        w->seen = p;
+        w->capseen = cap;
+    }
+    memcpy(w->seen[w->nseen++], n, DIR_NAME_LEN);
+    return VD_OK;
+}
+
+/* Is n the short name of a live entry anywhere in directory d? */
+static vd_err dir_has(walk *w, uint32_t d, const uint8_t *n, int *has)
+{
+    chk *c = w->c;
+    vd_fs *fs = c->fs;
+    uint8_t *buf = malloc(fs->cluster_bytes);
+    if (!buf)
+        return VD_ERR_NOMEM;
+    vd_err e = VD_OK;
+    uint32_t clus = c->files[d].first;
+    *has = 0;
+    for (uint32_t k = 0; k < c->files[d].nclus && !*has; k++) {
+        e = chk_read(c, fat_clus_off(fs, clus), buf, fs->cluster_bytes);
+        if (e != VD_OK)
+            break;
+        for (uint32_t s = 0; s < fs->cluster_bytes && !*has; s += DIRENT_SIZE)
+            *has = buf[s] != DIR_FREE_BYTE && buf[s] != DIR_END_BYTE &&
+                   memcmp(buf + s, n, DIR_NAME_LEN) == 0;
+        clus = chk_fat_get(c, clus);
+    }
+    free(buf);
+    return e;
+}
+
+/* A free FSCKnnnn.nnn name for directory d, as fsck.fat renames. */
+static vd_err pick_name(walk *w, uint32_t d, uint8_t out[DIR_NAME_LEN])
+{
+    for (;;) {
+        uint32_t n = w->c->renames++;
+        if (n >= 10000000u)
+            return VD_ERR_NOSPC;
+        char tmp[16];
+        snprintf(tmp, sizeof tmp, "FSCK%04u%03u", n / 1000 % 10000, n % 1000);
+        memcpy(out, tmp, DIR_NAME_LEN);
+        int has = seen_has(w, out);
+        vd_err e = has ? VD_OK : dir_has(w, d, out, &has);
+        if (e != VD_OK)
+            return e;
+        if (!has)
+            return VD_OK;
+    }
+}
+
+/* Rename the short entry at off (copy b, updated in place) when its name
+ * is invalid or taken; a long name in front keeps working: its checksum
+ * bytes follow the new alias. */
+static vd_err check_name(walk *w, uint32_t d, uint64_t off, uint8_t *b)
+{
+    chk *c = w->c;
+    int bad = sfn_bad(b), dup = !bad && seen_has(w, b);
+    if (!bad && !dup)
+        return seen_add(w, b);
+    uint8_t nn[DIR_NAME_LEN];
+    vd_err e = pick_name(w, d, nn);
+    if (e != VD_OK)
+        return e;
+    char what[96], action[64], shown[DIR_NAME_LEN + 1];
+    for (unsigned i = 0; i < DIR_NAME_LEN; i++)
+        shown[i] = b[i] >= 0x20 && b[i] < 0x7F ? (char)b[i] : '?';
+    shown[DIR_NAME_LEN] = 0;
+    snprintf(what, sizeof what, "%s short name '%s'", bad ? "invalid" : "duplicate",
+             shown);
+    snprintf(action, sizeof action, "rename it %.8s.%.3s", nn, nn + 8);
+    int lfn_ok =
+        w->nlfn && w->want == 0 && w->nlfn == w->total && fat_lfn_checksum(b) == w->sum;
+    memcpy(b, nn, DIR_NAME_LEN);
+    b[DIR_NTRES] &= (uint8_t) ~(NTRES_LOWER_BASE | NTRES_LOWER_EXT);
+    e = chk_edit_add(c, off, b);
+    if (e == VD_OK && lfn_ok) {
+        w->sum = fat_lfn_checksum(b);
+        for (unsigned k = 0; e == VD_OK && k < w->nlfn; k++) {
+            w->lfn_raw[k][LDIR_CHKSUM] = w->sum;
+            e = chk_edit_add(c, w->lfn_off[k], w->lfn_raw[k]);
+        }
+    }
+    if (e == VD_OK)
+        e = chk_problem(c, VD_FSCK_P_DIRENT, 0, chk_path(c, d), NULL, what, action);
+    if (e == VD_OK)
+        e = seen_add(w, b);
+    return e;
 }
 
 /* A short entry of directory d (not "." or ".."). */
@@ -416,8 +575,11 @@ static vd_err walk_dir(walk *w, uint32_t d)
     uint32_t clus = c->files[d].first, n = c->files[d].nclus;
     int root = c->files[d].parent == CHK_NONE;
     vd_err e = VD_OK;
+    int ended = 0;
+    uint32_t after_end = 0;
     w->nlfn = 0;
     w->want = 0;
+    w->nseen = 0;
     for (uint32_t k = 0; k < n && e == VD_OK; k++) {
         uint64_t base = fat_clus_off(fs, clus);
         e = chk_read(c, base, w->buf, fs->cluster_bytes);
@@ -427,16 +589,50 @@ static vd_err walk_dir(walk *w, uint32_t d)
             const uint8_t *b = w->buf + (size_t)s * DIRENT_SIZE;
             uint64_t off = base + (uint64_t)s * DIRENT_SIZE;
             uint32_t slot = k * per + s;
-            if (b[0] == DIR_END_BYTE)
-                return w->nlfn ? drop_lfn(w, d, "are not followed by their short entry")
-                               : VD_OK;
+            if (!root && slot < 2) {
+                /* The first two slots of a subdirectory are "." and ".."
+                 * and nothing else (as fsck.fat has it): whatever else is
+                 * there is replaced, its chain left to the lost-cluster
+                 * pass. */
+                int lfn = (b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME;
+                if (b[0] != DIR_END_BYTE && b[0] != DIR_FREE_BYTE && !lfn &&
+                    is_dot(b, (int)slot))
+                    e = dot_slot(w, d, slot, off, b);
+                else
+                    e = make_dot(w, d, slot, off);
+                continue;
+            }
+            if (ended || b[0] == DIR_END_BYTE) {
+                /* Free by definition from the end mark on; fsck.fat reads
+                 * on and would turn leftovers into files: clear them. */
+                if (!ended && w->nlfn)
+                    e = drop_lfn(w, d, "are not followed by their short entry");
+                ended = 1;
+                static const uint8_t zero[DIRENT_SIZE];
+                if (e == VD_OK && memcmp(b, zero, DIRENT_SIZE) != 0) {
+                    e = chk_edit_add(c, off, zero);
+                    after_end++;
+                }
+                continue;
+            }
             if (b[0] == DIR_FREE_BYTE) {
                 if (w->nlfn)
                     e = drop_lfn(w, d, "are not followed by their short entry");
                 continue;
             }
             if ((b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME) {
-                e = lfn_slot(w, d, off, b);
+                uint8_t ent[DIRENT_SIZE];
+                memcpy(ent, b, DIRENT_SIZE);
+                if (vd_get_le16(ent + LDIR_FST_CLUS_LO) != 0) {
+                    vd_put_le16(ent + LDIR_FST_CLUS_LO, 0);
+                    e = chk_edit_add(c, off, ent);
+                    if (e == VD_OK)
+                        e = chk_problem(c, VD_FSCK_P_LFN, 1, chk_path(c, d), NULL,
+                                        "a long-name entry has a start cluster",
+                                        "set it to 0");
+                }
+                if (e == VD_OK)
+                    e = lfn_slot(w, d, off, ent);
                 continue;
             }
             /* Remember the run for a possible removal of the entry. */
@@ -446,10 +642,32 @@ static vd_err walk_dir(walk *w, uint32_t d)
             if (b[DIR_ATTR] & ATTR_VOLUME_ID) {
                 if (w->nlfn)
                     e = drop_lfn(w, d, "precede a volume label");
-                continue;
-            }
-            if (!root && slot < 2 && is_dot(b, (int)slot)) {
-                e = dot_slot(w, d, slot, off, b);
+                if (e == VD_OK && root && (label_bad(b) || c->root_label)) {
+                    e = chk_problem(c, VD_FSCK_P_DIRENT, 0, "/", NULL,
+                                    c->root_label ? "a second volume label"
+                                                  : "the volume label is not valid",
+                                    "remove it");
+                    if (e == VD_OK)
+                        e = mark_deleted(c, off, b);
+                } else if (root) {
+                    c->root_label = 1;
+                    memcpy(c->label, b, sizeof c->label);
+                    if (vd_get_le16(b + DIR_FST_CLUS_HI) ||
+                        vd_get_le16(b + DIR_FST_CLUS_LO) ||
+                        vd_get_le32(b + DIR_FILE_SIZE)) {
+                        uint8_t ent[DIRENT_SIZE];
+                        memcpy(ent, b, DIRENT_SIZE);
+                        vd_put_le16(ent + DIR_FST_CLUS_HI, 0);
+                        vd_put_le16(ent + DIR_FST_CLUS_LO, 0);
+                        vd_put_le32(ent + DIR_FILE_SIZE, 0);
+                        e = chk_edit_add(c, off, ent);
+                        if (e == VD_OK)
+                            e = chk_problem(
+                                c, VD_FSCK_P_DIRENT, 1, "/", NULL,
+                                "the volume label entry has a cluster or a size",
+                                "clear them");
+                    }
+                }
                 continue;
             }
             if (is_dot(b, 0) || is_dot(b, 1)) {
@@ -459,20 +677,22 @@ static vd_err walk_dir(walk *w, uint32_t d)
                     e = mark_deleted(c, off, b);
                 continue;
             }
-            if (!root && slot < 2) {
-                e = chk_problem(c, VD_FSCK_P_DOT, -1, chk_path(c, d), NULL,
-                                slot == 0 ? "the '.' entry is missing"
-                                          : "the '..' entry is missing",
-                                NULL);
-                if (e != VD_OK)
-                    return e;
-            }
-            e = short_slot(w, d, off, b);
+            uint8_t ent[DIRENT_SIZE];
+            memcpy(ent, b, DIRENT_SIZE);
+            e = check_name(w, d, off, ent);
+            if (e == VD_OK)
+                e = short_slot(w, d, off, ent);
         }
         clus = chk_fat_get(c, clus);
     }
     if (e == VD_OK && w->nlfn)
         e = drop_lfn(w, d, "are not followed by their short entry");
+    if (e == VD_OK && after_end) {
+        char what[96];
+        snprintf(what, sizeof what, "%u entries after the end-of-directory mark",
+                 after_end);
+        e = chk_problem(c, VD_FSCK_P_DIRENT, 1, chk_path(c, d), NULL, what, "clear them");
+    }
     return e;
 }
 
@@ -500,8 +720,8 @@ vd_err chk_tree_walk(chk *c)
     for (uint32_t d = 0; e == VD_OK && d < c->nfiles; d++)
         if (c->files[d].is_dir && c->files[d].first)
             e = walk_dir(w, d);
-    if (w->buf)
-        free(w->buf);
+    free(w->buf);
+    free(w->seen);
     free(w);
     return e;
 }
