@@ -14,6 +14,7 @@
  * make slot and epoch parity agree with the slot written, bit 2 compute
  * the journal digest, bit 3 write slot B instead of A, bit 4 also open
  * read-write (runs the recovery commit). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,10 @@ static void open_and_read(const vd_host *h, int writable)
 {
     vd_open_opts o = {.read_only = !writable, .aead_impl = VD_AEAD_OPENSSL, .cache_bytes = FZ_CACHE_BYTES};
     vd_image *img = NULL;
-    if (vd_image_open(h, fz_key, &o, &img) != VD_OK) {
+    vd_err e = vd_image_open(h, fz_key, &o, &img);
+    if (getenv("FZ_VERBOSE"))
+        fprintf(stderr, "open %s: %s\n", writable ? "rw" : "ro", vd_strerror(e));
+    if (e != VD_OK) {
         FZ_CHECK(img == NULL);
         return;
     }

@@ -30,7 +30,7 @@ if command -v mkfs.fat >/dev/null 2>&1; then
     for spec in "40:1" "40:2" "300:8" "600:16"; do
         mib=${spec%%:*} spc=${spec##*:}
         truncate -s "${mib}M" "$tmp/vol"
-        mkfs.fat -F 32 -s "$spc" -n MKFSFAT "$tmp/vol" >/dev/null 2>&1
+        mkfs.fat --invariant -i 4d4b4653 -F 32 -s "$spc" -n MKFSFAT "$tmp/vol" >/dev/null 2>&1
         bytes=$((mib * 1048576))
         le=""
         for i in 0 1 2 3 4 5 6 7; do le+=$(printf '\\x%02x' $(((bytes >> (8 * i)) & 255))); done

@@ -29,6 +29,101 @@ static int put(const char *target, const char *name, const void *a, size_t na,
     return ok ? 0 : 1;
 }
 
+/* A host that stops writing once `limit` flushes have happened after it
+ * was armed: the image it leaves is a sync interrupted right there. */
+typedef struct crash_host {
+    vd_host host;
+    vd_host *inner;
+    int armed;
+    unsigned flushes, limit;
+} crash_host;
+
+static int ch_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
+{
+    crash_host *c = ctx;
+    return c->inner->read_at(c->inner->ctx, off, buf, len, done);
+}
+
+static int ch_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
+{
+    crash_host *c = ctx;
+    if (c->armed && c->flushes >= c->limit)
+        return -5; /* -EIO: the machine is gone */
+    return c->inner->write_at(c->inner->ctx, off, buf, len, done);
+}
+
+static int ch_flush(void *ctx)
+{
+    crash_host *c = ctx;
+    if (c->armed)
+        c->flushes++;
+    return c->inner->flush(c->inner->ctx);
+}
+
+static int ch_size(void *ctx, uint64_t *size)
+{
+    crash_host *c = ctx;
+    return c->inner->size(c->inner->ctx, size);
+}
+
+static int ch_now(void *ctx, int64_t *ns)
+{
+    crash_host *c = ctx;
+    return c->inner->now(c->inner->ctx, ns);
+}
+
+/* The small template with a sync of new contents for blocks 0..5 cut off
+ * after its IN_PROGRESS superblock: what fuzz_superblock needs to start
+ * from to reach journal loading and recovery. The superblock block goes
+ * to *sb (4096 bytes). */
+static int interrupted_super(uint8_t *sb, uint8_t *slot)
+{
+    uint8_t *tmpl = NULL, b[VD_BLOCK_SIZE];
+    uint64_t n = 0, size = 0;
+    vd_host *h = NULL;
+    vd_image *img = NULL;
+    vd_open_opts o = {.aead_impl = VD_AEAD_OPENSSL, .cache_bytes = FZ_CACHE_BYTES};
+    crash_host c = {.limit = 1};
+    vd_header hdr;
+    int rc = 1;
+    vd_err e = fz_small_image(16, &tmpl, &n);
+    if (e == VD_OK)
+        e = vd_host_mem_new(&h);
+    if (e == VD_OK)
+        e = vd_host_mem_set(h, tmpl, n);
+    c.inner = h;
+    c.host = (vd_host){.ctx = &c, .read_at = ch_read, .write_at = ch_write, .flush = ch_flush,
+                       .size = ch_size, .now = ch_now};
+    if (e == VD_OK)
+        e = vd_image_open(&c.host, fz_key, &o, &img);
+    for (uint32_t l = 0; l < 6 && e == VD_OK; l++) {
+        memset(b, (int)(0xC0 + l), sizeof b);
+        e = vd_image_write(img, l, 1, b);
+    }
+    if (e == VD_OK) {
+        c.armed = 1;
+        (void)vd_image_sync(img); /* fails: that is the crash */
+    }
+    if (img)
+        (void)vd_image_close(img);
+    const uint8_t *d = e == VD_OK ? vd_host_mem_data(h, &size) : NULL;
+    if (d && vd_header_decode(&hdr, d) == 0) {
+        for (uint32_t i = 0; i < 2; i++) {
+            const uint8_t *p = d + (hdr.sb_start + i) * VDF_BLOCK;
+            if (fz_le32(p + SB_OFF_STATE) == SB_STATE_IN_PROGRESS) {
+                memcpy(sb, p, VDF_BLOCK);
+                *slot = (uint8_t)i;
+                rc = 0;
+            }
+        }
+    }
+    if (rc)
+        fprintf(stderr, "seedgen: could not make an interrupted sync\n");
+    vd_host_mem_free(h);
+    free(tmpl);
+    return rc;
+}
+
 static int image_seeds(void)
 {
     uint8_t *img = NULL, *slots = NULL;
@@ -53,16 +148,20 @@ static int image_seeds(void)
     const uint8_t *sn = fz_le64(sa + SB_OFF_EPOCH) > fz_le64(sb + SB_OFF_EPOCH) ? sa : sb;
     uint8_t sflags = (uint8_t)(0x07 | (sn == sb ? 0x08 : 0));
     uint8_t sflags_rw = (uint8_t)(sflags | 0x10);
-    uint8_t small[1 + 16 * VDF_BLOCK];
+    uint8_t isb[VDF_BLOCK], islot = 0;
+    if (interrupted_super(isb, &islot) != 0)
+        goto out;
+    uint8_t iflags = (uint8_t)(0x07 | islot << 3), iflags_rw = (uint8_t)(iflags | 0x10);
     rc = put("fuzz_header", "template", &fl0, 1, hf, sizeof hf) |
          put("fuzz_header", "template-fixed", &fl3, 1, hf, sizeof hf) |
          put("fuzz_keyslot", "keyfile-sealed", slots + VDF_BLOCK, VDF_BLOCK, NULL, 0) |
          put("fuzz_keyslot", "original-16", img + VDF_BLOCK, VDF_BLOCK, NULL, 0) |
          put("fuzz_superblock", "newest", &sflags, 1, sn, VDF_BLOCK) |
          put("fuzz_superblock", "newest-rw", &sflags_rw, 1, sn, VDF_BLOCK) |
+         put("fuzz_superblock", "in-progress", &iflags, 1, isb, VDF_BLOCK) |
+         put("fuzz_superblock", "in-progress-rw", &iflags_rw, 1, isb, VDF_BLOCK) |
          put("fuzz_image", "small-16", &fl0, 1, img, (size_t)n) |
          put("fuzz_image", "slots-8", &fl0, 1, slots, (size_t)ns);
-    (void)small;
 out:
     free(img);
     free(slots);
