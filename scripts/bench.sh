@@ -85,14 +85,16 @@ if [[ $peers == 1 ]]; then
     # names encrypted; no rollback detection. A low scrypt cost only
     # shortens the mount, not the I/O.
     gocryptfs -q -init -scryptn 10 -passfile "$p/password" "$p/gocryptfs.cipher"
-    gocryptfs -q -passfile "$p/password" "$p/gocryptfs.cipher" "$p/gocryptfs"
+    gocryptfs -q -passfile "$p/password" "$p/gocryptfs.cipher" "$p/gocryptfs" 2>/dev/null
     mounts+=("$p/gocryptfs")
     args+=(--peer "gocryptfs=$p/gocryptfs")
 
     # cryfs: fixed-size encrypted blocks in a tree, directory structure
     # hidden; detects some rollback within a device's known state only.
+    # cryfs remembers each base directory's filesystem id (in ~/.local);
+    # a fresh one at a reused path is allowed explicitly.
     CRYFS_FRONTEND=noninteractive CRYFS_NO_UPDATE_CHECK=true \
-        cryfs "$p/cryfs.cipher" "$p/cryfs" <"$p/password" >/dev/null
+        cryfs --allow-replaced-filesystem "$p/cryfs.cipher" "$p/cryfs" <"$p/password" >/dev/null
     mounts+=("$p/cryfs")
     args+=(--peer "cryfs=$p/cryfs")
 
