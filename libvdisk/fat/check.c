@@ -158,8 +158,8 @@ static vd_err on_bad(void *ctx, const vd_bad_range *r)
         c->bad = p;
         c->capbad = cap;
     }
+    memset(&c->bad[c->nbad], 0, sizeof c->bad[c->nbad]);
     c->bad[c->nbad].r = *r;
-    c->bad[c->nbad].reported = 0;
     c->nbad++;
     return VD_OK;
 }

@@ -282,15 +282,23 @@ vd_err chk_table_summary(chk *c)
 }
 
 /* Write entries [from, to) of copy k from the working table. */
-static vd_err write_span(chk *c, uint32_t k, uint32_t from, uint32_t to)
+/* Write entries [from, to) of copy k from the working table. When their
+ * block failed authentication it cannot be read to merge a partial write:
+ * the whole block is written, the bytes past the last entry as zeros
+ * (unused, as mkfs leaves them), provided the block lies inside the copy. */
+static vd_err write_span(chk *c, uint32_t k, uint32_t from, uint32_t to, int whole)
 {
-    uint8_t *buf = malloc(FAT_BLOCK);
+    uint8_t *buf = calloc(1, FAT_BLOCK);
     if (!buf)
         return VD_ERR_NOMEM;
+    uint64_t off = copy_off(c, k) + (uint64_t)from * FAT_ENTRY_BYTES;
+    size_t len = (size_t)(to - from) * FAT_ENTRY_BYTES;
+    uint64_t copy_end = copy_off(c, k) + (uint64_t)c->fs->fat_sectors * c->fs->bps;
+    if (whole && off % FAT_BLOCK == 0 && off + FAT_BLOCK <= copy_end)
+        len = FAT_BLOCK;
     for (uint32_t i = from; i < to; i++)
         vd_put_le32(buf + (size_t)(i - from) * FAT_ENTRY_BYTES, c->fat[i]);
-    vd_err e = fat_dev_write(c->fs, copy_off(c, k) + (uint64_t)from * FAT_ENTRY_BYTES,
-                             buf, (size_t)(to - from) * FAT_ENTRY_BYTES);
+    vd_err e = fat_dev_write(c->fs, off, buf, len);
     free(buf);
     return e;
 }
@@ -314,7 +322,7 @@ static vd_err write_copies(chk *c)
                 differ = c->copy_bad[dk][j] || c->disk[dk][j] != c->fat[j];
             chk_bad *b = chk_bad_find(c, off, (uint64_t)n * FAT_ENTRY_BYTES);
             if (differ && !(b && b->r.level > 0 && !b->discarded)) {
-                vd_err e = write_span(c, phys, i, i + n);
+                vd_err e = write_span(c, phys, i, i + n, b != NULL);
                 if (e != VD_OK)
                     return e;
             }
