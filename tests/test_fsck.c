@@ -188,6 +188,19 @@ static void clean_image_is_clean(void **state)
     assert_int_equal(r.dirs, 1);
     assert_true(r.fs_checked);
     assert_int_equal(fsckfat(&f) == 1, 0);
+    /* Repair modes on a clean volume write nothing at all. */
+    uint64_t size;
+    uint8_t *copy = malloc(DMG_NBLOCKS * (size_t)VD_BLOCK_SIZE * 2);
+    assert_non_null(copy);
+    const uint8_t *now = vd_host_mem_data(f.h, &size);
+    assert_true(size <= DMG_NBLOCKS * (size_t)VD_BLOCK_SIZE * 2);
+    memcpy(copy, now, size);
+    r = run(&f, VD_FSCK_ALL, NULL);
+    assert_int_equal(r.found, 0);
+    r = run(&f, VD_FSCK_SAFE, NULL);
+    assert_int_equal(r.found, 0);
+    assert_memory_equal(vd_host_mem_data(f.h, &size), copy, size);
+    free(copy);
     fx_free(&f);
 }
 

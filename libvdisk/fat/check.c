@@ -508,7 +508,8 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
     }
     if (e != VD_OK)
         goto out;
-    c.persist = c.fs && res->fs_checked && !c.fatal &&
+    /* Nothing found, nothing written: -y on a clean volume changes no byte. */
+    c.persist = c.fs && res->fs_checked && !c.fatal && c.nprobs > 0 &&
                 (mode == VD_FSCK_ALL || (mode == VD_FSCK_SAFE && !c.unsafe));
     if (c.persist)
         e = apply(&c);

@@ -340,18 +340,19 @@ static vd_err write_fsinfo(chk *c)
     uint64_t off = (uint64_t)fs->fsinfo_sec * fs->bps;
     if (chk_bad_find(c, off, 512))
         return VD_OK; /* under a bad node: left as reported */
-    uint8_t sec[512];
-    vd_err e = VD_OK;
+    uint8_t sec[512], was[512];
+    vd_err e = chk_read(c, off, was, sizeof was);
+    if (e != VD_OK)
+        return e;
     if (c->fsinfo_ok) {
-        e = chk_read(c, off, sec, sizeof sec);
+        memcpy(sec, was, sizeof sec);
         vd_put_le32(sec + FSI_FREE_COUNT, c->fsinfo_free);
         vd_put_le32(sec + FSI_NXT_FREE, c->fsinfo_next);
     } else {
         fat_fsinfo_encode(sec, c->fsinfo_free, c->fsinfo_next);
     }
-    if (e == VD_OK)
-        e = fat_dev_write(fs, off, sec, sizeof sec);
-    return e;
+    /* Unchanged is not rewritten: no new version of a block for nothing. */
+    return memcmp(sec, was, sizeof sec) ? fat_dev_write(fs, off, sec, sizeof sec) : VD_OK;
 }
 
 /* The boot sector as check_boot made it, and the same over its backup. */
