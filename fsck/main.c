@@ -39,6 +39,7 @@ typedef struct fsck_run {
     size_t nprobs, cap;
     int slot_problems;
     int oom;
+    int printed; /* the JSON summary went out */
 } fsck_run;
 
 static void usage(FILE *f)
@@ -299,7 +300,9 @@ static int run(fsck_run *r, const cli_keyopts *k)
     int rc = cli_image_open(PROG, r->image, k, flags, 0, &ci);
     if (rc != 0)
         return open_status(rc);
-    int status = FSCK_OPERATIONAL;
+    int status = FSCK_OPERATIONAL, checked = 0;
+    vd_fsck_result res;
+    double secs = 0;
     if (check_slots(r, ci.host) != 0)
         goto out;
     vd_image_info info;
@@ -315,11 +318,10 @@ static int run(fsck_run *r, const cli_keyopts *k)
                info.recovered ? " (recovered an interrupted sync)" : "");
     vd_fsck_opts o = {
         .mode = r->mode, .ctx = r, .report = on_report, .progress = on_progress};
-    vd_fsck_result res;
     cli_progress_start(&r->prog, "verifying", info.nblocks * VD_BLOCK_SIZE, 0, r->quiet);
     r->t0 = cli_now();
     e = vd_fsck(ci.img, &o, &res);
-    double secs = r->scrub_secs > 0 ? r->scrub_secs : cli_now() - r->t0;
+    secs = r->scrub_secs > 0 ? r->scrub_secs : cli_now() - r->t0;
     cli_progress_end(&r->prog);
     if (e != VD_OK) {
         cli_fail(PROG, r->image, e, "while checking");
@@ -331,14 +333,18 @@ static int run(fsck_run *r, const cli_keyopts *k)
     }
     unsigned left = res.found - res.fixed + (unsigned)r->slot_problems;
     status = left ? FSCK_LEFT : res.fixed ? FSCK_FIXED : FSCK_OK;
-    if (r->json)
-        print_json(r, &res, secs, status);
-    else if (!r->quiet)
-        print_summary(r, &res, secs);
+    checked = 1;
 out:;
+    /* The summary after the close: a repair is only done once synced. */
     int crc = cli_image_close(PROG, r->image, &ci);
     if (crc != 0)
         status = FSCK_OPERATIONAL;
+    if (checked && r->json) {
+        print_json(r, &res, secs, status);
+        r->printed = 1;
+    } else if (checked && !r->quiet && status != FSCK_OPERATIONAL) {
+        print_summary(r, &res, secs);
+    }
     return status;
 }
 
@@ -410,6 +416,13 @@ int main(int argc, char **argv)
     r.image = argv[optind];
     k.quiet = r.quiet;
     int status = run(&r, &k);
+    if (r.json && !r.printed) {
+        /* Scripts always get an object: the error itself went to stderr. */
+        printf("{\"image\": ");
+        json_str(r.image);
+        printf(", \"mode\": \"%s\", \"exit\": %d, \"checked\": false}\n",
+               mode_name(r.mode), status);
+    }
     for (size_t i = 0; i < r.nprobs; i++) {
         free(r.probs[i].path);
         free(r.probs[i].what);
