@@ -109,9 +109,10 @@ typedef struct vd_fsck_problem {
     int have_block; /* first_lbn/nblocks/level are meaningful */
     uint32_t level; /* 0: data block; > 0: tree node */
     uint64_t first_lbn, nblocks;
-    const char *path;   /* owning file ("/dir/name") or a region such as
-                            "(free space)"; NULL if none. Valid during
-                            the report call only. */
+    const char *path;   /* owning file ("/dir/name", from the root) or a
+                            region ("free space", "FAT copy 1", "tree
+                            node", "boot sector", ...); NULL if none.
+                            Valid during the report call only. */
     const char *what;   /* the problem, one line, no trailing newline */
     const char *action; /* what was (or would be) done, or NULL */
 } vd_fsck_problem;
@@ -137,9 +138,12 @@ typedef struct vd_fsck_result {
 
 /* Scrub the image, then check (and per o->mode repair) its FAT32 volume,
  * then sync. The image must be writable for any mode but VD_FSCK_CHECK,
- * and no vd_fs may be mounted on it. Returns VD_OK when the check ran to
- * the end, whatever it found (see *res: found > fixed means problems
- * remain); an error when it could not (I/O, out of memory). */
+ * and no vd_fs may be mounted on it. Repairs are all or nothing per run
+ * (VD_FSCK_SAFE writes only when every problem is safe); with nothing
+ * found, no mode writes a byte. Returns VD_OK when the check ran to the
+ * end, whatever it found (see *res: found > fixed means problems remain);
+ * an error when it could not (I/O, out of memory). Reports come from the
+ * calling thread, after the scrub and the repairs. */
 vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res);
 
 #ifdef __cplusplus
