@@ -274,8 +274,10 @@ static int check_slots(fsck_run *r, const vd_host *host)
     for (int k = 0; k < VD_KEYSLOTS; k++) {
         if (slots[k].status == VD_OK)
             continue;
-        cli_errorf(PROG, r->image, "key slot %d: %s; not fixed (vhdtool keyslot remove)",
-                   k, vd_strerror(slots[k].status));
+        cli_errorf(PROG, r->image,
+                   "key slot %d is malformed (it can never unlock); not fixed (vhdtool "
+                   "keyslot remove)",
+                   k);
         r->slot_problems++;
     }
     return 0;
