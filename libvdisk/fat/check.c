@@ -447,7 +447,6 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
     c.o = o;
     c.res = res;
     c.pathbuf = malloc(CHK_PATH_MAX);
-    /* One entry per bad data block may need zeroing; sized after the scrub. */
     if (!c.pathbuf)
         return VD_ERR_NOMEM;
     e = vd_image_tolerate_nodes(img, 1);
@@ -457,6 +456,7 @@ vd_err vd_fsck(vd_image *img, const vd_fsck_opts *o, vd_fsck_result *res)
     e = vd_image_scrub(img, &ops, &res->scrub);
     if (e != VD_OK)
         goto out;
+    /* Each bad range is zeroed at most once. */
     c.capzero = c.nbad;
     c.zero = malloc((c.capzero ? c.capzero : 1) * sizeof *c.zero);
     if (!c.zero) {
