@@ -294,7 +294,9 @@ static vd_err discard_nodes(chk *c)
             b->discarded = 1;
             continue;
         }
-        if (e != VD_ERR_UNSUPPORTED)
+        /* Cannot be reset (the root, no verifiable neighbour, a range
+         * the scrub had to cut short): keep allocations away instead. */
+        if (e != VD_ERR_UNSUPPORTED && e != VD_ERR_INVAL && e != VD_ERR_AUTH)
             return e;
         mark_bad_clusters(c, &b->r);
         if (b->reported && b->prob < c->nprobs) {
