@@ -50,11 +50,20 @@ static vd_err read_copy(chk *c, uint32_t k, uint32_t phys)
     return e;
 }
 
+/* FAT[0] holds the media byte with every other bit of the 28 set. */
+#define FAT0_MARK 0x0FFFFFF0u
+static int fat0_ok(uint32_t v)
+{
+    return (v & FAT0_MARK) == FAT0_MARK;
+}
+
 /* How suspicious copy k looks: unreadable entries weigh most, then
  * entries no chain may hold (reserved values, clusters out of range). */
 static uint64_t copy_score(const chk *c, uint32_t k)
 {
-    uint64_t s = 0;
+    /* A copy whose first entry is not the media marker is what fsck.fat
+     * calls corrupt. */
+    uint64_t s = c->copy_bad[k][0] || !fat0_ok(c->disk[k][0]) ? 1000 : 0;
     for (uint32_t i = FAT_FIRST_CLUSTER; i < c->nent; i++) {
         if (c->copy_bad[k][i]) {
             s += 1000;
@@ -273,6 +282,11 @@ vd_err chk_table_summary(chk *c)
             return e;
     }
     e = check_boot(c, sec);
+    if (e == VD_OK && !fat0_ok(c->fat[0])) {
+        chk_fat_set(c, 0, 0x0FFFFF00u | sec[BPB_MEDIA]);
+        e = chk_problem(c, VD_FSCK_P_FAT_COPIES, 1, NULL, NULL,
+                        "the FAT's first entry is not the media marker", "rewrite it");
+    }
     if (e != VD_OK)
         return e;
     uint32_t free_n = count_free(c);

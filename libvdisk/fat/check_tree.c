@@ -15,6 +15,8 @@
 
 #include "endian.h"
 #include "fat/check_internal.h"
+
+#define NTRES_NO_83NAME 0x20u /* Linux: the short name is a dummy */
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
 
@@ -352,16 +354,25 @@ static vd_err dot_slot(walk *w, uint32_t d, uint32_t slot, uint64_t off, const u
     uint32_t want = dot_target(c, d, slot);
     uint32_t have = ((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
                     vd_get_le16(b + DIR_FST_CLUS_LO);
-    if ((have & FAT_MASK) == want && (b[DIR_ATTR] & ATTR_DIRECTORY))
+    int attr_ok = (b[DIR_ATTR] & (ATTR_DIRECTORY | ATTR_VOLUME_ID)) == ATTR_DIRECTORY;
+    int rest_ok =
+        !(b[DIR_NTRES] & NTRES_NO_83NAME) && vd_get_le32(b + DIR_FILE_SIZE) == 0;
+    if (have == want && attr_ok && rest_ok)
         return VD_OK;
     char what[128];
-    snprintf(what, sizeof what, "'%s' entry points to cluster %u, not %u",
-             slot == 0 ? "." : "..", have & FAT_MASK, want);
+    if (have != want)
+        snprintf(what, sizeof what, "'%s' entry points to cluster %u, not %u",
+                 slot == 0 ? "." : "..", have, want);
+    else
+        snprintf(what, sizeof what, "'%s' entry has wrong attributes, flags or size",
+                 slot == 0 ? "." : "..");
     uint8_t e[32];
     memcpy(e, b, 32);
-    e[DIR_ATTR] |= ATTR_DIRECTORY;
+    e[DIR_ATTR] = (uint8_t)((e[DIR_ATTR] | ATTR_DIRECTORY) & ~ATTR_VOLUME_ID);
+    e[DIR_NTRES] &= (uint8_t)~NTRES_NO_83NAME;
     vd_put_le16(e + DIR_FST_CLUS_HI, (uint16_t)(want >> 16));
     vd_put_le16(e + DIR_FST_CLUS_LO, (uint16_t)want);
+    vd_put_le32(e + DIR_FILE_SIZE, 0);
     vd_err r = chk_edit_add(c, off, e);
     if (r == VD_OK)
         r = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL, what, "correct it");
@@ -369,10 +380,10 @@ static vd_err dot_slot(walk *w, uint32_t d, uint32_t slot, uint64_t off, const u
 }
 
 /* fsck.fat's rules for a short name: no control characters (0x05 stands
- * for a leading 0xE5), no DEL, none of *?<>|"\/: and no leading space. */
+ * for a leading 0xE5), no DEL, none of *?<>|"\/:. and no leading space. */
 static int sfn_bad(const uint8_t *n)
 {
-    static const char bad[] = "*?<>|\"\\/:";
+    static const char bad[] = "*?<>|\"\\/:.";
     for (unsigned i = 0; i < DIR_NAME_LEN; i++) {
         if ((n[i] < 0x20 && !(i == 0 && n[i] == DIR_KANJI_E5)) || n[i] == 0x7F)
             return 1;
@@ -464,7 +475,12 @@ static vd_err pick_name(walk *w, uint32_t d, uint8_t out[DIR_NAME_LEN])
 static vd_err check_name(walk *w, uint32_t d, uint64_t off, uint8_t *b)
 {
     chk *c = w->c;
-    int bad = sfn_bad(b), dup = !bad && seen_has(w, b);
+    int lfn_ok =
+        w->nlfn && w->want == 0 && w->nlfn == w->total && fat_lfn_checksum(b) == w->sum;
+    /* NTRes bit 5 (Linux's "no 8.3 name"): the 11 bytes are a dummy, fine
+     * behind a long name, meaningless without one (fsck.fat's rule). */
+    int bad = (b[DIR_NTRES] & NTRES_NO_83NAME) ? !lfn_ok : sfn_bad(b);
+    int dup = !bad && seen_has(w, b);
     if (!bad && !dup)
         return seen_add(w, b);
     uint8_t nn[DIR_NAME_LEN];
@@ -478,10 +494,8 @@ static vd_err check_name(walk *w, uint32_t d, uint64_t off, uint8_t *b)
     snprintf(what, sizeof what, "%s short name '%s'", bad ? "invalid" : "duplicate",
              shown);
     snprintf(action, sizeof action, "rename it %.8s.%.3s", nn, nn + 8);
-    int lfn_ok =
-        w->nlfn && w->want == 0 && w->nlfn == w->total && fat_lfn_checksum(b) == w->sum;
     memcpy(b, nn, DIR_NAME_LEN);
-    b[DIR_NTRES] &= (uint8_t) ~(NTRES_LOWER_BASE | NTRES_LOWER_EXT);
+    b[DIR_NTRES] &= (uint8_t) ~(NTRES_LOWER_BASE | NTRES_LOWER_EXT | NTRES_NO_83NAME);
     e = chk_edit_add(c, off, b);
     if (e == VD_OK && lfn_ok) {
         w->sum = fat_lfn_checksum(b);
@@ -534,11 +548,20 @@ static vd_err short_slot(walk *w, uint32_t d, uint64_t off, const uint8_t *b)
     memcpy(f->raw, b, 32);
     f->ent_off = off;
     f->is_dir = (b[DIR_ATTR] & ATTR_DIRECTORY) != 0;
-    f->first = (((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
-                vd_get_le16(b + DIR_FST_CLUS_LO)) &
-               FAT_MASK;
+    /* The library ignores the top 4 bits of the start cluster, fsck.fat
+     * does not: they are cleared (the entry is stored again below). */
+    uint32_t first0 = ((uint32_t)vd_get_le16(b + DIR_FST_CLUS_HI) << 16) |
+                      vd_get_le16(b + DIR_FST_CLUS_LO);
+    f->first = first0 & FAT_MASK;
     f->size = vd_get_le32(b + DIR_FILE_SIZE);
-    uint32_t first0 = f->first, size0 = f->size;
+    uint32_t size0 = f->size;
+    if (first0 != f->first) {
+        e = chk_problem(c, VD_FSCK_P_DIRENT, 1, chk_path(c, i), NULL,
+                        "start cluster has its reserved top bits set", "clear them");
+        if (e != VD_OK)
+            return e;
+        f = &c->files[i];
+    }
     if (f->is_dir)
         c->res->dirs++;
     else
@@ -623,13 +646,26 @@ static vd_err walk_dir(walk *w, uint32_t d)
             if ((b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME) {
                 uint8_t ent[DIRENT_SIZE];
                 memcpy(ent, b, DIRENT_SIZE);
-                if (vd_get_le16(ent + LDIR_FST_CLUS_LO) != 0) {
+                if (ent[DIR_ATTR] != ATTR_LONG_NAME) {
+                    /* The spec masks the top two attribute bits; fsck.fat
+                     * does not, and would read a file here. */
+                    ent[DIR_ATTR] = ATTR_LONG_NAME;
+                    e = chk_edit_add(c, off, ent);
+                    if (e == VD_OK)
+                        e = chk_problem(
+                            c, VD_FSCK_P_LFN, 1, chk_path(c, d), NULL,
+                            "a long-name entry has reserved attribute bits set",
+                            "clear them");
+                }
+                if (e == VD_OK &&
+                    (vd_get_le16(ent + LDIR_FST_CLUS_LO) != 0 || ent[LDIR_TYPE] != 0)) {
                     vd_put_le16(ent + LDIR_FST_CLUS_LO, 0);
+                    ent[LDIR_TYPE] = 0;
                     e = chk_edit_add(c, off, ent);
                     if (e == VD_OK)
                         e = chk_problem(c, VD_FSCK_P_LFN, 1, chk_path(c, d), NULL,
-                                        "a long-name entry has a start cluster",
-                                        "set it to 0");
+                                        "a long-name entry has a start cluster or type",
+                                        "set them to 0");
                 }
                 if (e == VD_OK)
                     e = lfn_slot(w, d, off, ent);
@@ -642,29 +678,36 @@ static vd_err walk_dir(walk *w, uint32_t d)
             if (b[DIR_ATTR] & ATTR_VOLUME_ID) {
                 if (w->nlfn)
                     e = drop_lfn(w, d, "precede a volume label");
-                if (e == VD_OK && root && (label_bad(b) || c->root_label)) {
-                    e = chk_problem(c, VD_FSCK_P_DIRENT, 0, "/", NULL,
-                                    c->root_label ? "a second volume label"
-                                                  : "the volume label is not valid",
+                if (e == VD_OK && (!root || label_bad(b) || c->root_label)) {
+                    /* Only the root holds a label, and only one. */
+                    e = chk_problem(c, VD_FSCK_P_DIRENT, 0, chk_path(c, d), NULL,
+                                    !root ? "a volume label entry outside the root"
+                                    : c->root_label ? "a second volume label"
+                                                    : "the volume label is not valid",
                                     "remove it");
                     if (e == VD_OK)
                         e = mark_deleted(c, off, b);
                 } else if (root) {
                     c->root_label = 1;
                     memcpy(c->label, b, sizeof c->label);
+                    /* A label owns no cluster and is no directory: fsck.fat
+                     * would follow the one or delete the other. */
                     if (vd_get_le16(b + DIR_FST_CLUS_HI) ||
                         vd_get_le16(b + DIR_FST_CLUS_LO) ||
-                        vd_get_le32(b + DIR_FILE_SIZE)) {
+                        vd_get_le32(b + DIR_FILE_SIZE) ||
+                        (b[DIR_ATTR] & ATTR_DIRECTORY)) {
                         uint8_t ent[DIRENT_SIZE];
                         memcpy(ent, b, DIRENT_SIZE);
                         vd_put_le16(ent + DIR_FST_CLUS_HI, 0);
                         vd_put_le16(ent + DIR_FST_CLUS_LO, 0);
                         vd_put_le32(ent + DIR_FILE_SIZE, 0);
+                        ent[DIR_ATTR] &= (uint8_t)~ATTR_DIRECTORY;
                         e = chk_edit_add(c, off, ent);
                         if (e == VD_OK)
                             e = chk_problem(
                                 c, VD_FSCK_P_DIRENT, 1, "/", NULL,
-                                "the volume label entry has a cluster or a size",
+                                "the volume label entry has a cluster, a size "
+                                "or the directory bit",
                                 "clear them");
                     }
                 }
