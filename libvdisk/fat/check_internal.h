@@ -78,12 +78,13 @@ typedef struct chk {
     size_t nedits, capedits;
     uint64_t *zero; /* bad data blocks to overwrite with zeros */
     size_t nzero, capzero;
-    int unsafe;        /* a problem only VD_FSCK_ALL may repair */
-    int persist;       /* decided: write the repairs */
-    int fatal;         /* the structure cannot be walked: repair nothing */
-    uint32_t fat1_bad; /* bad blocks in FAT copy 1 that copy 2 can replace */
-    uint32_t renames;  /* FSCKnnnn.nnn names handed out */
-    int fat_changed;   /* working FAT differs from copy 0 as read */
+    int unsafe;          /* a problem only VD_FSCK_ALL may repair */
+    int persist;         /* decided: write the repairs */
+    int fatal;           /* the structure cannot be walked: repair nothing */
+    uint32_t fat1_bad;   /* bad blocks in FAT copy 1 that copy 2 can replace */
+    uint32_t renames;    /* FSCKnnnn.nnn names handed out */
+    int fat_changed;     /* working FAT differs from copy 0 as read */
+    uint32_t fsinfo_sec; /* from the boot sector; 0 = none */
     uint32_t fsinfo_free, fsinfo_next;
     int fsinfo_ok;     /* FSInfo sector well formed */
     int bs_dirty;      /* boot sector's dirty byte set */

@@ -168,9 +168,9 @@ static vd_err check_fsinfo(chk *c, uint32_t free_now)
     vd_fs *fs = c->fs;
     uint8_t sec[512];
     c->fsinfo_ok = 0;
-    if (!fs->fsinfo_sec)
+    if (!c->fsinfo_sec)
         return VD_OK; /* no FSInfo sector at all: nothing to keep right */
-    vd_err e = chk_read(c, (uint64_t)fs->fsinfo_sec * fs->bps, sec, sizeof sec);
+    vd_err e = chk_read(c, (uint64_t)c->fsinfo_sec * fs->bps, sec, sizeof sec);
     if (e == VD_ERR_AUTH)
         return VD_OK; /* reported with its block */
     if (e != VD_OK)
@@ -267,10 +267,14 @@ vd_err chk_table_summary(chk *c)
 {
     vd_fs *fs = c->fs;
     uint8_t sec[512];
-    vd_err e = check_fsinfo(c, c->disk_free);
+    vd_err e = chk_read(c, 0, sec, sizeof sec);
     if (e != VD_OK)
         return e;
-    e = chk_read(c, 0, sec, sizeof sec);
+    /* The boot sector names FSInfo; the mount ignores a malformed one, the
+     * check repairs it. */
+    uint32_t fsi = vd_get_le16(sec + BPB_FS_INFO);
+    c->fsinfo_sec = fsi >= 1 && (uint64_t)(fsi + 1) * fs->bps <= fs->fat_off ? fsi : 0;
+    e = check_fsinfo(c, c->disk_free);
     if (e != VD_OK)
         return e;
     c->bs_dirty = (sec[BS_RESERVED1] & BS_STATE_DIRTY) != 0;
@@ -349,9 +353,9 @@ static vd_err write_copies(chk *c)
 static vd_err write_fsinfo(chk *c)
 {
     vd_fs *fs = c->fs;
-    if (!fs->fsinfo_sec)
+    if (!c->fsinfo_sec)
         return VD_OK;
-    uint64_t off = (uint64_t)fs->fsinfo_sec * fs->bps;
+    uint64_t off = (uint64_t)c->fsinfo_sec * fs->bps;
     if (chk_bad_find(c, off, 512))
         return VD_OK; /* under a bad node: left as reported */
     uint8_t sec[512], was[512];

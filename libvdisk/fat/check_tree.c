@@ -341,9 +341,9 @@ static vd_err make_dot(walk *w, uint32_t d, uint32_t slot, uint64_t off)
     vd_err r = chk_edit_add(c, off, e);
     if (r == VD_OK)
         r = chk_problem(c, VD_FSCK_P_DOT, 0, chk_path(c, d), NULL,
-                        slot == 0 ? "the '.' entry is missing"
-                                  : "the '..' entry is missing",
-                        "create it");
+                        slot == 0 ? "the '.' entry is missing or damaged"
+                                  : "the '..' entry is missing or damaged",
+                        "write it");
     return r;
 }
 
