@@ -36,6 +36,8 @@ typedef struct walk {
     /* Short names met so far in the directory being walked. */
     uint8_t (*seen)[DIR_NAME_LEN];
     size_t nseen, capseen;
+    uint32_t *slots; /* hash set over seen (index + 1), capslot a power of 2 */
+    size_t capslot;
 } walk;
 
 static vd_err add_file(chk *c, uint32_t parent, const char *name, uint32_t *idx)
@@ -404,12 +406,36 @@ static int label_bad(const uint8_t *n)
     return n[0] == ' ';
 }
 
+/* The short names met in a directory: an open-addressing hash set (a
+ * directory may hold 65536 entries; comparing each with all before it
+ * would be quadratic). Slots hold an index + 1 into w->seen, 0 = empty. */
+static uint32_t name_hash(const uint8_t *n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (unsigned i = 0; i < DIR_NAME_LEN; i++)
+        h = (h ^ n[i]) * 16777619u;
+    return h;
+}
+
 static int seen_has(const walk *w, const uint8_t *n)
 {
-    for (size_t k = 0; k < w->nseen; k++)
-        if (memcmp(w->seen[k], n, DIR_NAME_LEN) == 0)
+    if (!w->capslot)
+        return 0;
+    for (size_t i = name_hash(n) & (w->capslot - 1);; i = (i + 1) & (w->capslot - 1)) {
+        uint32_t k = w->slots[i];
+        if (!k)
+            return 0;
+        if (memcmp(w->seen[k - 1], n, DIR_NAME_LEN) == 0)
             return 1;
-    return 0;
+    }
+}
+
+static void slot_put(walk *w, uint32_t k)
+{
+    size_t i = name_hash(w->seen[k]) & (w->capslot - 1);
+    while (w->slots[i])
+        i = (i + 1) & (w->capslot - 1);
+    w->slots[i] = k + 1;
 }
 
 static vd_err seen_add(walk *w, const uint8_t *n)
@@ -422,7 +448,19 @@ static vd_err seen_add(walk *w, const uint8_t *n)
         w->seen = p;
         w->capseen = cap;
     }
-    memcpy(w->seen[w->nseen++], n, DIR_NAME_LEN);
+    if (2 * (w->nseen + 1) > w->capslot) {
+        size_t cap = w->capslot ? w->capslot * 2 : 128;
+        uint32_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return VD_ERR_NOMEM;
+        free(w->slots);
+        w->slots = t;
+        w->capslot = cap;
+        for (size_t k = 0; k < w->nseen; k++)
+            slot_put(w, (uint32_t)k);
+    }
+    memcpy(w->seen[w->nseen], n, DIR_NAME_LEN);
+    slot_put(w, (uint32_t)w->nseen++);
     return VD_OK;
 }
 
@@ -603,6 +641,8 @@ static vd_err walk_dir(walk *w, uint32_t d)
     w->nlfn = 0;
     w->want = 0;
     w->nseen = 0;
+    if (w->capslot)
+        memset(w->slots, 0, w->capslot * sizeof *w->slots);
     for (uint32_t k = 0; k < n && e == VD_OK; k++) {
         uint64_t base = fat_clus_off(fs, clus);
         e = chk_read(c, base, w->buf, fs->cluster_bytes);
@@ -765,6 +805,7 @@ vd_err chk_tree_walk(chk *c)
             e = walk_dir(w, d);
     free(w->buf);
     free(w->seen);
+    free(w->slots);
     free(w);
     return e;
 }

@@ -3,7 +3,7 @@
  * recipes in tests/fsck/ call:
  *   fsck_damage make IMAGE KEYFILE            new image + sample tree
  *   fsck_damage volume IMAGE KEYFILE WHAT     dirty|fsinfo|fatcopy|lost|
- *                                             crosslink|size|lfn
+ *                                             crosslink|size|lfn|dupname
  *   fsck_damage rewrite IMAGE KEYFILE PATH    new bytes in PATH's first block
  *   fsck_damage tamper IMAGE KEYFILE PATH OFF data|node
  *   fsck_damage replay IMAGE OLDIMAGE KEYFILE PATH   old block of PATH back
@@ -290,6 +290,13 @@ vd_err dmg_volume(vd_image *img, const char *what)
             }
             if (e == VD_OK)
                 e = fat_put(img, &g, c, ent_first(a));
+        }
+    } else if (strcmp(what, "dupname") == 0) {
+        /* B.BIN's short entry now says A.BIN too. */
+        e = find_sfn_entry(img, &g, "B       BIN", ent, &off);
+        if (e == VD_OK) {
+            memcpy(ent, "A       BIN", 11);
+            e = vol_rw(img, off, ent, 32, 1);
         }
     } else if (strcmp(what, "size") == 0) {
         e = find_sfn_entry(img, &g, "DATA    BIN", ent, &off);

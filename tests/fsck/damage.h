@@ -23,7 +23,7 @@ vd_err dmg_build(vd_image *img);
 /* Rewrite 64 bytes of a file at DMG_REPLAY_OFF (for replays). */
 vd_err dmg_rewrite(vd_image *img, const char *path);
 /* Named volume-level damage: dirty, fsinfo, fatcopy, lost, crosslink,
- * size, lfn. VD_ERR_INVAL for an unknown name. */
+ * size, lfn, dupname. VD_ERR_INVAL for an unknown name. */
 vd_err dmg_volume(vd_image *img, const char *what);
 /* The logical block holding byte `off` of file path. */
 vd_err dmg_file_block(vd_image *img, const char *path, uint64_t off, uint64_t *lbn);
