@@ -126,11 +126,44 @@ const char *chk_path(chk *c, uint32_t i)
     return b;
 }
 
+/* Edits are indexed by offset (a slot edited twice keeps the last bytes)
+ * through an open-addressing table of edit index + 1, so a directory full
+ * of damage costs linear time. */
+static size_t edit_home(const chk *c, uint64_t off)
+{
+    uint64_t h = (off / DIRENT_SIZE) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (c->capeslot - 1);
+}
+
+static vd_err edit_index(chk *c)
+{
+    size_t cap = c->capeslot ? c->capeslot * 2 : 256;
+    uint32_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return VD_ERR_NOMEM;
+    free(c->eslot);
+    c->eslot = t;
+    c->capeslot = cap;
+    for (size_t k = 0; k < c->nedits; k++) {
+        size_t i = edit_home(c, c->edits[k].off);
+        while (c->eslot[i])
+            i = (i + 1) & (cap - 1);
+        c->eslot[i] = (uint32_t)k + 1;
+    }
+    return VD_OK;
+}
+
 vd_err chk_edit_add(chk *c, uint64_t off, const uint8_t e[32])
 {
-    for (size_t k = 0; k < c->nedits; k++)
-        if (c->edits[k].off == off) {
-            memcpy(c->edits[k].e, e, 32);
+    if (2 * (c->nedits + 1) > c->capeslot) {
+        vd_err r = edit_index(c);
+        if (r != VD_OK)
+            return r;
+    }
+    size_t i = edit_home(c, off);
+    for (; c->eslot[i]; i = (i + 1) & (c->capeslot - 1))
+        if (c->edits[c->eslot[i] - 1].off == off) {
+            memcpy(c->edits[c->eslot[i] - 1].e, e, 32);
             return VD_OK;
         }
     if (c->nedits == c->capedits) {
@@ -143,7 +176,7 @@ vd_err chk_edit_add(chk *c, uint64_t off, const uint8_t e[32])
     }
     c->edits[c->nedits].off = off;
     memcpy(c->edits[c->nedits].e, e, 32);
-    c->nedits++;
+    c->eslot[i] = (uint32_t)++c->nedits;
     return VD_OK;
 }
 
@@ -367,6 +400,7 @@ static void chk_free(chk *c)
     free(c->probs);
     free(c->files);
     free(c->edits);
+    free(c->eslot);
     free(c->zero);
     free(c->bad);
     free(c->fat);

@@ -76,6 +76,8 @@ typedef struct chk {
     size_t nfiles, capfiles;
     chk_edit *edits;
     size_t nedits, capedits;
+    uint32_t *eslot; /* edits by offset (check.c), capeslot a power of 2 */
+    size_t capeslot;
     uint64_t *zero; /* bad data blocks to overwrite with zeros */
     size_t nzero, capzero;
     int unsafe;          /* a problem only VD_FSCK_ALL may repair */
