@@ -47,3 +47,14 @@ one_line_err() {
     [[ "$n" == 1 ]] || { cat "$T/err" >&2; fail "expected one error line, got $n"; }
 }
 need() { local b; for b in "$@"; do [[ -x "$b" ]] || command -v "$b" >/dev/null 2>&1 || skip "$b not available"; done; }
+# flip_byte FILE OFFSET [MASK]: XOR one byte in place (default mask 0x01),
+# so the byte always changes (writing a fixed value would not change a
+# byte that already holds it: a flaky tamper test).
+flip_byte() {
+    local file=$1 off=$2 mask=${3:-1} orig
+    orig=$(od -An -tu1 -j "$off" -N1 "$file" | tr -d ' ')
+    [[ -n "$orig" ]] || fail "flip_byte: $file has no byte at $off"
+    # shellcheck disable=SC2059
+    printf "$(printf '\\%03o' $((orig ^ mask)))" |
+        dd of="$file" bs=1 seek="$off" count=1 conv=notrunc status=none
+}

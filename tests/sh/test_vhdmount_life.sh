@@ -150,7 +150,7 @@ printf 'fine\n' >src/good.txt
 expect_status 0 "$MKVHD" --size 64M --key-file "$KEY" img3.vhd src
 data_start=$(od -An -t u8 -j 104 -N 8 img3.vhd | tr -d ' ')
 LBN=5120                                    # 20 MiB into the volume: inside bad.bin
-printf '\xff\xff\xff\xff' | dd of=img3.vhd bs=1 seek=$(((data_start + LBN) * 4096 + 100)) conv=notrunc status=none
+flip_byte img3.vhd $(((data_start + LBN) * 4096 + 100)) 0xff
 mnt_start img3.vhd "$M" --key-file "$KEY"
 expect_status 1 cat "$M/bad.bin"
 expect_err 'Input/output error'
@@ -168,7 +168,7 @@ node_start=$(od -An -t u8 -j 96 -N 8 img3.vhd | tr -d ' ')
 height=$(od -An -t u4 -j 52 -N 4 img3.vhd | tr -d ' ')
 [[ $height == 2 ]] || fail "expected a 2-level tree for 64 MiB (FORMAT.md), got $height"
 # Root first, then level 1: the level-1 node over blocks 5120..5247 is number 40.
-printf '\xff\xff\xff\xff' | dd of=img3.vhd bs=1 seek=$(((node_start + 1 + 40) * 4096 + 100)) conv=notrunc status=none
+flip_byte img3.vhd $(((node_start + 1 + 40) * 4096 + 100)) 0xff
 mnt_start img3.vhd "$M" --key-file "$KEY"
 [[ $(cat "$M/good.txt") == fine ]] || fail "good file before the failure"
 expect_status 1 cat "$M/bad.bin"

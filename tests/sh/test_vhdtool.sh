@@ -186,7 +186,7 @@ off=$(grep -obUa 'marker line 001500' raw.img | head -1 | cut -d: -f1)
 [[ -n "$off" ]] || fail "marker not found in the export"
 lbn=$((off / 4096))
 cp img.vhd bad.vhd
-printf '\xff' | dd of=bad.vhd bs=1 seek=$(((ds + lbn) * 4096 + 7)) conv=notrunc status=none
+flip_byte bad.vhd $(((ds + lbn) * 4096 + 7)) 0xff
 expect_status 4 "$V" cat "${K[@]}" bad.vhd /marked.txt
 expect_err "^vhdtool: bad.vhd: /marked.txt: authentication failed .* at block $lbn$"
 one_line_err
