@@ -5,6 +5,7 @@
  *   rng.c       the fixed-seed generator every workload draws from
  *   backing.c   where blocks live for the non-image modes: memory or a file
  *   devs.c      plain / checksum / aead vd_blockdevs over a backing
+ *   devcheck.c  --self-test: they detect what they claim, and only that
  *   modes.c     one vd_fs per mode (the five modes, memory or file)
  *   target.c    a mode's volume or a peer's directory, behind one file API
  *   workloads.c sequential, random, OLTP-like and web-like workloads
@@ -141,6 +142,13 @@ vd_err bench_dev_new(bench_mode mode, bench_backing *data, bench_backing *meta,
                      uint64_t nblocks, int aead_alg, bench_dev **out);
 const vd_blockdev *bench_dev_blockdev(bench_dev *d);
 vd_err bench_dev_drop(bench_dev *d);
+/* For the self-test: the data backing, and block lbn's side-table entry
+ * (NULL for plain). */
+bench_backing *bench_dev_data(bench_dev *d);
+uint8_t *bench_dev_entry(bench_dev *d, uint64_t lbn, size_t *len);
+/* devcheck.c: every device detects what it claims (see there); prints one
+ * line per check on log, returns the exit status. */
+int bench_selftest(int aead_alg, FILE *log);
 void bench_dev_free(bench_dev *d);
 
 /* ---- modes.c ---- */

@@ -202,6 +202,19 @@ const vd_blockdev *bench_dev_blockdev(bench_dev *d)
     return &d->bd;
 }
 
+bench_backing *bench_dev_data(bench_dev *d)
+{
+    return d->data;
+}
+
+uint8_t *bench_dev_entry(bench_dev *d, uint64_t lbn, size_t *len)
+{
+    if (!d->table || lbn >= d->nblocks)
+        return NULL;
+    *len = d->entry;
+    return d->table + lbn * d->entry;
+}
+
 vd_err bench_dev_drop(bench_dev *d)
 {
     vd_err e = bench_backing_drop(d->data);

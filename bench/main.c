@@ -11,7 +11,8 @@
  * default) with min and max. Each --peer runs the same workloads through
  * POSIX calls in DIR (a FUSE mount of gocryptfs, cryfs or vhdmount, or a
  * plain directory named "dir"): scripts/bench.sh --peers sets them up.
- * Timings are reported, never asserted. */
+ * --self-test checks the weaker devices detect what they claim. Timings
+ * are reported, never asserted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ static void usage(FILE *f)
             "                [--cache MIB] [--peer NAME=DIR]... [--json FILE] [--svg FILE]\n"
             "  --quick        64 MiB sequential, fewer operations (a few minutes)\n"
             "  --tiny         smallest sizes, to prove the tool works (tests)\n"
+            "  --self-test    check that checksum and aead detect what they claim\n"
             "  --drop-caches  evict the page cache before every read phase\n"
             "                 (posix_fadvise; as root also /proc/sys/vm/drop_caches)\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
@@ -115,6 +117,8 @@ int main(int argc, char **argv)
     const char *json = NULL, *svg = NULL;
     if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
         return vdc_init() == 0 ? bench_scale_child(argv[2], argv[3]) : 1;
+    if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
+        return vdc_init() == 0 ? bench_selftest(VDC_AES256GCM_OPENSSL, stdout) : 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
