@@ -107,6 +107,10 @@ void bench_report(FILE *out, const bench_cfg *c, const bench_res *r,
     for (size_t i = 0; i < bench_nworkloads; i++)
         workload_table(out, r, &bench_workloads[i], aes);
     misc_table(out, r, "flushes-per-sync", "image flushes per sync during rand-write");
+    misc_table(out, r, "write-amplification seq-write",
+               "bytes the image wrote per byte written: seq-write");
+    misc_table(out, r, "write-amplification rand-write",
+               "bytes the image wrote per byte written: rand-write");
     misc_table(out, r, "ceiling", "ceilings");
     misc_table(out, r, "scale", "scale (file backend, fresh process per repetition)");
 }

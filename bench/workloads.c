@@ -66,19 +66,37 @@ static vd_err fill_file(bench_tgt *t, const char *path, uint64_t bytes, uint8_t 
     return e;
 }
 
-static vd_err image_counters(bench_tgt *v, uint64_t *syncs, uint64_t *flushes)
+/* The image's counters since open (zeros for other subjects). */
+typedef struct counters {
+    uint64_t syncs, flushes, written;
+} counters;
+
+static vd_err image_counters(bench_tgt *v, counters *k)
 {
     vd_image_info info;
     vd_err e = bench_tgt_info(v, &info);
-    if (e == VD_ERR_UNSUPPORTED) {
-        *syncs = *flushes = 0;
+    memset(k, 0, sizeof *k);
+    if (e == VD_ERR_UNSUPPORTED)
         return VD_OK;
-    }
     if (e == VD_OK) {
-        *syncs = info.syncs;
-        *flushes = info.flushes;
+        k->syncs = info.syncs;
+        k->flushes = info.flushes;
+        k->written = info.bytes_written;
     }
     return e;
+}
+
+/* Bytes the image wrote to its host per byte the workload wrote: data,
+ * tree nodes, journal and superblocks. */
+static vd_err add_amplification(run *u, const char *wl, const counters *a,
+                                const counters *b, uint64_t bytes)
+{
+    if (b->written <= a->written || bytes == 0)
+        return VD_OK;
+    char name[48];
+    snprintf(name, sizeof name, "write-amplification %s", wl);
+    return bench_add(u->r, name, u->s->name, (int)u->s->backend, "x", 0,
+                     (double)(b->written - a->written) / (double)bytes);
 }
 
 static vd_err session_seq_rand(run *u)
@@ -88,13 +106,20 @@ static vd_err session_seq_rand(run *u)
     bench_tgt *v = NULL;
     bench_fh *f = NULL;
     uint8_t blk[BENCH_BLOCK];
+    counters k0, k1;
     vd_err e = bench_tgt_new(c, u->s, vol_bytes(bytes), &v);
+    if (e == VD_OK)
+        e = image_counters(v, &k0);
     double t0 = bench_now();
     if (e == VD_OK)
         e = fill_file(v, "/big.dat", bytes, u->buf);
     double t1 = bench_now();
     if (e == VD_OK)
         e = add(u, "seq-write", "MB/s", 1e6, (double)bytes / 1e6 / (t1 - t0));
+    if (e == VD_OK)
+        e = image_counters(v, &k1);
+    if (e == VD_OK)
+        e = add_amplification(u, "seq-write", &k0, &k1, bytes);
 
     if (e == VD_OK)
         e = bench_tgt_reopen(v);
@@ -128,9 +153,8 @@ static vd_err session_seq_rand(run *u)
     if (e == VD_OK)
         e = add(u, "rand-read", "ops/s", BENCH_BLOCK, c->rand_ops / (t1 - t0));
 
-    uint64_t s0 = 0, f0 = 0, s1 = 0, f1 = 0;
     if (e == VD_OK)
-        e = image_counters(v, &s0, &f0);
+        e = image_counters(v, &k0);
     bench_rng_fill(&g, blk, sizeof blk);
     t0 = bench_now();
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++) {
@@ -143,10 +167,13 @@ static vd_err session_seq_rand(run *u)
     if (e == VD_OK)
         e = add(u, "rand-write", "ops/s", BENCH_BLOCK, c->rand_ops / (t1 - t0));
     if (e == VD_OK)
-        e = image_counters(v, &s1, &f1);
-    if (e == VD_OK && s1 > s0)
+        e = image_counters(v, &k1);
+    if (e == VD_OK && k1.syncs > k0.syncs)
         e = add(u, "flushes-per-sync", "flushes", 0,
-                (double)(f1 - f0) / (double)(s1 - s0));
+                (double)(k1.flushes - k0.flushes) / (double)(k1.syncs - k0.syncs));
+    if (e == VD_OK)
+        e = add_amplification(u, "rand-write", &k0, &k1,
+                              (uint64_t)c->rand_ops * BENCH_BLOCK);
     if (f) {
         vd_err e2 = bench_fh_close(f);
         e = e != VD_OK ? e : e2;
