@@ -1,82 +1,117 @@
 #!/usr/bin/env bash
-# The test command: build with assertions live, run every ctest suite, then
-# run the demo program once as a smoke test.
+# The test command (CI runs it through .ci/run):
 #
-#   bash scripts/test.sh [--sanitize]
+#   bash scripts/test.sh [--quick]
 #
-#   --sanitize   also build in build-asan/ with -DVD_SANITIZE=ON
-#                (AddressSanitizer + UndefinedBehaviorSanitizer) and run
-#                ctest and the smoke test there too.
+# 1. Debug build (assertions live, -Werror) in build-test/: every ctest
+#    suite — the cmocka suites, the tool tests (tests/sh), the fsck case
+#    directories, the FUSE mount tests (skipped with a printed reason where
+#    /dev/fuse is unusable), a short run of every fuzzer (clang), the
+#    install/pkg-config and nm checks — then the old demo program once.
+# 2. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/:
+#    every suite again (the tamper sweep thinned by VD_TAMPER_LIGHT=1, the
+#    fuzzers and the install check not repeated).
+# 3. ThreadSanitizer build in build-tsan/: the multithreaded suites
+#    (threads on one volume, threads on one image handle, the FUSE mount).
 #
-# Environment: BUILD_DIR (default: build-test), BUILD_TYPE (default: Debug,
-# so assert() is live). Needs no terminal and no stdin (CI runs it through
-# .ci/run). Exits non-zero if any build, test or the smoke test fails.
+#   --quick   step 1 only (for a fast local check)
+#
+# Environment: BUILD_DIR (default: build-test), BUILD_TYPE (default: Debug).
+# Needs no terminal and no stdin. Exits non-zero if any build, test or the
+# smoke test fails.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-usage() { echo "usage: bash scripts/test.sh [--sanitize]" >&2; }
+usage() { echo "usage: bash scripts/test.sh [--quick]" >&2; }
 
-sanitize=0
+quick=0
 for arg in "$@"; do
     case "$arg" in
-    --sanitize) sanitize=1 ;;
+    --quick) quick=1 ;;
+    --sanitize) ;; # the sanitizers run by default now; kept for old callers
     -h | --help) usage; exit 0 ;;
     *) usage; exit 2 ;;
     esac
 done
 
 section() { printf '\n==== %s ====\n' "$*"; }
+t_start=$SECONDS
+elapsed() { printf '(%d s so far)\n' $((SECONDS - t_start)); }
 
-# Build into $1 with the remaining args passed to cmake; run ctest there and
-# the demo once. Returns non-zero if any step failed. (Called under `||`,
-# where set -e is off, so every step is checked explicitly.)
-run_suite() {
+# build DIR [CMAKE ARGS...]: configure and build; non-zero on failure.
+build() {
     local dir=$1
     shift
     local type=${BUILD_TYPE:-Debug}
-    section "Build $dir ($type)"
-    if ! BUILD_DIR=$dir BUILD_TYPE=$type bash "$ROOT/scripts/build.sh" "$@" </dev/null; then
-        echo "test: build failed in $dir" >&2
-        return 1
-    fi
-
-    section "ctest ($dir)"
-    # ctest prints its own summary ("100% tests passed, 0 tests failed out
-    # of N", or the list of failures); it is kept as is.
-    local rc=0
-    ctest --test-dir "$dir" --output-on-failure -j2 </dev/null || rc=$?
-
-    section "Smoke test: vdisk-demo ($dir)"
-    local work src=0
-    work=$(mktemp -d "${TMPDIR:-/tmp}/vdisk-test.XXXXXX") || return 1
-    "$dir/examples/vdisk-demo" "$work/smoke.vhd" 8 </dev/null || src=$?
-    rm -rf -- "$work"
-
-    if ((rc != 0)); then
-        echo "test: ctest failed in $dir (exit $rc)" >&2
-    fi
-    if ((src != 0)); then
-        echo "test: smoke test failed in $dir (exit $src)" >&2
-    fi
-    ((rc == 0 && src == 0))
+    section "Build $dir ($type $*)"
+    BUILD_DIR=$dir BUILD_TYPE=$type bash "$ROOT/scripts/build.sh" "$@" </dev/null
 }
 
-status=0
-run_suite "${BUILD_DIR:-build-test}" || status=1
+# run_ctest DIR [CTEST ARGS...]: ctest prints its own summary ("100% tests
+# passed...", or the list of failures and why each skipped test skipped).
+run_ctest() {
+    local dir=$1
+    shift
+    section "ctest $dir $*"
+    ctest --test-dir "$dir" --output-on-failure -j2 "$@" </dev/null
+}
 
-if ((sanitize)); then
-    # Leaks are errors too; abort on the first report so ctest sees it.
+smoke() {
+    local dir=$1 work rc=0
+    section "Smoke test: vdisk-demo ($dir)"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/vdisk-test.XXXXXX") || return 1
+    "$dir/examples/vdisk-demo" "$work/smoke.vhd" 8 </dev/null || rc=$?
+    rm -rf -- "$work"
+    return "$rc"
+}
+
+failed=()
+step() { # step NAME CMD...: run, record a failure, go on
+    local name=$1
+    shift
+    if ! "$@"; then
+        echo "test: FAILED: $name" >&2
+        failed+=("$name")
+    fi
+    elapsed
+}
+
+D=${BUILD_DIR:-build-test}
+if build "$D"; then
+    step "ctest ($D)" run_ctest "$D"
+    step "smoke ($D)" smoke "$D"
+else
+    failed+=("build $D")
+fi
+
+if ((!quick)); then
+    # Leaks are errors; abort on the first report so ctest sees it.
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    run_suite build-asan -DVD_SANITIZE=ON || status=1
+    if build build-asan -DVD_SANITIZE=ON; then
+        step "ctest (ASan+UBSan)" env VD_TAMPER_LIGHT=1 \
+            ctest --test-dir build-asan --output-on-failure -j2 \
+            -E '^sh_(fuzz_short|install|nm|vhdbench)$' </dev/null
+        step "smoke (ASan+UBSan)" smoke build-asan
+    else
+        failed+=("build build-asan")
+    fi
+
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    if build build-tsan -DVD_TSAN=ON; then
+        step "ctest (TSan)" ctest --test-dir build-tsan --output-on-failure -j2 \
+            -R '^(test_fs_threads|test_image|sh_vhdmount.*)$' </dev/null
+    else
+        failed+=("build build-tsan")
+    fi
 fi
 
-section "Result"
-if ((status == 0)); then
+section "Result ($((SECONDS - t_start)) s)"
+if ((${#failed[@]} == 0)); then
     echo "test: all suites passed"
 else
-    echo "test: FAILED" >&2
+    printf 'test: FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
 fi
-exit "$status"
