@@ -9,6 +9,7 @@
  *   modes.c     one vd_fs per mode (the five modes, memory or file)
  *   target.c    a mode's volume or a peer's directory, behind one file API
  *   workloads.c sequential, random, OLTP-like and web-like workloads
+ *   sqlite.c    Debian's sqlite3 on a database inside each peer
  *   ceilings.c  AES-256-GCM, memcpy and the backing file's own throughput
  *   scale.c     open time / peak RSS / tree height of 64 MiB vs 64 GiB
  *   machine.c   CPU model, AES-NI, cores, kernel, load
@@ -79,6 +80,8 @@ typedef struct bench_cfg {
     const char *self;    /* /proc/self/exe, for the scale child */
     bench_peer peers[BENCH_MAX_PEERS];
     int npeers;
+    char sqlite3[4096];  /* the sqlite3 CLI; "" = the sqlite workload is skipped */
+    uint32_t sqlite_rows, sqlite_updates, sqlite_selects;
 } bench_cfg;
 
 /* ---- figures ---- */
@@ -186,6 +189,12 @@ vd_err bench_tgt_free(bench_tgt *t);
 
 /* ---- workloads.c ---- */
 vd_err bench_run_workloads(const bench_cfg *c, bench_res *r, const bench_subject *s);
+
+/* ---- sqlite.c ---- */
+/* The sqlite3 executable in PATH into out; 0 when there is none. */
+int bench_sqlite_find(char *out, size_t cap);
+/* One repetition of the sqlite workload in the peer s->peer_dir. */
+vd_err bench_run_sqlite(const bench_cfg *c, bench_res *r, const bench_subject *s);
 
 /* ---- ceilings.c ---- */
 vd_err bench_run_ceilings(const bench_cfg *c, bench_res *r);

@@ -100,8 +100,13 @@ vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
     jstr(f, c->drop_caches ? "dropped" : "warm");
     fprintf(f, ", \"aead_impl\": ");
     jstr(f, c->impl == VD_AEAD_SODIUM ? "libsodium" : "openssl");
-    fprintf(f, ", \"image_cache_bytes\": %zu},\n  \"aes_ceiling_mb_s\": ",
-            c->cache_bytes);
+    fprintf(f, ", \"image_cache_bytes\": %zu, \"sqlite\": ", c->cache_bytes);
+    if (c->sqlite3[0])
+        fprintf(f, "{\"rows\": %u, \"updates\": %u, \"selects\": %u, \"scans\": %u}",
+                c->sqlite_rows, c->sqlite_updates, c->sqlite_selects, c->sqlite_selects / 10);
+    else
+        fprintf(f, "null");
+    fprintf(f, "},\n  \"aes_ceiling_mb_s\": ");
     jnum(f, aes);
     fprintf(f, ",\n  \"figures\": [\n");
     for (int i = 0; i < r->nfigs; i++) {

@@ -10,7 +10,8 @@
  * the same run. Every figure is the median of --reps repetitions (>= 3 by
  * default) with min and max. Each --peer runs the same workloads through
  * POSIX calls in DIR (a FUSE mount of gocryptfs, cryfs or vhdmount, or a
- * plain directory named "dir"): scripts/bench.sh --peers sets them up.
+ * plain directory named "dir"): scripts/bench.sh --peers sets them up;
+ * in each peer Debian's sqlite3 also runs a scripted database (sqlite.c).
  * --self-test checks the weaker devices detect what they claim. Timings
  * are reported, never asserted. */
 #include <errno.h>
@@ -36,7 +37,8 @@ static void usage(FILE *f)
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
             "                 library's, 16 MiB)\n"
             "  --peer NAME=DIR  also run the workloads in DIR through POSIX calls\n"
-            "                 (a FUSE mount; NAME \"dir\" is the plain baseline)\n");
+            "                 (a FUSE mount; NAME \"dir\" is the plain baseline),\n"
+            "                 and the sqlite3 CLI on DIR/bench.db when installed\n");
 }
 
 static int parse_list(const char *s, int is_mode, int *mask)
@@ -69,18 +71,27 @@ static void sizes(bench_cfg *c)
         c->oltp_bytes = (uint64_t)8 << 20;
         c->oltp_txns = 100;
         c->web_files = 120;
+        c->sqlite_rows = 1000;
+        c->sqlite_updates = 20;
+        c->sqlite_selects = 100;
     } else if (c->quick) {
         c->seq_bytes = (uint64_t)64 << 20;
         c->rand_ops = 4000;
         c->oltp_bytes = (uint64_t)32 << 20;
         c->oltp_txns = 1000;
         c->web_files = 1000;
+        c->sqlite_rows = 10000;
+        c->sqlite_updates = 200;
+        c->sqlite_selects = 1000;
     } else {
         c->seq_bytes = (uint64_t)1 << 30;
         c->rand_ops = 20000;
         c->oltp_bytes = (uint64_t)128 << 20;
         c->oltp_txns = 4000;
         c->web_files = 5000;
+        c->sqlite_rows = 100000;
+        c->sqlite_updates = 1000;
+        c->sqlite_selects = 5000;
     }
 }
 
@@ -101,6 +112,11 @@ static int run_subject(const bench_cfg *c, bench_res *r, const bench_subject *s,
                  bench_backend_name(s->backend), rep + 1);
     fprintf(stderr, "vhdbench: %s\n", what);
     vd_err e = bench_run_workloads(c, r, s);
+    if (e == VD_OK && s->peer_dir && c->sqlite3[0]) {
+        snprintf(what, sizeof what, "sqlite in %s (repetition %d)", s->peer_dir, rep + 1);
+        fprintf(stderr, "vhdbench: %s\n", what);
+        e = bench_run_sqlite(c, r, s);
+    }
     return e == VD_OK ? 0 : fail(what, e);
 }
 
@@ -192,6 +208,13 @@ int main(int argc, char **argv)
     c.self = self;
     if (vdc_init() != 0)
         return fail("crypto init", VD_ERR_UNSUPPORTED);
+
+    /* sqlite3 runs only inside peers: the modes have no POSIX path. */
+    if (c.npeers == 0)
+        fprintf(stderr, "vhdbench: sqlite workload skipped: no --peer to run it in\n");
+    else if (!bench_sqlite_find(c.sqlite3, sizeof c.sqlite3))
+        fprintf(stderr, "vhdbench: sqlite workload skipped: no sqlite3 in PATH "
+                        "(Debian package sqlite3)\n");
 
     bench_machine m;
     bench_machine_get(&m);

@@ -13,6 +13,8 @@ const bench_wl bench_workloads[] = {
     {"oltp", "OLTP-like: 4 random 8 KiB pages 70% read / 30% write, fsync per transaction"},
     {"web-create", "web-like: create small files (1-64 KiB), one sync"},
     {"web-read", "web-like: read every file in random order, after a remount"},
+    {"sqlite", "sqlite3 CLI in each peer: inserts in txns of 100, updates, selects, "
+               "scans; journal DELETE, synchronous FULL"},
 };
 const size_t bench_nworkloads = sizeof bench_workloads / sizeof bench_workloads[0];
 
@@ -55,6 +57,11 @@ static void workload_table(FILE *out, const bench_res *r, const bench_wl *w, dou
                 fprintf(out, "%8s\n", "n/a");
         }
     }
+    int modes = 0; /* sqlite runs in peers only: no overhead to show */
+    for (int b = 0; b < BACK_PEER; b++)
+        modes |= bench_find(r, w->name, "aead", b) != NULL;
+    if (!modes)
+        return;
     fprintf(out, "rollback-detection overhead vs aead:");
     for (int b = 0; b < BACK_PEER; b++) {
         fprintf(out, "  %s full", bench_backend_name(b));
@@ -96,6 +103,12 @@ void bench_report(FILE *out, const bench_cfg *c, const bench_res *r,
             "%u web files; %d repetitions, median (min, max)\n",
             (unsigned long long)(c->seq_bytes >> 20), c->rand_ops,
             (unsigned long long)(c->oltp_bytes >> 20), c->oltp_txns, c->web_files, c->reps);
+    if (c->sqlite3[0])
+        fprintf(out, "sqlite: %s, %u rows, %u updates, %u selects + %u scans per peer\n",
+                c->sqlite3, c->sqlite_rows, c->sqlite_updates, c->sqlite_selects,
+                c->sqlite_selects / 10);
+    else
+        fprintf(out, "sqlite: not run (%s)\n", c->npeers ? "no sqlite3" : "no peers");
     if (c->cache_bytes)
         fprintf(out, "image cache budget: %zu MiB\n", c->cache_bytes >> 20);
     else

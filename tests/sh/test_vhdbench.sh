@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # vhdbench end to end on the smallest sizes: it runs every mode on both
-# backends and a plain-directory peer, writes well-formed JSON and SVG,
-# leaves nothing behind in --dir or the peer, and rejects bad options. No timing is asserted — only that every
-# figure the report is built from exists and is positive.
+# backends and a plain-directory peer (with the sqlite3 workload inside it
+# when sqlite3 is installed), writes well-formed JSON and SVG, leaves
+# nothing behind in --dir or the peer, and rejects bad options. No timing
+# is asserted — only that every figure the report is built from exists
+# and is positive.
 . "$(dirname "$0")/lib.sh"
 
 VHDBENCH=$VD_BUILD/bench/vhdbench
@@ -15,11 +17,20 @@ expect_out '^== seq-write'
 expect_out '^== web-read'
 expect_out 'rollback-detection overhead vs aead'
 expect_out '^open 64 MiB'
+if command -v sqlite3 >/dev/null; then
+    have_sqlite=1
+    expect_out '^== sqlite'
+else
+    have_sqlite=0
+    echo "sqlite3 not installed: the sqlite workload's figure is not checked"
+    expect_out '^sqlite: not run \(no sqlite3\)'
+fi
 
 python3 -m json.tool "$T/out.json" >/dev/null || fail "JSON is not well-formed"
-python3 - "$T/out.json" <<'PY' || fail "JSON figures incomplete"
+python3 - "$T/out.json" "$have_sqlite" <<'PY' || fail "JSON figures incomplete"
 import json, sys
 d = json.load(open(sys.argv[1]))
+have_sqlite = sys.argv[2] == "1"
 assert d["machine"]["cores"] >= 1 and d["machine"]["cpu"], d["machine"]
 assert d["aes_ceiling_mb_s"] > 0
 figs = {(f["workload"], f["subject"], f["backend"]): f for f in d["figures"]}
@@ -44,6 +55,16 @@ for what in ["open 64 MiB", "peak-rss 1 GiB", "tree-height 1 GiB"]:
 assert figs[("scale", "tree-height 1 GiB", "file")]["median"] >= \
        figs[("scale", "tree-height 64 MiB", "file")]["median"]
 assert len(d["rollback_overhead_pct"]) == 14, d["rollback_overhead_pct"]
+# sqlite runs in the peer only, never on a mode.
+assert not [k for k in figs if k[0] == "sqlite" and k[2] != "peer"], figs.keys()
+if have_sqlite:
+    assert d["config"]["sqlite"]["rows"] > 0, d["config"]
+    f = figs.get(("sqlite", "dir", "peer"))
+    if f is None or not (f["median"] > 0) or f["unit"] != "txn/s" \
+            or len(f["values"]) != 1 or f.get("ratio_plain") != 1:
+        missing.append(("sqlite", "dir", "peer"))
+else:
+    assert d["config"]["sqlite"] is None
 if missing:
     print("missing or non-positive:", missing, file=sys.stderr)
     sys.exit(1)
@@ -61,6 +82,23 @@ PY
 # Scratch files (images, side tables, anchors, keys) are removed.
 left=$(ls -A "$T/run" "$T/peer" | grep -v '^/\|^$' || true)
 [[ -z "$left" ]] || fail "vhdbench left files in --dir: $left"
+
+# Without sqlite3 in PATH the workload is skipped with its reason, and
+# the rest still runs (rm is all the peer's cleanup needs).
+mkdir "$T/bin" "$T/peer2"
+ln -s "$(command -v rm)" "$T/bin/rm"
+expect_status 0 env PATH="$T/bin" "$VHDBENCH" --tiny --reps 1 --no-scale --modes plain \
+    --backends memory --dir "$T/run" --peer "dir=$T/peer2"
+expect_err '^vhdbench: sqlite workload skipped: no sqlite3 in PATH'
+expect_out '^sqlite: not run \(no sqlite3\)'
+expect_out '^== oltp'
+if grep -q '^== sqlite' "$T/out"; then fail "sqlite table without sqlite3"; fi
+[[ -z "$(ls -A "$T/peer2" "$T/run" | grep -v '^/\|^$' || true)" ]] || fail "files left behind"
+# And with no peer, it says so.
+expect_status 0 "$VHDBENCH" --tiny --reps 1 --no-scale --modes plain --backends memory \
+    --dir "$T/run"
+expect_err '^vhdbench: sqlite workload skipped: no --peer'
+expect_out '^sqlite: not run \(no peers\)'
 
 # The weaker modes detect what they claim (and aead misses replay).
 expect_status 0 "$VHDBENCH" --self-test
