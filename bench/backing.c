@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "benchdev.h"
 
 struct bench_backing {
     bench_backend kind;

@@ -25,23 +25,10 @@
 #include <vdisk/fs.h>
 #include <vdisk/vdisk.h>
 
+#include "benchdev.h"
+
 #define BENCH_MAX_REPS 15
 #define BENCH_MAX_FIGS 256
-#define BENCH_BLOCK VD_BLOCK_SIZE
-
-/* ---- modes and backends ---- */
-typedef enum bench_mode {
-    MODE_PLAIN = 0,
-    MODE_CHECKSUM,
-    MODE_AEAD,
-    MODE_FULL,
-    MODE_FULL_ANCHOR,
-    MODE_COUNT
-} bench_mode;
-
-/* BACK_PEER: a directory of the host (a FUSE mount or a plain
- * directory), reached through POSIX calls. */
-typedef enum bench_backend { BACK_MEM = 0, BACK_FILE, BACK_PEER, BACK_COUNT } bench_backend;
 
 #define BENCH_MAX_PEERS 8
 typedef struct bench_peer {
@@ -98,6 +85,7 @@ typedef struct bench_fig {
 typedef struct bench_res {
     bench_fig figs[BENCH_MAX_FIGS];
     int nfigs;
+    unsigned sqlite_failed; /* bit p: sqlite3 failed in peer p */
 } bench_res;
 
 double bench_now(void);
@@ -124,35 +112,10 @@ uint64_t bench_rng_next(bench_rng *g);
 uint64_t bench_rng_below(bench_rng *g, uint64_t n);
 void bench_rng_fill(bench_rng *g, void *buf, size_t n);
 
-/* ---- backing.c ---- */
-typedef struct bench_backing bench_backing;
-/* Memory (zeroed, untouched pages cost nothing) or a new file at path. */
-vd_err bench_backing_new(bench_backend kind, const char *path, uint64_t bytes,
-                         bench_backing **out);
-vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len);
-vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size_t len);
-vd_err bench_backing_sync(bench_backing *b);
-/* Evict the file's pages from the page cache (no-op for memory). */
-vd_err bench_backing_drop(bench_backing *b);
-void bench_backing_free(bench_backing *b); /* removes the file */
-
-/* ---- devs.c ---- */
-typedef struct bench_dev bench_dev;
-/* mode is MODE_PLAIN, MODE_CHECKSUM or MODE_AEAD; the data lives in
- * `data`, the side table (checksum, aead) in `meta` (may be NULL for
- * plain). Takes ownership of both backings. */
-vd_err bench_dev_new(bench_mode mode, bench_backing *data, bench_backing *meta,
-                     uint64_t nblocks, int aead_alg, bench_dev **out);
-const vd_blockdev *bench_dev_blockdev(bench_dev *d);
-vd_err bench_dev_drop(bench_dev *d);
-/* For the self-test: the data backing, and block lbn's side-table entry
- * (NULL for plain). */
-bench_backing *bench_dev_data(bench_dev *d);
-uint8_t *bench_dev_entry(bench_dev *d, uint64_t lbn, size_t *len);
 /* devcheck.c: every device detects what it claims (see there); prints one
  * line per check on log, returns the exit status. */
 int bench_selftest(int aead_alg, FILE *log);
-void bench_dev_free(bench_dev *d);
+
 
 /* ---- modes.c ---- */
 /* A mounted volume of one mode on one backend; reopen() drops every cache

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "bench.h"
+#include "benchdev.h"
 #include "crypto/crypto.h"
 #include "endian.h"
 

@@ -108,7 +108,13 @@ vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
         fprintf(f, "null");
     fprintf(f, "},\n  \"aes_ceiling_mb_s\": ");
     jnum(f, aes);
-    fprintf(f, ",\n  \"figures\": [\n");
+    fprintf(f, ",\n  \"sqlite_failed\": [");
+    for (int p = 0, n = 0; p < c->npeers; p++)
+        if (r->sqlite_failed & (1u << p)) {
+            fprintf(f, n++ ? ", " : "");
+            jstr(f, c->peers[p].name);
+        }
+    fprintf(f, "],\n  \"figures\": [\n");
     for (int i = 0; i < r->nfigs; i++) {
         fig(f, r, &r->figs[i], aes);
         fprintf(f, "%s\n", i + 1 < r->nfigs ? "," : "");

@@ -119,6 +119,10 @@ void bench_report(FILE *out, const bench_cfg *c, const bench_res *r,
             aes);
     for (size_t i = 0; i < bench_nworkloads; i++)
         workload_table(out, r, &bench_workloads[i], aes);
+    for (int p = 0; p < c->npeers; p++)
+        if (r->sqlite_failed & (1u << p))
+            fprintf(out, "sqlite: sqlite3 failed in %s (%s), no figure: see stderr\n",
+                    c->peers[p].name, c->peers[p].dir);
     misc_table(out, r, "flushes-per-sync", "image flushes per sync during rand-write");
     misc_table(out, r, "write-amplification seq-write",
                "bytes the image wrote per byte written: seq-write");

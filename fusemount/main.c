@@ -6,7 +6,14 @@
  * key, 4 rollback or integrity), the volume and the kernel mount (1). The
  * image's flock is taken at open and its descriptor crosses the fork of
  * fuse_daemonize (flock(2) locks belong to the open file description), so
- * the lock lasts as long as the daemon. */
+ * the lock lasts as long as the daemon.
+ *
+ * --bench-device aead:FILE (hidden, man page only) mounts instead a fresh
+ * FAT32 volume over vhdbench's AEAD-only device in FILE: the FUSE peer
+ * "vhdmount-aead" of scripts/bench.sh, which shows what the tree and the
+ * two-version sync cost through FUSE. It has no rollback detection, no
+ * crash consistency and a key that dies with the process: benchmarks
+ * only. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -18,15 +25,17 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "benchdev.h"
 #include "vhdmount.h"
 
 static const char PROG[] = "vhdmount";
 
-enum { OPT_CACHE_MB = 0x2000 };
+enum { OPT_CACHE_MB = 0x2000, OPT_BENCH_DEVICE };
 
 static const struct option LONGOPTS[] = {
     CLI_KEY_LONGOPTS,
     {"cache-mb", required_argument, NULL, OPT_CACHE_MB},
+    {"bench-device", required_argument, NULL, OPT_BENCH_DEVICE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -52,6 +61,9 @@ typedef struct mount_args {
     cli_keyopts keys;
     int foreground, debug, read_only;
     size_t cache_bytes;
+    int bench;             /* --bench-device aead:FILE; image is FILE */
+    char bench_file[PATH_MAX];
+    uint64_t bench_bytes;  /* FILE's size when given */
     struct fuse_args fargs;
 } mount_args;
 
@@ -125,6 +137,14 @@ static int args_parse(int argc, char **argv, mount_args *m)
             }
             break;
         }
+        case OPT_BENCH_DEVICE:
+            if (strncmp(optarg, "aead:", 5) != 0 || !optarg[5]) {
+                cli_errorf(PROG, NULL, "--bench-device: expected aead:FILE, not '%s'", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            m->bench = 1;
+            m->image = optarg + 5;
+            break;
         case 'h':
             usage(stdout);
             return CLI_EXIT_OK;
@@ -136,16 +156,30 @@ static int args_parse(int argc, char **argv, mount_args *m)
             return CLI_EXIT_USAGE;
         }
     }
-    if (argc - optind != 2) {
+    if (m->bench && (argc - optind != 1 || cli_keyopts_has_secret(&m->keys) ||
+                     m->keys.anchor)) {
+        cli_errorf(PROG, NULL, "--bench-device takes only MOUNTPOINT, no image, key or anchor");
+        return CLI_EXIT_USAGE;
+    }
+    if (!m->bench && argc - optind != 2) {
         cli_errorf(PROG, NULL, "expected IMAGE and MOUNTPOINT (see --help)");
         return CLI_EXIT_USAGE;
     }
-    m->image = argv[optind];
+    if (!m->bench)
+        m->image = argv[optind];
     m->cache_bytes = (size_t)cache_mb << 20;
     /* The daemon runs in "/": keep absolute paths for what is used later
-     * by name (the mountpoint at unmount, the anchor at every advance). */
-    const char *mnt = argv[optind + 1];
+     * by name (the mountpoint at unmount, the anchor at every advance,
+     * a bench device's files at their removal). */
+    const char *mnt = argv[argc - 1];
     struct stat st;
+    if (m->bench) {
+        if (!realpath(m->image, m->bench_file) || stat(m->bench_file, &st) != 0) {
+            cli_errorf(PROG, m->image, "%s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+        m->bench_bytes = (uint64_t)st.st_size;
+    }
     if (!realpath(mnt, m->mountpoint) || stat(m->mountpoint, &st) != 0) {
         cli_errorf(PROG, mnt, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
@@ -163,6 +197,19 @@ static int args_parse(int argc, char **argv, mount_args *m)
     if (m->debug && fuse_opt_add_arg(&m->fargs, "-d") != 0)
         return CLI_EXIT_FAIL;
     return -1;
+}
+
+/* The bench device in place of an image: c->ci holds only the volume. */
+static int bench_mount(const mount_args *m, vmnt_ctx *c, bench_dev **dev)
+{
+    vd_err e = bench_dev_file_new(MODE_AEAD, m->bench_file, m->bench_bytes, dev);
+    if (e == VD_OK) {
+        vd_fs_opts o;
+        memset(&o, 0, sizeof o);
+        o.read_only = m->read_only;
+        e = vd_fs_mount_dev(bench_dev_blockdev(*dev), &o, &c->ci.fs);
+    }
+    return e == VD_OK ? 0 : cli_fail(PROG, m->image, e, "while creating the bench device");
 }
 
 static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
@@ -221,6 +268,7 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.prog = PROG;
     struct fuse *f = NULL;
+    bench_dev *dev = NULL;
     int lock_ok = 0;
 
     int rc = args_parse(argc, argv, &m);
@@ -250,11 +298,14 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    rc = cli_image_open(PROG, m.image, &m.keys, m.read_only ? CLI_OPEN_READONLY : 0,
-                        m.cache_bytes, &c.ci);
-    if (rc != 0)
-        goto out;
-    rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);
+    if (m.bench) {
+        rc = bench_mount(&m, &c, &dev);
+    } else {
+        rc = cli_image_open(PROG, m.image, &m.keys, m.read_only ? CLI_OPEN_READONLY : 0,
+                            m.cache_bytes, &c.ci);
+        if (rc == 0)
+            rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);
+    }
     if (rc != 0)
         goto out;
     vd_statfs sf;
@@ -269,13 +320,14 @@ int main(int argc, char **argv)
 out:
     if (f)
         fuse_destroy(f); /* runs destroy (the clean unmount) if init ran */
-    if (c.ci.host) {
+    if (c.ci.host || c.ci.fs) {
         vmnt_volume_close(&c); /* init never ran, or the loop failed */
         if (rc == 0)
             rc = c.close_status;
     } else if (c.closed && rc == 0) {
         rc = c.close_status;
     }
+    bench_dev_free(dev); /* after the volume over it is unmounted */
     if (lock_ok)
         (void)pthread_mutex_destroy(&c.files_lock);
     fuse_opt_free_args(&m.fargs);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build vhdbench (Release) and run it; with --peers also run the same
 # workloads through FUSE in a plain directory, gocryptfs, cryfs and
-# vhdmount (full mode), in the same vhdbench run.
+# vhdmount (full mode, and aead mode through its bench-only device), in
+# the same vhdbench run; sqlite3 runs a scripted database in each.
 #
 #   bash scripts/bench.sh [--quick] [--peers] [--drop-caches] [--out DIR]
 #                         [-- EXTRA VHDBENCH ARGS...]
@@ -75,7 +76,8 @@ if [[ $peers == 1 ]]; then
     fi
     p=$out/peers
     rm -rf -- "$p"
-    mkdir -p "$p/dir" "$p/gocryptfs.cipher" "$p/gocryptfs" "$p/cryfs.cipher" "$p/cryfs" "$p/vhdmount"
+    mkdir -p "$p/dir" "$p/gocryptfs.cipher" "$p/gocryptfs" "$p/cryfs.cipher" "$p/cryfs" \
+        "$p/vhdmount" "$p/vhdmount-aead"
     printf 'vhdbench-peer-password\n' >"$p/password"
     chmod 600 "$p/password"
 
@@ -98,14 +100,22 @@ if [[ $peers == 1 ]]; then
     mounts+=("$p/cryfs")
     args+=(--peer "cryfs=$p/cryfs")
 
-    # vhdmount: the full scheme through FUSE (the library offers no
-    # aead-only image, so there is no vhdmount aead peer).
+    # vhdmount: the full scheme through FUSE.
     size=4G
     [[ $quick == 1 ]] && size=1G
     "$BUILD_DIR/mkvhd/mkvhd" --size "$size" --new-key-file "$p/vhd.key" "$p/peer.vhd"
     "$BUILD_DIR/fusemount/vhdmount" --key-file "$p/vhd.key" "$p/peer.vhd" "$p/vhdmount"
     mounts+=("$p/vhdmount")
     args+=(--peer "vhdmount=$p/vhdmount")
+
+    # vhdmount-aead: the same FAT32 layer and FUSE code over vhdbench's
+    # AEAD-only device (no tree, no rollback detection; a bench-only,
+    # insecure option, see vhdmount(8)): full vs this is the rollback
+    # detection's cost through FUSE. Its files go at unmount.
+    truncate -s "$size" "$p/peer-aead.dat"
+    "$BUILD_DIR/fusemount/vhdmount" --bench-device "aead:$p/peer-aead.dat" "$p/vhdmount-aead"
+    mounts+=("$p/vhdmount-aead")
+    args+=(--peer "vhdmount-aead=$p/vhdmount-aead")
 fi
 
 echo "bench: $BUILD_DIR/bench/vhdbench ${args[*]} ${extra[*]}"

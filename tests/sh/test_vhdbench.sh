@@ -113,4 +113,37 @@ expect_status 2 "$VHDBENCH" --reps 0
 expect_status 1 "$VHDBENCH" --tiny --reps 1 --no-scale --backends file --dir "$T/nonexistent"
 expect_err "^vhdbench: $T/nonexistent: No such file"
 one_line_err
+
+# vhdmount --bench-device (the "vhdmount-aead" peer of scripts/bench.sh):
+# refused with an image or keys, and where FUSE works it mounts a fresh
+# volume that stores and returns data and removes its files at unmount.
+if [[ -x "$VHDMOUNT" ]]; then
+    mkdir "$T/mnt-aead"
+    expect_status 2 "$VHDMOUNT" --bench-device "full:$T/x.dat" "$T/mnt-aead"
+    expect_err '^vhdmount: --bench-device: expected aead:FILE'
+    one_line_err
+    expect_status 2 "$VHDMOUNT" --bench-device "aead:$T/x.dat" --key-file "$T/k" "$T/mnt-aead"
+    expect_err 'takes only MOUNTPOINT'
+    expect_status 2 "$VHDMOUNT" --bench-device "aead:$T/x.dat" "$T/img" "$T/mnt-aead"
+    expect_status 1 "$VHDMOUNT" --bench-device "aead:$T/missing.dat" "$T/mnt-aead"
+    expect_err "^vhdmount: $T/missing.dat: No such file"
+    if [[ -r /dev/fuse && -w /dev/fuse ]] && grep -qw fuse /proc/filesystems &&
+        command -v fusermount3 >/dev/null && command -v mountpoint >/dev/null; then
+        . "$(dirname "$0")/vhdmount_lib.sh"
+        truncate -s 300M "$T/aead.dat"
+        expect_status 0 "$VHDMOUNT" --bench-device "aead:$T/aead.dat" "$T/mnt-aead"
+        mountpoint -q "$T/mnt-aead" || fail "--bench-device did not mount"
+        [[ -f "$T/aead.dat.meta" ]] || fail "no side table next to the device file"
+        head -c 300000 /dev/urandom >"$T/payload"
+        cp "$T/payload" "$T/mnt-aead/p.bin" && cmp "$T/payload" "$T/mnt-aead/p.bin" ||
+            fail "data read back differs through the aead bench device"
+        fusermount3 -u "$T/mnt-aead" || fail "fusermount3 -u failed"
+        poll 200 test ! -e "$T/aead.dat" || fail "the device file outlived the unmount"
+        [[ ! -e "$T/aead.dat.meta" ]] || fail "the side table outlived the unmount"
+    else
+        echo "FUSE cannot mount here: vhdmount --bench-device mount not checked"
+    fi
+else
+    echo "vhdmount not built: --bench-device not checked"
+fi
 note "vhdbench --tiny: all modes, JSON and SVG ok"
