@@ -43,6 +43,14 @@ int cli_fs_fail(const char *prog, const char *image, vd_image *img, const char *
                        (unsigned long long)(r.first_lbn + r.nblocks - 1));
         return cli_exit_status(e);
     }
+    vd_image_info ii;
+    if (e == VD_ERR_NOSPC && img && vd_image_info_get(img, &ii) == VD_OK &&
+        ii.failed == VD_ERR_NOSPC)
+        /* A sync could not write: the host's file system is full, not the
+         * volume. The image keeps its last committed state. */
+        return cli_fail(prog, subject, e,
+                        "the disk holding the image is full; changes since the "
+                        "last sync were not saved");
     return cli_fail(prog, subject, e, fs_detail(e));
 }
 

@@ -113,16 +113,22 @@ int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_onl
 int cli_image_close(const char *prog, const char *path, cli_image *ci)
 {
     int rc = 0;
+    /* VD_ERR_FAILED means the call that failed the handle already
+     * returned (and reported) the cause: keep the status, not a 2nd line. */
     if (ci->fs) {
         vd_err e = vd_fs_unmount(ci->fs);
         ci->fs = NULL;
-        if (e != VD_OK)
-            rc = cli_fail(prog, path, e, "while syncing the volume");
+        if (e == VD_ERR_FAILED)
+            rc = cli_exit_status(e);
+        else if (e != VD_OK)
+            rc = cli_fs_fail(prog, path, ci->img, NULL, e);
     }
     if (ci->img) {
         vd_err e = vd_image_close(ci->img);
         ci->img = NULL;
-        if (e != VD_OK && rc == 0)
+        if (e == VD_ERR_FAILED && rc == 0)
+            rc = cli_exit_status(e);
+        else if (e != VD_OK && rc == 0)
             rc = cli_fail(prog, path, e, "while syncing the image");
     }
     cli_image_release(ci);

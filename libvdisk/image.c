@@ -672,6 +672,7 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     info->epoch = img->committed;
     info->recovered = img->recovered;
     info->read_only = img->read_only;
+    info->failed = img->failed;
     info->cache_bytes = (size_t)img->cache.n * VDF_BLOCK;
     info->syncs = img->stat_syncs;
     info->flushes = img->stat_flushes;

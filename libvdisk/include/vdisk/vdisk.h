@@ -193,6 +193,10 @@ typedef struct vd_image_info {
     uint64_t epoch;          /* last committed epoch */
     int recovered;           /* opened over an interrupted sync */
     int read_only;
+    vd_err failed;           /* VD_OK, or the error that put the handle in
+                                the sticky failed state (a sync that could
+                                not write: VD_ERR_NOSPC when the host's disk
+                                is full, VD_ERR_IO, VD_ERR_AUTH...) */
     size_t cache_bytes;
     /* Counters since open, for benchmarks and tests. */
     uint64_t syncs, flushes, bytes_written, bytes_read, blocks_verified;
