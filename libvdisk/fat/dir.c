@@ -177,9 +177,65 @@ vd_err fat_dir_next(vd_fs *fs, fat_dirit *it, fat_dent *d)
 /* Names match case-insensitively. As on Windows and Linux, the 8.3 alias
  * of a long name also matches ("LONGFI~1.TXT"), but a long name that
  * matches wins over an alias met earlier in the directory. */
+/* The entry whose slots begin at first_slot, decoded as a scan would. */
+static vd_err dent_at(vd_fs *fs, const fat_dix *x, uint32_t dir, uint32_t first_slot,
+                      fat_dent *d)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    fat_dix_place(x, first_slot, &it);
+    it.slot = first_slot;
+    return fat_dir_next(fs, &it, d);
+}
+
+#define LOOKUP_MAX_CAND 16u
+
+/* The scan's answer, from the directory's index: candidates by hash, in
+ * slot order, each read back from the disk. 1: answered in *res; 0: the
+ * caller scans (no index, too many candidates, or the index disagrees
+ * with the disk, in which case it is dropped). */
+static int lookup_indexed(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                          fat_dent *d, vd_err *res)
+{
+    fat_dix *x = fat_dix_get(fs, dir);
+    if (!x)
+        return 0;
+    uint32_t cand[LOOKUP_MAX_CAND];
+    for (int alias = 0; alias < 2 && (!alias || n <= 12); alias++) {
+        size_t k = fat_dix_candidates(x, name, n, alias, cand, LOOKUP_MAX_CAND);
+        if (k > LOOKUP_MAX_CAND)
+            return 0;
+        for (size_t i = 0; i < k; i++) {
+            vd_err e = dent_at(fs, x, dir, cand[i], d);
+            if (e != VD_OK || d->first_slot != cand[i] ||
+                !fat_dix_matches(x, d->first_slot, d->slot)) {
+                fat_dix_drop(fs, dir);
+                return 0;
+            }
+            if (!alias && fat_name_equal(d->name, d->nlen, name, n)) {
+                *res = VD_OK;
+                return 1;
+            }
+            if (alias && d->first_slot != d->slot) {
+                uint16_t sn[16];
+                size_t sl = fat_sfn_to_utf16(d->sfn, 0, sn);
+                if (fat_name_equal(sn, sl, name, n)) {
+                    *res = VD_OK;
+                    return 1;
+                }
+            }
+        }
+    }
+    *res = VD_ERR_NOENT;
+    return 1;
+}
+
 vd_err fat_dir_lookup(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
                       fat_dent *d)
 {
+    vd_err res;
+    if (lookup_indexed(fs, dir, name, n, d, &res))
+        return res;
     fat_dirit it;
     fat_dirit_init(&it, dir);
     int have_alias = 0;
@@ -226,6 +282,9 @@ vd_err fat_dir_read_slot(vd_fs *fs, uint32_t dir, uint32_t slot, fat_dent *d)
 
 vd_err fat_dir_update(vd_fs *fs, uint32_t dir, uint32_t slot, const fat_dent *d)
 {
+    /* An open file stores its entry after writing: the last moment to
+     * see that it wrote into an indexed directory's clusters. */
+    fat_dix_note_node(fs, fat_node_find(fs, dir, slot));
     fat_dirit it;
     fat_dirit_init(&it, dir);
     uint64_t off;
@@ -244,18 +303,21 @@ vd_err fat_dir_update(vd_fs *fs, uint32_t dir, uint32_t slot, const fat_dent *d)
 
 vd_err fat_dir_remove(vd_fs *fs, uint32_t dir, const fat_dent *d)
 {
+    fat_dix *x = fat_dix_find(fs, dir);
     fat_dirit it;
     fat_dirit_init(&it, dir);
-    for (uint32_t s = d->first_slot; s <= d->slot; s++) {
+    fat_dix_place(x, d->first_slot, &it);
+    vd_err e = VD_OK;
+    for (uint32_t s = d->first_slot; e == VD_OK && s <= d->slot; s++) {
         uint64_t off;
-        vd_err e = fat_dir_slot_off(fs, &it, s, &off);
+        e = fat_dir_slot_off(fs, &it, s, &off);
         uint8_t mark = DIR_FREE_BYTE;
         if (e == VD_OK)
             e = fat_dev_write(fs, off, &mark, 1);
-        if (e != VD_OK)
-            return e;
     }
-    return VD_OK;
+    if (x && (e != VD_OK || fat_dix_note_remove(x, d->first_slot, d->slot) != VD_OK))
+        fat_dix_drop(fs, dir);
+    return e;
 }
 
 /* ---- inserting ---- */
@@ -265,8 +327,9 @@ typedef struct sfn_set {
     size_t n, cap;
 } sfn_set;
 
-static int sfn_has(const sfn_set *s, const uint8_t name[11])
+static int sfn_has(const void *ctx, const uint8_t name[11])
 {
+    const sfn_set *s = ctx;
     for (size_t i = 0; i < s->n; i++)
         if (memcmp(s->v[i], name, 11) == 0)
             return 1;
@@ -337,10 +400,12 @@ static vd_err scan_dir(vd_fs *fs, uint32_t dir, uint32_t need, sfn_set *set,
 }
 
 /* Append zeroed clusters to a directory so it has at least `slots`. */
-static vd_err grow_dir(vd_fs *fs, uint32_t dir, uint32_t have, uint32_t slots)
+static vd_err grow_dir(vd_fs *fs, uint32_t dir, uint32_t have, uint32_t slots,
+                       uint32_t *now)
 {
     uint32_t per = fs->cluster_bytes / DIRENT_SIZE;
     uint32_t add = (slots - have + per - 1) / per;
+    *now = have + add * per;
     uint32_t last = dir, guard = 0, next;
     for (;;) { /* find the chain's end */
         vd_err e = fat_get(fs, last, &next);
@@ -362,11 +427,20 @@ static vd_err grow_dir(vd_fs *fs, uint32_t dir, uint32_t have, uint32_t slots)
     return e;
 }
 
-static vd_err pick_alias(const uint16_t *name, size_t n, const sfn_set *set,
-                         uint8_t sfn[11], uint8_t *ntres, int *need_lfn)
+/* Is this short name in use in the directory? */
+typedef int (*sfn_used_fn)(const void *ctx, const uint8_t sfn[11]);
+
+static int dix_has(const void *ctx, const uint8_t sfn[11])
+{
+    return fat_dix_sfn_has(ctx, sfn);
+}
+
+static vd_err pick_alias(const uint16_t *name, size_t n, sfn_used_fn used,
+                         const void *set, fat_dix *x, uint8_t sfn[11], uint8_t *ntres,
+                         int *need_lfn)
 {
     *ntres = 0;
-    if (fat_name_fits_83(name, n, sfn, ntres) && !sfn_has(set, sfn)) {
+    if (fat_name_fits_83(name, n, sfn, ntres) && !used(set, sfn)) {
         *need_lfn = 0;
         return VD_OK;
     }
@@ -375,47 +449,46 @@ static vd_err pick_alias(const uint16_t *name, size_t n, const sfn_set *set,
     uint8_t basis[11];
     int lossy;
     fat_name_basis(name, n, basis, &lossy);
-    if (!lossy && !sfn_has(set, basis)) {
+    if (!lossy && !used(set, basis)) {
         memcpy(sfn, basis, 11);
         return VD_OK;
     }
-    for (uint32_t t = 1; t < 1000000; t++) {
-        fat_name_tail(basis, t, sfn);
-        if (!sfn_has(set, sfn))
+    /* The lowest free tail, as a scan finds it. With an index, tails of
+     * one length known to be taken are skipped: filling a directory with
+     * similar long names would otherwise try every earlier tail. */
+    for (uint32_t lo = 1; lo < 1000000; lo *= 10) {
+        uint32_t hi = lo * 10, t = lo, below;
+        uint8_t key[11];
+        int keyed = 0;
+        if (x) {
+            fat_name_tail(basis, lo, sfn);
+            keyed = fat_dix_tail_key(sfn, key, &below);
+            below = keyed ? fat_dix_tail_below(x, key) : 0;
+            if (below > t)
+                t = below;
+        }
+        for (; t < hi; t++) {
+            fat_name_tail(basis, t, sfn);
+            if (!used(set, sfn))
+                break;
+        }
+        /* A hint not recorded (no memory) only costs the next search. */
+        if (keyed)
+            (void)fat_dix_tail_set(x, key, t);
+        if (t < hi)
             return VD_OK;
     }
     return VD_ERR_NOSPC;
 }
 
-vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
-                   const fat_dent *proto, uint32_t *slot_out)
+/* Write the entry: nl LFN slots from start, then the short entry. */
+static vd_err write_entry(vd_fs *fs, const fat_dix *x, uint32_t dir, uint32_t start,
+                          uint32_t nl, const uint16_t *name, size_t n,
+                          const uint8_t sfn[11], uint8_t ntres, const fat_dent *proto)
 {
-    sfn_set set = {0};
-    uint32_t run1, run, tail, nslots;
-    uint32_t lfn_max = (uint32_t)((n + LFN_UNITS_PER_ENTRY - 1) / LFN_UNITS_PER_ENTRY);
-    /* One pass serves both cases: a long name needs lfn_max + 1 slots, a
-     * bare 8.3 name any single free slot. */
-    vd_err e = scan_dir(fs, dir, lfn_max + 1, &set, &run1, &run, &tail, &nslots);
-    uint8_t sfn[11], ntres = 0;
-    int need_lfn = 0;
-    if (e == VD_OK)
-        e = pick_alias(name, n, &set, sfn, &ntres, &need_lfn);
-    free(set.v);
-    if (e != VD_OK)
-        return e;
-    uint32_t nl = need_lfn ? lfn_max : 0;
-    uint32_t need = nl + 1;
-    uint32_t start = need_lfn ? run : run1;
-    if (start == UINT32_MAX) {
-        start = tail;
-        if ((uint64_t)start + need > DIR_MAX_SLOTS)
-            return VD_ERR_NOSPC;
-        e = grow_dir(fs, dir, nslots, start + need);
-        if (e != VD_OK)
-            return e;
-    }
     fat_dirit it;
     fat_dirit_init(&it, dir);
+    fat_dix_place(x, start, &it);
     uint8_t chk = fat_lfn_checksum(sfn);
     for (uint32_t i = 0; i < nl; i++) {
         uint32_t ord = nl - i; /* highest ordinal first on disk */
@@ -434,7 +507,7 @@ vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
             vd_put_le16(b + at, u);
         }
         uint64_t off;
-        e = fat_dir_slot_off(fs, &it, start + i, &off);
+        vd_err e = fat_dir_slot_off(fs, &it, start + i, &off);
         if (e == VD_OK)
             e = fat_dev_write(fs, off, b, sizeof b);
         if (e != VD_OK)
@@ -447,11 +520,172 @@ vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
     memset(b, 0, sizeof b);
     fat_dent_encode(&d, b);
     uint64_t off;
-    e = fat_dir_slot_off(fs, &it, start + nl, &off);
+    vd_err e = fat_dir_slot_off(fs, &it, start + nl, &off);
     if (e == VD_OK)
         e = fat_dev_write(fs, off, b, sizeof b);
+    return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+}
+
+/* First byte of a slot; *past when the chain ends before it. */
+static vd_err slot_byte(vd_fs *fs, const fat_dix *x, fat_dirit *it, uint32_t slot,
+                        uint8_t b[DIRENT_SIZE], int *past)
+{
+    uint64_t off;
+    if (slot < it->cidx * (fs->cluster_bytes / DIRENT_SIZE))
+        fat_dix_place(x, slot, it); /* backwards: from the chain, not the start */
+    *past = 0;
+    vd_err e = fat_dir_slot_off(fs, it, slot, &off);
+    if (e == VD_ERR_NOENT) {
+        *past = 1;
+        return VD_OK;
+    }
+    return e == VD_OK ? fat_dev_read(fs, off, b, DIRENT_SIZE) : e;
+}
+
+/* The index offers [start, start+need) as free: nothing live may be
+ * overwritten on its word, so the disk must agree (deleted slots before
+ * the end marker, the marker itself, anything after it). */
+static vd_err check_free(vd_fs *fs, const fat_dix *x, uint32_t dir, uint32_t start,
+                         uint32_t need, int *ok)
+{
+    uint32_t end = fat_dix_end(x);
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    fat_dix_place(x, start, &it);
+    *ok = 1;
+    for (uint32_t s = start; *ok && s < start + need && s <= end; s++) {
+        uint8_t b[DIRENT_SIZE];
+        int past;
+        vd_err e = slot_byte(fs, x, &it, s, b, &past);
+        if (e != VD_OK)
+            return e;
+        if (past)
+            break;
+        *ok = b[0] == (s < end ? DIR_FREE_BYTE : DIR_END_BYTE);
+    }
+    return VD_OK;
+}
+
+/* After writing [start, last) the index learns the entry, and where the
+ * scan now stops: if the end marker was overwritten, the slot after the
+ * entry must be a new one (or the chain's end), else older slots would
+ * become visible and the index is dropped. So is it when the slot before
+ * a bare short entry holds a long-name piece, which the scan could now
+ * join to it. */
+static void note_added(vd_fs *fs, uint32_t dir, fat_dix *x, uint32_t start, uint32_t nl,
+                       const uint16_t *name, size_t n, const uint8_t sfn[11],
+                       uint8_t ntres, uint32_t nslots)
+{
+    fat_dirit it;
+    fat_dirit_init(&it, dir);
+    fat_dix_place(x, start, &it);
+    uint32_t end = fat_dix_end(x), last = start + nl + 1;
+    uint8_t b[DIRENT_SIZE];
+    int past, ok = start <= end;
+    vd_err e = VD_OK;
+    if (ok && end < last) {
+        e = slot_byte(fs, x, &it, last, b, &past);
+        if (e == VD_OK && past)
+            end = nslots;
+        else if (e == VD_OK && b[0] == DIR_END_BYTE)
+            end = last;
+        else
+            ok = 0;
+    }
+    if (ok && e == VD_OK && nl == 0 && start > 0) {
+        e = slot_byte(fs, x, &it, start - 1, b, &past);
+        if (e == VD_OK && !past && b[0] != DIR_FREE_BYTE &&
+            (b[DIR_ATTR] & ATTR_LONG_NAME_MASK) == ATTR_LONG_NAME)
+            ok = 0;
+    }
+    uint16_t shown[16];
+    if (nl == 0) { /* a bare short entry is listed under its short name */
+        n = fat_sfn_to_utf16(sfn, ntres, shown);
+        name = shown;
+    }
+    if (!ok || e != VD_OK ||
+        fat_dix_note_add(fs, x, start, start + nl, sfn, name, n, nslots, end) != VD_OK)
+        fat_dix_drop(fs, dir);
+}
+
+/* fat_dir_add through the directory's index. 1: done, result in *res;
+ * 0: the caller scans (no index, or it disagreed with the disk and was
+ * dropped). */
+static int add_indexed(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                       const fat_dent *proto, uint32_t *slot_out, vd_err *res)
+{
+    fat_dix *x = fat_dix_get(fs, dir);
+    if (!x)
+        return 0;
+    uint32_t lfn_max = (uint32_t)((n + LFN_UNITS_PER_ENTRY - 1) / LFN_UNITS_PER_ENTRY);
+    uint8_t sfn[11], ntres = 0;
+    int need_lfn = 0, ok;
+    *res = pick_alias(name, n, dix_has, x, x, sfn, &ntres, &need_lfn);
+    if (*res != VD_OK)
+        return 1;
+    uint32_t nl = need_lfn ? lfn_max : 0, need = nl + 1;
+    uint32_t nslots = fat_dix_nslots(x), start = fat_dix_find_run(x, need);
+    int grow = start == UINT32_MAX;
+    if (grow) {
+        start = fat_dix_tail(x);
+        if ((uint64_t)start + need > DIR_MAX_SLOTS) {
+            *res = VD_ERR_NOSPC;
+            return 1;
+        }
+    }
+    vd_err e = check_free(fs, x, dir, start, need, &ok);
+    if (e != VD_OK || !ok) {
+        fat_dix_drop(fs, dir);
+        return 0;
+    }
+    if (grow)
+        e = grow_dir(fs, dir, nslots, start + need, &nslots);
+    if (e == VD_OK)
+        e = write_entry(fs, x, dir, start, nl, name, n, sfn, ntres, proto);
+    if (e != VD_OK) {
+        fat_dix_drop(fs, dir);
+        *res = e;
+        return 1;
+    }
+    note_added(fs, dir, x, start, nl, name, n, sfn, ntres, nslots);
+    *slot_out = start + nl;
+    *res = VD_OK;
+    return 1;
+}
+
+vd_err fat_dir_add(vd_fs *fs, uint32_t dir, const uint16_t *name, size_t n,
+                   const fat_dent *proto, uint32_t *slot_out)
+{
+    vd_err res;
+    if (add_indexed(fs, dir, name, n, proto, slot_out, &res))
+        return res;
+    sfn_set set = {0};
+    uint32_t run1, run, tail, nslots;
+    uint32_t lfn_max = (uint32_t)((n + LFN_UNITS_PER_ENTRY - 1) / LFN_UNITS_PER_ENTRY);
+    /* One pass serves both cases: a long name needs lfn_max + 1 slots, a
+     * bare 8.3 name any single free slot. */
+    vd_err e = scan_dir(fs, dir, lfn_max + 1, &set, &run1, &run, &tail, &nslots);
+    uint8_t sfn[11], ntres = 0;
+    int need_lfn = 0;
+    if (e == VD_OK)
+        e = pick_alias(name, n, sfn_has, &set, NULL, sfn, &ntres, &need_lfn);
+    free(set.v);
     if (e != VD_OK)
-        return e == VD_ERR_NOENT ? VD_ERR_CORRUPT : e;
+        return e;
+    uint32_t nl = need_lfn ? lfn_max : 0;
+    uint32_t need = nl + 1;
+    uint32_t start = need_lfn ? run : run1;
+    if (start == UINT32_MAX) {
+        start = tail;
+        if ((uint64_t)start + need > DIR_MAX_SLOTS)
+            return VD_ERR_NOSPC;
+        e = grow_dir(fs, dir, nslots, start + need, &nslots);
+        if (e != VD_OK)
+            return e;
+    }
+    e = write_entry(fs, NULL, dir, start, nl, name, n, sfn, ntres, proto);
+    if (e != VD_OK)
+        return e;
     *slot_out = start + nl;
     return VD_OK;
 }
@@ -489,6 +723,7 @@ vd_err fat_dir_create(vd_fs *fs, uint32_t parent, const fat_dent *proto, uint32_
     vd_err e = fat_alloc(fs, 0, 1, &c, NULL, NULL);
     if (e != VD_OK)
         return e;
+    fat_dix_drop(fs, c); /* a freed directory's index, if one escaped */
     uint64_t off = fat_clus_off(fs, c);
     e = fat_dev_zero(fs, off, fs->cluster_bytes);
     uint8_t b[64];

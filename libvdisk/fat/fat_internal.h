@@ -9,6 +9,7 @@
  *   bpb.c    boot sector / FSInfo encode, decode, validate
  *   mkfs.c   vd_fs_format
  *   dir.c    directory slots: iterate, look up, insert, remove
+ *   dirindex.c in-memory index of a few large directories for dir.c
  *   node.c   open-file nodes and their cluster-run (extent) cache
  *   file.c   vd_file_*
  *   mount.c  mount/unmount/sync/statfs
@@ -92,6 +93,8 @@ struct vd_fs {
     struct vd_dir *dirs; /* open directory handles */
     fat_cslot cache[FAT_CACHE_SLOTS];
     uint8_t *cache_mem;
+    /* directory indexes (dirindex.c), NULL until used */
+    struct fat_dixset *dix;
 };
 
 struct vd_file {
@@ -252,6 +255,53 @@ vd_err fat_dir_set_parent(vd_fs *fs, uint32_t dir, uint32_t parent);
 vd_err fat_dir_get_parent(vd_fs *fs, uint32_t dir, uint32_t *parent);
 void fat_dent_encode(const fat_dent *d, uint8_t e[32]);
 void fat_dent_decode(const uint8_t e[32], fat_dent *d);
+
+/* ---- dirindex.c ---- */
+/* What a scan of one directory would find, kept so that dir.c need not
+ * scan it again. Only dir.c's own writes keep it in step: anything else
+ * that changes or frees a directory's clusters must call fat_dix_drop. */
+typedef struct fat_dix fat_dix;
+/* The index of dir, built by a scan if it has none; NULL when it cannot
+ * be built (a read failure, no memory): the caller scans instead. */
+fat_dix *fat_dix_get(vd_fs *fs, uint32_t dir);
+/* The index of dir if it has one (never builds). */
+fat_dix *fat_dix_find(vd_fs *fs, uint32_t dir);
+void fat_dix_drop(vd_fs *fs, uint32_t dir);
+void fat_dix_free_all(vd_fs *fs);
+int fat_dix_sfn_has(const fat_dix *x, const uint8_t sfn[11]);
+/* First slots of the entries whose name (alias=0) or, for entries with a
+ * long name, 8.3 alias (alias=1) may equal name, ascending; max + 1 when
+ * more than max. */
+size_t fat_dix_candidates(const fat_dix *x, const uint16_t *name, size_t n, int alias,
+                          uint32_t *first_slots, size_t max);
+/* Does the index hold a named entry spanning [first_slot, slot]? */
+int fat_dix_matches(const fat_dix *x, uint32_t first_slot, uint32_t slot);
+/* First run of k free slots within the chain, UINT32_MAX if none. */
+uint32_t fat_dix_find_run(fat_dix *x, uint32_t k);
+/* Move an iterator of the directory (it->first must be its first
+ * cluster) to the cluster holding slot, from the chain as last checked,
+ * so it need not walk the FAT from the start (x may be NULL). */
+void fat_dix_place(const fat_dix *x, uint32_t slot, fat_dirit *it);
+/* Where the trailing free slots begin. */
+uint32_t fat_dix_tail(const fat_dix *x);
+uint32_t fat_dix_nslots(const fat_dix *x);
+uint32_t fat_dix_end(const fat_dix *x);
+/* dir.c wrote an entry in [first_slot, slot]; the chain now has nslots
+ * slots and its end marker is at end. An error means: drop the index. */
+vd_err fat_dix_note_add(vd_fs *fs, fat_dix *x, uint32_t first_slot, uint32_t slot,
+                        const uint8_t sfn[11], const uint16_t *name, size_t n,
+                        uint32_t nslots, uint32_t end);
+/* Alias tails ("NAME~123"): the pattern key of a short name with its
+ * digits as '#' and the tail's value (0: no tail); how far up the tails
+ * of one pattern are known to be in use, and learning it. */
+int fat_dix_tail_key(const uint8_t sfn[11], uint8_t key[11], uint32_t *tail);
+uint32_t fat_dix_tail_below(const fat_dix *x, const uint8_t key[11]);
+vd_err fat_dix_tail_set(fat_dix *x, const uint8_t key[11], uint32_t below);
+/* Drop every index of a directory whose clusters the open file n shares
+ * (only on a cross-linked volume): its writes may have changed them. */
+void fat_dix_note_node(vd_fs *fs, const fat_node *n);
+/* dir.c deleted the entry [first_slot, slot]. Error: drop the index. */
+vd_err fat_dix_note_remove(fat_dix *x, uint32_t first_slot, uint32_t slot);
 
 /* ---- node.c ---- */
 vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out);

@@ -226,6 +226,7 @@ vd_err vd_fs_unmount(vd_fs *fs)
         free(n->runs);
         free(n);
     }
+    fat_dix_free_all(fs);
     fat_dev_free(fs);
     fat_unlock(fs);
     (void)pthread_mutex_destroy(&fs->lock);

@@ -115,6 +115,7 @@ static vd_err locked_fs_rmdir(vd_fs *fs, const char *path)
         e = fat_mark_dirty(fs);
     if (e == VD_OK)
         e = fat_dir_remove(fs, p->parent, &p->d);
+    fat_dix_drop(fs, p->d.first); /* its clusters may become another's */
     if (e == VD_OK)
         e = fat_free_chain(fs, p->d.first);
     free(p);
@@ -142,8 +143,12 @@ static vd_err locked_fs_unlink(vd_fs *fs, const char *path)
         e = fat_mark_dirty(fs);
     if (e == VD_OK)
         e = fat_dir_remove(fs, p->parent, &p->d);
-    if (e == VD_OK && p->d.first)
+    if (e == VD_OK && p->d.first) {
+        /* A file's clusters are no directory's, unless the volume is
+         * cross-linked: then no index may outlive them either. */
+        fat_dix_drop(fs, p->d.first);
         e = fat_free_chain(fs, p->d.first);
+    }
     free(p);
     return fat_op_end(fs, e);
 }

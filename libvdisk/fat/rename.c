@@ -100,8 +100,10 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         if (e != VD_OK)
             return e;
     }
-    if (b->exists && !same && b->d.first)
+    if (b->exists && !same && b->d.first) {
+        fat_dix_drop(fs, b->d.first); /* a replaced directory's index */
         e = fat_free_chain(fs, b->d.first);
+    }
     return e;
 }
 
