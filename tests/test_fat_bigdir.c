@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "endian.h"
 #include "fat_util.h"
 
 #ifndef BIGDIR_N
@@ -261,9 +262,80 @@ static void test_big_directory(void **state)
     fu_disk_free(&d);
 }
 
+/* A cross-linked volume: a file's chain starts at a directory's cluster,
+ * so writing the file writes the directory behind the index's back. The
+ * entry it writes must be found, as a scan finds it: while the file is
+ * open, and after it is closed. */
+static void test_crosslinked_write(void **state)
+{
+    (void)state;
+    fu_disk d;
+    fu_disk_new(&d, NBLOCKS);
+    FU_OK(vd_fs_format(d.img, NULL));
+    vd_fs *fs;
+    FU_OK(vd_fs_mount(d.img, NULL, &fs));
+    FU_OK(vd_fs_mkdir(fs, "/d"));
+    vd_file *f;
+    size_t done;
+    FU_OK(vd_file_open(fs, "/d/a.txt", VD_O_RDWR | VD_O_CREAT, &f));
+    FU_OK(vd_file_close(f));
+    FU_OK(vd_file_open(fs, "/f.bin", VD_O_RDWR | VD_O_CREAT, &f));
+    FU_OK(vd_file_write(f, 0, "x", 1, &done));
+    FU_OK(vd_file_close(f));
+    vd_stat st;
+    FU_OK(vd_fs_stat(fs, "/d", &st));
+    uint32_t dclus = (uint32_t)st.first_cluster;
+    FU_OK(vd_fs_unmount(fs));
+
+    /* Point /f.bin's entry in the root directory at /d's cluster, size
+     * one cluster. */
+    uint8_t *raw = fu_export(&d);
+    uint32_t bps = vd_get_le16(raw + 11), spc = raw[13], rsvd = vd_get_le16(raw + 14);
+    uint32_t nfats = raw[16], fatsz = vd_get_le32(raw + 36), root = vd_get_le32(raw + 44);
+    uint64_t data = ((uint64_t)rsvd + (uint64_t)nfats * fatsz) * bps;
+    uint8_t *rootdir = raw + data + (uint64_t)(root - 2) * spc * bps;
+    int found = 0;
+    for (uint32_t s = 0; s < spc * bps / 32 && !found; s++) {
+        uint8_t *e = rootdir + 32 * s;
+        if (memcmp(e, "F       BIN", 11) == 0) {
+            vd_put_le16(e + 20, (uint16_t)(dclus >> 16));
+            vd_put_le16(e + 26, (uint16_t)dclus);
+            vd_put_le32(e + 28, spc * bps); /* no gap to zero before a write */
+            found = 1;
+        }
+    }
+    assert_true(found);
+    fu_import(&d, raw, (size_t)NBLOCKS * 4096);
+    free(raw);
+
+    FU_OK(vd_fs_mount(d.img, NULL, &fs));
+    FU_EXPECT(vd_fs_stat(fs, "/d/evil.txt", &st), VD_ERR_NOENT, "before");
+    FU_OK(vd_fs_stat(fs, "/d/a.txt", &st)); /* /d is indexed now */
+    /* Slot 3 of /d ("." "..", A.TXT, then the end marker). */
+    uint8_t ent[32];
+    memset(ent, 0, sizeof ent);
+    memcpy(ent, "EVIL    TXT", 11);
+    ent[11] = 0x20;
+    FU_OK(vd_file_open(fs, "/f.bin", VD_O_RDWR, &f));
+    FU_OK(vd_file_write(f, 96, ent, sizeof ent, &done));
+    FU_EXPECT(vd_fs_stat(fs, "/d/evil.txt", &st), VD_OK, "file open");
+    FU_OK(vd_file_close(f));
+    FU_EXPECT(vd_fs_stat(fs, "/d/evil.txt", &st), VD_OK, "file closed");
+    /* Again, closing before the next lookup of /d. */
+    memcpy(ent, "EVIL2   TXT", 11);
+    FU_EXPECT(vd_fs_stat(fs, "/d/evil2.txt", &st), VD_ERR_NOENT, "before");
+    FU_OK(vd_file_open(fs, "/f.bin", VD_O_RDWR, &f));
+    FU_OK(vd_file_write(f, 128, ent, sizeof ent, &done));
+    FU_OK(vd_file_close(f));
+    FU_EXPECT(vd_fs_stat(fs, "/d/evil2.txt", &st), VD_OK, "after close");
+    FU_OK(vd_fs_unmount(fs));
+    fu_disk_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crosslinked_write),
         cmocka_unit_test(test_big_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
