@@ -74,6 +74,8 @@ int vmnt_name_errno(const char *path)
 
 int vmnt_fail(const char *what, const char *path, vd_err e)
 {
+    if (!path)
+        path = "(an unlinked open file)"; /* nullpath_ok: see volume.c */
     if (e == VD_ERR_AUTH) {
         vmnt_ctx *c = vmnt_ctx_get();
         vd_bad_range r;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vhdmount.h"
 
@@ -45,13 +46,20 @@ static int file_open(const char *what, const char *path, int vflags,
     vmnt_file *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
+    w->path = strdup(path);
+    if (!w->path) {
+        free(w);
+        return -ENOMEM;
+    }
     vd_err e = vd_file_open(c->ci.fs, path, vflags, &w->f);
     if (e != VD_OK) {
+        free(w->path);
         free(w);
         return vmnt_fail(what, path, e);
     }
     if (pthread_mutex_lock(&c->files_lock) != 0) {
         (void)vd_file_close(w->f);
+        free(w->path);
         free(w);
         return -EIO;
     }
@@ -91,7 +99,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
     /* Nothing from a read that failed verification reaches the caller,
      * not even the part before the bad block. */
     if (e != VD_OK)
-        return vmnt_fail("read", path, e);
+        return vmnt_fail("read", path ? path : w->path, e);
     return (int)total;
 }
 
@@ -101,7 +109,7 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
     size_t done = 0;
     vd_err e = vd_file_write(file_of(fi)->f, (uint64_t)off, buf, size, &done);
     if (e != VD_OK)
-        return vmnt_fail("write", path, e);
+        return vmnt_fail("write", path ? path : file_of(fi)->path, e);
     return (int)done;
 }
 
@@ -111,8 +119,10 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         return -EINVAL;
     if (fi && fi->fh) {
         vd_err e = vd_file_truncate(file_of(fi)->f, (uint64_t)size);
-        return e == VD_OK ? 0 : vmnt_fail("truncate", path, e);
+        return e == VD_OK ? 0 : vmnt_fail("truncate", path ? path : file_of(fi)->path, e);
     }
+    if (!path)
+        return -ENOENT; /* an unlinked file, without its handle */
     vd_file *f = NULL;
     vd_err e = vd_file_open(vmnt_ctx_get()->ci.fs, path, VD_O_WRONLY, &f);
     if (e == VD_OK) {
@@ -128,7 +138,7 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)datasync; /* a sync commits the whole image: data and metadata */
     vd_err e = vd_file_sync(file_of(fi)->f);
-    return e == VD_OK ? 0 : vmnt_fail("fsync", path, e);
+    return e == VD_OK ? 0 : vmnt_fail("fsync", path ? path : file_of(fi)->path, e);
 }
 
 static int op_flush(const char *path, struct fuse_file_info *fi)
@@ -154,13 +164,15 @@ static int op_release(const char *path, struct fuse_file_info *fi)
         w->next->prev = w->prev;
     (void)pthread_mutex_unlock(&c->files_lock);
     vd_err e = vd_file_close(w->f);
+    int rc = e == VD_OK ? 0 : vmnt_fail("release", path ? path : w->path, e);
+    free(w->path);
     if (pthread_mutex_lock(&c->files_lock) == 0) {
         vmnt_release_note(c); /* an unlink may be waiting for this close */
         (void)pthread_mutex_unlock(&c->files_lock);
     }
     free(w);
     fi->fh = 0;
-    return e == VD_OK ? 0 : vmnt_fail("release", path ? path : "?", e);
+    return rc;
 }
 
 void vmnt_ops_file(struct fuse_operations *ops)

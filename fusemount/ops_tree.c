@@ -3,6 +3,7 @@
  * the volume with its own lock (vdisk/fs.h), so these need none. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,6 +42,8 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     vd_err e;
     if (fi && fi->fh)
         e = vd_file_stat(((vmnt_file *)(uintptr_t)fi->fh)->f, &vs);
+    else if (!path)
+        return -ENOENT; /* an unlinked file, asked without its handle */
     else
         e = vd_fs_stat(c->ci.fs, path, &vs);
     if (e != VD_OK)
@@ -61,15 +64,24 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
     if (e == VD_OK)
         e = vd_dir_close(d);
     fi->fh = 0;
-    return e == VD_OK ? 0 : vmnt_fail("opendir", path, e);
+    if (e != VD_OK)
+        return vmnt_fail("opendir", path, e);
+    char *copy = strdup(path); /* readdir gets a NULL path (nullpath_ok) */
+    if (!copy)
+        return -ENOMEM;
+    fi->fh = (uint64_t)(uintptr_t)copy;
+    return 0;
 }
 
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     (void)off;
-    (void)fi;
     (void)flags;
+    if (!path)
+        path = fi && fi->fh ? (const char *)(uintptr_t)fi->fh : NULL;
+    if (!path)
+        return -ENOENT;
     vmnt_ctx *c = vmnt_ctx_get();
     vd_dir *d = NULL;
     vd_dirent ent;
@@ -101,7 +113,8 @@ out:
 static int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
-    (void)fi;
+    free((char *)(uintptr_t)fi->fh);
+    fi->fh = 0;
     return 0;
 }
 

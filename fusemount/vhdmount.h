@@ -17,6 +17,7 @@
  * volume with open files. */
 typedef struct vmnt_file {
     vd_file *f;
+    char *path; /* as opened, for messages (nullpath_ok: see volume.c) */
     struct vmnt_file *prev, *next;
 } vmnt_file;
 
@@ -57,11 +58,12 @@ void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
 
 vmnt_ctx *vmnt_ctx_get(void);
 
-/* close(2) does not wait for FUSE's RELEASE, so an unlink or a rename over
- * a file right after its close can reach us first, and the library (FAT
- * has no orphan files) answers VD_ERR_BUSY: sqlite's DELETE journal does
- * exactly this at every commit. These let unlink/rename wait for pending
- * releases, VMNT_BUSY_WAIT_MS at most, retrying after each (busy.c). */
+/* close(2) does not wait for FUSE's RELEASE. The library unlinks and
+ * replaces open files (POSIX orphans), so files never answer VD_ERR_BUSY
+ * here any more; what still can (a directory being listed) gets a short
+ * wait for pending releases, VMNT_BUSY_WAIT_MS at most, retrying after
+ * each (busy.c). libfuse's path locks can hold such a release back behind
+ * the waiting call, so this helps only when they do not. */
 #define VMNT_BUSY_WAIT_MS 1000
 int vmnt_release_init(vmnt_ctx *c);
 void vmnt_release_destroy(vmnt_ctx *c);

@@ -19,9 +19,15 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1.0;
     cfg->negative_timeout = 1.0;
     cfg->kernel_cache = 0;
-    /* Unlink really unlinks: FAT has no orphan files, so removing an open
-     * file is EBUSY instead of libfuse's hidden ".fuse_hidden*" rename. */
+    /* Unlink really unlinks, with no ".fuse_hidden*" rename: the library
+     * keeps an unlinked open file's clusters until its last close. */
     cfg->hard_remove = 1;
+    /* libfuse refuses (ESTALE) read/write/... on a node it cannot name
+     * unless nullpath_ok: then those calls get a NULL path and we use the
+     * handle in fi->fh (the path it was opened by, for messages), so an
+     * unlinked open file (a POSIX orphan, kept by the library) still works.
+     * Directories keep their path in fi->fh for readdir (ops_tree.c). */
+    cfg->nullpath_ok = 1;
     /* Big writes: up to 1 MiB per request instead of 128 KiB (the FUSE3
      * successor of big_writes). Reads come in the kernel's read-ahead
      * window, which only the kernel can widen (the bdi's read_ahead_kb). */
@@ -50,6 +56,7 @@ void vmnt_volume_close(vmnt_ctx *c)
             vd_err e = vd_file_close(w->f);
             if (first == VD_OK)
                 first = e;
+            free(w->path);
             free(w);
             left++;
         }

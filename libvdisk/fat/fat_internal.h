@@ -66,6 +66,13 @@ typedef struct fat_node {
     size_t nruns, cap;
     int mapped;
     uint32_t nclus; /* clusters in the chain when mapped */
+    /* Unlinked (or replaced by a rename) while open, as POSIX allows: the
+     * entry is gone (loc no longer names a slot), the clusters stay until
+     * the last handle closes. A crash before that leaves them as lost
+     * clusters, which vhdfsck frees. What stat needs is kept here. */
+    int orphan;
+    uint8_t o_attr, o_ctenth;
+    uint16_t o_mdate, o_mtime, o_adate, o_cdate, o_ctime;
 } fat_node;
 
 struct vd_fs {
@@ -305,7 +312,11 @@ vd_err fat_dix_note_remove(fat_dix *x, uint32_t first_slot, uint32_t slot);
 
 /* ---- node.c ---- */
 vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out);
-void fat_node_put(vd_fs *fs, fat_node *n);
+/* Drop a reference; the last one of an orphan frees its clusters. */
+vd_err fat_node_put(vd_fs *fs, fat_node *n);
+/* The entry d of open node n was removed from its directory: keep the
+ * clusters for the open handles (see fat_node.orphan). */
+void fat_node_orphan(fat_node *n, const struct fat_dent *d);
 fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
 /* Disk cluster of file cluster fidx and how many follow contiguously. */
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,

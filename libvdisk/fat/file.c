@@ -118,7 +118,7 @@ static vd_err locked_file_open(vd_fs *fs, const char *path, int flags, vd_file *
         fs->nopen++;
         *out = f;
     } else if (f) { /* failed after the handle was made */
-        fat_node_put(fs, f->node);
+        (void)fat_node_put(fs, f->node); /* a fresh handle: nothing to free */
         free(f);
     }
     return e;
@@ -231,9 +231,21 @@ static vd_err locked_file_stat(vd_file *f, vd_stat *st)
     if (!f || !st)
         return VD_ERR_INVAL;
     fat_dent d;
-    vd_err e = fat_dir_read_slot(f->fs, f->node->loc.dir, f->node->loc.slot, &d);
-    if (e != VD_OK)
-        return fat_op_end(f->fs, e);
+    fat_node *n = f->node;
+    if (n->orphan) { /* unlinked while open: its entry is gone */
+        memset(&d, 0, sizeof d);
+        d.attr = n->o_attr;
+        d.mdate = n->o_mdate;
+        d.mtime = n->o_mtime;
+        d.adate = n->o_adate;
+        d.cdate = n->o_cdate;
+        d.ctime = n->o_ctime;
+        d.ctenth = n->o_ctenth;
+    } else {
+        vd_err e = fat_dir_read_slot(f->fs, n->loc.dir, n->loc.slot, &d);
+        if (e != VD_OK)
+            return fat_op_end(f->fs, e);
+    }
     memset(st, 0, sizeof *st);
     st->size = f->node->size;
     st->attr = d.attr;
@@ -250,10 +262,10 @@ static vd_err locked_file_close(vd_file *f)
     if (!f)
         return VD_ERR_INVAL;
     vd_fs *fs = f->fs;
-    fat_node_put(fs, f->node);
+    vd_err e = fat_node_put(fs, f->node); /* frees an orphan's clusters */
     fs->nopen--;
     free(f);
-    return fat_op_end(fs, VD_OK);
+    return fat_op_end(fs, e);
 }
 
 /* ---- public entry points: one volume lock serialises every call ---- */

@@ -36,17 +36,40 @@ vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out)
     return VD_OK;
 }
 
-void fat_node_put(vd_fs *fs, fat_node *n)
+vd_err fat_node_put(vd_fs *fs, fat_node *n)
 {
     if (--n->refs > 0)
-        return;
+        return VD_OK;
     for (fat_node **p = &fs->nodes; *p; p = &(*p)->next)
         if (*p == n) {
             *p = n->next;
             break;
         }
+    vd_err e = VD_OK;
+    if (n->orphan && n->first && !fs->read_only) {
+        e = fat_mark_dirty(fs);
+        if (e == VD_OK) {
+            fat_dix_drop(fs, n->first); /* only on a cross-linked volume */
+            e = fat_free_chain(fs, n->first);
+        }
+    }
     free(n->runs);
     free(n);
+    return e;
+}
+
+void fat_node_orphan(fat_node *n, const fat_dent *d)
+{
+    n->orphan = 1;
+    n->loc.dir = UINT32_MAX; /* matches no directory slot any more */
+    n->loc.slot = UINT32_MAX;
+    n->o_attr = d->attr;
+    n->o_mdate = d->mdate;
+    n->o_mtime = d->mtime;
+    n->o_adate = d->adate;
+    n->o_cdate = d->cdate;
+    n->o_ctime = d->ctime;
+    n->o_ctenth = d->ctenth;
 }
 
 /* Append cluster c as the next file cluster. */
@@ -195,6 +218,13 @@ vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
 
 vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime)
 {
+    if (n->orphan) { /* no entry to update; stat still sees the times */
+        if (touch_mtime) {
+            fat_time_encode(fat_now(fs), &n->o_mdate, &n->o_mtime, NULL);
+            n->o_adate = n->o_mdate;
+        }
+        return VD_OK;
+    }
     fat_dent d;
     vd_err e = fat_dir_read_slot(fs, n->loc.dir, n->loc.slot, &d);
     if (e != VD_OK)

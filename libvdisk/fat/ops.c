@@ -137,13 +137,16 @@ static vd_err locked_fs_unlink(vd_fs *fs, const char *path)
         e = VD_ERR_NOENT;
     else if (e == VD_OK && (p->is_root || (p->d.attr & ATTR_DIRECTORY)))
         e = VD_ERR_ISDIR;
-    else if (e == VD_OK && fat_node_find(fs, p->parent, p->d.slot))
-        e = VD_ERR_BUSY; /* open: no orphan files on FAT */
+    fat_node *open_node = e == VD_OK ? fat_node_find(fs, p->parent, p->d.slot) : NULL;
     if (e == VD_OK)
         e = fat_mark_dirty(fs);
     if (e == VD_OK)
         e = fat_dir_remove(fs, p->parent, &p->d);
-    if (e == VD_OK && p->d.first) {
+    if (e == VD_OK && open_node) {
+        /* Open: the name goes now, the clusters at the last close (POSIX;
+         * FAT has no orphan list, so a crash leaves lost clusters). */
+        fat_node_orphan(open_node, &p->d);
+    } else if (e == VD_OK && p->d.first) {
         /* A file's clusters are no directory's, unless the volume is
          * cross-linked: then no index may outlive them either. */
         fat_dix_drop(fs, p->d.first);

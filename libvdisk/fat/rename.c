@@ -61,10 +61,12 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
                 return VD_ERR_NOTEMPTY;
             if (fat_dir_is_open(fs, b->d.first))
                 return VD_ERR_BUSY;
-        } else if (fat_node_find(fs, b->parent, b->d.slot)) {
-            return VD_ERR_BUSY;
         }
     }
+    /* An open target is replaced as POSIX says: its handles keep the old
+     * contents until they close (fat_node.orphan). */
+    fat_node *bn = b->exists && !same ? fat_node_find(fs, b->parent, b->d.slot) : NULL;
+    fat_dent b_old = b->d;
     if (same && b->nlen == a->d.nlen &&
         memcmp(b->name, a->d.name, a->d.nlen * sizeof(uint16_t)) == 0)
         return VD_OK; /* renaming to itself */
@@ -87,6 +89,8 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         fat_dent nd = a->d;
         e = fat_dir_add(fs, b->parent, b->name, b->nlen, &nd, &new_slot);
     }
+    if (e == VD_OK && bn)
+        fat_node_orphan(bn, &b_old); /* before n takes over that slot */
     if (e == VD_OK)
         e = fat_dir_remove(fs, a->parent, &a->d);
     if (e != VD_OK)
@@ -100,7 +104,7 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         if (e != VD_OK)
             return e;
     }
-    if (b->exists && !same && b->d.first) {
+    if (b->exists && !same && b->d.first && !bn) {
         fat_dix_drop(fs, b->d.first); /* a replaced directory's index */
         e = fat_free_chain(fs, b->d.first);
     }

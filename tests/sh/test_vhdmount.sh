@@ -73,18 +73,23 @@ truncate -s 10 t; truncate -s 10 "$T/t.ref"
 cmp t "$T/t.ref" || fail "truncate to shrink"
 [[ $(stat -c %s t) == 10 ]] || fail "size after truncate"
 
+# POSIX: the name goes at once, an open descriptor keeps the contents.
+printf '0123456789' >t # text: bash's read drops NULs and stops at newlines
 exec 9<t
-expect_status 1 rm t
-expect_err 'busy'
-exec 9<&-
-rm t || fail "unlink after close"
+rm t || fail "unlink of an open file"
 [[ ! -e t ]] || fail "unlinked file still there"
+# (bash's read: no fstat, which libfuse's high-level API answers ESTALE
+# for a file it can no longer name; see vhdmount(8) BUGS)
+IFS= read -r -n 10 line <&9 || true
+[[ $line == 0123456789 ]] || fail "an unlinked open file no longer reads"
+exec 9<&-
 
 printf 'D\n' >o1; printf 'E\n' >o2
 exec 9<o2
-[[ $("$VDRENAME" o1 o2) == EBUSY ]] || fail "rename over an open file is not EBUSY"
+[[ $("$VDRENAME" o1 o2) == ok && $(cat o2) == D ]] || fail "rename over an open file"
+IFS= read -r line <&9 || true
+[[ $line == E ]] || fail "the replaced file's open descriptor lost its contents"
 exec 9<&-
-[[ $("$VDRENAME" o1 o2) == ok && $(cat o2) == D ]] || fail "rename over a closed file"
 
 expect_status 1 rmdir d2
 expect_err 'not empty'

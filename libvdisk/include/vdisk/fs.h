@@ -15,9 +15,12 @@
  * Threads: every call on a volume (and on its files and directories)
  * takes the volume's lock, so handles may be shared between threads; calls
  * on one volume do not run in parallel. Files and directories must be
- * closed before vd_fs_unmount (VD_ERR_BUSY otherwise). An open file cannot
- * be unlinked or replaced, nor a listed directory removed (VD_ERR_BUSY):
- * FAT has no orphan inodes. Lookups match the long name or, as on Windows
+ * closed before vd_fs_unmount (VD_ERR_BUSY otherwise). An open file can be
+ * unlinked or replaced by a rename, as POSIX says: its name goes at once,
+ * its handles keep the old contents, and its clusters are freed when the
+ * last handle closes (FAT has no orphan list: a crash before that leaves
+ * lost clusters, which vhdfsck frees). A listed directory cannot be
+ * removed (VD_ERR_BUSY). Lookups match the long name or, as on Windows
  * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry. */
 #ifndef VDISK_FS_H
 #define VDISK_FS_H
