@@ -164,21 +164,6 @@ int cli_tree_scan(const char *prog, const char *src, cli_special policy, int war
     return 0;
 }
 
-/* mkfs.fat's FAT32 cluster choice, as vd_fs_format makes it. */
-static uint32_t default_cluster(uint64_t bytes)
-{
-    uint64_t mb = (bytes + MIB - 1) / MIB;
-    if (mb > 32 * 1024)
-        return 32768;
-    if (mb > 16 * 1024)
-        return 16384;
-    if (mb > 8 * 1024)
-        return 8192;
-    if (mb > 260)
-        return 4096;
-    return 512;
-}
-
 uint64_t cli_tree_volume_bytes(const cli_tree_stats *st)
 {
     uint64_t vol = CLI_FAT32_MIN_BYTES;
@@ -192,7 +177,7 @@ uint64_t cli_tree_volume_bytes(const cli_tree_stats *st)
         vol = (vol + MIB - 1) / MIB * MIB;
         if (vol < CLI_FAT32_MIN_BYTES)
             vol = CLI_FAT32_MIN_BYTES;
-        if (default_cluster(vol) <= cs)
+        if (vd_fs_default_cluster_bytes(vol) <= cs)
             break;
     }
     return vol;

@@ -12,7 +12,7 @@
 
 /* mkfs.fat's FAT32 choice (after Microsoft's format): <= 260 MiB 512 B,
  * <= 8 GiB 4 KiB, <= 16 GiB 8 KiB, <= 32 GiB 16 KiB, else 32 KiB. */
-static uint32_t default_cluster(uint64_t bytes)
+uint32_t vd_fs_default_cluster_bytes(uint64_t bytes)
 {
     uint64_t mb = (bytes + (1u << 20) - 1) >> 20;
     if (mb > 32 * 1024)
@@ -134,7 +134,7 @@ static vd_err format_dev(const vd_blockdev *dev, vd_image *img, const vd_mkfs_op
         o = &def;
     }
     uint64_t bytes = dev->nblocks * FAT_BLOCK;
-    uint32_t cb = o->cluster_bytes ? o->cluster_bytes : default_cluster(bytes);
+    uint32_t cb = o->cluster_bytes ? o->cluster_bytes : vd_fs_default_cluster_bytes(bytes);
     if (cb < FAT_SECTOR || cb > 65536 || (cb & (cb - 1)))
         return VD_ERR_INVAL;
     fat_geom g;

@@ -128,6 +128,11 @@ typedef struct vd_blockdev {
     vd_err (*sync)(void *ctx);
 } vd_blockdev;
 
+/* The cluster size vd_fs_format chooses for a volume of `bytes` when
+ * vd_mkfs_opts.cluster_bytes is 0 (mkfs.fat's FAT32 choice), so a tool
+ * can size a volume for a tree before formatting it. */
+uint32_t vd_fs_default_cluster_bytes(uint64_t bytes);
+
 /* Lay a fresh FAT32 volume over the whole image (512-byte sectors, two
  * FATs, data region aligned to 4 KiB). A size that gives fewer than 65525
  * clusters cannot be FAT32: VD_ERR_RANGE. */
