@@ -161,4 +161,8 @@ void cli_progress_end(cli_progress *p);
 /* Monotonic seconds. */
 double cli_now(void);
 
+/* Route SIGINT, SIGTERM and SIGHUP to on_signal (which should only set the
+ * tool's sig_atomic_t flag, checked between chunks). 0, or -1. */
+int cli_signals_catch(void (*on_signal)(int));
+
 #endif

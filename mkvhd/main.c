@@ -65,20 +65,6 @@ static void on_signal(int sig)
     mkvhd_interrupted = 1;
 }
 
-static int catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    if (sigemptyset(&sa.sa_mask) != 0)
-        return -1;
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], &sa, NULL) != 0)
-            return -1;
-    return 0;
-}
-
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -180,7 +166,7 @@ int main(int argc, char **argv)
     if (nslots > VD_KEYSLOTS)
         return usage_error("too many key options (an image has %d key slots)",
                            VD_KEYSLOTS);
-    if (catch_signals() != 0) {
+    if (cli_signals_catch(on_signal) != 0) {
         cli_errorf(MKVHD_PROG, NULL, "cannot install signal handlers");
         return CLI_EXIT_FAIL;
     }

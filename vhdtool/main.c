@@ -80,20 +80,6 @@ static void on_signal(int sig)
     vt_interrupted = 1;
 }
 
-static int catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    if (sigemptyset(&sa.sa_mask) != 0)
-        return -1;
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (sigaction(sigs[i], &sa, NULL) != 0)
-            return -1;
-    return 0;
-}
-
 static void usage_all(FILE *f)
 {
     fprintf(f, "Usage: vhdtool COMMAND [OPTIONS] ARGS...\n"
@@ -141,7 +127,7 @@ int main(int argc, char **argv)
         int rc = vt_parse(&commands[i], argc - 1 - group, argv + 1 + group, &o);
         if (rc >= 0)
             return rc;
-        if (catch_signals() != 0) {
+        if (cli_signals_catch(on_signal) != 0) {
             cli_errorf(VT_PROG, NULL, "cannot install signal handlers");
             return CLI_EXIT_FAIL;
         }
