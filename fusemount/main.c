@@ -282,11 +282,6 @@ int main(int argc, char **argv)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    if (vmnt_release_init(&c) != 0) {
-        (void)pthread_mutex_destroy(&c.files_lock);
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
     lock_ok = 1;
 
     struct fuse_operations ops;
@@ -333,10 +328,8 @@ out:
         rc = c.close_status;
     }
     bench_dev_free(dev); /* after the volume over it is unmounted */
-    if (lock_ok) {
-        vmnt_release_destroy(&c);
+    if (lock_ok)
         (void)pthread_mutex_destroy(&c.files_lock);
-    }
     fuse_opt_free_args(&m.fargs);
     return rc;
 }

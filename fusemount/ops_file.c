@@ -166,10 +166,6 @@ static int op_release(const char *path, struct fuse_file_info *fi)
     vd_err e = vd_file_close(w->f);
     int rc = e == VD_OK ? 0 : vmnt_fail("release", path ? path : w->path, e);
     free(w->path);
-    if (pthread_mutex_lock(&c->files_lock) == 0) {
-        vmnt_release_note(c); /* an unlink may be waiting for this close */
-        (void)pthread_mutex_unlock(&c->files_lock);
-    }
     free(w);
     fi->fh = 0;
     return rc;

@@ -131,26 +131,10 @@ static int op_rmdir(const char *path)
     return e == VD_OK ? 0 : vmnt_fail("rmdir", path, e);
 }
 
-static vd_err do_unlink(vmnt_ctx *c, const void *arg)
-{
-    return vd_fs_unlink(c->ci.fs, arg);
-}
-
 static int op_unlink(const char *path)
 {
-    vd_err e = vmnt_retry_busy(vmnt_ctx_get(), do_unlink, path);
+    vd_err e = vd_fs_unlink(vmnt_ctx_get()->ci.fs, path);
     return e == VD_OK ? 0 : vmnt_fail("unlink", path, e);
-}
-
-typedef struct rename_args {
-    const char *from, *to;
-    int flags;
-} rename_args;
-
-static vd_err do_rename(vmnt_ctx *c, const void *arg)
-{
-    const rename_args *r = arg;
-    return vd_fs_rename(c->ci.fs, r->from, r->to, r->flags);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
@@ -158,8 +142,8 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
     /* vfat's answer to RENAME_EXCHANGE and RENAME_WHITEOUT. */
     if (flags & ~(unsigned int)RENAME_NOREPLACE)
         return -EINVAL;
-    rename_args r = {from, to, (flags & RENAME_NOREPLACE) ? VD_RENAME_NOREPLACE : 0};
-    vd_err e = vmnt_retry_busy(vmnt_ctx_get(), do_rename, &r);
+    vd_err e = vd_fs_rename(vmnt_ctx_get()->ci.fs, from, to,
+                            (flags & RENAME_NOREPLACE) ? VD_RENAME_NOREPLACE : 0);
     if (e == VD_ERR_PERM)
         return -EINVAL; /* a directory into its own subtree, as rename(2) says */
     if (e == VD_ERR_NAME)

@@ -34,8 +34,6 @@ typedef struct vmnt_ctx {
     uint32_t cluster_bytes;     /* st_blksize, and st_blocks' rounding */
     pthread_mutex_t files_lock; /* guards the open-file list only */
     vmnt_file *files;
-    pthread_cond_t released;  /* signalled by each release (busy.c) */
-    unsigned long nreleases;  /* under files_lock */
     int close_status; /* exit status of the final unmount + close */
     int closed;
 } vmnt_ctx;
@@ -58,21 +56,6 @@ void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
 
 vmnt_ctx *vmnt_ctx_get(void);
 
-/* close(2) does not wait for FUSE's RELEASE. The library unlinks and
- * replaces open files (POSIX orphans), so files never answer VD_ERR_BUSY
- * here any more; what still can (a directory being listed) gets a short
- * wait for pending releases, VMNT_BUSY_WAIT_MS at most, retrying after
- * each (busy.c). libfuse's path locks can hold such a release back behind
- * the waiting call, so this helps only when they do not. */
-#define VMNT_BUSY_WAIT_MS 1000
-int vmnt_release_init(vmnt_ctx *c);
-void vmnt_release_destroy(vmnt_ctx *c);
-/* Called by release with files_lock held. */
-void vmnt_release_note(vmnt_ctx *c);
-typedef vd_err (*vmnt_busy_fn)(vmnt_ctx *c, const void *arg);
-/* fn(c, arg), retried while it answers VD_ERR_BUSY and a release arrives
- * before the deadline. */
-vd_err vmnt_retry_busy(vmnt_ctx *c, vmnt_busy_fn fn, const void *arg);
 
 /* The operation table, by kind (ops_*.c). */
 void vmnt_ops_volume(struct fuse_operations *ops);
