@@ -56,17 +56,11 @@ out:
     return VD_OK;
 }
 
-vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len)
+vd_err bench_pread_all(int fd, uint64_t off, void *buf, size_t len)
 {
-    if (off > b->bytes || len > b->bytes - off)
-        return VD_ERR_RANGE;
-    if (b->kind == BACK_MEM) {
-        memcpy(buf, b->mem + off, len);
-        return VD_OK;
-    }
     uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = pread(b->fd, p, len, (off_t)off);
+        ssize_t n = pread(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -78,17 +72,11 @@ vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len)
     return VD_OK;
 }
 
-vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size_t len)
+vd_err bench_pwrite_all(int fd, uint64_t off, const void *buf, size_t len)
 {
-    if (off > b->bytes || len > b->bytes - off)
-        return VD_ERR_RANGE;
-    if (b->kind == BACK_MEM) {
-        memcpy(b->mem + off, buf, len);
-        return VD_OK;
-    }
     const uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = pwrite(b->fd, p, len, (off_t)off);
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -98,6 +86,28 @@ vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size
         len -= (size_t)n;
     }
     return VD_OK;
+}
+
+vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len)
+{
+    if (off > b->bytes || len > b->bytes - off)
+        return VD_ERR_RANGE;
+    if (b->kind == BACK_MEM) {
+        memcpy(buf, b->mem + off, len);
+        return VD_OK;
+    }
+    return bench_pread_all(b->fd, off, buf, len);
+}
+
+vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size_t len)
+{
+    if (off > b->bytes || len > b->bytes - off)
+        return VD_ERR_RANGE;
+    if (b->kind == BACK_MEM) {
+        memcpy(b->mem + off, buf, len);
+        return VD_OK;
+    }
+    return bench_pwrite_all(b->fd, off, buf, len);
 }
 
 vd_err bench_backing_sync(bench_backing *b)

@@ -34,6 +34,10 @@ typedef struct bench_backing bench_backing;
 /* Memory (zeroed, untouched pages cost nothing) or a new file at path. */
 vd_err bench_backing_new(bench_backend kind, const char *path, uint64_t bytes,
                          bench_backing **out);
+/* The whole transfer at off, retried on EINTR and short counts; VD_ERR_IO
+ * on an error or end of file. */
+vd_err bench_pread_all(int fd, uint64_t off, void *buf, size_t len);
+vd_err bench_pwrite_all(int fd, uint64_t off, const void *buf, size_t len);
 vd_err bench_backing_read(bench_backing *b, uint64_t off, void *buf, size_t len);
 vd_err bench_backing_write(bench_backing *b, uint64_t off, const void *buf, size_t len);
 vd_err bench_backing_sync(bench_backing *b);

@@ -91,44 +91,22 @@ vd_err bench_tgt_open(bench_tgt *t, const char *path, int flags, bench_fh **out)
 
 vd_err bench_fh_read(bench_fh *h, uint64_t off, void *buf, size_t n)
 {
-    uint8_t *p = buf;
     if (h->vf) {
         size_t done = 0;
         vd_err e = vd_file_read(h->vf, off, buf, n, &done);
         return e == VD_OK && done != n ? VD_ERR_IO : e;
     }
-    while (n > 0) {
-        ssize_t r = pread(h->fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return VD_ERR_IO;
-        p += r;
-        off += (uint64_t)r;
-        n -= (size_t)r;
-    }
-    return VD_OK;
+    return bench_pread_all(h->fd, off, buf, n);
 }
 
 vd_err bench_fh_write(bench_fh *h, uint64_t off, const void *buf, size_t n)
 {
-    const uint8_t *p = buf;
     if (h->vf) {
         size_t done = 0;
         vd_err e = vd_file_write(h->vf, off, buf, n, &done);
         return e == VD_OK && done != n ? VD_ERR_IO : e;
     }
-    while (n > 0) {
-        ssize_t r = pwrite(h->fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return VD_ERR_IO;
-        p += r;
-        off += (uint64_t)r;
-        n -= (size_t)r;
-    }
-    return VD_OK;
+    return bench_pwrite_all(h->fd, off, buf, n);
 }
 
 vd_err bench_fh_sync(bench_fh *h)
