@@ -204,15 +204,11 @@ int vt_cmd_info(const vt_cmd *cmd, vt_opts *o)
     vd_slot_info slots[VD_KEYSLOTS];
     keyed k;
     memset(&k, 0, sizeof k);
-    int sys = 0, rc = 0;
-    /* The header and key slots are read without the lock, so this works
-     * while a writer (vhdmount) has the image. */
-    vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
-    if (e != VD_OK)
-        return e == VD_ERR_BUSY ? cli_fail(VT_PROG, image, e,
-                                           "another program has it open for writing")
-                                : cli_fail_errno(VT_PROG, image, e, sys);
-    e = vd_image_probe(host, &info);
+    int rc = 0;
+    rc = vt_open_public(image, &host);
+    if (rc != 0)
+        return rc;
+    vd_err e = vd_image_probe(host, &info);
     if (e == VD_OK)
         e = vd_keyslot_list(host, slots);
     vd_host_file_close(host);

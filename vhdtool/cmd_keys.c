@@ -18,15 +18,10 @@ int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o)
     const char *image = o->pos[0];
     vd_host *host = NULL;
     vd_slot_info s[VD_KEYSLOTS];
-    int sys = 0;
-    /* The header and key slots are read without the lock, so this works
-     * while a writer (vhdmount) has the image. */
-    vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, &sys);
-    if (e != VD_OK)
-        return e == VD_ERR_BUSY ? cli_fail(VT_PROG, image, e,
-                                           "another program has it open for writing")
-                                : cli_fail_errno(VT_PROG, image, e, sys);
-    e = vd_keyslot_list(host, s);
+    int rc = vt_open_public(image, &host);
+    if (rc != 0)
+        return rc;
+    vd_err e = vd_keyslot_list(host, s);
     vd_host_file_close(host);
     if (e != VD_OK)
         return cli_fail(VT_PROG, image, e,

@@ -54,6 +54,10 @@ int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...)
 
 /* Open IMAGE (o->pos[0]) with the key options and mount its volume. */
 int vt_open_fs(vt_opts *o, int read_only, cli_image *ci);
+/* Open IMAGE's file for reading its public header and key slots only, without
+ * the lock, so info and keyslot list work while a writer (vhdmount) has it.
+ * Returns an exit status (the error printed). */
+int vt_open_public(const char *image, vd_host **host);
 /* Close, folding the close status into rc (the first error wins). */
 int vt_close(vt_opts *o, cli_image *ci, int rc);
 
