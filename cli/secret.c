@@ -49,6 +49,15 @@ static int secret_init(const char *prog, cli_secret *s, size_t cap)
     return 0;
 }
 
+/* The secret is out->buf[0, len), of slot type t. */
+static int secret_ready(cli_secret *out, vd_slot_type t, size_t len)
+{
+    out->u.type = t;
+    out->u.secret = out->buf;
+    out->u.len = len;
+    return 0;
+}
+
 /* Read at most cap bytes of fd into buf; *len = count; 1 if more was left. */
 static int read_fd(int fd, uint8_t *buf, size_t cap, size_t *len, int *more)
 {
@@ -112,10 +121,7 @@ int cli_secret_keyfile(const char *prog, const char *path, cli_secret *out)
         cli_secret_wipe(out);
         return CLI_EXIT_FAIL;
     }
-    out->u.type = VD_SLOT_KEYFILE;
-    out->u.secret = out->buf;
-    out->u.len = len;
-    return 0;
+    return secret_ready(out, VD_SLOT_KEYFILE, len);
 }
 
 /* The passphrase is the first line (without its "\n" or "\r\n"), so files
@@ -144,10 +150,7 @@ int cli_secret_passphrase_file(const char *prog, const char *path, cli_secret *o
         cli_secret_wipe(out);
         return CLI_EXIT_FAIL;
     }
-    out->u.type = VD_SLOT_PASSPHRASE;
-    out->u.secret = out->buf;
-    out->u.len = len;
-    return 0;
+    return secret_ready(out, VD_SLOT_PASSPHRASE, len);
 }
 
 /* One line from the terminal with echo off; the terminal is restored on
@@ -225,10 +228,7 @@ int cli_secret_passphrase_prompt(const char *prog, const char *prompt, int confi
         cli_secret_wipe(out);
         return rc;
     }
-    out->u.type = VD_SLOT_PASSPHRASE;
-    out->u.secret = out->buf;
-    out->u.len = (size_t)len;
-    return 0;
+    return secret_ready(out, VD_SLOT_PASSPHRASE, (size_t)len);
 }
 
 /* 32 raw bytes, or 64 hex digits with optional trailing whitespace. */
@@ -263,26 +263,23 @@ static int key32(const char *prog, const char *path, const char *what, cli_secre
     return CLI_EXIT_FAIL;
 }
 
+/* Both X25519 keys of a SEALED slot: the secret one opens, the public
+ * one adds. */
+static int sealed_key(const char *prog, const char *path, const char *what,
+                      cli_secret *out)
+{
+    int rc = key32(prog, path, what, out);
+    return rc ? rc : secret_ready(out, VD_SLOT_SEALED, VD_X25519_BYTES);
+}
+
 int cli_secret_identity(const char *prog, const char *path, cli_secret *out)
 {
-    int rc = key32(prog, path, "an X25519 secret key", out);
-    if (rc)
-        return rc;
-    out->u.type = VD_SLOT_SEALED;
-    out->u.secret = out->buf;
-    out->u.len = VD_X25519_BYTES;
-    return 0;
+    return sealed_key(prog, path, "an X25519 secret key", out);
 }
 
 int cli_secret_pubkey(const char *prog, const char *path, cli_secret *out)
 {
-    int rc = key32(prog, path, "an X25519 public key", out);
-    if (rc)
-        return rc;
-    out->u.type = VD_SLOT_SEALED;
-    out->u.secret = out->buf;
-    out->u.len = VD_X25519_BYTES;
-    return 0;
+    return sealed_key(prog, path, "an X25519 public key", out);
 }
 
 int cli_secret_get(const char *prog, const char *image, const cli_keyopts *k,
