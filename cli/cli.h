@@ -111,6 +111,7 @@ typedef struct cli_image {
     vd_anchor *anchor;
     vd_image *img;
     vd_fs *fs; /* after cli_fs_mount */
+    vd_err err; /* why cli_image_open failed in the library, else VD_OK */
 } cli_image;
 
 enum {

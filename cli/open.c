@@ -49,6 +49,7 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     int sys = 0;
     vd_err e = vd_host_file_open(path, hflags, &out->host, &sys);
     if (e != VD_OK) {
+        out->err = e;
         if (e == VD_ERR_BUSY)
             return cli_fail(prog, path, e, "another program has it open for writing");
         return cli_fail_errno(prog, path, e, sys);
@@ -92,6 +93,7 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
         rc = cli_fail(prog, path, e, open_detail(e, &s));
         cli_secret_wipe(&s);
         cli_image_release(out);
+        out->err = e;
         return rc;
     }
     cli_secret_wipe(&s);

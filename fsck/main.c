@@ -283,14 +283,16 @@ static int check_slots(fsck_run *r, const vd_host *host)
     return 0;
 }
 
-static int open_status(int rc)
+static int open_status(int rc, vd_err e)
 {
     if (rc == CLI_EXIT_USAGE)
         return FSCK_USAGE;
     /* The image opened far enough to show tampering (a superblock or the
      * header failed authentication, a rollback): an integrity violation
-     * nothing here can repair. Anything else stopped us from checking. */
-    if (rc == CLI_EXIT_INTEGRITY)
+     * nothing here can repair. Anything else — including a file that is
+     * not a vdisk image at all (VD_ERR_CORRUPT) — stopped us from
+     * checking (vhdfsck(8)). */
+    if (rc == CLI_EXIT_INTEGRITY && e != VD_ERR_CORRUPT)
         return FSCK_LEFT;
     return FSCK_OPERATIONAL;
 }
@@ -301,7 +303,7 @@ static int run(fsck_run *r, const cli_keyopts *k)
     int flags = r->mode == VD_FSCK_CHECK ? CLI_OPEN_READONLY : 0;
     int rc = cli_image_open(PROG, r->image, k, flags, 0, &ci);
     if (rc != 0)
-        return open_status(rc);
+        return open_status(rc, ci.err);
     int status = FSCK_OPERATIONAL, checked = 0;
     vd_fsck_result res;
     double secs = 0;
