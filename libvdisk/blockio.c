@@ -135,27 +135,17 @@ static void fill_entry(vd_image *img, uint32_t t, uint32_t level, uint64_t idx,
     vc_insert(&img->cache, t);
 }
 
-static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
-                         const uint8_t *ct_or_null, uint32_t *out)
+/* Verify block (level, idx) against its candidate versions into pt,
+ * reading its ciphertext unless the caller has it (ct_or_null). The block
+ * does not enter the cache. */
+static vd_err verify_into(vd_image *img, uint32_t level, uint64_t idx,
+                          const mt_version *cand, unsigned n,
+                          const uint8_t *ct_or_null, uint8_t *pt,
+                          mt_version *matched_out)
 {
     uint64_t phys = vd_phys_of(img, level, idx);
-    mt_version cand[2], matched;
-    unsigned n;
-    vd_err e = expected_versions(img, level, idx, cand, &n);
-    if (e != VD_OK)
-        return e;
-    /* The parent load may have brought this block in (never for a tree,
-     * but cheap to check and keeps the cache free of duplicates). */
-    uint32_t t = vc_lookup(&img->cache, phys);
-    if (t != VC_NONE) {
-        img->cache.e[t].pins++;
-        *out = t;
-        return VD_OK;
-    }
-    e = vd_cache_take(img, &t);
-    if (e != VD_OK)
-        return e;
-    uint8_t *pt = img->cache.e[t].buf;
+    mt_version matched;
+    vd_err e = VD_OK;
     if (all_none(cand, n)) {
         memset(pt, 0, VDF_BLOCK);
         matched = cand[0];
@@ -168,7 +158,6 @@ static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
         if (e == VD_OK)
             e = accept_block(img, phys, ct, cand, n, pt, &matched);
         if (e != VD_OK) {
-            vc_drop(&img->cache, t);
             /* A tree node that fails authentication poisons the handle
              * (sticky, like Gramine's PF_STATUS_CORRUPTED); a data block
              * only fails its own reads. A scrub reports the node's range
@@ -190,6 +179,36 @@ static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
     vd_jentry *j = img->nrecov ? vd_recov_find(img, phys) : NULL;
     if (j)
         j->before = j->after = matched;
+    *matched_out = matched;
+    return VD_OK;
+}
+
+static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
+                         const uint8_t *ct_or_null, uint32_t *out)
+{
+    mt_version cand[2];
+    unsigned n;
+    vd_err e = expected_versions(img, level, idx, cand, &n);
+    if (e != VD_OK)
+        return e;
+    /* The parent load may have brought this block in (never for a tree,
+     * but cheap to check and keeps the cache free of duplicates). */
+    uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, level, idx));
+    if (t != VC_NONE) {
+        img->cache.e[t].pins++;
+        *out = t;
+        return VD_OK;
+    }
+    e = vd_cache_take(img, &t);
+    if (e != VD_OK)
+        return e;
+    mt_version matched;
+    e = verify_into(img, level, idx, cand, n, ct_or_null, img->cache.e[t].buf,
+                    &matched);
+    if (e != VD_OK) {
+        vc_drop(&img->cache, t);
+        return e;
+    }
     fill_entry(img, t, level, idx, &matched);
     *out = t;
     return VD_OK;
@@ -218,6 +237,25 @@ vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count)
         e = load_block(img, 0, lbn + i, img->runbuf + (size_t)i * VDF_BLOCK, &t);
         if (e == VD_OK)
             vd_unpin(img, t);
+    }
+    return e;
+}
+
+vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
+                        uint8_t *out)
+{
+    if (count > VD_RUN_MAX)
+        count = VD_RUN_MAX;
+    vd_err e = vd_io_read(img, vd_phys_of(img, 0, lbn) * VDF_BLOCK, img->runbuf,
+                          (size_t)count * VDF_BLOCK);
+    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        mt_version cand[2], matched;
+        unsigned n;
+        e = expected_versions(img, 0, lbn + i, cand, &n);
+        if (e == VD_OK)
+            e = verify_into(img, 0, lbn + i, cand, n,
+                            img->runbuf + (size_t)i * VDF_BLOCK,
+                            out + (size_t)i * VDF_BLOCK, &matched);
     }
     return e;
 }

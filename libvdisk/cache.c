@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "crypto/crypto.h"
 #include "image_format.h"
@@ -10,6 +11,24 @@ static uint32_t vc_hash(const vd_cache *c, uint64_t phys)
 {
     uint64_t h = phys * 0x9E3779B97F4A7C15ull;
     return (uint32_t)(h >> 32) & (c->nbuckets - 1);
+}
+
+/* The block buffers. Large budgets go to 2 MiB-aligned memory marked for
+ * transparent huge pages where the kernel offers them: a fresh handle then
+ * takes one page fault per 2 MiB of cache it fills instead of one per
+ * block, which is most of the cost of the first reads after an open. */
+#define CACHE_HUGE ((size_t)2 << 20)
+static uint8_t *cache_mem_alloc(size_t bytes)
+{
+    if (bytes < CACHE_HUGE)
+        return aligned_alloc(VDF_BLOCK, bytes);
+    size_t rounded = (bytes + CACHE_HUGE - 1) / CACHE_HUGE * CACHE_HUGE;
+    uint8_t *m = aligned_alloc(CACHE_HUGE, rounded);
+#ifdef MADV_HUGEPAGE
+    if (m)
+        (void)madvise(m, rounded, MADV_HUGEPAGE); /* a hint: failure is fine */
+#endif
+    return m;
 }
 
 int vc_init(vd_cache *c, uint32_t nentries)
@@ -23,8 +42,9 @@ int vc_init(vd_cache *c, uint32_t nentries)
         c->nbuckets <<= 1;
     c->e = calloc(nentries, sizeof *c->e);
     c->bucket = malloc(sizeof *c->bucket * c->nbuckets);
-    c->mem = aligned_alloc(VDF_BLOCK, (size_t)nentries * VDF_BLOCK);
-    if (!c->e || !c->bucket || !c->mem) {
+    c->dirty = malloc(sizeof *c->dirty * nentries);
+    c->mem = cache_mem_alloc((size_t)nentries * VDF_BLOCK);
+    if (!c->e || !c->bucket || !c->dirty || !c->mem) {
         vc_destroy(c);
         return -1;
     }
@@ -43,10 +63,11 @@ int vc_init(vd_cache *c, uint32_t nentries)
 void vc_destroy(vd_cache *c)
 {
     if (c->mem) /* plaintext of the disk: wipe before returning memory */
-        vdc_memzero(c->mem, (size_t)c->n * VDF_BLOCK);
+        vdc_memzero(c->mem, (size_t)c->touched * VDF_BLOCK);
     free(c->mem);
     free(c->e);
     free(c->bucket);
+    free(c->dirty);
     memset(c, 0, sizeof *c);
 }
 
@@ -105,6 +126,8 @@ uint32_t vc_take(vd_cache *c)
     if (i != VC_NONE) {
         c->nfree_head = c->e[i].hnext;
         c->e[i].hnext = VC_NONE;
+        if (i >= c->touched)
+            c->touched = i + 1;
         return i;
     }
     for (i = c->tail; i != VC_NONE; i = c->e[i].prev)
@@ -127,6 +150,19 @@ void vc_insert(vd_cache *c, uint32_t i)
     lru_push_head(c, i);
 }
 
+static void dirty_add(vd_cache *c, uint32_t i)
+{
+    c->e[i].dpos = c->ndirty;
+    c->dirty[c->ndirty++] = i;
+}
+
+static void dirty_remove(vd_cache *c, uint32_t i)
+{
+    uint32_t last = c->dirty[--c->ndirty];
+    c->dirty[c->e[i].dpos] = last;
+    c->e[last].dpos = c->e[i].dpos;
+}
+
 void vc_drop(vd_cache *c, uint32_t i)
 {
     vc_entry *e = &c->e[i];
@@ -135,7 +171,7 @@ void vc_drop(vd_cache *c, uint32_t i)
         hash_unlink(c, i);
     }
     if (e->dirty)
-        c->ndirty--;
+        dirty_remove(c, i);
     memset(e->buf, 0, VDF_BLOCK);
     e->valid = e->dirty = 0;
     e->pins = 0;
@@ -146,18 +182,18 @@ void vc_drop(vd_cache *c, uint32_t i)
 void vc_set_dirty(vd_cache *c, uint32_t i, int dirty)
 {
     if (c->e[i].dirty && !dirty)
-        c->ndirty--;
+        dirty_remove(c, i);
     else if (!c->e[i].dirty && dirty)
-        c->ndirty++;
+        dirty_add(c, i);
     c->e[i].dirty = (uint8_t)(dirty != 0);
 }
 
-uint32_t vc_available(const vd_cache *c)
+uint32_t vc_available(const vd_cache *c, uint32_t limit)
 {
     uint32_t n = 0;
-    for (uint32_t i = c->nfree_head; i != VC_NONE; i = c->e[i].hnext)
+    for (uint32_t i = c->nfree_head; i != VC_NONE && n < limit; i = c->e[i].hnext)
         n++;
-    for (uint32_t i = c->tail; i != VC_NONE; i = c->e[i].prev)
+    for (uint32_t i = c->tail; i != VC_NONE && n < limit; i = c->e[i].prev)
         if (!c->e[i].dirty && c->e[i].pins == 0)
             n++;
     return n;

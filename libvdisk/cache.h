@@ -21,6 +21,7 @@ typedef struct vc_entry {
     uint32_t hnext;      /* hash chain */
     uint32_t prev, next; /* LRU list, most recent at head */
     uint32_t pins;
+    uint32_t dpos;       /* index in vd_cache.dirty while dirty */
     uint8_t level;       /* 0 data, >= 1 node */
     uint8_t valid, dirty;
     uint8_t *buf;        /* VDF_BLOCK bytes */
@@ -34,7 +35,11 @@ typedef struct vd_cache {
     uint32_t head, tail; /* LRU */
     uint32_t nfree_head; /* free list through hnext */
     uint32_t ndirty;
+    uint32_t *dirty;     /* the ndirty dirty entries, in no order: a sync
+                            visits them without walking the whole cache */
     uint8_t *mem;        /* all block buffers */
+    uint32_t touched;    /* entries [0, touched) were ever handed out: only
+                            they can hold plaintext to wipe */
 } vd_cache;
 
 /* 0 / -1 (out of memory). nentries >= 16. */
@@ -51,7 +56,9 @@ void vc_insert(vd_cache *c, uint32_t i);
 /* Drop an entry (e.g. a block that failed verification). */
 void vc_drop(vd_cache *c, uint32_t i);
 void vc_set_dirty(vd_cache *c, uint32_t i, int dirty);
-/* Number of entries that could be taken right now. */
-uint32_t vc_available(const vd_cache *c);
+/* Number of entries that could be taken right now, counted only up to
+ * limit (the walk stops there: a sync asks for what it needs, not for a
+ * census of the whole cache). */
+uint32_t vc_available(const vd_cache *c, uint32_t limit);
 
 #endif

@@ -576,9 +576,10 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
                    vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i + run)) == VC_NONE)
                 run++;
             if (run > 1) {
-                e = vd_load_data_run(img, lbn + i, run);
-                if (e != VD_OK)
-                    break;
+                /* A bulk read: straight into the caller's buffer. */
+                e = vd_read_data_run(img, lbn + i, run, out + (size_t)i * VDF_BLOCK);
+                i += run - 1;
+                continue;
             }
             e = vd_get_block(img, 0, lbn + i, &t);
             if (e != VD_OK)

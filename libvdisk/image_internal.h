@@ -118,6 +118,12 @@ static inline void vd_unpin(vd_image *img, uint32_t i)
 /* Read up to VD_RUN_MAX consecutive uncached data blocks with one host
  * read and verify them into the cache (not pinned). */
 vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count);
+/* The same, verified into out (count blocks) without entering the cache:
+ * a bulk read neither pays for cache entries nor evicts the tree nodes and
+ * metadata that the next small access needs. The blocks must not be in the
+ * cache (a dirty one would be newer than the host's). */
+vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
+                        uint8_t *out);
 /* Entry for a new data block, without reading it (full overwrite). */
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */

@@ -104,12 +104,17 @@ static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
     return k;
 }
 
-/* Cache entries a round may pin for nodes: what can be taken now, less
- * room for one transient root-to-leaf path while nodes are loaded. */
-static uint32_t node_room(const vd_image *img)
+/* Cache entries a round over nleaves leaves may pin for nodes: what can be
+ * taken now, less room for one transient root-to-leaf path while nodes are
+ * loaded. Never more than those leaves could need (one node per leaf per
+ * level), so a small sync does not walk the whole cache. */
+static uint32_t node_room(const vd_image *img, uint32_t nleaves)
 {
-    uint32_t room = vc_available(&img->cache);
-    return room > img->geo.height + 4 ? room - img->geo.height - 4 : 0;
+    const uint64_t slack = (uint64_t)img->geo.height + 4;
+    uint64_t need = (uint64_t)nleaves * img->geo.height + 1 + slack;
+    uint32_t room = vc_available(&img->cache,
+                                 need < img->cache.n ? (uint32_t)need : img->cache.n);
+    return room > slack ? room - (uint32_t)slack : 0;
 }
 
 /* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
@@ -117,7 +122,12 @@ static vd_err round_build(vd_image *img, vd_round *r)
 {
     const mt_geometry *g = &img->geo;
     vd_err e = VD_OK;
-    r->j = calloc((size_t)img->jcap + 1, sizeof *r->j);
+    /* Journal entries: each leaf, at most one node per leaf on every level
+     * below the root, and the root (round_limit keeps it within jcap). */
+    uint64_t nj_max = (uint64_t)r->n[0] * g->height + 1;
+    if (nj_max > (uint64_t)img->jcap + 1)
+        nj_max = (uint64_t)img->jcap + 1;
+    r->j = calloc((size_t)nj_max, sizeof *r->j);
     if (!r->j)
         return VD_ERR_NOMEM;
 
@@ -385,9 +395,10 @@ vd_err vd_sync_locked(vd_image *img)
         return VD_ERR_NOMEM;
     }
     uint32_t n = 0;
-    for (uint32_t i = 0; i < img->cache.n; i++) {
+    for (uint32_t d = 0; d < img->cache.ndirty; d++) {
+        uint32_t i = img->cache.dirty[d];
         vc_entry *ce = &img->cache.e[i];
-        if (ce->valid && ce->dirty && ce->level == 0) {
+        if (ce->valid && ce->level == 0) {
             leaves[n].idx = ce->idx;
             leaves[n].ent = i;
             ce->pins++;
@@ -397,7 +408,8 @@ vd_err vd_sync_locked(vd_image *img)
     qsort(leaves, n, sizeof *leaves, cmp_change);
     uint32_t done = 0;
     while (e == VD_OK && done < n) {
-        uint32_t take = round_limit(img, leaves + done, n - done, node_room(img));
+        uint32_t take = round_limit(img, leaves + done, n - done,
+                                    node_room(img, n - done));
         if (take == 0) {
             e = VD_ERR_NOMEM;
             break;
@@ -440,7 +452,7 @@ vd_err vd_recover_commit(vd_image *img)
     if (e == VD_OK && n > 0) {
         /* Sorted already (journal is sorted by phys). One round: the
          * journal must be replaced by a commit covering all of it. */
-        if (round_limit(img, leaves, n, node_room(img)) != n)
+        if (round_limit(img, leaves, n, node_room(img, n)) != n)
             e = VD_ERR_NOMEM;
         else
             e = run_round(img, leaves, n);
