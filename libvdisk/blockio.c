@@ -225,22 +225,6 @@ vd_err vd_get_block(vd_image *img, uint32_t level, uint64_t idx, uint32_t *out)
     return load_block(img, level, idx, NULL, out);
 }
 
-vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count)
-{
-    /* One host read for a run of uncached data blocks, then verify each. */
-    if (count > VD_RUN_MAX)
-        count = VD_RUN_MAX;
-    vd_err e = vd_io_read(img, vd_phys_of(img, 0, lbn) * VDF_BLOCK, img->runbuf,
-                          (size_t)count * VDF_BLOCK);
-    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
-        uint32_t t;
-        e = load_block(img, 0, lbn + i, img->runbuf + (size_t)i * VDF_BLOCK, &t);
-        if (e == VD_OK)
-            vd_unpin(img, t);
-    }
-    return e;
-}
-
 vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
                         uint8_t *out)
 {

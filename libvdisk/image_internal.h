@@ -28,6 +28,8 @@ struct vd_image {
     int have_anchor;
     vd_anchor_mode anchor_mode;
     int sync_explicit; /* inside vd_image_sync / vd_image_close */
+    int unflushed;     /* a commit record awaits the next flush (an
+                          implicit commit defers its last flush) */
     int read_only;
     vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
     /* Inside vd_image_scrub / vd_fsck: a tree node that fails is reported
@@ -116,10 +118,8 @@ static inline void vd_unpin(vd_image *img, uint32_t i)
     img->cache.e[i].pins--;
 }
 /* Read up to VD_RUN_MAX consecutive uncached data blocks with one host
- * read and verify them into the cache (not pinned). */
-vd_err vd_load_data_run(vd_image *img, uint64_t lbn, uint32_t count);
-/* The same, verified into out (count blocks) without entering the cache:
- * a bulk read neither pays for cache entries nor evicts the tree nodes and
+ * read and verify them into out (count blocks) without the cache: a bulk
+ * read neither pays for cache entries nor evicts the tree nodes and
  * metadata that the next small access needs. The blocks must not be in the
  * cache (a dirty one would be newer than the host's). */
 vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,

@@ -5,6 +5,7 @@
  * in runs, verifying each run's path first, and skips a bad node's range
  * after reporting it. Nothing here trusts a block it could not verify: a
  * bad node never enters the cache, so later reads under it still fail. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "image_internal.h"
@@ -46,6 +47,7 @@ typedef struct scrub {
     vd_image *img;
     const vd_scrub_ops *ops;
     vd_scrub_stats *st;
+    uint8_t *out; /* VD_RUN_MAX blocks: verified plaintext, thrown away */
 } scrub;
 
 static vd_err report(scrub *s, const vd_bad_range *r)
@@ -154,14 +156,15 @@ static vd_err scrub_locked(scrub *s)
         if (e == VD_OK) {
             int unwritten = never_written(img, t, lbn, n);
             vd_unpin(img, t);
-            e = unwritten ? VD_OK : vd_load_data_run(img, lbn, n);
+            /* Verified outside the cache: a scrub reads each block once,
+             * and must not push the tree nodes out while it does. */
+            e = unwritten ? VD_OK : vd_read_data_run(img, lbn, n, s->out);
             if (e == VD_OK) {
                 s->st->blocks += n;
                 s->st->blocks_ok += n;
                 lbn += n;
             } else if (e == VD_ERR_AUTH) {
-                /* Which block(s): again one at a time (the good ones of
-                 * the run are cached by now). */
+                /* Which block(s): again one at a time. */
                 e = scrub_each(s, lbn, n, &lbn);
             }
         } else if (e == VD_ERR_AUTH) {
@@ -184,10 +187,16 @@ vd_err vd_image_scrub(vd_image *img, const vd_scrub_ops *ops, vd_scrub_stats *st
     if (e == VD_OK) {
         int was = img->tolerate_nodes;
         uint64_t read0 = img->stat_bytes_read;
-        scrub s = {img, ops, st};
+        scrub s = {img, ops, st, aligned_alloc(VDF_BLOCK, (size_t)VD_RUN_MAX * VDF_BLOCK)};
+        if (!s.out) {
+            (void)pthread_mutex_unlock(&img->lock);
+            return VD_ERR_NOMEM;
+        }
         img->tolerate_nodes = 1;
         e = scrub_locked(&s);
         img->tolerate_nodes = was;
+        vdc_memzero(s.out, (size_t)VD_RUN_MAX * VDF_BLOCK); /* plaintext */
+        free(s.out);
         st->bytes_read = img->stat_bytes_read - read0;
     }
     (void)pthread_mutex_unlock(&img->lock);

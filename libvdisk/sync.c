@@ -335,12 +335,21 @@ static vd_err round_commit(vd_image *img, vd_round *r)
         img->epoch = epoch; /* the IN_PROGRESS record of epoch is on disk */
         e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, NULL, 0);
     }
-    if (e == VD_OK)
+    /* The last flush makes the commit durable, which only an explicit sync
+     * promises, and which an anchor advanced now must not run ahead of. An
+     * implicit commit (cache pressure) leaves its record to the next flush:
+     * the next round's first flush, or the explicit sync's. A crash before
+     * that finds this round's IN_PROGRESS record, already durable, and
+     * resolves it as C1 says. */
+    int defer = !img->sync_explicit &&
+                !(img->have_anchor && img->anchor_mode == VD_ANCHOR_EVERY_COMMIT);
+    if (e == VD_OK && !defer)
         e = vd_io_flush(img);
     if (e != VD_OK) {
         img->failed = e;
         return e;
     }
+    img->unflushed = defer;
     img->committed = epoch;
     img->root = *root_after;
     img->sb_state = SB_STATE_COMMITTED;
@@ -385,7 +394,17 @@ vd_err vd_sync_locked(vd_image *img)
         return VD_ERR_FAILED;
     if (img->read_only)
         return VD_OK;
-    vd_err e = advance_anchor(img);
+    vd_err e = VD_OK;
+    if (img->unflushed && img->sync_explicit) {
+        /* An implicit commit's record, before anything is acknowledged. */
+        e = vd_io_flush(img);
+        if (e != VD_OK) {
+            img->failed = e;
+            return e;
+        }
+        img->unflushed = 0;
+    }
+    e = advance_anchor(img);
     if (e != VD_OK || img->cache.ndirty == 0)
         return e;
     img->in_sync = 1;
