@@ -128,6 +128,10 @@ vd_fs *bench_vol_fs(bench_vol *v);
 vd_err bench_vol_reopen(bench_vol *v);
 /* The image's counters (full modes only; VD_ERR_UNSUPPORTED otherwise). */
 vd_err bench_vol_info(bench_vol *v, vd_image_info *info);
+/* Reopen, then vd_image_scrub (what vhdfsck verifies first), timed: the
+ * seconds and the bytes of blocks it decrypted and verified.
+ * VD_ERR_UNSUPPORTED for the non-image modes. */
+vd_err bench_vol_scrub(bench_vol *v, double *secs, uint64_t *bytes);
 vd_err bench_vol_free(bench_vol *v);
 
 /* ---- target.c ---- */
@@ -148,6 +152,7 @@ vd_err bench_tgt_sync(bench_tgt *t);
 /* Remount (volumes) or sync (+ drop caches) so reads reach the device. */
 vd_err bench_tgt_reopen(bench_tgt *t);
 vd_err bench_tgt_info(bench_tgt *t, vd_image_info *info);
+vd_err bench_tgt_scrub(bench_tgt *t, double *secs, uint64_t *bytes);
 vd_err bench_tgt_free(bench_tgt *t);
 
 /* ---- workloads.c ---- */

@@ -8,6 +8,8 @@
 const bench_wl bench_workloads[] = {
     {"seq-write", "sequential write, 1 MiB writes + one fsync"},
     {"seq-read", "sequential read, 1 MiB reads, after a remount"},
+    {"fsck-verify", "vd_image_scrub after a remount, every written block "
+                    "verified (vhdfsck's first pass); image modes only"},
     {"rand-read", "random 4 KiB reads, after a remount"},
     {"rand-write", "random 4 KiB writes, fsync every 8"},
     {"oltp", "OLTP-like: 4 random 8 KiB pages 70% read / 30% write, fsync per transaction"},

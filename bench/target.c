@@ -170,6 +170,11 @@ vd_err bench_tgt_info(bench_tgt *t, vd_image_info *info)
     return t->is_dir ? VD_ERR_UNSUPPORTED : bench_vol_info(t->vol, info);
 }
 
+vd_err bench_tgt_scrub(bench_tgt *t, double *secs, uint64_t *bytes)
+{
+    return t->is_dir ? VD_ERR_UNSUPPORTED : bench_vol_scrub(t->vol, secs, bytes);
+}
+
 /* Remove the session's tree under a directory target. */
 static vd_err rm_tree(const char *dir)
 {
