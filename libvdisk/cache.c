@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "crypto/crypto.h"
 #include "image_format.h"
@@ -13,22 +12,14 @@ static uint32_t vc_hash(const vd_cache *c, uint64_t phys)
     return (uint32_t)(h >> 32) & (c->nbuckets - 1);
 }
 
-/* The block buffers. Large budgets go to 2 MiB-aligned memory marked for
- * transparent huge pages where the kernel offers them: a fresh handle then
- * takes one page fault per 2 MiB of cache it fills instead of one per
- * block, which is most of the cost of the first reads after an open. */
+/* The block buffers. Large budgets are 2 MiB aligned, so the host can
+ * back them with huge pages (vd_host.mem_advise; image.c asks). */
 #define CACHE_HUGE ((size_t)2 << 20)
 static uint8_t *cache_mem_alloc(size_t bytes)
 {
     if (bytes < CACHE_HUGE)
         return aligned_alloc(VDF_BLOCK, bytes);
-    size_t rounded = (bytes + CACHE_HUGE - 1) / CACHE_HUGE * CACHE_HUGE;
-    uint8_t *m = aligned_alloc(CACHE_HUGE, rounded);
-#ifdef MADV_HUGEPAGE
-    if (m)
-        (void)madvise(m, rounded, MADV_HUGEPAGE); /* a hint: failure is fine */
-#endif
-    return m;
+    return aligned_alloc(CACHE_HUGE, (bytes + CACHE_HUGE - 1) / CACHE_HUGE * CACHE_HUGE);
 }
 
 int vc_init(vd_cache *c, uint32_t nentries)

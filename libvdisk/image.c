@@ -323,6 +323,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         return VD_ERR_INVAL;
     if (vc_init(&img->cache, (uint32_t)entries) != 0)
         return VD_ERR_NOMEM;
+    if (img->host.mem_advise)
+        img->host.mem_advise(img->host.ctx, img->cache.mem, (size_t)entries * VDF_BLOCK);
     img->dirty_limit = (uint32_t)entries / 2;
     img->jcap = img->hdr.journal_blocks * JE_PER_BLOCK;
     img->scratch = aligned_alloc(VDF_BLOCK, VDF_BLOCK);

@@ -25,7 +25,7 @@
 #include "merkle/merkle.h"
 
 #define VDF_BLOCK 4096u
-#define VDF_FORMAT_VERSION 1u
+#define VDF_FORMAT_VERSION 2u
 
 /* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
 #define VHD_FOOTER_BYTES 512u
@@ -128,7 +128,8 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
 #define SB_OFF_JDIGEST 112u      /* BLAKE2b-256 of the journal blocks used */
 #define SB_OFF_TIME_NS 144u      /* untrusted wall clock of the write */
 #define SB_OFF_INLINE 160u       /* inline journal entries */
-#define SB_OFF_MAC 4064u         /* keyed BLAKE2b-256 of image_id || [0, 4064) */
+#define SB_OFF_MAC 4064u         /* keyed BLAKE2b-256 of image_id || [0, SB_OFF_INLINE
+                                    + inline entries used); zeros up to here */
 
 #define SB_STATE_COMMITTED 1u
 #define SB_STATE_IN_PROGRESS 2u

@@ -104,6 +104,13 @@ if [[ $peers == 1 ]]; then
     size=4G
     [[ $quick == 1 ]] && size=1G
     "$BUILD_DIR/mkvhd/mkvhd" --size "$size" --new-key-file "$p/vhd.key" "$p/peer.vhd"
+    # Read once, so the image's pages are in the page cache as a
+    # long-lived image's are: on this VM a write into a never-touched
+    # page-cache page costs 350-1,000 MB/s against ~9 GB/s into a cached
+    # one, and a fresh image would pay that on every region FAT allocates,
+    # while the other peers' new files reuse the pages their deleted ones
+    # freed (docs/PERFORMANCE.md, "Sequential write through FUSE").
+    cat "$p/peer.vhd" >/dev/null
     "$BUILD_DIR/fusemount/vhdmount" --key-file "$p/vhd.key" "$p/peer.vhd" "$p/vhdmount"
     mounts+=("$p/vhdmount")
     args+=(--peer "vhdmount=$p/vhdmount")
@@ -113,6 +120,7 @@ if [[ $peers == 1 ]]; then
     # insecure option, see vhdmount(8)): full vs this is the rollback
     # detection's cost through FUSE. Its files go at unmount.
     truncate -s "$size" "$p/peer-aead.dat"
+    cat "$p/peer-aead.dat" >/dev/null
     "$BUILD_DIR/fusemount/vhdmount" --bench-device "aead:$p/peer-aead.dat" "$p/vhdmount-aead"
     mounts+=("$p/vhdmount-aead")
     args+=(--peer "vhdmount-aead=$p/vhdmount-aead")

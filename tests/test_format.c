@@ -327,7 +327,7 @@ static void test_header_layout_values(void **state)
                     continue;
                 }
                 assert_int_equal(rc, 0);
-                assert_int_equal(h.format_version, 1);
+                assert_int_equal(h.format_version, 2);
                 assert_int_equal(h.nblocks, n);
                 assert_int_equal(h.fanout, fan);
                 assert_int_equal(h.height, height);
@@ -480,7 +480,7 @@ static void test_header_bytes(void **state)
     vd_header_encode(&h, b);
 
     assert_memory_equal(b + 0, "VDISKIMG", 8);
-    static const uint8_t ver[4] = {0x01, 0x00, 0x00, 0x00};
+    static const uint8_t ver[4] = {0x02, 0x00, 0x00, 0x00};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t bytes4096[4] = {0x00, 0x10, 0x00, 0x00};
     assert_memory_equal(b + 12, bytes4096, 4);
@@ -687,7 +687,7 @@ static void test_header_unsupported(void **state)
     uint8_t good[VDF_BLOCK], b[VDF_BLOCK];
     vd_header_encode(&h, good);
 
-    const uint32_t versions[] = {0, 2, 0x100, UINT32_MAX};
+    const uint32_t versions[] = {0, 1, 3, UINT32_MAX}; /* 1: before the short superblock MAC */
     for (size_t i = 0; i < 4; i++) {
         memcpy(b, good, sizeof b);
         t_le32(b + HDR_OFF_VERSION, versions[i]);
@@ -874,7 +874,7 @@ static void test_super_bytes(void **state)
     memset(b, 0xee, sizeof b);
     vd_super_encode(&s, b);
     assert_memory_equal(b + 0, "VDSUPER1", 8);
-    static const uint8_t ver[4] = {1, 0, 0, 0};
+    static const uint8_t ver[4] = {2, 0, 0, 0};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t slot[4] = {1, 0, 0, 0};
     assert_memory_equal(b + 12, slot, 4);
@@ -973,7 +973,7 @@ static void test_super_rejects(void **state)
     b[7] = '2';
     assert_int_equal(vd_super_decode(&d, b), -2);
     vd_super_encode(&s, b);
-    t_le32(b + SB_OFF_VERSION, 2);
+    t_le32(b + SB_OFF_VERSION, 1);
     assert_int_equal(vd_super_decode(&d, b), -2);
     vd_super_encode(&s, b);
     assert_int_equal(vd_super_decode(&d, b), 0);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "advise.h"
 #include "vdisk/host.h"
 
 /* The host and its private context share one allocation; host.ctx points
@@ -282,6 +283,7 @@ vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
     fh->host.size = file_size;
     fh->host.truncate = file_truncate;
     fh->host.now = file_now;
+    fh->host.mem_advise = vdh_mem_advise;
     *out = &fh->host;
     return VD_OK;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "advise.h"
 #include "vdisk/host.h"
 
 #define MEM_CLOCK_START_NS ((int64_t)1700000000 * 1000000000)
@@ -237,6 +238,7 @@ vd_err vd_host_mem_new(vd_host **out)
     m->host.size = mem_size;
     m->host.truncate = mem_truncate;
     m->host.now = mem_now;
+    m->host.mem_advise = vdh_mem_advise;
     *out = &m->host;
     return VD_OK;
 }

@@ -86,6 +86,12 @@ typedef struct vd_host {
     /* Wall-clock time in nanoseconds since the Unix epoch. Untrusted: used
      * for timestamps only, clamped by the caller. May be NULL. */
     int (*now)(void *ctx, int64_t *ns);
+    /* Optional hint (may be NULL): the core has allocated [addr, addr +
+     * len), a large, long-lived buffer (the block cache, 2 MiB aligned),
+     * and the host may back it with huge pages (madvise MADV_HUGEPAGE).
+     * The core makes no memory-mapping calls itself (an enclave host leaves
+     * this NULL). */
+    void (*mem_advise)(void *ctx, void *addr, size_t len);
 } vd_host;
 
 /* ---- Freshness anchor (R4) ------------------------------------------------
