@@ -217,6 +217,8 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     int rc = CLI_EXIT_FAIL;
     struct fuse_loop_config *lc = NULL;
     int mounted = 0, handlers = 0;
+    /* Before mounting: afterwards resolving the path would ask this server. */
+    c->real_mountpoint = realpath(m->mountpoint, NULL);
     if (fuse_mount(f, m->mountpoint) != 0) {
         cli_errorf(PROG, m->mountpoint, "the kernel refused the FUSE mount (see above)");
         goto out;
@@ -250,6 +252,8 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     if (rc != CLI_EXIT_OK)
         vmnt_log(c, LOG_ERR, "the FUSE session failed (%d)", r);
 out:
+    free(c->real_mountpoint);
+    c->real_mountpoint = NULL;
     if (lc)
         fuse_loop_cfg_destroy(lc);
     if (handlers)
@@ -266,6 +270,7 @@ int main(int argc, char **argv)
     m.fargs = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
     vmnt_ctx c;
     memset(&c, 0, sizeof c);
+    c.readahead_once = (pthread_once_t)PTHREAD_ONCE_INIT;
     c.prog = PROG;
     struct fuse *f = NULL;
     bench_dev *dev = NULL;

@@ -43,6 +43,7 @@ static int file_open(const char *what, const char *path, int vflags,
                      struct fuse_file_info *fi)
 {
     vmnt_ctx *c = vmnt_ctx_get();
+    vmnt_readahead_widen_once(c);
     vmnt_file *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;

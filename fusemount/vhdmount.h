@@ -34,6 +34,8 @@ typedef struct vmnt_ctx {
     uint32_t cluster_bytes;     /* st_blksize, and st_blocks' rounding */
     pthread_mutex_t files_lock; /* guards the open-file list only */
     vmnt_file *files;
+    char *real_mountpoint; /* realpath before mounting (readahead.c) */
+    pthread_once_t readahead_once;
     int close_status; /* exit status of the final unmount + close */
     int closed;
 } vmnt_ctx;
@@ -55,6 +57,12 @@ void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 vmnt_ctx *vmnt_ctx_get(void);
+
+/* Once per mount, at the first file open (after the kernel has applied
+ * INIT, which would narrow it again): raise the mount's read-ahead window
+ * to VMNT_READAHEAD_KB when allowed (root) and wider than now. */
+#define VMNT_READAHEAD_KB 1024u
+void vmnt_readahead_widen_once(vmnt_ctx *c);
 
 
 /* The operation table, by kind (ops_*.c). */

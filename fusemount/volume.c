@@ -30,7 +30,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->nullpath_ok = 1;
     /* Big writes: up to 1 MiB per request instead of 128 KiB (the FUSE3
      * successor of big_writes). Reads come in the kernel's read-ahead
-     * window, which only the kernel can widen (the bdi's read_ahead_kb). */
+     * window, which INIT cannot widen; readahead.c raises the bdi's
+     * read_ahead_kb after INIT when it may. */
     conn->max_write = 1u << 20;
     return vmnt_ctx_get();
 }

@@ -44,6 +44,14 @@ fsck_clean "$IMG" "$KEY"
 note "remount, diff -r again"
 mnt_start "$IMG" "$M" --key-file "$KEY"
 diff -r "$S" "$M" || fail "diff -r after remount"
+# As root, the first open widened the mount's read-ahead window to 1 MiB
+# (vhdmount(8), CONCURRENCY AND CACHING).
+if [[ $(id -u) == 0 ]]; then
+    ra=$(cat "/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb")
+    [[ $ra -ge 1024 ]] || fail "read_ahead_kb of the mount is $ra, want >= 1024"
+else
+    note "not root: the read-ahead window is left alone, not checked"
+fi
 
 # ---- names, renames, truncation, removal ------------------------------------
 note "corner cases"
