@@ -395,8 +395,9 @@ vd_err vd_sync_locked(vd_image *img)
     if (img->read_only)
         return VD_OK;
     vd_err e = VD_OK;
-    if (img->unflushed && img->sync_explicit) {
-        /* An implicit commit's record, before anything is acknowledged. */
+    if (img->unflushed && img->sync_explicit && img->cache.ndirty == 0) {
+        /* An implicit commit's record, before anything is acknowledged.
+         * With blocks to commit, the round's own first flush does it. */
         e = vd_io_flush(img);
         if (e != VD_OK) {
             img->failed = e;
@@ -404,7 +405,10 @@ vd_err vd_sync_locked(vd_image *img)
         }
         img->unflushed = 0;
     }
-    e = advance_anchor(img);
+    /* The anchor never runs ahead of a durable record: while one is
+     * deferred, the round below advances the anchor after its flushes. */
+    if (!img->unflushed)
+        e = advance_anchor(img);
     if (e != VD_OK || img->cache.ndirty == 0)
         return e;
     img->in_sync = 1;
