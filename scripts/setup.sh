@@ -11,12 +11,19 @@ set -euo pipefail
 # Build: compiler, cmake, pkg-config and the libraries libvdisk links.
 # Tools and tests: FUSE3 for vhdmount, dosfstools/mtools/qemu-utils as
 # interop oracles. clang for the fuzzers and sanitizer builds.
+# libarchive: tar streams in mkvhd/vhdtool. libnbd/nbdkit: images on NBD
+# exports and the nbdkit plugin. tpm2-tss: the TPM anchor; swtpm and
+# tpm2-tools to test it. fio, zstd, xz, python3-venv: tests and benchmarks.
 PACKAGES=(
     build-essential cmake pkg-config
     libsodium-dev libssl-dev libxxhash-dev libcmocka-dev
     libfuse3-dev fuse3
     dosfstools mtools qemu-utils
     clang
+    libarchive-dev zstd xz-utils
+    libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev
+    libtss2-dev swtpm swtpm-tools tpm2-tools
+    fio python3-venv
 )
 
 missing=()
