@@ -55,6 +55,8 @@ int vmnt_errno(vd_err e)
         return EMFILE;
     case VD_ERR_PERM:
         return EPERM;
+    case VD_ERR_LOOP:
+        return ELOOP;
     }
     return EIO;
 }

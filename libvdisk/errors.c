@@ -26,6 +26,7 @@ const char *vd_strerror(vd_err err)
     case VD_ERR_FBIG: return "file too large for FAT32 (4 GiB - 1 at most)";
     case VD_ERR_MFILE: return "too many open files";
     case VD_ERR_PERM: return "operation not permitted";
+    case VD_ERR_LOOP: return "too many levels of symbolic links";
     }
     return "unknown error";
 }

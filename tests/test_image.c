@@ -70,6 +70,7 @@ static const char *ename(vd_err e)
     case VD_ERR_FBIG: return "VD_ERR_FBIG";
     case VD_ERR_MFILE: return "VD_ERR_MFILE";
     case VD_ERR_PERM: return "VD_ERR_PERM";
+    case VD_ERR_LOOP: return "VD_ERR_LOOP";
     }
     return "(unknown vd_err)";
 }

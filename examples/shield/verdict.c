@@ -25,7 +25,8 @@ const char *sh_err_name(vd_err e)
                                         "VD_ERR_NAME",
                                         "VD_ERR_FBIG",
                                         "VD_ERR_MFILE",
-                                        "VD_ERR_PERM"};
+                                        "VD_ERR_PERM",
+                                        "VD_ERR_LOOP"};
     int i = -(int)e;
     return i >= 0 && i < (int)(sizeof names / sizeof names[0]) ? names[i] : "VD_ERR_?";
 }

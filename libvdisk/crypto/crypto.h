@@ -70,6 +70,11 @@ int vdc_hash_init(vdc_hash *h);
 int vdc_hash_update(vdc_hash *h, const void *p, size_t n);
 int vdc_hash_final(vdc_hash *h, uint8_t out[VDC_HASH_BYTES]);
 
+/* MD5 (RFC 1321) of p: a format checksum (symbolic-link files, see
+ * fat/link.c), never a security measure. 0 or -1. */
+#define VDC_MD5_BYTES 16u
+int vdc_md5(uint8_t out[VDC_MD5_BYTES], const void *p, size_t n);
+
 /* Constant-time compare: 0 when equal. */
 int vdc_memcmp(const void *a, const void *b, size_t n);
 

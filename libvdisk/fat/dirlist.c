@@ -30,7 +30,7 @@ static vd_err locked_dir_open(vd_fs *fs, const char *path, vd_dir **out)
     fat_path *p = malloc(sizeof *p);
     if (!p)
         return VD_ERR_NOMEM;
-    vd_err e = fat_path_resolve(fs, path, p);
+    vd_err e = fat_path_walk(fs, path, 1, p);
     if (e == VD_OK && !p->exists)
         e = VD_ERR_NOENT;
     else if (e == VD_OK && !p->is_root && !(p->d.attr & ATTR_DIRECTORY))
@@ -75,6 +75,14 @@ static vd_err locked_dir_read(vd_dir *dir, vd_dirent *ent)
         fat_node *n = fat_node_find(dir->fs, dir->it.first, d->slot);
         if (n && !ent->is_dir)
             ent->size = n->size;
+        /* Only files of the link size are read (one cluster or so). */
+        size_t tlen = 0;
+        if (e == VD_OK && !n && fat_link_candidate(d))
+            e = fat_link_read(dir->fs, d, NULL, &tlen);
+        if (tlen) {
+            ent->is_link = 1;
+            ent->size = tlen;
+        }
     }
     free(d);
     return fat_op_end(dir->fs, e);

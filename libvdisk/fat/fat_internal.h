@@ -13,8 +13,10 @@
  *   node.c   open-file nodes and their cluster-run (extent) cache
  *   file.c   vd_file_*
  *   mount.c  mount/unmount/sync/statfs
- *   path.c   path resolution
- *   ops.c    stat, mkdir, rmdir, unlink, utimes
+ *   path.c   path resolution, following symbolic links
+ *   link.c   symbolic links as Minshall+French files; vd_fs_symlink,
+ *            vd_fs_readlink
+ *   ops.c    stat, lstat, mkdir, rmdir, unlink, utimes
  *   rename.c rename
  *   dirlist.c vd_dir_*
  *   rawcopy.c vd_fs_export / vd_fs_import
@@ -325,6 +327,22 @@ vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
 vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters);
 vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime);
 
+/* ---- link.c ---- */
+#define FAT_LINK_FILE 1067u /* a link file's size */
+#define FAT_LINK_MAX VD_FS_LINK_MAX
+/* Could entry d be a link (a file of the link size)? Cheap: no I/O. */
+int fat_link_candidate(const fat_dent *d);
+/* If the file d is a link, its target's length in *len and (target not
+ * NULL, FAT_LINK_MAX + 1 bytes) the target, NUL-terminated; *len = 0 when
+ * it is an ordinary file. Only failed reads are errors. */
+vd_err fat_link_read(vd_fs *fs, const fat_dent *d, char *target, size_t *len);
+/* The file contents for a link to target (len bytes): VD_ERR_NOENT when
+ * empty, VD_ERR_NAME when longer than FAT_LINK_MAX. */
+vd_err fat_link_format(const char *target, size_t len, uint8_t buf[FAT_LINK_FILE]);
+/* Write buf as a new file `name` in dir (contents before the entry). */
+vd_err fat_link_create(vd_fs *fs, const uint8_t buf[FAT_LINK_FILE], uint32_t dir,
+                       const uint16_t *name, size_t n);
+
 /* ---- path.c, mount.c, dirlist.c ---- */
 typedef struct fat_path {
     uint32_t parent; /* directory holding the last component */
@@ -333,7 +351,12 @@ typedef struct fat_path {
     int exists;
     fat_dent d; /* valid when exists */
     int is_root;
+    size_t link_len; /* exists and a link not followed: its target's length */
 } fat_path;
+/* Resolve path (see vdisk/fs.h): links in the middle are always followed,
+ * a final one only with follow (or a trailing '/'). */
+vd_err fat_path_walk(vd_fs *fs, const char *path, int follow, fat_path *p);
+/* fat_path_walk without following a final link. */
 vd_err fat_path_resolve(vd_fs *fs, const char *path, fat_path *p);
 vd_err fat_writable(vd_fs *fs);
 vd_err fat_op_end(vd_fs *fs, vd_err e);

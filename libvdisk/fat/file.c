@@ -60,7 +60,10 @@ static vd_err locked_file_open(vd_fs *fs, const char *path, int flags, vd_file *
     if (!p)
         return VD_ERR_NOMEM;
     int wants_write = acc != VD_O_RDONLY || (flags & VD_O_TRUNC);
-    vd_err e = fat_path_resolve(fs, path, p);
+    /* A final link is followed (a dangling one with VD_O_CREAT creates its
+     * target), except under VD_O_CREAT | VD_O_EXCL, where it exists. */
+    int excl = (flags & VD_O_CREAT) && (flags & VD_O_EXCL);
+    vd_err e = fat_path_walk(fs, path, !excl, p);
     if (e == VD_OK && !p->exists) {
         if (!(flags & VD_O_CREAT))
             e = VD_ERR_NOENT;

@@ -1,4 +1,4 @@
-/* Path operations: stat, mkdir, rmdir, unlink, utimes. */
+/* Path operations: stat, lstat, mkdir, rmdir, unlink, utimes, attributes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,14 +17,14 @@ static void fill_stat(const fat_dent *d, int is_root, vd_stat *st)
     st->ctime_ns = fat_time_decode(d->cdate, d->ctime, d->ctenth);
 }
 
-static vd_err locked_fs_stat(vd_fs *fs, const char *path, vd_stat *st)
+static vd_err locked_fs_stat(vd_fs *fs, const char *path, int follow, vd_stat *st)
 {
     if (!fs || !path || !st)
         return VD_ERR_INVAL;
     fat_path *p = malloc(sizeof *p);
     if (!p)
         return VD_ERR_NOMEM;
-    vd_err e = fat_path_resolve(fs, path, p);
+    vd_err e = fat_path_walk(fs, path, follow, p);
     if (e == VD_OK && !p->exists)
         e = VD_ERR_NOENT;
     if (e == VD_OK) {
@@ -39,6 +39,10 @@ static vd_err locked_fs_stat(vd_fs *fs, const char *path, vd_stat *st)
         fat_node *n = p->is_root ? NULL : fat_node_find(fs, p->parent, p->d.slot);
         if (n && !st->is_dir)
             st->size = n->size;
+        if (p->link_len) { /* only when not followed */
+            st->is_link = 1;
+            st->size = p->link_len;
+        }
     }
     free(p);
     return fat_op_end(fs, e);
@@ -156,8 +160,15 @@ static vd_err locked_fs_unlink(vd_fs *fs, const char *path)
     return fat_op_end(fs, e);
 }
 
-static vd_err locked_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns,
-                               int64_t mtime_ns)
+/* What an entry update changes: times, or attribute bits. */
+typedef struct ent_change {
+    int times;
+    int64_t atime_ns, mtime_ns;
+    uint8_t attr, mask;
+} ent_change;
+
+static vd_err locked_fs_change(vd_fs *fs, const char *path, int follow,
+                               const ent_change *c)
 {
     if (!fs || !path)
         return VD_ERR_INVAL;
@@ -167,18 +178,25 @@ static vd_err locked_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns,
     fat_path *p = malloc(sizeof *p);
     if (!p)
         return VD_ERR_NOMEM;
-    e = fat_path_resolve(fs, path, p);
+    e = fat_path_walk(fs, path, follow, p);
     if (e == VD_OK && !p->exists)
         e = VD_ERR_NOENT;
+    if (e == VD_OK && p->is_root && !c->times)
+        e = VD_ERR_PERM;
     if (e == VD_OK && !p->is_root) { /* the root has no entry: no times */
-        uint16_t t;
-        fat_time_encode(mtime_ns, &p->d.mdate, &p->d.mtime, NULL);
-        fat_time_encode(atime_ns, &p->d.adate, &t, NULL);
+        if (c->times) {
+            uint16_t t;
+            fat_time_encode(c->mtime_ns, &p->d.mdate, &p->d.mtime, NULL);
+            fat_time_encode(c->atime_ns, &p->d.adate, &t, NULL);
+        } else {
+            p->d.attr = (uint8_t)((p->d.attr & ~c->mask) | (c->attr & c->mask));
+        }
         e = fat_mark_dirty(fs);
         fat_node *n = fat_node_find(fs, p->parent, p->d.slot);
         if (n) { /* an open file's size and chain live in its node */
             p->d.size = n->size;
             p->d.first = n->first;
+            n->attr = p->d.attr;
         }
         if (e == VD_OK)
             e = fat_dir_update(fs, p->parent, p->d.slot, &p->d);
@@ -195,7 +213,18 @@ vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st)
         return VD_ERR_INVAL;
     vd_fs *lk = fs;
     fat_lock(lk);
-    vd_err e = locked_fs_stat(fs, path, st);
+    vd_err e = locked_fs_stat(fs, path, 1, st);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_fs_lstat(vd_fs *fs, const char *path, vd_stat *st)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    vd_fs *lk = fs;
+    fat_lock(lk);
+    vd_err e = locked_fs_stat(fs, path, 0, st);
     fat_unlock(lk);
     return e;
 }
@@ -233,13 +262,33 @@ vd_err vd_fs_unlink(vd_fs *fs, const char *path)
     return e;
 }
 
-vd_err vd_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns)
+static vd_err fs_change(vd_fs *fs, const char *path, int follow, const ent_change *c)
 {
     if (!fs)
         return VD_ERR_INVAL;
     vd_fs *lk = fs;
     fat_lock(lk);
-    vd_err e = locked_fs_utimes(fs, path, atime_ns, mtime_ns);
+    vd_err e = locked_fs_change(fs, path, follow, c);
     fat_unlock(lk);
     return e;
+}
+
+vd_err vd_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns)
+{
+    ent_change c = {.times = 1, .atime_ns = atime_ns, .mtime_ns = mtime_ns};
+    return fs_change(fs, path, 1, &c);
+}
+
+vd_err vd_fs_lutimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns)
+{
+    ent_change c = {.times = 1, .atime_ns = atime_ns, .mtime_ns = mtime_ns};
+    return fs_change(fs, path, 0, &c);
+}
+
+vd_err vd_fs_set_attr(vd_fs *fs, const char *path, uint8_t attr, uint8_t mask)
+{
+    if (mask & ~(VD_ATTR_READONLY | VD_ATTR_HIDDEN | VD_ATTR_SYSTEM | VD_ATTR_ARCHIVE))
+        return VD_ERR_INVAL;
+    ent_change c = {.times = 0, .attr = attr, .mask = mask};
+    return fs_change(fs, path, 1, &c);
 }

@@ -60,6 +60,8 @@ const char *fu_ename(vd_err e)
         return "VD_ERR_MFILE";
     case VD_ERR_PERM:
         return "VD_ERR_PERM";
+    case VD_ERR_LOOP:
+        return "VD_ERR_LOOP";
     }
     return "(unknown vd_err)";
 }

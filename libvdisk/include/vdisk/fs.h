@@ -21,7 +21,26 @@
  * last handle closes (FAT has no orphan list: a crash before that leaves
  * lost clusters, which vhdfsck frees). A listed directory cannot be
  * removed (VD_ERR_BUSY). Lookups match the long name or, as on Windows
- * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry. */
+ * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry.
+ *
+ * Symbolic links are stored as Minshall+French links (Linux cifs
+ * "mfsymlinks", Samba, macOS): a regular 1067-byte file holding "XSym",
+ * the target's length, its MD5 and the target (docs/FORMAT.md). Any other
+ * FAT software sees that small file; a file is a link only if its size,
+ * header and checksum all match, so an ordinary file never turns into one.
+ * Paths given to the calls below never contain ".." (VD_ERR_INVAL); link
+ * targets may. Lookups follow links as POSIX path resolution does:
+ *   - every component but the last always follows a link;
+ *   - vd_fs_stat, vd_fs_utimes, vd_fs_set_attr, vd_file_open and
+ *     vd_dir_open follow a final link (vd_file_open with VD_O_CREAT on a dangling link creates
+ *     its target; with VD_O_CREAT | VD_O_EXCL a link is VD_ERR_EXIST);
+ *   - vd_fs_lstat, vd_fs_lutimes, vd_fs_readlink, vd_fs_unlink,
+ *     vd_fs_rename and vd_fs_symlink act on a final link itself; vd_fs_mkdir on one is
+ *     VD_ERR_EXIST and vd_fs_rmdir VD_ERR_NOTDIR, as POSIX says;
+ *   - a path that ends in '/' follows a final link in every call.
+ * More than VD_FS_MAXSYMLINKS links in one lookup is VD_ERR_LOOP. A link
+ * never leads out of the volume: an absolute target starts at the volume
+ * root and ".." at the root stays there (as inside a chroot). */
 #ifndef VDISK_FS_H
 #define VDISK_FS_H
 
@@ -80,18 +99,25 @@ enum {
     VD_ATTR_ARCHIVE = 0x20
 };
 
+/* Longest link target (bytes, without a NUL) and most links one lookup
+ * follows (Linux's limits for the format and for ELOOP). */
+#define VD_FS_LINK_MAX 1024u
+#define VD_FS_MAXSYMLINKS 40u
+
 typedef struct vd_stat {
-    uint64_t size;
+    uint64_t size;  /* a link's: its target's length (as lstat(2)) */
     int64_t mtime_ns, atime_ns, ctime_ns; /* ns since the Unix epoch (UTC) */
     uint8_t attr;
     int is_dir;
+    int is_link; /* 1 for a symbolic link (only from vd_fs_lstat); is_dir = 0 */
     uint32_t first_cluster; /* stable identity while the file exists */
 } vd_stat;
 
 typedef struct vd_dirent {
     char name[1024]; /* UTF-8, at most 255 UTF-16 units */
     int is_dir;
-    uint64_t size;
+    int is_link; /* 1 for a symbolic link; then is_dir = 0 */
+    uint64_t size; /* a link's: its target's length */
     uint8_t attr;
 } vd_dirent;
 
@@ -156,12 +182,29 @@ vd_err vd_fs_sync(vd_fs *fs);
 vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st);
 
 vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st);
+/* As vd_fs_stat, but a final link is described itself (is_link = 1). */
+vd_err vd_fs_lstat(vd_fs *fs, const char *path, vd_stat *st);
+/* Create linkpath as a symbolic link to target (stored as given, not
+ * resolved: it may dangle). An empty target is VD_ERR_NOENT, one longer
+ * than VD_FS_LINK_MAX bytes VD_ERR_NAME; linkpath existing (a link
+ * included) VD_ERR_EXIST. */
+vd_err vd_fs_symlink(vd_fs *fs, const char *target, const char *linkpath);
+/* Copies the stored target, NUL-terminated, into buf; *len = its length
+ * without the NUL (also set on VD_ERR_RANGE). VD_ERR_RANGE if bufsz <=
+ * length; VD_ERR_INVAL if path is not a link. */
+vd_err vd_fs_readlink(vd_fs *fs, const char *path, char *buf, size_t bufsz, size_t *len);
 vd_err vd_fs_mkdir(vd_fs *fs, const char *path);
 vd_err vd_fs_rmdir(vd_fs *fs, const char *path);
 vd_err vd_fs_unlink(vd_fs *fs, const char *path);
 vd_err vd_fs_rename(vd_fs *fs, const char *from, const char *to, int flags);
 /* Set access and modification times (ns since the epoch, clamped). */
 vd_err vd_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns);
+/* The same on a final link itself (lutimes(3)). */
+vd_err vd_fs_lutimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns);
+/* Set the attribute bits in mask to their values in attr: only
+ * VD_ATTR_READONLY, _HIDDEN, _SYSTEM and _ARCHIVE can change (others in
+ * mask: VD_ERR_INVAL). The root has no entry: VD_ERR_PERM. */
+vd_err vd_fs_set_attr(vd_fs *fs, const char *path, uint8_t attr, uint8_t mask);
 
 vd_err vd_file_open(vd_fs *fs, const char *path, int flags, vd_file **out);
 vd_err vd_file_read(vd_file *f, uint64_t off, void *buf, size_t len, size_t *done);

@@ -54,8 +54,9 @@ typedef enum vd_err {
     VD_ERR_NAME = -19,       /* name too long or not storable in FAT32 */
     VD_ERR_FBIG = -20,       /* file would exceed 4 GiB - 1 (FAT32 limit) */
     VD_ERR_MFILE = -21,      /* too many open files */
-    VD_ERR_PERM = -22        /* operation not permitted (e.g. rename a
+    VD_ERR_PERM = -22,       /* operation not permitted (e.g. rename a
                                 directory into itself) */
+    VD_ERR_LOOP = -23        /* too many levels of symbolic links (ELOOP) */
 } vd_err;
 
 /* Stable, human-readable message for an error code. Never NULL. */
