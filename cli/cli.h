@@ -159,6 +159,10 @@ void cli_progress_add(cli_progress *p, uint64_t bytes, uint64_t items);
 /* Clear the line. */
 void cli_progress_end(cli_progress *p);
 
+/* LC_CTYPE = UTF-8 (names in a volume are UTF-8; libarchive converts
+ * tar header names through the locale). */
+void cli_locale_utf8(void);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

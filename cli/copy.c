@@ -53,7 +53,7 @@ void cli_copy_done(cli_copy *c)
 /* A failed volume operation while copying host src to volume dst: an
  * integrity failure names the image and block; anything else (a name FAT
  * cannot store, a full volume) is about the source file. */
-static int in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
+int cli_copy_in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
 {
     if (e == VD_ERR_AUTH || e == VD_ERR_FAILED || e == VD_ERR_CORRUPT ||
         e == VD_ERR_ROLLBACK)
@@ -75,23 +75,30 @@ static int in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
     return cli_fail(c->prog, src, e, detail);
 }
 
-static int in_file(cli_copy *c, const char *src, const char *dst)
+/* The directories being copied, innermost first: with --dereference a
+ * link to an ancestor would otherwise copy forever. */
+typedef struct ancestry {
+    dev_t dev;
+    ino_t ino;
+    const struct ancestry *up;
+} ancestry;
+
+static int in_file(cli_copy *c, const char *src, const char *ddir, const char *name)
 {
     int rc = 0;
     vd_file *f = NULL;
+    char *dst = NULL;
     struct stat sb;
-    int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(src, O_RDONLY | O_CLOEXEC | (c->deref ? 0 : O_NOFOLLOW));
     if (fd < 0 || fstat(fd, &sb) != 0) {
         cli_errorf(c->prog, src, "%s", strerror(errno));
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    int flags = VD_O_WRONLY | VD_O_CREAT | (c->replace ? VD_O_TRUNC : VD_O_EXCL);
-    vd_err e = vd_file_open(c->fs, dst, flags, &f);
-    if (e != VD_OK) {
-        rc = in_fail(c, src, dst, e);
+    rc = cli_claim_file(c, src, ddir, name, &f, &dst);
+    if (rc != 0 || !dst)
         goto out;
-    }
+    vd_err e;
     for (uint64_t off = 0;;) {
         if (cli_copy_cancelled(c)) {
             rc = CLI_EXIT_FAIL;
@@ -112,7 +119,7 @@ static int in_file(cli_copy *c, const char *src, const char *dst)
         if (e == VD_OK && done != (size_t)r)
             e = VD_ERR_IO;
         if (e != VD_OK) {
-            rc = in_fail(c, src, dst, e);
+            rc = cli_copy_in_fail(c, src, dst, e);
             goto out;
         }
         off += (uint64_t)r;
@@ -124,7 +131,7 @@ static int in_file(cli_copy *c, const char *src, const char *dst)
     if (e == VD_OK)
         e = vd_fs_utimes(c->fs, dst, ts_ns(&sb.st_atim), ts_ns(&sb.st_mtim));
     if (e != VD_OK) {
-        rc = in_fail(c, src, dst, e);
+        rc = cli_copy_in_fail(c, src, dst, e);
         goto out;
     }
     if (c->progress)
@@ -136,53 +143,66 @@ out:
          * unreadable source). */
         (void)vd_fs_unlink(c->fs, dst);
     }
+    free(dst);
     if (fd >= 0)
         (void)close(fd);
     return rc;
 }
 
-static int in_tree(cli_copy *c, const char *src, const char *dst, const struct stat *sb);
+static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *name,
+                   const struct stat *sb, const ancestry *up);
 
-static int in_dir(cli_copy *c, const char *src, const char *dst, const struct stat *sb)
+/* ddir == NULL: src's contents go into the volume's root. */
+static int in_dir(cli_copy *c, const char *src, const char *ddir, const char *name,
+                  const struct stat *sb, const ancestry *up)
 {
+    for (const ancestry *a = up; a; a = a->up) {
+        if (a->dev == sb->st_dev && a->ino == sb->st_ino) {
+            cli_errorf(c->prog, src,
+                       "a symbolic link leads back to a directory being copied "
+                       "(--dereference would copy forever)");
+            return CLI_EXIT_FAIL;
+        }
+    }
+    ancestry me = {.dev = sb->st_dev, .ino = sb->st_ino, .up = up};
     char **names = NULL;
     size_t n = 0;
+    char *dst = NULL;
     int rc = 0;
-    if (!is_root(dst)) {
-        vd_err e = vd_fs_mkdir(c->fs, dst);
-        if (e == VD_ERR_EXIST && c->replace) {
-            vd_stat vs;
-            e = vd_fs_stat(c->fs, dst, &vs);
-            if (e == VD_OK && !vs.is_dir)
-                e = VD_ERR_NOTDIR;
-        }
-        if (e != VD_OK)
-            return in_fail(c, src, dst, e);
+    if (ddir) {
+        rc = cli_claim_dir(c, src, ddir, name, &dst);
+        if (rc != 0 || !dst)
+            return rc;
     }
+    const char *d = dst ? dst : "/";
     rc = cli_dir_list(c->prog, src, &names, &n);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char *s = cli_path_join(src, names[i]);
-        char *d = cli_path_join(dst, names[i]);
         struct stat cb;
-        if (!s || !d) {
+        if (!s) {
             cli_errorf(c->prog, src, "out of memory");
             rc = CLI_EXIT_FAIL;
-        } else if (lstat(s, &cb) != 0) {
-            cli_errorf(c->prog, s, "%s", strerror(errno));
-            rc = CLI_EXIT_FAIL;
+        } else if ((c->deref ? stat(s, &cb) : lstat(s, &cb)) != 0) {
+            if (c->deref && errno == ENOENT && lstat(s, &cb) == 0)
+                rc = cli_special_report(c->prog, s, "dangling symbolic link", c->policy,
+                                        c->warn_special);
+            else {
+                cli_errorf(c->prog, s, "%s", strerror(errno));
+                rc = CLI_EXIT_FAIL;
+            }
         } else {
-            rc = in_tree(c, s, d, &cb);
+            rc = in_tree(c, s, d, names[i], &cb, &me);
         }
         free(s);
-        free(d);
     }
     cli_names_free(names, n);
     /* Last, so adding the entries does not move the directory's time. */
-    if (rc == 0 && !is_root(dst)) {
+    if (rc == 0 && dst) {
         vd_err e = vd_fs_utimes(c->fs, dst, ts_ns(&sb->st_atim), ts_ns(&sb->st_mtim));
         if (e != VD_OK)
-            rc = in_fail(c, src, dst, e);
+            rc = cli_copy_in_fail(c, src, dst, e);
     }
+    free(dst);
     return rc;
 }
 
@@ -208,7 +228,8 @@ static int skipped(const cli_copy *c, const struct stat *sb)
     return 0;
 }
 
-static int in_tree(cli_copy *c, const char *src, const char *dst, const struct stat *sb)
+static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *name,
+                   const struct stat *sb, const ancestry *up)
 {
     if (skipped(c, sb))
         return 0;
@@ -216,8 +237,8 @@ static int in_tree(cli_copy *c, const char *src, const char *dst, const struct s
     if (kind)
         return cli_special_report(c->prog, src, kind, c->policy, c->warn_special);
     if (S_ISDIR(sb->st_mode))
-        return in_dir(c, src, dst, sb);
-    return in_file(c, src, dst);
+        return in_dir(c, src, ddir, name, sb, up);
+    return in_file(c, src, ddir, name);
 }
 
 int cli_copy_in(cli_copy *c, const char *src, const char *dst)
@@ -231,7 +252,24 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst)
         cli_errorf(c->prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    return in_tree(c, src, dst, &sb);
+    if (is_root(dst)) {
+        if (!S_ISDIR(sb.st_mode)) {
+            cli_errorf(c->prog, src, "not a directory (only a directory can be the root)");
+            return CLI_EXIT_FAIL;
+        }
+        return in_dir(c, src, NULL, NULL, &sb, NULL);
+    }
+    char *base = cli_path_base(dst);
+    char *dir = cli_path_dir(dst);
+    if (!base || !dir) {
+        cli_errorf(c->prog, src, "out of memory");
+        rc = CLI_EXIT_FAIL;
+    } else {
+        rc = in_tree(c, src, dir, base, &sb, NULL);
+    }
+    free(base);
+    free(dir);
+    return rc;
 }
 
 /* ---- volume -> host ------------------------------------------------------ */

@@ -17,6 +17,26 @@ typedef enum cli_special {
     CLI_SPECIAL_REFUSE = 1 /* an error (exit 1) */
 } cli_special;
 
+/* What to do with a name that equals one already in the volume directory
+ * except for case (FAT32 ignores case: "xt_connmark.h" beside
+ * "xt_CONNMARK.h"). The first name in sorted order (or in archive order)
+ * keeps its name. */
+typedef enum cli_clash {
+    CLI_CLASH_FAIL = 0, /* an error naming the path and --on-clash (exit 1) */
+    CLI_CLASH_SKIP,     /* one line each, then go on */
+    CLI_CLASH_RENAME    /* "stem~N.ext", the smallest N >= 1 that is free;
+                           one line each */
+} cli_clash;
+
+/* "fail", "skip" or "rename"; -1 for anything else. */
+int cli_clash_parse(const char *s, cli_clash *out);
+
+#define CLI_CLASH_USAGE                                                       \
+    "  --on-clash=fail|skip|rename\n"                                         \
+    "                        a name equal to another one but for case (FAT32\n" \
+    "                        ignores case): fail (default), skip it, or store\n" \
+    "                        it as NAME~N.EXT (one line each)\n"
+
 /* Cluster sizes mkfs.fat may choose for FAT32, smallest first. */
 #define CLI_CLUSTER_SIZES 5
 extern const uint32_t cli_cluster_sizes[CLI_CLUSTER_SIZES];
@@ -30,9 +50,17 @@ typedef struct cli_tree_stats {
 
 /* Walk the host tree at src (a directory, or a single file), counting what
  * will be copied. Specials are warned about (warn != 0) or refused by
- * policy. Returns an exit status. */
+ * policy; with deref, symbolic links are followed (a dangling one is a
+ * special). Returns an exit status. */
 int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
-                  cli_tree_stats *st);
+                  int deref, cli_tree_stats *st);
+/* Count one file of `bytes` / one directory holding `entries` directory
+ * entries (32 bytes each; "." and ".." included) into st. */
+void cli_tree_stats_file(cli_tree_stats *st, uint64_t bytes);
+void cli_tree_stats_dir(cli_tree_stats *st, uint64_t entries);
+/* Directory entries a name takes: the short entry and its long-name
+ * entries (a UTF-8 byte count over-estimates the UTF-16 units). */
+uint64_t cli_name_entries(const char *name);
 
 /* FAT32 volume size (bytes, whole MiB) for a tree: its clusters plus FAT
  * and headroom, at least CLI_FAT32_MIN_BYTES. */
@@ -51,6 +79,8 @@ typedef struct cli_copy {
     vd_image *img;     /* to name the block of an integrity failure */
     vd_fs *fs;
     cli_special policy;
+    cli_clash clash;
+    int deref;              /* copy what symbolic links point to */
     int warn_special;       /* print skip warnings (0 when a scan already did) */
     int replace;            /* put: overwrite existing files; mkvhd: 0 (a name
                          clash in a case-insensitive FAT is an error) */
@@ -68,6 +98,22 @@ typedef struct cli_copy {
     uint8_t *buf;    /* internal */
     int cancel_said; /* internal */
 } cli_copy;
+
+/* Claim the name `name` in volume directory dir for a new entry, resolving
+ * a case clash per c->clash (src names the source in messages). A file is
+ * opened for writing (*f; with c->replace an existing file of exactly
+ * that name is truncated); a directory is made (with c->replace an
+ * existing one of exactly that name is merged). *final is the volume path
+ * used (malloc'ed), or NULL when the entry was skipped. Returns an exit
+ * status, the error printed. */
+int cli_claim_file(cli_copy *c, const char *src, const char *dir, const char *name,
+                   vd_file **f, char **final);
+int cli_claim_dir(cli_copy *c, const char *src, const char *dir, const char *name,
+                  char **final);
+/* The exit status for a failed volume operation while copying host src to
+ * volume dst (an integrity failure names the image and block; a full
+ * volume or a name FAT cannot store names src). */
+int cli_copy_in_fail(cli_copy *c, const char *src, const char *dst, vd_err e);
 
 /* Host file or directory src -> volume path dst (created; with replace,
  * existing files are truncated and existing directories merged). Names,
@@ -94,5 +140,8 @@ char *cli_path_join(const char *a, const char *b);
 /* The last component of a path without trailing slashes ("" for "/"),
  * malloc'ed; NULL when out of memory. */
 char *cli_path_base(const char *p);
+/* Everything before the last component ("/" for "/x", "x" or "/"),
+ * malloc'ed; NULL when out of memory. */
+char *cli_path_dir(const char *p);
 
 #endif

@@ -89,3 +89,17 @@ char *cli_path_base(const char *p)
     b[n - s] = 0;
     return b;
 }
+
+char *cli_path_dir(const char *p)
+{
+    size_t n = strlen(p);
+    while (n > 0 && p[n - 1] == '/')
+        n--;
+    while (n > 0 && p[n - 1] != '/')
+        n--;
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    if (n == 0)
+        return strdup("/");
+    return strndup(p, n);
+}

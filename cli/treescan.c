@@ -98,69 +98,109 @@ static void add_clusters(cli_tree_stats *st, uint64_t bytes)
     }
 }
 
-static int scan_dir(const char *prog, const char *path, cli_special policy, int warn,
-                    cli_tree_stats *st)
+void cli_tree_stats_file(cli_tree_stats *st, uint64_t bytes)
 {
+    st->files++;
+    st->bytes += bytes;
+    add_clusters(st, bytes);
+}
+
+void cli_tree_stats_dir(cli_tree_stats *st, uint64_t entries)
+{
+    st->dirs++;
+    add_clusters(st, entries * DIRENT_BYTES);
+}
+
+uint64_t cli_name_entries(const char *name)
+{
+    return 1 + (strlen(name) + LFN_CHARS - 1) / LFN_CHARS;
+}
+
+/* The directories being walked, innermost first (see copy.c). */
+typedef struct scan_up {
+    dev_t dev;
+    ino_t ino;
+    const struct scan_up *up;
+} scan_up;
+
+typedef struct scan {
+    const char *prog;
+    cli_special policy;
+    int warn, deref;
+    cli_tree_stats *st;
+} scan;
+
+static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
+                    const scan_up *up)
+{
+    for (const scan_up *a = up; a; a = a->up) {
+        if (a->dev == dsb->st_dev && a->ino == dsb->st_ino) {
+            cli_errorf(sc->prog, path,
+                       "a symbolic link leads back to a directory being copied "
+                       "(--dereference would copy forever)");
+            return CLI_EXIT_FAIL;
+        }
+    }
+    scan_up me = {.dev = dsb->st_dev, .ino = dsb->st_ino, .up = up};
     char **names = NULL;
     size_t n = 0;
-    int rc = cli_dir_list(prog, path, &names, &n);
+    int rc = cli_dir_list(sc->prog, path, &names, &n);
     if (rc)
         return rc;
-    /* "." and ".." and, per name, one short entry plus the long-name
-     * entries (13 UTF-16 units each; a UTF-8 byte count over-estimates). */
-    uint64_t entries = 2;
+    uint64_t entries = 2; /* "." and ".." */
     for (size_t i = 0; i < n && rc == 0; i++) {
         char *p = cli_path_join(path, names[i]);
         struct stat sb;
         if (!p) {
-            cli_errorf(prog, path, "out of memory");
+            cli_errorf(sc->prog, path, "out of memory");
             rc = CLI_EXIT_FAIL;
-        } else if (lstat(p, &sb) != 0) {
-            cli_errorf(prog, p, "%s", strerror(errno));
-            rc = CLI_EXIT_FAIL;
+        } else if ((sc->deref ? stat(p, &sb) : lstat(p, &sb)) != 0) {
+            if (sc->deref && errno == ENOENT && lstat(p, &sb) == 0) {
+                rc = cli_special_report(sc->prog, p, "dangling symbolic link",
+                                        sc->policy, sc->warn);
+                sc->st->skipped++;
+            } else {
+                cli_errorf(sc->prog, p, "%s", strerror(errno));
+                rc = CLI_EXIT_FAIL;
+            }
         } else {
             const char *kind = cli_special_kind(&sb);
             if (kind) {
-                rc = cli_special_report(prog, p, kind, policy, warn);
-                st->skipped++;
+                rc = cli_special_report(sc->prog, p, kind, sc->policy, sc->warn);
+                sc->st->skipped++;
             } else {
-                entries += 1 + (strlen(names[i]) + LFN_CHARS - 1) / LFN_CHARS;
-                if (S_ISDIR(sb.st_mode)) {
-                    rc = scan_dir(prog, p, policy, warn, st);
-                } else {
-                    st->files++;
-                    st->bytes += (uint64_t)sb.st_size;
-                    add_clusters(st, (uint64_t)sb.st_size);
-                }
+                entries += cli_name_entries(names[i]);
+                if (S_ISDIR(sb.st_mode))
+                    rc = scan_dir(sc, p, &sb, &me);
+                else
+                    cli_tree_stats_file(sc->st, (uint64_t)sb.st_size);
             }
         }
         free(p);
     }
-    st->dirs++;
-    add_clusters(st, entries * DIRENT_BYTES);
+    cli_tree_stats_dir(sc->st, entries);
     cli_names_free(names, n);
     return rc;
 }
 
 int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
-                  cli_tree_stats *st)
+                  int deref, cli_tree_stats *st)
 {
     memset(st, 0, sizeof *st);
+    scan sc = {.prog = prog, .policy = policy, .warn = warn, .deref = deref, .st = st};
     struct stat sb;
     if (stat(src, &sb) != 0) {
         cli_errorf(prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
     if (S_ISDIR(sb.st_mode))
-        return scan_dir(prog, src, policy, warn, st);
+        return scan_dir(&sc, src, &sb, NULL);
     const char *kind = cli_special_kind(&sb);
     if (kind) {
         st->skipped++;
         return cli_special_report(prog, src, kind, policy, warn);
     }
-    st->files = 1;
-    st->bytes = (uint64_t)sb.st_size;
-    add_clusters(st, st->bytes);
+    cli_tree_stats_file(st, (uint64_t)sb.st_size);
     return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct build {
     vd_image *img;
     vd_fs *fs;
     int raw_fd;
+    mkvhd_tar *tar;
 } build;
 
 static int exists(const char *path)
@@ -72,7 +73,14 @@ static int plan_size(build *b)
             cli_errorf(P, o->source, "not a directory");
             return CLI_EXIT_FAIL;
         }
-        int rc = cli_tree_scan(P, o->source, o->policy, 1, &b->st);
+        int rc = cli_tree_scan(P, o->source, o->policy, 1, o->deref, &b->st);
+        if (rc)
+            return rc;
+    }
+    if (o->tar) {
+        int rc = mkvhd_tar_open(o, &b->tar);
+        if (rc == 0)
+            rc = mkvhd_tar_scan(b->tar, &b->st);
         if (rc)
             return rc;
     }
@@ -86,8 +94,8 @@ static int plan_size(build *b)
         return CLI_EXIT_FAIL;
     }
     /* need[0] (512-byte clusters) is the least the tree can take. */
-    if (o->source && b->st.need[0] > b->vol_bytes) {
-        cli_errorf(P, o->source,
+    if ((o->source || o->tar) && b->st.need[0] > b->vol_bytes) {
+        cli_errorf(P, o->source ? o->source : o->tar,
                    "does not fit in a %s volume (it needs at least %s; "
                    "give a bigger --size, or none)",
                    cli_size_format(b->vol_bytes, s1, sizeof s1),
@@ -288,7 +296,7 @@ static int fill_volume(build *b)
     if (e != VD_OK)
         return cli_fail(P, o->image, e, "while mounting the new volume");
     int rc = 0;
-    if (o->source) {
+    if (o->source || o->tar) {
         cli_progress prog;
         cli_progress_start(&prog, "copying", b->st.bytes, b->st.files, o->quiet);
         cli_copy c = {.prog = P,
@@ -296,6 +304,8 @@ static int fill_volume(build *b)
                       .img = b->img,
                       .fs = b->fs,
                       .policy = o->policy,
+                      .clash = o->clash,
+                      .deref = o->deref,
                       .warn_special = 0,
                       .progress = &prog,
                       .cancel = o->cancel};
@@ -305,7 +315,9 @@ static int fill_volume(build *b)
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             if (own[i] && cli_copy_skip_add(&c, own[i]) != 0)
                 rc = CLI_EXIT_FAIL; /* cannot happen: 4 slots for 4 paths */
-        if (rc == 0)
+        if (rc == 0 && o->tar)
+            rc = mkvhd_tar_fill(b->tar, &c);
+        else if (rc == 0)
             rc = cli_copy_in(&c, o->source, "/");
         cli_copy_done(&c);
         cli_progress_end(&prog);
@@ -427,5 +439,6 @@ out:
         cli_secret_wipe(&b.sec[i]);
     if (b.raw_fd >= 0)
         (void)close(b.raw_fd);
+    mkvhd_tar_close(b.tar);
     return rc;
 }

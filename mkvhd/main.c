@@ -11,9 +11,10 @@
 
 static const char usage_text[] =
     "Usage: mkvhd [OPTIONS] [KEY OPTIONS] IMAGE [SOURCE_DIR]\n"
+    "       mkvhd [OPTIONS] [KEY OPTIONS] --tar ARCHIVE|- IMAGE\n"
     "Build an encrypted, integrity-protected vdisk image holding a FAT32 volume:\n"
-    "a copy of SOURCE_DIR (names, sizes, modification times), an empty volume,\n"
-    "or a raw FAT32 volume (--from-raw).\n"
+    "a copy of SOURCE_DIR or of a tar archive (names, contents, modification\n"
+    "times, symbolic links), an empty volume, or a raw FAT32 volume (--from-raw).\n"
     "\n"
     "Options:\n"
     "  --size N[KMGT]        volume size (logical data, binary units; default:\n"
@@ -21,10 +22,18 @@ static const char usage_text[] =
     "                        33M, the smallest FAT32 volume)\n"
     "  --label L             volume label (up to 11 characters)\n"
     "  --from-raw RAW        import the raw FAT32 volume RAW (mkfs.fat, mtools)\n"
+    "  --tar ARCHIVE         build from a tar archive (ustar, pax, GNU; plain,\n"
+    "                        gzip, bzip2, xz or zstd); '-' reads standard input,\n"
+    "                        spooled to an unlinked file in $TMPDIR (or /tmp)\n"
+    "                        to size the volume. Hard links become copies;\n"
+    "                        leading '/' is stripped, '..' refused\n"
     "  --force               replace an existing IMAGE\n"
     "  --skip-special        skip symbolic links, devices, fifos, sockets and\n"
     "                        files over 4 GiB - 1, one warning each (default)\n"
     "  --refuse-special      fail on them instead\n"
+    "  --dereference         copy what symbolic links point to instead of the\n"
+    "                        links (a dangling link is then a special)\n"
+    CLI_CLASH_USAGE
     "  -q, --quiet           no progress, notes or summary\n"
     "  -h, --help            this text\n"
     "      --version         print the version\n"
@@ -52,6 +61,9 @@ enum {
     OPT_FORCE,
     OPT_SKIP,
     OPT_REFUSE,
+    OPT_ON_CLASH,
+    OPT_DEREF,
+    OPT_TAR,
     OPT_VERSION
 };
 
@@ -79,6 +91,7 @@ static int usage_error(const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
+    cli_locale_utf8();
     static const struct option longopts[] = {
         {"size", required_argument, NULL, OPT_SIZE},
         {"label", required_argument, NULL, OPT_LABEL},
@@ -88,6 +101,9 @@ int main(int argc, char **argv)
         {"force", no_argument, NULL, OPT_FORCE},
         {"skip-special", no_argument, NULL, OPT_SKIP},
         {"refuse-special", no_argument, NULL, OPT_REFUSE},
+        {"on-clash", required_argument, NULL, OPT_ON_CLASH},
+        {"dereference", no_argument, NULL, OPT_DEREF},
+        {"tar", required_argument, NULL, OPT_TAR},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -131,6 +147,16 @@ int main(int argc, char **argv)
         case OPT_REFUSE:
             o.policy = CLI_SPECIAL_REFUSE;
             break;
+        case OPT_ON_CLASH:
+            if (cli_clash_parse(optarg, &o.clash) != 0)
+                return usage_error("--on-clash=%s: not fail, skip or rename", optarg);
+            break;
+        case OPT_DEREF:
+            o.deref = 1;
+            break;
+        case OPT_TAR:
+            o.tar = optarg;
+            break;
         case 'q':
             o.quiet = 1;
             break;
@@ -154,8 +180,11 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind + 2]);
     o.image = argv[optind];
     o.source = npos == 2 ? argv[optind + 1] : NULL;
-    if (o.source && o.from_raw)
-        return usage_error("give SOURCE_DIR or --from-raw, not both");
+    if (!!o.source + !!o.from_raw + !!o.tar > 1)
+        return usage_error("give one of SOURCE_DIR, --tar and --from-raw");
+    if (o.deref && o.tar)
+        return usage_error("--dereference copies what a host link points to; a --tar "
+                           "archive's links stay links");
     if (o.from_raw && o.label)
         return usage_error("--label cannot relabel a --from-raw volume");
     if (o.keys.identity)

@@ -21,7 +21,10 @@ enum {
     OPT_SECRET,
     OPT_PUBLIC,
     OPT_SKIP,
-    OPT_REFUSE
+    OPT_REFUSE,
+    OPT_ON_CLASH,
+    OPT_DEREF,
+    OPT_TAR
 };
 
 int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...)
@@ -61,6 +64,12 @@ static int option_class(int c)
     case OPT_SKIP:
     case OPT_REFUSE:
         return VT_O_SPECIAL;
+    case OPT_ON_CLASH:
+        return VT_O_CLASH;
+    case OPT_DEREF:
+        return VT_O_DEREF;
+    case OPT_TAR:
+        return VT_O_TAR;
     case CLI_OPT_KEY_FILE:
     case CLI_OPT_PASSPHRASE_FILE:
     case CLI_OPT_IDENTITY:
@@ -85,6 +94,9 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
         {"public", required_argument, NULL, OPT_PUBLIC},
         {"skip-special", no_argument, NULL, OPT_SKIP},
         {"refuse-special", no_argument, NULL, OPT_REFUSE},
+        {"on-clash", required_argument, NULL, OPT_ON_CLASH},
+        {"dereference", no_argument, NULL, OPT_DEREF},
+        {"tar", no_argument, NULL, OPT_TAR},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         CLI_KEY_LONGOPTS,
@@ -152,6 +164,17 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
             break;
         case OPT_REFUSE:
             o->policy = CLI_SPECIAL_REFUSE;
+            break;
+        case OPT_ON_CLASH:
+            if (cli_clash_parse(optarg, &o->clash) != 0)
+                return vt_usage_error(cmd, "--on-clash=%s: not fail, skip or rename",
+                                      optarg);
+            break;
+        case OPT_DEREF:
+            o->deref = 1;
+            break;
+        case OPT_TAR:
+            o->tar = 1;
             break;
         default:
             return vt_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

@@ -38,6 +38,7 @@ int vt_cmd_get(const vt_cmd *cmd, vt_opts *o)
                       .image = o->pos[0],
                       .img = ci.img,
                       .fs = ci.fs,
+                      .deref = o->deref,
                       .progress = &p,
                       .cancel = o->cancel};
         rc = cli_copy_out(&c, src, dst);
@@ -76,7 +77,7 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
         rc = CLI_EXIT_FAIL;
     } else {
         cli_tree_stats ts;
-        rc = cli_tree_scan(VT_PROG, src, o->policy, 1, &ts);
+        rc = cli_tree_scan(VT_PROG, src, o->policy, 1, o->deref, &ts);
         cli_progress p;
         cli_progress_start(&p, "copying", ts.bytes, ts.files, o->quiet);
         cli_copy c = {.prog = VT_PROG,
@@ -84,6 +85,8 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
                       .img = ci.img,
                       .fs = ci.fs,
                       .policy = o->policy,
+                      .clash = o->clash,
+                      .deref = o->deref,
                       .warn_special = 0,
                       .replace = 1,
                       .progress = &p,

@@ -41,6 +41,8 @@ static int sink_write(void *ctx, uint64_t off, const void *buf, size_t len)
 int vt_cmd_export(const vt_cmd *cmd, vt_opts *o)
 {
     (void)cmd;
+    if (o->tar)
+        return vt_export_tar(o);
     const char *image = o->pos[0], *raw = o->pos[1];
     char *tmp = NULL;
     sink s = {.fd = -1, .cancel = o->cancel};

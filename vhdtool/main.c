@@ -24,14 +24,18 @@ static const vt_cmd commands[] = {
     {"get", vt_cmd_get, VT_O_KEYS, 3, 3, "get [KEY OPTIONS] IMAGE PATH DEST",
      "Copy a file or a directory (recursively) out of the volume, keeping\n"
      "modification times. An existing directory DEST receives PATH's name.\n"},
-    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL, 3, 3,
-     "put [--skip-special|--refuse-special] [KEY OPTIONS] IMAGE SRC PATH",
+    {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL | VT_O_CLASH | VT_O_DEREF, 3, 3,
+     "put [--skip-special|--refuse-special] [--on-clash=fail|skip|rename]\n"
+     "            [--dereference] [KEY OPTIONS] IMAGE SRC PATH",
      "Copy a host file or directory (recursively) into the volume, keeping\n"
-     "modification times; existing files are replaced. An existing directory\n"
-     "PATH receives SRC's name.\n"
+     "modification times; existing files of exactly the same name are\n"
+     "replaced. An existing directory PATH receives SRC's name.\n"
      "  --skip-special        skip symbolic links, devices, fifos, sockets and\n"
      "                        files over 4 GiB - 1, one warning each (default)\n"
-     "  --refuse-special      fail on them instead\n"},
+     "  --refuse-special      fail on them instead\n"
+     "  --dereference         copy what symbolic links point to instead of the\n"
+     "                        links (a dangling link is then a special)\n"
+     CLI_CLASH_USAGE},
     {"rm", vt_cmd_rm, VT_O_KEYS | VT_O_RECURSIVE, 2, 2,
      "rm [-r] [KEY OPTIONS] IMAGE PATH",
      "Remove a file, or with -r a directory and everything in it.\n"},
@@ -41,11 +45,15 @@ static const vt_cmd commands[] = {
      "  -p                    make missing parents; an existing directory is fine\n"},
     {"mv", vt_cmd_mv, VT_O_KEYS, 3, 3, "mv [KEY OPTIONS] IMAGE FROM TO",
      "Rename or move a file or directory (into TO if TO is a directory).\n"},
-    {"export", vt_cmd_export, VT_O_KEYS | VT_O_FORCE, 2, 2,
-     "export [--force] [KEY OPTIONS] IMAGE RAW",
+    {"export", vt_cmd_export, VT_O_KEYS | VT_O_FORCE | VT_O_TAR, 2, 2,
+     "export [--force] [--tar] [KEY OPTIONS] IMAGE RAW|ARCHIVE|-",
      "Write the decrypted FAT32 volume to the sparse file RAW (fsck.fat and\n"
-     "mtools read it).\n"
-     "  --force               replace an existing RAW\n"},
+     "mtools read it), or with --tar the volume's tree as a tar archive (pax;\n"
+     "'-' = standard output): names, contents, modification times, directories\n"
+     "and symbolic links with their stored targets; owner 0:0, mode 0755\n"
+     "(links 0777), as FAT32 keeps neither.\n"
+     "  --tar                 a tar archive of the tree instead of the raw volume\n"
+     "  --force               replace an existing RAW or ARCHIVE\n"},
     {"keyslot list", vt_cmd_keyslot_list, 0, 1, 1, "keyslot list IMAGE",
      "List the key slots (no key needed).\n"},
     {"keyslot add", vt_cmd_keyslot_add, VT_O_KEYS | VT_O_NEWKEY, 1, 1,
@@ -94,6 +102,7 @@ static void usage_all(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_locale_utf8();
     if (argc < 2) {
         fprintf(stderr, "vhdtool: missing command\nTry 'vhdtool --help'.\n");
         return CLI_EXIT_USAGE;

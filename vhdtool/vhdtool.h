@@ -21,13 +21,18 @@ enum {
     VT_O_NEWKEY =
         1 << 6, /* --new-key-file/--new-passphrase-file/--new-passphrase/--seal-to */
     VT_O_KEYGEN = 1 << 7, /* --secret/--public */
-    VT_O_SPECIAL = 1 << 8 /* --skip-special/--refuse-special */
+    VT_O_SPECIAL = 1 << 8, /* --skip-special/--refuse-special */
+    VT_O_CLASH = 1 << 9,   /* --on-clash */
+    VT_O_DEREF = 1 << 10,  /* --dereference */
+    VT_O_TAR = 1 << 11     /* --tar */
 };
 
 typedef struct vt_opts {
     cli_keyopts keys;
     int quiet, json, long_fmt, recursive, parents, force;
     cli_special policy;
+    cli_clash clash;
+    int deref, tar;
     const char *new_key_file, *new_passphrase_file, *seal_to;
     int new_passphrase;
     const char *secret, *public_key;
@@ -74,6 +79,8 @@ int vt_cmd_mv(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_get(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_put(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_export(const vt_cmd *cmd, vt_opts *o);
+/* export --tar (cmd_export_tar.c). */
+int vt_export_tar(vt_opts *o);
 int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_keyslot_add(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_keyslot_remove(const vt_cmd *cmd, vt_opts *o);
