@@ -82,4 +82,23 @@ expect_out '^embed: ok$'
 # The image exists already: the example refuses to overwrite it.
 expect_status 1 "$T/embed/embed-static" "$T/c.vhd"
 expect_err '^embed: .*c\.vhd: '
+# The nbdkit plugin, when built: in nbdkit's plugin directory taken
+# relative to nbdkit's prefix, so under P here; loadable, exporting only
+# plugin_init.
+if [[ -f "$VD_BUILD/nbdkit/nbdkit-vdisk-plugin.so" ]]; then
+    nbdprefix=$(pkg-config --variable=prefix nbdkit)
+    plugindir=$(pkg-config --variable=plugindir nbdkit)
+    [[ "$plugindir" == "$nbdprefix"/* ]] || fail "nbdkit's plugindir $plugindir is outside $nbdprefix"
+    plugin=$P/${plugindir#"$nbdprefix"/}/nbdkit-vdisk-plugin.so
+    [[ -f "$plugin" ]] || fail "nbdkit-vdisk-plugin.so not installed at $plugin"
+    nm -D --defined-only "$plugin" | awk '{print $3}' >"$T/nm"
+    [[ "$(cat "$T/nm")" == plugin_init ]] || fail "the plugin exports more than plugin_init: $(cat "$T/nm")"
+    if command -v nbdkit >/dev/null; then
+        expect_status 0 nbdkit "$plugin" --dump-plugin
+        expect_out '^name=vdisk$'
+    fi
+    note "nbdkit-vdisk-plugin.so installed under the prefix"
+else
+    note "nbdkit-vdisk-plugin.so not built: not checked"
+fi
 note "installed $version into a prefix; embed built and ran (shared and static)"
