@@ -7,7 +7,8 @@
 #    suite — the cmocka suites, the tool tests (tests/sh), the fsck case
 #    directories, the FUSE mount tests (skipped with a printed reason where
 #    /dev/fuse is unusable), a short run of every fuzzer (clang), the
-#    install/pkg-config and nm checks — then the old demo program once.
+#    install/pkg-config and nm checks, every state of the file-system
+#    crash harness (crash_fs_full) — then the old demo program once.
 # 2. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/:
 #    every suite again (the tamper sweep thinned by VD_TAMPER_LIGHT=1, the
 #    fuzzers and the install check not repeated).
@@ -79,7 +80,10 @@ step() { # step NAME CMD...: run, record a failure, go on
 }
 
 D=${BUILD_DIR:-build-test}
-if build "$D"; then
+# The Debug build also registers crash_fs_full (every crash state of the
+# file-system crash harness, a few minutes); the sanitizer builds run only
+# its sample (test_crash_fs).
+if build "$D" -DVD_CRASH_FULL=ON; then
     step "ctest ($D)" run_ctest "$D"
     step "smoke ($D)" smoke "$D"
 else

@@ -503,27 +503,20 @@ static int cache_advance(vd_rec *rec, size_t upto)
     return 0;
 }
 
-/* Build the crash image into out (an empty rbuf). Caller holds the lock. */
-static int crash_build(vd_rec *rec, size_t n, const uint8_t *mask,
-                       uint64_t seed, int reorder, rbuf *out)
+/* The tail ops of the prefix of n ops that reach the disk, in the order
+ * they land (steps 3 and 4 of vd_rec_crash_image): a malloc'd array of op
+ * indexes in *sel (NULL when empty) and its length in *nsel. */
+static int tail_select(vd_rec *rec, size_t n, const uint8_t *mask,
+                       uint64_t seed, int reorder, size_t **sel_out,
+                       size_t *nsel_out)
 {
-    size_t tf;
-    size_t ntail;
+    size_t tf = vd_rec_tail_first(rec, n);
+    size_t ntail = n - tf;
     size_t nsel = 0;
-    size_t *sel = NULL;
-    int r;
+    size_t *sel;
 
-    if (n > rec->nops)
-        return -ERANGE;
-    tf = vd_rec_tail_first(rec, n);
-    r = cache_advance(rec, tf);
-    if (r != 0)
-        return r;
-    r = rbuf_copy(out, &rec->cache);
-    if (r != 0)
-        return r;
-
-    ntail = n - tf;
+    *sel_out = NULL;
+    *nsel_out = 0;
     if (ntail == 0)
         return 0;
     sel = malloc(ntail * sizeof(*sel));
@@ -542,11 +535,30 @@ static int crash_build(vd_rec *rec, size_t n, const uint8_t *mask,
             sel[k] = t;
         }
     }
-    for (size_t i = 0; i < nsel; i++) {
+    *sel_out = sel;
+    *nsel_out = nsel;
+    return 0;
+}
+
+/* Build the crash image into out (an empty rbuf). Caller holds the lock. */
+static int crash_build(vd_rec *rec, size_t n, const uint8_t *mask,
+                       uint64_t seed, int reorder, rbuf *out)
+{
+    size_t nsel = 0;
+    size_t *sel = NULL;
+    int r;
+
+    if (n > rec->nops)
+        return -ERANGE;
+    r = cache_advance(rec, vd_rec_tail_first(rec, n));
+    if (r != 0)
+        return r;
+    r = rbuf_copy(out, &rec->cache);
+    if (r != 0)
+        return r;
+    r = tail_select(rec, n, mask, seed, reorder, &sel, &nsel);
+    for (size_t i = 0; r == 0 && i < nsel; i++)
         r = op_apply(out, &rec->ops[sel[i]]);
-        if (r != 0)
-            break;
-    }
     free(sel);
     return r;
 }
@@ -632,5 +644,329 @@ vd_err vd_rec_reset_log(vd_rec *rec)
     rec->cache_valid = 0;
     rec->cache_upto = 0;
     rec_unlock(rec);
+    return VD_OK;
+}
+
+/* ---- Crash views ------------------------------------------------------------
+ * A view reads the durable part of the crash state straight from the
+ * recorder's cache (never written) and keeps every byte written since, by
+ * the tail ops or by the library, in private 4 KiB overlay blocks, so a
+ * crash state costs O(tail + writes) instead of two copies of the image. */
+
+#define VIEW_BLK 4096u
+
+typedef struct rec_view {
+    vd_host host; /* first: the vd_host pointer is the view */
+    pthread_mutex_t lock;
+    const uint8_t *base;
+    uint64_t base_size; /* bytes of base still visible (a shrink cuts it) */
+    uint64_t size;
+    uint64_t *keys;   /* overlay block numbers, open addressing */
+    uint8_t **blks;   /* NULL = empty slot */
+    size_t cap, n;
+    int64_t clock_ns;
+} rec_view;
+
+static size_t view_slot(const rec_view *v, uint64_t blk)
+{
+    size_t i = (size_t)((blk * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (v->cap - 1);
+    while (v->blks[i] != NULL && v->keys[i] != blk)
+        i = (i + 1) & (v->cap - 1);
+    return i;
+}
+
+static uint8_t *view_find(const rec_view *v, uint64_t blk)
+{
+    return v->blks[view_slot(v, blk)];
+}
+
+static int view_grow(rec_view *v)
+{
+    size_t ncap = v->cap * 2;
+    uint64_t *keys = calloc(ncap, sizeof(*keys));
+    uint8_t **blks = calloc(ncap, sizeof(*blks));
+    rec_view nv = *v;
+
+    if (keys == NULL || blks == NULL) {
+        free(keys);
+        free(blks);
+        return -ENOMEM;
+    }
+    nv.keys = keys;
+    nv.blks = blks;
+    nv.cap = ncap;
+    for (size_t i = 0; i < v->cap; i++) {
+        if (v->blks[i] != NULL) {
+            size_t j = view_slot(&nv, v->keys[i]);
+            keys[j] = v->keys[i];
+            blks[j] = v->blks[i];
+        }
+    }
+    free(v->keys);
+    free(v->blks);
+    v->keys = keys;
+    v->blks = blks;
+    v->cap = ncap;
+    return 0;
+}
+
+/* The overlay block blk, made from the visible base bytes (zeros beyond). */
+static int view_block(rec_view *v, uint64_t blk, uint8_t **out)
+{
+    size_t i;
+    uint8_t *b;
+    uint64_t start = blk * VIEW_BLK;
+
+    i = view_slot(v, blk);
+    if (v->blks[i] != NULL) {
+        *out = v->blks[i];
+        return 0;
+    }
+    if ((v->n + 1) * 2 > v->cap) {
+        int r = view_grow(v);
+        if (r != 0)
+            return r;
+        i = view_slot(v, blk);
+    }
+    b = calloc(1, VIEW_BLK);
+    if (b == NULL)
+        return -ENOMEM;
+    if (start < v->base_size) {
+        uint64_t n = v->base_size - start;
+        memcpy(b, v->base + start, (size_t)(n < VIEW_BLK ? n : VIEW_BLK));
+    }
+    v->keys[i] = blk;
+    v->blks[i] = b;
+    v->n++;
+    *out = b;
+    return 0;
+}
+
+static int view_write_locked(rec_view *v, uint64_t off, const uint8_t *src,
+                             uint64_t len)
+{
+    if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+        return -EFBIG;
+    while (len > 0) {
+        uint8_t *b;
+        size_t in = (size_t)(off % VIEW_BLK);
+        size_t n = VIEW_BLK - in;
+        int r = view_block(v, off / VIEW_BLK, &b);
+        if (r != 0)
+            return r;
+        if ((uint64_t)n > len)
+            n = (size_t)len;
+        memcpy(b + in, src, n);
+        off += n;
+        src += n;
+        len -= n;
+        if (off > v->size)
+            v->size = off;
+    }
+    return 0;
+}
+
+static int view_resize_locked(rec_view *v, uint64_t nsize)
+{
+    if (nsize < v->size) {
+        /* Bytes beyond the new end must read as zeros if it grows again. */
+        if (nsize < v->base_size)
+            v->base_size = nsize;
+        for (size_t i = 0; i < v->cap; i++) {
+            uint64_t start;
+            if (v->blks[i] == NULL)
+                continue;
+            start = v->keys[i] * VIEW_BLK;
+            if (start + VIEW_BLK > nsize) {
+                size_t keep = start >= nsize ? 0 : (size_t)(nsize - start);
+                memset(v->blks[i] + keep, 0, VIEW_BLK - keep);
+            }
+        }
+    }
+    v->size = nsize;
+    return 0;
+}
+
+static int view_read_at(void *ctx, uint64_t off, void *buf, size_t len,
+                        size_t *done)
+{
+    rec_view *v = ctx;
+    uint8_t *out = buf;
+    size_t total = 0;
+
+    if (done == NULL)
+        return -EINVAL;
+    *done = 0;
+    if (buf == NULL && len != 0)
+        return -EINVAL;
+    if (pthread_mutex_lock(&v->lock) != 0)
+        return -EIO;
+    while (total < len && off < v->size) {
+        size_t in = (size_t)(off % VIEW_BLK);
+        size_t n = VIEW_BLK - in;
+        const uint8_t *b = view_find(v, off / VIEW_BLK);
+        if (n > len - total)
+            n = len - total;
+        if ((uint64_t)n > v->size - off)
+            n = (size_t)(v->size - off);
+        if (b != NULL) {
+            memcpy(out + total, b + in, n);
+        } else if (off >= v->base_size) {
+            memset(out + total, 0, n);
+        } else {
+            size_t nb = (uint64_t)n > v->base_size - off ? (size_t)(v->base_size - off) : n;
+            memcpy(out + total, v->base + off, nb);
+            memset(out + total + nb, 0, n - nb);
+        }
+        total += n;
+        off += n;
+    }
+    pthread_mutex_unlock(&v->lock);
+    *done = total;
+    return 0;
+}
+
+static int view_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
+                         size_t *done)
+{
+    rec_view *v = ctx;
+    int r;
+
+    if (done == NULL)
+        return -EINVAL;
+    *done = 0;
+    if (buf == NULL && len != 0)
+        return -EINVAL;
+    if (pthread_mutex_lock(&v->lock) != 0)
+        return -EIO;
+    r = view_write_locked(v, off, buf, len);
+    pthread_mutex_unlock(&v->lock);
+    if (r == 0)
+        *done = len;
+    return r;
+}
+
+static int view_flush(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static int view_size(void *ctx, uint64_t *size)
+{
+    rec_view *v = ctx;
+
+    if (size == NULL)
+        return -EINVAL;
+    if (pthread_mutex_lock(&v->lock) != 0)
+        return -EIO;
+    *size = v->size;
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+static int view_truncate(void *ctx, uint64_t size)
+{
+    rec_view *v = ctx;
+    int r;
+
+    if (size > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    if (pthread_mutex_lock(&v->lock) != 0)
+        return -EIO;
+    r = view_resize_locked(v, size);
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+static int view_now(void *ctx, int64_t *ns)
+{
+    rec_view *v = ctx;
+
+    if (ns == NULL)
+        return -EINVAL;
+    if (pthread_mutex_lock(&v->lock) != 0)
+        return -EIO;
+    *ns = v->clock_ns;
+    v->clock_ns += REC_CLOCK_STEP_NS;
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+void vd_rec_view_free(vd_host *view)
+{
+    rec_view *v = (rec_view *)view;
+
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < v->cap; i++)
+        free(v->blks[i]);
+    free(v->keys);
+    free(v->blks);
+    (void)pthread_mutex_destroy(&v->lock);
+    free(v);
+}
+
+vd_err vd_rec_crash_view(vd_rec *rec, size_t n_ops_prefix,
+                         const uint8_t *subset_mask, uint64_t seed,
+                         int reorder, vd_host **out)
+{
+    rec_view *v;
+    size_t *sel = NULL;
+    size_t nsel = 0;
+    int r;
+
+    if (out == NULL)
+        return VD_ERR_INVAL;
+    *out = NULL;
+    if (rec == NULL)
+        return VD_ERR_INVAL;
+    if (n_ops_prefix > rec->nops)
+        return VD_ERR_RANGE;
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return VD_ERR_NOMEM;
+    v->cap = 64;
+    v->keys = calloc(v->cap, sizeof(*v->keys));
+    v->blks = calloc(v->cap, sizeof(*v->blks));
+    if (v->keys == NULL || v->blks == NULL ||
+        pthread_mutex_init(&v->lock, NULL) != 0) {
+        free(v->keys);
+        free(v->blks);
+        free(v);
+        return VD_ERR_NOMEM;
+    }
+    r = rec_lock(rec);
+    if (r == 0) {
+        r = cache_advance(rec, vd_rec_tail_first(rec, n_ops_prefix));
+        if (r == 0) {
+            v->base = rec->cache.p;
+            v->base_size = rec->cache.size;
+            v->size = rec->cache.size;
+            r = tail_select(rec, n_ops_prefix, subset_mask, seed, reorder, &sel, &nsel);
+        }
+        for (size_t i = 0; r == 0 && i < nsel; i++) {
+            const rec_op *op = &rec->ops[sel[i]];
+            if (op->kind == VD_REC_WRITE)
+                r = view_write_locked(v, op->off, op->data, op->len);
+            else if (op->kind == VD_REC_TRUNCATE)
+                r = view_resize_locked(v, op->off);
+        }
+        rec_unlock(rec);
+    }
+    free(sel);
+    if (r != 0) {
+        vd_rec_view_free(&v->host);
+        return r == -ENOMEM ? VD_ERR_NOMEM : VD_ERR_IO;
+    }
+    v->clock_ns = REC_CLOCK_START_NS;
+    v->host.ctx = v;
+    v->host.read_at = view_read_at;
+    v->host.write_at = view_write_at;
+    v->host.flush = view_flush;
+    v->host.size = view_size;
+    v->host.truncate = view_truncate;
+    v->host.now = view_now;
+    *out = &v->host;
     return VD_OK;
 }

@@ -119,6 +119,19 @@ vd_err vd_rec_crash_host(vd_rec *rec, size_t n_ops_prefix,
                          const uint8_t *subset_mask, uint64_t seed,
                          int reorder, vd_host **out);
 
+/* The same crash state as vd_rec_crash_host, without copying the image:
+ * the view reads the durable part from the recorder's own copy and keeps
+ * the tail ops and every later write (a recovery commit, a check's
+ * repairs) in private blocks, so a state costs O(tail + writes), not
+ * O(image). flush does nothing. The view is valid until the next
+ * vd_rec_crash_image / vd_rec_crash_host / vd_rec_crash_view call,
+ * vd_rec_reset_log or vd_rec_free on rec, and must be freed with
+ * vd_rec_view_free before. Same errors as vd_rec_crash_host. */
+vd_err vd_rec_crash_view(vd_rec *rec, size_t n_ops_prefix,
+                         const uint8_t *subset_mask, uint64_t seed,
+                         int reorder, vd_host **out);
+void vd_rec_view_free(vd_host *view);
+
 /* Make the current live image the new initial image and clear the log
  * (op, flush and byte counters restart from zero). VD_ERR_NOMEM leaves
  * the recorder unchanged. */
