@@ -240,7 +240,8 @@ static void snap_file(workload *w, mfile *f, size_t end)
     if (f->snap_data == NULL || f->snap_version != f->version) {
         uint8_t *copy = malloc(f->len ? f->len : 1);
         assert_non_null(copy);
-        memcpy(copy, f->data, f->len);
+        if (f->len)
+            memcpy(copy, f->data, f->len);
         w->arena = grow(w->arena, &w->caparena, w->narena, sizeof *w->arena);
         w->arena[w->narena++] = copy;
         f->snap_data = copy;
@@ -934,7 +935,7 @@ static void check_synced(checker *c)
         const found *x = find_path(c, s->path);
         if (!x || x->dir) {
             bad(c, F_SYNCED, "%s, synced at op %zu, is missing", s->path, s->end_op);
-        } else if (x->len != s->len || memcmp(x->data, s->data, s->len) != 0) {
+        } else if (x->len != s->len || (s->len && memcmp(x->data, s->data, s->len) != 0)) {
             bad(c, F_SYNCED, "%s, synced at op %zu with %" PRIu64 " bytes, holds %" PRIu64
                 " bytes%s", s->path, s->end_op, s->len, x->len,
                 x->len == s->len ? " that differ" : "");
