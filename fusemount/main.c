@@ -49,7 +49,9 @@ static void usage(FILE *to)
         "Mount a vdisk image as a directory (unmount: fusermount3 -u MOUNTPOINT).\n"
         "  -f             stay in the foreground (log to stderr, not syslog)\n"
         "  -d             FUSE debug output (implies -f)\n"
-        "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8)\n"
+        "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8);\n"
+        "                 vfat's uid=N, gid=N, umask=OCT, dmask=OCT, fmask=OCT,\n"
+        "                 showexec, quiet (modes: see vhdmount(8))\n"
         "  --cache-mb N   image block cache in MiB (default 64)\n" CLI_KEY_USAGE,
         PROG);
 }
@@ -281,8 +283,9 @@ int main(int argc, char **argv)
         goto out;
     c.image = m.image;
     c.read_only = m.read_only;
-    c.uid = getuid();
-    c.gid = getgid();
+    rc = vmnt_modes_parse(&m.fargs, &c);
+    if (rc != 0)
+        goto out;
     if (pthread_mutex_init(&c.files_lock, NULL) != 0) {
         rc = CLI_EXIT_FAIL;
         goto out;
@@ -295,6 +298,7 @@ int main(int argc, char **argv)
     vmnt_ops_tree(&ops);
     vmnt_ops_file(&ops);
     vmnt_ops_refused(&ops);
+    vmnt_ops_modes(&ops);
     /* Before the image is opened, so a bad -o costs no passphrase. */
     f = fuse_new(&m.fargs, &ops, sizeof ops, &c);
     if (!f) {

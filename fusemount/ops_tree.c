@@ -1,6 +1,9 @@
 /* The name-space operations: attributes, listings, directories, names,
- * times, space. Each is one library call; the library serializes calls on
- * the volume with its own lock (vdisk/fs.h), so these need none. */
+ * symbolic links, times, space. Each is one library call; the library
+ * serializes calls on the volume with its own lock (vdisk/fs.h), so these
+ * need none. The kernel resolves paths itself, following links through
+ * readlink, so every call here acts on the path's last component as it
+ * is: lstat and lutimes, never the following variants. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,18 +12,12 @@
 
 #include "vhdmount.h"
 
-static void stat_fill(const vmnt_ctx *c, const vd_stat *vs, struct stat *st)
+static void stat_fill(const vmnt_ctx *c, const vd_stat *vs, const char *path,
+                      struct stat *st)
 {
     memset(st, 0, sizeof *st);
-    /* The modes a vfat mount with umask 022 shows: the read-only attribute
-     * clears the write bits of a file; directories ignore it. */
-    if (vs->is_dir) {
-        st->st_mode = S_IFDIR | 0755;
-        st->st_nlink = 2;
-    } else {
-        st->st_mode = S_IFREG | ((vs->attr & VD_ATTR_READONLY) ? 0444 : 0644);
-        st->st_nlink = 1;
-    }
+    st->st_mode = vmnt_mode(c, vs, path); /* as vfat shows it (modes.c) */
+    st->st_nlink = vs->is_dir ? 2 : 1;
     st->st_uid = c->uid;
     st->st_gid = c->gid;
     st->st_size = (off_t)vs->size;
@@ -40,15 +37,19 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     vmnt_ctx *c = vmnt_ctx_get();
     vd_stat vs;
     vd_err e;
-    if (fi && fi->fh)
-        e = vd_file_stat(((vmnt_file *)(uintptr_t)fi->fh)->f, &vs);
-    else if (!path)
+    const char *name = path;
+    if (fi && fi->fh) {
+        const vmnt_file *w = (const vmnt_file *)(uintptr_t)fi->fh;
+        e = vd_file_stat(w->f, &vs);
+        name = w->path;
+    } else if (!path) {
         return -ENOENT; /* an unlinked file, asked without its handle */
-    else
-        e = vd_fs_stat(c->ci.fs, path, &vs);
+    } else {
+        e = vd_fs_lstat(c->ci.fs, path, &vs);
+    }
     if (e != VD_OK)
         return vmnt_fail("stat", path, e);
-    stat_fill(c, &vs, st);
+    stat_fill(c, &vs, name, st);
     return 0;
 }
 
@@ -95,7 +96,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     while ((e = vd_dir_read(d, &ent)) == VD_OK) {
         struct stat st;
         memset(&st, 0, sizeof st);
-        st.st_mode = ent.is_dir ? S_IFDIR : S_IFREG;
+        st.st_mode = ent.is_link ? S_IFLNK : ent.is_dir ? S_IFDIR : S_IFREG;
         if (filler(buf, ent.name, &st, 0, 0) != 0)
             break;
     }
@@ -151,6 +152,31 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
     return e == VD_OK ? 0 : vmnt_fail("rename", from, e);
 }
 
+static int op_symlink(const char *target, const char *path)
+{
+    if (strlen(target) > VD_FS_LINK_MAX)
+        return -ENAMETOOLONG; /* the format's limit (FORMAT.md) */
+    vd_err e = vd_fs_symlink(vmnt_ctx_get()->ci.fs, target, path);
+    return e == VD_OK ? 0 : vmnt_fail("symlink", path, e);
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+    char target[VD_FS_LINK_MAX + 1];
+    size_t len = 0;
+    vd_err e = vd_fs_readlink(vmnt_ctx_get()->ci.fs, path, target, sizeof target, &len);
+    if (e != VD_OK)
+        return vmnt_fail("readlink", path, e);
+    if (size == 0)
+        return -EINVAL;
+    /* FUSE's contract: NUL-terminated, truncated to the buffer. */
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, target, len);
+    buf[len] = '\0';
+    return 0;
+}
+
 static int64_t ts_ns(const struct timespec *ts, int64_t now_ns, int64_t old_ns)
 {
     if (ts->tv_nsec == UTIME_OMIT)
@@ -166,7 +192,7 @@ static int op_utimens(const char *path, const struct timespec tv[2],
     (void)fi;
     vmnt_ctx *c = vmnt_ctx_get();
     vd_stat vs;
-    vd_err e = vd_fs_stat(c->ci.fs, path, &vs);
+    vd_err e = vd_fs_lstat(c->ci.fs, path, &vs);
     if (e != VD_OK)
         return vmnt_fail("utimens", path, e);
     struct timespec now;
@@ -175,7 +201,7 @@ static int op_utimens(const char *path, const struct timespec tv[2],
     int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     int64_t at = tv ? ts_ns(&tv[0], now_ns, vs.atime_ns) : now_ns;
     int64_t mt = tv ? ts_ns(&tv[1], now_ns, vs.mtime_ns) : now_ns;
-    e = vd_fs_utimes(c->ci.fs, path, at, mt);
+    e = vd_fs_lutimes(c->ci.fs, path, at, mt);
     return e == VD_OK ? 0 : vmnt_fail("utimens", path, e);
 }
 
@@ -217,6 +243,8 @@ void vmnt_ops_tree(struct fuse_operations *ops)
     ops->rmdir = op_rmdir;
     ops->unlink = op_unlink;
     ops->rename = op_rename;
+    ops->symlink = op_symlink;
+    ops->readlink = op_readlink;
     ops->utimens = op_utimens;
     ops->statfs = op_statfs;
     ops->fsyncdir = op_fsyncdir;

@@ -31,6 +31,9 @@ typedef struct vmnt_ctx {
     int use_syslog; /* daemonized: log to syslog, not stderr */
     uid_t uid;      /* owner shown for every file (vfat does the same) */
     gid_t gid;
+    mode_t fmask, dmask; /* vfat's masks for files and directories */
+    int showexec;   /* x bits only for .exe/.com/.bat names */
+    int quiet;      /* chown/chmod FAT cannot store succeed without effect */
     uint32_t cluster_bytes;     /* st_blksize, and st_blocks' rounding */
     pthread_mutex_t files_lock; /* guards the open-file list only */
     vmnt_file *files;
@@ -65,11 +68,19 @@ vmnt_ctx *vmnt_ctx_get(void);
 void vmnt_readahead_widen_once(vmnt_ctx *c);
 
 
-/* The operation table, by kind (ops_*.c). */
+/* The vfat options (uid=, gid=, umask=, dmask=, fmask=, showexec, quiet)
+ * taken out of args into c, with vfat's defaults (modes.c). 0, or the
+ * usage exit status after a message. */
+int vmnt_modes_parse(struct fuse_args *args, vmnt_ctx *c);
+/* st_mode of an entry as vfat shows it (path: its name, for showexec). */
+mode_t vmnt_mode(const vmnt_ctx *c, const vd_stat *vs, const char *path);
+
+/* The operation table, by kind (ops_*.c, modes.c). */
 void vmnt_ops_volume(struct fuse_operations *ops);
 void vmnt_ops_tree(struct fuse_operations *ops);
 void vmnt_ops_file(struct fuse_operations *ops);
 void vmnt_ops_refused(struct fuse_operations *ops);
+void vmnt_ops_modes(struct fuse_operations *ops);
 
 /* Close every file FUSE did not release, unmount the volume (sync, clean
  * flag) and close the image (sync, anchor). Idempotent; logs failures. */

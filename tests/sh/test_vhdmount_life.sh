@@ -200,11 +200,11 @@ fsck_clean img4.vhd "$KEY"
 
 # ---- other users ----------------------------------------------------------------
 if command -v setpriv >/dev/null && [[ $(id -u) == 0 ]]; then
-    note "allow_other: other users get the modes shown (0644 files), default_permissions"
+    note "allow_other: other users get the modes shown (0755 files), default_permissions"
     as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
     chmod 0755 "$T"                            # let nobody reach the mount point
     mnt_start img4.vhd "$M" -o allow_other --key-file "$KEY"
-    [[ $(as_nobody cat "$M/after") == after ]] || fail "another user cannot read a 0644 file"
+    [[ $(as_nobody cat "$M/after") == after ]] || fail "another user cannot read a 0755 file"
     expect_status 1 as_nobody touch "$M/by-nobody"
     expect_err 'Permission denied'
     expect_status 2 as_nobody sh -c "echo x >>'$M/after'"
