@@ -5,7 +5,8 @@
  * inside, as in a chroot), rename/unlink of a link, ordinary 1067-byte
  * files that are not links, the on-disk bytes checked against the
  * Minshall+French format built here by hand (checksums from md5sum), and
- * the exported volume read by fsck.fat and mtools (a 1067-byte file). */
+ * the exported volume read by vd_fsck, fsck.fat and mtools (a 1067-byte
+ * file), and a link file written by mtools read as a link. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <cmocka.h>
 
 #include "fat_util.h"
+#include "vdisk/check.h"
 
 #define NBLOCKS 10240u /* 40 MiB */
 #define LINK_FILE 1067u
@@ -671,6 +673,14 @@ static void test_tools_see_a_small_file(void **state)
     FU_OK(vd_fs_symlink(e.fs, "../../nowhere", "sub/dir/dangling"));
     FU_OK(vd_fs_symlink(e.fs, "dir", "sub/A Long Link Name"));
     FU_OK(vd_fs_unmount(e.fs));
+    /* vd_fsck sees links as the files they are: nothing to report. */
+    vd_fsck_opts fo;
+    memset(&fo, 0, sizeof fo);
+    vd_fsck_result fr;
+    FU_OK(vd_fsck(e.d.img, &fo, &fr));
+    assert_int_equal(fr.found, 0);
+    assert_true(fr.fs_checked);
+    assert_int_equal(fr.files, 4); /* target.txt and the three links */
     char raw[512], out[512], cmd[2048];
     snprintf(raw, sizeof raw, "%s/links.raw", g_tmp);
     snprintf(out, sizeof out, "%s/lnk.out", g_tmp);
