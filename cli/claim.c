@@ -67,30 +67,46 @@ static char *clash_candidate(const char *name, unsigned n)
     return p;
 }
 
-typedef enum claim_kind { CLAIM_FILE, CLAIM_DIR } claim_kind;
+typedef enum claim_kind { CLAIM_FILE, CLAIM_DIR, CLAIM_LINK } claim_kind;
 
-/* One attempt at creating dir/name; VD_ERR_EXIST when anything equal but
- * for case is there. */
-static vd_err try_create(cli_copy *c, const char *path, claim_kind kind, int flags,
-                         vd_file **f)
+/* What to make: a file (opened into *f), a directory, or a link to target. */
+typedef struct claim_what {
+    claim_kind kind;
+    const char *target;
+    vd_file **f;
+} claim_what;
+
+/* One attempt at creating path; VD_ERR_EXIST when anything equal but for
+ * case is there. */
+static vd_err try_create(cli_copy *c, const char *path, const claim_what *w)
 {
-    if (kind == CLAIM_DIR)
+    switch (w->kind) {
+    case CLAIM_DIR:
         return vd_fs_mkdir(c->fs, path);
-    return vd_file_open(c->fs, path, VD_O_WRONLY | VD_O_CREAT | flags, f);
+    case CLAIM_LINK:
+        return vd_fs_symlink(c->fs, w->target, path);
+    default:
+        return vd_file_open(c->fs, path, VD_O_WRONLY | VD_O_CREAT | VD_O_EXCL, w->f);
+    }
 }
 
-/* The name exists exactly (replace mode): reuse it as put always did. */
-static vd_err reuse(cli_copy *c, const char *path, claim_kind kind, vd_file **f)
+/* The name exists exactly (replace mode): a file is truncated and a
+ * directory merged, as put always did; a link is replaced by whatever
+ * comes (never written through), and so is a file by a link. */
+static vd_err reuse(cli_copy *c, const char *path, const claim_what *w)
 {
     vd_stat vs;
-    vd_err e = vd_fs_stat(c->fs, path, &vs);
+    vd_err e = vd_fs_lstat(c->fs, path, &vs);
     if (e != VD_OK)
         return e;
-    if (kind == CLAIM_DIR)
-        return vs.is_dir ? VD_OK : VD_ERR_NOTDIR;
     if (vs.is_dir)
-        return VD_ERR_ISDIR;
-    return vd_file_open(c->fs, path, VD_O_WRONLY | VD_O_TRUNC, f);
+        return w->kind == CLAIM_DIR ? VD_OK : VD_ERR_ISDIR;
+    if (!vs.is_link && w->kind == CLAIM_DIR)
+        return VD_ERR_NOTDIR;
+    if (!vs.is_link && w->kind == CLAIM_FILE)
+        return vd_file_open(c->fs, path, VD_O_WRONLY | VD_O_TRUNC, w->f);
+    e = vd_fs_unlink(c->fs, path);
+    return e != VD_OK ? e : try_create(c, path, w);
 }
 
 static int clash_fail(cli_copy *c, const char *src, const char *other)
@@ -108,7 +124,7 @@ static int clash_fail(cli_copy *c, const char *src, const char *other)
 }
 
 static int claim(cli_copy *c, const char *src, const char *dir, const char *name,
-                 claim_kind kind, vd_file **f, char **final)
+                 const claim_what *w, char **final)
 {
     *final = NULL;
     char *path = cli_path_join(dir, name);
@@ -116,7 +132,7 @@ static int claim(cli_copy *c, const char *src, const char *dir, const char *name
         cli_errorf(c->prog, src, "out of memory");
         return CLI_EXIT_FAIL;
     }
-    vd_err e = try_create(c, path, kind, VD_O_EXCL, f);
+    vd_err e = try_create(c, path, w);
     if (e != VD_ERR_EXIST)
         goto done;
     int exact = 0;
@@ -125,7 +141,7 @@ static int claim(cli_copy *c, const char *src, const char *dir, const char *name
     if (e != VD_OK)
         goto done;
     if (exact && c->replace) {
-        e = reuse(c, path, kind, f);
+        e = reuse(c, path, w);
         goto done;
     }
     if (exact) /* a second entry of the same name (mkvhd never makes one) */
@@ -144,14 +160,14 @@ static int claim(cli_copy *c, const char *src, const char *dir, const char *name
         for (unsigned n = 1; n <= CLASH_TRIES && e == VD_ERR_EXIST; n++) {
             char *cand = clash_candidate(name, n);
             char *p = cand ? cli_path_join(dir, cand) : NULL;
-            e = p ? try_create(c, p, kind, VD_O_EXCL, f) : VD_ERR_NOMEM;
+            e = p ? try_create(c, p, w) : VD_ERR_NOMEM;
             if (e == VD_ERR_EXIST && c->replace) {
                 /* put again: the name an earlier put chose is replaced, so
                  * repeating a put makes no NAME~2. */
                 int same = 0;
                 char o2[8];
                 e = find_names(c->fs, dir, cand, &same, o2, sizeof o2);
-                e = e != VD_OK ? e : same ? reuse(c, p, kind, f) : VD_ERR_EXIST;
+                e = e != VD_OK ? e : same ? reuse(c, p, w) : VD_ERR_EXIST;
             }
             if (e == VD_OK) {
                 cli_errorf(c->prog, src,
@@ -184,11 +200,20 @@ int cli_claim_file(cli_copy *c, const char *src, const char *dir, const char *na
                    vd_file **f, char **final)
 {
     *f = NULL;
-    return claim(c, src, dir, name, CLAIM_FILE, f, final);
+    claim_what w = {.kind = CLAIM_FILE, .f = f};
+    return claim(c, src, dir, name, &w, final);
 }
 
 int cli_claim_dir(cli_copy *c, const char *src, const char *dir, const char *name,
                   char **final)
 {
-    return claim(c, src, dir, name, CLAIM_DIR, NULL, final);
+    claim_what w = {.kind = CLAIM_DIR};
+    return claim(c, src, dir, name, &w, final);
+}
+
+int cli_claim_link(cli_copy *c, const char *src, const char *dir, const char *name,
+                   const char *target, char **final)
+{
+    claim_what w = {.kind = CLAIM_LINK, .target = target};
+    return claim(c, src, dir, name, &w, final);
 }

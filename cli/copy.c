@@ -149,6 +149,34 @@ out:
     return rc;
 }
 
+static int in_link(cli_copy *c, const char *src, const char *ddir, const char *name,
+                   const struct stat *sb)
+{
+    char target[VD_FS_LINK_MAX + 1];
+    ssize_t n = readlink(src, target, sizeof target);
+    if (n < 0) {
+        cli_errorf(c->prog, src, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    if ((size_t)n >= sizeof target) /* grew since lstat */
+        return cli_special_report(c->prog, src,
+                                  "symbolic link whose target is longer than 1024 "
+                                  "bytes (the link format's limit)",
+                                  c->policy, 1);
+    target[n] = 0;
+    char *dst = NULL;
+    int rc = cli_claim_link(c, src, ddir, name, target, &dst);
+    if (rc == 0 && dst) {
+        vd_err e = vd_fs_lutimes(c->fs, dst, ts_ns(&sb->st_atim), ts_ns(&sb->st_mtim));
+        if (e != VD_OK)
+            rc = cli_copy_in_fail(c, src, dst, e);
+        else if (c->progress)
+            cli_progress_add(c->progress, 0, 1);
+    }
+    free(dst);
+    return rc;
+}
+
 static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *name,
                    const struct stat *sb, const ancestry *up);
 
@@ -238,6 +266,8 @@ static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *n
         return cli_special_report(c->prog, src, kind, c->policy, c->warn_special);
     if (S_ISDIR(sb->st_mode))
         return in_dir(c, src, ddir, name, sb, up);
+    if (S_ISLNK(sb->st_mode))
+        return in_link(c, src, ddir, name, sb);
     return in_file(c, src, ddir, name);
 }
 
@@ -247,8 +277,9 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst)
     if (rc)
         return rc;
     struct stat sb;
-    /* The named source itself may be a symbolic link to what to copy. */
-    if (stat(src, &sb) != 0) {
+    /* A source that becomes the root is followed if it is a link (mkvhd
+     * SOURCE_DIR); any other is copied as a link unless --dereference. */
+    if ((is_root(dst) || c->deref ? stat(src, &sb) : lstat(src, &sb)) != 0) {
         cli_errorf(c->prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
@@ -313,7 +344,9 @@ static int out_file(cli_copy *c, const char *src, const char *dst, const vd_stat
         rc = cli_fs_fail(c->prog, c->image, c->img, src, e);
         goto out;
     }
-    fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    /* FAT32 keeps no permission bits: files come out as a vfat mount (and
+     * vhdmount) shows them, executable unless the umask says otherwise. */
+    fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0777);
     if (fd < 0) {
         cli_errorf(c->prog, dst, "%s", strerror(errno));
         rc = CLI_EXIT_FAIL;
@@ -410,14 +443,63 @@ static int vol_list(cli_copy *c, const char *src, char ***names, size_t *n)
     return rc;
 }
 
-static int out_tree(cli_copy *c, const char *src, const char *dst)
+/* A volume link becomes a host link with the stored target (an existing
+ * file or link at dst is replaced, as get replaces files). */
+static int out_link(cli_copy *c, const char *src, const char *dst, const vd_stat *vs)
 {
-    vd_stat vs;
-    vd_err e = vd_fs_stat(c->fs, src, &vs);
+    char target[VD_FS_LINK_MAX + 1];
+    size_t len = 0;
+    vd_err e = vd_fs_readlink(c->fs, src, target, sizeof target, &len);
     if (e != VD_OK)
         return cli_fs_fail(c->prog, c->image, c->img, src, e);
+    if (symlink(target, dst) != 0) {
+        struct stat sb;
+        if (errno != EEXIST || lstat(dst, &sb) != 0 || S_ISDIR(sb.st_mode) ||
+            unlink(dst) != 0 || symlink(target, dst) != 0) {
+            cli_errorf(c->prog, dst, "%s", strerror(errno));
+            return CLI_EXIT_FAIL;
+        }
+    }
+    int rc = set_host_times(c, dst, vs);
+    if (rc == 0 && c->progress)
+        cli_progress_add(c->progress, 0, 1);
+    return rc;
+}
+
+/* Volume directories being copied (by first cluster), innermost first:
+ * with --dereference a link to an ancestor would copy forever. */
+typedef struct vol_ancestry {
+    uint32_t cluster;
+    const struct vol_ancestry *up;
+} vol_ancestry;
+
+static int out_tree(cli_copy *c, const char *src, const char *dst, const vol_ancestry *up)
+{
+    vd_stat vs;
+    vd_err e = c->deref ? vd_fs_stat(c->fs, src, &vs) : vd_fs_lstat(c->fs, src, &vs);
+    if (c->deref && (e == VD_ERR_NOENT || e == VD_ERR_LOOP) &&
+        vd_fs_lstat(c->fs, src, &vs) == VD_OK && vs.is_link) {
+        cli_errorf(c->prog, c->image, "%s: %s (--dereference)", src,
+                   e == VD_ERR_LOOP ? "a symbolic link in a loop"
+                                    : "a dangling symbolic link");
+        return CLI_EXIT_FAIL;
+    }
+    if (e != VD_OK)
+        return cli_fs_fail(c->prog, c->image, c->img, src, e);
+    if (vs.is_link)
+        return out_link(c, src, dst, &vs);
     if (!vs.is_dir)
         return out_file(c, src, dst, &vs);
+    for (const vol_ancestry *a = up; a; a = a->up) {
+        if (a->cluster == vs.first_cluster) {
+            cli_errorf(c->prog, c->image,
+                       "%s: a symbolic link leads back to a directory being copied "
+                       "(--dereference would copy forever)",
+                       src);
+            return CLI_EXIT_FAIL;
+        }
+    }
+    vol_ancestry me = {.cluster = vs.first_cluster, .up = up};
     if (mkdir(dst, 0777) != 0) {
         struct stat sb;
         if (errno != EEXIST || stat(dst, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -435,7 +517,7 @@ static int out_tree(cli_copy *c, const char *src, const char *dst)
             cli_errorf(c->prog, dst, "out of memory");
             rc = CLI_EXIT_FAIL;
         } else {
-            rc = out_tree(c, s, d);
+            rc = out_tree(c, s, d, &me);
         }
         free(s);
         free(d);
@@ -451,5 +533,5 @@ int cli_copy_out(cli_copy *c, const char *src, const char *dst)
     int rc = buf_ready(c);
     if (rc)
         return rc;
-    return out_tree(c, src, dst);
+    return out_tree(c, src, dst, NULL);
 }

@@ -10,8 +10,9 @@
 
 #include "cli.h"
 
-/* What to do with what FAT32 cannot hold: symbolic links, devices, fifos,
- * sockets, files over 4 GiB - 1. */
+/* What to do with what FAT32 cannot hold: devices, fifos, sockets, files
+ * over 4 GiB - 1 (and with --dereference, dangling symbolic links).
+ * Symbolic links themselves are stored as links. */
 typedef enum cli_special {
     CLI_SPECIAL_SKIP = 0,  /* one warning line each, then go on */
     CLI_SPECIAL_REFUSE = 1 /* an error (exit 1) */
@@ -42,22 +43,29 @@ int cli_clash_parse(const char *s, cli_clash *out);
 extern const uint32_t cli_cluster_sizes[CLI_CLUSTER_SIZES];
 
 typedef struct cli_tree_stats {
-    uint64_t files, dirs, bytes, skipped;
+    uint64_t files, dirs, links, bytes, skipped;
     /* Bytes of whole clusters the tree takes (file data and directory
      * entries) for each of cli_cluster_sizes. */
     uint64_t need[CLI_CLUSTER_SIZES];
 } cli_tree_stats;
 
-/* Walk the host tree at src (a directory, or a single file), counting what
+/* cli_tree_scan flags. */
+enum {
+    CLI_SCAN_DEREF = 1 << 0, /* follow symbolic links (a dangling one is a special) */
+    CLI_SCAN_ROOT = 1 << 1   /* src becomes the volume's root: a link to a
+                                directory is followed even without DEREF */
+};
+
+/* Walk the host tree at src (a directory, a file or a link), counting what
  * will be copied. Specials are warned about (warn != 0) or refused by
- * policy; with deref, symbolic links are followed (a dangling one is a
- * special). Returns an exit status. */
+ * policy. Returns an exit status. */
 int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
-                  int deref, cli_tree_stats *st);
+                  int flags, cli_tree_stats *st);
 /* Count one file of `bytes` / one directory holding `entries` directory
  * entries (32 bytes each; "." and ".." included) into st. */
 void cli_tree_stats_file(cli_tree_stats *st, uint64_t bytes);
 void cli_tree_stats_dir(cli_tree_stats *st, uint64_t entries);
+void cli_tree_stats_link(cli_tree_stats *st);
 /* Directory entries a name takes: the short entry and its long-name
  * entries (a UTF-8 byte count over-estimates the UTF-16 units). */
 uint64_t cli_name_entries(const char *name);
@@ -110,6 +118,14 @@ int cli_claim_file(cli_copy *c, const char *src, const char *dir, const char *na
                    vd_file **f, char **final);
 int cli_claim_dir(cli_copy *c, const char *src, const char *dir, const char *name,
                   char **final);
+/* The same for a symbolic link to target (with c->replace an existing
+ * link or file of exactly that name is replaced). */
+int cli_claim_link(cli_copy *c, const char *src, const char *dir, const char *name,
+                   const char *target, char **final);
+
+/* The bytes a symbolic link takes in the volume: a Minshall+French link
+ * is a 1067-byte file (docs/FORMAT.md). */
+#define CLI_LINK_BYTES 1067u
 /* The exit status for a failed volume operation while copying host src to
  * volume dst (an integrity failure names the image and block; a full
  * volume or a name FAT cannot store names src). */

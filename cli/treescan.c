@@ -18,8 +18,11 @@ const uint32_t cli_cluster_sizes[CLI_CLUSTER_SIZES] = {512, 4096, 8192, 16384, 3
 
 const char *cli_special_kind(const struct stat *st)
 {
+    if (S_ISLNK(st->st_mode) && (uint64_t)st->st_size > VD_FS_LINK_MAX)
+        return "symbolic link whose target is longer than 1024 bytes (the link "
+               "format's limit)";
     if (S_ISLNK(st->st_mode))
-        return "symbolic link";
+        return NULL;
     if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
         return "device";
     if (S_ISFIFO(st->st_mode))
@@ -28,7 +31,7 @@ const char *cli_special_kind(const struct stat *st)
         return "socket";
     if (S_ISREG(st->st_mode) && (uint64_t)st->st_size > FAT_FILE_MAX)
         return "file larger than 4 GiB - 1 (the FAT32 limit)";
-    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode))
         return "not a regular file or directory";
     return NULL;
 }
@@ -111,6 +114,12 @@ void cli_tree_stats_dir(cli_tree_stats *st, uint64_t entries)
     add_clusters(st, entries * DIRENT_BYTES);
 }
 
+void cli_tree_stats_link(cli_tree_stats *st)
+{
+    st->links++;
+    add_clusters(st, CLI_LINK_BYTES);
+}
+
 uint64_t cli_name_entries(const char *name)
 {
     return 1 + (strlen(name) + LFN_CHARS - 1) / LFN_CHARS;
@@ -172,6 +181,8 @@ static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
                 entries += cli_name_entries(names[i]);
                 if (S_ISDIR(sb.st_mode))
                     rc = scan_dir(sc, p, &sb, &me);
+                else if (S_ISLNK(sb.st_mode))
+                    cli_tree_stats_link(sc->st);
                 else
                     cli_tree_stats_file(sc->st, (uint64_t)sb.st_size);
             }
@@ -184,12 +195,14 @@ static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
 }
 
 int cli_tree_scan(const char *prog, const char *src, cli_special policy, int warn,
-                  int deref, cli_tree_stats *st)
+                  int flags, cli_tree_stats *st)
 {
     memset(st, 0, sizeof *st);
+    int deref = !!(flags & CLI_SCAN_DEREF);
     scan sc = {.prog = prog, .policy = policy, .warn = warn, .deref = deref, .st = st};
     struct stat sb;
-    if (stat(src, &sb) != 0) {
+    int follow = deref || (flags & CLI_SCAN_ROOT);
+    if ((follow ? stat(src, &sb) : lstat(src, &sb)) != 0) {
         cli_errorf(prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
@@ -200,7 +213,10 @@ int cli_tree_scan(const char *prog, const char *src, cli_special policy, int war
         st->skipped++;
         return cli_special_report(prog, src, kind, policy, warn);
     }
-    cli_tree_stats_file(st, (uint64_t)sb.st_size);
+    if (S_ISLNK(sb.st_mode))
+        cli_tree_stats_link(st);
+    else
+        cli_tree_stats_file(st, (uint64_t)sb.st_size);
     return 0;
 }
 

@@ -73,7 +73,8 @@ static int plan_size(build *b)
             cli_errorf(P, o->source, "not a directory");
             return CLI_EXIT_FAIL;
         }
-        int rc = cli_tree_scan(P, o->source, o->policy, 1, o->deref, &b->st);
+        int rc = cli_tree_scan(P, o->source, o->policy, 1,
+                               CLI_SCAN_ROOT | (o->deref ? CLI_SCAN_DEREF : 0), &b->st);
         if (rc)
             return rc;
     }
@@ -298,7 +299,7 @@ static int fill_volume(build *b)
     int rc = 0;
     if (o->source || o->tar) {
         cli_progress prog;
-        cli_progress_start(&prog, "copying", b->st.bytes, b->st.files, o->quiet);
+        cli_progress_start(&prog, "copying", b->st.bytes, b->st.files + b->st.links, o->quiet);
         cli_copy c = {.prog = P,
                       .image = o->image,
                       .img = b->img,
@@ -371,9 +372,13 @@ static int install(build *b)
 static void summary(const build *b)
 {
     char v[16], d[16];
-    printf("%s: %llu files, %llu directories, %s in a %s volume; %d key slot%s\n",
+    char links[48] = "";
+    if (b->st.links)
+        snprintf(links, sizeof links, ", %llu symbolic links",
+                 (unsigned long long)b->st.links);
+    printf("%s: %llu files, %llu directories%s, %s in a %s volume; %d key slot%s\n",
            b->o->image, (unsigned long long)b->st.files,
-           (unsigned long long)(b->st.dirs ? b->st.dirs - 1 : 0),
+           (unsigned long long)(b->st.dirs ? b->st.dirs - 1 : 0), links,
            cli_size_format(b->st.bytes, d, sizeof d),
            cli_size_format(b->vol_bytes, v, sizeof v), b->nsec, b->nsec == 1 ? "" : "s");
 }

@@ -245,8 +245,17 @@ static const char *kind_of(struct archive_entry *ae)
         return "fifo";
     case AE_IFSOCK:
         return "socket";
-    case AE_IFLNK:
-        return "symbolic link";
+    case AE_IFLNK: {
+        const char *t = archive_entry_symlink_utf8(ae);
+        if (!t)
+            t = archive_entry_symlink(ae);
+        if (!t || !*t)
+            return "symbolic link without a target";
+        if (strlen(t) > VD_FS_LINK_MAX)
+            return "symbolic link whose target is longer than 1024 bytes (the link "
+                   "format's limit)";
+        return NULL;
+    }
     case AE_IFREG:
         if ((uint64_t)archive_entry_size(ae) > FAT_FILE_MAX)
             return "file larger than 4 GiB - 1 (the FAT32 limit)";
@@ -361,6 +370,8 @@ static int scan_entry(mkvhd_tar *t, struct archive_entry *ae, const char *key,
         rc = cli_special_report(P, subject(t, key), special, o->policy, 1);
         /* A skipped link still stops entries below it (bsdtar's rule). */
         kind = archive_entry_filetype(ae) == AE_IFLNK ? TP_LINK : TP_SKIPPED;
+    } else if (archive_entry_filetype(ae) == AE_IFLNK) {
+        kind = TP_LINK;
         st->skipped++;
     } else if (archive_entry_filetype(ae) == AE_IFDIR) {
         kind = TP_DIR;
@@ -392,8 +403,10 @@ static int scan_entry(mkvhd_tar *t, struct archive_entry *ae, const char *key,
     }
     p->kind = kind;
     p->size = size;
-    if (!special && (kind == TP_FILE || kind == TP_LINK))
+    if (!special && kind == TP_FILE)
         cli_tree_stats_file(st, size);
+    else if (!special && kind == TP_LINK)
+        cli_tree_stats_link(st);
     return 0;
 }
 
@@ -595,13 +608,21 @@ static int fill_file(mkvhd_tar *t, cli_copy *c, struct archive *a,
     vd_file *f = NULL;
     char *vpath = NULL;
     int rc = 0;
-    if (p && p->vpath && p->kind == TP_FILE) {
-        /* The same name again: the later entry wins, as with tar -x. */
+    if (p && p->vpath && (p->kind == TP_FILE || p->kind == TP_LINK)) {
+        /* The same name again: the later entry wins, as with tar -x (a
+         * link is replaced, never written through). */
         vpath = strdup(p->vpath);
-        vd_err e = vpath ? vd_file_open(c->fs, vpath, VD_O_WRONLY | VD_O_TRUNC, &f)
-                         : VD_ERR_NOMEM;
+        vd_err e = vpath ? VD_OK : VD_ERR_NOMEM;
+        int flags = VD_O_WRONLY | VD_O_TRUNC;
+        if (e == VD_OK && p->kind == TP_LINK) {
+            e = vd_fs_unlink(c->fs, vpath);
+            flags = VD_O_WRONLY | VD_O_CREAT | VD_O_EXCL;
+        }
+        if (e == VD_OK)
+            e = vd_file_open(c->fs, vpath, flags, &f);
         if (e != VD_OK)
             rc = cli_copy_in_fail(c, subject(t, key), p->vpath, e);
+        p->kind = TP_FILE;
     } else {
         char *dir = parent_vpath(t, key);
         const char *slash = strrchr(key, '/');
@@ -642,6 +663,66 @@ static int fill_file(mkvhd_tar *t, cli_copy *c, struct archive *a,
     if (rc != 0 && f && vpath)
         (void)vd_fs_unlink(c->fs, vpath); /* no partial copy */
     free(vpath);
+    return rc;
+}
+
+/* A symbolic link: ae's own target, or (a hard link to a link) target. */
+static int fill_link(mkvhd_tar *t, cli_copy *c, struct archive_entry *ae, const char *key,
+                     const char *target)
+{
+    if (!target) {
+        target = archive_entry_symlink_utf8(ae);
+        if (!target)
+            target = archive_entry_symlink(ae);
+    }
+    char *tcopy = target ? strdup(target) : NULL;
+    if (!tcopy) {
+        cli_errorf(P, t->label, "out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    tarpath *p = tarpaths_find(&t->paths, key);
+    char *vpath = NULL;
+    int rc = 0;
+    if (p && p->vpath && (p->kind == TP_FILE || p->kind == TP_LINK)) {
+        /* The same name again: replaced, as with tar -x. */
+        vpath = strdup(p->vpath);
+        vd_err e = vpath ? vd_fs_unlink(c->fs, vpath) : VD_ERR_NOMEM;
+        if (e == VD_OK)
+            e = vd_fs_symlink(c->fs, tcopy, vpath);
+        if (e != VD_OK)
+            rc = cli_copy_in_fail(c, subject(t, key), p->vpath, e);
+    } else {
+        char *dir = parent_vpath(t, key);
+        const char *slash = strrchr(key, '/');
+        rc = dir ? cli_claim_link(c, subject(t, key), dir, slash ? slash + 1 : key, tcopy,
+                                  &vpath)
+                 : CLI_EXIT_FAIL;
+        free(dir);
+    }
+    p = rc == 0 ? tarpaths_add(&t->paths, key) : NULL;
+    if (rc == 0 && !p) {
+        cli_errorf(P, t->label, "out of memory");
+        rc = CLI_EXIT_FAIL;
+    }
+    if (rc == 0) {
+        p->kind = vpath ? TP_LINK : TP_SKIPPED;
+        free(p->vpath);
+        free(p->target);
+        p->vpath = vpath;
+        p->target = tcopy;
+        tcopy = NULL;
+        vpath = NULL;
+        if (p->vpath && archive_entry_mtime_is_set(ae)) {
+            int64_t m = entry_ns(archive_entry_mtime(ae), archive_entry_mtime_nsec(ae));
+            vd_err e = vd_fs_lutimes(c->fs, p->vpath, m, m);
+            if (e != VD_OK)
+                rc = cli_copy_in_fail(c, subject(t, key), p->vpath, e);
+        }
+        if (rc == 0 && c->progress)
+            cli_progress_add(c->progress, 0, 1);
+    }
+    free(vpath);
+    free(tcopy);
     return rc;
 }
 
@@ -695,6 +776,12 @@ static int fill_cb(mkvhd_tar *t, struct archive *a, struct archive_entry *ae,
         const tarpath *tp = tarpaths_find(&t->paths, tk);
         if (!tp || tp->kind == TP_SKIPPED || !tp->vpath)
             return 0; /* reported by the first pass */
+        if (tp->kind == TP_LINK) {
+            char *target = tp->target ? strdup(tp->target) : NULL;
+            rc = target ? fill_link(t, c, ae, key, target) : CLI_EXIT_FAIL;
+            free(target);
+            return rc;
+        }
         char *src = strdup(tp->vpath);
         rc = src ? fill_file(t, c, a, ae, key, src) : CLI_EXIT_FAIL;
         free(src);
@@ -705,6 +792,8 @@ static int fill_cb(mkvhd_tar *t, struct archive *a, struct archive_entry *ae,
     switch (archive_entry_filetype(ae)) {
     case AE_IFDIR:
         return fill_dir(t, c, ae, key);
+    case AE_IFLNK:
+        return fill_link(t, c, ae, key, NULL);
     default:
         return fill_file(t, c, a, ae, key, NULL);
     }

@@ -57,7 +57,7 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
     const char *src = o->pos[1], *path = o->pos[2];
     char *base = NULL, *dst = NULL;
     struct stat sb;
-    if (stat(src, &sb) != 0) {
+    if ((o->deref ? stat(src, &sb) : lstat(src, &sb)) != 0) {
         cli_errorf(VT_PROG, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
@@ -77,9 +77,9 @@ int vt_cmd_put(const vt_cmd *cmd, vt_opts *o)
         rc = CLI_EXIT_FAIL;
     } else {
         cli_tree_stats ts;
-        rc = cli_tree_scan(VT_PROG, src, o->policy, 1, o->deref, &ts);
+        rc = cli_tree_scan(VT_PROG, src, o->policy, 1, o->deref ? CLI_SCAN_DEREF : 0, &ts);
         cli_progress p;
-        cli_progress_start(&p, "copying", ts.bytes, ts.files, o->quiet);
+        cli_progress_start(&p, "copying", ts.bytes, ts.files + ts.links, o->quiet);
         cli_copy c = {.prog = VT_PROG,
                       .image = o->pos[0],
                       .img = ci.img,

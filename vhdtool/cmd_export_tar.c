@@ -195,12 +195,29 @@ static int tar_dir(tarout *t, const char *path, const char *name, const vd_stat 
     return rc;
 }
 
+static int tar_link(tarout *t, const char *path, const char *name, const vd_stat *vs)
+{
+    char target[VD_FS_LINK_MAX + 1];
+    size_t len = 0;
+    vd_err e = vd_fs_readlink(t->ci->fs, path, target, sizeof target, &len);
+    if (e != VD_OK)
+        return cli_fs_fail(VT_PROG, t->o->pos[0], t->ci->img, path, e);
+    put_header(t, name, vs, AE_IFLNK, MODE_LINK, 0);
+    archive_entry_set_symlink_utf8(t->ae, target);
+    int rc = write_header(t);
+    if (rc == 0)
+        cli_progress_add(t->p, 0, 1);
+    return rc;
+}
+
 static int tar_tree(tarout *t, const char *path, const char *name)
 {
     vd_stat vs;
-    vd_err e = vd_fs_stat(t->ci->fs, path, &vs);
+    vd_err e = vd_fs_lstat(t->ci->fs, path, &vs);
     if (e != VD_OK)
         return cli_fs_fail(VT_PROG, t->o->pos[0], t->ci->img, path, e);
+    if (vs.is_link)
+        return tar_link(t, path, name, &vs);
     if (vs.is_dir)
         return tar_dir(t, path, name, &vs);
     return tar_file(t, path, name, &vs);

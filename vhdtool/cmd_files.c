@@ -54,7 +54,9 @@ static vd_err list_dir(vd_fs *fs, const char *path, entries *es)
     return e;
 }
 
-static void print_entry(const char *name, const vd_stat *st, int long_fmt)
+/* target: a link's, for -l ("name -> target"); NULL otherwise. */
+static void print_entry(const char *name, const vd_stat *st, int long_fmt,
+                        const char *target)
 {
     if (!long_fmt) {
         printf("%s\n", name);
@@ -65,8 +67,9 @@ static void print_entry(const char *name, const vd_stat *st, int long_fmt)
     char when[32] = "?";
     if (gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    printf("%c %12llu %s %s\n", st->is_dir ? 'd' : '-',
-           (unsigned long long)(st->is_dir ? 0 : st->size), when, name);
+    printf("%c %12llu %s %s%s%s\n", st->is_dir ? 'd' : st->is_link ? 'l' : '-',
+           (unsigned long long)(st->is_dir ? 0 : st->size), when, name,
+           target ? " -> " : "", target ? target : "");
 }
 
 static int ls_dir(vt_opts *o, cli_image *ci, const char *path, int header)
@@ -79,16 +82,24 @@ static int ls_dir(vt_opts *o, cli_image *ci, const char *path, int header)
     if (header)
         printf("%s:\n", path);
     for (size_t i = 0; i < es.n && rc == 0; i++) {
-        vd_stat st = {.size = es.v[i].size, .is_dir = es.v[i].is_dir};
+        vd_stat st = {
+            .size = es.v[i].size, .is_dir = es.v[i].is_dir, .is_link = es.v[i].is_link};
+        char target[VD_FS_LINK_MAX + 1];
+        int has_target = 0;
         if (o->long_fmt) {
             char *p = cli_path_join(path, es.v[i].name);
-            e = p ? vd_fs_stat(ci->fs, p, &st) : VD_ERR_NOMEM;
+            e = p ? vd_fs_lstat(ci->fs, p, &st) : VD_ERR_NOMEM;
+            if (e == VD_OK && st.is_link) {
+                size_t len = 0;
+                e = vd_fs_readlink(ci->fs, p, target, sizeof target, &len);
+                has_target = e == VD_OK;
+            }
             if (e != VD_OK)
                 rc = cli_fs_fail(VT_PROG, o->pos[0], ci->img, p ? p : path, e);
             free(p);
         }
         if (rc == 0)
-            print_entry(es.v[i].name, &st, o->long_fmt);
+            print_entry(es.v[i].name, &st, o->long_fmt, has_target ? target : NULL);
     }
     for (size_t i = 0; o->recursive && i < es.n && rc == 0; i++) {
         if (!es.v[i].is_dir)
@@ -116,11 +127,17 @@ int vt_cmd_ls(const vt_cmd *cmd, vt_opts *o)
     if (rc)
         return rc;
     vd_stat st;
-    vd_err e = vd_fs_stat(ci.fs, path, &st);
+    char target[VD_FS_LINK_MAX + 1];
+    size_t len = 0;
+    /* As ls: with -l a link named on the command line is shown itself
+     * (unless PATH ends in '/'), without -l followed. */
+    vd_err e = o->long_fmt ? vd_fs_lstat(ci.fs, path, &st) : vd_fs_stat(ci.fs, path, &st);
+    if (e == VD_OK && st.is_link)
+        e = vd_fs_readlink(ci.fs, path, target, sizeof target, &len);
     if (e != VD_OK)
         rc = cli_fs_fail(VT_PROG, o->pos[0], ci.img, path, e);
     else if (!st.is_dir)
-        print_entry(path, &st, o->long_fmt);
+        print_entry(path, &st, o->long_fmt, st.is_link ? target : NULL);
     else
         rc = ls_dir(o, &ci, path, o->recursive);
     if (fflush(stdout) != 0 && rc == 0) {

@@ -18,20 +18,26 @@ static const vt_cmd commands[] = {
      "ls [-l] [-R] [KEY OPTIONS] IMAGE [PATH]",
      "List a directory of the volume (default /).\n"
      "  -l                    type, size, modification time (UTC) and name\n"
+     "                        (a link as 'name -> target')\n"
      "  -R                    list subdirectories recursively\n"},
     {"cat", vt_cmd_cat, VT_O_KEYS, 2, 2, "cat [KEY OPTIONS] IMAGE PATH",
      "Write a file of the volume to standard output.\n"},
-    {"get", vt_cmd_get, VT_O_KEYS, 3, 3, "get [KEY OPTIONS] IMAGE PATH DEST",
+    {"get", vt_cmd_get, VT_O_KEYS | VT_O_DEREF, 3, 3,
+     "get [--dereference] [KEY OPTIONS] IMAGE PATH DEST",
      "Copy a file or a directory (recursively) out of the volume, keeping\n"
-     "modification times. An existing directory DEST receives PATH's name.\n"},
+     "modification times; symbolic links become host links with the stored\n"
+     "target. An existing directory DEST receives PATH's name.\n"
+     "  --dereference         copy what links point to instead (a dangling link\n"
+     "                        is an error)\n"},
     {"put", vt_cmd_put, VT_O_KEYS | VT_O_SPECIAL | VT_O_CLASH | VT_O_DEREF, 3, 3,
      "put [--skip-special|--refuse-special] [--on-clash=fail|skip|rename]\n"
      "            [--dereference] [KEY OPTIONS] IMAGE SRC PATH",
      "Copy a host file or directory (recursively) into the volume, keeping\n"
-     "modification times; existing files of exactly the same name are\n"
-     "replaced. An existing directory PATH receives SRC's name.\n"
-     "  --skip-special        skip symbolic links, devices, fifos, sockets and\n"
-     "                        files over 4 GiB - 1, one warning each (default)\n"
+     "modification times; symbolic links are copied as links; existing files\n"
+     "of exactly the same name are replaced. An existing directory PATH\n"
+     "receives SRC's name.\n"
+     "  --skip-special        skip devices, fifos, sockets and files over\n"
+     "                        4 GiB - 1, one warning each (default)\n"
      "  --refuse-special      fail on them instead\n"
      "  --dereference         copy what symbolic links point to instead of the\n"
      "                        links (a dangling link is then a special)\n"

@@ -40,7 +40,7 @@ roundtrip() {
         fail "export --tar - | tar -x"
 }
 
-note "a tree: nested directories, empty ones, odd names, a long path, a hard link"
+note "a tree: nested directories, empty ones, odd names, a long path, a hard link, links"
 mkdir -p src/a/b/c src/empty "src/with space" src/deep
 printf 'hello\n' >src/hello.txt
 : >src/empty.txt
@@ -51,12 +51,19 @@ long=$(printf 'segment-%.0s' {1..12}) # 96 characters a component
 mkdir -p "src/deep/$long/$long"
 printf 'long\n' >"src/deep/$long/$long/$long.txt"
 ln src/a/random.bin src/a/hardlink.bin
+ln -s hello.txt src/rel-link                 # relative
+ln -s /a/b/c/odd.bin src/a/abs-link          # absolute (the volume's root)
+ln -s a/b src/dir-link                       # to a directory
+ln -s no/such/file "src/with space/dangling" # dangling
+ln -s ../../hello.txt src/a/b/up-link        # '..' in a target is fine
+ln -P src/rel-link src/hard-to-link          # a hard link to a link: a link again
 touch -d '2019-05-04 12:34:57' src/hello.txt # odd second: FAT keeps 12:34:56
 touch -d '2001-02-03 04:05:06' src/a/b/c/odd.bin
 for d in src/a/b/c src/a/b src/a src/empty "src/with space" src/deep; do
     touch -d '2011-11-11 11:11:11' "$d"
 done
 manifest src >want
+grep -q '^l dir-link -> a/b$' want || fail "manifest: links not listed"
 grep -q "^f hello.txt .* $(($(date -d '2019-05-04 12:34:56' +%s)))\$" want ||
     fail "manifest: mtime rounding not as expected"
 
