@@ -83,13 +83,23 @@ typedef struct ancestry {
     const struct ancestry *up;
 } ancestry;
 
-static int in_file(cli_copy *c, const char *src, const char *ddir, const char *name)
+/* A host entry: at (a name) relative to the directory dfd, and its path
+ * for messages. Entries are reached through their directory, so the
+ * kernel does not walk the whole path again for each. */
+typedef struct hostent {
+    int dfd;
+    const char *at;
+    const char *path;
+} hostent;
+
+static int in_file(cli_copy *c, const hostent *h, const char *ddir, const char *name)
 {
+    const char *src = h->path;
     int rc = 0;
     vd_file *f = NULL;
     char *dst = NULL;
     struct stat sb;
-    int fd = open(src, O_RDONLY | O_CLOEXEC | (c->deref ? 0 : O_NOFOLLOW));
+    int fd = openat(h->dfd, h->at, O_RDONLY | O_CLOEXEC | (c->deref ? 0 : O_NOFOLLOW));
     if (fd < 0 || fstat(fd, &sb) != 0) {
         cli_errorf(c->prog, src, "%s", strerror(errno));
         rc = CLI_EXIT_FAIL;
@@ -99,12 +109,14 @@ static int in_file(cli_copy *c, const char *src, const char *ddir, const char *n
     if (rc != 0 || !dst)
         goto out;
     vd_err e;
-    for (uint64_t off = 0;;) {
+    /* The size fstat gave, as tar takes it: no read just to see the end. */
+    for (uint64_t off = 0; off < (uint64_t)sb.st_size;) {
         if (cli_copy_cancelled(c)) {
             rc = CLI_EXIT_FAIL;
             goto out;
         }
-        ssize_t r = read(fd, c->buf, COPY_CHUNK);
+        uint64_t want = (uint64_t)sb.st_size - off;
+        ssize_t r = read(fd, c->buf, want < COPY_CHUNK ? (size_t)want : COPY_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -149,11 +161,12 @@ out:
     return rc;
 }
 
-static int in_link(cli_copy *c, const char *src, const char *ddir, const char *name,
+static int in_link(cli_copy *c, const hostent *h, const char *ddir, const char *name,
                    const struct stat *sb)
 {
+    const char *src = h->path;
     char target[VD_FS_LINK_MAX + 1];
-    ssize_t n = readlink(src, target, sizeof target);
+    ssize_t n = readlinkat(h->dfd, h->at, target, sizeof target);
     if (n < 0) {
         cli_errorf(c->prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
@@ -177,13 +190,14 @@ static int in_link(cli_copy *c, const char *src, const char *ddir, const char *n
     return rc;
 }
 
-static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *name,
+static int in_tree(cli_copy *c, const hostent *h, const char *ddir, const char *name,
                    const struct stat *sb, const ancestry *up);
 
 /* ddir == NULL: src's contents go into the volume's root. */
-static int in_dir(cli_copy *c, const char *src, const char *ddir, const char *name,
+static int in_dir(cli_copy *c, const hostent *h, const char *ddir, const char *name,
                   const struct stat *sb, const ancestry *up)
 {
+    const char *src = h->path;
     for (const ancestry *a = up; a; a = a->up) {
         if (a->dev == sb->st_dev && a->ino == sb->st_ino) {
             cli_errorf(c->prog, src,
@@ -203,15 +217,26 @@ static int in_dir(cli_copy *c, const char *src, const char *ddir, const char *na
             return rc;
     }
     const char *d = dst ? dst : "/";
-    rc = cli_dir_list(c->prog, src, &names, &n);
+    /* Followed only where a link was meant to be (--dereference, the
+     * source named on the command line): not if one appeared since fstatat. */
+    int dfd = cli_dir_open(h->dfd, h->at, c->deref || h->dfd == AT_FDCWD);
+    if (dfd < 0) {
+        cli_errorf(c->prog, src, "%s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+    } else {
+        rc = cli_dir_list(c->prog, src, dfd, &names, &n);
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         char *s = cli_path_join(src, names[i]);
+        hostent ch = {.dfd = dfd, .at = names[i], .path = s};
         struct stat cb;
+        int flags = c->deref ? 0 : AT_SYMLINK_NOFOLLOW;
         if (!s) {
             cli_errorf(c->prog, src, "out of memory");
             rc = CLI_EXIT_FAIL;
-        } else if ((c->deref ? stat(s, &cb) : lstat(s, &cb)) != 0) {
-            if (c->deref && errno == ENOENT && lstat(s, &cb) == 0)
+        } else if (fstatat(dfd, names[i], &cb, flags) != 0) {
+            if (c->deref && errno == ENOENT &&
+                fstatat(dfd, names[i], &cb, AT_SYMLINK_NOFOLLOW) == 0)
                 rc = cli_special_report(c->prog, s, "dangling symbolic link", c->policy,
                                         c->warn_special);
             else {
@@ -219,11 +244,13 @@ static int in_dir(cli_copy *c, const char *src, const char *ddir, const char *na
                 rc = CLI_EXIT_FAIL;
             }
         } else {
-            rc = in_tree(c, s, d, names[i], &cb, &me);
+            rc = in_tree(c, &ch, d, names[i], &cb, &me);
         }
         free(s);
     }
     cli_names_free(names, n);
+    if (dfd >= 0)
+        (void)close(dfd); /* read only */
     /* Last, so adding the entries does not move the directory's time. */
     if (rc == 0 && dst) {
         vd_err e = vd_fs_utimes(c->fs, dst, ts_ns(&sb->st_atim), ts_ns(&sb->st_mtim));
@@ -256,19 +283,19 @@ static int skipped(const cli_copy *c, const struct stat *sb)
     return 0;
 }
 
-static int in_tree(cli_copy *c, const char *src, const char *ddir, const char *name,
+static int in_tree(cli_copy *c, const hostent *h, const char *ddir, const char *name,
                    const struct stat *sb, const ancestry *up)
 {
     if (skipped(c, sb))
         return 0;
     const char *kind = cli_special_kind(sb);
     if (kind)
-        return cli_special_report(c->prog, src, kind, c->policy, c->warn_special);
+        return cli_special_report(c->prog, h->path, kind, c->policy, c->warn_special);
     if (S_ISDIR(sb->st_mode))
-        return in_dir(c, src, ddir, name, sb, up);
+        return in_dir(c, h, ddir, name, sb, up);
     if (S_ISLNK(sb->st_mode))
-        return in_link(c, src, ddir, name, sb);
-    return in_file(c, src, ddir, name);
+        return in_link(c, h, ddir, name, sb);
+    return in_file(c, h, ddir, name);
 }
 
 int cli_copy_in(cli_copy *c, const char *src, const char *dst)
@@ -283,12 +310,13 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst)
         cli_errorf(c->prog, src, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
     }
+    hostent h = {.dfd = AT_FDCWD, .at = src, .path = src};
     if (is_root(dst)) {
         if (!S_ISDIR(sb.st_mode)) {
             cli_errorf(c->prog, src, "not a directory (only a directory can be the root)");
             return CLI_EXIT_FAIL;
         }
-        return in_dir(c, src, NULL, NULL, &sb, NULL);
+        return in_dir(c, &h, NULL, NULL, &sb, NULL);
     }
     char *base = cli_path_base(dst);
     char *dir = cli_path_dir(dst);
@@ -296,7 +324,7 @@ int cli_copy_in(cli_copy *c, const char *src, const char *dst)
         cli_errorf(c->prog, src, "out of memory");
         rc = CLI_EXIT_FAIL;
     } else {
-        rc = in_tree(c, src, dir, base, &sb, NULL);
+        rc = in_tree(c, &h, dir, base, &sb, NULL);
     }
     free(base);
     free(dir);

@@ -2,9 +2,11 @@
  * and the one place that decides what FAT32 cannot hold (specials). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "copy.h"
 #include "treeutil.h"
@@ -48,39 +50,71 @@ int cli_special_report(const char *prog, const char *path, const char *kind,
     return 0;
 }
 
-static int not_dots(const struct dirent *d)
+static int by_bytes(const void *a, const void *b)
 {
-    return strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0;
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cli_dir_list(const char *prog, const char *path, char ***names, size_t *n)
+int cli_dir_open(int at, const char *path, int follow)
 {
-    struct dirent **list = NULL;
-    int k = scandir(path, &list, not_dots, alphasort);
+    return openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+}
+
+int cli_dir_list(const char *prog, const char *path, int dfd, char ***names, size_t *n)
+{
     *names = NULL;
     *n = 0;
-    if (k < 0) {
+    int fd = dup(dfd); /* closedir closes it; dfd stays the caller's */
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
         cli_errorf(prog, path, "%s", strerror(errno));
+        if (fd >= 0)
+            (void)close(fd);
         return CLI_EXIT_FAIL;
     }
+    char **out = NULL;
+    size_t k = 0, cap = 0;
     int rc = 0;
-    char **out = calloc((size_t)k + 1, sizeof *out);
-    for (int i = 0; i < k; i++) {
-        if (out && rc == 0) {
-            out[i] = strdup(list[i]->d_name);
-            if (!out[i])
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) {
+                cli_errorf(prog, path, "%s", strerror(errno));
                 rc = CLI_EXIT_FAIL;
+            }
+            break;
         }
-        free(list[i]);
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (k == cap) {
+            size_t ncap = cap ? 2 * cap : 32;
+            char **g = realloc(out, ncap * sizeof *g);
+            if (!g) {
+                rc = -1;
+                break;
+            }
+            out = g;
+            cap = ncap;
+        }
+        out[k] = strdup(e->d_name);
+        if (!out[k]) {
+            rc = -1;
+            break;
+        }
+        k++;
     }
-    free(list);
-    if (!out || rc != 0) {
-        cli_names_free(out, (size_t)k);
-        cli_errorf(prog, path, "out of memory");
+    (void)closedir(d); /* read only */
+    if (rc != 0) {
+        cli_names_free(out, k);
+        if (rc < 0)
+            cli_errorf(prog, path, "out of memory");
         return CLI_EXIT_FAIL;
     }
+    if (k)
+        qsort(out, k, sizeof *out, by_bytes);
     *names = out;
-    *n = (size_t)k;
+    *n = k;
     return 0;
 }
 
@@ -153,9 +187,17 @@ static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
     scan_up me = {.dev = dsb->st_dev, .ino = dsb->st_ino, .up = up};
     char **names = NULL;
     size_t n = 0;
-    int rc = cli_dir_list(sc->prog, path, &names, &n);
-    if (rc)
+    /* Entries are looked at relative to the directory: no path walk each. */
+    int dfd = cli_dir_open(AT_FDCWD, path, 1);
+    if (dfd < 0) {
+        cli_errorf(sc->prog, path, "%s", strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    int rc = cli_dir_list(sc->prog, path, dfd, &names, &n);
+    if (rc) {
+        (void)close(dfd);
         return rc;
+    }
     uint64_t entries = 2; /* "." and ".." */
     for (size_t i = 0; i < n && rc == 0; i++) {
         char *p = cli_path_join(path, names[i]);
@@ -163,8 +205,9 @@ static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
         if (!p) {
             cli_errorf(sc->prog, path, "out of memory");
             rc = CLI_EXIT_FAIL;
-        } else if ((sc->deref ? stat(p, &sb) : lstat(p, &sb)) != 0) {
-            if (sc->deref && errno == ENOENT && lstat(p, &sb) == 0) {
+        } else if (fstatat(dfd, names[i], &sb, sc->deref ? 0 : AT_SYMLINK_NOFOLLOW) != 0) {
+            if (sc->deref && errno == ENOENT &&
+                fstatat(dfd, names[i], &sb, AT_SYMLINK_NOFOLLOW) == 0) {
                 rc = cli_special_report(sc->prog, p, "dangling symbolic link",
                                         sc->policy, sc->warn);
                 sc->st->skipped++;
@@ -191,6 +234,7 @@ static int scan_dir(const scan *sc, const char *path, const struct stat *dsb,
     }
     cli_tree_stats_dir(sc->st, entries);
     cli_names_free(names, n);
+    (void)close(dfd); /* read only */
     return rc;
 }
 
