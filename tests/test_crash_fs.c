@@ -551,9 +551,19 @@ static void op_big(workload *w)
     close_f(w, h, opened);
 }
 
+static uint64_t commits(workload *w)
+{
+    vd_image_info info;
+    WL_OK(vd_image_info_get(w->img, &info));
+    return info.syncs;
+}
+
 static void run_ops(workload *w)
 {
     for (unsigned i = 0; i < w->nops; i++) {
+        /* Commits inside an operation that asked for none are implicit. */
+        uint64_t before = commits(w);
+        unsigned explicit = w->fs_syncs + w->file_syncs;
         unsigned r = (unsigned)below(w, 100);
         if (r < w->pct_small)
             op_create(w, 2, 3000);
@@ -575,6 +585,8 @@ static void run_ops(workload *w)
             default: op_create(w, 3, 9000); break;
             }
         }
+        if (w->fs_syncs + w->file_syncs == explicit)
+            w->implicit += (unsigned)(commits(w) - before);
     }
     for (;;) { /* close every held handle */
         size_t held = 0;
@@ -621,16 +633,11 @@ static void wl_run(workload *w)
         snap_file(w, &w->f[i], 0);
     snap_namespace(w, 0);
 
-    vd_image_info before, after;
-    WL_OK(vd_image_info_get(w->img, &before));
     WL_OK(vd_fs_mount(w->img, NULL, &w->fs));
     run_ops(w);
-    WL_OK(vd_image_info_get(w->img, &after));
     WL_OK(vd_fs_unmount(w->fs));
     WL_OK(vd_image_close(w->img));
     w->img = NULL;
-    /* vd_fs_sync and vd_file_sync each make one explicit commit. */
-    w->implicit = (unsigned)(after.syncs - before.syncs) - w->fs_syncs - w->file_syncs;
 }
 
 static void wl_free(workload *w)
