@@ -23,6 +23,9 @@
  *     point and not modified since is there, byte-exact, and after a
  *     vd_fs_sync with no namespace change since, the volume holds
  *     exactly the synced set of paths.
+ * Every 50th state that passes is also crashed again at every point of
+ * its recovering writable open (recorded in turn), and each of those
+ * states must pass the same checks.
  * A state that fails is counted (by cause) and the first few are printed
  * with the seed and the state, so any can be replayed.
  *
@@ -60,6 +63,9 @@
 #define EXAMPLES 8u         /* failing states printed in full */
 #define RANDOM_SUBSETS 3u   /* per epoch with >= 2 writes */
 #define FULL_SEEDS 4u       /* full run: seeds per workload kind */
+/* Every n-th passing state is also crashed during its recovering open. */
+#define NESTED_EVERY_FULL 50u
+#define NESTED_EVERY_SAMPLE 50u
 
 /* ---- The model -------------------------------------------------------- */
 
@@ -727,6 +733,9 @@ typedef struct checker {
     uint64_t states, failed, failed_not_dirty, by_cause[NCAUSES];
     char example[NCAUSES][480]; /* first state failing for each cause */
     unsigned printed, workloads;
+    uint64_t nested_every; /* crash inside the recovery of every n-th state */
+    uint64_t nested;       /* states checked that way */
+    uint64_t passed;       /* states of the log that passed */
 } checker;
 
 static void bad(checker *c, int cause, const char *fmt, ...)
@@ -1064,6 +1073,38 @@ static size_t describe(workload *w, sdesc **out)
     return n;
 }
 
+/* Crash again while the writable open of a (passing) state recovers: the
+ * open is recorded, and every prefix of what it wrote must pass the same
+ * checks against the same crash point (recovery changes no file). */
+static void check_nested(checker *c, workload *w, const sdesc *s, const uint8_t *mask,
+                         uint64_t seed, int reorder, const char *what)
+{
+    uint64_t sz = 0;
+    uint8_t *bytes = vd_rec_crash_image(w->rec, s->point, mask, seed, reorder, &sz);
+    assert_non_null(bytes);
+    vd_rec *r2 = vd_rec_new(bytes, sz);
+    free(bytes);
+    assert_non_null(r2);
+    vd_image *img;
+    vd_open_opts o = {.cache_bytes = 1 << 20, .aead_impl = VD_AEAD_OPENSSL};
+    assert_int_equal(vd_image_open(vd_rec_host(r2), g_key, &o, &img), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    size_t n2 = vd_rec_op_count(r2);
+    char nwhat[200];
+    for (size_t p = 0; p < n2; p++) {
+        vd_host *h;
+        assert_int_equal(vd_rec_crash_view(r2, p, NULL, 0, 0, &h), VD_OK);
+        snprintf(nwhat, sizeof nwhat, "%s, then a crash after op %zu of %zu of its "
+                 "recovering open", what, p, n2);
+        c->what = nwhat;
+        check_host(c, h);
+        vd_rec_view_free(h);
+        c->nested++;
+    }
+    c->what = what;
+    vd_rec_free(r2);
+}
+
 static void check_desc(checker *c, workload *w, const sdesc *s, uint64_t rng_seed)
 {
     vd_rec *rec = w->rec;
@@ -1099,6 +1140,8 @@ static void check_desc(checker *c, workload *w, const sdesc *s, uint64_t rng_see
     c->what = what;
     check_host(c, h);
     vd_rec_view_free(h);
+    if (!c->causes && c->nested_every && ++c->passed % c->nested_every == 0)
+        check_nested(c, w, s, mask, seed, reorder, what);
     free(mask);
 }
 
@@ -1179,10 +1222,11 @@ static void run_all(checker *c, int full, uint64_t seed0)
 
 static void print_summary(const checker *c, int full, double secs)
 {
-    printf("crash-fs: %u workloads, %" PRIu64 " crash states checked (%s), %" PRIu64
+    printf("crash-fs: %u workloads, %" PRIu64 " crash states checked (%s; %" PRIu64
+           " of them crashed again while an open recovered), %" PRIu64
            " failed (%" PRIu64 " for more than the dirty flag), %.1f s\n",
-           c->workloads, c->states, full ? "full run" : "sample", c->failed, c->failed_not_dirty,
-           secs);
+           c->workloads, c->states, full ? "full run" : "sample", c->nested, c->failed,
+           c->failed_not_dirty, secs);
     for (int k = 0; k < NCAUSES; k++)
         if (c->by_cause[k])
             printf("  %" PRIu64 " states: %s (e.g. %s)\n", c->by_cause[k], cause_name(k),
@@ -1207,6 +1251,7 @@ static void crash_states_need_no_fsck(void **state)
         g_key[i] = (uint8_t)(i * 13 + 5);
     checker c;
     memset(&c, 0, sizeof c);
+    c.nested_every = full ? NESTED_EVERY_FULL : NESTED_EVERY_SAMPLE;
     double t0 = now_s();
     run_all(&c, full, seed);
     print_summary(&c, full, now_s() - t0);
