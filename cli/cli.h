@@ -121,6 +121,12 @@ enum {
                                        image's epoch (vhdtool anchor init) */
 };
 
+/* Open IMAGE's host: a file path or an NBD URI (vd_host_open). Returns an
+ * exit status, having printed one line with the cause; *err (may be NULL)
+ * gets the library's error. Close with vd_host_close. */
+int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out,
+                  vd_err *err);
+
 /* Open the host file, the anchor (when --anchor was given; otherwise print
  * once that freshness across restarts is not guaranteed), read the secret
  * and unlock. cache_bytes 0 = library default. Returns an exit status,

@@ -13,7 +13,7 @@ static void cli_image_release(cli_image *ci)
     if (ci->anchor)
         vd_anchor_file_close(ci->anchor);
     if (ci->host)
-        vd_host_file_close(ci->host);
+        vd_host_close(ci->host);
     memset(ci, 0, sizeof *ci);
 }
 
@@ -40,6 +40,25 @@ static const char *open_detail(vd_err e, const cli_secret *s)
     }
 }
 
+int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out,
+                  vd_err *err)
+{
+    char why[256];
+    int sys = 0;
+    vd_err e = vd_host_open(image, hflags, out, &sys, why, sizeof why);
+    if (err != NULL)
+        *err = e;
+    if (e == VD_OK)
+        return 0;
+    if (e == VD_ERR_BUSY)
+        return cli_fail(prog, image, e, "another program has it open for writing");
+    if (why[0] != '\0') {
+        cli_errorf(prog, image, "%s", why);
+        return cli_exit_status(e);
+    }
+    return cli_fail_errno(prog, image, e, sys);
+}
+
 int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
                    int flags, size_t cache_bytes, cli_image *out)
 {
@@ -47,12 +66,11 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     int ro = (flags & CLI_OPEN_READONLY) != 0;
     int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0);
     int sys = 0;
-    vd_err e = vd_host_file_open(path, hflags, &out->host, &sys);
-    if (e != VD_OK) {
+    vd_err e;
+    int hrc = cli_host_open(prog, path, hflags, &out->host, &e);
+    if (hrc != 0) {
         out->err = e;
-        if (e == VD_ERR_BUSY)
-            return cli_fail(prog, path, e, "another program has it open for writing");
-        return cli_fail_errno(prog, path, e, sys);
+        return hrc;
     }
 
     if (k->anchor) {

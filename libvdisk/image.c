@@ -433,6 +433,19 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
     return e;
 }
 
+vd_err vd_image_bytes_for(const vd_create_opts *c, uint64_t *bytes)
+{
+    if (c == NULL || bytes == NULL || c->nblocks == 0)
+        return VD_ERR_INVAL;
+    vd_header h;
+    memset(&h, 0, sizeof h);
+    uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
+    if (vd_header_layout(&h, c->nblocks, c->fanout ? c->fanout : MT_FANOUT, jb) != 0)
+        return VD_ERR_RANGE;
+    *bytes = h.total_blocks * VDF_BLOCK + VHD_FOOTER_BYTES;
+    return VD_OK;
+}
+
 static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
                            const vd_create_opts *c, vd_keyblock_fill fill,
                            void *fill_ctx)

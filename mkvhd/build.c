@@ -1,7 +1,8 @@
 /* Building the image: secrets into key slots, a temporary file next to
  * IMAGE, the volume (formatted and filled, or imported), and a rename into
  * place only once the image is complete and synced — so a failure at any
- * step leaves no image, no temporary and no new key or anchor file. */
+ * step leaves no image, no temporary and no new key or anchor file.
+ * On an NBD export (remote.c) the image is written in place instead. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -25,6 +26,8 @@ typedef struct build {
     int nsec;
     int key_made, anchor_made;
     char *tmp; /* temporary image path, once it exists */
+    int remote;        /* IMAGE is an NBD URI */
+    uint64_t capacity; /* of the export, when remote */
     vd_host *host;
     vd_anchor *anchor;
     vd_image *img;
@@ -61,7 +64,7 @@ static int plan_size(build *b)
                        cli_size_format(o->size, s2, sizeof s2));
             return CLI_EXIT_FAIL;
         }
-        return 0;
+        return b->remote ? mkvhd_remote_fit(o, b->capacity, 1, &b->vol_bytes) : 0;
     }
     if (o->source) {
         struct stat sb;
@@ -87,6 +90,11 @@ static int plan_size(build *b)
     }
     b->vol_bytes = o->size ? o->size : cli_tree_volume_bytes(&b->st);
     b->vol_bytes = (b->vol_bytes + VD_BLOCK_SIZE - 1) / VD_BLOCK_SIZE * VD_BLOCK_SIZE;
+    if (b->remote) {
+        int rc = mkvhd_remote_fit(o, b->capacity, o->size != 0, &b->vol_bytes);
+        if (rc)
+            return rc;
+    }
     if (b->vol_bytes < CLI_FAT32_MIN_BYTES) {
         cli_errorf(P, o->image,
                    "--size %s is too small: a FAT32 volume needs at least %s",
@@ -390,7 +398,12 @@ int mkvhd_build(const mkvhd_opts *o)
     b.o = o;
     b.raw_fd = -1;
     int rc = 0;
-    if (exists(o->image) && !o->force) {
+    b.remote = vd_host_is_uri(o->image);
+    if (b.remote) {
+        rc = mkvhd_remote_check(o, &b.capacity);
+        if (rc)
+            goto out;
+    } else if (exists(o->image) && !o->force) {
         cli_errorf(P, o->image, "exists (give --force to replace it)");
         rc = CLI_EXIT_FAIL;
         goto out;
@@ -401,7 +414,8 @@ int mkvhd_build(const mkvhd_opts *o)
     if (rc == 0)
         rc = open_anchor(&b);
     if (rc == 0)
-        rc = open_tmp(&b);
+        rc = b.remote ? cli_host_open(P, o->image, VD_HOST_CREATE, &b.host, NULL)
+                      : open_tmp(&b);
     if (rc == 0)
         rc = create_image(&b);
     if (rc == 0)
@@ -417,9 +431,10 @@ int mkvhd_build(const mkvhd_opts *o)
             rc = cli_fail(P, o->image, e, "while syncing the image");
     }
     if (rc == 0) {
-        vd_host_file_close(b.host);
+        vd_host_close(b.host);
         b.host = NULL;
-        rc = install(&b);
+        if (!b.remote)
+            rc = install(&b);
     }
     if (rc == 0 && !o->quiet)
         summary(&b);
@@ -429,7 +444,7 @@ out:
     if (b.img)
         (void)vd_image_close(b.img);
     if (b.host)
-        vd_host_file_close(b.host);
+        vd_host_close(b.host);
     if (b.anchor)
         vd_anchor_file_close(b.anchor);
     if (b.tmp) {

@@ -29,6 +29,15 @@ typedef struct mkvhd_opts {
     const volatile sig_atomic_t *cancel; /* SIGINT/SIGTERM/SIGHUP seen */
 } mkvhd_opts;
 
+/* IMAGE on an NBD export (remote.c): the export's capacity, refusing
+ * one that holds an image already without --force; then the volume size
+ * (fixed: --size or a raw volume, checked against the export; else the
+ * largest that fits). Exit
+ * statuses, errors printed. */
+int mkvhd_remote_check(const mkvhd_opts *o, uint64_t *capacity);
+int mkvhd_remote_fit(const mkvhd_opts *o, uint64_t capacity, int fixed,
+                     uint64_t *vol_bytes);
+
 /* Build the image; returns the exit status (errors printed). */
 int mkvhd_build(const mkvhd_opts *o);
 

@@ -212,9 +212,7 @@ int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
 
 int vt_open_public(const char *image, vd_host **host)
 {
-    int sys = 0;
-    vd_err e = vd_host_file_open(image, VD_HOST_READONLY | VD_HOST_NOLOCK, host, &sys);
-    return e == VD_OK ? 0 : cli_fail_errno(VT_PROG, image, e, sys);
+    return cli_host_open(VT_PROG, image, VD_HOST_READONLY | VD_HOST_NOLOCK, host, NULL);
 }
 
 int vt_close(vt_opts *o, cli_image *ci, int rc)

@@ -211,7 +211,7 @@ int vt_cmd_info(const vt_cmd *cmd, vt_opts *o)
     vd_err e = vd_image_probe(host, &info);
     if (e == VD_OK)
         e = vd_keyslot_list(host, slots);
-    vd_host_file_close(host);
+    vd_host_close(host);
     if (e != VD_OK)
         return cli_fail(VT_PROG, image, e,
                         e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one"

@@ -22,7 +22,7 @@ int vt_cmd_keyslot_list(const vt_cmd *cmd, vt_opts *o)
     if (rc != 0)
         return rc;
     vd_err e = vd_keyslot_list(host, s);
-    vd_host_file_close(host);
+    vd_host_close(host);
     if (e != VD_OK)
         return cli_fail(VT_PROG, image, e,
                         e == VD_ERR_CORRUPT ? "not a vdisk image, or a damaged one"

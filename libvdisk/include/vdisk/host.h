@@ -4,6 +4,9 @@
  *           cannot open one image at once (exclusive for read-write, shared
  *           for read-only opens; a conflict is VD_ERR_BUSY).
  *   memory: a growable in-memory byte array (tests, benchmarks).
+ *   nbd:    an export of a Network Block Device server (libnbd), named by
+ *           an nbd://, nbds://, nbd+unix:// or nbds+unix:// URI. No lock
+ *           exists there (docs/SECURITY.md, "Two writers").
  * Also key-file helpers (below) and the file freshness anchor (anchor.h). */
 #ifndef VDISK_HOST_H
 #define VDISK_HOST_H
@@ -29,6 +32,48 @@ enum {
 vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
                          int *sys_errno);
 void vd_host_file_close(vd_host *host);
+
+/* ---- NBD (libnbd) ---------------------------------------------------------
+ * uri: nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, and the
+ * TLS forms nbds:// and nbds+unix:// where libnbd supports TLS. flags as
+ * for vd_host_file_open; VD_HOST_NOLOCK changes nothing (no lock exists).
+ * The export keeps its size: an image occupies its start and a copy of
+ * the image's VHD footer sits in the export's last 512 bytes, so the
+ * image's size is found again at open (an export holding a copied image
+ * file exactly is read as it is). With VD_HOST_CREATE the host reports
+ * size 0 until the library's truncate, which must fit the export (else
+ * -ENOSPC). Requests of one call go to the server in parallel (libnbd's
+ * asynchronous API); flush is NBD_CMD_FLUSH.
+ * Errors: VD_ERR_INVAL (not an NBD URI, or a scheme other than the four),
+ * VD_ERR_UNSUPPORTED (built without NBD support; TLS URI without TLS in
+ * libnbd; a writable open of a server that cannot flush), VD_ERR_READONLY
+ * (a writable open of a read-only export), VD_ERR_IO (connect or
+ * handshake failed; errno in *sys_errno when non-NULL). why (may be NULL)
+ * receives one line saying why the open failed. */
+vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errno,
+                        char *why, size_t why_len);
+void vd_host_nbd_close(vd_host *host);
+/* The largest image (bytes) the export can hold; VD_ERR_INVAL for a host
+ * that is not an NBD host. */
+vd_err vd_host_nbd_capacity(const vd_host *host, uint64_t *bytes);
+/* One line about the first failure of a connected NBD host (server error
+ * or lost connection), NULL when none happened or host is not an NBD
+ * host. Every call after a lost connection fails with -EIO: a new open
+ * recovers, as after a crash. */
+const char *vd_host_nbd_last_error(const vd_host *host);
+/* 1 when the library was built with NBD support. */
+int vd_host_nbd_available(void);
+
+/* ---- Any image by name ------------------------------------------------------
+ * A name of the form SCHEME://... is a URI and goes to vd_host_nbd_open
+ * (which refuses schemes other than NBD's); anything else is a file path
+ * (vd_host_file_open; why gets strerror of the errno there). A local file
+ * whose name looks like a URI is reached as ./NAME. vd_host_close closes a
+ * host from either. */
+int vd_host_is_uri(const char *image);
+vd_err vd_host_open(const char *image, int flags, vd_host **out, int *sys_errno,
+                    char *why, size_t why_len);
+void vd_host_close(vd_host *host);
 
 vd_err vd_host_mem_new(vd_host **out);
 void vd_host_mem_free(vd_host *host);

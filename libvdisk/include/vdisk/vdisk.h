@@ -162,6 +162,12 @@ vd_err vd_image_create(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
                        const vd_create_opts *copts, const vd_open_opts *oopts,
                        vd_image **out);
 
+/* The size in bytes of the image vd_image_create would make with copts
+ * (container and VHD footer), without a host: tools fit an image to a
+ * fixed-size place (an NBD export). VD_ERR_RANGE where create would fail
+ * on the layout. */
+vd_err vd_image_bytes_for(const vd_create_opts *copts, uint64_t *bytes);
+
 /* Open an existing image. A wrong key yields VD_ERR_WRONG_KEY; an image
  * state older than the anchor VD_ERR_ROLLBACK. A writable open of an image
  * whose last sync was interrupted resolves it and commits before returning

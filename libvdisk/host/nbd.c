@@ -1,0 +1,498 @@
+/* NBD backend of vd_host: an export of a Network Block Device server,
+ * through libnbd. The server is one more untrusted host (DESIGN §9,
+ * "Remote hosts"): the core checks every byte it returns.
+ *
+ * One connection carries all requests. A call's range is cut into chunks
+ * issued together with libnbd's asynchronous API (up to NBDH_WINDOW in
+ * flight), so the server works on them in parallel; the call returns when
+ * every chunk has answered. A server error fails that call only; a lost
+ * connection fails it and every later one (a new open recovers, as after
+ * a crash). The handle is closed at once when the connection dies, so no
+ * request can still point into a caller's buffer after the call returns.
+ *
+ * Where the image ends: an export has a fixed size and an image usually
+ * fills less of it, but the library looks for the VHD footer at the end of
+ * what size() reports. So the host writes a copy of the image's footer
+ * into the export's last 512 bytes and at open reads the image's size
+ * back from it (host.h). The copy only tells where to look: the core
+ * checks the real footer and the header against each other. */
+#include <errno.h>
+#include <libnbd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "advise.h"
+#include "nbd_uri.h"
+#include "vdisk/host.h"
+
+/* 64 KiB requests, 16 in flight: a 256 KiB read of the core (a run of 64
+ * blocks) becomes four parallel requests; a large sync write keeps the
+ * server's threads busy without flooding it (docs/PERFORMANCE.md). */
+#define NBDH_CHUNK ((size_t)64 << 10)
+#define NBDH_WINDOW 16
+#define NBDH_FOOTER 512u
+#define NBDH_ERRLEN 256
+
+typedef struct nbd_host {
+    vd_host host;
+    struct nbd_handle *nbd; /* NULL once the connection is lost */
+    pthread_mutex_t lock;   /* one call at a time on the handle */
+    uint64_t export_bytes;
+    uint64_t image_bytes; /* what size() reports */
+    size_t chunk;
+    int read_only;
+    char last_error[NBDH_ERRLEN];
+} nbd_host;
+
+/* The requests of one call. */
+typedef struct nbdh_batch {
+    unsigned pending;
+    int err; /* first errno a request failed with */
+} nbdh_batch;
+
+static void fmt(char *buf, size_t len, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fmt(char *buf, size_t len, const char *f, ...)
+{
+    if (buf == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, f);
+    (void)vsnprintf(buf, len, f, ap);
+    va_end(ap);
+}
+
+static int nbd_errno_or(int fallback)
+{
+    int e = nbd_get_errno();
+    return e > 0 ? e : fallback;
+}
+
+/* First failure only: it is the cause, later ones are its echoes. */
+static void note_error(nbd_host *nh, const char *what, int err)
+{
+    if (nh->last_error[0] != '\0')
+        return;
+    const char *msg = nbd_get_error();
+    if (msg != NULL && msg[0] != '\0')
+        fmt(nh->last_error, sizeof nh->last_error, "%s: %s", what, msg);
+    else
+        fmt(nh->last_error, sizeof nh->last_error, "%s: %s", what, strerror(err));
+}
+
+/* The connection is gone: close the handle (which retires every request
+ * still in flight, so none writes into a caller's buffer later). */
+static void lose_connection(nbd_host *nh, const char *what)
+{
+    if (nh->nbd == NULL)
+        return;
+    char msg[NBDH_ERRLEN];
+    const char *cause = nbd_get_error();
+    fmt(msg, sizeof msg, "%s", cause != NULL && cause[0] != '\0' ? cause : "closed");
+    if (nh->last_error[0] == '\0' || strstr(nh->last_error, "connection") == NULL)
+        fmt(nh->last_error, sizeof nh->last_error,
+            "connection to the NBD server lost during %s: %s", what, msg);
+    nbd_close(nh->nbd);
+    nh->nbd = NULL;
+}
+
+static int dead(const nbd_host *nh)
+{
+    return nh->nbd == NULL || nbd_aio_is_dead(nh->nbd) == 1 ||
+           nbd_aio_is_closed(nh->nbd) == 1;
+}
+
+static int batch_done(void *user_data, int *error)
+{
+    nbdh_batch *b = user_data;
+    if (*error != 0 && b->err == 0)
+        b->err = *error;
+    b->pending--;
+    return 1; /* retire the command: nobody waits for its cookie */
+}
+
+/* Read or write [off, off + len) in chunks, NBDH_WINDOW at a time. 0 or a
+ * negative errno. */
+static int transfer(nbd_host *nh, int write, uint64_t off, uint8_t *buf, size_t len,
+                    const char *what)
+{
+    nbdh_batch b = {0, 0};
+    size_t issued = 0;
+    int issue_failed = 0;
+
+    while (issued < len || b.pending > 0) {
+        while (!issue_failed && issued < len && b.pending < NBDH_WINDOW && b.err == 0) {
+            size_t n = len - issued < nh->chunk ? len - issued : nh->chunk;
+            nbd_completion_callback cb = {.callback = batch_done, .user_data = &b};
+            int64_t cookie =
+                write ? nbd_aio_pwrite(nh->nbd, buf + issued, n, off + issued, cb, 0)
+                      : nbd_aio_pread(nh->nbd, buf + issued, n, off + issued, cb, 0);
+            if (cookie < 0) {
+                /* Not sent; the callback never runs for it. */
+                issue_failed = nbd_errno_or(EIO);
+                break;
+            }
+            b.pending++;
+            issued += n;
+        }
+        if (b.pending == 0)
+            break;
+        if (nbd_poll(nh->nbd, -1) < 0 || dead(nh)) {
+            lose_connection(nh, what);
+            return -EIO;
+        }
+    }
+    if (issue_failed != 0 || (b.err == 0 && issued < len)) {
+        if (dead(nh)) {
+            lose_connection(nh, what);
+            return -EIO;
+        }
+        note_error(nh, what, issue_failed ? issue_failed : EIO);
+        return -(issue_failed ? issue_failed : EIO);
+    }
+    if (b.err != 0) {
+        if (nh->last_error[0] == '\0')
+            fmt(nh->last_error, sizeof nh->last_error, "the NBD server failed a %s: %s",
+                what, strerror(b.err));
+        /* The protocol knows a few errnos; ENOSPC must stay ENOSPC (full
+         * export), the rest is an I/O error to the library. */
+        return b.err == ENOSPC ? -ENOSPC : -EIO;
+    }
+    return 0;
+}
+
+static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
+{
+    nbd_host *nh = ctx;
+    if (done == NULL)
+        return -EINVAL;
+    *done = 0;
+    if (nh == NULL || (buf == NULL && len != 0))
+        return -EINVAL;
+    if (pthread_mutex_lock(&nh->lock) != 0)
+        return -EIO;
+    int rc = 0;
+    /* Like a file: a read past the end is short, not an error. */
+    size_t n = 0;
+    if (off < nh->image_bytes)
+        n = nh->image_bytes - off < len ? (size_t)(nh->image_bytes - off) : len;
+    if (nh->nbd == NULL)
+        rc = -EIO;
+    else if (n > 0)
+        rc = transfer(nh, 0, off, buf, n, "read");
+    if (rc == 0)
+        *done = n;
+    (void)pthread_mutex_unlock(&nh->lock);
+    return rc;
+}
+
+/* The image's footer is being written: keep the copy at the export's end
+ * in step (see the top of the file). */
+static int mirror_footer(nbd_host *nh, uint64_t off, const uint8_t *buf, size_t len)
+{
+    uint64_t foot = nh->image_bytes - NBDH_FOOTER;
+    if (nh->image_bytes == nh->export_bytes || nh->image_bytes < NBDH_FOOTER ||
+        off > foot || off + len < nh->image_bytes)
+        return 0;
+    uint8_t copy[NBDH_FOOTER];
+    memcpy(copy, buf + (foot - off), NBDH_FOOTER);
+    return transfer(nh, 1, nh->export_bytes - NBDH_FOOTER, copy, NBDH_FOOTER,
+                    "write of the footer copy");
+}
+
+static int nbdh_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
+                         size_t *done)
+{
+    nbd_host *nh = ctx;
+    if (done == NULL)
+        return -EINVAL;
+    *done = 0;
+    if (nh == NULL || (buf == NULL && len != 0))
+        return -EINVAL;
+    if (nh->read_only)
+        return -EBADF;
+    if (off > nh->image_bytes || len > nh->image_bytes - off)
+        return -EFBIG; /* the image never grows past its truncate */
+    if (pthread_mutex_lock(&nh->lock) != 0)
+        return -EIO;
+    int rc = nh->nbd == NULL ? -EIO : 0;
+    /* libnbd reads the buffer only: the cast drops const for its API. */
+    if (rc == 0 && len > 0)
+        rc = transfer(nh, 1, off, (uint8_t *)(uintptr_t)buf, len, "write");
+    if (rc == 0)
+        rc = mirror_footer(nh, off, buf, len);
+    if (rc == 0)
+        *done = len;
+    (void)pthread_mutex_unlock(&nh->lock);
+    return rc;
+}
+
+static int nbdh_flush(void *ctx)
+{
+    nbd_host *nh = ctx;
+    if (nh == NULL)
+        return -EINVAL;
+    if (pthread_mutex_lock(&nh->lock) != 0)
+        return -EIO;
+    int rc = 0;
+    if (nh->nbd == NULL) {
+        rc = -EIO;
+    } else if (nbd_flush(nh->nbd, 0) != 0) {
+        int err = nbd_errno_or(EIO);
+        if (dead(nh))
+            lose_connection(nh, "flush");
+        else
+            note_error(nh, "the NBD server failed a flush", err);
+        rc = -EIO;
+    }
+    (void)pthread_mutex_unlock(&nh->lock);
+    return rc;
+}
+
+static int nbdh_size(void *ctx, uint64_t *size)
+{
+    nbd_host *nh = ctx;
+    if (nh == NULL || size == NULL)
+        return -EINVAL;
+    if (pthread_mutex_lock(&nh->lock) != 0)
+        return -EIO;
+    int rc = nh->nbd == NULL ? -EIO : 0;
+    if (rc == 0)
+        *size = nh->image_bytes;
+    (void)pthread_mutex_unlock(&nh->lock);
+    return rc;
+}
+
+/* Only a new image is sized (the library's create); the export itself
+ * keeps its size. The range is zeroed where the server can, so a new
+ * image starts on zeros as a new file does. */
+static int nbdh_truncate(void *ctx, uint64_t size)
+{
+    nbd_host *nh = ctx;
+    if (nh == NULL)
+        return -EINVAL;
+    if (nh->read_only)
+        return -EBADF;
+    if (size != nh->export_bytes &&
+        (nh->export_bytes < NBDH_FOOTER || size > nh->export_bytes - NBDH_FOOTER))
+        return -ENOSPC;
+    if (pthread_mutex_lock(&nh->lock) != 0)
+        return -EIO;
+    int rc = nh->nbd == NULL ? -EIO : 0;
+    if (rc == 0 && size > nh->image_bytes && nbd_can_zero(nh->nbd) == 1) {
+        uint64_t at = nh->image_bytes;
+        while (rc == 0 && at < size) {
+            uint64_t n = size - at < (1u << 30) ? size - at : (1u << 30);
+            if (nbd_zero(nh->nbd, n, at, 0) != 0) {
+                int err = nbd_errno_or(EIO);
+                if (dead(nh))
+                    lose_connection(nh, "zeroing");
+                else
+                    note_error(nh, "the NBD server failed to zero", err);
+                rc = -EIO;
+            }
+            at += n;
+        }
+    }
+    if (rc == 0)
+        nh->image_bytes = size;
+    (void)pthread_mutex_unlock(&nh->lock);
+    return rc;
+}
+
+static int nbdh_now(void *ctx, int64_t *ns)
+{
+    struct timespec ts;
+
+    (void)ctx;
+    if (ns == NULL)
+        return -EINVAL;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return errno > 0 ? -errno : -EIO;
+    if (ts.tv_sec < 0 || (int64_t)ts.tv_sec > INT64_MAX / 1000000000 - 1)
+        return -EOVERFLOW;
+    *ns = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+    return 0;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Where the image ends, from the footer copy in the export's last 512
+ * bytes (or the image's own footer when it fills the export). Anything
+ * else: the whole export, which the library then finds is no image. */
+static int find_image_end(nbd_host *nh, char *why, size_t why_len)
+{
+    uint64_t s = nh->export_bytes;
+    nh->image_bytes = s;
+    if (s < NBDH_FOOTER)
+        return 0;
+    uint8_t foot[NBDH_FOOTER];
+    if (nbd_pread(nh->nbd, foot, sizeof foot, s - NBDH_FOOTER, 0) != 0) {
+        int err = nbd_errno_or(EIO);
+        fmt(why, why_len, "reading the end of the export: %s", nbd_get_error());
+        return -err;
+    }
+    if (memcmp(foot, "conectix", 8) != 0)
+        return 0;
+    uint64_t cur = be64(foot + 48); /* VHD "current size" */
+    if (cur > s - NBDH_FOOTER)
+        return 0;
+    uint64_t end = cur + NBDH_FOOTER;
+    if (end == s || end <= s - NBDH_FOOTER)
+        nh->image_bytes = end;
+    return 0;
+}
+
+static void set_errno_out(int *sys_errno, int value)
+{
+    if (sys_errno != NULL)
+        *sys_errno = value;
+}
+
+static vd_err open_fail(nbd_host *nh, vd_err e, int *sys_errno, int err)
+{
+    set_errno_out(sys_errno, err);
+    if (nh->nbd != NULL)
+        nbd_close(nh->nbd);
+    (void)pthread_mutex_destroy(&nh->lock);
+    free(nh);
+    return e;
+}
+
+int vd_host_nbd_available(void)
+{
+    return 1;
+}
+
+vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errno,
+                        char *why, size_t why_len)
+{
+    const int known = VD_HOST_READONLY | VD_HOST_CREATE | VD_HOST_NOLOCK;
+
+    set_errno_out(sys_errno, 0);
+    fmt(why, why_len, "%s", "");
+    if (out != NULL)
+        *out = NULL;
+    if (uri == NULL || out == NULL || (flags & ~known) != 0 ||
+        ((flags & VD_HOST_READONLY) && (flags & VD_HOST_CREATE)))
+        return VD_ERR_INVAL;
+    int tls = 0;
+    vd_err e = vdh_nbd_uri_check(uri, &tls, why, why_len);
+    if (e != VD_OK)
+        return e;
+
+    nbd_host *nh = calloc(1, sizeof *nh);
+    if (nh == NULL) {
+        set_errno_out(sys_errno, ENOMEM);
+        return VD_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&nh->lock, NULL) != 0) {
+        free(nh);
+        return VD_ERR_NOMEM;
+    }
+    nh->nbd = nbd_create();
+    if (nh->nbd == NULL) {
+        fmt(why, why_len, "libnbd: %s", nbd_get_error());
+        return open_fail(nh, VD_ERR_NOMEM, sys_errno, ENOMEM);
+    }
+    if (tls && nbd_supports_tls(nh->nbd) != 1) {
+        fmt(why, why_len, "this libnbd was built without TLS, so %s cannot be reached",
+            "an nbds:// URI");
+        return open_fail(nh, VD_ERR_UNSUPPORTED, sys_errno, 0);
+    }
+    /* Only TCP and Unix sockets (vsock is refused above as well), and no
+     * local files named by the URI's query (TLS key files stay local
+     * configuration, not something an image name can point at). */
+    if (nbd_set_uri_allow_transports(nh->nbd, LIBNBD_ALLOW_TRANSPORT_TCP |
+                                                  LIBNBD_ALLOW_TRANSPORT_UNIX) != 0 ||
+        nbd_set_uri_allow_local_file(nh->nbd, false) != 0 ||
+        nbd_connect_uri(nh->nbd, uri) != 0) {
+        int err = nbd_errno_or(EIO);
+        fmt(why, why_len, "%s", nbd_get_error());
+        return open_fail(nh, VD_ERR_IO, sys_errno, err);
+    }
+    int64_t size = nbd_get_size(nh->nbd);
+    if (size < 0) {
+        int err = nbd_errno_or(EIO);
+        fmt(why, why_len, "%s", nbd_get_error());
+        return open_fail(nh, VD_ERR_IO, sys_errno, err);
+    }
+    nh->export_bytes = (uint64_t)size;
+    nh->read_only = (flags & VD_HOST_READONLY) ? 1 : 0;
+    if (!nh->read_only) {
+        if (nbd_is_read_only(nh->nbd) == 1) {
+            fmt(why, why_len, "the NBD export is read-only");
+            return open_fail(nh, VD_ERR_READONLY, sys_errno, EROFS);
+        }
+        if (nbd_can_flush(nh->nbd) != 1) {
+            fmt(why, why_len, "the NBD server cannot flush (no NBD_CMD_FLUSH), "
+                              "so no sync could be made durable; refusing to write");
+            return open_fail(nh, VD_ERR_UNSUPPORTED, sys_errno, 0);
+        }
+    }
+    nh->chunk = NBDH_CHUNK;
+    int64_t max = nbd_get_block_size(nh->nbd, LIBNBD_SIZE_MAXIMUM);
+    if (max > 0 && (uint64_t)max < nh->chunk)
+        nh->chunk = (size_t)max;
+    if (flags & VD_HOST_CREATE) {
+        nh->image_bytes = 0;
+    } else {
+        int rc = find_image_end(nh, why, why_len);
+        if (rc < 0)
+            return open_fail(nh, VD_ERR_IO, sys_errno, -rc);
+    }
+
+    nh->host.ctx = nh;
+    nh->host.read_at = nbdh_read_at;
+    nh->host.write_at = nbdh_write_at;
+    nh->host.flush = nbdh_flush;
+    nh->host.size = nbdh_size;
+    nh->host.truncate = nbdh_truncate;
+    nh->host.now = nbdh_now;
+    nh->host.mem_advise = vdh_mem_advise;
+    *out = &nh->host;
+    return VD_OK;
+}
+
+void vd_host_nbd_close(vd_host *host)
+{
+    if (host == NULL || host->read_at != nbdh_read_at || host->ctx == NULL)
+        return;
+    nbd_host *nh = host->ctx;
+    if (nh->nbd != NULL) {
+        /* NBD_CMD_DISC after the library's last flush; a failure here
+         * loses nothing that was synced. */
+        (void)nbd_shutdown(nh->nbd, 0);
+        nbd_close(nh->nbd);
+    }
+    (void)pthread_mutex_destroy(&nh->lock);
+    free(nh);
+}
+
+vd_err vd_host_nbd_capacity(const vd_host *host, uint64_t *bytes)
+{
+    if (host == NULL || bytes == NULL || host->read_at != nbdh_read_at)
+        return VD_ERR_INVAL;
+    const nbd_host *nh = host->ctx;
+    *bytes = nh->export_bytes < NBDH_FOOTER ? 0 : nh->export_bytes - NBDH_FOOTER;
+    return VD_OK;
+}
+
+const char *vd_host_nbd_last_error(const vd_host *host)
+{
+    if (host == NULL || host->read_at != nbdh_read_at)
+        return NULL;
+    const nbd_host *nh = host->ctx;
+    return nh->last_error[0] != '\0' ? nh->last_error : NULL;
+}
