@@ -138,6 +138,10 @@ int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_onl
 /* Unmount (if mounted), close the image (syncing a writable one), close
  * the anchor and the host. Returns an exit status (errors printed). */
 int cli_image_close(const char *prog, const char *path, cli_image *ci);
+/* As cli_image_close after a failure already reported: the close's own
+ * errors are not printed (one line per failure) and only its status is
+ * returned. */
+int cli_image_close_quiet(cli_image *ci);
 
 /* The host clock as a vd_clock_fn (ctx = vd_host *). */
 int cli_clock(void *ctx, int64_t *ns);

@@ -51,12 +51,13 @@ void cli_copy_done(cli_copy *c)
 }
 
 /* A failed volume operation while copying host src to volume dst: an
- * integrity failure names the image and block; anything else (a name FAT
+ * integrity failure or the image's host failing (I/O: a disk error, a lost
+ * NBD connection) names the image and block; anything else (a name FAT
  * cannot store, a full volume) is about the source file. */
 int cli_copy_in_fail(cli_copy *c, const char *src, const char *dst, vd_err e)
 {
     if (e == VD_ERR_AUTH || e == VD_ERR_FAILED || e == VD_ERR_CORRUPT ||
-        e == VD_ERR_ROLLBACK)
+        e == VD_ERR_ROLLBACK || e == VD_ERR_IO)
         return cli_fs_fail(c->prog, c->image, c->img, dst, e);
     const char *detail = NULL;
     switch (e) {

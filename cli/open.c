@@ -130,6 +130,22 @@ int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_onl
     return 0;
 }
 
+int cli_image_close_quiet(cli_image *ci)
+{
+    vd_err e = VD_OK;
+    if (ci->fs)
+        e = vd_fs_unmount(ci->fs);
+    ci->fs = NULL;
+    if (ci->img) {
+        vd_err ce = vd_image_close(ci->img);
+        if (e == VD_OK)
+            e = ce;
+    }
+    ci->img = NULL;
+    cli_image_release(ci);
+    return cli_exit_status(e);
+}
+
 int cli_image_close(const char *prog, const char *path, cli_image *ci)
 {
     int rc = 0;

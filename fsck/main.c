@@ -340,7 +340,8 @@ static int run(fsck_run *r, const cli_keyopts *k)
     checked = 1;
 out:;
     /* The summary after the close: a repair is only done once synced. */
-    int crc = cli_image_close(PROG, r->image, &ci);
+    /* Unless checked, the failure is reported already: one line. */
+    int crc = checked ? cli_image_close(PROG, r->image, &ci) : cli_image_close_quiet(&ci);
     if (crc != 0)
         status = FSCK_OPERATIONAL;
     if (checked && r->json) {

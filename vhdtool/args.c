@@ -205,8 +205,7 @@ int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
             rc = cli_fs_fail(VT_PROG, image, ci->img, NULL, e);
     }
     if (rc != 0)
-        (void)cli_image_close(VT_PROG, image,
-                              ci); /* the open error is the one to report */
+        (void)cli_image_close_quiet(ci); /* the open error is the one to report */
     return rc;
 }
 
@@ -217,7 +216,8 @@ int vt_open_public(const char *image, vd_host **host)
 
 int vt_close(vt_opts *o, cli_image *ci, int rc)
 {
-    int crc = cli_image_close(VT_PROG, o->pos[0], ci);
+    /* After a failure already reported, the close says nothing more. */
+    int crc = rc ? cli_image_close_quiet(ci) : cli_image_close(VT_PROG, o->pos[0], ci);
     return rc ? rc : crc;
 }
 

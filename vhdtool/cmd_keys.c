@@ -119,7 +119,7 @@ int vt_cmd_keyslot_add(const vt_cmd *cmd, vt_opts *o)
                vt_slot_type_name(s.u.type));
 out:
     if (opened)
-        (void)cli_image_close(VT_PROG, o->pos[0], &ci);
+        (void)cli_image_close_quiet(&ci);
     if (rc != 0 && made)
         (void)unlink(o->new_key_file);
     cli_secret_wipe(&s);
