@@ -6,7 +6,9 @@
  *   backing.c   where blocks live for the non-image modes: memory or a file
  *   devs.c      plain / checksum / aead vd_blockdevs over a backing
  *   devcheck.c  --self-test: they detect what they claim, and only that
- *   modes.c     one vd_fs per mode (the five modes, memory or file)
+ *   modes.c     one vd_fs per mode (the five modes, memory or file; the
+ *               full modes also on nbd)
+ *   nbdserve.c  the nbd backend's nbdkit
  *   target.c    a mode's volume or a peer's directory, behind one file API
  *   workloads.c sequential, random, OLTP-like and web-like workloads
  *   sqlite.c    Debian's sqlite3 on a database inside each peer
@@ -188,6 +190,15 @@ typedef struct bench_machine {
 } bench_machine;
 void bench_machine_get(bench_machine *m);
 double bench_loadavg(void);
+/* name's path in PATH into out; 0 when absent. */
+int bench_which(const char *name, char *out, size_t cap);
+
+/* ---- nbdserve.c: the nbd backend's server ---- */
+/* 1 when the nbd backend can run here, else 0 with the reason in why. */
+int bench_nbd_usable(char *why, size_t cap);
+/* nbdkit file FILE on the Unix socket SOCK; returns once it listens. */
+vd_err bench_nbd_start(const char *file, const char *sock, long *pid);
+void bench_nbd_stop(long pid, const char *sock);
 
 /* ---- report.c, json.c, svg.c ---- */
 /* The workloads in report order, with the unit they are measured in. */

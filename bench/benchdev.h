@@ -25,9 +25,16 @@ typedef enum bench_mode {
     MODE_COUNT
 } bench_mode;
 
-/* BACK_PEER: a directory of the host (a FUSE mount or a plain
+/* BACK_NBD: an image file served by nbdkit over a Unix socket (full
+ * modes only). BACK_PEER: a directory of the host (a FUSE mount or a plain
  * directory), reached through POSIX calls. */
-typedef enum bench_backend { BACK_MEM = 0, BACK_FILE, BACK_PEER, BACK_COUNT } bench_backend;
+typedef enum bench_backend {
+    BACK_MEM = 0,
+    BACK_FILE,
+    BACK_NBD,
+    BACK_PEER,
+    BACK_COUNT
+} bench_backend;
 
 /* ---- backing.c ---- */
 typedef struct bench_backing bench_backing;

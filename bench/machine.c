@@ -1,4 +1,5 @@
-/* The machine a run was measured on, for the JSON and the report. */
+/* The machine a run was measured on, for the JSON and the report, and
+ * which programs it has (bench_which). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -11,6 +12,21 @@ double bench_loadavg(void)
 {
     double l[1];
     return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+int bench_which(const char *name, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        int n = snprintf(out, cap, "%s/%s", *d ? d : ".", name);
+        if (n > 0 && (size_t)n < cap && access(out, X_OK) == 0)
+            return 1;
+    }
+    out[0] = 0;
+    return 0;
 }
 
 static void cpuinfo(bench_machine *m)

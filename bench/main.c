@@ -27,13 +27,16 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vhdbench [--quick | --tiny] [--reps N] [--dir DIR] [--drop-caches]\n"
             "                [--modes plain,checksum,aead,full,full+anchor]\n"
-            "                [--backends memory,file] [--no-scale] [--scale-big MIB]\n"
+            "                [--backends memory,file,nbd] [--no-scale] [--scale-big MIB]\n"
             "                [--cache MIB] [--peer NAME=DIR]... [--json FILE] [--svg FILE]\n"
             "  --quick        64 MiB sequential, fewer operations (a few minutes)\n"
             "  --tiny         smallest sizes, to prove the tool works (tests)\n"
             "  --self-test    check that checksum and aead detect what they claim\n"
             "  --drop-caches  evict the page cache before every read phase\n"
             "                 (posix_fadvise; as root also /proc/sys/vm/drop_caches)\n"
+            "  --backends L   memory and file by default; nbd (only when named) puts\n"
+            "                 the full modes' image in DIR behind an nbdkit of its own\n"
+            "                 on a Unix socket, to compare with file in the same run\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
             "                 library's, 16 MiB)\n"
             "  --peer NAME=DIR  also run the workloads in DIR through POSIX calls\n"
@@ -141,7 +144,8 @@ int main(int argc, char **argv)
     c.do_scale = 1;
     c.scale_big_bytes = (uint64_t)64 << 30;
     c.mode_mask = (1 << MODE_COUNT) - 1;
-    c.backend_mask = (1 << BACK_COUNT) - 1;
+    /* nbd only when asked for: it needs nbdkit and a server per volume. */
+    c.backend_mask = ((1 << BACK_COUNT) - 1) & ~(1 << BACK_NBD);
     const char *json = NULL, *svg = NULL;
     if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
         return vdc_init() == 0 ? bench_scale_child(argv[2], argv[3]) : 1;
@@ -221,6 +225,13 @@ int main(int argc, char **argv)
     if (vdc_init() != 0)
         return fail("crypto init", VD_ERR_UNSUPPORTED);
 
+    char why[128];
+    if ((c.backend_mask & (1 << BACK_NBD)) && !bench_nbd_usable(why, sizeof why)) {
+        fprintf(stderr, "vhdbench: nbd backend skipped: %s\n", why);
+        c.backend_mask &= ~(1 << BACK_NBD);
+        if (!c.backend_mask)
+            return 1;
+    }
     /* sqlite3 runs only inside peers: the modes have no POSIX path. */
     if (c.npeers == 0)
         fprintf(stderr, "vhdbench: sqlite workload skipped: no --peer to run it in\n");
@@ -247,6 +258,8 @@ int main(int argc, char **argv)
             for (int md = 0; md < MODE_COUNT && rc == 0; md++) {
                 if (!(c.backend_mask & (1 << b)) || !(c.mode_mask & (1 << md)))
                     continue;
+                if (b == BACK_NBD && md != MODE_FULL && md != MODE_FULL_ANCHOR)
+                    continue; /* an NBD export holds images, not bench devices */
                 bench_subject s = {bench_mode_name((bench_mode)md), (bench_mode)md,
                                    (bench_backend)b, NULL};
                 rc = run_subject(&c, r, &s, rep);

@@ -1,8 +1,8 @@
 /* One FAT32 volume per (mode, backend), always formatted and mounted by
  * the same vd_fs code: over a bench_dev (plain, checksum, aead) through
  * vd_fs_mount_dev, or over a vd_image (full, full+anchor) through
- * vd_fs_mount. Files live in --dir and are removed when the volume is
- * freed. */
+ * vd_fs_mount, whose host is memory, a file, or (nbd) a file behind
+ * nbdkit. Files live in --dir and are removed when the volume is freed. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,8 @@ struct bench_vol {
     bench_backend back;
     uint64_t nblocks;
     char path[PATH_CAP], meta_path[PATH_CAP], anchor_path[PATH_CAP];
+    char sock[PATH_CAP]; /* nbd: the server's socket */
+    long nbd_pid;        /* nbd: the server, 0 when none runs */
     bench_dev *dev;
     vd_host *host;
     vd_image *img;
@@ -40,7 +42,7 @@ const char *bench_mode_name(bench_mode m)
 
 const char *bench_backend_name(bench_backend b)
 {
-    return b == BACK_MEM ? "memory" : b == BACK_FILE ? "file" : "peer";
+    return b == BACK_MEM ? "memory" : b == BACK_FILE ? "file" : b == BACK_NBD ? "nbd" : "peer";
 }
 
 static int is_image(bench_mode m)
@@ -106,11 +108,43 @@ static vd_err mount_image_fs(bench_vol *v, int format)
     return e;
 }
 
+/* The nbd backend: a file sized for the image plus a page (the NBD host
+ * keeps a copy of the footer at the export's end), served by nbdkit. */
+static vd_err new_nbd_host(bench_vol *v)
+{
+    vd_create_opts co;
+    memset(&co, 0, sizeof co);
+    co.nblocks = v->nblocks;
+    uint64_t bytes;
+    vd_err e = vd_image_bytes_for(&co, &bytes);
+    if (e != VD_OK)
+        return e;
+    bytes = (bytes + 2 * BENCH_BLOCK - 1) / BENCH_BLOCK * BENCH_BLOCK;
+    int fd = open(v->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return VD_ERR_IO;
+    int bad = ftruncate(fd, (off_t)bytes) != 0;
+    bad |= close(fd) != 0;
+    if (bad)
+        return VD_ERR_IO;
+    int n = snprintf(v->sock, sizeof v->sock, "%s.sock", v->path);
+    if (n < 0 || (size_t)n >= 100) /* sun_path: 108 bytes with its NUL */
+        return VD_ERR_INVAL;
+    e = bench_nbd_start(v->path, v->sock, &v->nbd_pid);
+    char uri[PATH_CAP + 32];
+    snprintf(uri, sizeof uri, "nbd+unix:///?socket=%s", v->sock);
+    if (e == VD_OK)
+        e = vd_host_nbd_open(uri, VD_HOST_CREATE, &v->host, NULL, NULL, 0);
+    return e;
+}
+
 static vd_err new_image(bench_vol *v)
 {
     vd_err e;
     if (v->back == BACK_MEM) {
         e = vd_host_mem_new(&v->host);
+    } else if (v->back == BACK_NBD) {
+        e = new_nbd_host(v);
     } else {
         (void)unlink(v->path); /* a leftover of a killed run */
         e = vd_host_file_open(v->path, VD_HOST_CREATE, &v->host, NULL);
@@ -194,12 +228,12 @@ vd_err bench_vol_reopen(bench_vol *v)
     if (is_image(v->mode)) {
         e = vd_image_close(v->img);
         v->img = NULL;
-        if (e == VD_OK && v->c->drop_caches && v->back == BACK_FILE)
+        if (e == VD_OK && v->c->drop_caches && v->back != BACK_MEM)
             e = drop_file(v->path);
     } else if (v->c->drop_caches) {
         e = bench_dev_drop(v->dev);
     }
-    if (e == VD_OK && v->c->drop_caches && v->back == BACK_FILE)
+    if (e == VD_OK && v->c->drop_caches && v->back != BACK_MEM)
         e = drop_system();
     if (e != VD_OK)
         return e;
@@ -254,12 +288,14 @@ vd_err bench_vol_free(bench_vol *v)
         if (v->back == BACK_MEM)
             vd_host_mem_free(v->host);
         else
-            vd_host_file_close(v->host);
+            vd_host_close(v->host);
     }
+    if (v->back == BACK_NBD && v->sock[0])
+        bench_nbd_stop(v->nbd_pid, v->sock);
     if (v->anchor)
         vd_anchor_file_close(v->anchor);
     vdc_secure_free(v->key);
-    if (is_image(v->mode) && v->back == BACK_FILE)
+    if (is_image(v->mode) && v->back != BACK_MEM)
         (void)unlink(v->path); /* scratch files */
     if (v->mode == MODE_FULL_ANCHOR)
         (void)unlink(v->anchor_path);

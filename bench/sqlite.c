@@ -30,17 +30,7 @@
 
 int bench_sqlite_find(char *out, size_t cap)
 {
-    const char *path = getenv("PATH");
-    char dirs[PATH_CAP];
-    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        int n = snprintf(out, cap, "%s/sqlite3", *d ? d : ".");
-        if (n > 0 && (size_t)n < cap && access(out, X_OK) == 0)
-            return 1;
-    }
-    out[0] = 0;
-    return 0;
+    return bench_which("sqlite3", out, cap);
 }
 
 static uint32_t sql_txns(const bench_cfg *c)
