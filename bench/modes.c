@@ -285,6 +285,9 @@ vd_err bench_vol_free(bench_vol *v)
         first = e;
     bench_dev_free(v->dev);
     if (v->host) {
+        const char *why = v->back == BACK_NBD ? vd_host_nbd_last_error(v->host) : NULL;
+        if (why)
+            fprintf(stderr, "vhdbench: %s on nbd: %s\n", bench_mode_name(v->mode), why);
         if (v->back == BACK_MEM)
             vd_host_mem_free(v->host);
         else

@@ -2,13 +2,22 @@
  * through libnbd. The server is one more untrusted host (DESIGN §9,
  * "Remote hosts"): the core checks every byte it returns.
  *
- * One connection carries all requests. A call's range is cut into chunks
- * issued together with libnbd's asynchronous API (up to NBDH_WINDOW in
- * flight), so the server works on them in parallel; the call returns when
- * every chunk has answered. A server error fails that call only; a lost
- * connection fails it and every later one (a new open recovers, as after
- * a crash). The handle is closed at once when the connection dies, so no
- * request can still point into a caller's buffer after the call returns.
+ * One connection carries all requests, issued with libnbd's asynchronous
+ * API so that the server works on several at once:
+ *   - a read is cut into chunks sent together (up to NBDH_WINDOW); it
+ *     returns when every chunk has answered;
+ *   - a write is copied and sent, and returns without waiting for the
+ *     answer (write-behind, as a file's page cache does): the writes the
+ *     library issues between two flushes (a sync round's blocks, several
+ *     runs) are all in flight together instead of one round trip each.
+ *     The flush waits for every one of them first, and a write the
+ *     server failed fails that flush and every later write and flush, so
+ *     a sync never commits over a lost write. A read first waits for the
+ *     writes in flight (NBD does not order requests), so it sees them.
+ * A lost connection fails the call and every later one (a new open
+ * recovers, as after a crash). The handle is closed at once when the
+ * connection dies, which retires every request: none can still point into
+ * a caller's buffer after the call returns.
  *
  * Where the image ends: an export has a fixed size and an image usually
  * fills less of it, but the library looks for the VHD footer at the end of
@@ -35,6 +44,8 @@
  * server's threads busy without flooding it (docs/PERFORMANCE.md). */
 #define NBDH_CHUNK ((size_t)64 << 10)
 #define NBDH_WINDOW 16
+/* Write-behind bound: past it a write waits for earlier ones to answer. */
+#define NBDH_WB_BYTES ((size_t)16 << 20)
 #define NBDH_FOOTER 512u
 #define NBDH_ERRLEN 256
 
@@ -46,8 +57,20 @@ typedef struct nbd_host {
     uint64_t image_bytes; /* what size() reports */
     size_t chunk;
     int read_only;
+    /* write-behind: requests in flight, their copied bytes, and the first
+     * error the server answered one with (sticky) */
+    unsigned wb_pending;
+    size_t wb_bytes;
+    int wb_err;
     char last_error[NBDH_ERRLEN];
 } nbd_host;
+
+/* One write in flight: its own copy of the bytes. */
+typedef struct nbdh_wb {
+    nbd_host *nh;
+    size_t len;
+    uint8_t data[];
+} nbdh_wb;
 
 /* The requests of one call. */
 typedef struct nbdh_batch {
@@ -116,11 +139,11 @@ static int batch_done(void *user_data, int *error)
     return 1; /* retire the command: nobody waits for its cookie */
 }
 
-/* Read or write [off, off + len) in chunks, NBDH_WINDOW at a time. 0 or a
+/* Read [off, off + len) in chunks, NBDH_WINDOW at a time. 0 or a
  * negative errno. */
-static int transfer(nbd_host *nh, int write, uint64_t off, uint8_t *buf, size_t len,
-                    const char *what)
+static int read_chunks(nbd_host *nh, uint64_t off, uint8_t *buf, size_t len)
 {
+    const char *what = "read";
     nbdh_batch b = {0, 0};
     size_t issued = 0;
     int issue_failed = 0;
@@ -129,9 +152,7 @@ static int transfer(nbd_host *nh, int write, uint64_t off, uint8_t *buf, size_t 
         while (!issue_failed && issued < len && b.pending < NBDH_WINDOW && b.err == 0) {
             size_t n = len - issued < nh->chunk ? len - issued : nh->chunk;
             nbd_completion_callback cb = {.callback = batch_done, .user_data = &b};
-            int64_t cookie =
-                write ? nbd_aio_pwrite(nh->nbd, buf + issued, n, off + issued, cb, 0)
-                      : nbd_aio_pread(nh->nbd, buf + issued, n, off + issued, cb, 0);
+            int64_t cookie = nbd_aio_pread(nh->nbd, buf + issued, n, off + issued, cb, 0);
             if (cookie < 0) {
                 /* Not sent; the callback never runs for it. */
                 issue_failed = nbd_errno_or(EIO);
@@ -166,6 +187,89 @@ static int transfer(nbd_host *nh, int write, uint64_t off, uint8_t *buf, size_t 
     return 0;
 }
 
+static int wb_done(void *user_data, int *error)
+{
+    nbdh_wb *w = user_data;
+    if (*error != 0 && w->nh->wb_err == 0)
+        w->nh->wb_err = *error;
+    return 1;
+}
+
+/* Called once per request, answered or not (also when the handle closes
+ * with the request still in flight). */
+static void wb_free(void *user_data)
+{
+    nbdh_wb *w = user_data;
+    w->nh->wb_pending--;
+    w->nh->wb_bytes -= w->len;
+    free(w);
+}
+
+static int wb_failed(nbd_host *nh, const char *what)
+{
+    if (nh->last_error[0] == '\0')
+        fmt(nh->last_error, sizeof nh->last_error, "the NBD server failed a %s: %s", what,
+            strerror(nh->wb_err));
+    return nh->wb_err == ENOSPC ? -ENOSPC : -EIO;
+}
+
+/* Wait until at most `left` writes are in flight. 0 or -EIO (the
+ * connection was lost). */
+static int wb_wait(nbd_host *nh, unsigned left, size_t left_bytes, const char *what)
+{
+    while (nh->nbd != NULL && (nh->wb_pending > left || nh->wb_bytes > left_bytes)) {
+        if (nbd_poll(nh->nbd, -1) < 0 || dead(nh)) {
+            lose_connection(nh, what);
+            return -EIO;
+        }
+    }
+    return nh->nbd == NULL ? -EIO : 0;
+}
+
+/* Copy and send [off, off + len) in chunks; returns before the answers. */
+static int wb_write(nbd_host *nh, uint64_t off, const uint8_t *buf, size_t len)
+{
+    size_t sent = 0;
+    while (sent < len) {
+        if (nh->wb_err != 0)
+            return wb_failed(nh, "write");
+        int rc = wb_wait(nh, NBDH_WINDOW * 4, NBDH_WB_BYTES, "write");
+        if (rc != 0)
+            return rc;
+        size_t n = len - sent < nh->chunk ? len - sent : nh->chunk;
+        nbdh_wb *w = malloc(sizeof *w + n);
+        if (w == NULL)
+            return -ENOMEM;
+        w->nh = nh;
+        w->len = n;
+        memcpy(w->data, buf + sent, n);
+        nh->wb_pending++;
+        nh->wb_bytes += n;
+        nbd_completion_callback cb = {.callback = wb_done, .user_data = w, .free = wb_free};
+        /* On failure libnbd has called wb_free already. */
+        if (nbd_aio_pwrite(nh->nbd, w->data, n, off + sent, cb, 0) < 0) {
+            int err = nbd_errno_or(EIO);
+            if (dead(nh)) {
+                lose_connection(nh, "write");
+                return -EIO;
+            }
+            note_error(nh, "write", err);
+            return -err;
+        }
+        sent += n;
+    }
+    return 0;
+}
+
+/* Every write in flight answered, and none failed. */
+static int wb_drain(nbd_host *nh, const char *what)
+{
+    int rc = wb_wait(nh, 0, 0, what);
+    if (rc == 0 && nh->wb_err != 0)
+        rc = wb_failed(nh, "write");
+    return rc;
+}
+
 static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
 {
     nbd_host *nh = ctx;
@@ -183,8 +287,13 @@ static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *
         n = nh->image_bytes - off < len ? (size_t)(nh->image_bytes - off) : len;
     if (nh->nbd == NULL)
         rc = -EIO;
-    else if (n > 0)
-        rc = transfer(nh, 0, off, buf, n, "read");
+    else if (n > 0) {
+        /* Writes still in flight first: the server may run requests in
+         * any order. A failed write fails writes and flushes, not reads. */
+        rc = wb_wait(nh, 0, 0, "read");
+        if (rc == 0)
+            rc = read_chunks(nh, off, buf, n);
+    }
     if (rc == 0)
         *done = n;
     (void)pthread_mutex_unlock(&nh->lock);
@@ -199,10 +308,7 @@ static int mirror_footer(nbd_host *nh, uint64_t off, const uint8_t *buf, size_t 
     if (nh->image_bytes == nh->export_bytes || nh->image_bytes < NBDH_FOOTER ||
         off > foot || off + len < nh->image_bytes)
         return 0;
-    uint8_t copy[NBDH_FOOTER];
-    memcpy(copy, buf + (foot - off), NBDH_FOOTER);
-    return transfer(nh, 1, nh->export_bytes - NBDH_FOOTER, copy, NBDH_FOOTER,
-                    "write of the footer copy");
+    return wb_write(nh, nh->export_bytes - NBDH_FOOTER, buf + (foot - off), NBDH_FOOTER);
 }
 
 static int nbdh_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
@@ -221,9 +327,8 @@ static int nbdh_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
     if (pthread_mutex_lock(&nh->lock) != 0)
         return -EIO;
     int rc = nh->nbd == NULL ? -EIO : 0;
-    /* libnbd reads the buffer only: the cast drops const for its API. */
     if (rc == 0 && len > 0)
-        rc = transfer(nh, 1, off, (uint8_t *)(uintptr_t)buf, len, "write");
+        rc = wb_write(nh, off, buf, len);
     if (rc == 0)
         rc = mirror_footer(nh, off, buf, len);
     if (rc == 0)
@@ -239,9 +344,9 @@ static int nbdh_flush(void *ctx)
         return -EINVAL;
     if (pthread_mutex_lock(&nh->lock) != 0)
         return -EIO;
-    int rc = 0;
-    if (nh->nbd == NULL) {
-        rc = -EIO;
+    int rc = nh->nbd == NULL ? -EIO : wb_drain(nh, "flush");
+    if (rc != 0) {
+        /* a write of this barrier was lost: nothing to make durable */
     } else if (nbd_flush(nh->nbd, 0) != 0) {
         int err = nbd_errno_or(EIO);
         if (dead(nh))
@@ -283,7 +388,7 @@ static int nbdh_truncate(void *ctx, uint64_t size)
         return -ENOSPC;
     if (pthread_mutex_lock(&nh->lock) != 0)
         return -EIO;
-    int rc = nh->nbd == NULL ? -EIO : 0;
+    int rc = nh->nbd == NULL ? -EIO : wb_drain(nh, "zeroing");
     if (rc == 0 && size > nh->image_bytes && nbd_can_zero(nh->nbd) == 1) {
         uint64_t at = nh->image_bytes;
         while (rc == 0 && at < size) {
@@ -470,9 +575,12 @@ void vd_host_nbd_close(vd_host *host)
     if (host == NULL || host->read_at != nbdh_read_at || host->ctx == NULL)
         return;
     nbd_host *nh = host->ctx;
+    /* Writes after the library's last flush are not durable anyway, but
+     * they were issued: let them land before NBD_CMD_DISC. A failure here
+     * loses nothing that was synced. */
+    if (nh->nbd != NULL)
+        (void)wb_wait(nh, 0, 0, "close");
     if (nh->nbd != NULL) {
-        /* NBD_CMD_DISC after the library's last flush; a failure here
-         * loses nothing that was synced. */
         (void)nbd_shutdown(nh->nbd, 0);
         nbd_close(nh->nbd);
     }
