@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,17 +37,25 @@ int bench_nbd_usable(char *why, size_t cap)
 
 vd_err bench_nbd_start(const char *file, const char *sock, long *pid_out)
 {
-    char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", (char *)sock, "file",
-                    (char *)file, NULL};
+    char pidfile[4200];
+    snprintf(pidfile, sizeof pidfile, "%s.pid", sock);
+    char *argv[] = {"nbdkit", "-f", "--exit-with-parent", "-U", (char *)sock, "-P", pidfile,
+                    "file", (char *)file, NULL};
     pid_t pid;
     (void)unlink(sock);
+    (void)unlink(pidfile);
     if (posix_spawnp(&pid, "nbdkit", NULL, NULL, argv, environ) != 0)
         return VD_ERR_IO;
     *pid_out = (long)pid;
-    /* Ready once the socket exists (nbdkit binds before it serves). */
-    for (int i = 0; i < 1000; i++) {
-        if (access(sock, F_OK) == 0)
+    /* Ready once the pid file exists: nbdkit writes it after listen(2)
+     * (the socket file alone appears at bind, when a connect is still
+     * refused). */
+    for (int i = 0; i < 3000; i++) {
+        struct stat st;
+        if (stat(pidfile, &st) == 0 && st.st_size > 0) {
+            (void)unlink(pidfile);
             return VD_OK;
+        }
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             *pid_out = 0;

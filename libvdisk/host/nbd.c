@@ -11,9 +11,10 @@
  *     library issues between two flushes (a sync round's blocks, several
  *     runs) are all in flight together instead of one round trip each.
  *     The flush waits for every one of them first, and a write the
- *     server failed fails that flush and every later write and flush, so
- *     a sync never commits over a lost write. A read first waits for the
- *     writes in flight (NBD does not order requests), so it sees them.
+ *     server failed fails that flush and every later call, so a sync
+ *     never commits over a lost write and nothing is read from a state
+ *     the library did not write. A read first waits for the writes in
+ *     flight (NBD does not order requests), so it sees them.
  * A lost connection fails the call and every later one (a new open
  * recovers, as after a crash). The handle is closed at once when the
  * connection dies, which retires every request: none can still point into
@@ -289,8 +290,10 @@ static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *
         rc = -EIO;
     else if (n > 0) {
         /* Writes still in flight first: the server may run requests in
-         * any order. A failed write fails writes and flushes, not reads. */
-        rc = wb_wait(nh, 0, 0, "read");
+         * any order. After a failed write nothing is read either: the
+         * server holds a state the library never wrote, and its next
+         * flush would have failed. */
+        rc = wb_drain(nh, "read");
         if (rc == 0)
             rc = read_chunks(nh, off, buf, n);
     }
