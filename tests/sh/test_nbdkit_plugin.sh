@@ -14,13 +14,15 @@ need "$MKVHD" "$VHDTOOL" "$VHDFSCK" nbdcopy nbdinfo qemu-img qemu-io fsck.fat mk
 export TZ=UTC MTOOLS_SKIP_CHECK=1
 mkdir "$T/w" && cd "$T/w" || exit 1
 
-# A sanitizer build's plugin needs its runtime loaded first in nbdkit.
-SRV_ENV=()
-asan=$(ldd "$PLUGIN" | awk '/libasan/ {print $3}')
-if [[ -n "$asan" ]]; then
-    SRV_ENV=(env "LD_PRELOAD=$asan" "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0")
-    note "sanitizer build: nbdkit runs with LD_PRELOAD=$asan (leak checks off in nbdkit)"
+# A sanitizer build's plugin needs its runtime preloaded into nbdkit, and
+# nbdkit 1.32 with libasan preloaded hangs in exit() after any error message
+# carrying an errno text, even with its own file plugin (`nbdkit file
+# /nonexistent`: glibc's locale lock, in libp11-kit's destructor). The
+# plugin's code runs here in the plain build.
+if ldd "$PLUGIN" | grep -q 'libasan\|libtsan'; then
+    skip "sanitizer build: nbdkit cannot run an instrumented plugin (hangs at exit under a preloaded libasan)"
 fi
+NBDKIT=(nbdkit)
 
 SOCK=$T/nbd.sock
 URI="nbd+unix:///?socket=$SOCK"
@@ -41,7 +43,7 @@ wait_socket() {
 # srv_start PLUGIN-ARGS...: nbdkit in the foreground, stderr to $T/nbdkit.log.
 srv_start() {
     rm -f "$SOCK"
-    "${SRV_ENV[@]}" nbdkit -f --exit-with-parent -U "$SOCK" "$PLUGIN" "$@" \
+    "${NBDKIT[@]}" -f --exit-with-parent -U "$SOCK" "$PLUGIN" "$@" \
         2>"$T/nbdkit.log" </dev/null &
     SPID=$!
     wait_socket "$SPID"
@@ -77,7 +79,7 @@ pattern() { head -c "$2" /dev/zero | tr '\0' "\\$1" >"$3"; }
 patch() { dd if="$3" of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 
 note "help and --dump-plugin"
-expect_status 0 nbdkit "$PLUGIN" --help
+expect_status 0 "${NBDKIT[@]}" "$PLUGIN" --help
 expect_out '^image=IMAGE'
 expect_out '^key-file=FILE'
 expect_out '^passphrase-file=FILE'
@@ -85,7 +87,7 @@ expect_out '^identity=FILE'
 expect_out '^anchor=FILE'
 expect_out '^cache-mb=N'
 expect_out '^readonly=BOOL'
-expect_status 0 nbdkit "$PLUGIN" --dump-plugin
+expect_status 0 "${NBDKIT[@]}" "$PLUGIN" --dump-plugin
 expect_out '^name=vdisk$'
 expect_out '^max_thread_model=parallel$'
 # Lowered to one request per connection where nbdkit has the hang-up bug
@@ -165,7 +167,7 @@ note "the anchor advanced at the writes' commits: the copy from before is a roll
 cp img.vhd img-after.vhd
 cp img-before.vhd img.vhd
 rm -f "$SOCK"
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=anc
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=anc
 expect_err 'img\.vhd: image is older than its freshness anchor'
 [[ ! -S "$SOCK" ]] || fail "nbdkit listened on a rolled-back image"
 cp img-after.vhd img.vhd
@@ -227,30 +229,30 @@ SPID=
 note "wrong key, no key, missing image, locked image: nbdkit does not start"
 head -c 32 /dev/urandom >key2
 rm -f "$SOCK"
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key2 anchor=anc
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key2 anchor=anc
 expect_err 'img\.vhd: wrong key for this image \(no key slot opens with this key file\)'
 printf 'not it\n' >wrong.pw
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd passphrase-file=wrong.pw anchor=anc
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd passphrase-file=wrong.pw anchor=anc
 expect_err 'img\.vhd: wrong key .*passphrase'
 # Daemonizing: the key is checked before the fork, so the start fails too.
-expect_status 1 nbdkit -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd key-file=key2 anchor=anc
+expect_status 1 "${NBDKIT[@]}" -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd key-file=key2 anchor=anc
 expect_err 'wrong key'
 [[ ! -e "$T/pid" ]] || fail "a daemon started with the wrong key"
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd anchor=anc
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd anchor=anc
 expect_err 'give exactly one of key-file=, passphrase-file=, identity='
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key passphrase-file=wrong.pw
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key passphrase-file=wrong.pw
 expect_err 'give exactly one of'
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd password=secret
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd password=secret
 expect_err 'never taken from the command line'
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" nothere.vhd key-file=key
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" nothere.vhd key-file=key
 expect_err 'nothere\.vhd: No such file'
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=nothere.key
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=nothere.key
 expect_err 'nothere\.key: No such file'
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=nothere.anc
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=nothere.anc
 expect_err 'nothere\.anc: anchor file not found'
-expect_status 1 nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key cache-mb=0
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key cache-mb=0
 expect_err 'cache-mb=0'
-expect_status 1 flock -x img.vhd nbdkit -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=anc
+expect_status 1 flock -x img.vhd "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=anc
 expect_err 'img\.vhd: .*another program has it open'
 [[ ! -S "$SOCK" ]] || fail "nbdkit listened after a refused start"
 expect_status 0 "$VHDFSCK" -n --key-file key --anchor anc img.vhd
@@ -274,7 +276,7 @@ srv_stop
 # ---- process life ------------------------------------------------------------
 note "daemonized (nbdkit forks; the image opens after the fork), stopped by SIGTERM"
 rm -f "$SOCK" "$T/pid"
-expect_status 0 "${SRV_ENV[@]}" nbdkit -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd key-file=key \
+expect_status 0 "${NBDKIT[@]}" -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd key-file=key \
     anchor=anc
 dpid=$(cat "$T/pid")
 at_exit "kill -KILL $dpid 2>/dev/null"
@@ -291,7 +293,7 @@ note "--exit-with-parent: the parent exits, nbdkit syncs and closes"
 pattern 333 $len2 p6 && patch expect.img $off2 p6
 rm -f "$SOCK" "$T/pid"
 (
-    "${SRV_ENV[@]}" nbdkit -f --exit-with-parent -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd \
+    "${NBDKIT[@]}" -f --exit-with-parent -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd \
         key-file=key anchor=anc 2>"$T/nbdkit.log" </dev/null &
     for ((i = 0; i < 1200; i++)); do [[ -S "$SOCK" ]] && break; sleep 0.05; done
     nbdcopy expect.img "$URI" # no --flush
