@@ -25,7 +25,12 @@ enum {
     CLI_EXIT_FAIL = 1,      /* I/O, not found, full, ... */
     CLI_EXIT_USAGE = 2,     /* bad command line */
     CLI_EXIT_WRONG_KEY = 3, /* the secret opens no key slot */
-    CLI_EXIT_INTEGRITY = 4  /* authentication, rollback or corrupt structure */
+    CLI_EXIT_INTEGRITY = 4, /* authentication, rollback or corrupt structure */
+    /* The freshness anchor (--anchor), never reported as a rollback: */
+    CLI_EXIT_ANCHOR_MISMATCH = 5,    /* it belongs to another image (R7) */
+    CLI_EXIT_ANCHOR_UNREACHABLE = 6, /* the TPM does not answer */
+    CLI_EXIT_ANCHOR_MISSING = 7,     /* no such TPM NV index */
+    CLI_EXIT_ANCHOR_DENIED = 8       /* wrong TPM authorization */
 };
 
 /* The one table from vd_err to exit status. */
@@ -50,14 +55,16 @@ enum {
     CLI_OPT_PASSPHRASE_FILE,
     CLI_OPT_IDENTITY,
     CLI_OPT_ANCHOR,
-    CLI_OPT_ANCHOR_EXPLICIT
+    CLI_OPT_ANCHOR_EXPLICIT,
+    CLI_OPT_TPM_TCTI
 };
 #define CLI_KEY_LONGOPTS                                                      \
     {"key-file", required_argument, NULL, CLI_OPT_KEY_FILE},                  \
         {"passphrase-file", required_argument, NULL, CLI_OPT_PASSPHRASE_FILE}, \
         {"identity", required_argument, NULL, CLI_OPT_IDENTITY},              \
         {"anchor", required_argument, NULL, CLI_OPT_ANCHOR},                  \
-        {"anchor-on-sync", no_argument, NULL, CLI_OPT_ANCHOR_EXPLICIT}
+        {"anchor-on-sync", no_argument, NULL, CLI_OPT_ANCHOR_EXPLICIT},        \
+        {"tpm-tcti", required_argument, NULL, CLI_OPT_TPM_TCTI}
 
 #define CLI_KEY_USAGE                                                          \
     "Key options (one of; without any, a passphrase is asked on the terminal):\n" \
@@ -66,13 +73,18 @@ enum {
     "  --identity F          X25519 secret key of a --seal-to slot\n"          \
     "Freshness (rollback across restarts, docs/SECURITY.md R4):\n"            \
     "  --anchor F            monotonic counter file; must exist to open\n"     \
-    "  --anchor-on-sync      advance it only on explicit syncs (default: every commit)\n"
+    "  --anchor tpm:NVINDEX  a TPM 2.0 NV counter (e.g. tpm:0x01500020)\n"     \
+    "  --tpm-tcti STR        how to reach the TPM (default: $TPM2TOOLS_TCTI,\n" \
+    "                        e.g. device:/dev/tpmrm0, swtpm:path=SOCKET)\n"     \
+    "  --anchor-on-sync      advance it only on explicit syncs (default: every\n" \
+    "                        commit for a file, always for a TPM)\n"
 
 typedef struct cli_keyopts {
     const char *key_file;
     const char *passphrase_file;
     const char *identity;
-    const char *anchor;
+    const char *anchor;   /* FILE or tpm:NVINDEX */
+    const char *tpm_tcti; /* --tpm-tcti */
     int anchor_explicit;
     int quiet; /* no "freshness not guaranteed" note */
 } cli_keyopts;
@@ -105,10 +117,31 @@ int cli_secret_identity(const char *prog, const char *path, cli_secret *out);
 int cli_secret_pubkey(const char *prog, const char *path, cli_secret *out);
 void cli_secret_wipe(cli_secret *s);
 
+/* ---- The freshness anchor (--anchor FILE | tpm:NVINDEX) -------------------- */
+int cli_anchor_is_tpm(const char *spec);
+/* --tpm-tcti, else $TPM2TOOLS_TCTI, else NULL (tpm2-tss's default). */
+const char *cli_anchor_tcti(const cli_keyopts *k);
+/* Open the anchor k->anchor names. CLI_OPEN_ANCHOR_CREATE in flags: a
+ * missing file is created; a TPM index is defined (or adopted) when the
+ * image's authorization reaches it. Returns an exit status, having printed
+ * the error (unreachable TPM = 6, "built without TPM support" = 1). */
+int cli_anchor_open(const char *prog, const cli_keyopts *k, int flags, vd_anchor **out);
+void cli_anchor_close(vd_anchor *a);
+/* The detail of a TPM anchor's last failure, or "". */
+const char *cli_anchor_why(const vd_anchor *a);
+/* VD_ANCHOR_EXPLICIT_SYNC for --anchor-on-sync and for every TPM anchor. */
+vd_anchor_mode cli_anchor_mode(const cli_keyopts *k);
+/* Whether e is one of the anchor's own errors (exit statuses 5-8). */
+int cli_is_anchor_err(vd_err e);
+/* "prog: image: ANCHOR: message (detail)"; returns the exit status. */
+int cli_anchor_fail(const char *prog, const char *image, const cli_keyopts *k,
+                    const vd_anchor *a, vd_err e);
+
 /* ---- Opening an image ------------------------------------------------------ */
 typedef struct cli_image {
     vd_host *host;
     vd_anchor *anchor;
+    const char *anchor_name; /* --anchor's argument, for messages */
     vd_image *img;
     vd_fs *fs; /* after cli_fs_mount */
     vd_err err; /* why cli_image_open failed in the library, else VD_OK */
@@ -117,8 +150,11 @@ typedef struct cli_image {
 enum {
     CLI_OPEN_READONLY = 1 << 0,
     CLI_OPEN_NOLOCK = 1 << 1,
-    CLI_OPEN_ANCHOR_CREATE = 1 << 2 /* a missing --anchor file starts at the
-                                       image's epoch (vhdtool anchor init) */
+    CLI_OPEN_ANCHOR_CREATE = 1 << 2, /* a missing --anchor file starts at the
+                                        image's epoch, a TPM index is
+                                        defined (vhdtool anchor init) */
+    CLI_OPEN_ANCHOR_BIND = 1 << 3    /* bind the image to this anchor
+                                        (vd_open_opts.anchor_bind) */
 };
 
 /* Open IMAGE's host: a file path or an NBD URI (vd_host_open). Returns an

@@ -20,6 +20,14 @@ int cli_exit_status(vd_err e)
     case VD_ERR_CORRUPT:
     case VD_ERR_FAILED:
         return CLI_EXIT_INTEGRITY;
+    case VD_ERR_ANCHOR_MISMATCH:
+        return CLI_EXIT_ANCHOR_MISMATCH;
+    case VD_ERR_ANCHOR_UNREACHABLE:
+        return CLI_EXIT_ANCHOR_UNREACHABLE;
+    case VD_ERR_ANCHOR_MISSING:
+        return CLI_EXIT_ANCHOR_MISSING;
+    case VD_ERR_ANCHOR_DENIED:
+        return CLI_EXIT_ANCHOR_DENIED;
     default:
         return CLI_EXIT_FAIL;
     }

@@ -11,7 +11,7 @@
 static void cli_image_release(cli_image *ci)
 {
     if (ci->anchor)
-        vd_anchor_file_close(ci->anchor);
+        cli_anchor_close(ci->anchor);
     if (ci->host)
         vd_host_close(ci->host);
     memset(ci, 0, sizeof *ci);
@@ -74,20 +74,11 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     }
 
     if (k->anchor) {
-        e = vd_anchor_file_open(k->anchor, (flags & CLI_OPEN_ANCHOR_CREATE) != 0,
-                                &out->anchor, &sys);
-        if (e != VD_OK) {
-            if (sys == ENOENT)
-                cli_errorf(prog, k->anchor,
-                           "anchor file not found (it is made by mkvhd --anchor or "
-                           "vhdtool anchor init; a missing anchor is never recreated "
-                           "silently)");
-            else if (sys)
-                cli_errorf(prog, k->anchor, "%s", strerror(sys));
-            else
-                cli_errorf(prog, k->anchor, "%s (not an anchor file)", vd_strerror(e));
+        out->anchor_name = k->anchor;
+        int rc = cli_anchor_open(prog, k, flags, &out->anchor);
+        if (rc != 0) {
             cli_image_release(out);
-            return sys ? CLI_EXIT_FAIL : cli_exit_status(e);
+            return rc;
         }
     } else if (!k->quiet) {
         cli_errorf(prog, path, "note: no --anchor given; freshness across restarts "
@@ -104,11 +95,13 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
         .read_only = ro,
         .cache_bytes = cache_bytes,
         .anchor = out->anchor,
-        .anchor_mode = k->anchor_explicit ? VD_ANCHOR_EXPLICIT_SYNC : VD_ANCHOR_EVERY_COMMIT,
+        .anchor_mode = cli_anchor_mode(k),
+        .anchor_bind = (flags & CLI_OPEN_ANCHOR_BIND) != 0,
     };
     e = vd_image_open_unlock(out->host, &s.u, &o, &out->img);
     if (e != VD_OK) {
-        rc = cli_fail(prog, path, e, open_detail(e, &s));
+        rc = cli_is_anchor_err(e) ? cli_anchor_fail(prog, path, k, out->anchor, e)
+                                  : cli_fail(prog, path, e, open_detail(e, &s));
         cli_secret_wipe(&s);
         cli_image_release(out);
         out->err = e;
@@ -164,6 +157,9 @@ int cli_image_close(const char *prog, const char *path, cli_image *ci)
         ci->img = NULL;
         if (e == VD_ERR_FAILED && rc == 0)
             rc = cli_exit_status(e);
+        else if (e != VD_OK && rc == 0 && cli_is_anchor_err(e))
+            rc = cli_anchor_fail(prog, path, &(cli_keyopts){.anchor = ci->anchor_name},
+                                 ci->anchor, e);
         else if (e != VD_OK && rc == 0)
             rc = cli_fail(prog, path, e, "while syncing the image");
     }

@@ -23,6 +23,7 @@ int cli_keyopts_handle(cli_keyopts *k, int c, const char *arg)
     case CLI_OPT_IDENTITY: k->identity = arg; return 1;
     case CLI_OPT_ANCHOR: k->anchor = arg; return 1;
     case CLI_OPT_ANCHOR_EXPLICIT: k->anchor_explicit = 1; return 1;
+    case CLI_OPT_TPM_TCTI: k->tpm_tcti = arg; return 1;
     default: return 0;
     }
 }

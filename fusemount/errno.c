@@ -57,6 +57,12 @@ int vmnt_errno(vd_err e)
         return EPERM;
     case VD_ERR_LOOP:
         return ELOOP;
+    /* An anchor that cannot advance: the sync is not acknowledged. */
+    case VD_ERR_ANCHOR_MISMATCH:
+    case VD_ERR_ANCHOR_UNREACHABLE:
+    case VD_ERR_ANCHOR_MISSING:
+    case VD_ERR_ANCHOR_DENIED:
+        return EIO;
     }
     return EIO;
 }

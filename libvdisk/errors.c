@@ -27,6 +27,10 @@ const char *vd_strerror(vd_err err)
     case VD_ERR_MFILE: return "too many open files";
     case VD_ERR_PERM: return "operation not permitted";
     case VD_ERR_LOOP: return "too many levels of symbolic links";
+    case VD_ERR_ANCHOR_MISMATCH: return "this anchor belongs to another image";
+    case VD_ERR_ANCHOR_UNREACHABLE: return "the freshness anchor does not answer (TPM unreachable)";
+    case VD_ERR_ANCHOR_MISSING: return "the freshness anchor does not exist (no such TPM NV index)";
+    case VD_ERR_ANCHOR_DENIED: return "the freshness anchor refused the authorization (wrong TPM authorization value)";
     }
     return "unknown error";
 }

@@ -219,6 +219,7 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
     vd_put_le32(out + SB_OFF_JINLINE, s->jinline);
     memcpy(out + SB_OFF_JDIGEST, s->jdigest, 32);
     vd_put_le64(out + SB_OFF_TIME_NS, (uint64_t)s->time_ns);
+    memcpy(out + SB_OFF_ANCHOR_TAG, s->anchor_tag, SB_ANCHOR_TAG_BYTES);
 }
 
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
@@ -238,6 +239,7 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
     s->jinline = vd_get_le32(in + SB_OFF_JINLINE);
     memcpy(s->jdigest, in + SB_OFF_JDIGEST, 32);
     s->time_ns = (int64_t)vd_get_le64(in + SB_OFF_TIME_NS);
+    memcpy(s->anchor_tag, in + SB_OFF_ANCHOR_TAG, SB_ANCHOR_TAG_BYTES);
     if (s->slot > 1 || s->base_epoch >= s->epoch + (s->epoch == 0) ||
         (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
         s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||

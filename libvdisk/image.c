@@ -245,24 +245,6 @@ static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk
     return VD_OK;
 }
 
-/* R4: the state must not be older than the anchor. An IN_PROGRESS record
- * stands for its base epoch, so once the anchor has passed that base the
- * record is a replay even though it is authentic. */
-static vd_err check_anchor(vd_image *img)
-{
-    if (!img->have_anchor)
-        return VD_OK;
-    uint64_t a;
-    if (img->anchor.read(img->anchor.ctx, &a) != 0)
-        return VD_ERR_IO;
-    if (a > img->committed)
-        return VD_ERR_ROLLBACK;
-    if (a < img->committed && !img->read_only &&
-        img->anchor.advance(img->anchor.ctx, img->committed) != 0)
-        return VD_ERR_IO;
-    return VD_OK;
-}
-
 static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
                          const vd_open_opts *opts)
 {
@@ -281,6 +263,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     vdc_memzero(kc, sizeof kc);
     if (e == VD_OK)
         e = vd_keys_derive(img, key);
+    if (e == VD_OK && key_ok)
+        e = vd_anchor_attach(img);
     if (e == VD_OK && !key_ok) {
         /* The key check sits in the unauthenticated header. If this key
          * does verify a superblock, the key is right and the header was
@@ -303,12 +287,14 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         img->sb_state = nw->state;
         img->root = nw->root;
         img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
+        memcpy(img->anchor_tag, nw->anchor_tag, sizeof img->anchor_tag);
         if (nw->state == SB_STATE_IN_PROGRESS)
             e = load_journal(img, nw, nw == &s[0] ? sblk0 : sblk1);
     }
     free(hblk);
+    int bind = 0;
     if (e == VD_OK)
-        e = check_anchor(img);
+        e = vd_anchor_check(img, &bind);
     if (e != VD_OK)
         return e;
 
@@ -340,6 +326,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = vd_recover_commit(img);
     else if (img->nrecov)
         img->recovered = 1;
+    if (e == VD_OK && bind)
+        e = vd_anchor_bind(img);
     return e;
 }
 
@@ -380,6 +368,7 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
         }
         img->anchor = *opts->anchor;
         img->have_anchor = 1;
+        img->anchor_bind = opts->anchor_bind != 0;
     }
     img->anchor_mode = opts ? opts->anchor_mode : VD_ANCHOR_EVERY_COMMIT;
     if (img->anchor_mode != VD_ANCHOR_EVERY_COMMIT &&
@@ -425,6 +414,7 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
     s.state = SB_STATE_COMMITTED;
     memcpy(s.header_digest, img->header_digest, 32);
     s.time_ns = vd_host_now(&img->host);
+    memcpy(s.anchor_tag, img->anchor_cur, sizeof s.anchor_tag); /* bound from the start */
     vd_super_encode(&s, blk);
     vd_err e = vd_super_seal(img, blk);
     if (e == VD_OK)
@@ -469,12 +459,17 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (e != VD_OK)
         return e;
     e = vd_keys_derive(img, key);
+    if (e == VD_OK)
+        e = vd_anchor_attach(img);
     if (e != VD_OK)
         return e;
 
     uint64_t first_epoch = 0;
-    if (img->have_anchor && img->anchor.read(img->anchor.ctx, &first_epoch) != 0)
-        return VD_ERR_IO;
+    if (img->have_anchor) {
+        int rc = img->anchor.read(img->anchor.ctx, &first_epoch);
+        if (rc != 0)
+            return vd_anchor_err(rc);
+    }
 
     /* header, superblock scratch, key-slot block */
     uint8_t *blk = calloc(3, VDF_BLOCK);
@@ -526,8 +521,11 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = vd_host_write(&img->host, 0, blk, VDF_BLOCK);
     if (e == VD_OK && img->host.flush(img->host.ctx) != 0)
         e = VD_ERR_IO;
-    if (e == VD_OK && img->have_anchor && img->anchor.advance(img->anchor.ctx, e1) != 0)
-        e = VD_ERR_IO;
+    if (e == VD_OK && img->have_anchor) {
+        int rc = img->anchor.advance(img->anchor.ctx, e1);
+        if (rc != 0)
+            e = vd_anchor_err(rc);
+    }
     vdc_memzero(kblk, VDF_BLOCK);
     free(blk);
     return e;

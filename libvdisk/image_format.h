@@ -127,6 +127,9 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
 #define SB_OFF_JINLINE 108u
 #define SB_OFF_JDIGEST 112u      /* BLAKE2b-256 of the journal blocks used */
 #define SB_OFF_TIME_NS 144u      /* untrusted wall clock of the write */
+#define SB_OFF_ANCHOR_TAG 152u   /* 8 bytes: keyed tag of the anchor's identity
+                                    (R7); zero = not bound (made before R7) */
+#define SB_ANCHOR_TAG_BYTES 8u
 #define SB_OFF_INLINE 160u       /* inline journal entries */
 #define SB_OFF_MAC 4064u         /* keyed BLAKE2b-256 of image_id || [0, SB_OFF_INLINE
                                     + inline entries used); zeros up to here */
@@ -140,6 +143,9 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
 #define JE_PER_BLOCK (VDF_BLOCK / JE_BYTES)                  /* 56 */
 #define SB_INLINE_MAX ((SB_OFF_MAC - SB_OFF_INLINE) / JE_BYTES) /* 54 */
 
+_Static_assert(SB_OFF_ANCHOR_TAG == SB_OFF_TIME_NS + 8 &&
+                   SB_OFF_ANCHOR_TAG + SB_ANCHOR_TAG_BYTES == SB_OFF_INLINE,
+               "anchor tag sits between the clock and the inline journal");
 _Static_assert(SB_OFF_INLINE + SB_INLINE_MAX * JE_BYTES <= SB_OFF_MAC,
                "inline journal fits before the MAC");
 _Static_assert(SB_OFF_MAC + 32 == VDF_BLOCK, "MAC ends the superblock");
@@ -162,6 +168,7 @@ typedef struct vd_super {
     uint32_t jcount, jinline;
     uint8_t jdigest[32];
     int64_t time_ns;
+    uint8_t anchor_tag[SB_ANCHOR_TAG_BYTES];
 } vd_super;
 
 /* Encode everything but the inline entries and the MAC. */
@@ -254,16 +261,26 @@ void vd_keyslot_encode(const vd_keyslot *s, uint8_t out[KS_SLOT_BYTES]);
 int vd_keyslot_decode(vd_keyslot *s, const uint8_t in[KS_SLOT_BYTES]);
 
 /* ---- anchor file (vdisk_host: host/anchor_file.c) -------------------------
- * A 32-byte file holding a freshness counter (docs/FORMAT.md §15). */
+ * A freshness counter in a small file (docs/FORMAT.md §15). Version 2 (48
+ * bytes) adds a random anchor id, the file's identity for R7; version 1
+ * (32 bytes, before R7) is still read, and rewritten as version 2 (with a
+ * new id) by its next advance. */
 #define AF_MAGIC "VDANCHOR"
 #define AF_OFF_MAGIC 0u
-#define AF_OFF_VERSION 8u   /* u32 = AF_VERSION */
+#define AF_OFF_VERSION 8u   /* u32 = AF_VERSION (or 1) */
 #define AF_OFF_RESERVED 12u /* u32 = 0 */
 #define AF_OFF_COUNTER 16u  /* u64 */
-#define AF_OFF_CHECKSUM 24u /* u64: XXH64 of [0, 24), seed 0 */
-#define AF_BYTES 32u
-#define AF_VERSION 1u
-_Static_assert(AF_OFF_CHECKSUM + 8 == AF_BYTES, "checksum ends the anchor file");
+#define AF_V1_OFF_CHECKSUM 24u /* version 1: u64 XXH64 of [0, 24), seed 0 */
+#define AF_V1_BYTES 32u
+#define AF_OFF_ID 24u       /* version 2: 16 random bytes */
+#define AF_ID_BYTES 16u
+#define AF_OFF_CHECKSUM 40u /* version 2: u64 XXH64 of [0, 40), seed 0 */
+#define AF_BYTES 48u
+#define AF_VERSION 2u
+_Static_assert(AF_V1_OFF_CHECKSUM + 8 == AF_V1_BYTES, "checksum ends a v1 anchor file");
+_Static_assert(AF_OFF_ID + AF_ID_BYTES == AF_OFF_CHECKSUM &&
+                   AF_OFF_CHECKSUM + 8 == AF_BYTES,
+               "checksum ends the anchor file");
 _Static_assert(sizeof(AF_MAGIC) - 1 == 8, "anchor magic");
 
 /* ---- block AEAD binding -------------------------------------------------- */
@@ -274,5 +291,10 @@ _Static_assert(sizeof(AF_MAGIC) - 1 == 8, "anchor magic");
 #define VD_KDF_BLOCK "vd-block"
 #define VD_KDF_SUPER "vd-super"
 #define VD_KDF_KEYCHECK "vd-kchck"
+/* Anchor binding (R7): subkey id 0 keys the superblock's anchor tag
+ * (BLAKE2b-256(key, "vd-anchor-id" || identity), first 8 bytes), id 1 is
+ * the secret handed to vd_anchor.authorize (the TPM NV authValue). */
+#define VD_KDF_ANCHOR "vd-anchr"
+#define VD_ANCHOR_TAG_CTX "vd-anchor-id"
 
 #endif

@@ -27,6 +27,11 @@ struct vd_image {
     vd_anchor anchor;
     int have_anchor;
     vd_anchor_mode anchor_mode;
+    int anchor_bind;   /* vd_open_opts.anchor_bind */
+    /* R7: the binding every superblock written carries (zero: not bound),
+     * and the tag of the anchor in use (zero: it has no identity). */
+    uint8_t anchor_tag[SB_ANCHOR_TAG_BYTES];
+    uint8_t anchor_cur[SB_ANCHOR_TAG_BYTES];
     int sync_explicit; /* inside vd_image_sync / vd_image_close */
     int unflushed;     /* a commit record awaits the next flush (an
                           implicit commit defers its last flush) */
@@ -97,6 +102,13 @@ vd_err vd_block_seal(vd_image *img, uint64_t phys, const uint8_t *pt,
 vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
                      const mt_version *v, uint8_t *pt);
 vd_err vd_keys_derive(vd_image *img, const uint8_t key[VD_KEY_BYTES]);
+/* The anchor inside the trusted side (anchor.c): errno mapping (vdisk.h,
+ * vd_anchor), authorization and identity tag, the check at open, the
+ * binding commit. */
+vd_err vd_anchor_err(int rc);
+vd_err vd_anchor_attach(vd_image *img);
+vd_err vd_anchor_check(vd_image *img, int *bind);
+vd_err vd_anchor_bind(vd_image *img);
 void vd_keys_wipe(vd_image *img);
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);

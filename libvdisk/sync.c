@@ -227,6 +227,7 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
     memcpy(s.header_digest, img->header_digest, 32);
     s.root = *root;
     s.time_ns = vd_host_now(&img->host);
+    memcpy(s.anchor_tag, img->anchor_tag, sizeof s.anchor_tag);
     if (state == SB_STATE_IN_PROGRESS) {
         s.jcount = r->nj;
         s.jinline = (uint32_t)jinline;
@@ -296,8 +297,9 @@ static vd_err advance_anchor(vd_image *img)
      * the advance owed to the next vd_image_sync or vd_image_close. */
     if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !img->sync_explicit)
         return VD_OK;
-    if (img->anchor.advance(img->anchor.ctx, img->anchor_due) != 0)
-        return VD_ERR_IO;
+    int rc = img->anchor.advance(img->anchor.ctx, img->anchor_due);
+    if (rc != 0)
+        return vd_anchor_err(rc);
     img->anchor_due = 0;
     return VD_OK;
 }

@@ -184,15 +184,10 @@ static int open_anchor(build *b)
                        "is not guaranteed (an old copy of the image would open)");
         return 0;
     }
-    int existed = exists(o->keys.anchor), sys = 0;
-    vd_err e = vd_anchor_file_open(o->keys.anchor, 1, &b->anchor, &sys);
-    if (e != VD_OK) {
-        if (sys)
-            cli_errorf(P, o->keys.anchor, "%s", strerror(sys));
-        else
-            cli_errorf(P, o->keys.anchor, "%s (not an anchor file)", vd_strerror(e));
-        return sys ? CLI_EXIT_FAIL : cli_exit_status(e);
-    }
+    int existed = cli_anchor_is_tpm(o->keys.anchor) || exists(o->keys.anchor);
+    int rc = cli_anchor_open(P, &o->keys, CLI_OPEN_ANCHOR_CREATE, &b->anchor);
+    if (rc != 0)
+        return rc;
     b->anchor_made = !existed;
     return 0;
 }
@@ -233,10 +228,11 @@ static int create_image(build *b)
     vd_create_opts co = {.nblocks = b->vol_bytes / VD_BLOCK_SIZE};
     vd_open_opts oo = {
         .anchor = b->anchor,
-        .anchor_mode =
-            o->keys.anchor_explicit ? VD_ANCHOR_EXPLICIT_SYNC : VD_ANCHOR_EVERY_COMMIT,
+        .anchor_mode = cli_anchor_mode(&o->keys),
     };
     vd_err e = vd_image_create_unlock(b->host, &b->sec[0].u, NULL, &co, &oo, &b->img);
+    if (e != VD_OK && cli_is_anchor_err(e))
+        return cli_anchor_fail(P, o->image, &o->keys, b->anchor, e);
     if (e != VD_OK)
         return cli_fail(P, o->image, e, "while creating it");
     for (int i = 1; i < b->nsec; i++) {
@@ -446,7 +442,7 @@ out:
     if (b.host)
         vd_host_close(b.host);
     if (b.anchor)
-        vd_anchor_file_close(b.anchor);
+        cli_anchor_close(b.anchor);
     if (b.tmp) {
         (void)unlink(b.tmp);
         free(b.tmp);

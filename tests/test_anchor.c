@@ -42,6 +42,8 @@
 #include "vdisk/vdisk.h"
 
 #define BS ((size_t)VD_BLOCK_SIZE)
+/* docs/FORMAT.md §15: version 2 (with the anchor id) is 48 bytes. */
+#define AF_FILE_BYTES 48u
 
 static uint64_t g_seed;
 static const uint8_t KEY[VD_KEY_BYTES] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
@@ -180,7 +182,7 @@ static void test_file_anchor_starts_at_zero_and_only_moves_forward(void **state)
     struct stat st;
     assert_int_equal(stat(t.anchor, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
-    assert_int_equal(st.st_size, 32);
+    assert_int_equal(st.st_size, AF_FILE_BYTES);
     assert_int_equal(a->advance(a->ctx, 5), 0);
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, 5);
@@ -239,13 +241,13 @@ static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **stat
     uint8_t *good;
     size_t n;
     read_file(t.anchor, &good, &n);
-    assert_int_equal(n, 32);
+    assert_int_equal(n, AF_FILE_BYTES);
 
     /* Under an open handle: read() fails, and an image open with it too. */
-    uint8_t bad[33];
-    memcpy(bad, good, 32);
+    uint8_t bad[AF_FILE_BYTES + 1];
+    memcpy(bad, good, AF_FILE_BYTES);
     bad[16] ^= 1; /* the counter */
-    write_file(t.anchor, bad, 32);
+    write_file(t.anchor, bad, AF_FILE_BYTES);
     uint64_t v = 0;
     assert_int_equal(a->read(a->ctx, &v), -EBADMSG);
     assert_int_equal(a->advance(a->ctx, 78), -EBADMSG);
@@ -258,23 +260,26 @@ static void test_damaged_anchor_file_is_reported_never_taken_as_zero(void **stat
     vd_anchor_file_close(a);
 
     /* At open: every byte flipped, truncated, extended: VD_ERR_CORRUPT. */
-    for (unsigned i = 0; i < 32; i++) {
-        memcpy(bad, good, 32);
+    for (unsigned i = 0; i < AF_FILE_BYTES; i++) {
+        memcpy(bad, good, AF_FILE_BYTES);
         bad[i] ^= 0x40;
-        write_file(t.anchor, bad, 32);
+        write_file(t.anchor, bad, AF_FILE_BYTES);
         VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
                    "byte %u flipped", i);
     }
-    write_file(t.anchor, good, 31);
-    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "31 bytes");
-    memcpy(bad, good, 32);
-    bad[32] = 0;
-    write_file(t.anchor, bad, 33);
-    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "33 bytes");
+    write_file(t.anchor, good, AF_FILE_BYTES - 1);
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "47 bytes");
+    write_file(t.anchor, good, 32);
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
+                  "a version-2 file cut to version 1's length");
+    memcpy(bad, good, AF_FILE_BYTES);
+    bad[AF_FILE_BYTES] = 0;
+    write_file(t.anchor, bad, AF_FILE_BYTES + 1);
+    VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT, "49 bytes");
     write_file(t.anchor, good, 0);
     VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 1, &a, &err), VD_ERR_CORRUPT,
                "empty file (create=1 does not reset it)");
-    write_file(t.anchor, good, 32);
+    write_file(t.anchor, good, AF_FILE_BYTES);
     VT_EXPECT_ERR(vd_anchor_file_open(t.anchor, 0, &a, &err), VD_OK, "restored");
     assert_int_equal(a->read(a->ctx, &v), 0);
     assert_int_equal(v, 77);

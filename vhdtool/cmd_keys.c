@@ -241,18 +241,24 @@ out:
 int vt_cmd_anchor_init(const vt_cmd *cmd, vt_opts *o)
 {
     if (!o->keys.anchor)
-        return vt_usage_error(cmd, "--anchor F is required");
-    if (access(o->keys.anchor, F_OK) == 0) {
+        return vt_usage_error(cmd, "--anchor F or --anchor tpm:NVINDEX is required");
+    int tpm = cli_anchor_is_tpm(o->keys.anchor);
+    if (!tpm && access(o->keys.anchor, F_OK) == 0) {
         cli_errorf(VT_PROG, o->keys.anchor,
-                   "exists (anchor init only makes a new anchor)");
+                   "exists (anchor init only makes a new anchor file)");
         return CLI_EXIT_FAIL;
     }
     cli_image ci;
-    /* A writable open advances the new anchor (counter 0) to the image's
-     * epoch (check_anchor in libvdisk/image.c). */
-    int rc = cli_image_open(VT_PROG, o->pos[0], &o->keys, CLI_OPEN_ANCHOR_CREATE, 0, &ci);
-    if (rc)
+    /* The writable open binds the image to the new anchor (R7): the file
+     * starts at 0, a TPM index is defined (or adopted) with the image's
+     * authorization, and the image's epoch jumps to the counter. */
+    int rc = cli_image_open(VT_PROG, o->pos[0], &o->keys,
+                            CLI_OPEN_ANCHOR_CREATE | CLI_OPEN_ANCHOR_BIND, 0, &ci);
+    if (rc) {
+        if (!tpm && rc != CLI_EXIT_USAGE)
+            (void)unlink(o->keys.anchor); /* made by this call, bound to nothing */
         return rc;
+    }
     vd_image_info info;
     vd_err e = vd_image_info_get(ci.img, &info);
     if (e != VD_OK)

@@ -77,9 +77,12 @@ static const vt_cmd commands[] = {
      "mode 0600) and the public key (64 hex digits). Existing files are never\n"
      "replaced.\n"},
     {"anchor init", vt_cmd_anchor_init, VT_O_KEYS, 1, 1,
-     "anchor init --anchor F [KEY OPTIONS] IMAGE",
-     "Create the freshness anchor file F for an image made without one; it\n"
-     "starts at the image's current epoch.\n"},
+     "anchor init --anchor F|tpm:NVINDEX [--tpm-tcti STR] [KEY OPTIONS] IMAGE",
+     "Bind IMAGE to a new freshness anchor: create the anchor file F, or define\n"
+     "the TPM 2.0 NV counter NVINDEX (or adopt an existing counter whose\n"
+     "attributes fit), with an authorization derived from the image's key.\n"
+     "The image is taken as it is and its epoch moves to the counter; from now\n"
+     "on any other anchor is refused as belonging to another image.\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,13 +1,16 @@
-/* File freshness anchor (vdisk_host): a counter in a 32-byte file
- * (image_format.h "anchor file", docs/FORMAT.md §15), replaced atomically:
- * temporary file in the same directory, fsync, rename over the anchor,
- * fsync of the directory. Callbacks return 0 or a negative errno. */
+/* File freshness anchor (vdisk_host): a counter and a random id in a
+ * 48-byte file (image_format.h "anchor file", docs/FORMAT.md §15),
+ * replaced atomically: temporary file in the same directory, fsync, rename
+ * over the anchor, fsync of the directory. The id is the file's identity
+ * (R7); a version-1 file (no id) gets one at its next advance. Callbacks
+ * return 0 or a negative errno. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -22,6 +25,8 @@ typedef struct file_anchor {
     char *dir;     /* directory of path, for the temporary file and fsync */
     char *tmpl;    /* mkostemp template: dir/.name.XXXXXX */
     uint64_t seen; /* highest value read or written through this handle */
+    uint8_t id[AF_ID_BYTES];
+    int has_id;    /* 0: a version-1 file, not yet upgraded */
 } file_anchor;
 
 static int neg_errno(void)
@@ -29,18 +34,45 @@ static int neg_errno(void)
     return errno > 0 ? -errno : -EIO;
 }
 
-static void af_encode(uint64_t v, uint8_t out[AF_BYTES])
+static void af_encode(uint64_t v, const uint8_t id[AF_ID_BYTES], uint8_t out[AF_BYTES])
 {
     memset(out, 0, AF_BYTES);
     memcpy(out + AF_OFF_MAGIC, AF_MAGIC, 8);
     vd_put_le32(out + AF_OFF_VERSION, AF_VERSION);
     vd_put_le64(out + AF_OFF_COUNTER, v);
+    memcpy(out + AF_OFF_ID, id, AF_ID_BYTES);
     vd_put_le64(out + AF_OFF_CHECKSUM, XXH64(out, AF_OFF_CHECKSUM, 0));
 }
 
-/* Read and check the file: 0 and *v, -EBADMSG for anything but a valid
- * 32-byte record, or the errno of a failed call. */
-static int af_load(const file_anchor *fa, uint64_t *v)
+/* A valid record of either version: 1 (and *v, id, *has_id), else 0. */
+static int af_decode(const uint8_t *buf, size_t got, uint64_t *v,
+                     uint8_t id[AF_ID_BYTES], int *has_id)
+{
+    if (got < AF_V1_BYTES || memcmp(buf + AF_OFF_MAGIC, AF_MAGIC, 8) != 0 ||
+        vd_get_le32(buf + AF_OFF_RESERVED) != 0)
+        return 0;
+    uint32_t ver = vd_get_le32(buf + AF_OFF_VERSION);
+    if (ver == 1) {
+        if (got != AF_V1_BYTES ||
+            vd_get_le64(buf + AF_V1_OFF_CHECKSUM) != XXH64(buf, AF_V1_OFF_CHECKSUM, 0))
+            return 0;
+        *has_id = 0;
+    } else if (ver == AF_VERSION) {
+        if (got != AF_BYTES ||
+            vd_get_le64(buf + AF_OFF_CHECKSUM) != XXH64(buf, AF_OFF_CHECKSUM, 0))
+            return 0;
+        memcpy(id, buf + AF_OFF_ID, AF_ID_BYTES);
+        *has_id = 1;
+    } else {
+        return 0;
+    }
+    *v = vd_get_le64(buf + AF_OFF_COUNTER);
+    return 1;
+}
+
+/* Read and check the file: 0 and *v (fa->id / has_id updated), -EBADMSG
+ * for anything but a valid record, or the errno of a failed call. */
+static int af_load(file_anchor *fa, uint64_t *v)
 {
     uint8_t buf[AF_BYTES + 1];
     size_t got = 0;
@@ -64,12 +96,29 @@ static int af_load(const file_anchor *fa, uint64_t *v)
         got += (size_t)r;
     }
     (void)close(fd); /* read-only: nothing to lose */
-    if (got != AF_BYTES || memcmp(buf + AF_OFF_MAGIC, AF_MAGIC, 8) != 0 ||
-        vd_get_le64(buf + AF_OFF_CHECKSUM) != XXH64(buf, AF_OFF_CHECKSUM, 0) ||
-        vd_get_le32(buf + AF_OFF_VERSION) != AF_VERSION ||
-        vd_get_le32(buf + AF_OFF_RESERVED) != 0)
+    uint8_t id[AF_ID_BYTES];
+    int has_id = 0;
+    if (!af_decode(buf, got, v, id, &has_id))
         return -EBADMSG;
-    *v = vd_get_le64(buf + AF_OFF_COUNTER);
+    fa->has_id = has_id;
+    if (has_id)
+        memcpy(fa->id, id, AF_ID_BYTES);
+    return 0;
+}
+
+/* A fresh random id for a new (or upgraded) file. */
+static int af_new_id(file_anchor *fa)
+{
+    size_t got = 0;
+    while (got < AF_ID_BYTES) {
+        ssize_t r = getrandom(fa->id + got, AF_ID_BYTES - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return neg_errno();
+        got += (size_t)r;
+    }
+    fa->has_id = 1;
     return 0;
 }
 
@@ -111,7 +160,7 @@ static int af_store(const file_anchor *fa, uint64_t v, int noreplace)
         free(tmp);
         return rc;
     }
-    af_encode(v, buf);
+    af_encode(v, fa->id, buf);
     int rc = 0;
     size_t put = 0;
     while (rc == 0 && put < sizeof buf) {
@@ -174,10 +223,29 @@ static int af_advance(void *ctx, uint64_t value)
         return -EINVAL; /* never backwards */
     if (value == cur)
         return 0;
+    if (!fa->has_id) {
+        /* A version-1 file: the next open names it and binds its image. */
+        rc = af_new_id(fa);
+        if (rc != 0)
+            return rc;
+    }
     rc = af_store(fa, value, 0);
     if (rc == 0)
         fa->seen = value;
     return rc;
+}
+
+static int af_identity(void *ctx, uint8_t id[VD_ANCHOR_ID_MAX], size_t *len)
+{
+    const file_anchor *fa = ctx;
+    if (!fa || !id || !len)
+        return -EINVAL;
+    *len = 0;
+    if (fa->has_id) {
+        memcpy(id, fa->id, AF_ID_BYTES);
+        *len = AF_ID_BYTES;
+    }
+    return 0;
 }
 
 static void af_free(file_anchor *fa)
@@ -242,7 +310,9 @@ vd_err vd_anchor_file_open(const char *path, int create, vd_anchor **out,
     uint64_t v;
     int rc = af_load(fa, &v);
     if (rc == -ENOENT && create) {
-        rc = af_store(fa, 0, 1);
+        rc = af_new_id(fa);
+        if (rc == 0)
+            rc = af_store(fa, 0, 1);
         if (rc == 0 || rc == -EEXIST) /* -EEXIST: someone else made it */
             rc = af_load(fa, &v);
     }
@@ -257,6 +327,7 @@ vd_err vd_anchor_file_open(const char *path, int create, vd_anchor **out,
     fa->a.ctx = fa;
     fa->a.read = af_read;
     fa->a.advance = af_advance;
+    fa->a.identity = af_identity;
     *out = &fa->a;
     return VD_OK;
 }

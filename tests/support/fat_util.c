@@ -62,6 +62,14 @@ const char *fu_ename(vd_err e)
         return "VD_ERR_PERM";
     case VD_ERR_LOOP:
         return "VD_ERR_LOOP";
+    case VD_ERR_ANCHOR_MISMATCH:
+        return "VD_ERR_ANCHOR_MISMATCH";
+    case VD_ERR_ANCHOR_UNREACHABLE:
+        return "VD_ERR_ANCHOR_UNREACHABLE";
+    case VD_ERR_ANCHOR_MISSING:
+        return "VD_ERR_ANCHOR_MISSING";
+    case VD_ERR_ANCHOR_DENIED:
+        return "VD_ERR_ANCHOR_DENIED";
     }
     return "(unknown vd_err)";
 }

@@ -56,7 +56,13 @@ typedef enum vd_err {
     VD_ERR_MFILE = -21,      /* too many open files */
     VD_ERR_PERM = -22,       /* operation not permitted (e.g. rename a
                                 directory into itself) */
-    VD_ERR_LOOP = -23        /* too many levels of symbolic links (ELOOP) */
+    VD_ERR_LOOP = -23,       /* too many levels of symbolic links (ELOOP) */
+    /* Freshness anchor (R7 and the anchor's own failures; never reported
+     * as VD_ERR_ROLLBACK): */
+    VD_ERR_ANCHOR_MISMATCH = -24,    /* the anchor belongs to another image */
+    VD_ERR_ANCHOR_UNREACHABLE = -25, /* the anchor does not answer (TPM gone) */
+    VD_ERR_ANCHOR_MISSING = -26,     /* no such anchor (NV index undefined) */
+    VD_ERR_ANCHOR_DENIED = -27       /* the anchor refused the authorization */
 } vd_err;
 
 /* Stable, human-readable message for an error code. Never NULL. */
@@ -95,14 +101,33 @@ typedef struct vd_host {
     void (*mem_advise)(void *ctx, void *addr, size_t len);
 } vd_host;
 
-/* ---- Freshness anchor (R4) ------------------------------------------------
+/* ---- Freshness anchor (R4, R7) --------------------------------------------
  * A monotonic counter the host cannot roll back (TPM NV counter, enclave
- * monotonic counter, or a local file for tools). Optional. */
+ * monotonic counter, or a local file for tools). Optional.
+ *
+ * Callbacks return 0 or a negative errno; the library reports -ENOENT as
+ * VD_ERR_ANCHOR_MISSING, -EACCES / -EPERM as VD_ERR_ANCHOR_DENIED,
+ * -EHOSTDOWN (and the other "peer gone" errnos: ECONNREFUSED, ECONNRESET,
+ * ENOTCONN, EPIPE, ETIMEDOUT, EHOSTUNREACH) as VD_ERR_ANCHOR_UNREACHABLE,
+ * anything else as VD_ERR_IO. */
+#define VD_ANCHOR_ID_MAX 64u     /* bytes of an anchor's identity */
+#define VD_ANCHOR_SECRET_BYTES 32u
 typedef struct vd_anchor {
     void *ctx;
     int (*read)(void *ctx, uint64_t *value);
     /* Advance to exactly value (never backwards). */
     int (*advance)(void *ctx, uint64_t value);
+    /* Optional (R7): a byte string naming this counter and no other (the
+     * file anchor's random id, a TPM NV index's name), *len <= 
+     * VD_ANCHOR_ID_MAX. *len = 0 (or no callback): the anchor cannot name
+     * itself. The image's superblocks record a keyed tag of it, and an
+     * anchor whose identity differs is VD_ERR_ANCHOR_MISMATCH. */
+    int (*identity)(void *ctx, uint8_t id[VD_ANCHOR_ID_MAX], size_t *len);
+    /* Optional: called once at open/create, before any other callback,
+     * with a secret derived from the image's master key (KDF context
+     * "vd-anchr", id 1): the TPM anchor's NV authorization value. The
+     * anchor must copy it if needed; the library wipes its copy. */
+    int (*authorize)(void *ctx, const uint8_t secret[VD_ANCHOR_SECRET_BYTES]);
 } vd_anchor;
 
 /* ---- Ciphers ------------------------------------------------------------- */
@@ -148,6 +173,14 @@ typedef struct vd_open_opts {
     vd_aead_impl aead_impl;   /* implementation choice */
     const vd_anchor *anchor;  /* optional freshness anchor (R4) */
     vd_anchor_mode anchor_mode; /* 0 = VD_ANCHOR_EVERY_COMMIT */
+    /* Writable opens only (vhdtool anchor init): bind the image to this
+     * anchor, replacing the one it was bound to. The image is taken as it
+     * is (no rollback check against a new anchor: its counter may be ahead
+     * of the image) and its epoch jumps to the counter's value. Without
+     * it, an anchor whose identity differs from the image's binding is
+     * VD_ERR_ANCHOR_MISMATCH; an image never bound (made before R7) is
+     * bound to the first anchor with an identity that opens it writable. */
+    int anchor_bind;
 } vd_open_opts;
 
 /* The raw-key API: the caller supplies the 32-byte master key itself and
