@@ -71,6 +71,13 @@ typedef struct bench_cfg {
     int npeers;
     char sqlite3[4096];  /* the sqlite3 CLI; "" = the sqlite workload is skipped */
     uint32_t sqlite_rows, sqlite_updates, sqlite_selects;
+    /* --anchor-tpm NVINDEX: full+anchor uses TPM 2.0 NV counters (NVINDEX,
+     * NVINDEX+1, ... one per volume, each image's own; explicit-sync mode,
+     * as the tools open a TPM anchor) reached through tpm_tcti, instead of
+     * an anchor file advanced at every commit. */
+    uint32_t tpm_index;
+    const char *tpm_tcti;
+    uint32_t *tpm_next; /* volumes made so far (owned by main) */
 } bench_cfg;
 
 /* ---- figures ---- */

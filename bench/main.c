@@ -39,6 +39,9 @@ static void usage(FILE *f)
             "                 on a Unix socket, to compare with file in the same run\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
             "                 library's, 16 MiB)\n"
+            "  --anchor-tpm NVINDEX  full+anchor on TPM 2.0 NV counters from NVINDEX\n"
+            "                 up (one per volume, explicit-sync mode) instead of an\n"
+            "                 anchor file; --tpm-tcti STR or $TPM2TOOLS_TCTI reaches it\n"
             "  --peer NAME=DIR  also run the workloads in DIR through POSIX calls\n"
             "                 (a FUSE mount; NAME \"dir\" is the plain baseline),\n"
             "                 and the sqlite3 CLI on DIR/bench.db when installed\n");
@@ -184,6 +187,12 @@ int main(int argc, char **argv)
             snprintf(p->name, sizeof p->name, "%.*s", (int)(n < 31 ? n : 31), v);
             p->dir = strchr(v, '=') + 1;
             i++;
+        } else if (strcmp(a, "--anchor-tpm") == 0 && v) {
+            c.tpm_index = (uint32_t)strtoul(v, NULL, 0);
+            i++;
+        } else if (strcmp(a, "--tpm-tcti") == 0 && v) {
+            c.tpm_tcti = v;
+            i++;
         } else if (strcmp(a, "--scale-big") == 0 && v) {
             c.scale_big_bytes = strtoull(v, NULL, 10) << 20;
             i++;
@@ -213,6 +222,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "vhdbench: %s: %s\n", c.dir, strerror(errno));
         return 1;
     }
+    uint32_t tpm_next = 0;
+    c.tpm_next = &tpm_next;
+    if (!c.tpm_tcti)
+        c.tpm_tcti = getenv("TPM2TOOLS_TCTI");
     sizes(&c);
     if (c.tiny && c.scale_big_bytes == ((uint64_t)64 << 30))
         c.scale_big_bytes = (uint64_t)1 << 30;

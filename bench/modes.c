@@ -4,6 +4,7 @@
  * vd_fs_mount, whose host is memory, a file, or (nbd) a file behind
  * nbdkit. Files live in --dir and are removed when the volume is freed. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,7 +58,7 @@ static vd_open_opts open_opts(const bench_vol *v)
     o.cache_bytes = v->c->cache_bytes; /* 0: the library default, as the tools use */
     o.aead_impl = v->c->impl;
     o.anchor = v->anchor;
-    o.anchor_mode = VD_ANCHOR_EVERY_COMMIT;
+    o.anchor_mode = v->c->tpm_index ? VD_ANCHOR_EXPLICIT_SYNC : VD_ANCHOR_EVERY_COMMIT;
     return o;
 }
 
@@ -155,7 +156,17 @@ static vd_err new_image(bench_vol *v)
     if (!v->key)
         return VD_ERR_NOMEM;
     vdc_random(v->key, VD_KEY_BYTES);
-    if (v->mode == MODE_FULL_ANCHOR) {
+    if (v->mode == MODE_FULL_ANCHOR && v->c->tpm_index) {
+        /* A fresh index per volume: each image's key authorizes its own. */
+        uint32_t index = v->c->tpm_index + (*v->c->tpm_next)++;
+        char why[256];
+        e = vd_anchor_tpm_open(v->c->tpm_tcti, index, VD_ANCHOR_TPM_DEFINE, &v->anchor, why,
+                               sizeof why);
+        if (e != VD_OK) {
+            fprintf(stderr, "vhdbench: tpm:0x%08x: %s (%s)\n", index, vd_strerror(e), why);
+            return e;
+        }
+    } else if (v->mode == MODE_FULL_ANCHOR) {
         (void)unlink(v->anchor_path);
         e = vd_anchor_file_open(v->anchor_path, 1, &v->anchor, NULL);
         if (e != VD_OK)
@@ -295,8 +306,10 @@ vd_err bench_vol_free(bench_vol *v)
     }
     if (v->back == BACK_NBD && v->sock[0])
         bench_nbd_stop(v->nbd_pid, v->sock);
-    if (v->anchor)
-        vd_anchor_file_close(v->anchor);
+    if (v->anchor) {
+        vd_anchor_file_close(v->anchor); /* each closer frees only its own */
+        vd_anchor_tpm_close(v->anchor);
+    }
     vdc_secure_free(v->key);
     if (is_image(v->mode) && v->back != BACK_MEM)
         (void)unlink(v->path); /* scratch files */

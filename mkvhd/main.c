@@ -48,6 +48,8 @@ static const char usage_text[] =
     "                        may be repeated\n"
     "Freshness (rollback across restarts, docs/SECURITY.md R4):\n"
     "  --anchor F            create (or use) the monotonic counter file F\n"
+    "  --anchor tpm:NVINDEX  define (or adopt) a TPM 2.0 NV counter instead\n"
+    "  --tpm-tcti STR        how to reach the TPM (default: $TPM2TOOLS_TCTI)\n"
     "  --anchor-on-sync      advance it only on explicit syncs\n"
     "\n"
     "The image is written to IMAGE.tmp.XXXXXX and renamed into place only when\n"

@@ -36,6 +36,7 @@
 #include "testkit.h"
 
 #include "record.h"
+#include "swtpm.h"
 #include "vdisk/anchor.h"
 #include "vdisk/host.h"
 #include "vdisk/keys.h"
@@ -63,6 +64,10 @@ typedef struct tanchor {
     long calls;
     int dead;        /* crashed: nothing changes any more, calls fail */
     uint64_t advances;
+    /* When set, the counter is this one (the TPM anchor against swtpm),
+     * stepped one increment at a time as a hardware counter moves: each
+     * step is logged and is a crash point of its own. */
+    vd_anchor *real;
 } tanchor;
 
 static int ta_read(void *ctx, uint64_t *v)
@@ -70,8 +75,54 @@ static int ta_read(void *ctx, uint64_t *v)
     tanchor *t = ctx;
     if (t->dead)
         return -EIO;
+    if (t->real) {
+        int rc = t->real->read(t->real->ctx, &t->value);
+        if (rc != 0)
+            return rc;
+    }
     *v = t->value;
     return 0;
+}
+
+static void ta_log(tanchor *t, uint64_t v)
+{
+    if (t->rec) {
+        assert_true(t->nlog < MAXADV);
+        t->log_op[t->nlog] = vd_rec_op_count(t->rec);
+        t->log_val[t->nlog] = v;
+        t->nlog++;
+    }
+}
+
+/* The real counter: one TPM2_NV_Increment per step, so a crash can come
+ * between two steps of one advance (the counter then sits in between). */
+static int ta_advance_real(tanchor *t, uint64_t v)
+{
+    uint64_t c;
+    int rc = t->real->read(t->real->ctx, &c);
+    if (rc != 0)
+        return rc;
+    if (v < c)
+        return -EINVAL;
+    while (c < v) {
+        if (++t->calls == t->crash_at) {
+            t->dead = 1;
+            return -EIO;
+        }
+        rc = t->real->advance(t->real->ctx, c + 1);
+        if (rc != 0)
+            return rc;
+        t->value = ++c;
+        t->advances++;
+        ta_log(t, c);
+    }
+    return 0;
+}
+
+static int ta_authorize(void *ctx, const uint8_t secret[VD_ANCHOR_SECRET_BYTES])
+{
+    tanchor *t = ctx;
+    return t->real && t->real->authorize ? t->real->authorize(t->real->ctx, secret) : 0;
 }
 
 static int ta_advance(void *ctx, uint64_t v)
@@ -79,6 +130,8 @@ static int ta_advance(void *ctx, uint64_t v)
     tanchor *t = ctx;
     if (t->dead)
         return -EIO;
+    if (t->real)
+        return ta_advance_real(t, v);
     if (++t->calls == t->crash_at) {
         t->dead = 1; /* the process dies before the counter moves */
         return -EIO;
@@ -88,12 +141,7 @@ static int ta_advance(void *ctx, uint64_t v)
     if (v > t->value)
         t->advances++;
     t->value = v;
-    if (t->rec) {
-        assert_true(t->nlog < MAXADV);
-        t->log_op[t->nlog] = vd_rec_op_count(t->rec);
-        t->log_val[t->nlog] = v;
-        t->nlog++;
-    }
+    ta_log(t, v);
     return 0;
 }
 
@@ -619,7 +667,7 @@ static int cr_workload(crun *w, vd_image *img, vd_rec *rec, tanchor *ta)
 }
 
 static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
-                     tanchor *ta, vd_image **img)
+                     tanchor *ta, vd_image **img, vd_anchor *real)
 {
     memset(w, 0, sizeof *w);
     w->mode = mode;
@@ -627,11 +675,17 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     w->next_id = 1;
     w->anchor_start = 1000;
     ta_init(ta, w->anchor_start);
+    if (real) {
+        ta->real = real;
+        ta->a.authorize = ta_authorize;
+    }
     *rec = vd_rec_new(NULL, 0);
     assert_non_null(*rec);
     vd_create_opts c = {.nblocks = CR_BLOCKS, .fanout = 8};
     VT_EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, cr_opts(w, &ta->a, 0), img),
                VD_OK, "create");
+    if (real) /* the TPM counter starts where it is */
+        assert_int_equal(ta_read(ta, &w->anchor_start), 0);
     assert_int_equal(vd_rec_reset_log(*rec), VD_OK); /* crashes start now */
     ta->rec = *rec;
     ta->nlog = 0;
@@ -735,13 +789,13 @@ static int cr_durable(const crun *w, size_t p)
     return s;
 }
 
-static void crash_every_point(vd_anchor_mode mode, uint64_t seed)
+static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *real)
 {
     crun w;
     vd_rec *rec;
     tanchor ta;
     vd_image *img;
-    cr_start(&w, mode, seed, &rec, &ta, &img);
+    cr_start(&w, mode, seed, &rec, &ta, &img, real);
     assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     size_t nops = vd_rec_op_count(rec);
@@ -845,26 +899,26 @@ static uint64_t seed_from_env(uint64_t dflt)
 static void test_crash_at_every_point_of_the_anchor_protocol_every_commit(void **state)
 {
     (void)state;
-    crash_every_point(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed));
+    crash_every_point(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed), NULL);
 }
 
 static void test_crash_at_every_point_of_the_anchor_protocol_explicit_sync(void **state)
 {
     (void)state;
-    crash_every_point(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 1));
+    crash_every_point(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 1), NULL);
 }
 
 /* The library runs with an anchor whose n-th advance "crashes" (the
  * process dies before the counter moves): for every n, the image as the
  * host holds it then opens with the anchor as it is, without a false
  * alarm, and every state before the last acknowledged sync is refused. */
-static void crash_in_advance(vd_anchor_mode mode, uint64_t seed)
+static void crash_in_advance(vd_anchor_mode mode, uint64_t seed, vd_anchor *real)
 {
     crun w;
     vd_rec *rec;
     tanchor ta;
     vd_image *img;
-    cr_start(&w, mode, seed, &rec, &ta, &img);
+    cr_start(&w, mode, seed, &rec, &ta, &img, real);
     assert_int_equal(cr_workload(&w, img, rec, &ta), 0);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     long calls = ta.calls;
@@ -872,7 +926,7 @@ static void crash_in_advance(vd_anchor_mode mode, uint64_t seed)
     cr_free(&w);
     unsigned checked = 0;
     for (long n = 1; n <= calls; n++) {
-        cr_start(&w, mode, seed, &rec, &ta, &img);
+        cr_start(&w, mode, seed, &rec, &ta, &img, real);
         ta.crash_at = n;
         int crashed = cr_workload(&w, img, rec, &ta);
         assert_int_equal(crashed, 1);
@@ -909,8 +963,132 @@ static void crash_in_advance(vd_anchor_mode mode, uint64_t seed)
 static void test_anchor_advance_that_crashes_never_causes_a_false_alarm(void **state)
 {
     (void)state;
-    crash_in_advance(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed + 2));
-    crash_in_advance(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 3));
+    crash_in_advance(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed + 2), NULL);
+    crash_in_advance(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 3), NULL);
+}
+
+/* ---- the TPM 2.0 anchor against swtpm ------------------------------------------ */
+
+#define TPM_INDEX 0x01500100u
+
+/* Start swtpm and open the TPM anchor on a fresh index; 0, or skip (with
+ * the reason printed) when swtpm or TPM support is absent. */
+static int tpm_setup(vt_swtpm *s, uint32_t index, vd_anchor **a)
+{
+    char why[256];
+    if (vt_swtpm_start(s, why, sizeof why) != 0) {
+        printf("  SKIP: %s\n", why);
+        vt_swtpm_free(s);
+        return -1;
+    }
+    vd_err e = vd_anchor_tpm_open(s->tcti, index, VD_ANCHOR_TPM_DEFINE, a, why, sizeof why);
+    if (e != VD_OK)
+        print_error("tpm open: %s\n", why);
+    VT_EXPECT_ERR(e, VD_OK, "TPM anchor open");
+    return 0;
+}
+
+/* The crash harness above with the anchor a TPM NV counter (swtpm): the
+ * protocol runs against the real counter, stepped one TPM2_NV_Increment
+ * at a time, so the crash points include every step inside a multi-epoch
+ * advance (explicit-sync mode). The states are then opened with counters
+ * in memory at each logged value (a TPM counter cannot be set back). */
+static void test_crash_at_every_point_with_the_tpm_counter(void **state)
+{
+    (void)state;
+    vt_swtpm s;
+    vd_anchor *tpm;
+    if (tpm_setup(&s, TPM_INDEX, &tpm) != 0) {
+        skip();
+        return;
+    }
+    crash_every_point(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 4), tpm);
+    crash_every_point(VD_ANCHOR_EVERY_COMMIT, seed_from_env(g_seed + 5), tpm);
+    crash_in_advance(VD_ANCHOR_EXPLICIT_SYNC, seed_from_env(g_seed + 6), tpm);
+    vd_anchor_tpm_close(tpm);
+    vt_swtpm_free(&s);
+}
+
+/* swtpm dies mid-session: the sync that needed it fails with the anchor's
+ * own error (not acknowledged), the counter has not reached the commit;
+ * after a restart (same NV state) the image opens without a false alarm,
+ * the counter catches up, and the copy from before the failed sync is
+ * then refused. */
+static void test_tpm_gone_mid_session_acknowledges_nothing(void **state)
+{
+    (void)state;
+    vt_swtpm s;
+    vd_anchor *tpm;
+    if (tpm_setup(&s, TPM_INDEX + 1, &tpm) != 0) {
+        skip();
+        return;
+    }
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    vd_create_opts c = {.nblocks = 64};
+    vd_open_opts o = {.anchor = tpm, .anchor_mode = VD_ANCHOR_EXPLICIT_SYNC};
+    vd_image *img;
+    VT_EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_OK, "create");
+    put_block(img, 1, 11);
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync with the TPM up");
+    uint64_t size;
+    const uint8_t *live = vd_host_mem_data(h, &size);
+    uint8_t *before = malloc(size);
+    assert_non_null(before);
+    memcpy(before, live, size);
+    uint64_t acked;
+    assert_int_equal(tpm->read(tpm->ctx, &acked), 0);
+
+    put_block(img, 2, 22);
+    vt_swtpm_stop(&s);
+    VT_EXPECT_ERR(vd_image_sync(img), VD_ERR_ANCHOR_UNREACHABLE, "sync with the TPM gone");
+    vd_image_info info;
+    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    uint64_t unanchored = info.epoch; /* committed on disk, not anchored */
+    assert_true(unanchored > acked);
+    VT_EXPECT_ERR(vd_image_close(img), VD_ERR_ANCHOR_UNREACHABLE, "close with the TPM gone");
+    vd_anchor_tpm_close(tpm);
+
+    assert_int_equal(vt_swtpm_restart(&s), 0);
+    char why[256];
+    VT_EXPECT_ERR(vd_anchor_tpm_open(s.tcti, TPM_INDEX + 1, 0, &tpm, why, sizeof why), VD_OK,
+                  "reopen: %s", why);
+    o.anchor = tpm;
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "open after the restart");
+    assert_int_equal(tpm->read(tpm->ctx, &acked), 0);
+    assert_int_equal(acked, unanchored); /* caught up at open */
+    assert_int_equal(get_block(img, 2), 22);
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host *old;
+    assert_int_equal(vd_host_mem_new(&old), VD_OK);
+    assert_int_equal(vd_host_mem_set(old, before, size), VD_OK);
+    o.read_only = 1;
+    VT_EXPECT_ERR(vd_image_open(old, KEY, &o, &img), VD_ERR_ROLLBACK, "the copy before");
+    /* Another image bound to another index (same key, so the
+     * authorization would open either index): each index is refused with
+     * the other image, as belonging to another image. */
+    vd_host *other;
+    assert_int_equal(vd_host_mem_new(&other), VD_OK);
+    vd_anchor *tpm2;
+    VT_EXPECT_ERR(vd_anchor_tpm_open(s.tcti, TPM_INDEX + 2, VD_ANCHOR_TPM_DEFINE, &tpm2, why,
+                                     sizeof why),
+                  VD_OK, "second index: %s", why);
+    vd_open_opts o2 = {.anchor = tpm2, .anchor_mode = VD_ANCHOR_EXPLICIT_SYNC};
+    VT_EXPECT_ERR(vd_image_create(other, KEY, &c, &o2, &img), VD_OK, "other image");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    o.read_only = 0;
+    o2.read_only = 0;
+    VT_EXPECT_ERR(vd_image_open(other, KEY, &o, &img), VD_ERR_ANCHOR_MISMATCH,
+                  "the other image with this image's index");
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o2, &img), VD_ERR_ANCHOR_MISMATCH,
+                  "this image with the other image's index");
+    vd_anchor_tpm_close(tpm2);
+    vd_host_mem_free(other);
+    free(before);
+    vd_host_mem_free(old);
+    vd_host_mem_free(h);
+    vd_anchor_tpm_close(tpm);
+    vt_swtpm_free(&s);
 }
 
 int main(void)
@@ -929,6 +1107,8 @@ int main(void)
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_every_commit),
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_explicit_sync),
         cmocka_unit_test(test_anchor_advance_that_crashes_never_causes_a_false_alarm),
+        cmocka_unit_test(test_crash_at_every_point_with_the_tpm_counter),
+        cmocka_unit_test(test_tpm_gone_mid_session_acknowledges_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,8 @@ typedef struct tpm_anchor {
     uint32_t index;
     int flags;
     int have_auth;
+    int gone; /* the connection failed: ESYS is left mid-command, so every
+                 later call is "unreachable" too (reopen to retry) */
     TPM2B_AUTH auth;
     char why[200]; /* the last failure, for messages */
 } tpm_anchor;
@@ -44,6 +46,7 @@ static int tpm_fail(tpm_anchor *t, const char *what, TSS2_RC rc)
         case TSS2_BASE_RC_NO_CONNECTION:
         case TSS2_BASE_RC_IO_ERROR:
         case TSS2_BASE_RC_TRY_AGAIN:
+            t->gone = 1;
             return -EHOSTDOWN;
         case TSS2_BASE_RC_MEMORY:
             return -ENOMEM;
@@ -84,6 +87,8 @@ static void sleep_ms(long ms)
  * when it does not exist). */
 static int tpm_handle(tpm_anchor *t)
 {
+    if (t->gone)
+        return -EHOSTDOWN; /* t->why still says why */
     if (t->nv != ESYS_TR_NONE)
         return 0;
     TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, t->index, ESYS_TR_NONE, ESYS_TR_NONE,
