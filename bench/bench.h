@@ -223,4 +223,8 @@ vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
 vd_err bench_svg(const char *path, const bench_cfg *c, const bench_res *r,
                  const bench_machine *m);
 
+/* --anchor-cost N (anchorcost.c): time N single-step advances of a file
+ * anchor, and of a TPM anchor at c->tpm_index when set. Exit status. */
+int bench_anchor_cost(const bench_cfg *c, int n);
+
 #endif

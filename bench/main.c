@@ -39,6 +39,8 @@ static void usage(FILE *f)
             "                 on a Unix socket, to compare with file in the same run\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
             "                 library's, 16 MiB)\n"
+            "  --anchor-cost N  only time N one-step anchor advances (file, and TPM\n"
+            "                 with --anchor-tpm), then exit\n"
             "  --anchor-tpm NVINDEX  full+anchor on TPM 2.0 NV counters from NVINDEX\n"
             "                 up (one per volume, explicit-sync mode) instead of an\n"
             "                 anchor file; --tpm-tcti STR or $TPM2TOOLS_TCTI reaches it\n"
@@ -150,6 +152,7 @@ int main(int argc, char **argv)
     /* nbd only when asked for: it needs nbdkit and a server per volume. */
     c.backend_mask = ((1 << BACK_COUNT) - 1) & ~(1 << BACK_NBD);
     const char *json = NULL, *svg = NULL;
+    int anchor_cost = 0;
     if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
         return vdc_init() == 0 ? bench_scale_child(argv[2], argv[3]) : 1;
     if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
@@ -186,6 +189,9 @@ int main(int argc, char **argv)
             size_t n = (size_t)(strchr(v, '=') - v);
             snprintf(p->name, sizeof p->name, "%.*s", (int)(n < 31 ? n : 31), v);
             p->dir = strchr(v, '=') + 1;
+            i++;
+        } else if (strcmp(a, "--anchor-cost") == 0 && v) {
+            anchor_cost = atoi(v);
             i++;
         } else if (strcmp(a, "--anchor-tpm") == 0 && v) {
             c.tpm_index = (uint32_t)strtoul(v, NULL, 0);
@@ -226,6 +232,8 @@ int main(int argc, char **argv)
     c.tpm_next = &tpm_next;
     if (!c.tpm_tcti)
         c.tpm_tcti = getenv("TPM2TOOLS_TCTI");
+    if (anchor_cost > 0)
+        return bench_anchor_cost(&c, anchor_cost);
     sizes(&c);
     if (c.tiny && c.scale_big_bytes == ((uint64_t)64 << 30))
         c.scale_big_bytes = (uint64_t)1 << 30;
