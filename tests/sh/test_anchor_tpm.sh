@@ -10,6 +10,7 @@
 #   - an unreachable TPM (6), a missing index (7), a wrong authorization
 #     (8: a foreign counter adopted, or the index redefined with the same
 #     public area and another password);
+#   - a counter index deleted and defined again starts above its old value;
 #   - vhdtool anchor init binds an image made without an anchor, and rebinds
 #     one to a new anchor; the old anchor is then refused.
 source "$(dirname "$0")/lib.sh"
@@ -109,10 +110,14 @@ one_line_err
 # Same attributes and policy, hence the same TPM name, another password.
 tpm2_nvreadpublic 0x01500021 2>/dev/null | awk '/authorization policy/ {print $3}' | xxd -r -p >pol
 [[ -s pol ]] || fail "no policy read"
+old21=$(counter 0x01500021)
 tpm2_nvundefine 0x01500021 -C o >/dev/null 2>&1 || fail "tpm2_nvundefine"
 tpm2_nvdefine 0x01500021 -C o -s 8 -a "authwrite|authread|ownerread|no_da|nt=counter" -L pol \
     -p other >/dev/null 2>&1 || fail "tpm2_nvdefine (redefine)"
 tpm2_nvincrement 0x01500021 -P other >/dev/null 2>&1 || fail "tpm2_nvincrement"
+# A redefined counter never starts below the old one (no rollback that way).
+(( 16#$(counter 0x01500021) > 16#$old21 )) ||
+    fail "redefined counter $(counter 0x01500021) not above the old $old21"
 expect_status 8 "$VHDTOOL" ls -q --key-file key --anchor tpm:0x01500021 b.vhd
 expect_err 'refused the authorization'
 
