@@ -307,8 +307,11 @@ vd_err bench_vol_free(bench_vol *v)
     if (v->back == BACK_NBD && v->sock[0])
         bench_nbd_stop(v->nbd_pid, v->sock);
     if (v->anchor) {
-        vd_anchor_file_close(v->anchor); /* each closer frees only its own */
-        vd_anchor_tpm_close(v->anchor);
+        /* Each closer frees only its own; the second looks at a copy, as
+         * the first may have freed the struct. */
+        vd_anchor copy = *v->anchor;
+        vd_anchor_file_close(v->anchor);
+        vd_anchor_tpm_close(&copy);
     }
     vdc_secure_free(v->key);
     if (is_image(v->mode) && v->back != BACK_MEM)

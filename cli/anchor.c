@@ -85,9 +85,14 @@ const char *cli_anchor_why(const vd_anchor *a)
 
 void cli_anchor_close(vd_anchor *a)
 {
-    /* Each closer frees only what its own open made. */
+    if (!a)
+        return;
+    /* Each closer frees only what its own open made, recognised by its
+     * callbacks; ask the second one about a copy, as the first may have
+     * freed *a. */
+    vd_anchor copy = *a;
     vd_anchor_file_close(a);
-    vd_anchor_tpm_close(a);
+    vd_anchor_tpm_close(&copy);
 }
 
 vd_anchor_mode cli_anchor_mode(const cli_keyopts *k)
