@@ -65,7 +65,6 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     memset(out, 0, sizeof *out);
     int ro = (flags & CLI_OPEN_READONLY) != 0;
     int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0);
-    int sys = 0;
     vd_err e;
     int hrc = cli_host_open(prog, path, hflags, &out->host, &e);
     if (hrc != 0) {
