@@ -9,6 +9,7 @@
 
 #include <nbdkit-plugin.h>
 
+#include "vdisk/host.h"
 #include "vdplug.h"
 
 #define BS VD_BLOCK_SIZE
@@ -49,7 +50,9 @@ static int io_fail(vdp_plugin *p, const char *op, uint64_t lbn, uint64_t n, vd_e
         nbdkit_error("%s: %s of %s: %s (since: %s)", p->image, op, req, vd_strerror(e),
                      vd_strerror(info.failed));
     } else {
-        nbdkit_error("%s: %s of %s: %s", p->image, op, req, vd_strerror(e));
+        const char *host = e == VD_ERR_IO ? vd_host_nbd_last_error(p->host) : NULL;
+        nbdkit_error("%s: %s of %s: %s%s%s%s", p->image, op, req, vd_strerror(e),
+                     host ? " (" : "", host ? host : "", host ? ")" : "");
     }
     nbdkit_set_error(vdp_errno(e));
     return -1;

@@ -42,8 +42,7 @@ static void vdp_release(vdp_plugin *p)
     if (p->anchor)
         vd_anchor_file_close(p->anchor);
     p->anchor = NULL;
-    if (p->host)
-        vd_host_file_close(p->host);
+    vd_host_close(p->host);
     p->host = NULL;
     cli_secret_wipe(&p->secret);
 }
@@ -107,23 +106,11 @@ static int vdp_config(const char *key, const char *value)
     return 0;
 }
 
-static int vdp_is_uri(const char *s)
-{
-    return strncmp(s, "nbd://", 6) == 0 || strncmp(s, "nbd+unix://", 11) == 0 ||
-           strncmp(s, "nbds://", 7) == 0 || strncmp(s, "nbds+unix://", 12) == 0;
-}
-
 static int vdp_config_complete(void)
 {
     vdp_plugin *p = &vdp;
     if (!p->image) {
         nbdkit_error("image=IMAGE is required (see nbdkit vdisk --help)");
-        return -1;
-    }
-    if (vdp_is_uri(p->image)) {
-        nbdkit_error("%s: images on NBD exports are not supported by this build "
-                     "(only image files)",
-                     p->image);
         return -1;
     }
     int n = !!p->key_file + !!p->passphrase_file + !!p->identity;
@@ -148,7 +135,7 @@ static int vdp_config_complete(void)
 }
 
 #define vdp_config_help                                                                  \
-    "image=IMAGE            (required) the vdisk image file\n"                          \
+    "image=IMAGE|URI        (required) the vdisk image file, or an NBD URI\n"                          \
     "key-file=FILE          a 32-byte key file\n"                                        \
     "passphrase-file=FILE   the passphrase is the first line of FILE ('-' = stdin)\n"    \
     "identity=FILE          X25519 secret key of a sealed key slot\n"                    \
@@ -161,7 +148,7 @@ static void vdp_dump_plugin(void)
 {
     printf("vdisk_library_version=%s\n", vd_version());
     printf("vdisk_block_size=%u\n", VD_BLOCK_SIZE);
-    printf("vdisk_image_uri=no\n");
+    printf("vdisk_image_uri=%s\n", vd_host_nbd_available() ? "yes" : "no");
 }
 
 /* ---- opening and closing ----------------------------------------------------- */
@@ -203,20 +190,31 @@ static vd_err vdp_unlock(vdp_plugin *p, int read_only, size_t cache_bytes, vd_im
     return e;
 }
 
+/* A file (its lock taken) or an NBD export (vd_host_open decides). */
+static int vdp_host_open(vdp_plugin *p)
+{
+    char why[256];
+    int sys = 0;
+    vd_err e = vd_host_open(p->image, p->readonly ? VD_HOST_READONLY : 0, &p->host, &sys,
+                            why, sizeof why);
+    if (e == VD_OK)
+        return 0;
+    p->host = NULL;
+    if (e == VD_ERR_BUSY)
+        nbdkit_error("%s: %s (another program has it open for writing)", p->image,
+                     vd_strerror(e));
+    else
+        nbdkit_error("%s: %s", p->image, why[0] ? why : vd_strerror(e));
+    return -1;
+}
+
 static int vdp_get_ready(void)
 {
     vdp_plugin *p = &vdp;
     int sys = 0;
-    vd_err e = vd_host_file_open(p->image, p->readonly ? VD_HOST_READONLY : 0, &p->host,
-                                 &sys);
-    if (e != VD_OK) {
-        if (e == VD_ERR_BUSY)
-            nbdkit_error("%s: %s (another program has it open for writing)", p->image,
-                         vd_strerror(e));
-        else
-            nbdkit_error("%s: %s", p->image, sys ? strerror(sys) : vd_strerror(e));
+    vd_err e;
+    if (vdp_host_open(p) != 0)
         return -1;
-    }
     if (p->anchor_path) {
         e = vd_anchor_file_open(p->anchor_path, 0, &p->anchor, &sys);
         if (e != VD_OK) {
@@ -245,6 +243,12 @@ static int vdp_get_ready(void)
     if (vdp_unlock(p, 1, 0, &trial) != VD_OK)
         return -1;
     (void)vd_image_close(trial);
+    /* A file keeps its descriptor (and lock) across the fork; an NBD
+     * connection is made again by the process that serves. */
+    if (vd_host_is_uri(p->image)) {
+        vd_host_close(p->host);
+        p->host = NULL;
+    }
     return 0;
 }
 
@@ -252,6 +256,10 @@ static int vdp_after_fork(void)
 {
     vdp_plugin *p = &vdp;
     vd_image_info info;
+    if (!p->host && vdp_host_open(p) != 0) {
+        cli_secret_wipe(&p->secret);
+        return -1;
+    }
     vd_err e = vdp_unlock(p, p->readonly, (size_t)p->cache_mb << 20, &p->img);
     cli_secret_wipe(&p->secret);
     if (e != VD_OK)

@@ -29,16 +29,17 @@ URI="nbd+unix:///?socket=$SOCK"
 SPID=
 at_exit '[[ -z "$SPID" ]] || kill -KILL "$SPID" 2>/dev/null'
 
-# wait_socket PID: until nbdkit listens on $SOCK (it binds before serving;
-# a client connecting early waits in the backlog). Polling, not timing.
+# wait_socket PID [SOCKET]: until nbdkit listens on SOCKET (default $SOCK;
+# it binds before serving, and a client connecting early waits in the
+# backlog). Polling, not timing.
 wait_socket() {
-    local pid=$1 i
+    local pid=$1 sock=${2:-$SOCK} i
     for ((i = 0; i < 1200; i++)); do
-        [[ -S "$SOCK" ]] && return 0
+        [[ -S "$sock" ]] && return 0
         kill -0 "$pid" 2>/dev/null || { cat "$T/nbdkit.log" >&2; fail "nbdkit exited before serving"; }
         sleep 0.05
     done
-    fail "nbdkit did not create $SOCK within 60 s"
+    fail "nbdkit did not create $sock within 60 s"
 }
 # srv_start PLUGIN-ARGS...: nbdkit in the foreground, stderr to $T/nbdkit.log.
 srv_start() {
@@ -303,5 +304,33 @@ wait_gone "$dpid"
 fsck_clean img.vhd
 expect_status 0 "$VHDTOOL" export -q --force --key-file key --anchor anc img.vhd raw2.img
 cmp expect.img raw2.img || fail "what nbdcopy wrote is not in the image after the parent exited"
+
+# ---- an image on an NBD export --------------------------------------------------
+expect_status 0 nbdkit "$PLUGIN" --dump-plugin
+if grep -q '^vdisk_image_uri=yes$' "$T/out"; then
+    note "image=URI: an image on an nbdkit memory export, served by the plugin"
+    BSOCK=$T/back.sock
+    BURI="nbd+unix:///?socket=$BSOCK"
+    nbdkit -f --exit-with-parent -U "$BSOCK" memory 64M 2>"$T/back.log" </dev/null &
+    bpid=$!
+    at_exit "kill -KILL $bpid 2>/dev/null"
+    wait_socket "$bpid" "$BSOCK"
+    expect_status 0 "$MKVHD" -q --key-file key --anchor anc-nbd "$BURI" src
+    srv_start "$BURI" key-file=key anchor=anc-nbd
+    expect_status 0 nbdcopy "$URI" nbd.img
+    expect_status 0 fsck.fat -n nbd.img
+    mkdir out3 && expect_status 0 mcopy -s -i nbd.img '::/*' out3/
+    diff -r src out3 || fail "the tree read through image=URI differs from the source"
+    expect_status 0 qemu-io -f raw -c "write -P 0xa5 $off1 $len1" "$URI"
+    srv_stop
+    patch nbd.img $off1 p1
+    expect_status 0 "$VHDTOOL" export -q --key-file key --anchor anc-nbd "$BURI" nbd2.img
+    cmp nbd.img nbd2.img || fail "vhdtool reads other bytes than were written through image=URI"
+    expect_status 0 "$VHDFSCK" -n -v --key-file key --anchor anc-nbd "$BURI"
+    ! grep -q 'recovered' "$T/out" || fail "the image on the export was not closed cleanly"
+    kill -TERM "$bpid" && { wait "$bpid" || true; }
+else
+    note "built without NBD image support: image=URI not checked"
+fi
 
 note "ok"
