@@ -72,6 +72,12 @@ static int vdp_config(const char *key, const char *value)
     else if (strcmp(key, "identity") == 0)
         p->identity = value;
     else if (strcmp(key, "anchor") == 0) {
+        if (strncmp(value, "tpm:", 4) == 0) {
+            nbdkit_error("anchor=%s: TPM anchors are not supported by the plugin yet "
+                         "(an anchor file only)",
+                         value);
+            return -1;
+        }
         /* The anchor is rewritten by path (a temporary file renamed over
          * it) at commits, after nbdkit has changed directory to /. */
         free(p->anchor_path);

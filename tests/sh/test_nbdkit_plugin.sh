@@ -251,6 +251,8 @@ expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=nothere.
 expect_err 'nothere\.key: No such file'
 expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=nothere.anc
 expect_err 'nothere\.anc: anchor file not found'
+expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=tpm:0x01500020
+expect_err 'anchor=tpm:0x01500020: TPM anchors are not supported'
 expect_status 1 "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key cache-mb=0
 expect_err 'cache-mb=0'
 expect_status 1 flock -x img.vhd "${NBDKIT[@]}" -f -U "$SOCK" "$PLUGIN" img.vhd key-file=key anchor=anc
