@@ -4,12 +4,16 @@
 #
 #   bash scripts/demo.sh
 #
-#  1. mkvhd builds an encrypted image from an application tree, with a new
-#     key file and a freshness anchor; qemu-img reads it as a fixed VHD;
-#  2. vhdtool shows the header without a key, then lists and reads files
-#     with the key; the plaintext appears nowhere in the image file;
-#  3. vhdmount mounts it through FUSE (when /dev/fuse is usable), a file
-#     is added with ordinary tools, unmount syncs;
+#  1. mkvhd builds an encrypted image from an application tree (a program
+#     compiled now, symbolic links to it and to a directory, a script), with
+#     a new key file and a freshness anchor; qemu-img reads it as a fixed
+#     VHD; the same tree also goes in as a tar stream;
+#  2. vhdtool shows the header without a key, then lists (links as
+#     name -> target) and reads files with the key; the plaintext appears
+#     nowhere in the image file;
+#  3. vhdmount mounts it through FUSE (when /dev/fuse is usable), the
+#     program runs from the mount through a link, a file is added with
+#     ordinary tools, unmount syncs;
 #  4. vhdfsck verifies every block and the FAT32 structure: clean;
 #  5. a flipped bit in one encrypted block: vhdtool and vhdfsck name the
 #     block and the file (exit 4); a wrong key is refused (exit 3);
@@ -61,7 +65,23 @@ cd "$W"
 
 section "1. mkvhd: an application tree into an encrypted image"
 MARKER="PLAINTEXT-MARKER-$$-the-quick-brown-fox"
-mkdir -p app/bin app/etc "app/data/Ünïcödé façade"
+mkdir -p app/bin app/etc app/lib/app-1.0 "app/data/Ünïcödé façade"
+cat >server.c <<'EOF'
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv)
+{
+    const char *me = strrchr(argv[0], '/');
+    printf("server: started as %s, %d argument(s), served by vdisk\n",
+           me ? me + 1 : argv[0], argc - 1);
+    return 0;
+}
+EOF
+CC=${CC:-cc}
+command -v "$CC" >/dev/null || die "no C compiler ($CC) to build the demo's program"
+show "$CC" -O2 -o app/lib/app-1.0/server server.c
+ln -s app-1.0 app/lib/app               # a link to a directory
+ln -s ../lib/app/server app/bin/start   # the program, through two links
 printf '#!/bin/sh\necho "served by vdisk"\n' >app/bin/start.sh
 printf 'listen = 8080\nsecret = %s\n' "$MARKER" >app/etc/server.conf
 head -c 3000000 /dev/urandom >"app/data/Ünïcödé façade/model.bin"
@@ -76,6 +96,12 @@ if command -v qemu-img >/dev/null 2>&1; then
 else
     echo "(qemu-img not installed; the VHD check is skipped)"
 fi
+
+echo "The same tree as a tar stream (docker export | mkvhd --tar - works alike):"
+printf '$ tar -C app -cf - . | mkvhd --tar - --new-key-file tar.key tar.vhd\n'
+tar -C app -cf - . | "$MKVHD" --tar - --new-key-file tar.key tar.vhd 2>/dev/null
+printf '$ vhdtool export --tar --key-file tar.key tar.vhd - | tar -tvf - | grep -- "->"\n'
+"$VHDTOOL" export -q --tar --key-file tar.key tar.vhd - | tar -tvf - | grep -- '->'
 
 section "2. vhdtool: header without a key, files with it"
 show "$VHDTOOL" info app.vhd
@@ -96,9 +122,14 @@ else
     mkdir -p "$MNT"
     if "$VHDMOUNT" --key-file app.key --anchor app.anchor app.vhd "$MNT"; then
         fuse_ok=1
-        show ls -la "$MNT" "$MNT/etc"
+        show ls -la "$MNT" "$MNT/etc" "$MNT/bin"
+        show readlink "$MNT/bin/start"
+        # The program itself, from the mounted image, through its links:
+        # no sh in front (files are executable, as on a vfat mount).
+        show "$MNT/bin/start" --port 8080 | tee run.out
+        grep -q 'served by vdisk' run.out || die "the program did not run from the mount"
         show cp app/bin/start.sh "$MNT/bin/restart.sh"
-        show sh "$MNT/bin/start.sh"
+        show "$MNT/bin/restart.sh"
         show df -h "$MNT"
         show fusermount3 -u "$MNT"
         # The daemon closes the image (sync, dirty flag off, anchor
