@@ -5,8 +5,10 @@
 # case — through mkvhd, vhdtool ls/get, vhdfsck, and the exported raw
 # volume through fsck.fat and mtools. What comes back is compared with a
 # manifest of the source made with find/readlink/md5sum, not with vdisk.
-# Also --dereference for mkvhd, put and get.
+# Also --dereference for mkvhd, put and get, and (where FUSE mounts work)
+# the program and the script run from a vhdmount mount through links.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vhdmount_lib.sh"
 need "$MKVHD" "$VHDTOOL" "$VHDFSCK" cc fsck.fat mdir
 export TZ=UTC MTOOLS_SKIP_CHECK=1 LC_ALL=C.UTF-8
 mkdir "$T/w" && cd "$T/w" || exit 1
@@ -145,4 +147,27 @@ cmp g64/libfoo.so app/lib/libfoo.so.1.2 || fail "get --dereference: contents"
 expect_status 1 "$VHDTOOL" get --dereference "${K[@]}" app.vhd /share gs
 expect_err 'share/dangling: a dangling symbolic link'
 one_line_err
+note "mounted: the program and the script run from the image through links"
+if [[ ! -x "$VHDMOUNT" ]] || ! command -v fusermount3 >/dev/null || [[ ! -r /dev/fuse ]]; then
+    note "SKIP mount part: vhdmount, fusermount3 or a usable /dev/fuse missing"
+else
+    mkdir "$T/mnt"
+    mnt_start app.vhd "$T/mnt" --key-file key -o ro
+    (cd "$T/mnt" && ./bin/link-to-prog) >run.out || fail "./bin/link-to-prog failed from the mount"
+    [[ "$(cat run.out)" == 'hello from ./bin/link-to-prog' ]] || fail "program printed: $(cat run.out)"
+    (cd "$T/mnt" && ./bin/link-to-script) >run.out || fail "./bin/link-to-script failed"
+    [[ "$(cat run.out)" == 'script ran: ./bin/link-to-script' ]] || fail "script printed: $(cat run.out)"
+    while read -r l; do # readlink on the mount gives each stored target
+        p=${l#l }; p=${p%% -> *}; tgt=${l#* -> }
+        [[ "$p" == include/config.h ]] && continue
+        [[ "$(readlink "$T/mnt/$p")" == "$tgt" ]] || fail "readlink $p on the mount: $(readlink "$T/mnt/$p")"
+    done < <(grep '^l ' want)
+    [[ "$(cat "$T/mnt/lib64/libfoo.so")" == library ]] || fail "a chain of links on the mount"
+    if ((venv)); then
+        out=$("$T/mnt/venv/bin/python" -c 'import sys; print(sys.prefix)') ||
+            fail "the venv's python does not run from the mount"
+        [[ "$out" == "$T/mnt/venv" ]] || fail "venv prefix on the mount: $out"
+    fi
+    mnt_stop "$T/mnt"
+fi
 echo "PASS"
