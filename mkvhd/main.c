@@ -185,6 +185,9 @@ int main(int argc, char **argv)
     o.source = npos == 2 ? argv[optind + 1] : NULL;
     if (!!o.source + !!o.from_raw + !!o.tar > 1)
         return usage_error("give one of SOURCE_DIR, --tar and --from-raw");
+    if (o.tar && strcmp(o.tar, "-") == 0 && o.keys.passphrase_file &&
+        strcmp(o.keys.passphrase_file, "-") == 0)
+        return usage_error("--tar - and --passphrase-file - cannot both read standard input");
     if (o.deref && o.tar)
         return usage_error("--dereference copies what a host link points to; a --tar "
                            "archive's links stay links");

@@ -168,6 +168,19 @@ expect_err 'one of SOURCE_DIR, --tar and --from-raw'
 expect_status 2 "$MKVHD" -q --tar x.tar --dereference --key-file key u.vhd
 [[ -z "$(ls -A spool)" ]] || fail "spool files left in \$TMPDIR: $(ls -A spool)"
 
+note "names that clash in case: --on-clash as for a directory"
+mkdir cl && printf 'a\n' >cl/README && printf 'b\n' >cl/Readme
+tar -C cl -cf cl.tar README Readme
+expect_status 1 "$MKVHD" -q --tar cl.tar --key-file key cl.vhd
+expect_err "cl.tar: Readme: its name clashes with 'README' .*--on-clash"
+no_leftovers cl.vhd
+expect_status 0 "$MKVHD" -q --on-clash=rename --tar cl.tar --key-file key cl.vhd
+expect_err "cl.tar: Readme: stored as 'Readme~1'"
+expect_status 0 "$VHDTOOL" cat -q --key-file key cl.vhd /Readme~1
+[[ "$(cat "$T/out")" == b ]] || fail "Readme~1 does not hold Readme"
+expect_status 2 "$MKVHD" -q --tar - --passphrase-file - cl2.vhd
+expect_err 'cannot both read standard input'
+
 note "an empty archive gives an empty volume"
 tar -cf empty.tar --files-from /dev/null
 expect_status 0 "$MKVHD" -q --tar empty.tar --key-file key e.vhd
