@@ -5,7 +5,10 @@
  * One connection carries all requests, issued with libnbd's asynchronous
  * API so that the server works on several at once:
  *   - a read is cut into chunks sent together (up to NBDH_WINDOW); it
- *     returns when every chunk has answered;
+ *     returns when every chunk has answered. When reads go in order, the
+ *     next range of the same size is requested at once (read-ahead), so
+ *     the server reads it while the library decrypts this one; a write
+ *     makes it unusable (it may hold bytes the write replaces);
  *   - a write is copied and sent, and returns without waiting for the
  *     answer (write-behind, as a file's page cache does): the writes the
  *     library issues between two flushes (a sync round's blocks, several
@@ -47,8 +50,17 @@
 #define NBDH_WINDOW 16
 /* Write-behind bound: past it a write waits for earlier ones to answer. */
 #define NBDH_WB_BYTES ((size_t)16 << 20)
+/* Read-ahead only for reads up to this size (the core reads data in runs
+ * of at most 256 KiB). */
+#define NBDH_RA_MAX ((size_t)1 << 20)
 #define NBDH_FOOTER 512u
 #define NBDH_ERRLEN 256
+
+/* The requests of one call, or of the read-ahead. */
+typedef struct nbdh_batch {
+    unsigned pending;
+    int err; /* first errno a request failed with */
+} nbdh_batch;
 
 typedef struct nbd_host {
     vd_host host;
@@ -63,6 +75,17 @@ typedef struct nbd_host {
     unsigned wb_pending;
     size_t wb_bytes;
     int wb_err;
+    /* read-ahead: after a read that continues the previous one, the next
+     * range of the same size is requested into ra_buf while the caller
+     * works (decrypts) on what it got */
+    uint8_t *ra_buf;
+    size_t ra_cap;
+    uint64_t ra_off;
+    size_t ra_len;
+    nbdh_batch ra_b;
+    int ra_issued;     /* requests for ra_buf were sent (maybe answered) */
+    int ra_valid;      /* no write since: the bytes may be used */
+    uint64_t next_off; /* where a sequential reader reads next */
     char last_error[NBDH_ERRLEN];
 } nbd_host;
 
@@ -72,12 +95,6 @@ typedef struct nbdh_wb {
     size_t len;
     uint8_t data[];
 } nbdh_wb;
-
-/* The requests of one call. */
-typedef struct nbdh_batch {
-    unsigned pending;
-    int err; /* first errno a request failed with */
-} nbdh_batch;
 
 static void fmt(char *buf, size_t len, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
@@ -123,6 +140,8 @@ static void lose_connection(nbd_host *nh, const char *what)
             "connection to the NBD server lost during %s: %s", what, msg);
     nbd_close(nh->nbd);
     nh->nbd = NULL;
+    nh->ra_issued = 0; /* closing retired the read-ahead too */
+    nh->ra_valid = 0;
 }
 
 static int dead(const nbd_host *nh)
@@ -271,6 +290,74 @@ static int wb_drain(nbd_host *nh, const char *what)
     return rc;
 }
 
+/* Wait until the read-ahead has answered; ra_buf is then ours again. */
+static int ra_wait(nbd_host *nh)
+{
+    while (nh->ra_issued && nh->ra_b.pending > 0) {
+        if (nbd_poll(nh->nbd, -1) < 0 || dead(nh)) {
+            lose_connection(nh, "read");
+            return -EIO;
+        }
+    }
+    nh->ra_issued = 0;
+    return 0;
+}
+
+/* Request [off, off + len) into ra_buf without waiting. Best effort: a
+ * failure only means no read-ahead (the next read asks again). */
+static void ra_start(nbd_host *nh, uint64_t off, size_t len)
+{
+    if (len > nh->ra_cap) {
+        uint8_t *b = realloc(nh->ra_buf, len);
+        if (b == NULL)
+            return;
+        nh->ra_buf = b;
+        nh->ra_cap = len;
+    }
+    nh->ra_off = off;
+    nh->ra_len = len;
+    nh->ra_b.pending = 0;
+    nh->ra_b.err = 0;
+    nh->ra_issued = 1;
+    nh->ra_valid = 1;
+    for (size_t at = 0; at < len; at += nh->chunk) {
+        size_t n = len - at < nh->chunk ? len - at : nh->chunk;
+        nbd_completion_callback cb = {.callback = batch_done, .user_data = &nh->ra_b};
+        if (nbd_aio_pread(nh->nbd, nh->ra_buf + at, n, off + at, cb, 0) < 0) {
+            nh->ra_valid = 0; /* what was sent is waited for, never used */
+            return;
+        }
+        nh->ra_b.pending++;
+    }
+}
+
+/* The read [off, off + n) from the read-ahead, or straight from the
+ * server; then the next range is requested when the reads go in order. */
+static int read_range(nbd_host *nh, uint64_t off, uint8_t *buf, size_t n)
+{
+    int rc = 0, hit = 0;
+    if (nh->ra_issued && nh->ra_valid && off >= nh->ra_off &&
+        off - nh->ra_off + n <= nh->ra_len) {
+        rc = ra_wait(nh);
+        if (rc == 0 && nh->ra_b.err == 0) {
+            memcpy(buf, nh->ra_buf + (off - nh->ra_off), n);
+            hit = 1;
+        }
+    }
+    if (rc == 0 && !hit) {
+        rc = ra_wait(nh); /* ra_buf may still be the target of requests */
+        if (rc == 0)
+            rc = read_chunks(nh, off, buf, n);
+    }
+    if (rc != 0)
+        return rc;
+    uint64_t next = off + n;
+    if ((hit || off == nh->next_off) && n <= NBDH_RA_MAX && next < nh->image_bytes)
+        ra_start(nh, next, nh->image_bytes - next < n ? (size_t)(nh->image_bytes - next) : n);
+    nh->next_off = next;
+    return 0;
+}
+
 static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
 {
     nbd_host *nh = ctx;
@@ -295,7 +382,7 @@ static int nbdh_read_at(void *ctx, uint64_t off, void *buf, size_t len, size_t *
          * flush would have failed. */
         rc = wb_drain(nh, "read");
         if (rc == 0)
-            rc = read_chunks(nh, off, buf, n);
+            rc = read_range(nh, off, buf, n);
     }
     if (rc == 0)
         *done = n;
@@ -330,6 +417,7 @@ static int nbdh_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
     if (pthread_mutex_lock(&nh->lock) != 0)
         return -EIO;
     int rc = nh->nbd == NULL ? -EIO : 0;
+    nh->ra_valid = 0; /* it may hold what this write replaces */
     if (rc == 0 && len > 0)
         rc = wb_write(nh, off, buf, len);
     if (rc == 0)
@@ -391,6 +479,7 @@ static int nbdh_truncate(void *ctx, uint64_t size)
         return -ENOSPC;
     if (pthread_mutex_lock(&nh->lock) != 0)
         return -EIO;
+    nh->ra_valid = 0;
     int rc = nh->nbd == NULL ? -EIO : wb_drain(nh, "zeroing");
     if (rc == 0 && size > nh->image_bytes && nbd_can_zero(nh->nbd) == 1) {
         uint64_t at = nh->image_bytes;
@@ -588,6 +677,7 @@ void vd_host_nbd_close(vd_host *host)
         nbd_close(nh->nbd);
     }
     (void)pthread_mutex_destroy(&nh->lock);
+    free(nh->ra_buf); /* after nbd_close: no request points into it */
     free(nh);
 }
 
