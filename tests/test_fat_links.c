@@ -245,6 +245,18 @@ static void test_links_in_paths(void **state)
     assert_int_equal(st.is_link, 0);
     FU_OK(vd_fs_lstat(e.fs, "d", &st));
     assert_int_equal(st.is_link, 1);
+    char tb[32];
+    size_t tl;
+    FU_EXPECT(vd_fs_readlink(e.fs, "d/", tb, sizeof tb, &tl), VD_ERR_INVAL, "a dir");
+    /* Calls that act on the link itself refuse "link/" (Linux: ENOTDIR)
+     * and never reach the directory it names. */
+    FU_EXPECT(vd_fs_unlink(e.fs, "d/"), VD_ERR_NOTDIR, "unlink link/");
+    FU_EXPECT(vd_fs_rmdir(e.fs, "d/"), VD_ERR_NOTDIR, "rmdir link/");
+    FU_EXPECT(vd_fs_rename(e.fs, "d/", "d2", 0), VD_ERR_NOTDIR, "rename link/");
+    FU_EXPECT(vd_fs_mkdir(e.fs, "d/"), VD_ERR_EXIST, "mkdir link/");
+    FU_OK(vd_fs_lstat(e.fs, "d", &st));
+    assert_int_equal(st.is_link, 1);
+    expect_dir(e.fs, "sub/dir");
     /* POSIX answers for calls that do not follow a final link. */
     FU_EXPECT(vd_fs_mkdir(e.fs, "d"), VD_ERR_EXIST, "mkdir on a link");
     FU_EXPECT(vd_fs_rmdir(e.fs, "d"), VD_ERR_NOTDIR, "rmdir on a link");

@@ -30,7 +30,7 @@ static vd_err locked_dir_open(vd_fs *fs, const char *path, vd_dir **out)
     fat_path *p = malloc(sizeof *p);
     if (!p)
         return VD_ERR_NOMEM;
-    vd_err e = fat_path_walk(fs, path, 1, p);
+    vd_err e = fat_path_walk(fs, path, FAT_WALK_FOLLOW, p);
     if (e == VD_OK && !p->exists)
         e = VD_ERR_NOENT;
     else if (e == VD_OK && !p->is_root && !(p->d.attr & ATTR_DIRECTORY))

@@ -352,11 +352,20 @@ typedef struct fat_path {
     fat_dent d; /* valid when exists */
     int is_root;
     size_t link_len; /* exists and a link not followed: its target's length */
+    int slashed;     /* the path ended in '/' after that link */
 } fat_path;
-/* Resolve path (see vdisk/fs.h): links in the middle are always followed,
- * a final one only with follow (or a trailing '/'). */
+/* How fat_path_walk treats a final link (links in the middle are always
+ * followed). With a trailing '/', POSIX follows it for lookups (lstat),
+ * while unlink, rmdir and rename refuse it (ENOTDIR): they check
+ * fat_path.slashed. */
+enum {
+    FAT_WALK_NOFOLLOW = 0, /* the link itself, even with a trailing '/' */
+    FAT_WALK_FOLLOW = 1,   /* its target */
+    FAT_WALK_LOOKUP = 2    /* the link itself, its target with a '/' */
+};
+/* Resolve path (see vdisk/fs.h); follow is a FAT_WALK_ value. */
 vd_err fat_path_walk(vd_fs *fs, const char *path, int follow, fat_path *p);
-/* fat_path_walk without following a final link. */
+/* fat_path_walk(FAT_WALK_NOFOLLOW). */
 vd_err fat_path_resolve(vd_fs *fs, const char *path, fat_path *p);
 vd_err fat_writable(vd_fs *fs);
 vd_err fat_op_end(vd_fs *fs, vd_err e);

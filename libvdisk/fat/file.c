@@ -63,7 +63,7 @@ static vd_err locked_file_open(vd_fs *fs, const char *path, int flags, vd_file *
     /* A final link is followed (a dangling one with VD_O_CREAT creates its
      * target), except under VD_O_CREAT | VD_O_EXCL, where it exists. */
     int excl = (flags & VD_O_CREAT) && (flags & VD_O_EXCL);
-    vd_err e = fat_path_walk(fs, path, !excl, p);
+    vd_err e = fat_path_walk(fs, path, excl ? FAT_WALK_NOFOLLOW : FAT_WALK_FOLLOW, p);
     if (e == VD_OK && !p->exists) {
         if (!(flags & VD_O_CREAT))
             e = VD_ERR_NOENT;

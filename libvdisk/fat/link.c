@@ -228,7 +228,7 @@ static vd_err locked_fs_readlink(vd_fs *fs, const char *path, char *buf, size_t 
     *len = 0;
     fat_path *p = malloc(sizeof *p);
     char *target = malloc(FAT_LINK_MAX + 1);
-    vd_err e = p && target ? fat_path_resolve(fs, path, p) : VD_ERR_NOMEM;
+    vd_err e = p && target ? fat_path_walk(fs, path, FAT_WALK_LOOKUP, p) : VD_ERR_NOMEM;
     if (e == VD_OK && !p->exists)
         e = VD_ERR_NOENT;
     size_t tlen = 0;

@@ -141,6 +141,8 @@ static vd_err locked_fs_unlink(vd_fs *fs, const char *path)
         e = VD_ERR_NOENT;
     else if (e == VD_OK && (p->is_root || (p->d.attr & ATTR_DIRECTORY)))
         e = VD_ERR_ISDIR;
+    else if (e == VD_OK && p->link_len && p->slashed)
+        e = VD_ERR_NOTDIR; /* "link/": the link is no directory */
     fat_node *open_node = e == VD_OK ? fat_node_find(fs, p->parent, p->d.slot) : NULL;
     if (e == VD_OK)
         e = fat_mark_dirty(fs);
@@ -213,7 +215,7 @@ vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st)
         return VD_ERR_INVAL;
     vd_fs *lk = fs;
     fat_lock(lk);
-    vd_err e = locked_fs_stat(fs, path, 1, st);
+    vd_err e = locked_fs_stat(fs, path, FAT_WALK_FOLLOW, st);
     fat_unlock(lk);
     return e;
 }
@@ -224,7 +226,7 @@ vd_err vd_fs_lstat(vd_fs *fs, const char *path, vd_stat *st)
         return VD_ERR_INVAL;
     vd_fs *lk = fs;
     fat_lock(lk);
-    vd_err e = locked_fs_stat(fs, path, 0, st);
+    vd_err e = locked_fs_stat(fs, path, FAT_WALK_LOOKUP, st);
     fat_unlock(lk);
     return e;
 }
@@ -276,13 +278,13 @@ static vd_err fs_change(vd_fs *fs, const char *path, int follow, const ent_chang
 vd_err vd_fs_utimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns)
 {
     ent_change c = {.times = 1, .atime_ns = atime_ns, .mtime_ns = mtime_ns};
-    return fs_change(fs, path, 1, &c);
+    return fs_change(fs, path, FAT_WALK_FOLLOW, &c);
 }
 
 vd_err vd_fs_lutimes(vd_fs *fs, const char *path, int64_t atime_ns, int64_t mtime_ns)
 {
     ent_change c = {.times = 1, .atime_ns = atime_ns, .mtime_ns = mtime_ns};
-    return fs_change(fs, path, 0, &c);
+    return fs_change(fs, path, FAT_WALK_LOOKUP, &c);
 }
 
 vd_err vd_fs_set_attr(vd_fs *fs, const char *path, uint8_t attr, uint8_t mask)
@@ -290,5 +292,5 @@ vd_err vd_fs_set_attr(vd_fs *fs, const char *path, uint8_t attr, uint8_t mask)
     if (mask & ~(VD_ATTR_READONLY | VD_ATTR_HIDDEN | VD_ATTR_SYSTEM | VD_ATTR_ARCHIVE))
         return VD_ERR_INVAL;
     ent_change c = {.times = 0, .attr = attr, .mask = mask};
-    return fs_change(fs, path, 1, &c);
+    return fs_change(fs, path, FAT_WALK_FOLLOW, &c);
 }

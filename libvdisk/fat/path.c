@@ -155,7 +155,8 @@ static vd_err walk_run(vd_fs *fs, walk *w, const char *path, int follow, fat_pat
                 e = fat_link_read(fs, &p->d, target, &tlen);
             if (e != VD_OK)
                 return e;
-            if (tlen && (len || follow || trailing)) {
+            if (tlen && (len || follow == FAT_WALK_FOLLOW ||
+                         (follow == FAT_WALK_LOOKUP && trailing))) {
                 const char *rest = len ? s : trailing ? "/" : "";
                 e = walk_expand(fs, w, target, tlen, &rest);
                 if (e != VD_OK)
@@ -166,6 +167,7 @@ static vd_err walk_run(vd_fs *fs, walk *w, const char *path, int follow, fat_pat
             }
             if (!len) {
                 p->link_len = tlen;
+                p->slashed = trailing;
                 return VD_OK;
             }
             if (!(p->d.attr & ATTR_DIRECTORY))

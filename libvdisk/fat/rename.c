@@ -34,6 +34,8 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         return VD_ERR_NOENT;
     if (a->is_root || b->is_root)
         return VD_ERR_BUSY;
+    if ((a->link_len && a->slashed) || (b->exists && b->link_len && b->slashed))
+        return VD_ERR_NOTDIR; /* "link/" names no directory */
     int a_dir = (a->d.attr & ATTR_DIRECTORY) != 0;
     if (a_dir) {
         int within;

@@ -37,7 +37,9 @@
  *   - vd_fs_lstat, vd_fs_lutimes, vd_fs_readlink, vd_fs_unlink,
  *     vd_fs_rename and vd_fs_symlink act on a final link itself; vd_fs_mkdir on one is
  *     VD_ERR_EXIST and vd_fs_rmdir VD_ERR_NOTDIR, as POSIX says;
- *   - a path that ends in '/' follows a final link in every call.
+ *   - a final link followed by '/' is followed by vd_fs_lstat,
+ *     vd_fs_lutimes and vd_fs_readlink; vd_fs_unlink and vd_fs_rename
+ *     refuse it (VD_ERR_NOTDIR), as Linux does.
  * More than VD_FS_MAXSYMLINKS links in one lookup is VD_ERR_LOOP. A link
  * never leads out of the volume: an absolute target starts at the volume
  * root and ".." at the root stays there (as inside a chroot). */
