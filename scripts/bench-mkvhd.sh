@@ -46,21 +46,19 @@ W=$(mktemp -d "$work/bench-mkvhd.XXXXXX")
 trap 'rm -rf -- "$W"' EXIT
 head -c 32 /dev/urandom >"$W/key"
 
-# A mixed tree of about N MiB: a quarter in ~20 000 small files of
-# 1-16 KiB in 100 directories, the rest in 8 large files.
+# A mixed tree of about N MiB: a quarter in small files of 4, 8, 16 and
+# 32 KiB (about 30 000 for 1 GiB) spread over 100 directories, the rest in
+# 8 large files. split writes many files from one stream without a process
+# per file.
 make_mixed() {
-    local d=$1 mib=$2 small=$(($2 / 4)) i
+    local d=$1 mib=$2 small=$(($2 / 4)) i b
     mkdir -p "$d"
-    for i in $(seq -w 0 99); do mkdir "$d/dir$i"; done
-    # split makes thousands of files from one stream quickly; four sizes.
-    local part=$((small / 4)) b
-    for b in 1k 4k 8k 16k; do
-        head -c $((part << 20)) /dev/urandom | split -b $b -a 4 - "$d/s$b."
-    done
-    i=0
-    for f in "$d"/s*; do
-        mv "$f" "$d/dir$(printf %02d $((i % 100)))/"
-        i=$((i + 1))
+    local per=$(((small << 20) / 400)) # bytes per directory and size
+    for i in $(seq -w 0 99); do
+        mkdir "$d/dir$i"
+        for b in 4k 8k 16k 32k; do
+            head -c "$per" /dev/urandom | split -b $b -a 3 - "$d/dir$i/s$b."
+        done
     done
     local big=$(((mib - small) / 8))
     for i in 1 2 3 4 5 6 7 8; do head -c $((big << 20)) /dev/urandom >"$d/large$i.bin"; done
