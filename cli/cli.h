@@ -145,6 +145,7 @@ typedef struct cli_image {
     vd_image *img;
     vd_fs *fs; /* after cli_fs_mount */
     vd_err err; /* why cli_image_open failed in the library, else VD_OK */
+    int quiet;  /* the tool's -q: no notes (cli_fs_mount's unclean note) */
 } cli_image;
 
 enum {
@@ -169,8 +170,17 @@ int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out
  * having printed the error (wrong key = 3, rollback = 4, ...). */
 int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
                    int flags, size_t cache_bytes, cli_image *out);
-/* Mount the FAT32 volume on an opened image (clock = the host's). */
+/* The image's lock is taken: if its holder is a vhdmount on its way out
+ * (cli/mstate.h), note it (unless quiet) and wait until that daemon has
+ * closed the image or died, at most CLI_LOCK_WAIT_SECONDS; returns 1 then
+ * (the caller tries the lock again), 0 at once for any other holder. */
+int cli_lock_wait(const char *prog, const char *path, int quiet);
+/* Mount the FAT32 volume on an opened image (clock = the host's). A
+ * volume the last session did not unmount is noted (unless quiet):
+ * "IMAGE: not unmounted cleanly; last commit at epoch N". */
 int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_only);
+/* That note alone, for tools that mount the volume themselves. */
+void cli_unclean_note(const char *prog, const char *path, const cli_image *ci);
 /* Unmount (if mounted), close the image (syncing a writable one), close
  * the anchor and the host. Returns an exit status (errors printed). */
 int cli_image_close(const char *prog, const char *path, cli_image *ci);

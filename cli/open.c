@@ -3,9 +3,11 @@
  * is one line naming the image and the cause, and an exit status. */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "copy.h"
+#include "mstate.h"
 #include "vdisk/anchor.h"
 
 static void cli_image_release(cli_image *ci)
@@ -14,7 +16,9 @@ static void cli_image_release(cli_image *ci)
         cli_anchor_close(ci->anchor);
     if (ci->host)
         vd_host_close(ci->host);
+    int quiet = ci->quiet;
     memset(ci, 0, sizeof *ci);
+    ci->quiet = quiet;
 }
 
 static const char *open_detail(vd_err e, const cli_secret *s)
@@ -40,12 +44,41 @@ static const char *open_detail(vd_err e, const cli_secret *s)
     }
 }
 
-int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out,
-                  vd_err *err)
+int cli_lock_wait(const char *prog, const char *path, int quiet)
+{
+    struct stat st;
+    cli_mstate s;
+    if (stat(path, &st) != 0 ||
+        !cli_mstate_exiting((unsigned long long)st.st_dev, (unsigned long long)st.st_ino, &s))
+        return 0;
+    if (!quiet)
+        cli_errorf(prog, path, "note: waiting for vhdmount (pid %ld), which is closing it",
+                   s.pid);
+    double end = cli_now() + CLI_LOCK_WAIT_SECONDS;
+    while (cli_now() < end) {
+        cli_sleep_ms(20);
+        if (!cli_mstate_alive(&s))
+            break;
+        cli_mstate cur;
+        char sp[PATH_MAX];
+        if (cli_mstate_path(s.mountpoint, 0, sp, sizeof sp) == 0 &&
+            cli_mstate_read(sp, &cur) == 0 && cur.state == CLI_MSTATE_CLOSED)
+            break;
+    }
+    return 1;
+}
+
+/* cli_host_open; quiet for cli_lock_wait's note. */
+static int host_open(const char *prog, const char *image, int hflags, int quiet,
+                     vd_host **out, vd_err *err)
 {
     char why[256];
     int sys = 0;
     vd_err e = vd_host_open(image, hflags, out, &sys, why, sizeof why);
+    /* A vhdmount that is being unmounted still holds the lock while it
+     * syncs and closes: wait for it (bounded), then try once more. */
+    if (e == VD_ERR_BUSY && cli_lock_wait(prog, image, quiet))
+        e = vd_host_open(image, hflags, out, &sys, why, sizeof why);
     if (err != NULL)
         *err = e;
     if (e == VD_OK)
@@ -59,14 +92,21 @@ int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out
     return cli_fail_errno(prog, image, e, sys);
 }
 
+int cli_host_open(const char *prog, const char *image, int hflags, vd_host **out,
+                  vd_err *err)
+{
+    return host_open(prog, image, hflags, 0, out, err);
+}
+
 int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
                    int flags, size_t cache_bytes, cli_image *out)
 {
     memset(out, 0, sizeof *out);
+    out->quiet = k->quiet;
     int ro = (flags & CLI_OPEN_READONLY) != 0;
     int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0);
     vd_err e;
-    int hrc = cli_host_open(prog, path, hflags, &out->host, &e);
+    int hrc = host_open(prog, path, hflags, k->quiet, &out->host, &e);
     if (hrc != 0) {
         out->err = e;
         return hrc;
@@ -119,6 +159,7 @@ int cli_fs_mount(const char *prog, const char *path, cli_image *ci, int read_onl
     if (e != VD_OK)
         return cli_fail(prog, path, e,
                         e == VD_ERR_CORRUPT ? "no valid FAT32 volume inside" : NULL);
+    cli_unclean_note(prog, path, ci);
     return 0;
 }
 
@@ -136,6 +177,19 @@ int cli_image_close_quiet(cli_image *ci)
     ci->img = NULL;
     cli_image_release(ci);
     return cli_exit_status(e);
+}
+
+void cli_unclean_note(const char *prog, const char *path, const cli_image *ci)
+{
+    /* After a crash: every commit is a consistent volume (DESIGN C4), so
+     * this is news (what was lost is the work after that commit), not a
+     * call for vhdfsck. */
+    vd_statfs sf;
+    vd_image_info info;
+    if (!ci->quiet && ci->fs && vd_fs_statfs(ci->fs, &sf) == VD_OK && sf.unclean &&
+        vd_image_info_get(ci->img, &info) == VD_OK)
+        cli_errorf(prog, path, "not unmounted cleanly; last commit at epoch %llu",
+                   (unsigned long long)info.epoch);
 }
 
 int cli_image_close(const char *prog, const char *path, cli_image *ci)

@@ -38,6 +38,7 @@ typedef struct fsck_run {
     fsck_prob *probs;
     size_t nprobs, cap;
     int slot_problems;
+    int unclean, unclean_fixed; /* the dirty flag: a note (vhdfsck(8)) */
     int oom;
     int printed; /* the JSON summary went out */
 } fsck_run;
@@ -110,6 +111,18 @@ static void on_report(void *ctx, const vd_fsck_problem *p)
     /* Problems come after the verification pass: clear its line first. */
     cli_progress_end(&r->prog);
     r->prog.enabled = 0;
+    /* Every commit is a consistent volume (DESIGN C4): the flag only says
+     * the last mount did not end with an unmount. Anything a crash really
+     * left behind is reported on its own, so the flag alone is a note and
+     * does not change the exit status; -p and -y clear it. */
+    if (p->kind == VD_FSCK_P_DIRTY) {
+        r->unclean = 1;
+        r->unclean_fixed = p->fixed;
+        if (!r->quiet && !r->json)
+            cli_errorf(PROG, r->image, "note: not unmounted cleanly (dirty flag set)%s",
+                       p->fixed ? "; flag cleared" : "; nothing to repair for that alone");
+        return;
+    }
     print_problem(r, p);
     if (r->nprobs == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
@@ -208,12 +221,15 @@ static void print_json(const fsck_run *r, const vd_fsck_result *res, double secs
            "\"dirs\": %u, \"clusters_used\": %u, \"clusters_total\": %u,\n",
            secs, mbs, res->fs_checked ? "true" : "false", res->files, res->dirs,
            res->clusters_used, res->clusters_total);
+    unsigned found = res->found - (unsigned)r->unclean;
+    unsigned fixed = res->fixed - (unsigned)r->unclean_fixed;
+    printf(" \"unclean\": %s, \"unclean_cleared\": %s,\n", r->unclean ? "true" : "false",
+           r->unclean_fixed ? "true" : "false");
     printf(" \"problems_found\": %u, \"problems_fixed\": %u, \"integrity_found\": %u, "
            "\"integrity_fixed\": %u, \"fat_found\": %u, \"fat_fixed\": %u, "
            "\"key_slot_problems\": %d,\n",
-           res->found, res->fixed, res->integrity_found, res->integrity_fixed,
-           res->found - res->integrity_found, res->fixed - res->integrity_fixed,
-           r->slot_problems);
+           found, fixed, res->integrity_found, res->integrity_fixed,
+           found - res->integrity_found, fixed - res->integrity_fixed, r->slot_problems);
     printf(" \"problems\": [");
     for (size_t k = 0; k < r->nprobs; k++) {
         const fsck_prob *q = &r->probs[k];
@@ -255,12 +271,13 @@ static void print_summary(const fsck_run *r, const vd_fsck_result *res, double s
     if (res->fs_checked)
         printf("%s: %u files, %u directories, %u/%u clusters in use\n", r->image,
                res->files, res->dirs, res->clusters_used, res->clusters_total);
-    unsigned found = res->found + (unsigned)r->slot_problems;
+    unsigned found = res->found - (unsigned)r->unclean + (unsigned)r->slot_problems;
+    unsigned fixed = res->fixed - (unsigned)r->unclean_fixed;
     if (found == 0)
         printf("%s: clean\n", r->image);
     else
-        printf("%s: %u problems found, %u fixed, %u left\n", r->image, found, res->fixed,
-               found - res->fixed);
+        printf("%s: %u problems found, %u fixed, %u left\n", r->image, found, fixed,
+               found - fixed);
 }
 
 /* Key slots are not covered by the tree (each wraps the key on its own):
@@ -335,8 +352,11 @@ static int run(fsck_run *r, const cli_keyopts *k)
         cli_errorf(PROG, r->image, "out of memory");
         goto out;
     }
-    unsigned left = res.found - res.fixed + (unsigned)r->slot_problems;
-    status = left ? FSCK_LEFT : res.fixed ? FSCK_FIXED : FSCK_OK;
+    /* The dirty flag is a note (on_report): neither left nor fixed. */
+    unsigned found = res.found - (unsigned)r->unclean;
+    unsigned fixed = res.fixed - (unsigned)r->unclean_fixed;
+    unsigned left = found - fixed + (unsigned)r->slot_problems;
+    status = left ? FSCK_LEFT : fixed ? FSCK_FIXED : FSCK_OK;
     checked = 1;
 out:;
     /* The summary after the close: a repair is only done once synced. */

@@ -45,23 +45,30 @@ static void usage(FILE *to)
 {
     fprintf(
         to,
-        "Usage: %s [-f] [-d] [-o OPT[,OPT...]] [KEY OPTIONS] [--cache-mb N] IMAGE MOUNTPOINT\n"
-        "Mount a vdisk image as a directory (unmount: fusermount3 -u MOUNTPOINT).\n"
+        "Usage: %s [-f] [-d] [-q] [-o OPT[,OPT...]] [KEY OPTIONS] [--cache-mb N] IMAGE MOUNTPOINT\n"
+        "       %s -u [-q] MOUNTPOINT\n"
+        "Mount a vdisk image as a directory.\n"
         "  -f             stay in the foreground (log to stderr, not syslog)\n"
         "  -d             FUSE debug output (implies -f)\n"
-        "  -o OPTS        ro, allow_other and the other options of mount.fuse3(8);\n"
-        "                 vfat's uid=N, gid=N, umask=OCT, dmask=OCT, fmask=OCT,\n"
-        "                 showexec, quiet (modes: see vhdmount(8))\n"
-        "  --cache-mb N   image block cache in MiB (default 64)\n" CLI_KEY_USAGE,
-        PROG);
+        "  -q             no notes (errors are still printed)\n"
+        "  -o OPTS        commit=SECONDS (periodic commits, default 5; 0 = only at\n"
+        "                 fsync and unmount), ro, allow_other and the other options\n"
+        "                 of mount.fuse3(8); vfat's uid=N, gid=N, umask=OCT,\n"
+        "                 dmask=OCT, fmask=OCT, showexec, quiet (modes: see vhdmount(8))\n"
+        "  --cache-mb N   image block cache in MiB (default 64)\n"
+        "  -u             unmount MOUNTPOINT and wait until the image is synced,\n"
+        "                 closed and unlocked; exit with the daemon's close status\n" CLI_KEY_USAGE,
+        PROG, PROG);
 }
 
 typedef struct mount_args {
     const char *image;
     char mountpoint[PATH_MAX];
     char anchor[PATH_MAX];
+    char abs_image[PATH_MAX]; /* "" when realpath failed (reported at open) */
     cli_keyopts keys;
-    int foreground, debug, read_only;
+    int foreground, debug, read_only, quiet, unmount;
+    unsigned commit_secs; /* -o commit= */
     size_t cache_bytes;
     int bench;             /* --bench-device aead:FILE; image is FILE */
     char bench_file[PATH_MAX];
@@ -88,30 +95,84 @@ static int opt_add_escaped(struct fuse_args *a, const char *key, const char *val
     return r;
 }
 
-/* Notes ro/rw in one -o list (the image is then opened read-only too). */
-static void opts_scan(const char *list, int *read_only)
+/* Length of the option at p, up to an unescaped ',' (fuse_opt's rule). */
+static size_t opt_len(const char *p)
 {
-    const char *p = list;
-    while (*p) {
-        size_t n = strcspn(p, ",");
+    size_t n = 0;
+    while (p[n] && p[n] != ',')
+        n += (p[n] == '\\' && p[n + 1]) ? 2 : 1;
+    return n;
+}
+
+/* commit=SECONDS: 0 .. one day, as a plain count. */
+static int commit_parse(const char *v, size_t n, unsigned *out)
+{
+    if (n == 0 || n > 5)
+        return -1;
+    unsigned x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        x = x * 10 + (unsigned)(v[i] - '0');
+    }
+    if (x > 86400)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* One -o list: vhdmount's own options (commit=) are taken out, the rest
+ * go to FUSE; ro/rw are noted on the way (the image is then opened
+ * read-only too). Returns an exit status, or -1 to go on. */
+static int opts_take(const char *list, mount_args *m)
+{
+    char *rest = malloc(strlen(list) + 1);
+    if (!rest)
+        return CLI_EXIT_FAIL;
+    char *w = rest;
+    for (const char *p = list; *p;) {
+        size_t n = opt_len(p);
         if (n == 2 && strncmp(p, "ro", 2) == 0)
-            *read_only = 1;
+            m->read_only = 1;
         else if (n == 2 && strncmp(p, "rw", 2) == 0)
-            *read_only = 0;
+            m->read_only = 0;
+        if (n >= 7 && strncmp(p, "commit=", 7) == 0) {
+            if (commit_parse(p + 7, n - 7, &m->commit_secs) != 0) {
+                cli_errorf(PROG, NULL, "-o %.*s: not a number of seconds in 0..86400",
+                           (int)n, p);
+                free(rest);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (n > 0) {
+            if (w != rest)
+                *w++ = ',';
+            memcpy(w, p, n);
+            w += n;
+        }
         p += n;
         if (*p == ',')
             p++;
     }
+    *w = '\0';
+    int rc = -1;
+    if (w != rest && (fuse_opt_add_arg(&m->fargs, "-o") != 0 ||
+                      fuse_opt_add_arg(&m->fargs, rest) != 0))
+        rc = CLI_EXIT_FAIL;
+    free(rest);
+    return rc;
 }
 
 /* Returns -1 to go on, or an exit status. */
 static int args_parse(int argc, char **argv, mount_args *m)
 {
     uint64_t cache_mb = 64;
+    m->commit_secs = 5; /* ext4's default */
     if (fuse_opt_add_arg(&m->fargs, PROG) != 0)
         return CLI_EXIT_FAIL;
-    int c;
-    while ((c = getopt_long(argc, argv, "fdo:hV", LONGOPTS, NULL)) != -1) {
+    int c, mount_opts = 0;
+    while ((c = getopt_long(argc, argv, "fdqo:uhV", LONGOPTS, NULL)) != -1) {
+        if (c != 'q' && c != 'u')
+            mount_opts = 1;
         if (cli_keyopts_handle(&m->keys, c, optarg))
             continue;
         switch (c) {
@@ -121,12 +182,18 @@ static int args_parse(int argc, char **argv, mount_args *m)
         case 'd':
             m->debug = m->foreground = 1;
             break;
-        case 'o':
-            opts_scan(optarg, &m->read_only);
-            if (fuse_opt_add_arg(&m->fargs, "-o") != 0 ||
-                fuse_opt_add_arg(&m->fargs, optarg) != 0)
-                return CLI_EXIT_FAIL;
+        case 'q':
+            m->quiet = m->keys.quiet = 1;
             break;
+        case 'u':
+            m->unmount = 1;
+            break;
+        case 'o': {
+            int rc = opts_take(optarg, m);
+            if (rc >= 0)
+                return rc;
+            break;
+        }
         case OPT_CACHE_MB: {
             /* A plain count of MiB ("64M" would read as 64 Mi MiB). */
             char *end = NULL;
@@ -157,6 +224,13 @@ static int args_parse(int argc, char **argv, mount_args *m)
             usage(stderr);
             return CLI_EXIT_USAGE;
         }
+    }
+    if (m->unmount) {
+        if (mount_opts || argc - optind != 1) {
+            cli_errorf(PROG, NULL, "-u takes only -q and MOUNTPOINT (see --help)");
+            return CLI_EXIT_USAGE;
+        }
+        return -1;
     }
     if (m->bench && (argc - optind != 1 || cli_keyopts_has_secret(&m->keys) ||
                      m->keys.anchor)) {
@@ -192,9 +266,10 @@ static int args_parse(int argc, char **argv, mount_args *m)
     }
     if (m->keys.anchor && realpath(m->keys.anchor, m->anchor))
         m->keys.anchor = m->anchor; /* a missing one is reported at open */
-    char abs_image[PATH_MAX];
+    if (!realpath(m->image, m->abs_image))
+        m->abs_image[0] = '\0';
     if (opt_add_escaped(&m->fargs, "default_permissions,subtype=vhd,fsname=",
-                        realpath(m->image, abs_image) ? abs_image : m->image) != 0)
+                        m->abs_image[0] ? m->abs_image : m->image) != 0)
         return CLI_EXIT_FAIL;
     if (m->debug && fuse_opt_add_arg(&m->fargs, "-d") != 0)
         return CLI_EXIT_FAIL;
@@ -234,6 +309,7 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
         openlog(PROG, LOG_PID, LOG_DAEMON);
         c->use_syslog = 1;
     }
+    vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
     if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
         vmnt_log(c, LOG_ERR, "cannot install signal handlers");
         goto out;
@@ -281,8 +357,14 @@ int main(int argc, char **argv)
     int rc = args_parse(argc, argv, &m);
     if (rc >= 0)
         goto out;
+    if (m.unmount) {
+        rc = vmnt_unmount(PROG, argv[argc - 1], m.quiet);
+        goto out;
+    }
     c.image = m.image;
     c.read_only = m.read_only;
+    c.quiet = m.quiet;
+    c.commit_secs = m.commit_secs;
     rc = vmnt_modes_parse(&m.fargs, &c);
     if (rc != 0)
         goto out;

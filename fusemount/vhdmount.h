@@ -6,10 +6,20 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/types.h>
 
 #include "cli.h"
+#include "mstate.h"
+
+/* The periodic committer (commit.c). */
+typedef struct vmnt_committer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled to stop; times out to commit */
+    int stop, running;
+} vmnt_committer;
 
 /* One open file: the handle FUSE keeps in fi->fh. They are linked in a
  * list so that an unmount that did not release them (SIGTERM, lazy
@@ -40,7 +50,13 @@ typedef struct vmnt_ctx {
     char *real_mountpoint; /* realpath before mounting (readahead.c) */
     pthread_once_t readahead_once;
     int close_status; /* exit status of the final unmount + close */
+    char close_reason[512]; /* its first failure, one line, for vhdmount -u */
     int closed;
+    int quiet;            /* -q: no notes */
+    unsigned commit_secs; /* -o commit=; 0 = only fsync and unmount */
+    vmnt_committer committer;
+    char state_path[PATH_MAX]; /* "" when there is no state file */
+    cli_mstate state;
 } vmnt_ctx;
 
 /* The vd_err -> errno table (fuse2fs's translate_error). Returns a
@@ -81,6 +97,19 @@ void vmnt_ops_tree(struct fuse_operations *ops);
 void vmnt_ops_file(struct fuse_operations *ops);
 void vmnt_ops_refused(struct fuse_operations *ops);
 void vmnt_ops_modes(struct fuse_operations *ops);
+
+/* Periodic commits every c->commit_secs (none when 0 or read-only). */
+void vmnt_committer_start(vmnt_ctx *c);
+void vmnt_committer_stop(vmnt_ctx *c);
+
+/* The state file (state.c): begin once the daemon has its final pid; set
+ * at each later step (CLOSED carries close_status and close_reason). */
+void vmnt_state_begin(vmnt_ctx *c, const char *image, const char *mountpoint);
+void vmnt_state_set(vmnt_ctx *c, cli_mstate_kind k);
+
+/* vhdmount -u MOUNTPOINT (unmount.c): unmount, wait until the daemon has
+ * closed the image and released its lock, and return its close status. */
+int vmnt_unmount(const char *prog, const char *mountpoint, int quiet);
 
 /* Close every file FUSE did not release, unmount the volume (sync, clean
  * flag) and close the image (sync, anchor). Idempotent; logs failures. */

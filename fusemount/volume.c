@@ -1,5 +1,7 @@
 /* The mount's life: what is negotiated with the kernel at init, and the
  * clean unmount at destroy (fusermount3 -u, SIGTERM, SIGINT). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <syslog.h>
 
@@ -33,7 +35,9 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * window, which INIT cannot widen; readahead.c raises the bdi's
      * read_ahead_kb after INIT when it may. */
     conn->max_write = 1u << 20;
-    return vmnt_ctx_get();
+    vmnt_ctx *c = vmnt_ctx_get();
+    vmnt_committer_start(c); /* here: a thread started before the fork dies in it */
+    return c;
 }
 
 static void op_destroy(void *private_data)
@@ -41,11 +45,29 @@ static void op_destroy(void *private_data)
     vmnt_volume_close(private_data);
 }
 
+/* Logged, and the first one kept for the state file (vhdmount -u). */
+static void close_fail(vmnt_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void close_fail(vmnt_ctx *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    vmnt_log(c, LOG_ERR, "%s", msg);
+    if (!c->close_reason[0])
+        snprintf(c->close_reason, sizeof c->close_reason, "%s", msg);
+}
+
 void vmnt_volume_close(vmnt_ctx *c)
 {
     if (c->closed)
         return;
     c->closed = 1;
+    vmnt_state_set(c, CLI_MSTATE_CLOSING);
+    vmnt_committer_stop(c);
     vd_err first = VD_OK;
     int left = 0;
     /* Files the kernel never released (signal, lazy unmount): close them so
@@ -69,11 +91,10 @@ void vmnt_volume_close(vmnt_ctx *c)
         vd_err e = vd_fs_unmount(c->ci.fs);
         c->ci.fs = NULL;
         if (e == VD_ERR_FAILED)
-            vmnt_log(c, LOG_ERR,
-                     "not synced: an integrity failure made the image refuse all writes; "
-                     "it keeps its last commit (check it with vhdfsck)");
+            close_fail(c, "not synced: an integrity failure made the image refuse all "
+                          "writes; it keeps its last commit (check it with vhdfsck)");
         else if (e != VD_OK)
-            vmnt_log(c, LOG_ERR, "unmounting the volume: %s", vd_strerror(e));
+            close_fail(c, "unmounting the volume: %s", vd_strerror(e));
         if (first == VD_OK)
             first = e;
     }
@@ -82,13 +103,18 @@ void vmnt_volume_close(vmnt_ctx *c)
         c->ci.img = NULL;
         /* One line per cause: a failed handle was reported just above. */
         if (e != VD_OK && e != first)
-            vmnt_log(c, LOG_ERR, "closing the image: %s", vd_strerror(e));
+            close_fail(c, "closing the image: %s", vd_strerror(e));
         if (first == VD_OK)
             first = e;
     }
     /* Only the host file (dropping the lock) and the anchor are left. */
     (void)cli_image_close(c->prog, c->image, &c->ci);
     c->close_status = cli_exit_status(first);
+    if (first != VD_OK && !c->close_reason[0])
+        snprintf(c->close_reason, sizeof c->close_reason, "closing the files: %s",
+                 vd_strerror(first));
+    /* After the lock is released: "closed" tells vhdmount -u it may go. */
+    vmnt_state_set(c, CLI_MSTATE_CLOSED);
 }
 
 void vmnt_ops_volume(struct fuse_operations *ops)

@@ -203,6 +203,8 @@ int vt_open_fs(vt_opts *o, int read_only, cli_image *ci)
             rc = cli_fail(VT_PROG, image, e, "no valid FAT32 volume inside");
         else if (e != VD_OK)
             rc = cli_fs_fail(VT_PROG, image, ci->img, NULL, e);
+        else
+            cli_unclean_note(VT_PROG, image, ci);
     }
     if (rc != 0)
         (void)cli_image_close_quiet(ci); /* the open error is the one to report */

@@ -95,6 +95,7 @@ struct vd_fs {
     uint32_t free_count, next_free;
     int free_exact;   /* free_count counted by us, not FSInfo's hint */
     int marked_dirty; /* FAT[1] clean bit cleared this mount */
+    int unclean_at_mount; /* FAT[1] clean bit already clear when mounted */
     uint32_t volume_id;
     char label[12];
     unsigned nopen;

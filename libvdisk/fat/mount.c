@@ -135,6 +135,7 @@ static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts 
     if (e == VD_OK)
         e = fat_get(fs, 1, &fat1);
     if (e == VD_OK) {
+        fs->unclean_at_mount = !(fat1 & FAT1_CLEAN);
         if ((fat1 & FAT1_CLEAN) && fsinfo_free <= fs->nclusters)
             fs->free_count = fsinfo_free;
         else
@@ -182,6 +183,11 @@ static vd_err write_fsinfo(vd_fs *fs)
     vd_err e = fat_dev_read(fs, off, sec, sizeof sec);
     if (e != VD_OK)
         return e;
+    /* Unchanged, it is not rewritten: a sync with nothing else to commit
+     * (vhdmount's periodic commits of an idle volume) then writes nothing. */
+    if (vd_get_le32(sec + FSI_FREE_COUNT) == fs->free_count &&
+        vd_get_le32(sec + FSI_NXT_FREE) == fs->next_free)
+        return VD_OK;
     vd_put_le32(sec + FSI_FREE_COUNT, fs->free_count);
     vd_put_le32(sec + FSI_NXT_FREE, fs->next_free);
     return fat_dev_write(fs, off, sec, sizeof sec);
@@ -244,6 +250,7 @@ static vd_err locked_fs_statfs(vd_fs *fs, vd_statfs *st)
     st->total_clusters = fs->nclusters;
     st->free_clusters = fs->free_count;
     st->volume_id = fs->volume_id;
+    st->unclean = fs->unclean_at_mount;
     memcpy(st->label, fs->label, sizeof st->label);
     return VD_OK;
 }

@@ -89,6 +89,9 @@ typedef struct vd_statfs {
     uint32_t free_clusters;
     uint32_t volume_id;
     char label[12]; /* NUL-terminated, trailing spaces removed */
+    int unclean; /* the volume was not cleanly unmounted when this mount
+                    began (FAT[1]'s clean bit was clear): the session that
+                    last wrote it ended without vd_fs_unmount */
 } vd_statfs;
 
 /* FAT attribute bits, as stored. */
