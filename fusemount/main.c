@@ -5,7 +5,7 @@
  * status is right: option parsing (2), the secret and the unlock (3 wrong
  * key, 4 rollback or integrity), the volume and the kernel mount (1). The
  * image's flock is taken at open and its descriptor crosses the fork of
- * fuse_daemonize (flock(2) locks belong to the open file description), so
+ * detach() (flock(2) locks belong to the open file description), so
  * the lock lasts as long as the daemon.
  *
  * --bench-device aead:FILE (hidden, man page only) mounts instead a fresh
@@ -15,6 +15,7 @@
  * crash consistency and a key that dies with the process: benchmarks
  * only. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -289,6 +290,52 @@ static int bench_mount(const mount_args *m, vmnt_ctx *c, bench_dev **dev)
     return e == VD_OK ? 0 : cli_fail(PROG, m->image, e, "while creating the bench device");
 }
 
+/* fuse_daemonize, except that the child writes its state file (state.c)
+ * before the parent returns, so `vhdmount IMAGE M && ... && vhdmount -u M`
+ * always finds it. 0 in the child (or in the foreground), -1 on failure;
+ * the parent exits here. */
+static int detach(vmnt_ctx *c, const mount_args *m)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        (void)close(pfd[0]);
+        (void)close(pfd[1]);
+        return -1;
+    }
+    if (pid > 0) {
+        (void)close(pfd[1]);
+        char ok = 0;
+        ssize_t r;
+        while ((r = read(pfd[0], &ok, 1)) < 0 && errno == EINTR)
+            ;
+        _exit(r == 1 && ok == 1 ? CLI_EXIT_OK : CLI_EXIT_FAIL);
+    }
+    (void)close(pfd[0]);
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (setsid() < 0 || chdir("/") != 0 || nul < 0 || dup2(nul, STDIN_FILENO) < 0 ||
+        dup2(nul, STDOUT_FILENO) < 0 || dup2(nul, STDERR_FILENO) < 0) {
+        cli_errorf(PROG, m->image, "cannot detach into the background: %s", strerror(errno));
+        if (nul >= 0)
+            (void)close(nul);
+        (void)close(pfd[1]); /* the parent exits 1 */
+        return -1;
+    }
+    if (nul > STDERR_FILENO)
+        (void)close(nul);
+    openlog(PROG, LOG_PID, LOG_DAEMON);
+    c->use_syslog = 1;
+    vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
+    const char one = 1;
+    ssize_t w;
+    while ((w = write(pfd[1], &one, 1)) < 0 && errno == EINTR)
+        ;
+    (void)close(pfd[1]);
+    return w == 1 ? 0 : -1;
+}
+
 static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
 {
     int rc = CLI_EXIT_FAIL;
@@ -296,20 +343,18 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     int mounted = 0, handlers = 0;
     /* Before mounting: afterwards resolving the path would ask this server. */
     c->real_mountpoint = realpath(m->mountpoint, NULL);
+    /* In the foreground the pid is final: the state file is there before
+     * the mount answers its first request. */
+    if (m->foreground)
+        vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
     if (fuse_mount(f, m->mountpoint) != 0) {
         cli_errorf(PROG, m->mountpoint, "the kernel refused the FUSE mount (see above)");
+        vmnt_state_drop(c); /* nothing was mounted: nothing to wait for */
         goto out;
     }
     mounted = 1;
-    if (fuse_daemonize(m->foreground) != 0) {
-        cli_errorf(PROG, m->image, "cannot detach into the background");
+    if (!m->foreground && detach(c, m) != 0)
         goto out;
-    }
-    if (!m->foreground) {
-        openlog(PROG, LOG_PID, LOG_DAEMON);
-        c->use_syslog = 1;
-    }
-    vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
     if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
         vmnt_log(c, LOG_ERR, "cannot install signal handlers");
         goto out;

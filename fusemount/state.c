@@ -45,3 +45,10 @@ void vmnt_state_set(vmnt_ctx *c, cli_mstate_kind k)
         vmnt_log(c, LOG_NOTICE, "cannot write the state file %s: %s", c->state_path,
                  strerror(errno));
 }
+
+void vmnt_state_drop(vmnt_ctx *c)
+{
+    if (c->state_path[0])
+        (void)unlink(c->state_path);
+    c->state_path[0] = '\0';
+}

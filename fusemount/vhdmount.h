@@ -106,6 +106,8 @@ void vmnt_committer_stop(vmnt_ctx *c);
  * at each later step (CLOSED carries close_status and close_reason). */
 void vmnt_state_begin(vmnt_ctx *c, const char *image, const char *mountpoint);
 void vmnt_state_set(vmnt_ctx *c, cli_mstate_kind k);
+/* Remove it: the mount never came up. */
+void vmnt_state_drop(vmnt_ctx *c);
 
 /* vhdmount -u MOUNTPOINT (unmount.c): unmount, wait until the daemon has
  * closed the image and released its lock, and return its close status. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,12 +35,37 @@ typedef struct build {
     vd_fs *fs;
     int raw_fd;
     mkvhd_tar *tar;
+    int old_fd; /* --force: the image replaced, locked until the rename */
 } build;
 
 static int exists(const char *path)
 {
     struct stat sb;
     return lstat(path, &sb) == 0;
+}
+
+/* --force over an image another program has open (a vhdmount): replacing
+ * it would leave that program writing to a file that no longer has a name.
+ * Take its lock as a writer would, waiting for an exiting vhdmount
+ * (cli_lock_wait); held until the new image has the name. */
+static int lock_old(build *b)
+{
+    const char *image = b->o->image;
+    struct stat sb;
+    if (stat(image, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return 0; /* no image there to be in use; install() reports the rest */
+    b->old_fd = open(image, O_RDONLY | O_CLOEXEC);
+    if (b->old_fd < 0)
+        return 0; /* unreadable: nobody we could ask; rename decides */
+    int r = flock(b->old_fd, LOCK_EX | LOCK_NB);
+    if (r != 0 && errno == EWOULDBLOCK && cli_lock_wait(P, image, b->o->quiet))
+        r = flock(b->old_fd, LOCK_EX | LOCK_NB);
+    if (r == 0)
+        return 0;
+    cli_errorf(P, image, "%s; not replaced",
+               errno == EWOULDBLOCK ? "another program has it open (a vhdmount?)"
+                                    : strerror(errno));
+    return CLI_EXIT_FAIL;
 }
 
 /* ---- size ---------------------------------------------------------------- */
@@ -393,6 +419,7 @@ int mkvhd_build(const mkvhd_opts *o)
     memset(&b, 0, sizeof b);
     b.o = o;
     b.raw_fd = -1;
+    b.old_fd = -1;
     int rc = 0;
     b.remote = vd_host_is_uri(o->image);
     if (b.remote) {
@@ -404,6 +431,8 @@ int mkvhd_build(const mkvhd_opts *o)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    if (!b.remote && o->force && (rc = lock_old(&b)) != 0)
+        goto out;
     rc = plan_size(&b);
     if (rc == 0)
         rc = read_secrets(&b);
@@ -456,5 +485,7 @@ out:
     if (b.raw_fd >= 0)
         (void)close(b.raw_fd);
     mkvhd_tar_close(b.tar);
+    if (b.old_fd >= 0)
+        (void)close(b.old_fd);
     return rc;
 }

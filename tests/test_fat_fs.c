@@ -704,6 +704,40 @@ static void test_dirty_and_fsinfo(void **state)
     env_down(&e);
 }
 
+/* vd_statfs.unclean tells a mount whether the session before it ended
+ * without vd_fs_unmount (vhdmount's "not unmounted cleanly" note), and a
+ * sync with nothing changed since the last one commits nothing (an idle
+ * vhdmount's periodic commits: no write, no epoch, no anchor advance). */
+static void test_unclean_and_idle_sync(void **state)
+{
+    (void)state;
+    env e;
+    env_up(&e, NBLOCKS);
+    vd_statfs sf;
+    FU_OK(vd_fs_statfs(e.fs, &sf));
+    assert_int_equal(sf.unclean, 0);
+    put_file(e.fs, "/x", 1, 5000);
+    FU_OK(vd_fs_sync(e.fs));
+    vd_image_info a, b;
+    FU_OK(vd_image_info_get(e.d.img, &a));
+    FU_OK(vd_fs_sync(e.fs));
+    FU_OK(vd_fs_sync(e.fs));
+    FU_OK(vd_image_info_get(e.d.img, &b));
+    assert_int_equal(b.epoch, a.epoch);
+    assert_int_equal(b.bytes_written, a.bytes_written);
+    /* The committed volume of a session that never unmounted. */
+    vd_fs *other;
+    vd_fs_opts ro = {.read_only = 1};
+    FU_OK(vd_fs_mount(e.d.img, &ro, &other));
+    FU_OK(vd_fs_statfs(other, &sf));
+    assert_int_equal(sf.unclean, 1);
+    FU_OK(vd_fs_unmount(other));
+    env_remount(&e);
+    FU_OK(vd_fs_statfs(e.fs, &sf));
+    assert_int_equal(sf.unclean, 0);
+    env_down(&e);
+}
+
 static void patch_fsinfo_free(fu_disk *d, uint32_t v)
 {
     uint8_t b[4096];
@@ -1338,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_deep),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_dirty_and_fsinfo),
+        cmocka_unit_test(test_unclean_and_idle_sync),
         cmocka_unit_test(test_fsinfo_hint),
         cmocka_unit_test(test_bad_bpb),
         cmocka_unit_test(test_fragmented_random_access),

@@ -98,6 +98,11 @@ mnt_start img.vhd "$M" --key-file "$KEY"
 expect_status 8 "$VHDFSCK" -n --key-file "$KEY" img.vhd
 grep -q 'waiting' "$T/err" && fail "vhdfsck waited for a live mount"
 expect_status 1 "$VHDTOOL" ls --key-file "$KEY" img.vhd /
+sum=$(sha256sum <img.vhd)
+expect_status 1 "$MKVHD" -q --force --size 64M --key-file "$KEY" img.vhd
+one_line_err
+expect_err 'img.vhd: another program has it open.*not replaced'
+[[ $(sha256sum <img.vhd) == "$sum" ]] || fail "mkvhd --force replaced a mounted image"
 expect_status 0 "$VHDMOUNT" -u "$M"
 wait "$MPID" || true; MPID=
 
