@@ -90,8 +90,8 @@ int cli_mstate_write(const char *path, const cli_mstate *s)
         (void)unlink(tmp);
         return -1;
     }
-    fprintf(f, "pid %ld\nstart %llu\nstate %s\nstatus %d\ndev %llu\nino %llu\n", s->pid,
-            s->start, kind_name(s->state), s->status, s->dev, s->ino);
+    fprintf(f, "pid %ld\nstart %llu\nstate %s\nstatus %d\nepoch %llu\ndev %llu\nino %llu\n",
+            s->pid, s->start, kind_name(s->state), s->status, s->epoch, s->dev, s->ino);
     fprintf(f, "image %s\nmountpoint %s\nreason %s\n", s->image, s->mountpoint, s->reason);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
@@ -137,6 +137,8 @@ int cli_mstate_read(const char *path, cli_mstate *s)
             have |= 2;
         else if (strcmp(line, "status") == 0)
             s->status = (int)strtol(v, NULL, 10);
+        else if (strcmp(line, "epoch") == 0)
+            s->epoch = strtoull(v, NULL, 10);
         else if (strcmp(line, "dev") == 0)
             s->dev = strtoull(v, NULL, 10);
         else if (strcmp(line, "ino") == 0)

@@ -35,6 +35,8 @@ typedef struct cli_mstate {
     unsigned long long dev, ino; /* the image file's */
     cli_mstate_kind state;
     int status;         /* with CLI_MSTATE_CLOSED: the close's exit status */
+    unsigned long long epoch; /* the image's last commit the daemon made or
+                                 opened at (updated by periodic commits) */
     char image[PATH_MAX];      /* absolute */
     char mountpoint[PATH_MAX]; /* absolute */
     char reason[512];          /* why status != 0, one line */

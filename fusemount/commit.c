@@ -30,6 +30,14 @@ static void *committer_run(void *arg)
             break;
         (void)pthread_mutex_unlock(&k->mu);
         vd_err e = vd_fs_sync(c->ci.fs);
+        /* A commit that wrote something is told in the state file: the
+         * one sign outside the daemon that a commit is complete. */
+        vd_image_info info;
+        if (e == VD_OK && c->ci.img && vd_image_info_get(c->ci.img, &info) == VD_OK &&
+            info.epoch != c->state.epoch) {
+            c->state.epoch = info.epoch;
+            vmnt_state_set(c, CLI_MSTATE_MOUNTED);
+        }
         /* One line per new failure, not one per interval. */
         if (e != VD_OK && e != last)
             vmnt_log(c, LOG_ERR, "periodic commit failed: %s", vd_strerror(e));

@@ -29,6 +29,9 @@ void vmnt_state_begin(vmnt_ctx *c, const char *image, const char *mountpoint)
     }
     s->pid = (long)getpid();
     s->start = cli_proc_start(s->pid);
+    vd_image_info info;
+    if (c->ci.img && vd_image_info_get(c->ci.img, &info) == VD_OK)
+        s->epoch = info.epoch;
     s->dev = (unsigned long long)st.st_dev;
     s->ino = (unsigned long long)st.st_ino;
     vmnt_state_set(c, CLI_MSTATE_MOUNTED);

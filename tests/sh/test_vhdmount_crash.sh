@@ -37,8 +37,6 @@ expect_status 0 "$MKVHD" -q --size 128M --new-key-file "$KEY" "$IMG"
 declare -A wtime=() synced=()
 nfiles=0
 
-image_stamp() { stat -c '%Y.%y %s' "$IMG"; }
-
 now() { echo "$EPOCHREALTIME"; }
 
 # forget NAME: about to be touched; no promise until it is written again.
@@ -141,11 +139,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
             { cat "$T/vhdmount.log" >&2; fail "round $round: no unclean note at the remount"; }
         check_promises "$kt"
     fi
-    # The round's first commit, seen as the image changing: from then on
-    # the volume on disk carries this session's dirty flag.
-    before=$(image_stamp)
+    # The round's first commit, complete (the state file's epoch): from
+    # then on the volume on disk carries this session's dirty flag.
+    e0=$(state_epoch "$M")
     mkdir -p "$M/r$round"
-    poll 600 eval '[[ $(image_stamp) != "$before" ]]' ||
+    poll 600 epoch_after "$M" "$e0" ||
         fail "round $round: no periodic commit within 30 s of a change"
     rm -f "$T/killt"
     delay=$((RANDOM % 7000 + 500)) # ms

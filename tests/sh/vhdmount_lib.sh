@@ -85,3 +85,15 @@ fsck_clean() {
     fi
     expect_status 0 "$VHDFSCK" -n --key-file "$2" "$1"
 }
+
+# state_epoch MOUNTPOINT: the epoch of the last commit vhdmount made there,
+# from its state file (written once a periodic commit is complete: the
+# event tests wait for). Needs XDG_RUNTIME_DIR set by the test.
+state_epoch() {
+    local mp f
+    mp=$(realpath "$1")
+    f=$(grep -lx "mountpoint $mp" "$XDG_RUNTIME_DIR"/vhdmount/mnt-* 2>/dev/null | head -1)
+    [[ -n $f ]] && sed -n 's/^epoch //p' "$f"
+}
+# epoch_after MOUNTPOINT N: a commit after epoch N is complete.
+epoch_after() { local e; e=$(state_epoch "$1"); [[ -n $e && $e -gt $2 ]]; }
