@@ -9,7 +9,7 @@
 
 void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
 {
-    if (c->quiet && priority >= LOG_NOTICE)
+    if (c->no_notes && priority >= LOG_NOTICE)
         return; /* -q: notes go, errors stay */
     char msg[1536];
     va_list ap;

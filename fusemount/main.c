@@ -290,6 +290,12 @@ static int bench_mount(const mount_args *m, vmnt_ctx *c, bench_dev **dev)
     return e == VD_OK ? 0 : cli_fail(PROG, m->image, e, "while creating the bench device");
 }
 
+/* What the state file names: the fsname (an NBD URI stays as given). */
+static const char *state_image(const mount_args *m)
+{
+    return m->bench ? m->bench_file : m->abs_image[0] ? m->abs_image : m->image;
+}
+
 /* fuse_daemonize, except that the child writes its state file (state.c)
  * before the parent returns, so `vhdmount IMAGE M && ... && vhdmount -u M`
  * always finds it. 0 in the child (or in the foreground), -1 on failure;
@@ -327,7 +333,7 @@ static int detach(vmnt_ctx *c, const mount_args *m)
         (void)close(nul);
     openlog(PROG, LOG_PID, LOG_DAEMON);
     c->use_syslog = 1;
-    vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
+    vmnt_state_begin(c, state_image(m), m->mountpoint);
     const char one = 1;
     ssize_t w;
     while ((w = write(pfd[1], &one, 1)) < 0 && errno == EINTR)
@@ -346,7 +352,7 @@ static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
     /* In the foreground the pid is final: the state file is there before
      * the mount answers its first request. */
     if (m->foreground)
-        vmnt_state_begin(c, m->bench ? m->bench_file : m->abs_image, m->mountpoint);
+        vmnt_state_begin(c, state_image(m), m->mountpoint);
     if (fuse_mount(f, m->mountpoint) != 0) {
         cli_errorf(PROG, m->mountpoint, "the kernel refused the FUSE mount (see above)");
         vmnt_state_drop(c); /* nothing was mounted: nothing to wait for */
@@ -408,7 +414,7 @@ int main(int argc, char **argv)
     }
     c.image = m.image;
     c.read_only = m.read_only;
-    c.quiet = m.quiet;
+    c.no_notes = m.quiet;
     c.commit_secs = m.commit_secs;
     rc = vmnt_modes_parse(&m.fargs, &c);
     if (rc != 0)

@@ -17,8 +17,10 @@ void vmnt_state_begin(vmnt_ctx *c, const char *image, const char *mountpoint)
     cli_mstate *s = &c->state;
     struct stat st;
     memset(s, 0, sizeof *s);
+    /* An NBD URI has no dev/ino (0: no tool waits on it; -u still does). */
+    memset(&st, 0, sizeof st);
     if (!image[0] || snprintf(s->image, sizeof s->image, "%s", image) >= (int)sizeof s->image ||
-        stat(s->image, &st) != 0 ||
+        (stat(s->image, &st) != 0 && !vd_host_is_uri(s->image)) ||
         snprintf(s->mountpoint, sizeof s->mountpoint, "%s", mountpoint) >=
             (int)sizeof s->mountpoint ||
         cli_mstate_path(mountpoint, 1, c->state_path, sizeof c->state_path) != 0) {

@@ -52,7 +52,7 @@ typedef struct vmnt_ctx {
     int close_status; /* exit status of the final unmount + close */
     char close_reason[512]; /* its first failure, one line, for vhdmount -u */
     int closed;
-    int quiet;            /* -q: no notes */
+    int no_notes;         /* -q */
     unsigned commit_secs; /* -o commit=; 0 = only fsync and unmount */
     vmnt_committer committer;
     char state_path[PATH_MAX]; /* "" when there is no state file */
