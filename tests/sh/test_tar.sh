@@ -177,6 +177,14 @@ expect_status 0 "$VHDTOOL" cat -q --key-file key cl.vhd /Readme~1
 expect_status 2 "$MKVHD" -q --tar - --passphrase-file - cl2.vhd
 expect_err 'cannot both read standard input'
 
+note "a name FAT32 cannot store: an error naming the entry, as for a directory"
+mkdir badn && printf 'x\n' >'badn/what?.txt'
+tar -C badn -cf badn.tar 'what?.txt'
+expect_status 1 "$MKVHD" -q --tar badn.tar --key-file key badn.vhd
+expect_err 'badn.tar: what\?\.txt: .*FAT32 cannot store this name'
+one_line_err
+no_leftovers badn.vhd
+
 note "an empty archive gives an empty volume"
 tar -cf empty.tar --files-from /dev/null
 expect_status 0 "$MKVHD" -q --tar empty.tar --key-file key e.vhd
