@@ -152,7 +152,8 @@ static vd_err verify_into(vd_image *img, uint32_t level, uint64_t idx,
     } else {
         const uint8_t *ct = ct_or_null;
         if (!ct) {
-            e = vd_io_read(img, phys * VDF_BLOCK, img->scratch, VDF_BLOCK);
+            e = vd_io_read(img, (img->nredo ? vd_redo_source(img, phys) : phys) * VDF_BLOCK,
+                           img->scratch, VDF_BLOCK);
             ct = img->scratch;
         }
         if (e == VD_OK)
@@ -232,6 +233,15 @@ vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
         count = VD_RUN_MAX;
     vd_err e = vd_io_read(img, vd_phys_of(img, 0, lbn) * VDF_BLOCK, img->runbuf,
                           (size_t)count * VDF_BLOCK);
+    /* A read-only open over a commit whose metadata may not be in place
+     * reads those blocks from their redo copies. */
+    for (uint32_t i = 0; e == VD_OK && img->nredo && i < count; i++) {
+        uint64_t phys = vd_phys_of(img, 0, lbn + i);
+        uint64_t src = vd_redo_source(img, phys);
+        if (src != phys)
+            e = vd_io_read(img, src * VDF_BLOCK, img->runbuf + (size_t)i * VDF_BLOCK,
+                           VDF_BLOCK);
+    }
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
         mt_version cand[2], matched;
         unsigned n;

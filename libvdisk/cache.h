@@ -24,6 +24,8 @@ typedef struct vc_entry {
     uint32_t dpos;       /* index in vd_cache.dirty while dirty */
     uint8_t level;       /* 0 data, >= 1 node */
     uint8_t valid, dirty;
+    uint8_t meta;        /* dirty with file-system metadata (image_fs.h):
+                            reaches its place through the redo journal */
     uint8_t *buf;        /* VDF_BLOCK bytes */
 } vc_entry;
 

@@ -138,7 +138,7 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     if (vd_get_le64(in + HDR_OFF_CHECKSUM) != XXH64(in, HDR_OFF_CHECKSUM, 0))
         return -2;
     h->format_version = vd_get_le32(in + HDR_OFF_VERSION);
-    if (h->format_version != VDF_FORMAT_VERSION)
+    if (h->format_version < VDF_FORMAT_OLDEST || h->format_version > VDF_FORMAT_VERSION)
         return -3;
     h->cipher = vd_get_le32(in + HDR_OFF_CIPHER);
     if (h->cipher != 1 && h->cipher != 2)
@@ -191,14 +191,16 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
 
 void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES])
 {
-    vd_put_le64(out, e->phys);
+    vd_put_le64(out, e->phys | (e->redo ? JE_REDO : 0));
     mt_version_encode(&e->before, out + 8);
     mt_version_encode(&e->after, out + 8 + MT_VERSION_BYTES);
 }
 
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES])
 {
-    e->phys = vd_get_le64(in);
+    uint64_t p = vd_get_le64(in);
+    e->phys = p & ~JE_REDO;
+    e->redo = (p & JE_REDO) != 0;
     mt_version_decode(&e->before, in + 8);
     mt_version_decode(&e->after, in + 8 + MT_VERSION_BYTES);
 }
@@ -207,7 +209,7 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
 {
     memset(out, 0, VDF_BLOCK);
     memcpy(out + SB_OFF_MAGIC, SB_MAGIC, 8);
-    vd_put_le32(out + SB_OFF_VERSION, VDF_FORMAT_VERSION);
+    vd_put_le32(out + SB_OFF_VERSION, s->version);
     vd_put_le32(out + SB_OFF_SLOT, s->slot);
     vd_put_le64(out + SB_OFF_EPOCH, s->epoch);
     vd_put_le64(out + SB_OFF_BASE_EPOCH, s->base_epoch);
@@ -225,8 +227,9 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
 {
     memset(s, 0, sizeof *s);
+    s->version = vd_get_le32(in + SB_OFF_VERSION);
     if (memcmp(in + SB_OFF_MAGIC, SB_MAGIC, 8) != 0 ||
-        vd_get_le32(in + SB_OFF_VERSION) != VDF_FORMAT_VERSION)
+        s->version < VDF_FORMAT_OLDEST || s->version > VDF_FORMAT_VERSION)
         return -2;
     s->slot = vd_get_le32(in + SB_OFF_SLOT);
     s->epoch = vd_get_le64(in + SB_OFF_EPOCH);
@@ -243,7 +246,8 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
     if (s->slot > 1 || s->base_epoch >= s->epoch + (s->epoch == 0) ||
         (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
         s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||
-        (s->state == SB_STATE_COMMITTED && s->jcount != 0))
+        (s->state == SB_STATE_COMMITTED && s->jcount != 0 && s->version < 3) ||
+        (s->version < 3 && s->flags != 0))
         return -2;
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_fs.h"
 #include "image_internal.h"
 
 #define VD_DEFAULT_CACHE (16u << 20)
@@ -186,21 +187,30 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
         if (e != VD_OK)
             return e;
         if (vd_super_decode(&s[i], blk[i]) != 0 || s[i].slot != i ||
-            s[i].epoch % 2 != i)
+            s[i].epoch % 2 != i || s[i].version > img->hdr.format_version)
             return VD_ERR_CORRUPT;
-        if (vdc_memcmp(s[i].header_digest, img->header_digest, 32) != 0)
+        /* A record written before a format-2 image was converted names the
+         * header as it was then: the same header with version 2. */
+        const uint8_t *want = s[i].version == img->hdr.format_version
+                                  ? img->header_digest
+                                  : img->legacy_digest;
+        if (vdc_memcmp(s[i].header_digest, want, 32) != 0)
             return VD_ERR_AUTH; /* the header was changed */
     }
     return VD_OK; /* parity = slot, so the two epochs differ */
 }
 
-static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk)
+/* The journal entries a superblock names (inline, or in its journal slot
+ * under the digest it carries), into *out (jcount of them). */
+static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk,
+                           vd_jentry **out)
 {
     if (s->jcount == 0 || s->jcount > (uint64_t)img->hdr.journal_blocks * JE_PER_BLOCK)
         return VD_ERR_CORRUPT;
-    img->recov = calloc(s->jcount, sizeof *img->recov);
-    if (!img->recov)
+    vd_jentry *ent = calloc(s->jcount, sizeof *ent);
+    if (!ent)
         return VD_ERR_NOMEM;
+    *out = ent;
     uint8_t *buf = NULL;
     const uint8_t *src = sblk + SB_OFF_INLINE;
     if (!s->jinline) {
@@ -231,17 +241,123 @@ static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk
                                ? src + (size_t)k * JE_BYTES
                                : src + (size_t)(k / JE_PER_BLOCK) * VDF_BLOCK +
                                      (size_t)(k % JE_PER_BLOCK) * JE_BYTES;
-        vd_jentry_decode(&img->recov[k], p);
+        vd_jentry_decode(&ent[k], p);
     }
     free(buf);
-    img->nrecov = s->jcount;
-    /* Written sorted and unique; anything else is not our journal. */
-    for (uint32_t k = 0; k < img->nrecov; k++) {
-        uint64_t ph = img->recov[k].phys;
+    /* Written sorted and unique; anything else is not our journal. Only
+     * data blocks have redo contents, and only from format 3 on. */
+    for (uint32_t k = 0; k < s->jcount; k++) {
+        uint64_t ph = ent[k].phys;
         if (ph < img->hdr.node_start || ph >= img->hdr.total_blocks ||
-            (k > 0 && ph <= img->recov[k - 1].phys))
+            (k > 0 && ph <= ent[k - 1].phys) ||
+            (ent[k].redo && (ph < img->hdr.data_start || s->version < 3)))
             return VD_ERR_CORRUPT;
     }
+    return VD_OK;
+}
+
+static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk)
+{
+    vd_err e = read_entries(img, s, sblk, &img->recov);
+    if (e == VD_OK)
+        img->nrecov = s->jcount;
+    return e;
+}
+
+/* The metadata blocks of the commit record s (format 3): their sealed
+ * contents lie after the entry blocks in its journal slot. */
+static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk)
+{
+    vd_jentry *ent = NULL;
+    vd_err e = read_entries(img, s, sblk, &ent);
+    uint32_t n = 0;
+    for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++)
+        n += ent[k].redo != 0;
+    uint64_t eb = s->jinline ? 0 : (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    if (e == VD_OK && eb + n > img->hdr.journal_blocks)
+        e = VD_ERR_CORRUPT;
+    if (e == VD_OK && n) {
+        img->redo = calloc(n, sizeof *img->redo);
+        if (!img->redo)
+            e = VD_ERR_NOMEM;
+    }
+    uint64_t src = img->hdr.journal_start + s->slot * (uint64_t)img->hdr.journal_blocks + eb;
+    for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++) {
+        if (!ent[k].redo)
+            continue;
+        vd_redo *r = &img->redo[img->nredo++];
+        r->phys = ent[k].phys;
+        r->version = ent[k].after;
+        r->src = src++;
+    }
+    free(ent);
+    return e;
+}
+
+uint64_t vd_redo_source(const vd_image *img, uint64_t phys)
+{
+    uint32_t lo = 0, hi = img->nredo;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (img->redo[mid].phys < phys)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < img->nredo && img->redo[lo].phys == phys ? img->redo[lo].src : phys;
+}
+
+/* A writable open over a commit whose metadata may not be in place: copy
+ * each block's sealed contents from the journal to its place (idempotent),
+ * checked first against the version the commit record names, so a
+ * journal the host changed is caught (R2), then flush. */
+static vd_err redo_replay(vd_image *img)
+{
+    vd_err e = VD_OK;
+    for (uint32_t k = 0; e == VD_OK && k < img->nredo; k++) {
+        const vd_redo *r = &img->redo[k];
+        e = vd_io_read(img, r->src * VDF_BLOCK, img->runbuf, VDF_BLOCK);
+        if (e == VD_OK)
+            e = vd_block_open(img, r->phys, img->runbuf, &r->version,
+                              img->runbuf + VDF_BLOCK);
+        if (e == VD_OK)
+            e = vd_io_write(img, r->phys * VDF_BLOCK, img->runbuf, VDF_BLOCK);
+    }
+    vdc_memzero(img->runbuf + VDF_BLOCK, VDF_BLOCK);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e == VD_OK) {
+        free(img->redo);
+        img->redo = NULL;
+        img->nredo = 0;
+    }
+    return e;
+}
+
+/* A writable open of a format-2 image makes it format 3: the header is
+ * rewritten with the new version and flushed before any record of the new
+ * format is written. Records written before name the old header, which
+ * read_supers accepts through legacy_digest, so a crash at any point
+ * leaves an image that opens. */
+static vd_err convert_format(vd_image *img)
+{
+    uint8_t *blk = img->scratch;
+    vd_header h = img->hdr;
+    h.format_version = VDF_FORMAT_VERSION;
+    vd_header_encode(&h, blk);
+    uint8_t d[32];
+    vdc_hash hs;
+    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
+        vdc_hash_final(&hs, d) != 0)
+        return VD_ERR_NOMEM;
+    vd_err e = vd_io_write(img, 0, blk, VDF_BLOCK);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e != VD_OK)
+        return e;
+    memcpy(img->legacy_digest, img->header_digest, 32);
+    memcpy(img->header_digest, d, 32);
+    img->hdr.format_version = VDF_FORMAT_VERSION;
     return VD_OK;
 }
 
@@ -279,17 +395,48 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
             vdc_hash_final(&h, img->header_digest) != 0)
             e = VD_ERR_NOMEM;
     }
+    if (e == VD_OK && img->hdr.format_version > VDF_FORMAT_OLDEST) {
+        /* What the header was before a conversion from format 2. */
+        vd_header old = img->hdr;
+        old.format_version = VDF_FORMAT_OLDEST;
+        vd_header_encode(&old, sblk1);
+        vdc_hash h;
+        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, sblk1, VDF_BLOCK) != 0 ||
+            vdc_hash_final(&h, img->legacy_digest) != 0)
+            e = VD_ERR_NOMEM;
+    }
     if (e == VD_OK)
         e = read_supers(img, sblk0, sblk1, s);
     if (e == VD_OK) {
         const vd_super *nw = s[0].epoch > s[1].epoch ? &s[0] : &s[1];
+        const vd_super *ot = nw == &s[0] ? &s[1] : &s[0];
+        const uint8_t *nblk = nw == &s[0] ? sblk0 : sblk1;
+        const uint8_t *oblk = nw == &s[0] ? sblk1 : sblk0;
         img->epoch = nw->epoch;
         img->sb_state = nw->state;
         img->root = nw->root;
         img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
         memcpy(img->anchor_tag, nw->anchor_tag, sizeof img->anchor_tag);
-        if (nw->state == SB_STATE_IN_PROGRESS)
-            e = load_journal(img, nw, nw == &s[0] ? sblk0 : sblk1);
+        img->unclean = nw->version >= 3 && !(nw->state == SB_STATE_COMMITTED &&
+                                             (nw->flags & SB_FLAG_CLEAN));
+        img->sb_clean = nw->state == SB_STATE_COMMITTED && (nw->flags & SB_FLAG_CLEAN);
+        img->last_commit_ns = nw->state == SB_STATE_COMMITTED ? nw->time_ns : ot->time_ns;
+        img->sb_last = malloc(VDF_BLOCK);
+        if (!img->sb_last)
+            e = VD_ERR_NOMEM;
+        else
+            memcpy(img->sb_last, nblk, VDF_BLOCK);
+        /* The newest commit's metadata may not be in place yet: its record
+         * names its redo contents. Over an interrupted round that record is
+         * the other slot's, the round's base (docs/FORMAT.md §7). */
+        if (e == VD_OK && nw->state == SB_STATE_COMMITTED && nw->jcount)
+            e = load_redo(img, nw, nblk);
+        else if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS &&
+                 ot->state == SB_STATE_COMMITTED && ot->epoch == nw->base_epoch &&
+                 ot->jcount)
+            e = load_redo(img, ot, oblk);
+        if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS)
+            e = load_journal(img, nw, nblk);
     }
     free(hblk);
     int bind = 0;
@@ -322,6 +469,13 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (e != VD_OK)
         return e;
     vd_new_keyid(img);
+    img->meta_limit = img->hdr.journal_blocks / 2 > 4 ? img->hdr.journal_blocks / 2 : 4;
+    if (img->nredo && !img->read_only)
+        e = redo_replay(img);
+    if (e == VD_OK && !img->read_only && img->hdr.format_version < VDF_FORMAT_VERSION)
+        e = convert_format(img);
+    if (e != VD_OK)
+        return e;
     if (img->nrecov && !img->read_only)
         e = vd_recover_commit(img);
     else if (img->nrecov)
@@ -338,6 +492,8 @@ static void image_free(vd_image *img)
     vd_keys_wipe(img);
     vc_destroy(&img->cache);
     free(img->recov);
+    free(img->redo);
+    free(img->sb_last);
     free(img->scratch);
     free(img->ctbuf);
     if (img->runbuf)
@@ -371,6 +527,14 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
         img->anchor_bind = opts->anchor_bind != 0;
     }
     img->anchor_mode = opts ? opts->anchor_mode : VD_ANCHOR_EVERY_COMMIT;
+    if (opts) {
+        img->commit_interval_ns = opts->commit_interval_ns;
+        img->no_meta_journal = opts->test_no_meta_journal != 0;
+    }
+    if (img->commit_interval_ns < 0 || (img->commit_interval_ns > 0 && !host->now)) {
+        image_free(img);
+        return VD_ERR_INVAL;
+    }
     if (img->anchor_mode != VD_ANCHOR_EVERY_COMMIT &&
         img->anchor_mode != VD_ANCHOR_EXPLICIT_SYNC) {
         image_free(img);
@@ -408,10 +572,12 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
 {
     vd_super s;
     memset(&s, 0, sizeof s);
+    s.version = img->hdr.format_version;
     s.slot = slot;
     s.epoch = epoch;
     s.base_epoch = base;
     s.state = SB_STATE_COMMITTED;
+    s.flags = SB_FLAG_CLEAN;
     memcpy(s.header_digest, img->header_digest, 32);
     s.time_ns = vd_host_now(&img->host);
     memcpy(s.anchor_tag, img->anchor_cur, sizeof s.anchor_tag); /* bound from the start */
@@ -610,8 +776,8 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
     return e;
 }
 
-vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
-                      const void *buf)
+static vd_err write_blocks(vd_image *img, uint64_t lbn, uint32_t count,
+                           const void *buf, int meta)
 {
     if (!img || (!buf && count))
         return VD_ERR_INVAL;
@@ -635,12 +801,29 @@ vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
         e = vd_get_block_for_write(img, lbn + i, &t);
         if (e != VD_OK)
             break;
-        memcpy(img->cache.e[t].buf, in + (size_t)i * VDF_BLOCK, VDF_BLOCK);
+        vc_entry *ce = &img->cache.e[t];
+        memcpy(ce->buf, in + (size_t)i * VDF_BLOCK, VDF_BLOCK);
+        if (meta && !(ce->dirty && ce->meta)) {
+            ce->meta = 1;
+            img->meta_dirty++;
+        }
         vc_set_dirty(&img->cache, t, 1);
         vd_unpin(img, t);
     }
     unlock(img);
     return e;
+}
+
+vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
+                      const void *buf)
+{
+    return write_blocks(img, lbn, count, buf, 0);
+}
+
+vd_err vd_image_write_meta(vd_image *img, uint64_t lbn, uint32_t count,
+                           const void *buf)
+{
+    return write_blocks(img, lbn, count, buf, 1);
 }
 
 vd_err vd_image_sync(vd_image *img)
@@ -668,6 +851,9 @@ vd_err vd_image_close(vd_image *img)
         img->sync_explicit = 1;
         if (!img->read_only)
             e = img->failed ? VD_ERR_FAILED : vd_sync_locked(img);
+        /* Closed cleanly: the next open need not report a crash. */
+        if (e == VD_OK && !img->read_only && !img->sb_clean)
+            e = vd_super_set_clean(img, 1);
         unlock(img);
     }
     image_free(img);
@@ -685,6 +871,8 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     info->aead_impl_name = vdc_aead_name(img->alg);
     info->epoch = img->committed;
     info->recovered = img->recovered;
+    info->unclean = img->unclean;
+    info->last_commit_ns = img->last_commit_ns;
     info->read_only = img->read_only;
     info->failed = img->failed;
     info->cache_bytes = (size_t)img->cache.n * VDF_BLOCK;

@@ -25,7 +25,12 @@
 #include "merkle/merkle.h"
 
 #define VDF_BLOCK 4096u
-#define VDF_FORMAT_VERSION 2u
+/* 3: metadata redo journal (COMMITTED records may name journal entries
+ * whose blocks' sealed contents follow in the journal area) and the
+ * clean-close flag. Format-2 images open; a writable open converts them
+ * (docs/FORMAT.md §6). */
+#define VDF_FORMAT_VERSION 3u
+#define VDF_FORMAT_OLDEST 2u
 
 /* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
 #define VHD_FOOTER_BYTES 512u
@@ -137,8 +142,16 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
 #define SB_STATE_COMMITTED 1u
 #define SB_STATE_IN_PROGRESS 2u
 
+/* flags (format 3): the image was closed cleanly after this record; the
+ * first write of the next writable session clears it again. */
+#define SB_FLAG_CLEAN 1u
+
 /* ---- journal entries ----------------------------------------------------- */
-/*   0 u64 phys block, 8 before version (32), 40 after version (32) */
+/*   0 u64 phys block, 8 before version (32), 40 after version (32)
+ * Format 3: bit 63 of phys (JE_REDO) marks a metadata block whose sealed
+ * new contents follow the entry blocks in the journal area, in entry
+ * order (redo journal, docs/FORMAT.md §7). */
+#define JE_REDO (1ull << 63)
 #define JE_BYTES 72u
 #define JE_PER_BLOCK (VDF_BLOCK / JE_BYTES)                  /* 56 */
 #define SB_INLINE_MAX ((SB_OFF_MAC - SB_OFF_INLINE) / JE_BYTES) /* 54 */
@@ -154,12 +167,14 @@ _Static_assert(JE_PER_BLOCK == 56, "journal block geometry");
 typedef struct vd_jentry {
     uint64_t phys;
     mt_version before, after;
+    int redo; /* JE_REDO */
 } vd_jentry;
 
 void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES]);
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES]);
 
 typedef struct vd_super {
+    uint32_t version; /* the image's format version when written */
     uint32_t slot;
     uint64_t epoch, base_epoch;
     uint32_t state, flags;

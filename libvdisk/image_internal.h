@@ -21,6 +21,13 @@ typedef struct vd_subkey {
     vdc_aead *aead;
 } vd_subkey;
 
+/* A metadata block of a commit and where its sealed copy lies in the
+ * journal area (docs/FORMAT.md §7). */
+typedef struct vd_redo {
+    uint64_t phys, src;
+    mt_version version;
+} vd_redo;
+
 struct vd_image {
     pthread_mutex_t lock;
     vd_host host;
@@ -48,6 +55,7 @@ struct vd_image {
     vd_header hdr;
     mt_geometry geo;
     uint8_t header_digest[32];
+    uint8_t legacy_digest[32]; /* the header as format 2 (convert_format) */
     uint64_t file_bytes;
 
     uint8_t *master;   /* VD_KEY_BYTES, guarded memory */
@@ -78,6 +86,25 @@ struct vd_image {
     uint32_t dirty_limit;
     uint8_t *ctbuf;      /* dirty_limit blocks of ciphertext, for syncs */
     uint32_t jcap;       /* journal entries per sync round */
+
+    /* Volume-consistent commits (DESIGN C4, image_fs.h). */
+    uint32_t op_depth;       /* file-system operations under way */
+    uint32_t meta_dirty;     /* dirty entries holding metadata */
+    uint32_t meta_limit;     /* commit at an operation's end beyond this */
+    uint64_t meta_commits;   /* syncs that took every metadata block */
+    int no_meta_journal;     /* vd_open_opts.test_no_meta_journal */
+    int64_t commit_interval_ns;
+    int64_t last_commit_ns;  /* host clock at the last commit (or open) */
+    /* Clean-close flag (SB_FLAG_CLEAN): what the newest superblock said at
+     * open, and whether it says so now. sb_last is that record's block,
+     * rewritten with only the flag changed. */
+    int unclean;
+    int sb_clean;
+    uint8_t *sb_last;
+    /* Redo of the newest commit whose metadata may not be in place yet
+     * (read-only opens): reads of these blocks go to the journal copy. */
+    vd_redo *redo;
+    uint32_t nredo;
 
     uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;
     uint64_t stat_verified;
@@ -166,7 +193,15 @@ uint64_t vd_node_span(const vd_image *img, uint32_t level);
 vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
+/* Commit the dirty blocks. Inside a file-system operation an implicit
+ * commit (not vd_image_sync / close) takes data blocks only (image_fs.h). */
 vd_err vd_sync_locked(vd_image *img);
+/* Rewrite the newest superblock with SB_FLAG_CLEAN set or cleared, and
+ * flush (commit.c). */
+vd_err vd_super_set_clean(vd_image *img, int clean);
+/* Where to read phys from: its place, or its redo copy (read-only opens
+ * over a commit whose metadata may not be in place). */
+uint64_t vd_redo_source(const vd_image *img, uint64_t phys);
 /* Writable open over an interrupted sync: resolve and commit (O(journal)). */
 vd_err vd_recover_commit(vd_image *img);
 

@@ -11,11 +11,18 @@
  *      flushed first;
  *   3. the IN_PROGRESS superblock for X in slot X % 2 (root = old root,
  *      journal digest), flush;
- *   4. nodes and data blocks in place, flush;
- *   5. the COMMITTED superblock for X in the same slot (root = new root),
- *      flush; then the freshness anchor advances to X (R4) — with
- *      VD_ANCHOR_EXPLICIT_SYNC only inside vd_image_sync / vd_image_close,
- *      otherwise the advance stays owed (anchor_due) until then.
+ *   4. nodes and data blocks in place, and the sealed contents of the
+ *      round's metadata blocks (image_fs.h) into the journal slot after the
+ *      entries, flush;
+ *   5. the COMMITTED superblock for X in the same slot (root = new root;
+ *      naming the journal again when it holds metadata), flush; then the
+ *      freshness anchor advances to X (R4) — with VD_ANCHOR_EXPLICIT_SYNC
+ *      only inside vd_image_sync / vd_image_close, otherwise the advance
+ *      stays owed (anchor_due) until then;
+ *   6. the metadata blocks in place, unflushed (redo: a crash before they
+ *      are durable is repaired from the journal at open, image.c).
+ * So a commit's metadata is all on disk or none of it (DESIGN C4), and the
+ * data it points to was durable first.
  *
  * A crash anywhere leaves each journaled block holding its before or after
  * version; on open, blocks named in the journal of an IN_PROGRESS
@@ -34,6 +41,7 @@ typedef struct vd_change {
     uint64_t idx;         /* index within the level */
     uint32_t ent;         /* cache entry, or VC_NONE (resolved leaf, no write) */
     int have_before;
+    int meta;             /* a metadata leaf: through the redo journal */
     mt_version before, after;
 } vd_change;
 
@@ -43,8 +51,18 @@ typedef struct vd_round {
     uint8_t *ct[MT_MAX_HEIGHT + 1];    /* ciphertext per change */
     vd_jentry *j;
     uint32_t nj;
+    uint32_t nredo;   /* metadata leaves */
     int ct0_borrowed; /* ct[0] is img->ctbuf, kept across syncs */
 } vd_round;
+
+/* Journal blocks a round of nj entries and nredo metadata blocks needs:
+ * entry blocks (none when the entries fit in the superblock), then one
+ * block per metadata block's sealed contents. */
+static uint64_t journal_need(uint64_t nj, uint64_t nredo)
+{
+    uint64_t eb = nj <= SB_INLINE_MAX ? 0 : (nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    return eb + nredo;
+}
 
 static void round_free(vd_image *img, vd_round *r)
 {
@@ -83,7 +101,7 @@ static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
     uint64_t last[MT_MAX_HEIGHT + 1];
     for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++)
         last[l] = UINT64_MAX;
-    uint32_t nodes = 0, k;
+    uint32_t nodes = 0, metas = 0, k;
     for (k = 0; k < n; k++) {
         uint32_t add = 0;
         uint64_t idx = leaf[k].idx;
@@ -92,9 +110,12 @@ static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
             if (idx != last[l])
                 add++;
         }
-        if ((uint64_t)k + 1 + nodes + add > img->jcap || nodes + add > node_room)
+        uint32_t m = metas + (leaf[k].meta != 0);
+        if (journal_need((uint64_t)k + 1 + nodes + add, m) > img->hdr.journal_blocks ||
+            nodes + add > node_room)
             break;
         nodes += add;
+        metas = m;
         idx = leaf[k].idx;
         for (uint32_t l = 1; l <= img->geo.height; l++) {
             idx /= img->geo.fanout;
@@ -122,6 +143,8 @@ static vd_err round_build(vd_image *img, vd_round *r)
 {
     const mt_geometry *g = &img->geo;
     vd_err e = VD_OK;
+    for (uint32_t k = 0; k < r->n[0]; k++)
+        r->nredo += r->chg[0][k].meta != 0;
     /* Journal entries: each leaf, at most one node per leaf on every level
      * below the root, and the root (round_limit keeps it within jcap). */
     uint64_t nj_max = (uint64_t)r->n[0] * g->height + 1;
@@ -185,6 +208,7 @@ static vd_err round_build(vd_image *img, vd_round *r)
                 uint32_t slot = mt_parent_slot(g, c->idx);
                 vd_jentry *je = &r->j[r->nj++];
                 je->phys = vd_phys_of(img, l, c->idx);
+                je->redo = l == 0 && c->meta;
                 if (c->have_before)
                     je->before = c->before;
                 else if (l > 0)
@@ -220,6 +244,7 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
     uint8_t *blk = img->scratch;
     vd_super s;
     memset(&s, 0, sizeof s);
+    s.version = img->hdr.format_version;
     s.slot = (uint32_t)(epoch % 2);
     s.epoch = epoch;
     s.base_epoch = img->committed;
@@ -228,20 +253,29 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
     s.root = *root;
     s.time_ns = vd_host_now(&img->host);
     memcpy(s.anchor_tag, img->anchor_tag, sizeof s.anchor_tag);
-    if (state == SB_STATE_IN_PROGRESS) {
+    /* The commit record of a round with metadata keeps naming the journal:
+     * its metadata reaches its place only after the record (redo). */
+    int jnamed = state == SB_STATE_IN_PROGRESS || r->nredo > 0;
+    if (jnamed) {
         s.jcount = r->nj;
         s.jinline = (uint32_t)jinline;
         if (!jinline)
             memcpy(s.jdigest, jdigest, 32);
     }
     vd_super_encode(&s, blk);
-    if (state == SB_STATE_IN_PROGRESS && jinline)
+    if (jnamed && jinline)
         for (uint32_t k = 0; k < r->nj; k++)
             vd_jentry_encode(&r->j[k], blk + SB_OFF_INLINE + (size_t)k * JE_BYTES);
     vd_err e = vd_super_seal(img, blk);
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk,
                         VDF_BLOCK);
+    if (e == VD_OK && img->sb_last) {
+        memcpy(img->sb_last, blk, VDF_BLOCK);
+        img->sb_clean = 0;
+        if (state == SB_STATE_COMMITTED)
+            img->last_commit_ns = s.time_ns;
+    }
     return e;
 }
 
@@ -266,18 +300,25 @@ static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
     return e;
 }
 
-/* Write level's ciphertexts, merging consecutive blocks into one call. */
-static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l)
+/* Does leaf k go out in this pass (meta: the metadata pass)? */
+static int leaf_in_pass(const vd_round *r, uint32_t k, int meta)
+{
+    return r->chg[0][k].ent != VC_NONE && (r->chg[0][k].meta != 0) == meta;
+}
+
+/* Write level's ciphertexts in place, merging consecutive blocks into one
+ * call; for level 0 only the leaves of one pass (data, or metadata). */
+static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l, int meta)
 {
     uint32_t k = 0;
     while (k < r->n[l]) {
-        if (l == 0 && r->chg[0][k].ent == VC_NONE) {
+        if (l == 0 && !leaf_in_pass(r, k, meta)) {
             k++;
             continue;
         }
         uint32_t end = k + 1;
         while (end < r->n[l] && r->chg[l][end].idx == r->chg[l][end - 1].idx + 1 &&
-               !(l == 0 && r->chg[0][end].ent == VC_NONE))
+               !(l == 0 && !leaf_in_pass(r, end, meta)))
             end++;
         vd_err e = vd_io_write(img, vd_phys_of(img, l, r->chg[l][k].idx) * VDF_BLOCK,
                                r->ct[l] + (size_t)k * VDF_BLOCK,
@@ -287,6 +328,26 @@ static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l)
         k = end;
     }
     return VD_OK;
+}
+
+/* The sealed contents of the round's metadata blocks, in entry order
+ * (= leaf order), after the entry blocks in the journal slot of epoch. */
+static vd_err write_redo(vd_image *img, uint64_t epoch, const vd_round *r,
+                         int jinline)
+{
+    uint64_t start = img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks +
+                     (jinline ? 0 : (r->nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK);
+    uint8_t *buf = malloc((size_t)r->nredo * VDF_BLOCK);
+    if (!buf)
+        return VD_ERR_NOMEM;
+    uint32_t i = 0;
+    for (uint32_t k = 0; k < r->n[0]; k++)
+        if (r->chg[0][k].meta)
+            memcpy(buf + (size_t)i++ * VDF_BLOCK, r->ct[0] + (size_t)k * VDF_BLOCK,
+                   VDF_BLOCK);
+    vd_err e = vd_io_write(img, start * VDF_BLOCK, buf, (size_t)r->nredo * VDF_BLOCK);
+    free(buf);
+    return e;
 }
 
 static vd_err advance_anchor(vd_image *img)
@@ -326,27 +387,38 @@ static vd_err round_commit(vd_image *img, vd_round *r)
     if (e == VD_OK)
         e = vd_io_flush(img);
     /* Top-down order is not required for correctness (the journal names
-     * both versions) but keeps writes sequential: root first on disk. */
+     * both versions) but keeps writes sequential: root first on disk.
+     * Metadata blocks do not go in place yet: their sealed contents go to
+     * the journal, durable with the data before the commit record. */
     for (uint32_t l = g->height; e == VD_OK && l >= 1; l--)
-        e = write_level(img, r, l);
+        e = write_level(img, r, l, 0);
     if (e == VD_OK)
-        e = write_level(img, r, 0);
+        e = write_level(img, r, 0, 0);
+    if (e == VD_OK && r->nredo)
+        e = write_redo(img, epoch, r, jinline);
     if (e == VD_OK)
         e = vd_io_flush(img);
     if (e == VD_OK) {
         img->epoch = epoch; /* the IN_PROGRESS record of epoch is on disk */
-        e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, NULL, 0);
+        e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, jdigest,
+                        jinline);
     }
     /* The last flush makes the commit durable, which only an explicit sync
      * promises, and which an anchor advanced now must not run ahead of. An
      * implicit commit (cache pressure) leaves its record to the next flush:
      * the next round's first flush, or the explicit sync's. A crash before
      * that finds this round's IN_PROGRESS record, already durable, and
-     * resolves it as C1 says. */
-    int defer = !img->sync_explicit &&
+     * resolves it as C1 says. Not with metadata: it must not reach its
+     * place before the record is durable (all of it or none, C4). */
+    int defer = !img->sync_explicit && r->nredo == 0 &&
                 !(img->have_anchor && img->anchor_mode == VD_ANCHOR_EVERY_COMMIT);
     if (e == VD_OK && !defer)
         e = vd_io_flush(img);
+    /* Metadata in place, unflushed: the next round's first flush makes it
+     * durable before that round's journal can reuse this slot (epoch + 2),
+     * and until then a crash replays it from the journal (image.c). */
+    if (e == VD_OK && r->nredo)
+        e = write_level(img, r, 0, 1);
     if (e != VD_OK) {
         img->failed = e;
         return e;
@@ -360,7 +432,12 @@ static vd_err round_commit(vd_image *img, vd_round *r)
             vd_change *c = &r->chg[l][k];
             if (c->ent == VC_NONE)
                 continue;
-            img->cache.e[c->ent].version = c->after;
+            vc_entry *ce = &img->cache.e[c->ent];
+            ce->version = c->after;
+            if (l == 0 && ce->meta) {
+                ce->meta = 0;
+                img->meta_dirty--;
+            }
             if (l == 0)
                 vc_set_dirty(&img->cache, c->ent, 0);
         }
@@ -413,28 +490,82 @@ vd_err vd_sync_locked(vd_image *img)
         e = advance_anchor(img);
     if (e != VD_OK || img->cache.ndirty == 0)
         return e;
+    /* Inside a file-system operation an implicit commit takes data blocks
+     * only: the metadata so far may hold half of the operation (C4). Data
+     * is safe to commit at any time: it lies in clusters the committed
+     * volume counts as free (freed ones are not reused before the commit
+     * that frees them, fat/table.c) or in the same file's clusters. */
+    const int in_op = img->op_depth > 0 && !img->sync_explicit;
+    int data_only = in_op;
+    if (data_only) {
+        /* Only metadata to commit and no room left (one operation larger
+         * than the cache): commit it rather than fail the operation; the
+         * documented limit of C4 (docs/SECURITY.md §4). */
+        int any_data = 0;
+        for (uint32_t d = 0; d < img->cache.ndirty && !any_data; d++) {
+            const vc_entry *ce = &img->cache.e[img->cache.dirty[d]];
+            any_data = ce->valid && ce->level == 0 && !ce->meta;
+        }
+        data_only = any_data;
+    }
     img->in_sync = 1;
-    vd_change *leaves = calloc(img->cache.ndirty, sizeof *leaves);
+    vd_change *leaves = calloc((size_t)img->cache.ndirty * 2, sizeof *leaves);
     if (!leaves) {
         img->in_sync = 0;
         return VD_ERR_NOMEM;
     }
-    uint32_t n = 0;
+    /* [0, nd) data leaves, [nd, nd + nm) metadata; merged copies after. */
+    uint32_t nd = 0, nm = 0, n;
+    vd_change *meta = leaves + img->cache.ndirty;
     for (uint32_t d = 0; d < img->cache.ndirty; d++) {
         uint32_t i = img->cache.dirty[d];
         vc_entry *ce = &img->cache.e[i];
-        if (ce->valid && ce->level == 0) {
-            leaves[n].idx = ce->idx;
-            leaves[n].ent = i;
-            ce->pins++;
-            n++;
-        }
+        if (!ce->valid || ce->level != 0)
+            continue;
+        int m = ce->meta && !img->no_meta_journal;
+        if (m && data_only)
+            continue;
+        vd_change *c = m ? &meta[nm++] : &leaves[nd++];
+        c->idx = ce->idx;
+        c->ent = i;
+        c->meta = m;
+        ce->pins++;
     }
-    qsort(leaves, n, sizeof *leaves, cmp_change);
+    qsort(leaves, nd, sizeof *leaves, cmp_change);
+    qsort(meta, nm, sizeof *leaves, cmp_change);
+    vd_change *merged = NULL;
+    if (nm && !(merged = calloc((size_t)nd + nm, sizeof *merged)))
+        e = VD_ERR_NOMEM;
+    /* Data-only rounds until the rest of the data and all the metadata fit
+     * in one round: then that round commits them together, data in place
+     * before the record, metadata after it. Metadata that cannot fit in one
+     * round at all (a single huge operation) is split over several: the
+     * documented limit of C4 (docs/SECURITY.md §4). */
     uint32_t done = 0;
-    while (e == VD_OK && done < n) {
-        uint32_t take = round_limit(img, leaves + done, n - done,
-                                    node_room(img, n - done));
+    while (e == VD_OK) {
+        uint32_t rest = nd - done;
+        if (nm) {
+            uint32_t a = done, b = 0;
+            for (n = 0; a < nd || b < nm; n++)
+                merged[n] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx))
+                                ? leaves[a++] : meta[b++];
+            if (round_limit(img, merged, n, node_room(img, n)) == n) {
+                e = run_round(img, merged, n);
+                break;
+            }
+            if (rest == 0) {
+                for (uint32_t md = 0; e == VD_OK && md < nm;) {
+                    uint32_t take = round_limit(img, meta + md, nm - md,
+                                                node_room(img, nm - md));
+                    e = take ? run_round(img, meta + md, take) : VD_ERR_NOMEM;
+                    md += take;
+                }
+                break;
+            }
+        } else if (rest == 0) {
+            break;
+        }
+        uint32_t take = round_limit(img, leaves + done, rest, node_room(img, rest));
         if (take == 0) {
             e = VD_ERR_NOMEM;
             break;
@@ -442,8 +573,13 @@ vd_err vd_sync_locked(vd_image *img)
         e = run_round(img, leaves + done, take);
         done += take;
     }
-    for (uint32_t k = 0; k < n; k++)
+    if (e == VD_OK && !in_op) /* at a boundary: every freed cluster's free */
+        img->meta_commits++;
+    for (uint32_t k = 0; k < nd; k++)
         vd_unpin(img, leaves[k].ent);
+    for (uint32_t k = 0; k < nm; k++)
+        vd_unpin(img, meta[k].ent);
+    free(merged);
     free(leaves);
     img->in_sync = 0;
     return e;

@@ -327,7 +327,7 @@ static void test_header_layout_values(void **state)
                     continue;
                 }
                 assert_int_equal(rc, 0);
-                assert_int_equal(h.format_version, 2);
+                assert_int_equal(h.format_version, 3);
                 assert_int_equal(h.nblocks, n);
                 assert_int_equal(h.fanout, fan);
                 assert_int_equal(h.height, height);
@@ -480,7 +480,7 @@ static void test_header_bytes(void **state)
     vd_header_encode(&h, b);
 
     assert_memory_equal(b + 0, "VDISKIMG", 8);
-    static const uint8_t ver[4] = {0x02, 0x00, 0x00, 0x00};
+    static const uint8_t ver[4] = {0x03, 0x00, 0x00, 0x00};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t bytes4096[4] = {0x00, 0x10, 0x00, 0x00};
     assert_memory_equal(b + 12, bytes4096, 4);
@@ -687,7 +687,9 @@ static void test_header_unsupported(void **state)
     uint8_t good[VDF_BLOCK], b[VDF_BLOCK];
     vd_header_encode(&h, good);
 
-    const uint32_t versions[] = {0, 1, 3, UINT32_MAX}; /* 1: before the short superblock MAC */
+    /* 1: before the short superblock MAC; 2 and 3 open (format 2 is
+     * converted by a writable open); 4 is from the future */
+    const uint32_t versions[] = {0, 1, 4, UINT32_MAX};
     for (size_t i = 0; i < 4; i++) {
         memcpy(b, good, sizeof b);
         t_le32(b + HDR_OFF_VERSION, versions[i]);
@@ -780,6 +782,7 @@ static void test_jentry_roundtrip(void **state)
 static void make_super(vd_super *s)
 {
     memset(s, 0, sizeof *s);
+    s->version = VDF_FORMAT_VERSION;
     s->slot = 1;
     s->epoch = 0x0000000100000005ull;
     s->base_epoch = 0x0000000100000004ull;
@@ -800,6 +803,7 @@ static void make_super(vd_super *s)
 
 static void assert_super_equal(const vd_super *a, const vd_super *b)
 {
+    assert_int_equal(a->version, b->version);
     assert_int_equal(a->slot, b->slot);
     assert_int_equal(a->epoch, b->epoch);
     assert_int_equal(a->base_epoch, b->base_epoch);
@@ -874,7 +878,7 @@ static void test_super_bytes(void **state)
     memset(b, 0xee, sizeof b);
     vd_super_encode(&s, b);
     assert_memory_equal(b + 0, "VDSUPER1", 8);
-    static const uint8_t ver[4] = {2, 0, 0, 0};
+    static const uint8_t ver[4] = {3, 0, 0, 0};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t slot[4] = {1, 0, 0, 0};
     assert_memory_equal(b + 12, slot, 4);
@@ -954,8 +958,10 @@ static void test_super_rejects(void **state)
     s.jcount = 1;
     assert_int_equal(super_rt(&s, &d), -2);
 
-    /* a committed record has no pending journal */
+    /* a committed record of format 2 has no journal and no flags */
     make_super(&s);
+    s.version = 2;
+    s.flags = 0;
     s.state = SB_STATE_COMMITTED;
     s.jinline = 0;
     s.jcount = 1;
@@ -965,6 +971,15 @@ static void test_super_rejects(void **state)
     s.jcount = 0;
     s.jinline = 0;
     assert_int_equal(super_rt(&s, &d), 0);
+    s.flags = SB_FLAG_CLEAN;
+    assert_int_equal(super_rt(&s, &d), -2);
+    /* format 3: a commit record names its redo journal */
+    make_super(&s);
+    s.state = SB_STATE_COMMITTED;
+    s.jinline = 1;
+    s.jcount = 3;
+    assert_int_equal(super_rt(&s, &d), 0);
+    assert_super_equal(&d, &s);
 
     /* wrong magic or version */
     uint8_t b[VDF_BLOCK];
@@ -974,6 +989,9 @@ static void test_super_rejects(void **state)
     assert_int_equal(vd_super_decode(&d, b), -2);
     vd_super_encode(&s, b);
     t_le32(b + SB_OFF_VERSION, 1);
+    assert_int_equal(vd_super_decode(&d, b), -2);
+    vd_super_encode(&s, b);
+    t_le32(b + SB_OFF_VERSION, 4);
     assert_int_equal(vd_super_decode(&d, b), -2);
     vd_super_encode(&s, b);
     assert_int_equal(vd_super_decode(&d, b), 0);

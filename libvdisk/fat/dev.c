@@ -64,15 +64,18 @@ void fat_dev_free(vd_fs *fs)
 {
     free(fs->cache_mem);
     fs->cache_mem = NULL;
+    free(fs->held);
+    fs->held = NULL;
 }
 
 static vd_err slot_writeback(vd_fs *fs, fat_cslot *s)
 {
     if (!s->valid || !s->dirty)
         return VD_OK;
-    vd_err e = fat_bdev_write(&fs->dev, s->lbn, 1, s->data);
+    vd_err e = s->meta ? fat_bdev_write_meta(fs, s->lbn, 1, s->data)
+                       : fat_bdev_write(&fs->dev, s->lbn, 1, s->data);
     if (e == VD_OK)
-        s->dirty = 0;
+        s->dirty = s->meta = 0;
     return e;
 }
 
@@ -91,7 +94,7 @@ static vd_err slot_get(vd_fs *fs, uint64_t lbn, fat_cslot **out)
             return e;
         s->lbn = lbn;
         s->valid = 1;
-        s->dirty = 0;
+        s->dirty = s->meta = 0;
     }
     *out = s;
     return VD_OK;
@@ -155,14 +158,15 @@ vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
             /* Whole blocks go straight to the image; a cached copy is
              * refreshed so the cache never holds stale bytes. */
             uint32_t cnt = (uint32_t)((len / FAT_BLOCK) > 1024 ? 1024 : len / FAT_BLOCK);
-            e = fat_bdev_write(&fs->dev, lbn, cnt, in_p);
+            e = fs->in_data ? fat_bdev_write(&fs->dev, lbn, cnt, in_p)
+                            : fat_bdev_write_meta(fs, lbn, cnt, in_p);
             if (e != VD_OK)
                 break;
             for (uint32_t i = 0; i < cnt; i++) {
                 fat_cslot *s = slot_peek(fs, lbn + i);
                 if (s) {
                     memcpy(s->data, in_p + (size_t)i * FAT_BLOCK, FAT_BLOCK);
-                    s->dirty = 0;
+                    s->dirty = s->meta = 0;
                 }
             }
             off += (uint64_t)cnt * FAT_BLOCK;
@@ -179,6 +183,7 @@ vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
             break;
         memcpy(s->data + in, in_p, n);
         s->dirty = 1;
+        s->meta |= !fs->in_data;
         off += n;
         in_p += n;
         len -= n;
@@ -197,8 +202,10 @@ vd_err fat_dev_ptr(vd_fs *fs, uint64_t off, size_t len, int dirty, uint8_t **p)
     e = slot_get(fs, off / FAT_BLOCK, &s);
     if (e != VD_OK)
         return e;
-    if (dirty)
+    if (dirty) {
         s->dirty = 1;
+        s->meta |= !fs->in_data;
+    }
     *p = s->data + off % FAT_BLOCK;
     return VD_OK;
 }

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image_fs.h"
 #include "vdisk/fs.h"
 #include "vdisk/vdisk.h"
 
@@ -38,6 +39,8 @@
 typedef struct fat_cslot {
     uint64_t lbn;
     uint8_t valid, dirty;
+    uint8_t meta; /* dirtied by metadata (not by file data): written back
+                     as metadata (image_fs.h) */
     uint8_t *data;
 } fat_cslot;
 
@@ -94,6 +97,7 @@ struct vd_fs {
     uint32_t nclusters;         /* valid cluster numbers: 2 .. nclusters + 1 */
     uint32_t free_count, next_free;
     int free_exact;   /* free_count counted by us, not FSInfo's hint */
+    uint32_t fsinfo_free; /* the free count FSInfo holds now */
     int marked_dirty; /* FAT[1] clean bit cleared this mount */
     int unclean_at_mount; /* FAT[1] clean bit already clear when mounted */
     uint32_t volume_id;
@@ -105,6 +109,16 @@ struct vd_fs {
     uint8_t *cache_mem;
     /* directory indexes (dirindex.c), NULL until used */
     struct fat_dixset *dix;
+    /* Inside data_io: the bytes moved are file data, everything else the
+     * layer writes is metadata (image_fs.h tags it for the image). */
+    int in_data;
+    /* Clusters freed since the last commit that took all the metadata
+     * (vd_image_meta_commits = held_gen): not reused before it, so the
+     * committed volume never shows new bytes in an old file's clusters
+     * (table.c). Only on an image; NULL until the first free. */
+    uint8_t *held;
+    uint32_t nheld;
+    uint64_t held_gen;
 };
 
 struct vd_file {
@@ -118,9 +132,13 @@ struct vd_file {
 static inline void fat_lock(vd_fs *fs)
 {
     (void)pthread_mutex_lock(&fs->lock);
+    if (fs->img) /* every public call is one file-system operation (C4) */
+        vd_image_op_begin(fs->img);
 }
 static inline void fat_unlock(vd_fs *fs)
 {
+    if (fs->img) /* the operation's end: the image may commit here */
+        vd_image_op_end(fs->img);
     (void)pthread_mutex_unlock(&fs->lock);
 }
 
@@ -150,6 +168,14 @@ static inline vd_err fat_bdev_write(const vd_blockdev *d, uint64_t lbn, uint32_t
                                     const void *buf)
 {
     return d->write(d->ctx, lbn, count, buf);
+}
+/* A write of metadata blocks: tagged for the image (image_fs.h). */
+static inline vd_err fat_bdev_write_meta(const vd_fs *fs, uint64_t lbn, uint32_t count,
+                                         const void *buf)
+{
+    if (fs->img)
+        return vd_image_write_meta(fs->img, lbn, count, buf);
+    return fat_bdev_write(&fs->dev, lbn, count, buf);
 }
 static inline vd_err fat_bdev_sync(const vd_blockdev *d)
 {

@@ -14,8 +14,8 @@ static uint32_t clusters_for(const vd_fs *fs, uint64_t bytes)
 
 /* Move len bytes at file offset off: read into rbuf, or write wbuf (NULL
  * writes zeros). The clusters must exist. */
-static vd_err data_io(vd_fs *fs, fat_node *n, uint64_t off, uint8_t *rbuf,
-                      const uint8_t *wbuf, int write, uint64_t len)
+static vd_err data_io_run(vd_fs *fs, fat_node *n, uint64_t off, uint8_t *rbuf,
+                          const uint8_t *wbuf, int write, uint64_t len)
 {
     while (len > 0) {
         uint32_t fidx = (uint32_t)(off >> fs->cluster_shift), clus, contig;
@@ -44,6 +44,17 @@ static vd_err data_io(vd_fs *fs, fat_node *n, uint64_t off, uint8_t *rbuf,
             wbuf += k;
     }
     return VD_OK;
+}
+
+/* Mapping the chain may read (never write) the FAT; everything written
+ * here is file data. */
+static vd_err data_io(vd_fs *fs, fat_node *n, uint64_t off, uint8_t *rbuf,
+                      const uint8_t *wbuf, int write, uint64_t len)
+{
+    fs->in_data = 1;
+    vd_err e = data_io_run(fs, n, off, rbuf, wbuf, write, len);
+    fs->in_data = 0;
+    return e;
 }
 
 static vd_err locked_file_open(vd_fs *fs, const char *path, int flags, vd_file **out)

@@ -14,10 +14,19 @@ vd_err fat_writable(vd_fs *fs)
     return fs->read_only ? VD_ERR_READONLY : VD_OK;
 }
 
+static vd_err write_fsinfo(vd_fs *fs);
+
 vd_err fat_op_end(vd_fs *fs, vd_err e)
 {
+    /* On an image every operation's end may be a commit (C4), and a
+     * committed volume must be one vd_fsck finds nothing in: FSInfo's free
+     * count goes with the FAT changes that moved it. */
+    vd_err g = VD_OK;
+    if (fs->img && !fs->read_only && fs->fsinfo_sec && fs->marked_dirty &&
+        fs->fsinfo_free != fs->free_count)
+        g = write_fsinfo(fs);
     vd_err f = fat_dev_flush(fs);
-    return e != VD_OK ? e : f;
+    return e != VD_OK ? e : g != VD_OK ? g : f;
 }
 
 /* ---- mount ---- */
@@ -124,6 +133,7 @@ static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts 
             if (fat_valid_cluster(fs, nf))
                 fs->next_free = nf;
             fsinfo_free = vd_get_le32(sec + FSI_FREE_COUNT);
+            fs->fsinfo_free = fsinfo_free;
         }
     }
     /* After a clean unmount FSInfo's free count is taken as a hint, so
@@ -190,7 +200,10 @@ static vd_err write_fsinfo(vd_fs *fs)
         return VD_OK;
     vd_put_le32(sec + FSI_FREE_COUNT, fs->free_count);
     vd_put_le32(sec + FSI_NXT_FREE, fs->next_free);
-    return fat_dev_write(fs, off, sec, sizeof sec);
+    e = fat_dev_write(fs, off, sec, sizeof sec);
+    if (e == VD_OK)
+        fs->fsinfo_free = fs->free_count;
+    return e;
 }
 
 static vd_err locked_fs_sync(vd_fs *fs)

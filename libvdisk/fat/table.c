@@ -1,6 +1,9 @@
 /* The file allocation table: 28-bit entries, every copy kept identical
  * (or only the active one when the BPB turns mirroring off), allocation
  * from the next-free hint so no allocation rescans the whole table. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "endian.h"
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
@@ -98,6 +101,71 @@ vd_err fat_count_free(vd_fs *fs)
     return VD_OK;
 }
 
+/* ---- clusters held until the commit that frees them (C4) ----
+ * A cluster freed by an operation is free in the FAT at once, but the
+ * committed volume still gives it to its old file until the next commit
+ * that takes all the metadata. Reusing it before then would let an
+ * uncommitted write reach it in place, and a crash would show those bytes
+ * under the old name. So it is held: counted free, never allocated. */
+
+static int held_has(const vd_fs *fs, uint32_t c)
+{
+    uint32_t i = c - FAT_FIRST_CLUSTER;
+    return fs->nheld && (fs->held[i / 8] >> (i % 8)) & 1;
+}
+
+/* Forget the held clusters once a commit has taken their frees. */
+static void held_refresh(vd_fs *fs)
+{
+    if (!fs->img || !fs->nheld)
+        return;
+    uint64_t gen = vd_image_meta_commits(fs->img);
+    if (gen != fs->held_gen) {
+        memset(fs->held, 0, ((size_t)fs->nclusters + 7) / 8);
+        fs->nheld = 0;
+    }
+}
+
+static vd_err held_add(vd_fs *fs, uint32_t c)
+{
+    if (!fs->img)
+        return VD_OK;
+    if (!fs->held) {
+        fs->held = calloc(((size_t)fs->nclusters + 7) / 8, 1);
+        if (!fs->held)
+            return VD_ERR_NOMEM;
+    }
+    held_refresh(fs);
+    if (!fs->nheld)
+        fs->held_gen = vd_image_meta_commits(fs->img);
+    uint32_t i = c - FAT_FIRST_CLUSTER;
+    if (!((fs->held[i / 8] >> (i % 8)) & 1)) {
+        fs->held[i / 8] |= (uint8_t)(1u << (i % 8));
+        fs->nheld++;
+    }
+    return VD_OK;
+}
+
+/* Only held clusters stand between an allocation and success: commit
+ * (metadata written back first) so they are free in the committed volume
+ * too. The operation under way has made no change yet, except (mkdir
+ * growing its parent) one allocation that this commit then holds. */
+static vd_err held_release(vd_fs *fs)
+{
+    vd_err e = fat_dev_flush(fs);
+    if (e == VD_OK)
+        e = vd_image_commit_all(fs->img);
+    if (e == VD_OK)
+        held_refresh(fs);
+    return e;
+}
+
+/* Free clusters an allocation may take now. */
+static uint32_t fat_avail(const vd_fs *fs)
+{
+    return fs->free_count > fs->nheld ? fs->free_count - fs->nheld : 0;
+}
+
 /* Next free cluster at or after `from`, wrapping once. */
 static vd_err find_free(vd_fs *fs, uint32_t from, uint32_t *out)
 {
@@ -109,7 +177,7 @@ static vd_err find_free(vd_fs *fs, uint32_t from, uint32_t *out)
         vd_err e = fat_get(fs, c, &v);
         if (e != VD_OK)
             return e;
-        if (v == FAT_FREE) {
+        if (v == FAT_FREE && !held_has(fs, c)) {
             *out = c;
             return VD_OK;
         }
@@ -134,7 +202,13 @@ vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each
         if (e != VD_OK)
             return e;
     }
-    if (n > fs->free_count)
+    held_refresh(fs);
+    if (n > fat_avail(fs) && n <= fs->free_count) {
+        e = held_release(fs);
+        if (e != VD_OK)
+            return e;
+    }
+    if (n > fat_avail(fs))
         return VD_ERR_NOSPC;
     e = fat_mark_dirty(fs);
     if (e != VD_OK)
@@ -191,6 +265,8 @@ vd_err fat_free_chain(vd_fs *fs, uint32_t c)
         if (next == FAT_FREE)
             return VD_ERR_CORRUPT; /* chain runs into a free cluster */
         e = fat_set(fs, c, FAT_FREE);
+        if (e == VD_OK)
+            e = held_add(fs, c);
         if (e != VD_OK)
             break;
         if (fs->free_count < fs->nclusters)

@@ -181,6 +181,18 @@ typedef struct vd_open_opts {
      * VD_ERR_ANCHOR_MISMATCH; an image never bound (made before R7) is
      * bound to the first anchor with an identity that opens it writable. */
     int anchor_bind;
+    /* Periodic commits (DESIGN C5): when > 0, the end of a file-system
+     * operation commits if at least this long (by the host's clock,
+     * vd_host.now) has passed since the last commit. A crash then loses at
+     * most this interval of work that was never synced, plus the operation
+     * under way. 0 = commit only at vd_image_sync, vd_image_close and under
+     * cache pressure. Needs vd_host.now (VD_ERR_INVAL without it). */
+    int64_t commit_interval_ns;
+    /* TESTING ONLY (crash-harness mutation check): 1 writes metadata
+     * blocks in place before the commit record like data blocks, without
+     * the metadata redo journal, so a crash can leave a volume mixing two
+     * commits (what C4 forbids). Never set it outside tests. */
+    int test_no_meta_journal;
 } vd_open_opts;
 
 /* The raw-key API: the caller supplies the 32-byte master key itself and
@@ -217,7 +229,8 @@ vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
                       const void *buf);
 
 /* Commit every write so far: journal + in-progress superblock, flush,
- * blocks in place, flush, committed superblock, flush (C1-C3). */
+ * blocks in place (file-system metadata: into the journal), flush,
+ * committed superblock, flush, metadata in place (C1-C4). */
 vd_err vd_image_sync(vd_image *img);
 
 /* Sync (if writable and healthy), wipe every secret and free the handle.
@@ -238,6 +251,13 @@ typedef struct vd_image_info {
     uint32_t journal_blocks; /* per slot */
     uint64_t epoch;          /* last committed epoch */
     int recovered;           /* opened over an interrupted sync */
+    /* The image was not closed cleanly: the last writable session that
+     * wrote to it ended without vd_image_close (a crash, a kill). With
+     * atomic volume commits (DESIGN C4) nothing needs repair; what was
+     * lost is the work after last_commit_ns / epoch. Read at open, before
+     * this handle changes anything. */
+    int unclean;
+    int64_t last_commit_ns;  /* host clock of the last commit (untrusted) */
     int read_only;
     vd_err failed;           /* VD_OK, or the error that put the handle in
                                 the sticky failed state (a sync that could

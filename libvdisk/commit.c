@@ -1,0 +1,91 @@
+/* When the image commits on its own, and what it tells about the last
+ * session: the file-system operation brackets (image_fs.h; DESIGN C4),
+ * periodic commits (vd_open_opts.commit_interval_ns; C5) and the
+ * clean-close flag of the newest superblock. */
+#include <string.h>
+
+#include "image_fs.h"
+#include "image_internal.h"
+
+void vd_image_op_begin(vd_image *img)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    img->op_depth++;
+    (void)pthread_mutex_unlock(&img->lock);
+}
+
+/* Is a commit due at an operation boundary? */
+static int commit_due(vd_image *img)
+{
+    if (img->failed || img->read_only || img->cache.ndirty == 0)
+        return 0;
+    if (img->meta_dirty >= img->meta_limit)
+        return 1;
+    if (img->commit_interval_ns <= 0)
+        return 0;
+    int64_t now = vd_host_now(&img->host);
+    /* An untrusted clock that runs backwards commits early, never late. */
+    return now < img->last_commit_ns ||
+           (double)now - (double)img->last_commit_ns >= (double)img->commit_interval_ns;
+}
+
+void vd_image_op_end(vd_image *img)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    if (img->op_depth > 0)
+        img->op_depth--;
+    if (img->op_depth == 0 && commit_due(img)) {
+        vd_err e = vd_sync_locked(img);
+        if (e != VD_OK && !img->failed)
+            img->failed = e; /* the next call reports it */
+    }
+    (void)pthread_mutex_unlock(&img->lock);
+}
+
+uint64_t vd_image_meta_commits(vd_image *img)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    uint64_t n = img->meta_commits;
+    (void)pthread_mutex_unlock(&img->lock);
+    return n;
+}
+
+vd_err vd_image_commit_all(vd_image *img)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    uint32_t depth = img->op_depth;
+    img->op_depth = 0; /* commit as at a boundary: metadata too */
+    vd_err e = img->failed ? VD_ERR_FAILED : vd_sync_locked(img);
+    img->op_depth = depth;
+    (void)pthread_mutex_unlock(&img->lock);
+    return e;
+}
+
+vd_err vd_super_set_clean(vd_image *img, int clean)
+{
+    if (img->read_only || !img->sb_last || img->hdr.format_version < 3)
+        return VD_OK;
+    uint8_t *blk = img->scratch;
+    vd_super s;
+    if (vd_super_decode(&s, img->sb_last) != 0)
+        return VD_ERR_CORRUPT;
+    /* Same record, but in this image's format (a record written before a
+     * format-2 image was converted names the old header) and the flag. */
+    s.version = img->hdr.format_version;
+    memcpy(s.header_digest, img->header_digest, 32);
+    s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
+    vd_super_encode(&s, blk);
+    memcpy(blk + SB_OFF_INLINE, img->sb_last + SB_OFF_INLINE, SB_OFF_MAC - SB_OFF_INLINE);
+    vd_err e = vd_super_seal(img, blk);
+    if (e == VD_OK)
+        e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk, VDF_BLOCK);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e != VD_OK) {
+        img->failed = e;
+        return e;
+    }
+    memcpy(img->sb_last, blk, VDF_BLOCK);
+    img->sb_clean = clean;
+    return VD_OK;
+}
