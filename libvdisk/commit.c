@@ -74,9 +74,22 @@ vd_err vd_super_set_clean(vd_image *img, int clean)
     s.version = img->hdr.format_version;
     memcpy(s.header_digest, img->header_digest, 32);
     s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
+    vd_err e = VD_OK;
+    if (clean && s.state == SB_STATE_COMMITTED && s.jcount) {
+        /* The last commit's metadata went in place after its record:
+         * durable first, then the record stops naming the journal, so the
+         * next open does not redo (and so cover up) blocks changed at rest. */
+        e = vd_io_flush(img);
+        s.jcount = 0;
+        s.jinline = 0;
+        memset(s.jdigest, 0, sizeof s.jdigest);
+    }
     vd_super_encode(&s, blk);
-    memcpy(blk + SB_OFF_INLINE, img->sb_last + SB_OFF_INLINE, SB_OFF_MAC - SB_OFF_INLINE);
-    vd_err e = vd_super_seal(img, blk);
+    if (s.jinline)
+        memcpy(blk + SB_OFF_INLINE, img->sb_last + SB_OFF_INLINE,
+               SB_OFF_MAC - SB_OFF_INLINE);
+    if (e == VD_OK)
+        e = vd_super_seal(img, blk);
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk, VDF_BLOCK);
     if (e == VD_OK)
@@ -87,5 +100,6 @@ vd_err vd_super_set_clean(vd_image *img, int clean)
     }
     memcpy(img->sb_last, blk, VDF_BLOCK);
     img->sb_clean = clean;
+    img->slot_redo[s.slot] = s.state == SB_STATE_COMMITTED && s.jcount;
     return VD_OK;
 }

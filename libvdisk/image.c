@@ -281,6 +281,7 @@ static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk)
         if (!img->redo)
             e = VD_ERR_NOMEM;
     }
+    img->redo_slot = s->slot;
     uint64_t src = img->hdr.journal_start + s->slot * (uint64_t)img->hdr.journal_blocks + eb;
     for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++) {
         if (!ent[k].redo)
@@ -326,6 +327,32 @@ static vd_err redo_replay(vd_image *img)
     vdc_memzero(img->runbuf + VDF_BLOCK, VDF_BLOCK);
     if (e == VD_OK)
         e = vd_io_flush(img);
+    /* The metadata is in place now: the commit record stops naming its
+     * journal, so a recovery round may reuse that journal area (it would
+     * otherwise be the area of epoch + 2) without leaving a record that
+     * names overwritten entries. */
+    uint8_t *blk = img->scratch;
+    uint64_t at = (img->hdr.sb_start + img->redo_slot) * VDF_BLOCK;
+    vd_super rs;
+    if (e == VD_OK)
+        e = vd_io_read(img, at, blk, VDF_BLOCK);
+    if (e == VD_OK && (vd_super_verify(img, blk) != VD_OK || vd_super_decode(&rs, blk) != 0))
+        e = VD_ERR_AUTH; /* verified at open; changed since */
+    if (e == VD_OK) {
+        rs.jcount = 0;
+        rs.jinline = 0;
+        memset(rs.jdigest, 0, sizeof rs.jdigest);
+        vd_super_encode(&rs, blk);
+        e = vd_super_seal(img, blk);
+    }
+    if (e == VD_OK)
+        e = vd_io_write(img, at, blk, VDF_BLOCK);
+    if (e == VD_OK)
+        e = vd_io_flush(img);
+    if (e == VD_OK && img->sb_last && rs.epoch == img->epoch)
+        memcpy(img->sb_last, blk, VDF_BLOCK);
+    if (e == VD_OK)
+        img->slot_redo[img->redo_slot] = 0;
     if (e == VD_OK) {
         free(img->redo);
         img->redo = NULL;
@@ -421,6 +448,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
                                              (nw->flags & SB_FLAG_CLEAN));
         img->sb_clean = nw->state == SB_STATE_COMMITTED && (nw->flags & SB_FLAG_CLEAN);
         img->last_commit_ns = nw->state == SB_STATE_COMMITTED ? nw->time_ns : ot->time_ns;
+        for (uint32_t i = 0; i < 2; i++)
+            img->slot_redo[i] = s[i].state == SB_STATE_COMMITTED && s[i].jcount;
         img->sb_last = malloc(VDF_BLOCK);
         if (!img->sb_last)
             e = VD_ERR_NOMEM;

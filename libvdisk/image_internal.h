@@ -105,6 +105,8 @@ struct vd_image {
      * (read-only opens): reads of these blocks go to the journal copy. */
     vd_redo *redo;
     uint32_t nredo;
+    uint32_t redo_slot; /* the superblock slot of the record naming them */
+    int slot_redo[2];   /* that slot's record is a commit naming its journal */
 
     uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;
     uint64_t stat_verified;

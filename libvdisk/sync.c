@@ -270,6 +270,8 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk,
                         VDF_BLOCK);
+    if (e == VD_OK)
+        img->slot_redo[s.slot] = state == SB_STATE_COMMITTED && jnamed;
     if (e == VD_OK && img->sb_last) {
         memcpy(img->sb_last, blk, VDF_BLOCK);
         img->sb_clean = 0;
@@ -377,7 +379,16 @@ static vd_err round_commit(vd_image *img, vd_round *r)
     const mt_version *root_after = &r->chg[g->height][0].after;
 
     if (!jinline) {
-        e = write_journal(img, epoch, r, jdigest);
+        /* The record now in slot epoch % 2 (epoch - 2) may name this area
+         * for its redo. While an implicit commit's record (epoch - 1) is
+         * not durable, epoch - 2 can still be the base a crash falls back
+         * on: make epoch - 1 durable before overwriting the area. */
+        if (img->unflushed && img->slot_redo[epoch % 2]) {
+            e = vd_io_flush(img);
+            img->unflushed = 0;
+        }
+        if (e == VD_OK)
+            e = write_journal(img, epoch, r, jdigest);
         if (e == VD_OK)
             e = vd_io_flush(img);
     }
