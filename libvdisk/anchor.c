@@ -147,6 +147,7 @@ vd_err vd_anchor_bind(vd_image *img)
         return VD_ERR_RANGE;
     vd_super s;
     memset(&s, 0, sizeof s);
+    s.version = img->hdr.format_version;
     s.slot = (uint32_t)(epoch % 2);
     s.epoch = epoch;
     s.base_epoch = img->committed;
@@ -168,6 +169,10 @@ vd_err vd_anchor_bind(vd_image *img)
     }
     img->epoch = img->committed = epoch;
     img->sb_state = SB_STATE_COMMITTED;
+    img->slot_redo[s.slot] = 0; /* names no journal (metadata redone at open) */
+    img->sb_clean = 0;
+    if (img->sb_last)
+        memcpy(img->sb_last, blk, VDF_BLOCK);
     memcpy(img->anchor_tag, img->anchor_cur, SB_ANCHOR_TAG_BYTES);
     rc = img->anchor.advance(img->anchor.ctx, epoch);
     if (rc != 0) {
