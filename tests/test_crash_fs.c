@@ -33,7 +33,8 @@
  *   default            a sample of about 1,000 states (every state kind,
  *                      spread over the whole log of each workload);
  *   VD_CRASH_FULL=1    every state described above (> 10,000);
- *   VD_CRASH_MUTATION=1  the sample with the metadata journal off: the
+ *   VD_CRASH_MUTATION=1  the sample with the metadata journal off
+ *                      (vd_open_opts.test_no_meta_journal): the
  *                      harness must find failures (it checks itself);
  *   VD_CRASH_SEED=n    seed of the first workload (the others follow).
  * Summary line: "crash-fs: N workloads, M crash states checked, F failed". */
@@ -122,6 +123,7 @@ typedef struct nssnap {
 typedef struct workload {
     const char *name;
     uint64_t seed, rng;
+    int no_journal; /* the mutation check: metadata journal off */
     uint32_t cluster_bytes;
     unsigned nops;  /* file-system operations */
     unsigned pct_small, pct_big; /* mix: many small files / the big file */
@@ -615,7 +617,8 @@ static void wl_run(workload *w)
      * implicit commits every 128 dirty blocks. */
     uint64_t nblocks = (65600ull * w->cluster_bytes + (2u << 20)) / VD_BLOCK_SIZE;
     vd_create_opts c = {.nblocks = nblocks};
-    vd_open_opts o = {.cache_bytes = 1 << 20, .aead_impl = VD_AEAD_OPENSSL};
+    vd_open_opts o = {.cache_bytes = 1 << 20, .aead_impl = VD_AEAD_OPENSSL,
+                      .test_no_meta_journal = w->no_journal};
     WL_OK(vd_image_create(vd_rec_host(w->rec), g_key, &c, &o, &w->img));
     vd_mkfs_opts m = {.cluster_bytes = w->cluster_bytes, .volume_id = 0x15};
     WL_OK(vd_fs_format(w->img, &m));
@@ -1180,10 +1183,11 @@ static void self_check(checker *c, workload *w)
                  " fails: %s", w->name, w->seed, c->why);
 }
 
-static void run_one(checker *c, const wspec *sp, uint64_t seed, int full)
+static void run_one(checker *c, const wspec *sp, uint64_t seed, int full, int mutation)
 {
     workload w;
     memset(&w, 0, sizeof w);
+    w.no_journal = mutation;
     w.name = sp->name;
     w.seed = seed;
     w.cluster_bytes = sp->cluster_bytes;
@@ -1212,12 +1216,12 @@ static void run_one(checker *c, const wspec *sp, uint64_t seed, int full)
     c->workloads++;
 }
 
-static void run_all(checker *c, int full, uint64_t seed0)
+static void run_all(checker *c, int full, int mutation, uint64_t seed0)
 {
     unsigned seeds = full ? FULL_SEEDS : 1;
     for (unsigned k = 0; k < seeds; k++)
         for (size_t i = 0; i < NSPECS; i++)
-            run_one(c, &specs[i], seed0 + k * NSPECS + i, full);
+            run_one(c, &specs[i], seed0 + k * NSPECS + i, full, mutation);
 }
 
 static void print_summary(const checker *c, int full, double secs)
@@ -1253,7 +1257,7 @@ static void crash_states_need_no_fsck(void **state)
     memset(&c, 0, sizeof c);
     c.nested_every = full ? NESTED_EVERY_FULL : NESTED_EVERY_SAMPLE;
     double t0 = now_s();
-    run_all(&c, full, seed);
+    run_all(&c, full, mutation, seed);
     print_summary(&c, full, now_s() - t0);
     free(c.fd);
     free(c.memo);
