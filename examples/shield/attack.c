@@ -133,10 +133,17 @@ static void announce(const atk *a, uint64_t seq, const char *op, uint64_t off, s
 }
 
 /* The newest recorded version of the block at off that differs from cur. */
+/* The newest earlier write of the block at off that differs from cur. For
+ * a superblock slot it must also differ in the epoch (bytes 16..23, stored
+ * in the clear, docs/FORMAT.md §6): a clean close rewrites the newest
+ * record with the same epoch and root, and replaying that copy is no
+ * older state, so an attacker after a rollback reaches further back. */
 static const uint8_t *older_version(const atk *a, uint64_t off, const uint8_t *cur)
 {
+    int super = a->region == REG_SUPER;
     for (size_t i = a->nhist; i-- > 0;)
-        if (a->hist[i].off == off && memcmp(a->hist[i].bytes, cur, ATK_BLOCK) != 0)
+        if (a->hist[i].off == off && memcmp(a->hist[i].bytes, cur, ATK_BLOCK) != 0 &&
+            (!super || memcmp(a->hist[i].bytes + 16, cur + 16, 8) != 0))
             return a->hist[i].bytes;
     return NULL;
 }
