@@ -66,8 +66,10 @@ void vmnt_volume_close(vmnt_ctx *c)
     if (c->closed)
         return;
     c->closed = 1;
-    vmnt_state_set(c, CLI_MSTATE_CLOSING);
+    /* The committer thread writes the state file too: join it first, so
+     * every later write of c->state is this thread's alone (TSan). */
     vmnt_committer_stop(c);
+    vmnt_state_set(c, CLI_MSTATE_CLOSING);
     vd_err first = VD_OK;
     int left = 0;
     /* Files the kernel never released (signal, lazy unmount): close them so
