@@ -951,6 +951,55 @@ static void walk(vd_fs *fs, const char *dir, int depth, size_t *visited)
  * once; the open handles keep reading and writing the old contents, and
  * the clusters come back only when the last handle closes. FAT has no
  * orphan list, so until then a crash leaves lost clusters. */
+/* vd_stat.entry_id: one value per file whatever the spelling (case, the
+ * 8.3 alias), distinct between files, the same through an open handle,
+ * moved by a rename, none once an open file is unlinked (vhdmount keys
+ * its inode numbers on it). */
+static void test_entry_id(void **state)
+{
+    (void)state;
+    env e;
+    env_up(&e, NBLOCKS);
+    vd_stat a, b, c;
+    FU_OK(vd_fs_stat(e.fs, "/", &a));
+    assert_int_equal(a.entry_id, 0);
+    FU_OK(vd_fs_mkdir(e.fs, "/Dir"));
+    put_file(e.fs, "/Dir/README.TXT", 1, 10);
+    put_file(e.fs, "/Dir/A long file name.txt", 2, 20);
+    put_file(e.fs, "/Dir/empty", 3, 0);
+    FU_OK(vd_fs_stat(e.fs, "/Dir/README.TXT", &a));
+    FU_OK(vd_fs_stat(e.fs, "/dir/readme.txt", &b));
+    assert_int_not_equal(a.entry_id, 0);
+    assert_int_equal(a.entry_id, b.entry_id);
+    FU_OK(vd_fs_lstat(e.fs, "/Dir/A long file name.txt", &a));
+    FU_OK(vd_fs_lstat(e.fs, "/DIR/ALONGF~1.TXT", &b));
+    assert_int_equal(a.entry_id, b.entry_id);
+    FU_OK(vd_fs_stat(e.fs, "/Dir/README.TXT", &c));
+    assert_int_not_equal(a.entry_id, c.entry_id);
+    /* An empty file has no first cluster, yet an identity. */
+    FU_OK(vd_fs_stat(e.fs, "/Dir/empty", &a));
+    assert_int_equal(a.first_cluster, 0);
+    assert_int_not_equal(a.entry_id, c.entry_id);
+    assert_int_not_equal(a.entry_id, b.entry_id);
+    vd_file *f;
+    FU_OK(vd_file_open(e.fs, "/dir/EMPTY", VD_O_RDWR, &f));
+    size_t done;
+    FU_OK(vd_file_write(f, 0, "grown", 5, &done));
+    FU_OK(vd_file_stat(f, &b));
+    assert_int_equal(b.entry_id, a.entry_id); /* a first cluster came; the id stays */
+    /* A rename moves the entry; the open handle follows it. */
+    FU_OK(vd_fs_rename(e.fs, "/Dir/empty", "/moved", 0));
+    FU_OK(vd_fs_stat(e.fs, "/MOVED", &a));
+    FU_OK(vd_file_stat(f, &b));
+    assert_int_equal(a.entry_id, b.entry_id);
+    assert_int_not_equal(a.entry_id, c.entry_id);
+    FU_OK(vd_fs_unlink(e.fs, "/moved"));
+    FU_OK(vd_file_stat(f, &b));
+    assert_true(b.entry_id == VD_ENTRY_NONE);
+    FU_OK(vd_file_close(f));
+    env_down(&e);
+}
+
 static void test_unlink_and_replace_while_open(void **state)
 {
     (void)state;
@@ -1362,6 +1411,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_geometry),
         cmocka_unit_test(test_unlink_and_replace_while_open),
+        cmocka_unit_test(test_entry_id),
         cmocka_unit_test(test_format_limits),
         cmocka_unit_test(test_basic_persist),
         cmocka_unit_test(test_errors),

@@ -265,6 +265,8 @@ static vd_err locked_file_stat(vd_file *f, vd_stat *st)
     st->attr = d.attr;
     st->is_dir = 0;
     st->first_cluster = f->node->first;
+    /* An orphan's loc is (UINT32_MAX, UINT32_MAX): VD_ENTRY_NONE. */
+    st->entry_id = ((uint64_t)n->loc.dir << 32) | n->loc.slot;
     st->mtime_ns = fat_time_decode(d.mdate, d.mtime, 0);
     st->atime_ns = fat_time_decode(d.adate, 0, 0);
     st->ctime_ns = fat_time_decode(d.cdate, d.ctime, d.ctenth);

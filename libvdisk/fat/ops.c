@@ -35,6 +35,8 @@ static vd_err locked_fs_stat(vd_fs *fs, const char *path, int follow, vd_stat *s
             p->d.mdate = p->d.cdate = p->d.adate = (1 << 5) | 1;
         }
         fill_stat(&p->d, p->is_root, st);
+        if (!p->is_root)
+            st->entry_id = ((uint64_t)p->parent << 32) | p->d.slot;
         /* An open file's size lives in its node until stored. */
         fat_node *n = p->is_root ? NULL : fat_node_find(fs, p->parent, p->d.slot);
         if (n && !st->is_dir)

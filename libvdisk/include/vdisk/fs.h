@@ -115,8 +115,17 @@ typedef struct vd_stat {
     uint8_t attr;
     int is_dir;
     int is_link; /* 1 for a symbolic link (only from vd_fs_lstat); is_dir = 0 */
-    uint32_t first_cluster; /* stable identity while the file exists */
+    uint32_t first_cluster; /* 0 while a file is empty: not an identity */
+    /* Where the file's directory entry is: (directory's first cluster << 32)
+     * | slot of its short entry. Every spelling of a name (any case, the
+     * 8.3 alias) gives the same value, and no two entries share one at a
+     * time, so a mount can key its inodes on it. It changes when a rename
+     * moves the entry; a freed slot can be reused by a later entry. 0 for
+     * the root; VD_ENTRY_NONE for an open file whose entry was unlinked. */
+    uint64_t entry_id;
 } vd_stat;
+
+#define VD_ENTRY_NONE UINT64_MAX
 
 typedef struct vd_dirent {
     char name[1024]; /* UTF-8, at most 255 UTF-16 units */
