@@ -1,6 +1,6 @@
 /* The weaker block devices (plain, checksum, aead) and the backings they
  * keep their blocks in: the static library vdbenchdev, shared by vhdbench
- * and by vhdmount's hidden --bench-device option, so that the FUSE peer
+ * and by vhdbench-mount (mount.c), so that the FUSE peer
  * "vhdmount-aead" runs exactly the device the library-level aead mode
  * measures. For benchmarks only: no rollback detection, no crash
  * consistency, a key that lives and dies with the process. */

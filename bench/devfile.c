@@ -1,4 +1,4 @@
-/* A weaker device over a file, formatted: what vhdmount --bench-device
+/* A weaker device over a file, formatted: what vhdbench-mount
  * mounts, built the way modes.c builds vhdbench's own file-backed aead
  * volume, so the FUSE peer and the library-level mode differ only by
  * FUSE. */

@@ -216,7 +216,7 @@ static void unescape(char *s)
     *w = '\0';
 }
 
-int cli_mount_find(const char *mountpoint, char *type, size_t tcap, char *source, size_t scap)
+int cli_mount_find(const char *mountpoint, cli_mount *out)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
@@ -224,8 +224,8 @@ int cli_mount_find(const char *mountpoint, char *type, size_t tcap, char *source
     char *line = malloc(3 * PATH_MAX);
     int found = 0;
     while (line && fgets(line, 3 * PATH_MAX, f)) {
-        char mpoint[PATH_MAX], t[256], src[PATH_MAX];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mpoint) != 1)
+        char mpoint[PATH_MAX], t[256], src[PATH_MAX], dev[32];
+        if (sscanf(line, "%*s %*s %31s %*s %4095s", dev, mpoint) != 2)
             continue;
         const char *sep = strstr(line, " - ");
         if (!sep || sscanf(sep + 3, "%255s %4095s", t, src) != 2)
@@ -236,8 +236,9 @@ int cli_mount_find(const char *mountpoint, char *type, size_t tcap, char *source
         unescape(src);
         /* The last match is the newest (mounted over the others). */
         found = 1;
-        snprintf(type, tcap, "%s", t);
-        snprintf(source, scap, "%s", src);
+        snprintf(out->type, sizeof out->type, "%s", t);
+        snprintf(out->source, sizeof out->source, "%s", src);
+        snprintf(out->dev, sizeof out->dev, "%s", dev);
     }
     free(line);
     (void)fclose(f);
@@ -250,9 +251,9 @@ static int holder_exiting(const cli_mstate *s)
         return 0; /* dead: the kernel has dropped its lock already */
     if (s->state != CLI_MSTATE_MOUNTED)
         return 1;
-    char type[256], src[PATH_MAX];
-    return !cli_mount_find(s->mountpoint, type, sizeof type, src, sizeof src) ||
-           strcmp(type, "fuse.vhd") != 0 || strcmp(src, s->image) != 0;
+    cli_mount mt;
+    return !cli_mount_find(s->mountpoint, &mt) || strcmp(mt.type, "fuse.vhd") != 0 ||
+           strcmp(mt.source, s->image) != 0;
 }
 
 int cli_mstate_exiting(unsigned long long dev, unsigned long long ino, cli_mstate *s)

@@ -57,11 +57,17 @@ int cli_mstate_alive(const cli_mstate *s);
 /* Start time of pid (field 22 of /proc/PID/stat), 0 if unknown. */
 unsigned long long cli_proc_start(long pid);
 
-/* The newest mount at mountpoint in /proc/self/mountinfo: 1 with its type
- * ("fuse.vhd") and source (vhdmount's fsname, the image) filled in, 0 when
- * nothing is mounted there. */
-int cli_mount_find(const char *mountpoint, char *type, size_t tcap, char *source,
-                   size_t scap);
+/* A mount as /proc/self/mountinfo lists it. */
+typedef struct cli_mount {
+    char type[256];       /* "fuse.vhd" for vhdmount */
+    char source[PATH_MAX]; /* vhdmount's fsname: the image */
+    char dev[32];         /* "MAJ:MIN", the name of its bdi in /sys/class/bdi */
+} cli_mount;
+
+/* The newest mount at mountpoint in /proc/self/mountinfo (never stat() on
+ * the mountpoint, which would wait for a FUSE server, perhaps this very
+ * process): 1 with *out filled in, 0 when nothing is mounted there. */
+int cli_mount_find(const char *mountpoint, cli_mount *out);
 
 /* Whether image (dev/ino) is held by a vhdmount daemon that is exiting: its
  * state file says closing, or its mountpoint no longer carries its mount.

@@ -7,13 +7,7 @@
  * image's flock is taken at open and its descriptor crosses the fork of
  * detach() (flock(2) locks belong to the open file description), so
  * the lock lasts as long as the daemon.
- *
- * --bench-device aead:FILE (hidden, man page only) mounts instead a fresh
- * FAT32 volume over vhdbench's AEAD-only device in FILE: the FUSE peer
- * "vhdmount-aead" of scripts/bench.sh, which shows what the tree and the
- * two-version sync cost through FUSE. It has no rollback detection, no
- * crash consistency and a key that dies with the process: benchmarks
- * only. */
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,17 +20,15 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "benchdev.h"
 #include "vhdmount.h"
 
 static const char PROG[] = "vhdmount";
 
-enum { OPT_CACHE_MB = 0x2000, OPT_BENCH_DEVICE };
+enum { OPT_CACHE_MB = 0x2000 };
 
 static const struct option LONGOPTS[] = {
     CLI_KEY_LONGOPTS,
     {"cache-mb", required_argument, NULL, OPT_CACHE_MB},
-    {"bench-device", required_argument, NULL, OPT_BENCH_DEVICE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -71,9 +63,6 @@ typedef struct mount_args {
     int foreground, debug, read_only, quiet, unmount;
     unsigned commit_secs; /* -o commit= */
     size_t cache_bytes;
-    int bench;             /* --bench-device aead:FILE; image is FILE */
-    char bench_file[PATH_MAX];
-    uint64_t bench_bytes;  /* FILE's size when given */
     struct fuse_args fargs;
 } mount_args;
 
@@ -207,14 +196,6 @@ static int args_parse(int argc, char **argv, mount_args *m)
             }
             break;
         }
-        case OPT_BENCH_DEVICE:
-            if (strncmp(optarg, "aead:", 5) != 0 || !optarg[5]) {
-                cli_errorf(PROG, NULL, "--bench-device: expected aead:FILE, not '%s'", optarg);
-                return CLI_EXIT_USAGE;
-            }
-            m->bench = 1;
-            m->image = optarg + 5;
-            break;
         case 'h':
             usage(stdout);
             return CLI_EXIT_OK;
@@ -233,30 +214,16 @@ static int args_parse(int argc, char **argv, mount_args *m)
         }
         return -1;
     }
-    if (m->bench && (argc - optind != 1 || cli_keyopts_has_secret(&m->keys) ||
-                     m->keys.anchor)) {
-        cli_errorf(PROG, NULL, "--bench-device takes only MOUNTPOINT, no image, key or anchor");
-        return CLI_EXIT_USAGE;
-    }
-    if (!m->bench && argc - optind != 2) {
+    if (argc - optind != 2) {
         cli_errorf(PROG, NULL, "expected IMAGE and MOUNTPOINT (see --help)");
         return CLI_EXIT_USAGE;
     }
-    if (!m->bench)
-        m->image = argv[optind];
+    m->image = argv[optind];
     m->cache_bytes = (size_t)cache_mb << 20;
     /* The daemon runs in "/": keep absolute paths for what is used later
-     * by name (the mountpoint at unmount, the anchor at every advance,
-     * a bench device's files at their removal). */
+     * by name (the mountpoint at unmount, the anchor at every advance). */
     const char *mnt = argv[argc - 1];
     struct stat st;
-    if (m->bench) {
-        if (!realpath(m->image, m->bench_file) || stat(m->bench_file, &st) != 0) {
-            cli_errorf(PROG, m->image, "%s", strerror(errno));
-            return CLI_EXIT_FAIL;
-        }
-        m->bench_bytes = (uint64_t)st.st_size;
-    }
     if (!realpath(mnt, m->mountpoint) || stat(m->mountpoint, &st) != 0) {
         cli_errorf(PROG, mnt, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
@@ -277,119 +244,10 @@ static int args_parse(int argc, char **argv, mount_args *m)
     return -1;
 }
 
-/* The bench device in place of an image: c->ci holds only the volume. */
-static int bench_mount(const mount_args *m, vmnt_ctx *c, bench_dev **dev)
-{
-    vd_err e = bench_dev_file_new(MODE_AEAD, m->bench_file, m->bench_bytes, dev);
-    if (e == VD_OK) {
-        vd_fs_opts o;
-        memset(&o, 0, sizeof o);
-        o.read_only = m->read_only;
-        e = vd_fs_mount_dev(bench_dev_blockdev(*dev), &o, &c->ci.fs);
-    }
-    return e == VD_OK ? 0 : cli_fail(PROG, m->image, e, "while creating the bench device");
-}
-
 /* What the state file names: the fsname (an NBD URI stays as given). */
 static const char *state_image(const mount_args *m)
 {
-    return m->bench ? m->bench_file : m->abs_image[0] ? m->abs_image : m->image;
-}
-
-/* fuse_daemonize, except that the child writes its state file (state.c)
- * before the parent returns, so `vhdmount IMAGE M && ... && vhdmount -u M`
- * always finds it. 0 in the child (or in the foreground), -1 on failure;
- * the parent exits here. */
-static int detach(vmnt_ctx *c, const mount_args *m)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        (void)close(pfd[0]);
-        (void)close(pfd[1]);
-        return -1;
-    }
-    if (pid > 0) {
-        (void)close(pfd[1]);
-        char ok = 0;
-        ssize_t r;
-        while ((r = read(pfd[0], &ok, 1)) < 0 && errno == EINTR)
-            ;
-        _exit(r == 1 && ok == 1 ? CLI_EXIT_OK : CLI_EXIT_FAIL);
-    }
-    (void)close(pfd[0]);
-    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (setsid() < 0 || chdir("/") != 0 || nul < 0 || dup2(nul, STDIN_FILENO) < 0 ||
-        dup2(nul, STDOUT_FILENO) < 0 || dup2(nul, STDERR_FILENO) < 0) {
-        cli_errorf(PROG, m->image, "cannot detach into the background: %s", strerror(errno));
-        if (nul >= 0)
-            (void)close(nul);
-        (void)close(pfd[1]); /* the parent exits 1 */
-        return -1;
-    }
-    if (nul > STDERR_FILENO)
-        (void)close(nul);
-    openlog(PROG, LOG_PID, LOG_DAEMON);
-    c->use_syslog = 1;
-    vmnt_state_begin(c, state_image(m), m->mountpoint);
-    const char one = 1;
-    ssize_t w;
-    while ((w = write(pfd[1], &one, 1)) < 0 && errno == EINTR)
-        ;
-    (void)close(pfd[1]);
-    return w == 1 ? 0 : -1;
-}
-
-static int fuse_run(struct fuse *f, vmnt_ctx *c, const mount_args *m)
-{
-    int rc = CLI_EXIT_FAIL;
-    struct fuse_loop_config *lc = NULL;
-    int mounted = 0, handlers = 0;
-    /* Before mounting: afterwards resolving the path would ask this server. */
-    c->real_mountpoint = realpath(m->mountpoint, NULL);
-    /* In the foreground the pid is final: the state file is there before
-     * the mount answers its first request. */
-    if (m->foreground)
-        vmnt_state_begin(c, state_image(m), m->mountpoint);
-    if (fuse_mount(f, m->mountpoint) != 0) {
-        cli_errorf(PROG, m->mountpoint, "the kernel refused the FUSE mount (see above)");
-        vmnt_state_drop(c); /* nothing was mounted: nothing to wait for */
-        goto out;
-    }
-    mounted = 1;
-    if (!m->foreground && detach(c, m) != 0)
-        goto out;
-    if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
-        vmnt_log(c, LOG_ERR, "cannot install signal handlers");
-        goto out;
-    }
-    handlers = 1;
-    lc = fuse_loop_cfg_create();
-    if (!lc) {
-        vmnt_log(c, LOG_ERR, "out of memory");
-        goto out;
-    }
-    fuse_loop_cfg_set_clone_fd(lc, 0);
-    fuse_loop_cfg_set_max_threads(lc, 16);
-    /* libfuse reports an exit by SIGTERM/SIGINT/SIGHUP as that signal's
-     * number: an ordinary, clean end for a mount. */
-    int r = fuse_loop_mt(f, lc);
-    rc = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? CLI_EXIT_OK
-                                                                : CLI_EXIT_FAIL;
-    if (rc != CLI_EXIT_OK)
-        vmnt_log(c, LOG_ERR, "the FUSE session failed (%d)", r);
-out:
-    free(c->real_mountpoint);
-    c->real_mountpoint = NULL;
-    if (lc)
-        fuse_loop_cfg_destroy(lc);
-    if (handlers)
-        fuse_remove_signal_handlers(fuse_get_session(f));
-    if (mounted)
-        fuse_unmount(f);
-    return rc;
+    return m->abs_image[0] ? m->abs_image : m->image;
 }
 
 int main(int argc, char **argv)
@@ -398,12 +256,8 @@ int main(int argc, char **argv)
     memset(&m, 0, sizeof m);
     m.fargs = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
     vmnt_ctx c;
-    memset(&c, 0, sizeof c);
-    c.readahead_once = (pthread_once_t)PTHREAD_ONCE_INIT;
-    c.prog = PROG;
-    struct fuse *f = NULL;
-    bench_dev *dev = NULL;
-    int lock_ok = 0;
+    if (vmnt_ctx_init(&c, PROG) != 0)
+        return CLI_EXIT_FAIL;
 
     int rc = args_parse(argc, argv, &m);
     if (rc >= 0)
@@ -417,61 +271,22 @@ int main(int argc, char **argv)
     c.no_notes = m.quiet;
     c.commit_secs = m.commit_secs;
     rc = vmnt_modes_parse(&m.fargs, &c);
-    if (rc != 0)
-        goto out;
-    if (pthread_mutex_init(&c.files_lock, NULL) != 0) {
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    lock_ok = 1;
-
-    struct fuse_operations ops;
-    memset(&ops, 0, sizeof ops);
-    vmnt_ops_volume(&ops);
-    vmnt_ops_tree(&ops);
-    vmnt_ops_file(&ops);
-    vmnt_ops_refused(&ops);
-    vmnt_ops_modes(&ops);
-    /* Before the image is opened, so a bad -o costs no passphrase. */
-    f = fuse_new(&m.fargs, &ops, sizeof ops, &c);
-    if (!f) {
-        cli_errorf(PROG, NULL, "invalid -o option (see above and mount.fuse3(8))");
-        rc = CLI_EXIT_USAGE;
-        goto out;
-    }
-
-    if (m.bench) {
-        rc = bench_mount(&m, &c, &dev);
-    } else {
+    if (rc == 0)
+        rc = vmnt_session_new(&c, &m.fargs);
+    if (rc == 0)
         rc = cli_image_open(PROG, m.image, &m.keys, m.read_only ? CLI_OPEN_READONLY : 0,
                             m.cache_bytes, &c.ci);
-        if (rc == 0)
-            rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);
+    if (rc == 0)
+        rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);
+    if (rc == 0) {
+        vmnt_serve_args sa = {.mountpoint = m.mountpoint,
+                              .state_image = state_image(&m),
+                              .foreground = m.foreground};
+        rc = vmnt_serve(&c, &sa);
     }
-    if (rc != 0)
-        goto out;
-    vd_statfs sf;
-    vd_err e = vd_fs_statfs(c.ci.fs, &sf);
-    if (e != VD_OK) {
-        rc = cli_fail(PROG, m.image, e, NULL);
-        goto out;
-    }
-    c.cluster_bytes = sf.cluster_bytes;
-
-    rc = fuse_run(f, &c, &m);
 out:
-    if (f)
-        fuse_destroy(f); /* runs destroy (the clean unmount) if init ran */
-    if (c.ci.host || c.ci.fs) {
-        vmnt_volume_close(&c); /* init never ran, or the loop failed */
-        if (rc == 0)
-            rc = c.close_status;
-    } else if (c.closed && rc == 0) {
-        rc = c.close_status;
-    }
-    bench_dev_free(dev); /* after the volume over it is unmounted */
-    if (lock_ok)
-        (void)pthread_mutex_destroy(&c.files_lock);
+    rc = vmnt_finish(&c, rc);
+    vmnt_ctx_fini(&c);
     fuse_opt_free_args(&m.fargs);
     return rc;
 }

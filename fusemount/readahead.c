@@ -7,62 +7,23 @@
  * to the smaller of the bdi's and the kernel's own offer, so this runs
  * after it, at the first open. Best effort: without the right
  * to write sysfs, or if the user already set a wider window, nothing
- * changes. The mount is found in /proc/self/mountinfo, never by stat() on
- * the mount point, which would wait for this very server. */
-#include <limits.h>
+ * changes. The mount is found in /proc/self/mountinfo (cli_mount_find),
+ * never by stat() on the mount point, which would wait for this very
+ * server. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vhdmount.h"
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = '\0';
-}
-
-/* "MAJ:MIN" of the newest FUSE mount at path, or 0 if none. */
-static int find_mount(const char *path, char *dev, size_t cap)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return 0;
-    char line[8192];
-    int found = 0;
-    while (fgets(line, sizeof line, f)) {
-        char mdev[64], mpoint[PATH_MAX];
-        if (sscanf(line, "%*s %*s %63s %*s %4095s", mdev, mpoint) != 2)
-            continue;
-        const char *sep = strstr(line, " - ");
-        if (!sep || strncmp(sep + 3, "fuse", 4) != 0)
-            continue;
-        unescape(mpoint);
-        if (strcmp(mpoint, path) == 0 && strlen(mdev) < cap) {
-            memcpy(dev, mdev, strlen(mdev) + 1); /* the last match is the newest */
-            found = 1;
-        }
-    }
-    (void)fclose(f);
-    return found;
-}
-
 static void widen(const char *real_mountpoint, unsigned kb)
 {
-    char dev[64], path[128];
-    if (!real_mountpoint || !find_mount(real_mountpoint, dev, sizeof dev))
+    char path[128];
+    cli_mount mt;
+    if (!real_mountpoint || !cli_mount_find(real_mountpoint, &mt) ||
+        strncmp(mt.type, "fuse", 4) != 0)
         return;
-    snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+    snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", mt.dev);
     FILE *f = fopen(path, "r+e");
     if (!f)
         return;

@@ -162,7 +162,7 @@ static int daemon_wait(const char *prog, const char *mnt, const char *path, cli_
 
 int vmnt_unmount(const char *prog, const char *arg, int quiet)
 {
-    char mnt[PATH_MAX], path[PATH_MAX], type[256], src[PATH_MAX];
+    char mnt[PATH_MAX], path[PATH_MAX];
     if (mnt_resolve(arg, mnt) != 0) {
         cli_errorf(prog, arg, "%s", strerror(errno));
         return CLI_EXIT_FAIL;
@@ -170,7 +170,9 @@ int vmnt_unmount(const char *prog, const char *arg, int quiet)
     cli_mstate s;
     int have = cli_mstate_path(mnt, 0, path, sizeof path) == 0 &&
                cli_mstate_read(path, &s) == 0 && strcmp(s.mountpoint, mnt) == 0;
-    int mounted = cli_mount_find(mnt, type, sizeof type, src, sizeof src);
+    cli_mount mt;
+    int mounted = cli_mount_find(mnt, &mt);
+    const char *type = mt.type, *src = mt.source;
     if (!mounted) {
         /* Unmounted by someone else, its daemon still closing: wait too. */
         if (have && s.state != CLI_MSTATE_CLOSED && cli_mstate_alive(&s))

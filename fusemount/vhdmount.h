@@ -57,6 +57,8 @@ typedef struct vmnt_ctx {
     vmnt_committer committer;
     char state_path[PATH_MAX]; /* "" when there is no state file */
     cli_mstate state;
+    struct fuse *fuse; /* from vmnt_session_new to vmnt_finish */
+    int lock_ok;       /* files_lock initialised */
 } vmnt_ctx;
 
 /* The vd_err -> errno table (fuse2fs's translate_error). Returns a
@@ -112,6 +114,23 @@ void vmnt_state_drop(vmnt_ctx *c);
 /* vhdmount -u MOUNTPOINT (unmount.c): unmount, wait until the daemon has
  * closed the image and released its lock, and return its close status. */
 int vmnt_unmount(const char *prog, const char *mountpoint, int quiet);
+
+/* Running a mount (serve.c), for vhdmount and bench/vhdbench-mount:
+ * vmnt_ctx_init first; vmnt_session_new before the image is opened (it
+ * checks the -o options: the usage status after a message); then, with
+ * c->ci.fs mounted, vmnt_serve (mount, detach unless foreground, loop);
+ * vmnt_finish always, which closes the volume and returns the final exit
+ * status from rc; vmnt_ctx_fini last. */
+typedef struct vmnt_serve_args {
+    const char *mountpoint;  /* absolute */
+    const char *state_image; /* what the state file names */
+    int foreground;
+} vmnt_serve_args;
+int vmnt_ctx_init(vmnt_ctx *c, const char *prog);
+int vmnt_session_new(vmnt_ctx *c, struct fuse_args *fargs);
+int vmnt_serve(vmnt_ctx *c, const vmnt_serve_args *a);
+int vmnt_finish(vmnt_ctx *c, int rc);
+void vmnt_ctx_fini(vmnt_ctx *c);
 
 /* Close every file FUSE did not release, unmount the volume (sync, clean
  * flag) and close the image (sync, anchor). Idempotent; logs failures. */

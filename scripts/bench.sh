@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build vhdbench (Release) and run it; with --peers also run the same
 # workloads through FUSE in a plain directory, gocryptfs, cryfs and
-# vhdmount (full mode, and aead mode through its bench-only device), in
+# vhdmount (full mode), and vhdbench-mount (the same FUSE code over the
+# bench-only aead device), in
 # the same vhdbench run; sqlite3 runs a scripted database in each.
 #
 #   bash scripts/bench.sh [--quick] [--peers] [--drop-caches] [--out DIR]
@@ -51,7 +52,7 @@ out=${out:-$BUILD_DIR/bench-out}
 echo "bench: configuring $BUILD_DIR (Release)"
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=(vhdbench)
-[[ $peers == 1 ]] && targets+=(mkvhd vhdmount)
+[[ $peers == 1 ]] && targets+=(mkvhd vhdmount vhdbench-mount)
 cmake --build "$BUILD_DIR" -j2 --target "${targets[@]}"
 
 mkdir -p "$out/scratch"
@@ -116,12 +117,12 @@ if [[ $peers == 1 ]]; then
     args+=(--peer "vhdmount=$p/vhdmount")
 
     # vhdmount-aead: the same FAT32 layer and FUSE code over vhdbench's
-    # AEAD-only device (no tree, no rollback detection; a bench-only,
-    # insecure option, see vhdmount(8)): full vs this is the rollback
-    # detection's cost through FUSE. Its files go at unmount.
+    # AEAD-only device (no tree, no rollback detection; bench/mount.c, a
+    # bench-only binary that vhdmount does not contain): full vs this is
+    # the rollback detection's cost through FUSE. Its files go at unmount.
     truncate -s "$size" "$p/peer-aead.dat"
     cat "$p/peer-aead.dat" >/dev/null
-    "$BUILD_DIR/fusemount/vhdmount" --bench-device "aead:$p/peer-aead.dat" "$p/vhdmount-aead"
+    "$BUILD_DIR/bench/vhdbench-mount" "aead:$p/peer-aead.dat" "$p/vhdmount-aead"
     mounts+=("$p/vhdmount-aead")
     args+=(--peer "vhdmount-aead=$p/vhdmount-aead")
 fi

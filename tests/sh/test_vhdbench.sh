@@ -124,25 +124,35 @@ expect_status 1 "$VHDBENCH" --tiny --reps 1 --no-scale --backends file --dir "$T
 expect_err "^vhdbench: $T/nonexistent: No such file"
 one_line_err
 
-# vhdmount --bench-device (the "vhdmount-aead" peer of scripts/bench.sh):
-# refused with an image or keys, and where FUSE works it mounts a fresh
-# volume that stores and returns data and removes its files at unmount.
+# vhdbench-mount (the "vhdmount-aead" peer of scripts/bench.sh): refused
+# without aead:FILE, and where FUSE works it mounts a fresh volume that
+# stores and returns data and removes its files at unmount. vhdmount
+# itself links no benchmark code (issue 16): no bench_ symbol, no option.
+VHDBENCH_MOUNT=$VD_BUILD/bench/vhdbench-mount
 if [[ -x "$VHDMOUNT" ]]; then
+    need nm
+    [[ -x "$VHDBENCH_MOUNT" ]] || fail "vhdmount is built but vhdbench-mount is not"
+    # To files first: under pipefail 'nm | grep -q' fails when nm dies of
+    # SIGPIPE after grep found its line.
+    nm "$VHDBENCH_MOUNT" >"$T/nm.bench" && nm "$VHDMOUNT" >"$T/nm.vhdmount" || fail "nm failed"
+    grep -q ' T bench_dev_file_new$' "$T/nm.bench" || fail "nm sees no bench code in vhdbench-mount (nm broken?)"
+    if grep -E ' [TtDdBbRr] (bench_|devs_|aead_bench)' "$T/nm.vhdmount" >"$T/nm.bad"; then
+        fail "vhdmount links benchmark code: $(head -3 "$T/nm.bad" | tr '\n' ' ')"
+    fi
+    expect_status 2 "$VHDMOUNT" --bench-device "aead:$T/x.dat" "$T/mnt-aead"
     mkdir "$T/mnt-aead"
-    expect_status 2 "$VHDMOUNT" --bench-device "full:$T/x.dat" "$T/mnt-aead"
-    expect_err '^vhdmount: --bench-device: expected aead:FILE'
+    expect_status 2 "$VHDBENCH_MOUNT" "full:$T/x.dat" "$T/mnt-aead"
+    expect_err "^vhdbench-mount: expected aead:FILE"
     one_line_err
-    expect_status 2 "$VHDMOUNT" --bench-device "aead:$T/x.dat" --key-file "$T/k" "$T/mnt-aead"
-    expect_err 'takes only MOUNTPOINT'
-    expect_status 2 "$VHDMOUNT" --bench-device "aead:$T/x.dat" "$T/img" "$T/mnt-aead"
-    expect_status 1 "$VHDMOUNT" --bench-device "aead:$T/missing.dat" "$T/mnt-aead"
-    expect_err "^vhdmount: $T/missing.dat: No such file"
+    expect_status 2 "$VHDBENCH_MOUNT" "aead:$T/x.dat" "$T/img" "$T/mnt-aead"
+    expect_status 1 "$VHDBENCH_MOUNT" "aead:$T/missing.dat" "$T/mnt-aead"
+    expect_err "^vhdbench-mount: $T/missing.dat: No such file"
     if [[ -r /dev/fuse && -w /dev/fuse ]] && grep -qw fuse /proc/filesystems &&
         command -v fusermount3 >/dev/null && command -v mountpoint >/dev/null; then
         . "$(dirname "$0")/vhdmount_lib.sh"
         truncate -s 300M "$T/aead.dat"
-        expect_status 0 "$VHDMOUNT" --bench-device "aead:$T/aead.dat" "$T/mnt-aead"
-        mountpoint -q "$T/mnt-aead" || fail "--bench-device did not mount"
+        expect_status 0 "$VHDBENCH_MOUNT" "aead:$T/aead.dat" "$T/mnt-aead"
+        mountpoint -q "$T/mnt-aead" || fail "vhdbench-mount did not mount"
         [[ -f "$T/aead.dat.meta" ]] || fail "no side table next to the device file"
         head -c 300000 /dev/urandom >"$T/payload"
         cp "$T/payload" "$T/mnt-aead/p.bin" && cmp "$T/payload" "$T/mnt-aead/p.bin" ||
@@ -151,9 +161,9 @@ if [[ -x "$VHDMOUNT" ]]; then
         poll 200 test ! -e "$T/aead.dat" || fail "the device file outlived the unmount"
         [[ ! -e "$T/aead.dat.meta" ]] || fail "the side table outlived the unmount"
     else
-        echo "FUSE cannot mount here: vhdmount --bench-device mount not checked"
+        echo "FUSE cannot mount here: the vhdbench-mount mount is not checked"
     fi
 else
-    echo "vhdmount not built: --bench-device not checked"
+    echo "vhdmount not built: vhdbench-mount not checked"
 fi
 note "vhdbench --tiny: all modes, JSON and SVG ok"
