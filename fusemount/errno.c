@@ -80,12 +80,9 @@ int vmnt_name_errno(const char *path)
     return units > 255 ? ENAMETOOLONG : EINVAL;
 }
 
-int vmnt_fail(const char *what, const char *path, vd_err e)
+int vmnt_fail(vmnt_ctx *c, const char *what, const char *path, vd_err e)
 {
-    if (!path)
-        path = "(an unlinked open file)"; /* nullpath_ok: see volume.c */
     if (e == VD_ERR_AUTH) {
-        vmnt_ctx *c = vmnt_ctx_get();
         vd_bad_range r;
         if (vd_image_last_failure(c->ci.img, &r) != VD_OK)
             vmnt_log(c, LOG_ERR,
@@ -103,6 +100,6 @@ int vmnt_fail(const char *what, const char *path, vd_err e)
                      (unsigned long long)(r.first_lbn + r.nblocks - 1));
     }
     if (e == VD_ERR_NAME)
-        return -vmnt_name_errno(path);
-    return -vmnt_errno(e);
+        return vmnt_name_errno(path);
+    return vmnt_errno(e);
 }

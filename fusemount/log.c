@@ -23,8 +23,3 @@ void vmnt_log(const vmnt_ctx *c, int priority, const char *fmt, ...)
     else
         fprintf(stderr, "%s: %s: %s\n", c->prog, c->image, msg);
 }
-
-vmnt_ctx *vmnt_ctx_get(void)
-{
-    return fuse_get_context()->private_data;
-}

@@ -45,7 +45,9 @@ static void usage(FILE *to)
         "  -d             FUSE debug output (implies -f)\n"
         "  -q             no notes (errors are still printed)\n"
         "  -o OPTS        commit=SECONDS (periodic commits, default 5; 0 = only at\n"
-        "                 fsync and unmount), ro, allow_other and the other options\n"
+        "                 fsync and unmount), nowriteback (no kernel write-back\n"
+        "                 cache: write errors at write(), not at fsync/close),\n"
+        "                 ro, allow_other and the other options\n"
         "                 of mount.fuse3(8); vfat's uid=N, gid=N, umask=OCT,\n"
         "                 dmask=OCT, fmask=OCT, showexec, quiet (modes: see vhdmount(8))\n"
         "  --cache-mb N   image block cache in MiB (default 64)\n"
@@ -62,6 +64,7 @@ typedef struct mount_args {
     cli_keyopts keys;
     int foreground, debug, read_only, quiet, unmount;
     unsigned commit_secs; /* -o commit= */
+    int no_writeback;     /* -o nowriteback */
     size_t cache_bytes;
     struct fuse_args fargs;
 } mount_args;
@@ -111,7 +114,7 @@ static int commit_parse(const char *v, size_t n, unsigned *out)
     return 0;
 }
 
-/* One -o list: vhdmount's own options (commit=) are taken out, the rest
+/* One -o list: vhdmount's own options (commit=, nowriteback) are taken out, the rest
  * go to FUSE; ro/rw are noted on the way (the image is then opened
  * read-only too). Returns an exit status, or -1 to go on. */
 static int opts_take(const char *list, mount_args *m)
@@ -126,7 +129,9 @@ static int opts_take(const char *list, mount_args *m)
             m->read_only = 1;
         else if (n == 2 && strncmp(p, "rw", 2) == 0)
             m->read_only = 0;
-        if (n >= 7 && strncmp(p, "commit=", 7) == 0) {
+        if (n == 11 && strncmp(p, "nowriteback", 11) == 0) {
+            m->no_writeback = 1;
+        } else if (n >= 7 && strncmp(p, "commit=", 7) == 0) {
             if (commit_parse(p + 7, n - 7, &m->commit_secs) != 0) {
                 cli_errorf(PROG, NULL, "-o %.*s: not a number of seconds in 0..86400",
                            (int)n, p);
@@ -270,6 +275,8 @@ int main(int argc, char **argv)
     c.read_only = m.read_only;
     c.no_notes = m.quiet;
     c.commit_secs = m.commit_secs;
+    c.no_writeback = m.no_writeback;
+    c.debug = m.debug;
     rc = vmnt_modes_parse(&m.fargs, &c);
     if (rc == 0)
         rc = vmnt_session_new(&c, &m.fargs);

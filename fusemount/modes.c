@@ -111,13 +111,13 @@ static int name_is_exec(const char *path)
            strcasecmp(ext, "bat") == 0;
 }
 
-mode_t vmnt_mode(const vmnt_ctx *c, const vd_stat *vs, const char *path)
+mode_t vmnt_mode(const vmnt_ctx *c, const vd_stat *vs, const char *name)
 {
     if (vs->is_link)
         return S_IFLNK | 0777;
     if (vs->is_dir) /* vfat without rodir: a directory's read-only bit shows nothing */
         return S_IFDIR | (0777 & ~c->dmask);
-    mode_t m = (c->showexec && !(path && name_is_exec(path))) ? 0666 : 0777;
+    mode_t m = (c->showexec && !(name && name_is_exec(name))) ? 0666 : 0777;
     if (vs->attr & VD_ATTR_READONLY)
         m &= ~(mode_t)0222;
     return S_IFREG | (m & ~c->fmask);
@@ -141,42 +141,38 @@ static int mode_storable(const vmnt_ctx *c, const vd_stat *vs, mode_t cur, mode_
     return 1;
 }
 
-static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int chmod_set(vmnt_ctx *c, const char *path, const char *name, mode_t mode)
 {
-    (void)fi;
-    vmnt_ctx *c = vmnt_ctx_get();
     vd_stat vs;
     vd_err e = vd_fs_lstat(c->ci.fs, path, &vs);
     if (e != VD_OK)
-        return vmnt_fail("chmod", path, e);
+        return vmnt_fail(c, "chmod", path, e);
     if (vs.is_link)
-        return -EOPNOTSUPP; /* fchmodat(AT_SYMLINK_NOFOLLOW): Linux's answer */
+        return EOPNOTSUPP; /* fchmodat(AT_SYMLINK_NOFOLLOW): Linux's answer */
     /* Set-id and sticky bits cannot be stored: EPERM (0 with quiet). */
     if (mode & ~(mode_t)(S_IFMT | 0777))
-        return c->quiet ? 0 : -EPERM;
+        return c->quiet ? 0 : EPERM;
     /* Anything else FAT cannot hold is ignored without an error, as vfat
      * does ("too old behavior" to change, says fs/fat/file.c). */
     int ro;
-    if (!mode_storable(c, &vs, vmnt_mode(c, &vs, path), mode, &ro))
+    if (!mode_storable(c, &vs, vmnt_mode(c, &vs, name), mode, &ro))
         return 0;
     if (vs.is_dir || ro == !!(vs.attr & VD_ATTR_READONLY))
         return 0;
     e = vd_fs_set_attr(c->ci.fs, path, ro ? VD_ATTR_READONLY : 0, VD_ATTR_READONLY);
-    return e == VD_OK ? 0 : vmnt_fail("chmod", path, e);
+    return e == VD_OK ? 0 : vmnt_fail(c, "chmod", path, e);
 }
 
-static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+int vmnt_modes_set(vmnt_ctx *c, const char *path, const char *name, const struct stat *attr,
+                   int to_set)
 {
-    (void)path;
-    (void)fi;
-    const vmnt_ctx *c = vmnt_ctx_get();
-    if ((uid != (uid_t)-1 && uid != c->uid) || (gid != (gid_t)-1 && gid != c->gid))
-        return c->quiet ? 0 : -EPERM;
+    /* chown first, as chown(1) then chmod would: other owners are EPERM. */
+    uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+    gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+    if (((uid != (uid_t)-1 && uid != c->uid) || (gid != (gid_t)-1 && gid != c->gid)) &&
+        !c->quiet)
+        return EPERM;
+    if (to_set & FUSE_SET_ATTR_MODE)
+        return chmod_set(c, path, name, attr->st_mode);
     return 0;
-}
-
-void vmnt_ops_modes(struct fuse_operations *ops)
-{
-    ops->chmod = op_chmod;
-    ops->chown = op_chown;
 }

@@ -6,57 +6,58 @@
 
 #include "vhdmount.h"
 
-static int op_link(const char *from, const char *to)
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-    (void)from;
-    (void)to;
-    return -EPERM;
+    (void)ino;
+    (void)newparent;
+    (void)newname;
+    (void)fuse_reply_err(req, EPERM);
 }
 
-static int op_mknod(const char *path, mode_t mode, dev_t dev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
 {
-    (void)path;
+    (void)parent;
+    (void)name;
     (void)mode;
-    (void)dev;
-    return -EPERM;
+    (void)rdev;
+    (void)fuse_reply_err(req, EPERM);
 }
 
-static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
-                       int flags)
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
 {
-    (void)path;
+    (void)ino;
     (void)name;
     (void)value;
     (void)size;
     (void)flags;
-    return -ENOTSUP;
+    (void)fuse_reply_err(req, ENOTSUP);
 }
 
-static int op_getxattr(const char *path, const char *name, char *value, size_t size)
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-    (void)path;
+    (void)ino;
     (void)name;
-    (void)value;
     (void)size;
-    return -ENOTSUP;
+    (void)fuse_reply_err(req, ENOTSUP);
 }
 
-static int op_listxattr(const char *path, char *list, size_t size)
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-    (void)path;
-    (void)list;
+    (void)ino;
     (void)size;
-    return -ENOTSUP;
+    (void)fuse_reply_err(req, ENOTSUP);
 }
 
-static int op_removexattr(const char *path, const char *name)
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    (void)path;
+    (void)ino;
     (void)name;
-    return -ENOTSUP;
+    (void)fuse_reply_err(req, ENOTSUP);
 }
 
-void vmnt_ops_refused(struct fuse_operations *ops)
+void vmnt_ops_refused(struct fuse_lowlevel_ops *ops)
 {
     ops->link = op_link;
     ops->mknod = op_mknod;

@@ -33,13 +33,13 @@ static void widen(const char *real_mountpoint, unsigned kb)
     (void)fclose(f); /* a refused write shows here; it changes nothing */
 }
 
-static void widen_ctx(void)
-{
-    vmnt_ctx *c = vmnt_ctx_get();
-    widen(c->real_mountpoint, VMNT_READAHEAD_KB);
-}
-
 void vmnt_readahead_widen_once(vmnt_ctx *c)
 {
-    (void)pthread_once(&c->readahead_once, widen_ctx);
+    if (pthread_mutex_lock(&c->files_lock) != 0)
+        return;
+    int done = c->readahead_done;
+    c->readahead_done = 1;
+    (void)pthread_mutex_unlock(&c->files_lock);
+    if (!done)
+        widen(c->real_mountpoint, VMNT_READAHEAD_KB);
 }

@@ -7,42 +7,39 @@
 
 #include "vhdmount.h"
 
-static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    /* FUSE numbers the inodes itself: FAT has no inode numbers, and a
-     * first cluster changes when an empty file grows. */
-    cfg->use_ino = 0;
-    /* This mount is the only writer of the image (the flock), so the
-     * kernel may keep attributes and names for 1 s (negative ones too).
-     * Pages are dropped at each open (kernel_cache off): FAT matches names
-     * case-insensitively, and the kernel sees "a.txt" and "A.TXT" as two
-     * inodes whose page caches would otherwise disagree across opens. */
-    cfg->attr_timeout = 1.0;
-    cfg->entry_timeout = 1.0;
-    cfg->negative_timeout = 1.0;
-    cfg->kernel_cache = 0;
-    /* Unlink really unlinks, with no ".fuse_hidden*" rename: the library
-     * keeps an unlinked open file's clusters until its last close. */
-    cfg->hard_remove = 1;
-    /* libfuse refuses (ESTALE) read/write/... on a node it cannot name
-     * unless nullpath_ok: then those calls get a NULL path and we use the
-     * handle in fi->fh (the path it was opened by, for messages), so an
-     * unlinked open file (a POSIX orphan, kept by the library) still works.
-     * Directories keep their path in fi->fh for readdir (ops_tree.c). */
-    cfg->nullpath_ok = 1;
-    /* Big writes: up to 1 MiB per request instead of 128 KiB (the FUSE3
-     * successor of big_writes). Reads come in the kernel's read-ahead
-     * window, which INIT cannot widen; readahead.c raises the bdi's
-     * read_ahead_kb after INIT when it may. */
+    vmnt_ctx *c = userdata;
+    /* Big writes: up to 1 MiB per request instead of 128 KiB. Reads come
+     * in the kernel's read-ahead window, which INIT cannot widen;
+     * readahead.c raises the bdi's read_ahead_kb after INIT when it may. */
     conn->max_write = 1u << 20;
-    vmnt_ctx *c = vmnt_ctx_get();
+    /* The writeback cache (vhdmount(8), CONCURRENCY AND CACHING): this
+     * mount is the only writer of the image (the flock), so the kernel's
+     * page cache, size and mtime are never stale; fsync still reaches us
+     * after the kernel wrote the file's pages, and is answered only after
+     * the commit and the anchor. Off with -o nowriteback or read-only. */
+    if (!c->no_writeback && !c->read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE) &&
+        pthread_mutex_lock(&c->files_lock) == 0) {
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+        c->writeback = 1; /* under the lock: the signal thread reads it */
+        (void)pthread_mutex_unlock(&c->files_lock);
+    }
+    /* Pages stay across opens (keep_cache, ops_file.c) and nothing else
+     * changes the image: no invalidation when a getattr shows another
+     * mtime (FAT keeps it to 2 s, the kernel to the ns). */
+    conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+    /* Listings answer names and types only (ops_tree.c). */
+    conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+    if (c->debug)
+        vmnt_log(c, LOG_NOTICE, "kernel caches: writeback cache %s, pages kept across opens",
+                 c->writeback ? "on" : "off");
     vmnt_committer_start(c); /* here: a thread started before the fork dies in it */
-    return c;
 }
 
-static void op_destroy(void *private_data)
+static void op_destroy(void *userdata)
 {
-    vmnt_volume_close(private_data);
+    vmnt_volume_close(userdata);
 }
 
 /* Logged, and the first one kept for the state file (vhdmount -u). */
@@ -82,9 +79,10 @@ void vmnt_volume_close(vmnt_ctx *c)
             if (first == VD_OK)
                 first = e;
             free(w->path);
-            free(w);
+            free(w); /* the node table goes whole (vmnt_ctx_fini) */
             left++;
         }
+        c->nwriters = 0;
         (void)pthread_mutex_unlock(&c->files_lock);
     }
     if (left)
@@ -119,7 +117,7 @@ void vmnt_volume_close(vmnt_ctx *c)
     vmnt_state_set(c, CLI_MSTATE_CLOSED);
 }
 
-void vmnt_ops_volume(struct fuse_operations *ops)
+void vmnt_ops_volume(struct fuse_lowlevel_ops *ops)
 {
     ops->init = op_init;
     ops->destroy = op_destroy;

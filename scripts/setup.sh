@@ -24,6 +24,7 @@ PACKAGES=(
     libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev
     libtss2-dev swtpm swtpm-tools tpm2-tools
     fio python3-venv
+    util-linux-extra
 )
 
 missing=()
