@@ -475,10 +475,14 @@ typedef struct dir_entry {
     mode_t type;
 } dir_entry;
 
-typedef struct vmnt_dir {
+/* Linked in the context (under files_lock) so that handles the kernel
+ * never released (an end by signal; releasedir is sent without waiting)
+ * are freed at the close. */
+struct vmnt_dir {
     dir_entry *v;
     size_t n, cap;
-} vmnt_dir;
+    struct vmnt_dir *prev, *next;
+};
 
 static void dir_clear(vmnt_dir *d)
 {
@@ -528,6 +532,34 @@ static vd_err dir_load(vmnt_ctx *c, const char *path, vmnt_dir *d)
     return e;
 }
 
+static void dir_free(vmnt_ctx *c, vmnt_dir *d)
+{
+    if (pthread_mutex_lock(&c->files_lock) != 0)
+        return; /* leaked rather than unlinked unsafely */
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        c->dirs = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    (void)pthread_mutex_unlock(&c->files_lock);
+    dir_clear(d);
+    free(d);
+}
+
+void vmnt_dirs_free(vmnt_ctx *c)
+{
+    if (pthread_mutex_lock(&c->files_lock) != 0)
+        return;
+    while (c->dirs) {
+        vmnt_dir *d = c->dirs;
+        c->dirs = d->next;
+        dir_clear(d);
+        free(d);
+    }
+    (void)pthread_mutex_unlock(&c->files_lock);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     vmnt_ctx *c = vmnt_req_ctx(req);
@@ -544,15 +576,21 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     err = e == VD_OK ? 0 : vmnt_fail(c, "opendir", path, e);
     path_done(c, path);
     vmnt_dir *d = err ? NULL : calloc(1, sizeof *d);
-    if (!err && !d)
+    if (!err && (!d || pthread_mutex_lock(&c->files_lock) != 0))
         err = ENOMEM;
     if (err) {
+        free(d);
         (void)fuse_reply_err(req, err);
         return;
     }
+    d->next = c->dirs;
+    if (c->dirs)
+        c->dirs->prev = d;
+    c->dirs = d;
+    (void)pthread_mutex_unlock(&c->files_lock);
     fi->fh = (uint64_t)(uintptr_t)d;
     if (fuse_reply_open(req, fi) != 0)
-        free(d);
+        dir_free(c, d);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -603,10 +641,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
     (void)ino;
     vmnt_dir *d = (vmnt_dir *)(uintptr_t)fi->fh;
-    if (d) {
-        dir_clear(d);
-        free(d);
-    }
+    if (d)
+        dir_free(vmnt_req_ctx(req), d);
     (void)fuse_reply_err(req, 0);
 }
 

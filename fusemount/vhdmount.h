@@ -70,6 +70,8 @@ typedef struct vmnt_file {
     struct vmnt_file *prev, *next;
 } vmnt_file;
 
+typedef struct vmnt_dir vmnt_dir; /* an open directory (ops_tree.c) */
+
 /* Everything the operations share; FUSE hands it back through
  * fuse_req_userdata, so nothing here is global. */
 typedef struct vmnt_ctx {
@@ -89,8 +91,10 @@ typedef struct vmnt_ctx {
     int debug;        /* -d: also say what INIT agreed on */
     uint32_t cluster_bytes;     /* st_blksize, and st_blocks' rounding */
     vmnt_nodes nodes;
-    pthread_mutex_t files_lock; /* guards the open-file list, nwriters, writeback */
+    pthread_mutex_t files_lock; /* guards the open-file and directory lists,
+                                   nwriters, writeback */
     vmnt_file *files;
+    vmnt_dir *dirs;
     unsigned nwriters; /* open files opened for writing */
     char *real_mountpoint; /* realpath before mounting (readahead.c, commit.c) */
     int readahead_done;    /* under files_lock */
@@ -183,6 +187,9 @@ void vmnt_stat_fill(const vmnt_ctx *c, const vd_stat *vs, const vmnt_node *n,
 /* The attributes of n: through one of its open handles when it has no
  * path (unlinked while open). 0 or a positive errno. */
 int vmnt_node_stat(vmnt_ctx *c, vmnt_node *n, struct stat *st);
+
+/* Free the directory handles the kernel never released (at the close). */
+void vmnt_dirs_free(vmnt_ctx *c);
 
 /* The operation table, by kind (ops_*.c, volume.c). */
 void vmnt_ops_volume(struct fuse_lowlevel_ops *ops);

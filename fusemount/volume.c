@@ -85,6 +85,7 @@ void vmnt_volume_close(vmnt_ctx *c)
         c->nwriters = 0;
         (void)pthread_mutex_unlock(&c->files_lock);
     }
+    vmnt_dirs_free(c);
     if (left)
         vmnt_log(c, LOG_NOTICE, "closed %d file(s) still open at unmount", left);
     if (c->ci.fs) {
