@@ -213,6 +213,12 @@ static int times_set(vmnt_ctx *c, const char *path, const struct stat *attr, int
         mt = ts_ns(&now);
     else if (to_set & FUSE_SET_ATTR_MTIME)
         mt = ts_ns(&attr->st_mtim);
+    /* The writeback cache sends the kernel's mtime of every file it wrote
+     * back; the library already set the entry's at those writes. Where
+     * FAT's 2 s would store the same value, nothing is written. */
+    if (!(to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) && mt >= 0 &&
+        mt / 2000000000 == vs.mtime_ns / 2000000000)
+        return 0;
     e = vd_fs_lutimes(c->ci.fs, path, at, mt);
     return e == VD_OK ? 0 : vmnt_fail(c, "utimens", path, e);
 }
