@@ -42,6 +42,14 @@ void vd_image_op_end(vd_image *img)
     (void)pthread_mutex_unlock(&img->lock);
 }
 
+void vd_image_op_abort(vd_image *img, vd_err e)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    if (!img->failed && !img->read_only)
+        img->failed = e;
+    (void)pthread_mutex_unlock(&img->lock);
+}
+
 uint64_t vd_image_meta_commits(vd_image *img)
 {
     (void)pthread_mutex_lock(&img->lock);

@@ -21,6 +21,13 @@
 void vd_image_op_begin(vd_image *img);
 void vd_image_op_end(vd_image *img);
 
+/* The operation under way failed after it changed metadata, and may have
+ * stopped halfway (a read failed between two FAT copies, a chain and its
+ * directory entry): nothing it dirtied may reach a commit. Fails the
+ * handle (sticky, e), as a failed commit does: the image keeps its last
+ * commit and a new open finds the volume as after a crash. */
+void vd_image_op_abort(vd_image *img, vd_err e);
+
 /* vd_image_write for file-system metadata (boot sector, FSInfo, FAT
  * sectors, directory clusters): these blocks reach their place only after
  * the commit that holds them, through the sealed redo journal, so a crash

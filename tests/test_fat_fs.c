@@ -1199,7 +1199,11 @@ static void test_hostile_host(void **state)
                 free(want);
                 r = vd_file_write(fh, len, "x", 1, &done);
                 assert_true(r == VD_OK || r == VD_ERR_IO || r == VD_ERR_FAILED);
-                FU_OK(vd_file_close(fh));
+                /* A write whose read failed after it had allocated fails
+                 * the image (C4: its half never commits); the close that
+                 * would write the new size then says so. */
+                r = vd_file_close(fh);
+                assert_true(r == VD_OK || r == VD_ERR_IO || r == VD_ERR_FAILED);
             }
             r = vd_fs_unmount(fs);
             assert_true(r == VD_OK || r == VD_ERR_IO || r == VD_ERR_FAILED);

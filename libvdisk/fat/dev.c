@@ -158,6 +158,7 @@ vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
             /* Whole blocks go straight to the image; a cached copy is
              * refreshed so the cache never holds stale bytes. */
             uint32_t cnt = (uint32_t)((len / FAT_BLOCK) > 1024 ? 1024 : len / FAT_BLOCK);
+            fs->op_changed |= !fs->in_data;
             e = fs->in_data ? fat_bdev_write(&fs->dev, lbn, cnt, in_p)
                             : fat_bdev_write_meta(fs, lbn, cnt, in_p);
             if (e != VD_OK)
@@ -184,6 +185,7 @@ vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
         memcpy(s->data + in, in_p, n);
         s->dirty = 1;
         s->meta |= !fs->in_data;
+        fs->op_changed |= !fs->in_data;
         off += n;
         in_p += n;
         len -= n;
@@ -205,6 +207,7 @@ vd_err fat_dev_ptr(vd_fs *fs, uint64_t off, size_t len, int dirty, uint8_t **p)
     if (dirty) {
         s->dirty = 1;
         s->meta |= !fs->in_data;
+        fs->op_changed |= !fs->in_data;
     }
     *p = s->data + off % FAT_BLOCK;
     return VD_OK;

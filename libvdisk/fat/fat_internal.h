@@ -112,6 +112,9 @@ struct vd_fs {
     /* Inside data_io: the bytes moved are file data, everything else the
      * layer writes is metadata (image_fs.h tags it for the image). */
     int in_data;
+    /* The operation under way has changed metadata (fat_op_end: one that
+     * then fails midway must not reach a commit). */
+    int op_changed;
     /* Clusters freed since the last commit that took all the metadata
      * (vd_image_meta_commits = held_gen): not reused before it, so the
      * committed volume never shows new bytes in an old file's clusters
@@ -132,6 +135,7 @@ struct vd_file {
 static inline void fat_lock(vd_fs *fs)
 {
     (void)pthread_mutex_lock(&fs->lock);
+    fs->op_changed = 0;
     if (fs->img) /* every public call is one file-system operation (C4) */
         vd_image_op_begin(fs->img);
 }

@@ -16,8 +16,26 @@ vd_err fat_writable(vd_fs *fs)
 
 static vd_err write_fsinfo(vd_fs *fs);
 
+/* Errors that can stop an operation anywhere, halfway through its
+ * changes: the device failing a read (I/O, authentication) or memory
+ * running out. The file-system answers (full, not found, exists...) come
+ * before any change or after it is undone (fat_alloc on a full volume);
+ * VD_ERR_CORRUPT means a volume that needed vhdfsck before this call. */
+static int err_halfway(vd_err e)
+{
+    return e == VD_ERR_IO || e == VD_ERR_AUTH || e == VD_ERR_NOMEM;
+}
+
 vd_err fat_op_end(vd_fs *fs, vd_err e)
 {
+    if (err_halfway(e) && fs->img && fs->op_changed) {
+        /* Stopped halfway (a FAT sector or directory cluster that did not
+         * read, after the first FAT copy or a chain had changed): what it
+         * changed must never be committed, so the image keeps its last
+         * commit, as after a crash, and the handle fails (C4). */
+        vd_image_op_abort(fs->img, e);
+        return e;
+    }
     /* On an image every operation's end may be a commit (C4), and a
      * committed volume must be one vd_fsck finds nothing in: FSInfo's free
      * count goes with the FAT changes that moved it. */

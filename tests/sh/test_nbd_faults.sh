@@ -15,18 +15,11 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/nbd_lib.sh"
 nbd_need
 
-# Until issue 15 (commits that hold whole file-system operations, C4)
-# lands, a sync cut short by a write fault or a kill leaves each block old
-# or new (C1) but the FAT32 volume can be between two states: lost
-# clusters, FAT copies that differ, a stale FSInfo count. vhdfsck -n then
-# says 4 with 0 bad blocks and 0 bad tree nodes, and a writer that meets
-# it may say "corrupt". With C4_PENDING=1 that verdict is accepted
-# (integrity must still be whole), vhdfsck -y repairs it before the data
-# check, and after a failed put the faults pause for that repair before
-# the next command; set it to 0 once issue 15 is in main, and this test
-# then demands a clean vhdfsck -n after every fault and runs the commands
-# of a phase back to back.
-C4_PENDING=1
+# Every commit moves the volume from one consistent state to the next
+# (issue 15, C4), also when a fault cuts a sync or an operation short
+# (tests/test_fs_faults.c): so vhdfsck -n must find the volume clean after
+# every fault, with no repair, and the commands of a phase run back to
+# back.
 
 make_tree "$T/src"
 sums "$T/src" >"$T/src.sums"
@@ -106,17 +99,7 @@ read_checks() {
     run "$VHDTOOL" ls -R -q --key-file "$K" "$u" /
     [[ $RC == 0 ]] || failed_cleanly "$RC" 1
     run "$VHDFSCK" -n --key-file "$K" "$u"
-    if [[ $RC == 4 ]] && fs_only_findings; then
-        note "$what: vhdfsck -n found the volume between two commits (issue 15)"
-    elif [[ $RC != 0 ]]; then
-        failed_cleanly "$RC" 8
-    fi
-}
-
-# fs_only_findings: the last vhdfsck's report is file-system findings only
-# (every block and tree node authentic), accepted while C4_PENDING=1.
-fs_only_findings() {
-    ((C4_PENDING)) && grep -q ' 0 bad blocks, 0 bad tree nodes' "$T/out"
+    [[ $RC == 0 ]] || failed_cleanly "$RC" 8
 }
 
 # after_faults: a plain server on the same file; a writable open resolves
@@ -126,16 +109,10 @@ after_faults() {
     nbd_start clean file "$T/disk.img"
     local u
     u=$(nbd_uri clean)
-    # fsck first: a writer meeting a volume between two commits may
-    # rightly say "corrupt" (issue 15); then a writable open (mkdir), which
-    # resolves an interrupted sync, and fsck again.
+    # fsck first (read-only: the volume as the faults left it), then a
+    # writable open (mkdir), which resolves an interrupted sync, and fsck
+    # again.
     run "$VHDFSCK" -n --key-file "$K" "$u"
-    if [[ $RC == 4 ]] && fs_only_findings; then
-        note "$what: the volume is between two commits (issue 15); vhdfsck -y repairs it"
-        run "$VHDFSCK" -y -q --key-file "$K" "$u"
-        [[ $RC == 0 || $RC == 1 ]] || { cat "$T/err" >&2; fail "$what: vhdfsck -y exit $RC"; }
-        run "$VHDFSCK" -n --key-file "$K" "$u"
-    fi
     if [[ $RC != 0 ]]; then
         cat "$T/out" "$T/err" >&2
         fail "$what: vhdfsck -n is not clean once the faults stopped (exit $RC)"
@@ -149,26 +126,17 @@ after_faults() {
     nbd_stop clean
 }
 
-# put_under_faults SRC DST WHAT TAG: vhdtool put through server "faulty"
-# (started with the arguments in FAULTY). Status 0: DST is synced from
-# now on. A failure must be one clean line; while C4_PENDING=1 the volume
-# may then be between two commits, which any later command could meet
-# (the file-system layer rightly says "corrupt"), so the server is
-# restarted without faults, the image recovered and checked
-# (after_faults), and the faults resume on a consistent volume.
+# put_under_faults SRC DST: vhdtool put through server "faulty". Status
+# 0: DST is synced from now on. A failure must be one clean line, and the
+# next command meets the volume at its last commit.
 put_under_faults() {
-    local src=$1 dst=$2 what=$3 tag=$4
+    local src=$1 dst=$2
     run "$VHDTOOL" put -q --key-file "$K" "$(nbd_uri faulty)" "$src" "$dst"
     if [[ $RC == 0 ]]; then
         SYNCED[$dst]=$src
         return
     fi
     failed_cleanly "$RC" 1
-    if ((C4_PENDING)); then
-        nbd_stop faulty
-        after_faults "$what" "$tag"
-        nbd_start faulty "${FAULTY[@]}"
-    fi
 }
 
 # ---- reads failing at several rates ------------------------------------------------
@@ -189,12 +157,11 @@ for spec in error-pwrite-rate=3% error-pwrite-rate=15% error-rate=5% error-rate=
     for run_no in 1 2 3; do
         n=$((n + 1))
         note "write faults: $spec (run $run_no)"
-        FAULTY=(--filter=error file "$T/disk.img" "$spec")
-        nbd_start faulty "${FAULTY[@]}"
+        nbd_start faulty --filter=error file "$T/disk.img" "$spec"
         src=$T/src/lib/f$((n % 40)).dat
         [[ -s "$src" ]] || src=$T/src/bin/app
-        put_under_faults "$src" "/put$n" "$spec" "w$n.a"
-        put_under_faults "$T/src/bin/app" "/big$n" "$spec" "w$n.b"
+        put_under_faults "$src" "/put$n"
+        put_under_faults "$T/src/bin/app" "/big$n"
         read_checks "$(nbd_uri faulty)" "$spec"
         nbd_stop faulty
         after_faults "$spec" "w$n"
@@ -202,9 +169,8 @@ for spec in error-pwrite-rate=3% error-pwrite-rate=15% error-rate=5% error-rate=
 done
 
 note "delay filter (reads and writes 2 ms late) with 5% errors"
-FAULTY=(--filter=error --filter=delay file "$T/disk.img" rdelay=2ms wdelay=2ms error-rate=5%)
-nbd_start faulty "${FAULTY[@]}"
-put_under_faults "$T/src/lib/libapp.so.1" /slow delay d.a
+nbd_start faulty --filter=error --filter=delay file "$T/disk.img" rdelay=2ms wdelay=2ms error-rate=5%
+put_under_faults "$T/src/lib/libapp.so.1" /slow
 read_checks "$(nbd_uri faulty)" "delay"
 nbd_stop faulty
 after_faults "delay" d

@@ -23,6 +23,12 @@
  * removed (VD_ERR_BUSY). Lookups match the long name or, as on Windows
  * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry.
  *
+ * Errors: on a volume mounted from an image, a call that fails with
+ * VD_ERR_IO, VD_ERR_AUTH or VD_ERR_NOMEM after it changed metadata may
+ * have stopped halfway, so the image enters its sticky failed state (every
+ * later call: VD_ERR_FAILED) rather than ever commit that half: the image
+ * keeps its last commit, as after a crash (docs/SECURITY.md §4, C4).
+ *
  * Symbolic links are stored as Minshall+French links (Linux cifs
  * "mfsymlinks", Samba, macOS): a regular 1067-byte file holding "XSym",
  * the target's length, its MD5 and the target (docs/FORMAT.md). Any other
