@@ -27,7 +27,8 @@ static int measure(const char *name, vd_anchor *a, int n)
     }
     for (int i = 0; i < n; i++) {
         double t0 = bench_now();
-        if (a->advance(a->ctx, v + 1 + (uint64_t)i) != 0) {
+        uint64_t step = a->step > 1 ? a->step : 1; /* one increment */
+        if (a->advance(a->ctx, v + (1 + (uint64_t)i) * step) != 0) {
             fprintf(stderr, "vhdbench: %s: advance failed %s\n", name,
                     vd_anchor_tpm_why(a));
             free(t);

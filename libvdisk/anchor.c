@@ -87,6 +87,21 @@ vd_err vd_anchor_attach(vd_image *img)
     return e;
 }
 
+/* vd_anchor.step: 1 for an anchor that holds any value. */
+static uint64_t anchor_step(const vd_image *img)
+{
+    return img->anchor.step > 1 ? img->anchor.step : 1;
+}
+
+/* The smallest epoch >= e the anchor can hold; 0 when there is none. */
+static uint64_t anchor_round_up(const vd_image *img, uint64_t e)
+{
+    uint64_t step = anchor_step(img), r = e % step;
+    if (r == 0)
+        return e;
+    return e + (step - r) < e ? 0 : e + (step - r);
+}
+
 /* Whether this open binds the image to the anchor in use (a commit at the
  * end of the open, vd_anchor_bind). */
 static int wants_bind(const vd_image *img)
@@ -123,28 +138,28 @@ vd_err vd_anchor_check(vd_image *img, int *bind)
     if (a > img->committed)
         return VD_ERR_ROLLBACK;
     if (a < img->committed && !img->read_only) {
-        rc = img->anchor.advance(img->anchor.ctx, img->committed);
-        if (rc != 0)
-            return vd_anchor_err(rc);
+        /* A stepped anchor catches up to the newest multiple it can hold;
+         * the rest stays owed to the next acknowledged sync (a jump). */
+        uint64_t to = img->committed - img->committed % anchor_step(img);
+        if (to > a) {
+            rc = img->anchor.advance(img->anchor.ctx, to);
+            if (rc != 0)
+                return vd_anchor_err(rc);
+        }
+        if (to != img->committed)
+            img->anchor_due = img->committed;
     }
     return VD_OK;
 }
 
-/* Bind a writable image to the anchor in use: a COMMITTED superblock with
- * the same root, the new tag and an epoch at least the anchor's value
- * (epochs may jump; parity picks the slot), flushed before the anchor
- * moves to it. A crash leaves the old record (old binding) or the new one. */
-vd_err vd_anchor_bind(vd_image *img)
+/* A COMMITTED record of the state in memory (same root, no journal) at
+ * epoch, carrying tag, made durable: epochs may jump (parity picks the
+ * slot). What was written before it is flushed first (the last commit's
+ * metadata, written in place after its record, and a deferred record), so
+ * a crash leaves that commit's record or this one, both of the same state. */
+static vd_err write_record(vd_image *img, uint64_t epoch,
+                           const uint8_t tag[SB_ANCHOR_TAG_BYTES])
 {
-    uint64_t a;
-    int rc = img->anchor.read(img->anchor.ctx, &a);
-    if (rc != 0)
-        return vd_anchor_err(rc);
-    uint64_t epoch = img->epoch + 1;
-    if (a > epoch)
-        epoch = a;
-    if (epoch < img->epoch) /* wrapped */
-        return VD_ERR_RANGE;
     vd_super s;
     memset(&s, 0, sizeof s);
     s.version = img->hdr.format_version;
@@ -155,10 +170,12 @@ vd_err vd_anchor_bind(vd_image *img)
     memcpy(s.header_digest, img->header_digest, 32);
     s.root = img->root;
     s.time_ns = vd_host_now(&img->host);
-    memcpy(s.anchor_tag, img->anchor_cur, SB_ANCHOR_TAG_BYTES);
+    memcpy(s.anchor_tag, tag, SB_ANCHOR_TAG_BYTES);
     uint8_t *blk = img->scratch;
     vd_super_encode(&s, blk);
-    vd_err e = vd_super_seal(img, blk);
+    vd_err e = vd_io_flush(img);
+    if (e == VD_OK)
+        e = vd_super_seal(img, blk);
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk, VDF_BLOCK);
     if (e == VD_OK)
@@ -167,17 +184,67 @@ vd_err vd_anchor_bind(vd_image *img)
         img->failed = e;
         return e;
     }
+    img->unflushed = 0;
     img->epoch = img->committed = epoch;
     img->sb_state = SB_STATE_COMMITTED;
-    img->slot_redo[s.slot] = 0; /* names no journal (metadata redone at open) */
+    img->slot_redo[s.slot] = 0; /* names no journal */
     img->sb_clean = 0;
     if (img->sb_last)
         memcpy(img->sb_last, blk, VDF_BLOCK);
+    return VD_OK;
+}
+
+/* Bind a writable image to the anchor in use: a COMMITTED superblock with
+ * the same root, the new tag and an epoch at least the anchor's value
+ * (and one it can hold), flushed before the anchor moves to it. A crash
+ * leaves the old record (old binding) or the new one. */
+vd_err vd_anchor_bind(vd_image *img)
+{
+    uint64_t a;
+    int rc = img->anchor.read(img->anchor.ctx, &a);
+    if (rc != 0)
+        return vd_anchor_err(rc);
+    uint64_t epoch = img->epoch + 1;
+    if (a > epoch)
+        epoch = a;
+    epoch = anchor_round_up(img, epoch);
+    if (epoch <= img->epoch) /* wrapped */
+        return VD_ERR_RANGE;
+    vd_err e = write_record(img, epoch, img->anchor_cur);
+    if (e != VD_OK)
+        return e;
     memcpy(img->anchor_tag, img->anchor_cur, SB_ANCHOR_TAG_BYTES);
     rc = img->anchor.advance(img->anchor.ctx, epoch);
     if (rc != 0) {
         img->anchor_due = epoch; /* retried by the next sync or close */
         return vd_anchor_err(rc);
     }
+    return VD_OK;
+}
+
+/* Advance the anchor to the commit it is owed (img->anchor_due, the newest
+ * commit). A stepped anchor can hold only multiples of its step: unless
+ * the commit's epoch is one, a record of the same state at the next
+ * multiple comes first (write_record), and the anchor moves there, one
+ * counter increment. Failing, the advance stays owed: the sync that asked
+ * is not acknowledged (R4). */
+vd_err vd_anchor_advance_due(vd_image *img)
+{
+    uint64_t to = img->anchor_due;
+    if (to % anchor_step(img) != 0) {
+        if (img->sb_state != SB_STATE_COMMITTED)
+            return VD_ERR_INVAL; /* a round under way: never owed */
+        uint64_t epoch = anchor_round_up(img, img->epoch + 1);
+        if (epoch == 0)
+            return VD_ERR_RANGE;
+        vd_err e = write_record(img, epoch, img->anchor_tag);
+        if (e != VD_OK)
+            return e;
+        img->anchor_due = to = epoch;
+    }
+    int rc = img->anchor.advance(img->anchor.ctx, to);
+    if (rc != 0)
+        return vd_anchor_err(rc);
+    img->anchor_due = 0;
     return VD_OK;
 }

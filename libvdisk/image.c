@@ -700,11 +700,15 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     }
     if (e == VD_OK && fill)
         e = vd_host_write(&img->host, h->keyslot_start * VDF_BLOCK, kblk, VDF_BLOCK);
+    /* e1, which the anchor moves to, is one it can hold (vd_anchor.step). */
+    uint64_t step = img->have_anchor && img->anchor.step > 1 ? img->anchor.step : 1;
+    if (e == VD_OK && first_epoch > UINT64_MAX - step)
+        e = VD_ERR_RANGE;
+    uint64_t e1 = e == VD_OK ? first_epoch + step : 1, e0 = e1 - 1;
     /* Two authentic committed records with an empty tree (root "never
      * written"), so both slots verify from the start. The header goes
      * last, after a barrier: an interrupted create leaves a file without
      * our magic ("not a vdisk image"), never one that looks tampered. */
-    uint64_t e0 = first_epoch, e1 = first_epoch + 1;
     uint8_t *sblk = blk + VDF_BLOCK;
     if (e == VD_OK)
         e = write_initial_super(img, (uint32_t)(e0 % 2), e0, e0 ? e0 - 1 : 0, sblk);
@@ -855,18 +859,30 @@ vd_err vd_image_write_meta(vd_image *img, uint64_t lbn, uint32_t count,
     return write_blocks(img, lbn, count, buf, 1);
 }
 
-vd_err vd_image_sync(vd_image *img)
+static vd_err sync_or_commit(vd_image *img, int ack)
 {
     if (!img)
         return VD_ERR_INVAL;
     vd_err e = lock(img);
     if (e != VD_OK)
         return e;
-    img->sync_explicit = 1; /* advances the anchor in either mode */
+    img->sync_explicit = 1; /* durable at return */
+    img->sync_ack = ack;    /* advances the anchor in either mode */
     e = img->read_only ? (img->failed ? VD_ERR_FAILED : VD_OK) : vd_sync_locked(img);
     img->sync_explicit = 0;
+    img->sync_ack = 0;
     unlock(img);
     return e;
+}
+
+vd_err vd_image_sync(vd_image *img)
+{
+    return sync_or_commit(img, 1);
+}
+
+vd_err vd_image_commit(vd_image *img)
+{
+    return sync_or_commit(img, 0);
 }
 
 vd_err vd_image_close(vd_image *img)
@@ -878,6 +894,7 @@ vd_err vd_image_close(vd_image *img)
         /* A failed writable handle may have dropped unsynced writes: say
          * so rather than report a clean close. */
         img->sync_explicit = 1;
+        img->sync_ack = 1;
         if (!img->read_only)
             e = img->failed ? VD_ERR_FAILED : vd_sync_locked(img);
         /* Closed cleanly: the next open need not report a crash. */

@@ -39,7 +39,8 @@ struct vd_image {
      * and the tag of the anchor in use (zero: it has no identity). */
     uint8_t anchor_tag[SB_ANCHOR_TAG_BYTES];
     uint8_t anchor_cur[SB_ANCHOR_TAG_BYTES];
-    int sync_explicit; /* inside vd_image_sync / vd_image_close */
+    int sync_explicit; /* inside vd_image_sync / _commit / _close */
+    int sync_ack;      /* inside vd_image_sync / _close: acknowledged (R4) */
     int unflushed;     /* a commit record awaits the next flush (an
                           implicit commit defers its last flush) */
     int read_only;
@@ -138,6 +139,7 @@ vd_err vd_anchor_err(int rc);
 vd_err vd_anchor_attach(vd_image *img);
 vd_err vd_anchor_check(vd_image *img, int *bind);
 vd_err vd_anchor_bind(vd_image *img);
+vd_err vd_anchor_advance_due(vd_image *img);
 void vd_keys_wipe(vd_image *img);
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);

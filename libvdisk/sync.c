@@ -18,7 +18,8 @@
  *      naming the journal again when it holds metadata), flush; then the
  *      freshness anchor advances to X (R4) — with VD_ANCHOR_EXPLICIT_SYNC
  *      only inside vd_image_sync / vd_image_close, otherwise the advance
- *      stays owed (anchor_due) until then;
+ *      stays owed (anchor_due) until then; an anchor with a step first
+ *      gets a record of the same state at an epoch it can hold (anchor.c);
  *   6. the metadata blocks in place, unflushed (redo: a crash before they
  *      are durable is repaired from the journal at open, image.c).
  * So a commit's metadata is all on disk or none of it (DESIGN C4), and the
@@ -356,15 +357,12 @@ static vd_err advance_anchor(vd_image *img)
 {
     if (!img->anchor_due)
         return VD_OK;
-    /* VD_ANCHOR_EXPLICIT_SYNC: an implicit commit (cache pressure) leaves
-     * the advance owed to the next vd_image_sync or vd_image_close. */
-    if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !img->sync_explicit)
+    /* VD_ANCHOR_EXPLICIT_SYNC: a commit nobody waits on (cache pressure,
+     * periodic, vd_image_commit) leaves the advance owed to the next
+     * vd_image_sync or vd_image_close. */
+    if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !img->sync_ack)
         return VD_OK;
-    int rc = img->anchor.advance(img->anchor.ctx, img->anchor_due);
-    if (rc != 0)
-        return vd_anchor_err(rc);
-    img->anchor_due = 0;
-    return VD_OK;
+    return vd_anchor_advance_due(img);
 }
 
 /* Persist one round (steps 2-5 above). On failure the handle is failed:
@@ -496,11 +494,12 @@ vd_err vd_sync_locked(vd_image *img)
         img->unflushed = 0;
     }
     /* The anchor never runs ahead of a durable record: while one is
-     * deferred, the round below advances the anchor after its flushes. */
-    if (!img->unflushed)
-        e = advance_anchor(img);
-    if (e != VD_OK || img->cache.ndirty == 0)
-        return e;
+     * deferred, the round below advances the anchor after its flushes.
+     * With blocks to commit it advances once, after the last round (one
+     * step of a stepped anchor per sync, not one for the commits before
+     * and one for this). */
+    if (img->cache.ndirty == 0)
+        return img->unflushed ? VD_OK : advance_anchor(img);
     /* Inside a file-system operation an implicit commit takes data blocks
      * only: the metadata so far may hold half of the operation (C4). Data
      * is safe to commit at any time: it lies in clusters the committed
@@ -593,6 +592,8 @@ vd_err vd_sync_locked(vd_image *img)
     free(merged);
     free(leaves);
     img->in_sync = 0;
+    if (e == VD_OK && !img->unflushed)
+        e = advance_anchor(img); /* when no round ran (its own did) */
     return e;
 }
 

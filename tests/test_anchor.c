@@ -104,15 +104,17 @@ static int ta_advance_real(tanchor *t, uint64_t v)
         return rc;
     if (v < c)
         return -EINVAL;
+    const uint64_t step = t->real->step > 1 ? t->real->step : 1;
     while (c < v) {
         if (++t->calls == t->crash_at) {
             t->dead = 1;
             return -EIO;
         }
-        rc = t->real->advance(t->real->ctx, c + 1);
+        rc = t->real->advance(t->real->ctx, c + step);
         if (rc != 0)
             return rc;
-        t->value = ++c;
+        c += step;
+        t->value = c;
         t->advances++;
         ta_log(t, c);
     }
@@ -136,7 +138,7 @@ static int ta_advance(void *ctx, uint64_t v)
         t->dead = 1; /* the process dies before the counter moves */
         return -EIO;
     }
-    if (v < t->value)
+    if (v < t->value || (t->a.step > 1 && v % t->a.step != 0))
         return -EINVAL;
     if (v > t->value)
         t->advances++;
@@ -563,6 +565,98 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     vd_host_mem_free(h);
 }
 
+/* Open a copy of h's bytes read-only with the anchor at a: the result. */
+static vd_err open_copy(const uint8_t *bytes, uint64_t size, uint64_t a, uint64_t lbn,
+                        int64_t want)
+{
+    vd_host *c;
+    assert_int_equal(vd_host_mem_new(&c), VD_OK);
+    assert_int_equal(vd_host_mem_set(c, bytes, size), VD_OK);
+    tanchor t;
+    ta_init(&t, a);
+    vd_open_opts o = {.read_only = 1, .anchor = &t.a};
+    vd_image *img;
+    vd_err e = vd_image_open(c, KEY, &o, &img);
+    if (e == VD_OK) {
+        assert_int_equal(get_block(img, lbn), want);
+        VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    }
+    vd_host_mem_free(c);
+    return e;
+}
+
+/* Issue 18 (NV wear): vd_image_commit (a mount's periodic commit) is
+ * durable but, in explicit-sync mode, not an acknowledged sync: the anchor
+ * stays where it is. A counter that moves one step per increment
+ * (vd_anchor.step, as the TPM anchor) then moves one step per acknowledged
+ * sync however many commits came between (before: one per commit), two
+ * only past a step's worth of commits; a copy from before the sync is
+ * refused all the same. In every-commit mode each commit is one step. */
+static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state)
+{
+    (void)state;
+    const uint64_t step = 64;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    tanchor ta;
+    ta_init(&ta, 3 * step);
+    ta.a.step = step;
+    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    const uint64_t v0 = ta.value, adv0 = ta.advances;
+    assert_int_equal(v0 % step, 0);
+    assert_int_equal(epoch_of(img), v0);
+    for (uint32_t i = 0; i < 10; i++) {
+        put_block(img, i, 100 + i);
+        VT_EXPECT_ERR(vd_image_commit(img), VD_OK, "commit %u", i);
+    }
+    assert_true(epoch_of(img) >= v0 + 10);
+    assert_int_equal(ta.value, v0); /* ten commits, no advance */
+    uint64_t size;
+    const uint8_t *live = vd_host_mem_data(h, &size);
+    uint8_t *before = malloc(size);
+    assert_non_null(before);
+    memcpy(before, live, size);
+    /* Durable: the state the commits left opens and holds the last one. */
+    VT_EXPECT_ERR(open_copy(before, size, v0, 9, 109), VD_OK, "state after commits");
+
+    put_block(img, 50, 7);
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    assert_int_equal(ta.value, v0 + step); /* one step for the sync */
+    assert_int_equal(epoch_of(img), ta.value);
+    assert_int_equal(ta.advances, adv0 + 1);
+    VT_EXPECT_ERR(open_copy(before, size, ta.value, 9, 109), VD_ERR_ROLLBACK,
+                  "the copy from before the sync");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "idle sync");
+    assert_int_equal(ta.advances, adv0 + 1); /* nothing new: no step */
+
+    /* More commits than a step between two syncs: two steps, not more. */
+    for (uint32_t i = 0; i < step + 6; i++) {
+        put_block(img, i % 20, 1000 + i);
+        VT_EXPECT_ERR(vd_image_commit(img), VD_OK, "commit %u", i);
+    }
+    assert_int_equal(ta.value, v0 + step);
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(ta.value, v0 + 3 * step);
+    assert_int_equal(ta.advances, adv0 + 2);
+
+    /* Reopened writable: no false alarm; every-commit mode steps once per
+     * commit, each at an epoch the anchor holds. */
+    vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta.a,
+                      .anchor_mode = VD_ANCHOR_EVERY_COMMIT};
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
+    assert_int_equal(get_block(img, 50), 7);
+    uint64_t v1 = ta.value;
+    for (uint32_t i = 0; i < 5; i++) {
+        put_block(img, i, 2000 + i);
+        VT_EXPECT_ERR(vd_image_commit(img), VD_OK, "commit %u", i);
+        assert_int_equal(ta.value, v1 + (i + 1) * step);
+        assert_int_equal(epoch_of(img), ta.value);
+    }
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    free(before);
+    vd_host_mem_free(h);
+}
+
 /* ---- crashes between the superblock write and the anchor advance ------------------ */
 
 #define CR_BLOCKS 300u
@@ -678,6 +772,7 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     if (real) {
         ta->real = real;
         ta->a.authorize = ta_authorize;
+        ta->a.step = real->step; /* the library sees the real counter's */
     }
     *rec = vd_rec_new(NULL, 0);
     assert_non_null(*rec);
@@ -809,6 +904,8 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
     assert_true(final_epoch - (w.anchor_start + 1) > CR_SYNCS);
     if (mode == VD_ANCHOR_EVERY_COMMIT)
         assert_true(ta.nlog > CR_SYNCS);
+    else if (real && real->step > 1) /* one increment per acknowledged sync */
+        assert_int_equal(ta.nlog, w.nsync);
 
     /* 1. Every acknowledged sync s: every state before its final commit
      *    (op sync_end_op[s] - 2 is that superblock write) is refused with
@@ -1104,6 +1201,7 @@ int main(void)
         cmocka_unit_test(test_whole_image_rollback_is_refused_with_file_anchor_only),
         cmocka_unit_test(test_every_commit_mode_advances_on_implicit_commits),
         cmocka_unit_test(test_explicit_sync_mode_advances_only_on_sync_and_close),
+        cmocka_unit_test(test_commits_cost_a_stepped_anchor_nothing_until_a_sync),
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_every_commit),
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_explicit_sync),
         cmocka_unit_test(test_anchor_advance_that_crashes_never_causes_a_false_alarm),

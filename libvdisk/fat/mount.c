@@ -224,7 +224,9 @@ static vd_err write_fsinfo(vd_fs *fs)
     return e;
 }
 
-static vd_err locked_fs_sync(vd_fs *fs)
+/* ack: an acknowledged sync (vd_fs_sync); else a commit (vd_fs_commit),
+ * which an anchor in VD_ANCHOR_EXPLICIT_SYNC mode does not count. */
+static vd_err locked_fs_sync(vd_fs *fs, int ack)
 {
     if (!fs)
         return VD_ERR_INVAL;
@@ -235,7 +237,7 @@ static vd_err locked_fs_sync(vd_fs *fs)
         e = write_fsinfo(fs);
     e = fat_op_end(fs, e);
     if (e == VD_OK)
-        e = fat_bdev_sync(&fs->dev);
+        e = ack || !fs->img ? fat_bdev_sync(&fs->dev) : vd_image_commit(fs->img);
     return e;
 }
 
@@ -294,7 +296,18 @@ vd_err vd_fs_sync(vd_fs *fs)
         return VD_ERR_INVAL;
     vd_fs *lk = fs;
     fat_lock(lk);
-    vd_err e = locked_fs_sync(fs);
+    vd_err e = locked_fs_sync(fs, 1);
+    fat_unlock(lk);
+    return e;
+}
+
+vd_err vd_fs_commit(vd_fs *fs)
+{
+    if (!fs)
+        return VD_ERR_INVAL;
+    vd_fs *lk = fs;
+    fat_lock(lk);
+    vd_err e = locked_fs_sync(fs, 0);
     fat_unlock(lk);
     return e;
 }

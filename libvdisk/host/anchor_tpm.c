@@ -152,12 +152,23 @@ static int tpm_increment(tpm_anchor *t)
     }
 }
 
+/* The anchor's value is the counter times VD_ANCHOR_TPM_STEP (vd_anchor
+ * .step): the library anchors only epochs that are multiples of it, so an
+ * acknowledged sync costs one increment however many commits preceded it
+ * (docs/SECURITY.md, "R4": NV wear). */
 static int ta_read(void *ctx, uint64_t *value)
 {
     tpm_anchor *t = ctx;
+    uint64_t c;
     if (!t || !value)
         return -EINVAL;
-    return tpm_counter(t, value);
+    int r = tpm_counter(t, &c);
+    if (r != 0)
+        return r;
+    if (c > UINT64_MAX / VD_ANCHOR_TPM_STEP)
+        return tpm_fail_msg(t, -ERANGE, "NV counter too large to serve as an anchor");
+    *value = c * VD_ANCHOR_TPM_STEP;
+    return 0;
 }
 
 /* The counter moves one step per TPM2_NV_Increment: step until it holds
@@ -166,8 +177,9 @@ static int ta_advance(void *ctx, uint64_t value)
 {
     tpm_anchor *t = ctx;
     uint64_t cur;
-    if (!t)
+    if (!t || value % VD_ANCHOR_TPM_STEP != 0)
         return -EINVAL;
+    value /= VD_ANCHOR_TPM_STEP;
     int r = tpm_counter(t, &cur);
     if (r != 0)
         return r;
@@ -359,6 +371,7 @@ vd_err vd_anchor_tpm_open(const char *tcti, uint32_t nv_index, int flags,
     t->a.advance = ta_advance;
     t->a.identity = ta_identity;
     t->a.authorize = ta_authorize;
+    t->a.step = VD_ANCHOR_TPM_STEP;
     *out = &t->a;
     return VD_OK;
 }

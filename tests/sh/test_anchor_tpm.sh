@@ -3,7 +3,7 @@
 # against a software TPM (swtpm) this test starts on its own unix socket
 # and stops at the end:
 #   - mkvhd --anchor tpm:NVINDEX defines the counter; each sync moves it to
-#     the image's epoch (cross-checked with tpm2_nvread);
+#     the image's epoch / 2^20, one increment (cross-checked with tpm2_nvread);
 #   - an older copy of the image is refused (exit 4);
 #   - the anchor of another image, TPM or file, is refused as such (exit 5),
 #     never as a rollback; vhdfsck says so too (exit 8);
@@ -40,9 +40,15 @@ done
 [[ $up == 1 ]] || fail "swtpm did not start: $(cat "$T/swtpm.log" "$T/getcap.err")"
 
 counter() { tpm2_nvread -C o "$1" 2>/dev/null | xxd -p | tr -d '\n'; }
+# The image's epoch in counter steps: a TPM anchor reads its counter times
+# 2^20 (VD_ANCHOR_TPM_STEP), and the epoch of an acknowledged sync is a
+# multiple of that, so one sync is one increment.
 epoch() {
     "$VHDTOOL" info --key-file key "$@" >"$T/info" 2>/dev/null || fail "info $*"
-    printf '%016x' "$(awk '/^epoch:/ {print $2}' "$T/info")"
+    local e
+    e=$(awk '/^epoch:/ {print $2}' "$T/info")
+    (( e % 1048576 == 0 )) || fail "epoch $e is not a multiple of the TPM anchor's step"
+    printf '%016x' $(( e / 1048576 ))
 }
 
 head -c 32 /dev/urandom >key
@@ -61,6 +67,7 @@ before=$(counter 0x01500020)
 expect_status 0 "$VHDTOOL" mkdir -q --key-file key --anchor $A a.vhd /d
 after=$(counter 0x01500020)
 [[ "$after" != "$before" ]] || fail "the counter did not move ($before)"
+(( 16#$after - 16#$before == 1 )) || fail "one sync took $(( 16#$after - 16#$before )) increments"
 [[ "$after" == "$(epoch --anchor $A a.vhd)" ]] || fail "counter $after != epoch after a sync"
 
 note "an older copy is a rollback (exit 4)"

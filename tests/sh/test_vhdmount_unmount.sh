@@ -169,3 +169,28 @@ expect_status 0 "$VHDMOUNT" -u "$M"
 wait "$PC" || fail "c's daemon failed"
 mnt_stop "$M2"
 fsck_clean b.vhd "$KEY"
+
+# ---- the anchor in explicit-sync mode (issue 18: NV wear) ----------------------
+note "periodic commits leave an --anchor-on-sync anchor alone; fsync and -u move it"
+anchor_value() { od -An -t u8 -j 16 -N 8 "$1" | tr -d ' '; }
+expect_status 0 "$MKVHD" -q --size 64M --key-file "$KEY" --anchor d.anchor --anchor-on-sync d.vhd
+mnt_start d.vhd "$M" --key-file "$KEY" --anchor d.anchor --anchor-on-sync -o commit=1
+a0=$(anchor_value d.anchor)
+for i in 1 2 3; do
+    ed=$(state_epoch "$M")
+    echo "$i" >"$M/tick$i"
+    poll 600 epoch_after "$M" "$ed" || fail "d: no periodic commit"
+done
+[[ $(anchor_value d.anchor) == "$a0" ]] ||
+    fail "three periodic commits moved the anchor from $a0 to $(anchor_value d.anchor)"
+dd if=/dev/urandom of="$M/synced" bs=4k count=4 conv=fsync status=none || fail "fsync"
+a1=$(anchor_value d.anchor)
+(( a1 > a0 )) || fail "an fsync did not move the anchor ($a0)"
+(( a1 >= $(state_epoch "$M") )) || fail "anchor $a1 behind the fsync'd epoch $(state_epoch "$M")"
+expect_status 0 "$VHDMOUNT" -u "$M"
+wait "$MPID" || fail "d's daemon failed"
+MPID=
+expect_status 0 "$VHDTOOL" info --key-file "$KEY" --anchor d.anchor d.vhd
+(( $(anchor_value d.anchor) == $(awk '/^epoch:/ {print $2}' "$T/out") )) ||
+    fail "after -u: anchor $(anchor_value d.anchor) != epoch $(awk '/^epoch:/ {print $2}' "$T/out")"
+expect_status 0 "$VHDFSCK" -n --key-file "$KEY" --anchor d.anchor d.vhd

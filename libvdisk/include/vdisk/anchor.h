@@ -32,10 +32,14 @@
  * TPMA_NV_AUTHWRITE | TPMA_NV_NO_DA and as authorization value the secret
  * the library derives from the image's master key (vd_anchor.authorize):
  * whoever holds only the image file cannot step it. Its identity is the
- * index's TPM name (nameAlg || hash of its public area). advance(v) steps
- * it with TPM2_NV_Increment until it reads v; TPM_RC_NV_RATE is waited out.
- * Hardware counters are slow (tens of milliseconds per increment) and wear
- * out (NV writes): open such images with VD_ANCHOR_EXPLICIT_SYNC.
+ * index's TPM name (nameAlg || hash of its public area). Its value is the
+ * counter times VD_ANCHOR_TPM_STEP (vd_anchor.step), so the library jumps
+ * the epoch of an acknowledged sync to the next multiple and one sync is
+ * one TPM2_NV_Increment, however many commits came between two syncs
+ * (fewer than the step). advance(v) increments until the counter reads
+ * v / step; TPM_RC_NV_RATE is waited out. Hardware counters are slow
+ * (tens of milliseconds per increment) and wear out (NV writes): open
+ * such images with VD_ANCHOR_EXPLICIT_SYNC.
  *
  * ---- Other hardware counters -------------------------------------------------
  * Such counters only count up by one per call, so advance(v) increments
@@ -76,6 +80,9 @@ void vd_anchor_file_close(vd_anchor *anchor);
  * adopts an existing counter after checking its attributes. Free with
  * vd_anchor_tpm_close. */
 #define VD_ANCHOR_TPM_DEFINE 1
+/* The TPM anchor's vd_anchor.step: 2^20 commits between two acknowledged
+ * syncs before one sync costs a second increment; 2^44 syncs in 64 bits. */
+#define VD_ANCHOR_TPM_STEP (UINT64_C(1) << 20)
 vd_err vd_anchor_tpm_open(const char *tcti, uint32_t nv_index, int flags,
                           vd_anchor **out, char *why, size_t whylen);
 /* The detail of the TPM anchor's last failure ("NV read: tpm:...") or "". */

@@ -199,6 +199,10 @@ vd_err vd_fs_unmount(vd_fs *fs);
 /* Write FSInfo and every cached metadata block, then vd_image_sync (the
  * device's sync). */
 vd_err vd_fs_sync(vd_fs *fs);
+/* vd_fs_sync ending in vd_image_commit instead: durable, but not an
+ * acknowledged sync for an anchor in VD_ANCHOR_EXPLICIT_SYNC mode (a
+ * mount's periodic commits). Over another vd_blockdev it is vd_fs_sync. */
+vd_err vd_fs_commit(vd_fs *fs);
 vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st);
 
 vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st);

@@ -128,6 +128,13 @@ typedef struct vd_anchor {
      * "vd-anchr", id 1): the TPM anchor's NV authorization value. The
      * anchor must copy it if needed; the library wipes its copy. */
     int (*authorize)(void *ctx, const uint8_t secret[VD_ANCHOR_SECRET_BYTES]);
+    /* 0 or 1: the anchor holds any value. Else it holds only multiples of
+     * step: a counter that moves by one per increment, read as count x
+     * step (the TPM anchor). The library then anchors only epochs that are
+     * multiples of step, jumping the epoch to the next one when it must
+     * (an extra superblock record), so one acknowledged sync costs one
+     * increment however many commits came before it. */
+    uint64_t step;
 } vd_anchor;
 
 /* ---- Ciphers ------------------------------------------------------------- */
@@ -160,10 +167,11 @@ typedef enum vd_anchor_mode {
     /* Every committed sync round advances it, implicit ones (cache pressure
      * inside vd_image_write/vd_image_read) included. */
     VD_ANCHOR_EVERY_COMMIT = 0,
-    /* Only vd_image_sync and vd_image_close advance it (to the newest
-     * commit). Fewer counter updates (hardware counters are slow and wear
-     * out), but until the next explicit sync the host can replay any state
-     * committed since the last one. */
+    /* Only acknowledged syncs advance it (to the newest commit):
+     * vd_image_sync and vd_image_close, not vd_image_commit, periodic or
+     * cache-pressure commits. Fewer counter updates (hardware counters are
+     * slow and wear out), but until the next acknowledged sync the host can
+     * replay any state committed since the last one. */
     VD_ANCHOR_EXPLICIT_SYNC = 1
 } vd_anchor_mode;
 
@@ -232,6 +240,13 @@ vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
  * blocks in place (file-system metadata: into the journal), flush,
  * committed superblock, flush, metadata in place (C1-C4). */
 vd_err vd_image_sync(vd_image *img);
+
+/* The same durable commit, but not an acknowledgement: with
+ * VD_ANCHOR_EXPLICIT_SYNC the anchor does not advance (it stays owed to
+ * the next vd_image_sync or vd_image_close). For periodic commits (a
+ * mount's commit=), which bound what a crash loses (C5) without wearing a
+ * hardware counter. With VD_ANCHOR_EVERY_COMMIT it is vd_image_sync. */
+vd_err vd_image_commit(vd_image *img);
 
 /* Sync (if writable and healthy), wipe every secret and free the handle.
  * Returns the sync's error, if any; the handle is freed in every case. */
