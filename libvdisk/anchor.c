@@ -194,6 +194,11 @@ static vd_err write_record(vd_image *img, uint64_t epoch,
     return VD_OK;
 }
 
+vd_err vd_super_write_plain(vd_image *img, uint64_t epoch)
+{
+    return write_record(img, epoch, img->anchor_tag);
+}
+
 /* Bind a writable image to the anchor in use: a COMMITTED superblock with
  * the same root, the new tag and an epoch at least the anchor's value
  * (and one it can hold), flushed before the anchor moves to it. A crash

@@ -104,6 +104,42 @@ int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
     return 0;
 }
 
+int vd_header_set_geometry(vd_header *h, uint64_t nblocks, uint64_t node_start)
+{
+    mt_geometry g;
+    if (mt_geometry_init(&g, nblocks, h->fanout) != 0 || g.height > MT_MAX_HEIGHT)
+        return -1;
+    uint64_t meta_end = h->journal_start + 2ull * h->journal_blocks;
+    uint64_t total;
+    if (nblocks > UINT64_MAX - h->data_start) /* a wrapped sum would "fit" */
+        return -1;
+    if (node_start == meta_end && h->data_start == node_start + g.node_blocks) {
+        total = h->data_start + nblocks; /* the layout rule's */
+    } else {
+        if (h->data_start < meta_end || node_start < h->data_start + nblocks || node_start > UINT64_MAX - g.node_blocks)
+            return -1;
+        total = node_start + g.node_blocks;
+    }
+    if (total > (UINT64_MAX / VDF_BLOCK) / 2)
+        return -1;
+    h->nblocks = nblocks;
+    h->height = g.height;
+    h->node_blocks = g.node_blocks;
+    h->node_start = node_start;
+    h->total_blocks = total;
+    return 0;
+}
+
+int vd_header_swap_geometry(const vd_header *h, vd_header *out)
+{
+    if (h->alt_nblocks == 0)
+        return -1;
+    *out = *h;
+    out->alt_nblocks = 0;
+    out->alt_node_start = 0;
+    return vd_header_set_geometry(out, h->alt_nblocks, h->alt_node_start);
+}
+
 void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK])
 {
     memset(out, 0, VDF_BLOCK);
@@ -127,6 +163,8 @@ void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK])
     vd_put_le64(out + HDR_OFF_TOTAL_BLOCKS, h->total_blocks);
     vd_put_le64(out + HDR_OFF_CREATED_NS, (uint64_t)h->created_ns);
     memcpy(out + HDR_OFF_KEYCHECK, h->keycheck, 32);
+    vd_put_le64(out + HDR_OFF_ALT_NBLOCKS, h->alt_nblocks);
+    vd_put_le64(out + HDR_OFF_ALT_NODE_START, h->alt_node_start);
     vd_put_le64(out + HDR_OFF_CHECKSUM, XXH64(out, HDR_OFF_CHECKSUM, 0));
 }
 
@@ -153,14 +191,19 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     h->created_ns = (int64_t)vd_get_le64(in + HDR_OFF_CREATED_NS);
     memcpy(h->keycheck, in + HDR_OFF_KEYCHECK, 32);
 
-    /* Every layout field must be exactly what the layout rule derives from
-     * nblocks and the journal size: a header cannot point regions anywhere
-     * else (the superblock MAC covers its digest too). */
+    /* Every layout field must be what the layout rule derives from nblocks
+     * and the journal size, or (after a resize) what the nodes-after-data
+     * layout derives from nblocks, data_start and node_start: a header
+     * cannot point regions anywhere else (the superblock MAC covers its
+     * digest too). */
     vd_header want;
     memset(&want, 0, sizeof want);
-    if (vd_header_layout(&want, vd_get_le64(in + HDR_OFF_NBLOCKS),
-                         vd_get_le32(in + HDR_OFF_FANOUT),
+    if (vd_header_layout(&want, 1, vd_get_le32(in + HDR_OFF_FANOUT),
                          vd_get_le32(in + HDR_OFF_JOURNAL_BLOCKS)) != 0)
+        return -2;
+    want.data_start = vd_get_le64(in + HDR_OFF_DATA_START);
+    if (vd_header_set_geometry(&want, vd_get_le64(in + HDR_OFF_NBLOCKS),
+                               vd_get_le64(in + HDR_OFF_NODE_START)) != 0)
         return -2;
     if (vd_get_le32(in + HDR_OFF_HEIGHT) != want.height ||
         vd_get_le64(in + HDR_OFF_NODE_BLOCKS) != want.node_blocks ||
@@ -168,9 +211,13 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
         vd_get_le64(in + HDR_OFF_KEYSLOT_START) != want.keyslot_start ||
         vd_get_le64(in + HDR_OFF_SB_START) != want.sb_start ||
         vd_get_le64(in + HDR_OFF_JOURNAL_START) != want.journal_start ||
-        vd_get_le64(in + HDR_OFF_NODE_START) != want.node_start ||
-        vd_get_le64(in + HDR_OFF_DATA_START) != want.data_start ||
         vd_get_le64(in + HDR_OFF_TOTAL_BLOCKS) != want.total_blocks)
+        return -2;
+    want.alt_nblocks = vd_get_le64(in + HDR_OFF_ALT_NBLOCKS);
+    want.alt_node_start = vd_get_le64(in + HDR_OFF_ALT_NODE_START);
+    vd_header alt;
+    if ((want.alt_nblocks || want.alt_node_start) &&
+        (h->format_version < 3 || vd_header_swap_geometry(&want, &alt) != 0))
         return -2;
     h->nblocks = want.nblocks;
     h->fanout = want.fanout;
@@ -184,6 +231,8 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     h->node_start = want.node_start;
     h->data_start = want.data_start;
     h->total_blocks = want.total_blocks;
+    h->alt_nblocks = want.alt_nblocks;
+    h->alt_node_start = want.alt_node_start;
     return 0;
 }
 

@@ -47,8 +47,27 @@ static vd_err read_container(const vd_host *host, vd_header *hdr,
     e = vd_host_read(host, size - VHD_FOOTER_BYTES, foot, sizeof foot);
     if (e != VD_OK)
         return e;
-    if (vhd_footer_decode(&f, foot) != 0 ||
-        f.current_size != size - VHD_FOOTER_BYTES)
+    int foot_ok = vhd_footer_decode(&f, foot) == 0 && f.current_size == size - VHD_FOOTER_BYTES;
+    if (!foot_ok && vd_host_read(host, 0, hblk, VDF_BLOCK) == VD_OK &&
+        vd_header_decode(hdr, hblk) == 0 && hdr->alt_nblocks) {
+        /* A resize extended the file and stopped before its new footer
+         * (docs/FORMAT.md §4): the footer that ends the other geometry is
+         * still in place, and that geometry's records are what open. */
+        uint64_t ends[2] = {hdr->total_blocks, 0};
+        vd_header alt;
+        if (vd_header_swap_geometry(hdr, &alt) == 0)
+            ends[1] = alt.total_blocks;
+        for (int i = 0; i < 2 && !foot_ok; i++) {
+            uint64_t at = ends[i] * VDF_BLOCK;
+            if (at == 0 || at > size - VHD_FOOTER_BYTES)
+                continue;
+            e = vd_host_read(host, at, foot, sizeof foot);
+            if (e != VD_OK)
+                return e;
+            foot_ok = vhd_footer_decode(&f, foot) == 0 && f.current_size == at;
+        }
+    }
+    if (!foot_ok)
         return VD_ERR_CORRUPT; /* not a fixed VHD, or truncated/extended */
     e = vd_host_read(host, 0, hblk, VDF_BLOCK);
     if (e != VD_OK)
@@ -61,9 +80,32 @@ static vd_err read_container(const vd_host *host, vd_header *hdr,
     default:
         return VD_ERR_CORRUPT;
     }
-    if (hdr->total_blocks * VDF_BLOCK != f.current_size)
+    /* The footer ends one of the header's geometries (two during a resize;
+     * the records decide which is in force, image_load). */
+    vd_header alt;
+    if (hdr->total_blocks * VDF_BLOCK != f.current_size &&
+        !(vd_header_swap_geometry(hdr, &alt) == 0 &&
+          alt.total_blocks * VDF_BLOCK <= size - VHD_FOOTER_BYTES &&
+          (alt.total_blocks * VDF_BLOCK == f.current_size ||
+           hdr->total_blocks * VDF_BLOCK <= f.current_size)))
         return VD_ERR_CORRUPT;
     *file_bytes = size;
+    return VD_OK;
+}
+
+/* BLAKE2b-256 of the header as superblocks name it: its geometry in force,
+ * encoded without the second one (format.c). */
+vd_err vd_header_digest(const vd_header *h, uint8_t out[32])
+{
+    vd_header c = *h;
+    c.alt_nblocks = 0;
+    c.alt_node_start = 0;
+    uint8_t blk[VDF_BLOCK];
+    vd_header_encode(&c, blk);
+    vdc_hash hs;
+    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
+        vdc_hash_final(&hs, out) != 0)
+        return VD_ERR_NOMEM;
     return VD_OK;
 }
 
@@ -173,7 +215,7 @@ static vd_err choose_alg(vd_image *img, vd_aead_impl impl)
 /* ---- superblocks and journal ---------------------------------------------- */
 
 static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
-                          vd_super s[2])
+                          vd_super s[2], int alt[2])
 {
     uint8_t *blk[2] = {blk0, blk1};
     for (uint32_t i = 0; i < 2; i++) {
@@ -190,14 +232,41 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
             s[i].epoch % 2 != i || s[i].version > img->hdr.format_version)
             return VD_ERR_CORRUPT;
         /* A record written before a format-2 image was converted names the
-         * header as it was then: the same header with version 2. */
+         * header as it was then: the same header with version 2. One
+         * written under the header's second geometry (a resize) names that
+         * (alt[i]). */
         const uint8_t *want = s[i].version == img->hdr.format_version
                                   ? img->header_digest
                                   : img->legacy_digest;
-        if (vdc_memcmp(s[i].header_digest, want, 32) != 0)
-            return VD_ERR_AUTH; /* the header was changed */
+        alt[i] = 0;
+        if (vdc_memcmp(s[i].header_digest, want, 32) != 0) {
+            if (!img->have_alt || s[i].version != img->hdr.format_version ||
+                vdc_memcmp(s[i].header_digest, img->alt_digest, 32) != 0)
+                return VD_ERR_AUTH; /* the header was changed */
+            alt[i] = 1;
+        }
     }
     return VD_OK; /* parity = slot, so the two epochs differ */
+}
+
+/* The newest record was written under the header's second geometry: put
+ * that one in force (the first becomes the second). */
+static vd_err swap_geometry(vd_image *img)
+{
+    vd_header in_force;
+    if (vd_header_swap_geometry(&img->hdr, &in_force) != 0)
+        return VD_ERR_CORRUPT;
+    in_force.alt_nblocks = img->hdr.nblocks;
+    in_force.alt_node_start = img->hdr.node_start;
+    if (in_force.total_blocks * VDF_BLOCK > img->file_bytes - VHD_FOOTER_BYTES ||
+        mt_geometry_init(&img->geo, in_force.nblocks, in_force.fanout) != 0)
+        return VD_ERR_CORRUPT;
+    img->hdr = in_force;
+    uint8_t d[32];
+    memcpy(d, img->header_digest, 32);
+    memcpy(img->header_digest, img->alt_digest, 32);
+    memcpy(img->alt_digest, d, 32);
+    return VD_OK;
 }
 
 /* The journal entries a superblock names (inline, or in its journal slot
@@ -248,8 +317,10 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
      * data blocks have redo contents, and only from format 3 on. */
     for (uint32_t k = 0; k < s->jcount; k++) {
         uint64_t ph = ent[k].phys;
-        if (ph < img->hdr.node_start || ph >= img->hdr.total_blocks ||
-            (k > 0 && ph <= ent[k - 1].phys) ||
+        const vd_header *h = &img->hdr;
+        int in_nodes = ph >= h->node_start && ph - h->node_start < h->node_blocks;
+        int in_data = ph >= h->data_start && ph - h->data_start < h->nblocks;
+        if (!(in_nodes || in_data) || (k > 0 && ph <= ent[k - 1].phys) ||
             (ent[k].redo && (ph < img->hdr.data_start || s->version < 3)))
             return VD_ERR_CORRUPT;
     }
@@ -416,11 +487,13 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         if (e == VD_OK)
             e = vd_super_verify(img, sblk0) == VD_OK ? VD_ERR_AUTH : VD_ERR_WRONG_KEY;
     }
-    if (e == VD_OK) {
-        vdc_hash h;
-        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, hblk, VDF_BLOCK) != 0 ||
-            vdc_hash_final(&h, img->header_digest) != 0)
-            e = VD_ERR_NOMEM;
+    if (e == VD_OK)
+        e = vd_header_digest(&img->hdr, img->header_digest);
+    if (e == VD_OK && img->hdr.alt_nblocks) {
+        vd_header alt;
+        img->have_alt = vd_header_swap_geometry(&img->hdr, &alt) == 0;
+        if (img->have_alt)
+            e = vd_header_digest(&alt, img->alt_digest);
     }
     if (e == VD_OK && img->hdr.format_version > VDF_FORMAT_OLDEST) {
         /* What the header was before a conversion from format 2. */
@@ -432,8 +505,13 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
             vdc_hash_final(&h, img->legacy_digest) != 0)
             e = VD_ERR_NOMEM;
     }
+    int alt[2] = {0, 0};
     if (e == VD_OK)
-        e = read_supers(img, sblk0, sblk1, s);
+        e = read_supers(img, sblk0, sblk1, s, alt);
+    if (e == VD_OK && (s[0].epoch > s[1].epoch ? alt[0] : alt[1]))
+        e = swap_geometry(img);
+    if (e == VD_OK && img->hdr.total_blocks * VDF_BLOCK > img->file_bytes - VHD_FOOTER_BYTES)
+        e = VD_ERR_CORRUPT;
     if (e == VD_OK) {
         const vd_super *nw = s[0].epoch > s[1].epoch ? &s[0] : &s[1];
         const vd_super *ot = nw == &s[0] ? &s[1] : &s[0];

@@ -88,7 +88,12 @@ int vhd_footer_decode(vhd_footer *f, const uint8_t in[VHD_FOOTER_BYTES]);
 #define HDR_OFF_TOTAL_BLOCKS 112u
 #define HDR_OFF_CREATED_NS 120u
 #define HDR_OFF_KEYCHECK 128u /* 32 bytes */
-#define HDR_USED_END 160u     /* [160, 4088) reserved, must be zero */
+/* A second geometry (vhdtool resize, docs/FORMAT.md §4): 0 = none. Not
+ * part of the digest superblocks carry; each record names, by that
+ * digest, the geometry it was written under. */
+#define HDR_OFF_ALT_NBLOCKS 160u
+#define HDR_OFF_ALT_NODE_START 168u
+#define HDR_USED_END 176u     /* [176, 4088) reserved, must be zero */
 #define HDR_OFF_CHECKSUM 4088u /* xxh64 of [0, 4088), seed 0 */
 
 typedef struct vd_header {
@@ -103,6 +108,7 @@ typedef struct vd_header {
     uint64_t total_blocks;
     int64_t created_ns;
     uint8_t keycheck[32];
+    uint64_t alt_nblocks, alt_node_start; /* the second geometry; 0 = none */
 } vd_header;
 
 _Static_assert(HDR_USED_END <= HDR_OFF_CHECKSUM, "header fields fit");
@@ -112,6 +118,15 @@ _Static_assert(HDR_OFF_CHECKSUM + 8 == VDF_BLOCK, "checksum ends the block");
  * size. 0 / -1. */
 int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
                      uint32_t journal_blocks);
+/* The geometry fields (nblocks, height, node_blocks, node_start,
+ * total_blocks) of h for nblocks data blocks with the nodes at node_start:
+ * either the layout rule's (node_start = journal_start + 2J, data right
+ * after the nodes) or, after a resize, the nodes after the data
+ * (node_start >= data_start + nblocks; data_start stays). 0 / -1. */
+int vd_header_set_geometry(vd_header *h, uint64_t nblocks, uint64_t node_start);
+/* The header with its second geometry in force (and none second): what
+ * the records written under that geometry name. 0 / -1 (none). */
+int vd_header_swap_geometry(const vd_header *h, vd_header *out);
 void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK]);
 /* 0 ok; -1 not ours (magic); -2 corrupt (checksum, inconsistent layout,
  * nonzero reserved bytes); -3 unsupported version or cipher. */

@@ -57,6 +57,10 @@ struct vd_image {
     mt_geometry geo;
     uint8_t header_digest[32];
     uint8_t legacy_digest[32]; /* the header as format 2 (convert_format) */
+    /* A resize (resize.c): the header's other geometry (hdr.alt_*) and the
+     * digest records written under it carry. */
+    int have_alt;
+    uint8_t alt_digest[32];
     uint64_t file_bytes;
 
     uint8_t *master;   /* VD_KEY_BYTES, guarded memory */
@@ -140,6 +144,11 @@ vd_err vd_anchor_attach(vd_image *img);
 vd_err vd_anchor_check(vd_image *img, int *bind);
 vd_err vd_anchor_bind(vd_image *img);
 vd_err vd_anchor_advance_due(vd_image *img);
+/* A COMMITTED record of the state in memory at epoch (same root, no
+ * journal), after a flush and made durable (anchor.c). */
+vd_err vd_super_write_plain(vd_image *img, uint64_t epoch);
+/* BLAKE2b-256 of the header as superblocks name it (image.c). */
+vd_err vd_header_digest(const vd_header *h, uint8_t out[32]);
 void vd_keys_wipe(vd_image *img);
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);

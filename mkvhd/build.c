@@ -312,7 +312,8 @@ static int import_raw(build *b)
 static int fill_volume(build *b)
 {
     const mkvhd_opts *o = b->o;
-    vd_mkfs_opts mo = {.label = o->label, .now = cli_clock, .now_ctx = b->host};
+    vd_mkfs_opts mo = {.label = o->label, .now = cli_clock, .now_ctx = b->host,
+                       .max_bytes = o->max_size};
     vd_err e = vd_fs_format(b->img, &mo);
     if (e == VD_ERR_NAME) {
         cli_errorf(P, o->label,

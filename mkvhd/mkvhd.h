@@ -21,6 +21,7 @@ typedef struct mkvhd_opts {
     const char *seal_to[MKVHD_MAX_SEAL];
     int nseal;
     uint64_t size; /* volume bytes; 0 = from the tree */
+    uint64_t max_size; /* --max-size: FAT room to grow to; 0 = none */
     int quiet, force;
     cli_special policy;
     cli_clash clash;

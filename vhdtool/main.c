@@ -60,6 +60,12 @@ static const vt_cmd commands[] = {
      "(links 0777), as FAT32 keeps neither.\n"
      "  --tar                 a tar archive of the tree instead of the raw volume\n"
      "  --force               replace an existing RAW or ARCHIVE\n"},
+    {"resize", vt_cmd_resize, VT_O_KEYS, 2, 2, "resize [KEY OPTIONS] IMAGE SIZE",
+     "Grow the image and its FAT32 volume in place to SIZE (the volume's size,\n"
+     "as mkvhd --size takes it: 512M, 4G, ...), crash-safe: after a crash the\n"
+     "image opens at the old size or the new one. The FAT's length was fixed\n"
+     "when the image was made (mkvhd --max-size): past its room the error names\n"
+     "the largest size possible. Shrinking is not supported.\n"},
     {"keyslot list", vt_cmd_keyslot_list, 0, 1, 1, "keyslot list IMAGE",
      "List the key slots (no key needed).\n"},
     {"keyslot add", vt_cmd_keyslot_add, VT_O_KEYS | VT_O_NEWKEY, 1, 1,

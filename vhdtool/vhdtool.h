@@ -75,6 +75,7 @@ int vt_cmd_ls(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_cat(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_rm(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_mkdir(const vt_cmd *cmd, vt_opts *o);
+int vt_cmd_resize(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_mv(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_get(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_put(const vt_cmd *cmd, vt_opts *o);

@@ -26,8 +26,8 @@ uint32_t vd_fs_default_cluster_bytes(uint64_t bytes)
     return 512;
 }
 
-static vd_err layout(uint64_t bytes, uint32_t cluster_bytes, fat_geom *g,
-                     uint32_t *nclusters)
+static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
+                     fat_geom *g, uint32_t *nclusters)
 {
     uint64_t tot = bytes / FAT_SECTOR;
     if (tot > 0xFFFFFFFFu)
@@ -53,6 +53,25 @@ static vd_err layout(uint64_t bytes, uint32_t cluster_bytes, fat_geom *g,
             continue;
         }
         fatsz = need;
+    }
+    /* Room to grow (vd_mkfs_opts.max_bytes, vd_fs_grow): a FAT with
+     * entries for the clusters of max_bytes, at this cluster size. */
+    if (max_bytes > bytes) {
+        uint64_t mtot = max_bytes / FAT_SECTOR > 0xFFFFFFFFu ? 0xFFFFFFFFu
+                                                             : max_bytes / FAT_SECTOR;
+        uint64_t mclus = mtot / spc;
+        if (mclus > FAT32_MAX_CLUSTERS - FAT_FIRST_CLUSTER)
+            mclus = FAT32_MAX_CLUSTERS - FAT_FIRST_CLUSTER;
+        uint64_t want = ((mclus + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+        if (want > fatsz) {
+            fatsz = want;
+            uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
+            rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
+            meta = rsvd + FAT_NUM_FATS * fatsz;
+            if (meta >= tot)
+                return VD_ERR_RANGE;
+            clusters = (tot - meta) / spc;
+        }
     }
     if ((fatsz * FAT_SECTOR) / FAT_ENTRY_BYTES < clusters + 2)
         return VD_ERR_RANGE;
@@ -143,7 +162,7 @@ static vd_err format_dev(const vd_blockdev *dev, vd_image *img, const vd_mkfs_op
     if (e != VD_OK)
         return e;
     uint32_t nclusters;
-    e = layout(bytes, cb, &g, &nclusters);
+    e = layout(bytes, o->max_bytes, cb, &g, &nclusters);
     if (e != VD_OK)
         return e;
     int64_t now = fat_clock(o->now, o->now_ctx);

@@ -80,6 +80,10 @@ typedef struct vd_mkfs_opts {
     uint32_t volume_id; /* 0 = derived from the clock */
     vd_clock_fn now;    /* may be NULL */
     void *now_ctx;
+    /* Room to grow (vd_fs_grow): a FAT long enough for a volume of up to
+     * max_bytes at this volume's cluster size; 0 (or not more than the
+     * volume) = as long as this volume needs, as mkfs.fat makes it. */
+    uint64_t max_bytes;
 } vd_mkfs_opts;
 
 typedef struct vd_fs_opts {
@@ -203,6 +207,16 @@ vd_err vd_fs_sync(vd_fs *fs);
  * acknowledged sync for an anchor in VD_ANCHOR_EXPLICIT_SYNC mode (a
  * mount's periodic commits). Over another vd_blockdev it is vd_fs_sync. */
 vd_err vd_fs_commit(vd_fs *fs);
+/* Grow the volume and its image to bytes (rounded down to 4 KiB; what
+ * mkvhd --size means) in place, in one commit with vd_image_grow: after a
+ * crash the old volume on the old image, or the new one on the new. The
+ * FAT's length was fixed when the volume was made: past its room
+ * (vd_fs_grow_limit) VD_ERR_RANGE; the remedy is a new image (mkvhd
+ * --size, or --max-size to reserve room) and a copy. VD_ERR_INVAL: not
+ * larger than the image. Errors of vd_image_grow otherwise. */
+vd_err vd_fs_grow(vd_fs *fs, uint64_t bytes);
+/* The largest volume (bytes, a multiple of 4 KiB) the FAT has room for. */
+vd_err vd_fs_grow_limit(vd_fs *fs, uint64_t *bytes);
 vd_err vd_fs_statfs(vd_fs *fs, vd_statfs *st);
 
 vd_err vd_fs_stat(vd_fs *fs, const char *path, vd_stat *st);

@@ -241,6 +241,23 @@ vd_err vd_image_write(vd_image *img, uint64_t lbn, uint32_t count,
  * committed superblock, flush, metadata in place (C1-C4). */
 vd_err vd_image_sync(vd_image *img);
 
+/* Grow the image in place to nblocks logical blocks (vhdtool resize;
+ * docs/FORMAT.md §4). The writes not synced yet commit with the growth,
+ * in one commit: after a crash the image opens at the old size without
+ * them or at the new size with them. They must be few (a file system's
+ * change of its own size; VD_ERR_RANGE past 54 blocks): sync before
+ * writing them. The new blocks read as zeros; no data block moves. A
+ * freshness anchor advances to the new commit (an acknowledged change).
+ * VD_ERR_INVAL: nblocks not larger; VD_ERR_RANGE: too large for the
+ * format; VD_ERR_NOSPC: the host cannot hold the bigger image (an NBD
+ * export keeps its size); VD_ERR_UNSUPPORTED: a format-2 image opened
+ * read-only, or a host without truncate. Any other failure after the
+ * first write fails the handle. */
+vd_err vd_image_grow(vd_image *img, uint64_t nblocks);
+/* The image file's size (bytes, VHD footer included) after growing to
+ * nblocks. */
+vd_err vd_image_grow_bytes(vd_image *img, uint64_t nblocks, uint64_t *bytes);
+
 /* The same durable commit, but not an acknowledgement: with
  * VD_ANCHOR_EXPLICIT_SYNC the anchor does not advance (it stays owed to
  * the next vd_image_sync or vd_image_close). For periodic commits (a
