@@ -30,6 +30,7 @@ typedef struct build {
     int remote;        /* IMAGE is an NBD URI */
     uint64_t capacity; /* of the export, when remote */
     vd_host *host;
+    mkvhd_buildhost *bhost; /* a local build: host is its host */
     vd_anchor *anchor;
     vd_image *img;
     vd_fs *fs;
@@ -242,9 +243,9 @@ static int open_tmp(build *b)
         return CLI_EXIT_FAIL;
     }
     int sys = 0;
-    vd_err e = vd_host_file_open(t, 0, &b->host, &sys);
-    if (e != VD_OK)
-        return cli_fail_errno(P, t, e, sys);
+    if (mkvhd_buildhost_open(t, &b->bhost, &sys) != 0)
+        return cli_fail_errno(P, t, VD_ERR_IO, sys);
+    b->host = mkvhd_buildhost_host(b->bhost);
     return 0;
 }
 
@@ -400,6 +401,16 @@ static int install(build *b)
     return rc;
 }
 
+static void close_host(build *b)
+{
+    if (b->bhost)
+        mkvhd_buildhost_close(b->bhost);
+    else if (b->host)
+        vd_host_close(b->host);
+    b->bhost = NULL;
+    b->host = NULL;
+}
+
 static void summary(const build *b)
 {
     char v[16], d[16];
@@ -456,9 +467,12 @@ int mkvhd_build(const mkvhd_opts *o)
         if (e != VD_OK)
             rc = cli_fail(P, o->image, e, "while syncing the image");
     }
+    if (rc == 0 && b.bhost && mkvhd_buildhost_finish(b.bhost) != 0) {
+        cli_errorf(P, o->image, "while syncing the image: %s", strerror(errno));
+        rc = CLI_EXIT_FAIL;
+    }
     if (rc == 0) {
-        vd_host_close(b.host);
-        b.host = NULL;
+        close_host(&b);
         if (!b.remote)
             rc = install(&b);
     }
@@ -469,8 +483,7 @@ out:
         (void)vd_fs_unmount(b.fs); /* failing anyway: the image is discarded */
     if (b.img)
         (void)vd_image_close(b.img);
-    if (b.host)
-        vd_host_close(b.host);
+    close_host(&b);
     if (b.anchor)
         cli_anchor_close(b.anchor);
     if (b.tmp) {

@@ -39,6 +39,17 @@ int mkvhd_remote_check(const mkvhd_opts *o, uint64_t *capacity);
 int mkvhd_remote_fit(const mkvhd_opts *o, uint64_t capacity, int fixed,
                      uint64_t *vol_bytes);
 
+/* The host of a local build (buildhost.c): the file host at path with
+ * its flushes deferred (they only start writeback) until
+ * mkvhd_buildhost_finish, the one fdatasync before the image gets its
+ * name. open returns 0, or -1 with *sys_errno set. */
+typedef struct mkvhd_buildhost mkvhd_buildhost;
+int mkvhd_buildhost_open(const char *path, mkvhd_buildhost **out, int *sys_errno);
+vd_host *mkvhd_buildhost_host(mkvhd_buildhost *b);
+/* 0, or -1 with errno set. */
+int mkvhd_buildhost_finish(mkvhd_buildhost *b);
+void mkvhd_buildhost_close(mkvhd_buildhost *b);
+
 /* Build the image; returns the exit status (errors printed). */
 int mkvhd_build(const mkvhd_opts *o);
 

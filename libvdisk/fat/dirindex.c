@@ -8,9 +8,14 @@
  * and every use first checks that the directory's FAT chain is the one
  * indexed and that no open file shares its clusters (the only ways a
  * directory changes behind dir.c, and only on a cross-linked volume).
- * A few directories are indexed at once (least recently used goes), so
- * memory stays bounded: DIX_DIRS directories of at most 65536 slots
- * (about 80 bytes per entry; under 8 MiB for the largest directory). */
+ * Up to DIX_DIRS directories are indexed at once, least recently used
+ * going first, and together they hold at most DIX_SLOTS slots (as much as
+ * 8 of the largest directories: about 80 bytes per entry, under 8 MiB for
+ * one of 65536 slots), so memory stays bounded. The count must exceed
+ * the depth of the paths in use: a walk from the root touches every
+ * directory on its way, and with fewer places than that each walk evicted
+ * the index the next one needed (building /usr/include, whose paths go 9
+ * directories deep, rebuilt an index about 10,000 times). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +23,8 @@
 #include "fat/fat_format.h"
 #include "fat/fat_internal.h"
 
-#define DIX_DIRS 8u
+#define DIX_DIRS 64u
+#define DIX_SLOTS (8u * 65536u)
 #define DIX_NIL UINT32_MAX
 #define DIX_MAX_NEED (LFN_MAX_ENTRIES + 1u)
 
@@ -452,11 +458,41 @@ void fat_dix_note_node(vd_fs *fs, const fat_node *n)
         }
 }
 
+/* Evict the least recently used indexes other than keep until together
+ * with extra slots they fit DIX_SLOTS; returns a free place (DIX_DIRS when
+ * none is needed: need_place 0). A directory grows while indexed, so the
+ * budget is kept on every use, not only when one is added. */
+static unsigned make_room(struct fat_dixset *set, const fat_dix *keep, uint64_t extra,
+                          int need_place)
+{
+    for (;;) {
+        uint64_t slots = extra;
+        unsigned victim = DIX_DIRS, free_at = DIX_DIRS;
+        for (unsigned i = 0; i < DIX_DIRS; i++) {
+            const fat_dix *d = set->d[i];
+            if (!d) {
+                free_at = i;
+                continue;
+            }
+            slots += d->nslots;
+            if (d != keep && (victim == DIX_DIRS || d->used_at < set->d[victim]->used_at))
+                victim = i;
+        }
+        /* keep alone always fits: a directory has at most 65536 slots */
+        if ((free_at < DIX_DIRS || !need_place) && (slots <= DIX_SLOTS || victim == DIX_DIRS))
+            return need_place ? free_at : DIX_DIRS;
+        dix_destroy(set->d[victim]);
+        set->d[victim] = NULL;
+    }
+}
+
 fat_dix *fat_dix_get(vd_fs *fs, uint32_t dir)
 {
     fat_dix *x = fat_dix_find(fs, dir);
-    if (x)
+    if (x) {
+        (void)make_room(fs->dix, x, 0, 0);
         return x;
+    }
     struct fat_dixset *set = set_of(fs, 1);
     if (!set)
         return NULL;
@@ -470,18 +506,9 @@ fat_dix *fat_dix_get(vd_fs *fs, uint32_t dir)
         dix_destroy(x);
         return NULL;
     }
-    unsigned victim = 0;
-    for (unsigned i = 0; i < DIX_DIRS; i++) {
-        if (!set->d[i]) {
-            victim = i;
-            break;
-        }
-        if (set->d[i]->used_at < set->d[victim]->used_at)
-            victim = i;
-    }
-    dix_destroy(set->d[victim]);
+    unsigned at = make_room(set, NULL, x->nslots, 1);
     x->used_at = ++set->clock;
-    set->d[victim] = x;
+    set->d[at] = x;
     return x;
 }
 
