@@ -1,5 +1,5 @@
 /* The host a local build writes through: the file host, with its flushes
- * deferred to one at the end.
+ * deferred to one at the end and its writes done by a second thread.
  *
  * While mkvhd fills a new image, the image lives under a temporary name
  * and nothing in it has been promised to anyone: a crash or a failure
@@ -11,51 +11,205 @@
  * works while the build goes on, and the last flush has little left to
  * wait for), and mkvhd_buildhost_finish is the one fdatasync, before the
  * rename. Building /usr/include waited for about 100 fdatasyncs before
- * (docs/PERFORMANCE.md, "Building images"). */
+ * (docs/PERFORMANCE.md, "Building images").
+ *
+ * Writes are copied into a ring of RING_BYTES and queued for a writer
+ * thread, so copying them into the page cache and starting
+ * writeback run on the second core while the build thread reads the
+ * source, updates the FAT and seals the next blocks. A read, a size or a
+ * truncate first waits until every queued write is done, so the library
+ * always reads back what it wrote. A failed write is reported by the next
+ * call and by mkvhd_buildhost_finish: either way the build fails and the
+ * temporary is removed. Without the thread (it could not be started, or
+ * no memory for the ring), writes go straight through, and so does one
+ * larger than the ring, once the queue is empty. The ring is allocated
+ * once: a buffer per write, from malloc, cost a page fault per 4 KiB
+ * (large allocations are fresh mappings). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mkvhd.h"
 
+#define RING_BYTES ((size_t)32 << 20)
+#define RING_ALIGN ((size_t)2 << 20) /* huge pages, where the host offers them */
+
+typedef struct wjob {
+    struct wjob *next;
+    uint64_t off;
+    size_t len;   /* 0: start writeback (a deferred flush) */
+    size_t taken; /* ring bytes it holds: len, and the end it skipped */
+    uint8_t *buf; /* in the ring */
+} wjob;
+
 struct mkvhd_buildhost {
-    vd_host host;  /* what the library is given: inner's, flush replaced */
+    vd_host host;  /* what the library is given */
     vd_host *inner;
     int fd;        /* the same file, for writeback and the final flush */
+    pthread_mutex_t lock;
+    pthread_cond_t work, done; /* a job queued / a job finished */
+    wjob *head, *tail;
+    uint8_t *ring;
+    size_t wpos;    /* where the next write's copy goes */
+    size_t queued;  /* ring bytes held by queued jobs and the one being written */
+    int busy;       /* the writer holds a job */
+    int stop;
+    int err;        /* the first failure (negative errno), sticky */
+    int threaded;
+    pthread_t thread;
 };
 
-static int deferred_flush(void *ctx)
+static void kick_writeback(const mkvhd_buildhost *b)
 {
-    const mkvhd_buildhost *b = ctx;
     /* A hint: on a file system without it the final fdatasync does all. */
     (void)sync_file_range(b->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+static int write_through(const mkvhd_buildhost *b, uint64_t off, const void *buf,
+                         size_t len)
+{
+    size_t done = 0;
+    int rc = b->inner->write_at(b->inner->ctx, off, buf, len, &done);
+    return rc == 0 && done != len ? -EIO : rc;
+}
+
+static void *writer(void *arg)
+{
+    mkvhd_buildhost *b = arg;
+    (void)pthread_mutex_lock(&b->lock);
+    for (;;) {
+        while (!b->head && !b->stop)
+            (void)pthread_cond_wait(&b->work, &b->lock);
+        wjob *j = b->head;
+        if (!j)
+            break; /* stopping, nothing left */
+        b->head = j->next;
+        if (!b->head)
+            b->tail = NULL;
+        b->busy = 1;
+        int skip = b->err != 0; /* the build fails anyway */
+        (void)pthread_mutex_unlock(&b->lock);
+        int rc = 0;
+        if (skip)
+            rc = 0;
+        else if (j->len)
+            rc = write_through(b, j->off, j->buf, j->len);
+        else
+            kick_writeback(b);
+        (void)pthread_mutex_lock(&b->lock);
+        if (rc != 0 && b->err == 0)
+            b->err = rc;
+        b->queued -= j->taken;
+        b->busy = 0;
+        (void)pthread_cond_broadcast(&b->done);
+        free(j);
+    }
+    (void)pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Queue a write of len bytes from buf (copied into the ring), or a start
+ * of writeback (len 0), waiting while the ring is full. The ring is used
+ * in order, so its free bytes are the RING_BYTES - queued that follow
+ * wpos: a copy that would not fit before the end skips it. */
+static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len)
+{
+    wjob *j = malloc(sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    (void)pthread_mutex_lock(&b->lock);
+    size_t skip = len && b->wpos + len > RING_BYTES ? RING_BYTES - b->wpos : 0;
+    size_t taken = skip + len;
+    while (b->err == 0 && b->queued + taken > RING_BYTES)
+        (void)pthread_cond_wait(&b->done, &b->lock);
+    int rc = b->err;
+    if (rc == 0) {
+        size_t at = skip ? 0 : b->wpos;
+        *j = (wjob){.next = NULL, .off = off, .len = len, .taken = taken,
+                    .buf = b->ring + at};
+        b->wpos = at + len;
+        b->queued += taken;
+    }
+    (void)pthread_mutex_unlock(&b->lock);
+    if (rc != 0) {
+        free(j);
+        return rc;
+    }
+    /* The bytes are ours until the job is queued: copy outside the lock,
+     * while the writer works on earlier jobs. */
+    if (len)
+        memcpy(j->buf, buf, len);
+    (void)pthread_mutex_lock(&b->lock);
+    if (b->tail)
+        b->tail->next = j;
+    else
+        b->head = j;
+    b->tail = j;
+    (void)pthread_cond_signal(&b->work);
+    (void)pthread_mutex_unlock(&b->lock);
     return 0;
 }
 
-static int fwd_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
+/* Every queued write done; the first failure, if any. */
+static int drain(mkvhd_buildhost *b)
 {
-    const mkvhd_buildhost *b = ctx;
-    return b->inner->read_at(b->inner->ctx, off, buf, len, done);
+    if (!b->threaded)
+        return b->err;
+    (void)pthread_mutex_lock(&b->lock);
+    while (b->head || b->busy)
+        (void)pthread_cond_wait(&b->done, &b->lock);
+    int rc = b->err;
+    (void)pthread_mutex_unlock(&b->lock);
+    return rc;
 }
 
-static int fwd_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
+static int deferred_flush(void *ctx)
 {
-    const mkvhd_buildhost *b = ctx;
-    return b->inner->write_at(b->inner->ctx, off, buf, len, done);
+    mkvhd_buildhost *b = ctx;
+    if (!b->threaded) {
+        kick_writeback(b);
+        return 0;
+    }
+    return enqueue(b, 0, NULL, 0);
 }
 
-static int fwd_size(void *ctx, uint64_t *size)
+static int q_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
 {
-    const mkvhd_buildhost *b = ctx;
-    return b->inner->size(b->inner->ctx, size);
+    mkvhd_buildhost *b = ctx;
+    *done = 0;
+    if (b->threaded && len > 0 && len <= RING_BYTES) {
+        int rc = enqueue(b, off, buf, len);
+        if (rc == 0)
+            *done = len;
+        return rc;
+    }
+    int rc = drain(b);
+    return rc ? rc : b->inner->write_at(b->inner->ctx, off, buf, len, done);
 }
 
-static int fwd_truncate(void *ctx, uint64_t size)
+static int q_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
 {
-    const mkvhd_buildhost *b = ctx;
-    return b->inner->truncate(b->inner->ctx, size);
+    mkvhd_buildhost *b = ctx;
+    *done = 0;
+    int rc = drain(b);
+    return rc ? rc : b->inner->read_at(b->inner->ctx, off, buf, len, done);
+}
+
+static int q_size(void *ctx, uint64_t *size)
+{
+    mkvhd_buildhost *b = ctx;
+    int rc = drain(b);
+    return rc ? rc : b->inner->size(b->inner->ctx, size);
+}
+
+static int q_truncate(void *ctx, uint64_t size)
+{
+    mkvhd_buildhost *b = ctx;
+    int rc = drain(b);
+    return rc ? rc : b->inner->truncate(b->inner->ctx, size);
 }
 
 static int fwd_now(void *ctx, int64_t *ns)
@@ -93,14 +247,30 @@ int mkvhd_buildhost_open(const char *path, mkvhd_buildhost **out, int *sys_errno
     const vd_host *in = b->inner;
     b->host = (vd_host){
         .ctx = b,
-        .read_at = fwd_read,
-        .write_at = fwd_write,
+        .read_at = q_read,
+        .write_at = q_write,
         .flush = deferred_flush,
-        .size = fwd_size,
-        .truncate = in->truncate ? fwd_truncate : NULL,
+        .size = q_size,
+        .truncate = in->truncate ? q_truncate : NULL,
         .now = in->now ? fwd_now : NULL,
         .mem_advise = in->mem_advise ? fwd_mem_advise : NULL,
     };
+    b->ring = aligned_alloc(RING_ALIGN, RING_BYTES);
+    if (b->ring && b->host.mem_advise)
+        b->host.mem_advise(b, b->ring, RING_BYTES);
+    if (b->ring && pthread_mutex_init(&b->lock, NULL) == 0) {
+        if (pthread_cond_init(&b->work, NULL) == 0) {
+            if (pthread_cond_init(&b->done, NULL) == 0) {
+                b->threaded = pthread_create(&b->thread, NULL, writer, b) == 0;
+                if (!b->threaded)
+                    (void)pthread_cond_destroy(&b->done);
+            }
+            if (!b->threaded)
+                (void)pthread_cond_destroy(&b->work);
+        }
+        if (!b->threaded)
+            (void)pthread_mutex_destroy(&b->lock);
+    }
     *out = b;
     return 0;
 }
@@ -112,6 +282,11 @@ vd_host *mkvhd_buildhost_host(mkvhd_buildhost *b)
 
 int mkvhd_buildhost_finish(mkvhd_buildhost *b)
 {
+    int rc = drain(b);
+    if (rc != 0) {
+        errno = -rc;
+        return -1;
+    }
     while (fdatasync(b->fd) != 0)
         if (errno != EINTR)
             return -1;
@@ -122,7 +297,19 @@ void mkvhd_buildhost_close(mkvhd_buildhost *b)
 {
     if (!b)
         return;
+    if (b->threaded) {
+        (void)pthread_mutex_lock(&b->lock);
+        b->stop = 1;
+        b->err = b->err ? b->err : -ECANCELED; /* what is left is not written */
+        (void)pthread_cond_signal(&b->work);
+        (void)pthread_mutex_unlock(&b->lock);
+        (void)pthread_join(b->thread, NULL);
+        (void)pthread_cond_destroy(&b->done);
+        (void)pthread_cond_destroy(&b->work);
+        (void)pthread_mutex_destroy(&b->lock);
+    }
     vd_host_close(b->inner);
     (void)close(b->fd);
+    free(b->ring);
     free(b);
 }

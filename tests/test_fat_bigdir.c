@@ -144,15 +144,22 @@ static void check_with_tools(fu_disk *d, int want)
         fail_msg("mdir lists %d entries in /big, want %d", got, want);
 }
 
+/* A new volume on d, mounted, with the directory top made. */
+static vd_fs *fresh_volume(fu_disk *d, const char *top)
+{
+    fu_disk_new(d, NBLOCKS);
+    FU_OK(vd_fs_format(d->img, NULL));
+    vd_fs *fs;
+    FU_OK(vd_fs_mount(d->img, NULL, &fs));
+    FU_OK(vd_fs_mkdir(fs, top));
+    return fs;
+}
+
 static void test_big_directory(void **state)
 {
     (void)state;
     fu_disk d;
-    fu_disk_new(&d, NBLOCKS);
-    FU_OK(vd_fs_format(d.img, NULL));
-    vd_fs *fs;
-    FU_OK(vd_fs_mount(d.img, NULL, &fs));
-    FU_OK(vd_fs_mkdir(fs, "/big"));
+    vd_fs *fs = fresh_volume(&d, "/big");
     entry *ent = calloc(BIGDIR_N, sizeof *ent);
     assert_non_null(ent);
     char p[128], q[128];
@@ -383,12 +390,8 @@ static void test_deep_paths(void **state)
 {
     (void)state;
     fu_disk d;
-    fu_disk_new(&d, NBLOCKS);
-    FU_OK(vd_fs_format(d.img, NULL));
-    vd_fs *fs;
-    FU_OK(vd_fs_mount(d.img, NULL, &fs));
+    vd_fs *fs = fresh_volume(&d, "/deep");
     char p[512], q[600];
-    FU_OK(vd_fs_mkdir(fs, "/deep"));
     for (int lvl = 0; lvl < DEEP_N; lvl++) {
         deep_path(p, sizeof p, lvl + 1);
         FU_EXPECT(vd_fs_mkdir(fs, p), VD_OK, "%s", p);

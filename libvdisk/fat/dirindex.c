@@ -66,6 +66,12 @@ struct fat_dix {
 
 struct fat_dixset {
     fat_dix *d[DIX_DIRS];
+    /* d[i]'s directory (0 when empty: no directory starts at cluster 0),
+     * so a lookup scans one small array, and the slots it was counted
+     * with in `slots`, the total kept within DIX_SLOTS. */
+    uint32_t dir[DIX_DIRS];
+    uint32_t counted[DIX_DIRS];
+    uint64_t slots;
     uint64_t clock;
 };
 
@@ -428,19 +434,35 @@ static struct fat_dixset *set_of(vd_fs *fs, int create)
     return fs->dix;
 }
 
+static void set_remove(struct fat_dixset *set, unsigned i)
+{
+    dix_destroy(set->d[i]);
+    set->d[i] = NULL;
+    set->dir[i] = 0;
+    set->slots -= set->counted[i];
+    set->counted[i] = 0;
+}
+
+/* A directory grows while indexed: count its slots as they are now. */
+static void set_recount(struct fat_dixset *set, unsigned i)
+{
+    set->slots = set->slots - set->counted[i] + set->d[i]->nslots;
+    set->counted[i] = set->d[i]->nslots;
+}
+
 fat_dix *fat_dix_find(vd_fs *fs, uint32_t dir)
 {
     struct fat_dixset *set = set_of(fs, 0);
     if (!set)
         return NULL;
     for (unsigned i = 0; i < DIX_DIRS; i++)
-        if (set->d[i] && set->d[i]->dir == dir) {
+        if (set->dir[i] == dir && set->d[i]) {
             if (!dix_valid(fs, set->d[i])) {
-                dix_destroy(set->d[i]);
-                set->d[i] = NULL;
+                set_remove(set, i);
                 return NULL;
             }
             set->d[i]->used_at = ++set->clock;
+            set_recount(set, i);
             return set->d[i];
         }
     return NULL;
@@ -452,37 +474,31 @@ void fat_dix_note_node(vd_fs *fs, const fat_node *n)
     if (!set || !n)
         return;
     for (unsigned i = 0; i < DIX_DIRS; i++)
-        if (set->d[i] && node_overlaps(set->d[i], n)) {
-            dix_destroy(set->d[i]);
-            set->d[i] = NULL;
-        }
+        if (set->d[i] && node_overlaps(set->d[i], n))
+            set_remove(set, i);
 }
 
-/* Evict the least recently used indexes other than keep until together
- * with extra slots they fit DIX_SLOTS; returns a free place (DIX_DIRS when
- * none is needed: need_place 0). A directory grows while indexed, so the
- * budget is kept on every use, not only when one is added. */
+/* Evict the least recently used indexes other than keep until extra more
+ * slots fit DIX_SLOTS and, with need_place, a place is free; returns that
+ * place (DIX_DIRS when none is needed). keep alone always fits: a
+ * directory has at most 65536 slots. */
 static unsigned make_room(struct fat_dixset *set, const fat_dix *keep, uint64_t extra,
                           int need_place)
 {
     for (;;) {
-        uint64_t slots = extra;
         unsigned victim = DIX_DIRS, free_at = DIX_DIRS;
         for (unsigned i = 0; i < DIX_DIRS; i++) {
             const fat_dix *d = set->d[i];
-            if (!d) {
+            if (!d)
                 free_at = i;
-                continue;
-            }
-            slots += d->nslots;
-            if (d != keep && (victim == DIX_DIRS || d->used_at < set->d[victim]->used_at))
+            else if (d != keep &&
+                     (victim == DIX_DIRS || d->used_at < set->d[victim]->used_at))
                 victim = i;
         }
-        /* keep alone always fits: a directory has at most 65536 slots */
-        if ((free_at < DIX_DIRS || !need_place) && (slots <= DIX_SLOTS || victim == DIX_DIRS))
+        int fits = set->slots + extra <= DIX_SLOTS;
+        if ((fits && (free_at < DIX_DIRS || !need_place)) || victim == DIX_DIRS)
             return need_place ? free_at : DIX_DIRS;
-        dix_destroy(set->d[victim]);
-        set->d[victim] = NULL;
+        set_remove(set, victim);
     }
 }
 
@@ -490,7 +506,8 @@ fat_dix *fat_dix_get(vd_fs *fs, uint32_t dir)
 {
     fat_dix *x = fat_dix_find(fs, dir);
     if (x) {
-        (void)make_room(fs->dix, x, 0, 0);
+        if (fs->dix->slots > DIX_SLOTS)
+            (void)make_room(fs->dix, x, 0, 0);
         return x;
     }
     struct fat_dixset *set = set_of(fs, 1);
@@ -509,6 +526,8 @@ fat_dix *fat_dix_get(vd_fs *fs, uint32_t dir)
     unsigned at = make_room(set, NULL, x->nslots, 1);
     x->used_at = ++set->clock;
     set->d[at] = x;
+    set->dir[at] = dir;
+    set_recount(set, at);
     return x;
 }
 
@@ -518,10 +537,8 @@ void fat_dix_drop(vd_fs *fs, uint32_t dir)
     if (!set)
         return;
     for (unsigned i = 0; i < DIX_DIRS; i++)
-        if (set->d[i] && set->d[i]->dir == dir) {
-            dix_destroy(set->d[i]);
-            set->d[i] = NULL;
-        }
+        if (set->d[i] && set->dir[i] == dir)
+            set_remove(set, i);
 }
 
 void fat_dix_free_all(vd_fs *fs)
