@@ -43,6 +43,10 @@ void cli_errorf(const char *prog, const char *subject, const char *fmt, ...)
 /* "prog: subject: <vd_strerror(e)>[ (detail)]" and returns
  * cli_exit_status(e). detail may be NULL. */
 int cli_fail(const char *prog, const char *subject, vd_err e, const char *detail);
+/* What a failed open means (a wrong key for a slot of type t, rollback,
+ * a damaged header...), for cli_fail's detail; NULL when nothing is to be
+ * added (opendetail.c, compiled into the nbdkit plugin too). */
+const char *cli_open_detail(vd_err e, vd_slot_type t);
 /* As cli_fail, for an error that came with an errno from the host
  * (vd_host_file_open & co): the errno's text is more useful there. */
 int cli_fail_errno(const char *prog, const char *subject, vd_err e, int sys_errno);

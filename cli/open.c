@@ -21,29 +21,6 @@ static void cli_image_release(cli_image *ci)
     ci->quiet = quiet;
 }
 
-static const char *open_detail(vd_err e, const cli_secret *s)
-{
-    switch (e) {
-    case VD_ERR_WRONG_KEY:
-        switch (s->u.type) {
-        case VD_SLOT_PASSPHRASE: return "no key slot opens with this passphrase";
-        case VD_SLOT_KEYFILE: return "no key slot opens with this key file";
-        case VD_SLOT_SEALED: return "no key slot is sealed to this identity";
-        default: return NULL;
-        }
-    case VD_ERR_ROLLBACK:
-        return "an older copy of the image was put back, or its last commits were lost";
-    case VD_ERR_AUTH:
-        return "in its header, key slots or superblocks";
-    case VD_ERR_CORRUPT:
-        return "damaged, truncated, or not made by mkvhd";
-    case VD_ERR_BUSY:
-        return "another program has it open";
-    default:
-        return NULL;
-    }
-}
-
 int cli_lock_wait(const char *prog, const char *path, int quiet)
 {
     struct stat st;
@@ -140,7 +117,7 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     e = vd_image_open_unlock(out->host, &s.u, &o, &out->img);
     if (e != VD_OK) {
         rc = cli_is_anchor_err(e) ? cli_anchor_fail(prog, path, k, out->anchor, e)
-                                  : cli_fail(prog, path, e, open_detail(e, &s));
+                                  : cli_fail(prog, path, e, cli_open_detail(e, s.u.type));
         cli_secret_wipe(&s);
         cli_image_release(out);
         out->err = e;

@@ -58,31 +58,47 @@ static int io_fail(vdp_plugin *p, const char *op, uint64_t lbn, uint64_t n, vd_e
     return -1;
 }
 
+/* A request cut at block boundaries: a run of whole blocks (in == 0,
+ * len a multiple of BS), or the part of one block at either end; pos is
+ * where the piece starts in the request. */
+typedef struct io_piece {
+    uint64_t lbn;
+    uint32_t in, len, pos;
+} io_piece;
+
+/* The next piece of [offset, offset + count) after *q (zeroed to start);
+ * 0 once the request is done. */
+static int io_next(io_piece *q, uint64_t offset, uint32_t count)
+{
+    q->pos += q->len;
+    if (q->pos >= count)
+        return 0;
+    uint64_t at = offset + q->pos;
+    uint32_t left = count - q->pos;
+    q->lbn = at / BS;
+    q->in = (uint32_t)(at % BS);
+    q->len = q->in == 0 && left >= BS ? left / BS * BS
+             : BS - q->in < left      ? BS - q->in
+                                      : left;
+    return 1;
+}
+
+static int io_whole(const io_piece *q)
+{
+    return q->in == 0 && q->len >= BS;
+}
+
 int vdp_read(vdp_plugin *p, void *buf, uint32_t count, uint64_t offset)
 {
     uint8_t *out = buf;
     uint8_t blk[BS];
-    while (count > 0) {
-        uint64_t lbn = offset / BS;
-        uint32_t in = (uint32_t)(offset % BS);
-        if (in == 0 && count >= BS) {
-            uint32_t n = count / BS;
-            vd_err e = vd_image_read(p->img, lbn, n, out);
-            if (e != VD_OK)
-                return io_fail(p, "read", lbn, n, e);
-            out += (size_t)n * BS;
-            offset += (uint64_t)n * BS;
-            count -= n * BS;
-            continue;
-        }
-        uint32_t len = BS - in < count ? BS - in : count;
-        vd_err e = vd_image_read(p->img, lbn, 1, blk);
+    for (io_piece q = {0}; io_next(&q, offset, count);) {
+        uint32_t n = io_whole(&q) ? q.len / BS : 1;
+        vd_err e = vd_image_read(p->img, q.lbn, n, io_whole(&q) ? out + q.pos : blk);
         if (e != VD_OK)
-            return io_fail(p, "read", lbn, 1, e);
-        memcpy(out, blk + in, len);
-        out += len;
-        offset += len;
-        count -= len;
+            return io_fail(p, "read", q.lbn, n, e);
+        if (!io_whole(&q))
+            memcpy(out + q.pos, blk + q.in, q.len);
     }
     return 0;
 }
@@ -92,32 +108,22 @@ static int write_locked(vdp_plugin *p, const uint8_t *src, uint32_t count,
                         uint64_t offset)
 {
     uint8_t blk[BS];
-    while (count > 0) {
-        uint64_t lbn = offset / BS;
-        uint32_t in = (uint32_t)(offset % BS);
-        if (in == 0 && count >= BS) {
-            uint32_t n = count / BS;
-            vd_err e = vd_image_write(p->img, lbn, n, src);
+    for (io_piece q = {0}; io_next(&q, offset, count);) {
+        if (io_whole(&q)) {
+            vd_err e = vd_image_write(p->img, q.lbn, q.len / BS, src + q.pos);
             if (e != VD_OK)
-                return io_fail(p, "write", lbn, n, e);
-            src += (size_t)n * BS;
-            offset += (uint64_t)n * BS;
-            count -= n * BS;
+                return io_fail(p, "write", q.lbn, q.len / BS, e);
             continue;
         }
         /* The rest of the block must be verified before it is sealed again:
          * a tampered block is not silently re-authenticated. */
-        uint32_t len = BS - in < count ? BS - in : count;
-        vd_err e = vd_image_read(p->img, lbn, 1, blk);
+        vd_err e = vd_image_read(p->img, q.lbn, 1, blk);
         if (e != VD_OK)
-            return io_fail(p, "read-modify-write", lbn, 1, e);
-        memcpy(blk + in, src, len);
-        e = vd_image_write(p->img, lbn, 1, blk);
+            return io_fail(p, "read-modify-write", q.lbn, 1, e);
+        memcpy(blk + q.in, src + q.pos, q.len);
+        e = vd_image_write(p->img, q.lbn, 1, blk);
         if (e != VD_OK)
-            return io_fail(p, "write", lbn, 1, e);
-        src += len;
-        offset += len;
-        count -= len;
+            return io_fail(p, "write", q.lbn, 1, e);
     }
     return 0;
 }

@@ -159,26 +159,6 @@ static void vdp_dump_plugin(void)
 
 /* ---- opening and closing ----------------------------------------------------- */
 
-static const char *vdp_open_detail(vd_err e, vd_slot_type t)
-{
-    switch (e) {
-    case VD_ERR_WRONG_KEY:
-        return t == VD_SLOT_PASSPHRASE ? "no key slot opens with this passphrase"
-               : t == VD_SLOT_KEYFILE  ? "no key slot opens with this key file"
-                                       : "no key slot is sealed to this identity";
-    case VD_ERR_ROLLBACK:
-        return "an older copy of the image was put back, or its last commits were lost";
-    case VD_ERR_AUTH:
-        return "in its header, key slots or superblocks";
-    case VD_ERR_CORRUPT:
-        return "damaged, truncated, or not made by mkvhd";
-    case VD_ERR_BUSY:
-        return "another program has it open";
-    default:
-        return "";
-    }
-}
-
 static vd_err vdp_unlock(vdp_plugin *p, int read_only, size_t cache_bytes, vd_image **out)
 {
     vd_open_opts o = {
@@ -189,9 +169,9 @@ static vd_err vdp_unlock(vdp_plugin *p, int read_only, size_t cache_bytes, vd_im
     };
     vd_err e = vd_image_open_unlock(p->host, &p->secret.u, &o, out);
     if (e != VD_OK) {
-        const char *d = vdp_open_detail(e, p->secret.u.type);
-        nbdkit_error("%s: %s%s%s%s", p->image, vd_strerror(e), d[0] ? " (" : "", d,
-                     d[0] ? ")" : "");
+        const char *d = cli_open_detail(e, p->secret.u.type);
+        nbdkit_error("%s: %s%s%s%s", p->image, vd_strerror(e), d ? " (" : "", d ? d : "",
+                     d ? ")" : "");
     }
     return e;
 }
