@@ -2,8 +2,10 @@
 # Image building time: mkvhd of a tree against mkfs.fat + mcopy -s of the
 # same tree into a plain file (the unencrypted FAT32 way), with tar -x of
 # the same tree for reference, in one run. Trees: /usr/include and a
-# generated ~1 GiB mixed tree (many small files plus some large ones).
-# Every figure is the median of --runs runs (default 3), page cache warm.
+# generated, deterministic ~1 GiB mixed tree (scripts/gen-mixed-tree.py).
+# Every figure is the median of --runs runs (default 3), page cache warm;
+# the tools run interleaved inside each run, and the 1-minute load average
+# is printed at the start and end of each tree (the machine is shared).
 # mkvhd fsyncs its image before it renames it into place, so mcopy's file
 # gets an fsync too (sync FILE); tar -x is timed without one (a sync of
 # its many files would flush the whole file system, others' data too).
@@ -26,7 +28,7 @@ while (($#)); do
     --runs) runs=$2; shift 2 ;;
     --mixed-mib) mixed_mib=$2; shift 2 ;;
     --tree) trees+=("$2"); shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench-mkvhd.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -46,23 +48,9 @@ W=$(mktemp -d "$work/bench-mkvhd.XXXXXX")
 trap 'rm -rf -- "$W"' EXIT
 head -c 32 /dev/urandom >"$W/key"
 
-# A mixed tree of about N MiB: a quarter in small files of 4, 8, 16 and
-# 32 KiB (about 30 000 for 1 GiB) spread over 100 directories, the rest in
-# 8 large files. split writes many files from one stream without a process
-# per file.
-make_mixed() {
-    local d=$1 mib=$2 small=$(($2 / 4)) i b
-    mkdir -p "$d"
-    local per=$(((small << 20) / 400)) # bytes per directory and size
-    for i in $(seq -w 0 99); do
-        mkdir "$d/dir$i"
-        for b in 4k 8k 16k 32k; do
-            head -c "$per" /dev/urandom | split -b $b -a 3 - "$d/dir$i/s$b."
-        done
-    done
-    local big=$(((mib - small) / 8))
-    for i in 1 2 3 4 5 6 7 8; do head -c $((big << 20)) /dev/urandom >"$d/large$i.bin"; done
-}
+# The deterministic mixed tree (scripts/gen-mixed-tree.py: many small
+# files, some large ones, a few symbolic links).
+make_mixed() { python3 "$src/scripts/gen-mixed-tree.py" "$1" "$2"; }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
@@ -107,6 +95,8 @@ bench_tree() { # $1 label, $2 tree
     run_mkvhd "$tree" >/dev/null 2>&1
     kib=$(($("$VHDTOOL" info --json "$W/img.vhd" | sed -n 's/.*"volume_bytes": *\([0-9]*\).*/\1/p') / 1024))
     local r m=() mc=() f=() fc=() x=() xc=() t=() tc=() w c
+    local load0 load1
+    load0=$(cut -d' ' -f1 /proc/loadavg)
     for ((r = 0; r < runs; r++)); do # interleaved, so a change of load touches all
         clean
         read -r w c < <(time_it run_mkvhd "$tree"); m+=("$w"); mc+=("$c")
@@ -117,11 +107,15 @@ bench_tree() { # $1 label, $2 tree
         clean
         read -r w c < <(time_it run_mkvhd_tar); t+=("$w"); tc+=("$c")
     done
+    load1=$(cut -d' ' -f1 /proc/loadavg)
     med() { printf '%s\n' "$@" | median; }
-    printf '| %s | %s files, %s MiB | %.2f (%.2f) | %.2f (%.2f) | %.2f (%.2f) | %.2f (%.2f) |\n' \
-        "$label" "$files" $((bytes >> 20)) "$(med "${m[@]}")" "$(med "${mc[@]}")" \
-        "$(med "${f[@]}")" "$(med "${fc[@]}")" "$(med "${x[@]}")" "$(med "${xc[@]}")" \
-        "$(med "${t[@]}")" "$(med "${tc[@]}")"
+    local mm ff
+    mm=$(med "${m[@]}")
+    ff=$(med "${f[@]}")
+    printf '| %s | %s files, %s MiB | %s-%s | %.2f (%.2f) | %.2f (%.2f) | %.2fx | %.2f (%.2f) | %.2f (%.2f) |\n' \
+        "$label" "$files" $((bytes >> 20)) "$load0" "$load1" "$mm" "$(med "${mc[@]}")" \
+        "$ff" "$(med "${fc[@]}")" "$(echo "$ff / $mm" | bc -l)" \
+        "$(med "${x[@]}")" "$(med "${xc[@]}")" "$(med "${t[@]}")" "$(med "${tc[@]}")"
     clean
     rm -f "$W/tree.tar"
 }
@@ -131,8 +125,8 @@ echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "Seconds, median of $runs: wall (CPU = user + sys)."
 echo
-echo "| tree | size | mkvhd | mkfs.fat + mcopy -s | tar -x | mkvhd --tar |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| tree | size | load | mkvhd | mkfs.fat + mcopy -s | mcopy / mkvhd | tar -x | mkvhd --tar |"
+echo "|---|---|---|---:|---:|---:|---:|---:|"
 bench_tree /usr/include /usr/include
 make_mixed "$W/mixed" "$mixed_mib"
 bench_tree "mixed ~$mixed_mib MiB" "$W/mixed"
