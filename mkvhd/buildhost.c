@@ -7,16 +7,17 @@
  * closed, flushed image). The ordering the library's flushes give a
  * commit (journal, record, blocks, record) only matters for an image that
  * may be opened after a crash, which this one never is. So a flush here
- * only starts the kernel writing back what was written so far (the disk
- * works while the build goes on, and the last flush has little left to
- * wait for), and mkvhd_buildhost_finish is the one fdatasync, before the
- * rename. Building /usr/include waited for about 100 fdatasyncs before
- * (docs/PERFORMANCE.md, "Building images").
+ * does nothing (but report a failed write), and mkvhd_buildhost_finish is
+ * the one fdatasync, before the rename. Building /usr/include waited for
+ * about 100 fdatasyncs before (docs/PERFORMANCE.md, "Building images").
+ * Starting writeback at each flush instead (sync_file_range) was tried:
+ * it cost more CPU (the image's tree nodes and FAT blocks are rewritten
+ * by later commits, so written back more than once) and was slower on a
+ * busy machine.
  *
  * Writes are copied into a ring of RING_BYTES and queued for a writer
- * thread, so copying them into the page cache and starting
- * writeback run on the second core while the build thread reads the
- * source, updates the FAT and seals the next blocks. A read, a size or a
+ * thread, so copying them into the page cache runs on the second core
+ * while the build thread reads the source, updates the FAT and seals the next blocks. A read, a size or a
  * truncate first waits until every queued write is done, so the library
  * always reads back what it wrote. A failed write is reported by the next
  * call and by mkvhd_buildhost_finish: either way the build fails and the
@@ -40,7 +41,7 @@
 typedef struct wjob {
     struct wjob *next;
     uint64_t off;
-    size_t len;   /* 0: start writeback (a deferred flush) */
+    size_t len;
     size_t taken; /* ring bytes it holds: len, and the end it skipped */
     uint8_t *buf; /* in the ring */
 } wjob;
@@ -48,7 +49,7 @@ typedef struct wjob {
 struct mkvhd_buildhost {
     vd_host host;  /* what the library is given */
     vd_host *inner;
-    int fd;        /* the same file, for writeback and the final flush */
+    int fd;        /* the same file, for the final flush */
     pthread_mutex_t lock;
     pthread_cond_t work, done; /* a job queued / a job finished */
     wjob *head, *tail;
@@ -61,12 +62,6 @@ struct mkvhd_buildhost {
     int threaded;
     pthread_t thread;
 };
-
-static void kick_writeback(const mkvhd_buildhost *b)
-{
-    /* A hint: on a file system without it the final fdatasync does all. */
-    (void)sync_file_range(b->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-}
 
 static int write_through(const mkvhd_buildhost *b, uint64_t off, const void *buf,
                          size_t len)
@@ -92,13 +87,7 @@ static void *writer(void *arg)
         b->busy = 1;
         int skip = b->err != 0; /* the build fails anyway */
         (void)pthread_mutex_unlock(&b->lock);
-        int rc = 0;
-        if (skip)
-            rc = 0;
-        else if (j->len)
-            rc = write_through(b, j->off, j->buf, j->len);
-        else
-            kick_writeback(b);
+        int rc = skip ? 0 : write_through(b, j->off, j->buf, j->len);
         (void)pthread_mutex_lock(&b->lock);
         if (rc != 0 && b->err == 0)
             b->err = rc;
@@ -111,8 +100,8 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Queue a write of len bytes from buf (copied into the ring), or a start
- * of writeback (len 0), waiting while the ring is full. The ring is used
+/* Queue a write of len (> 0) bytes from buf, copied into the ring,
+ * waiting while the ring is full. The ring is used
  * in order, so its free bytes are the RING_BYTES - queued that follow
  * wpos: a copy that would not fit before the end skips it. */
 static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len)
@@ -121,7 +110,7 @@ static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len
     if (!j)
         return -ENOMEM;
     (void)pthread_mutex_lock(&b->lock);
-    size_t skip = len && b->wpos + len > RING_BYTES ? RING_BYTES - b->wpos : 0;
+    size_t skip = b->wpos + len > RING_BYTES ? RING_BYTES - b->wpos : 0;
     size_t taken = skip + len;
     while (b->err == 0 && b->queued + taken > RING_BYTES)
         (void)pthread_cond_wait(&b->done, &b->lock);
@@ -140,8 +129,7 @@ static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len
     }
     /* The bytes are ours until the job is queued: copy outside the lock,
      * while the writer works on earlier jobs. */
-    if (len)
-        memcpy(j->buf, buf, len);
+    memcpy(j->buf, buf, len);
     (void)pthread_mutex_lock(&b->lock);
     if (b->tail)
         b->tail->next = j;
@@ -166,14 +154,16 @@ static int drain(mkvhd_buildhost *b)
     return rc;
 }
 
+/* A failed write so far, or nothing: durability waits for the end. */
 static int deferred_flush(void *ctx)
 {
     mkvhd_buildhost *b = ctx;
-    if (!b->threaded) {
-        kick_writeback(b);
+    if (!b->threaded)
         return 0;
-    }
-    return enqueue(b, 0, NULL, 0);
+    (void)pthread_mutex_lock(&b->lock);
+    int rc = b->err;
+    (void)pthread_mutex_unlock(&b->lock);
+    return rc;
 }
 
 static int q_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)

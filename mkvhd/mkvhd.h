@@ -40,7 +40,7 @@ int mkvhd_remote_fit(const mkvhd_opts *o, uint64_t capacity, int fixed,
                      uint64_t *vol_bytes);
 
 /* The host of a local build (buildhost.c): the file host at path with
- * its flushes deferred (they only start writeback) until
+ * its flushes deferred (they do nothing) until
  * mkvhd_buildhost_finish, the one fdatasync before the image gets its
  * name. open returns 0, or -1 with *sys_errno set. */
 typedef struct mkvhd_buildhost mkvhd_buildhost;
