@@ -100,23 +100,30 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Queue a write of len (> 0) bytes from buf, copied into the ring,
- * waiting while the ring is full. The ring is used
- * in order, so its free bytes are the RING_BYTES - queued that follow
- * wpos: a copy that would not fit before the end skips it. */
+/* Queue a write of len (0 < len <= RING_BYTES) bytes from buf, copied into
+ * the ring, waiting while the ring is full. The ring is used in order, so
+ * its free bytes are the RING_BYTES - queued that follow wpos: a copy that
+ * would not fit before the end skips that end and starts at 0. An empty
+ * ring starts at 0 again, so any len fits once the writer is done. */
 static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len)
 {
     wjob *j = malloc(sizeof *j);
     if (!j)
         return -ENOMEM;
     (void)pthread_mutex_lock(&b->lock);
-    size_t skip = b->wpos + len > RING_BYTES ? RING_BYTES - b->wpos : 0;
-    size_t taken = skip + len;
-    while (b->err == 0 && b->queued + taken > RING_BYTES)
+    size_t at, taken;
+    for (;;) {
+        if (b->queued == 0)
+            b->wpos = 0; /* all of it is free: start at the beginning */
+        int wrap = b->wpos + len > RING_BYTES;
+        at = wrap ? 0 : b->wpos;
+        taken = (wrap ? RING_BYTES - b->wpos : 0) + len;
+        if (b->err != 0 || b->queued + taken <= RING_BYTES)
+            break;
         (void)pthread_cond_wait(&b->done, &b->lock);
+    }
     int rc = b->err;
     if (rc == 0) {
-        size_t at = skip ? 0 : b->wpos;
         *j = (wjob){.next = NULL, .off = off, .len = len, .taken = taken,
                     .buf = b->ring + at};
         b->wpos = at + len;
