@@ -160,24 +160,10 @@ vd_err vd_anchor_check(vd_image *img, int *bind)
 static vd_err write_record(vd_image *img, uint64_t epoch,
                            const uint8_t tag[SB_ANCHOR_TAG_BYTES])
 {
-    vd_super s;
-    memset(&s, 0, sizeof s);
-    s.version = img->hdr.format_version;
-    s.slot = (uint32_t)(epoch % 2);
-    s.epoch = epoch;
-    s.base_epoch = img->committed;
-    s.state = SB_STATE_COMMITTED;
-    memcpy(s.header_digest, img->header_digest, 32);
-    s.root = img->root;
-    s.time_ns = vd_host_now(&img->host);
-    memcpy(s.anchor_tag, tag, SB_ANCHOR_TAG_BYTES);
-    uint8_t *blk = img->scratch;
-    vd_super_encode(&s, blk);
     vd_err e = vd_io_flush(img);
     if (e == VD_OK)
-        e = vd_super_seal(img, blk);
-    if (e == VD_OK)
-        e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk, VDF_BLOCK);
+        e = vd_super_write(img, epoch, SB_STATE_COMMITTED, &img->root, tag, NULL, 0, 0,
+                           NULL);
     if (e == VD_OK)
         e = vd_io_flush(img);
     if (e != VD_OK) {
@@ -187,10 +173,6 @@ static vd_err write_record(vd_image *img, uint64_t epoch,
     img->unflushed = 0;
     img->epoch = img->committed = epoch;
     img->sb_state = SB_STATE_COMMITTED;
-    img->slot_redo[s.slot] = 0; /* names no journal */
-    img->sb_clean = 0;
-    if (img->sb_last)
-        memcpy(img->sb_last, blk, VDF_BLOCK);
     return VD_OK;
 }
 

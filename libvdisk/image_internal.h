@@ -206,6 +206,17 @@ uint64_t vd_node_span(const vd_image *img, uint32_t level);
 vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
+/* Seal and write (no flush) the superblock record of epoch in slot
+ * epoch % 2: state and root, base img->committed, this image's format and
+ * header, the host's time, anchor tag `tag`; naming nj journal entries
+ * (inline: j in the record; else the entry blocks' digest) or, with
+ * nj = 0, no journal. The one place records of a running image are made
+ * (rounds; anchor.c: binding, stepped epochs): sb_last, slot_redo, sb_clean and
+ * last_commit_ns follow it. */
+vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
+                      const mt_version *root, const uint8_t tag[SB_ANCHOR_TAG_BYTES],
+                      const vd_jentry *j, uint32_t nj, int jinline,
+                      const uint8_t jdigest[32]);
 /* Commit the dirty blocks. Inside a file-system operation an implicit
  * commit (not vd_image_sync / close) takes data blocks only (image_fs.h). */
 vd_err vd_sync_locked(vd_image *img);

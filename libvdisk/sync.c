@@ -238,9 +238,10 @@ static vd_err round_build(vd_image *img, vd_round *r)
     return VD_OK;
 }
 
-static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
-                          const mt_version *root, const vd_round *r,
-                          const uint8_t jdigest[32], int jinline)
+vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
+                      const mt_version *root, const uint8_t tag[SB_ANCHOR_TAG_BYTES],
+                      const vd_jentry *j, uint32_t nj, int jinline,
+                      const uint8_t jdigest[32])
 {
     uint8_t *blk = img->scratch;
     vd_super s;
@@ -253,26 +254,23 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
     memcpy(s.header_digest, img->header_digest, 32);
     s.root = *root;
     s.time_ns = vd_host_now(&img->host);
-    memcpy(s.anchor_tag, img->anchor_tag, sizeof s.anchor_tag);
-    /* The commit record of a round with metadata keeps naming the journal:
-     * its metadata reaches its place only after the record (redo). */
-    int jnamed = state == SB_STATE_IN_PROGRESS || r->nredo > 0;
-    if (jnamed) {
-        s.jcount = r->nj;
+    memcpy(s.anchor_tag, tag, sizeof s.anchor_tag);
+    if (nj) {
+        s.jcount = nj;
         s.jinline = (uint32_t)jinline;
         if (!jinline)
             memcpy(s.jdigest, jdigest, 32);
     }
     vd_super_encode(&s, blk);
-    if (jnamed && jinline)
-        for (uint32_t k = 0; k < r->nj; k++)
-            vd_jentry_encode(&r->j[k], blk + SB_OFF_INLINE + (size_t)k * JE_BYTES);
+    if (nj && jinline)
+        for (uint32_t k = 0; k < nj; k++)
+            vd_jentry_encode(&j[k], blk + SB_OFF_INLINE + (size_t)k * JE_BYTES);
     vd_err e = vd_super_seal(img, blk);
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s.slot) * VDF_BLOCK, blk,
                         VDF_BLOCK);
     if (e == VD_OK)
-        img->slot_redo[s.slot] = state == SB_STATE_COMMITTED && jnamed;
+        img->slot_redo[s.slot] = state == SB_STATE_COMMITTED && nj;
     if (e == VD_OK && img->sb_last) {
         memcpy(img->sb_last, blk, VDF_BLOCK);
         img->sb_clean = 0;
@@ -280,6 +278,18 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
             img->last_commit_ns = s.time_ns;
     }
     return e;
+}
+
+/* A round's record: the commit record of a round with metadata keeps
+ * naming the journal, since its metadata reaches its place only after the
+ * record (redo). */
+static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
+                          const mt_version *root, const vd_round *r,
+                          const uint8_t jdigest[32], int jinline)
+{
+    int jnamed = state == SB_STATE_IN_PROGRESS || r->nredo > 0;
+    return vd_super_write(img, epoch, state, root, img->anchor_tag, r->j,
+                          jnamed ? r->nj : 0, jinline, jdigest);
 }
 
 static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
