@@ -69,7 +69,10 @@ vd_err vd_image_commit_all(vd_image *img)
     return e;
 }
 
-vd_err vd_super_set_clean(vd_image *img, int clean)
+/* Rewrite the newest record with SB_FLAG_CLEAN set or cleared (clean < 0:
+ * as it is); settle: a commit's metadata is made durable in place first
+ * and the record stops naming the journal. */
+static vd_err super_rewrite(vd_image *img, int clean, int settle)
 {
     if (img->read_only || !img->sb_last || img->hdr.format_version < 3)
         return VD_OK;
@@ -81,9 +84,10 @@ vd_err vd_super_set_clean(vd_image *img, int clean)
      * format-2 image was converted names the old header) and the flag. */
     s.version = img->hdr.format_version;
     memcpy(s.header_digest, img->header_digest, 32);
-    s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
+    if (clean >= 0)
+        s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
     vd_err e = VD_OK;
-    if (clean && s.state == SB_STATE_COMMITTED && s.jcount) {
+    if (settle && s.state == SB_STATE_COMMITTED && s.jcount) {
         /* The last commit's metadata went in place after its record:
          * durable first, then the record stops naming the journal, so the
          * next open does not redo (and so cover up) blocks changed at rest. */
@@ -106,8 +110,28 @@ vd_err vd_super_set_clean(vd_image *img, int clean)
         img->failed = e;
         return e;
     }
+    img->unflushed = 0;
     memcpy(img->sb_last, blk, VDF_BLOCK);
-    img->sb_clean = clean;
+    if (clean >= 0)
+        img->sb_clean = clean;
     img->slot_redo[s.slot] = s.state == SB_STATE_COMMITTED && s.jcount;
     return VD_OK;
+}
+
+vd_err vd_super_set_clean(vd_image *img, int clean)
+{
+    return super_rewrite(img, clean, clean);
+}
+
+vd_err vd_image_settle(vd_image *img)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    vd_err e = img->failed ? VD_ERR_FAILED : VD_OK;
+    vd_super s;
+    if (e == VD_OK && !img->read_only && img->sb_last &&
+        vd_super_decode(&s, img->sb_last) == 0 && s.state == SB_STATE_COMMITTED &&
+        s.jcount)
+        e = super_rewrite(img, -1, 1);
+    (void)pthread_mutex_unlock(&img->lock);
+    return e;
 }

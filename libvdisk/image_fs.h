@@ -46,4 +46,12 @@ uint64_t vd_image_meta_commits(vd_image *img);
  * it when only clusters freed since the last commit are left). */
 vd_err vd_image_commit_all(vd_image *img);
 
+/* After a commit (no dirty metadata left): put its metadata in place for
+ * good, as a clean close does: flush, and rewrite its record without the
+ * journal (flush). For a new volume (vd_fs_format): its metadata is most
+ * of the format's writes, and left to the next flush it would weigh on the
+ * first commit after it; a record naming no journal also lets the next
+ * rounds reuse the journal area without a flush first (sync.c). */
+vd_err vd_image_settle(vd_image *img);
+
 #endif

@@ -138,6 +138,8 @@ static vd_err write_volume(vd_fs *fs, const fat_geom *g, uint32_t nclusters, int
         e = fat_dev_flush(fs);
     if (e == VD_OK)
         e = fat_bdev_sync(&fs->dev);
+    if (e == VD_OK && fs->img)
+        e = vd_image_settle(fs->img);
     return e;
 }
 
