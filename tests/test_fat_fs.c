@@ -944,13 +944,6 @@ static void walk(vd_fs *fs, const char *dir, int depth, size_t *visited)
     }
 }
 
-/* Random damage to the FAT, directories and data of a populated volume:
- * mounting, listing, reading, writing, renaming and deleting may fail
- * (VD_ERR_CORRUPT...) but must never crash or loop (run under ASan). */
-/* POSIX: unlinking an open file, or renaming over one, removes the name at
- * once; the open handles keep reading and writing the old contents, and
- * the clusters come back only when the last handle closes. FAT has no
- * orphan list, so until then a crash leaves lost clusters. */
 /* vd_stat.entry_id: one value per file whatever the spelling (case, the
  * 8.3 alias), distinct between files, the same through an open handle,
  * moved by a rename, none once an open file is unlinked (vhdmount keys
@@ -1000,6 +993,10 @@ static void test_entry_id(void **state)
     env_down(&e);
 }
 
+/* POSIX: unlinking an open file, or renaming over one, removes the name at
+ * once; the open handles keep reading and writing the old contents, and
+ * the clusters come back only when the last handle closes (what a crash
+ * meanwhile leaves: test_fat_orphan). */
 static void test_unlink_and_replace_while_open(void **state)
 {
     (void)state;
@@ -1068,6 +1065,9 @@ static void test_unlink_and_replace_while_open(void **state)
     env_down(&e);
 }
 
+/* Random damage to the FAT, directories and data of a populated volume:
+ * mounting, listing, reading, writing, renaming and deleting may fail
+ * (VD_ERR_CORRUPT...) but must never crash or loop (run under ASan). */
 static void test_corrupt_structures(void **state)
 {
     (void)state;

@@ -66,6 +66,8 @@ void fat_dev_free(vd_fs *fs)
     fs->cache_mem = NULL;
     free(fs->held);
     fs->held = NULL;
+    free(fs->pinned);
+    fs->pinned = NULL;
 }
 
 static vd_err slot_writeback(vd_fs *fs, fat_cslot *s)

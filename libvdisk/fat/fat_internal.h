@@ -58,8 +58,8 @@ typedef struct fat_loc {
 } fat_loc;
 
 /* Shared state of an open file; several vd_file handles may point to one
- * node. Rename moves the node's location; unlink of an open file is
- * refused (VD_ERR_BUSY). */
+ * node. Rename moves the node's location; unlink (or a rename over it)
+ * makes it an orphan. */
 typedef struct fat_node {
     struct fat_node *next;
     unsigned refs;
@@ -72,9 +72,11 @@ typedef struct fat_node {
     int mapped;
     uint32_t nclus; /* clusters in the chain when mapped */
     /* Unlinked (or replaced by a rename) while open, as POSIX allows: the
-     * entry is gone (loc no longer names a slot), the clusters stay until
-     * the last handle closes. A crash before that leaves them as lost
-     * clusters, which vhdfsck frees. What stat needs is kept here. */
+     * entry is gone (loc no longer names a slot). The same operation freed
+     * the chain in the FAT, so no committed state holds clusters without
+     * an entry; the runs, always mapped now, are the only map of the
+     * file, whose clusters stay pinned (table.c) until the last handle
+     * closes. What stat needs is kept here. */
     int orphan;
     uint8_t o_attr, o_ctenth;
     uint16_t o_mdate, o_mtime, o_adate, o_cdate, o_ctime;
@@ -122,6 +124,10 @@ struct vd_fs {
     uint8_t *held;
     uint32_t nheld;
     uint64_t held_gen;
+    /* Clusters of open orphans: free in the FAT, never allocated until
+     * the orphan's last close (table.c). NULL until the first orphan. */
+    uint8_t *pinned;
+    uint32_t npinned;
 };
 
 struct vd_file {
@@ -234,6 +240,16 @@ vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each
                  void *ctx);
 /* Free the chain starting at c. */
 vd_err fat_free_chain(vd_fs *fs, uint32_t c);
+/* Orphans' clusters (see vd_fs.pinned). fat_orphan_free frees clusters
+ * [c, c+len) of a chain in the FAT and pins them; fat_orphan_alloc pins n
+ * free clusters, telling `each` (no FAT change; on failure the caller
+ * releases what it was told); fat_orphan_release unpins [c, c+len) and
+ * holds them until the next commit (fat_alloc may take them after it). */
+vd_err fat_orphan_free(vd_fs *fs, uint32_t c, uint32_t len);
+vd_err fat_orphan_alloc(vd_fs *fs, uint32_t n, fat_each_fn each, void *ctx);
+void fat_orphan_release(vd_fs *fs, uint32_t c, uint32_t len);
+/* Free clusters not pinned by an orphan (what statfs reports). */
+uint32_t fat_free_unpinned(const vd_fs *fs);
 /* Count free clusters by reading the whole FAT (sets free_exact). */
 vd_err fat_count_free(vd_fs *fs);
 /* Clear FAT[1]'s clean bit on the first modification of a mount. */
@@ -347,9 +363,13 @@ vd_err fat_dix_note_remove(fat_dix *x, uint32_t first_slot, uint32_t slot);
 vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out);
 /* Drop a reference; the last one of an orphan frees its clusters. */
 vd_err fat_node_put(vd_fs *fs, fat_node *n);
-/* The entry d of open node n was removed from its directory: keep the
- * clusters for the open handles (see fat_node.orphan). */
-void fat_node_orphan(fat_node *n, const struct fat_dent *d);
+/* Map n's whole chain (a node about to become an orphan: done before its
+ * entry changes, so a failure changes nothing). */
+vd_err fat_node_map_all(vd_fs *fs, fat_node *n);
+/* The entry d of open node n was removed from its directory, in the
+ * operation under way: free its chain in the FAT, keep the clusters for
+ * the open handles (see fat_node.orphan). fat_node_map_all first. */
+vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const struct fat_dent *d);
 fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
 /* Disk cluster of file cluster fidx and how many follow contiguously. */
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,

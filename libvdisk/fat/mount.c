@@ -281,7 +281,7 @@ static vd_err locked_fs_statfs(vd_fs *fs, vd_statfs *st)
     st->cluster_bytes = fs->cluster_bytes;
     st->sector_bytes = fs->bps;
     st->total_clusters = fs->nclusters;
-    st->free_clusters = fs->free_count;
+    st->free_clusters = fat_free_unpinned(fs); /* open orphans use theirs */
     st->volume_id = fs->volume_id;
     st->unclean = fs->unclean_at_mount;
     memcpy(st->label, fs->label, sizeof st->label);

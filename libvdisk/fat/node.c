@@ -36,6 +36,25 @@ vd_err fat_node_get(vd_fs *fs, const fat_dent *d, uint32_t dir, fat_node **out)
     return VD_OK;
 }
 
+/* Release an orphan's clusters from file cluster `from` on (they are free
+ * in the FAT already) and cut its runs there. */
+static void orphan_cut(vd_fs *fs, fat_node *n, uint32_t from)
+{
+    while (n->nruns && n->runs[n->nruns - 1].fidx + n->runs[n->nruns - 1].len > from) {
+        fat_run *r = &n->runs[n->nruns - 1];
+        uint32_t keep = r->fidx < from ? from - r->fidx : 0;
+        fat_orphan_release(fs, r->clus + keep, r->len - keep);
+        if (keep) {
+            r->len = keep;
+            break;
+        }
+        n->nruns--;
+    }
+    n->nclus = from;
+    if (from == 0)
+        n->first = 0;
+}
+
 vd_err fat_node_put(vd_fs *fs, fat_node *n)
 {
     if (--n->refs > 0)
@@ -45,31 +64,14 @@ vd_err fat_node_put(vd_fs *fs, fat_node *n)
             *p = n->next;
             break;
         }
-    vd_err e = VD_OK;
-    if (n->orphan && n->first && !fs->read_only) {
-        e = fat_mark_dirty(fs);
-        if (e == VD_OK) {
+    if (n->orphan) {
+        if (n->first)
             fat_dix_drop(fs, n->first); /* only on a cross-linked volume */
-            e = fat_free_chain(fs, n->first);
-        }
+        orphan_cut(fs, n, 0);
     }
     free(n->runs);
     free(n);
-    return e;
-}
-
-void fat_node_orphan(fat_node *n, const fat_dent *d)
-{
-    n->orphan = 1;
-    n->loc.dir = UINT32_MAX; /* matches no directory slot any more */
-    n->loc.slot = UINT32_MAX;
-    n->o_attr = d->attr;
-    n->o_mdate = d->mdate;
-    n->o_mtime = d->mtime;
-    n->o_adate = d->adate;
-    n->o_cdate = d->cdate;
-    n->o_ctime = d->ctime;
-    n->o_ctenth = d->ctenth;
+    return VD_OK;
 }
 
 /* Append cluster c as the next file cluster. */
@@ -139,6 +141,33 @@ static vd_err ensure_mapped(vd_fs *fs, fat_node *n)
     return e;
 }
 
+vd_err fat_node_map_all(vd_fs *fs, fat_node *n)
+{
+    return ensure_mapped(fs, n);
+}
+
+vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const fat_dent *d)
+{
+    n->orphan = 1;
+    n->loc.dir = UINT32_MAX; /* matches no directory slot any more */
+    n->loc.slot = UINT32_MAX;
+    n->o_attr = d->attr;
+    n->o_mdate = d->mdate;
+    n->o_mtime = d->mtime;
+    n->o_adate = d->adate;
+    n->o_cdate = d->cdate;
+    n->o_ctime = d->ctime;
+    n->o_ctenth = d->ctenth;
+    if (!n->mapped)
+        return VD_ERR_CORRUPT; /* fat_node_map_all was not called */
+    if (n->first)
+        fat_dix_drop(fs, n->first); /* only on a cross-linked volume */
+    vd_err e = VD_OK;
+    for (size_t r = 0; e == VD_OK && r < n->nruns; r++)
+        e = fat_orphan_free(fs, n->runs[r].clus, n->runs[r].len);
+    return e;
+}
+
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
                     uint32_t *contig)
 {
@@ -161,11 +190,30 @@ vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
     return VD_OK;
 }
 
+/* An orphan grows by pinned clusters the FAT never shows and shrinks by
+ * releasing them (table.c). */
+static vd_err orphan_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
+{
+    if (clusters <= n->nclus) {
+        orphan_cut(fs, n, clusters);
+        return VD_OK;
+    }
+    uint32_t had = n->nclus;
+    vd_err e = fat_orphan_alloc(fs, clusters - had, push_cb, n);
+    if (e != VD_OK)
+        orphan_cut(fs, n, had); /* all or nothing */
+    else if (!n->first)
+        n->first = n->runs[0].clus;
+    return e;
+}
+
 vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
 {
     vd_err e = ensure_mapped(fs, n);
     if (e != VD_OK)
         return e;
+    if (n->orphan)
+        return orphan_resize(fs, n, clusters);
     if (clusters > n->nclus) {
         uint32_t last = 0, contig, first;
         if (n->nclus) {

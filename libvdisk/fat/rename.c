@@ -72,7 +72,9 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
     if (same && b->nlen == a->d.nlen &&
         memcmp(b->name, a->d.name, a->d.nlen * sizeof(uint16_t)) == 0)
         return VD_OK; /* renaming to itself */
-    vd_err e = fat_mark_dirty(fs);
+    vd_err e = bn ? fat_node_map_all(fs, bn) : VD_OK;
+    if (e == VD_OK)
+        e = fat_mark_dirty(fs);
     if (e != VD_OK)
         return e;
     fat_node *n = fat_node_find(fs, a->parent, a->d.slot);
@@ -91,8 +93,8 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         fat_dent nd = a->d;
         e = fat_dir_add(fs, b->parent, b->name, b->nlen, &nd, &new_slot);
     }
-    if (e == VD_OK && bn)
-        fat_node_orphan(bn, &b_old); /* before n takes over that slot */
+    if (e == VD_OK && bn) /* before n takes over that slot */
+        e = fat_node_orphan(fs, bn, &b_old);
     if (e == VD_OK)
         e = fat_dir_remove(fs, a->parent, &a->d);
     if (e != VD_OK)

@@ -160,10 +160,55 @@ static vd_err held_release(vd_fs *fs)
     return e;
 }
 
+/* ---- clusters of files unlinked while open ----
+ * Such a file (an orphan, fat_node.orphan) has no entry, so no committed
+ * state may give it clusters: a crash would leave them lost. Its chain is
+ * freed in the FAT by the operation that removes its entry, and what it
+ * grows by is never written to the FAT at all. The clusters are pinned
+ * instead: free in the FAT (and in free_count, which is the FAT's count),
+ * never allocated, until the last handle closes; then they are held like
+ * any other freed cluster. The node's runs are the only map of them. */
+
+static int pinned_has(const vd_fs *fs, uint32_t c)
+{
+    uint32_t i = c - FAT_FIRST_CLUSTER;
+    return fs->npinned && (fs->pinned[i / 8] >> (i % 8)) & 1;
+}
+
+static vd_err pin(vd_fs *fs, uint32_t c)
+{
+    if (!fs->pinned) {
+        fs->pinned = calloc(((size_t)fs->nclusters + 7) / 8, 1);
+        if (!fs->pinned)
+            return VD_ERR_NOMEM;
+    }
+    uint32_t i = c - FAT_FIRST_CLUSTER;
+    if (!((fs->pinned[i / 8] >> (i % 8)) & 1)) {
+        fs->pinned[i / 8] |= (uint8_t)(1u << (i % 8));
+        fs->npinned++;
+    }
+    return VD_OK;
+}
+
+static void unpin(vd_fs *fs, uint32_t c)
+{
+    uint32_t i = c - FAT_FIRST_CLUSTER;
+    if (pinned_has(fs, c)) {
+        fs->pinned[i / 8] &= (uint8_t)~(1u << (i % 8));
+        fs->npinned--;
+    }
+}
+
 /* Free clusters an allocation may take now. */
 static uint32_t fat_avail(const vd_fs *fs)
 {
-    return fs->free_count > fs->nheld ? fs->free_count - fs->nheld : 0;
+    uint64_t busy = (uint64_t)fs->nheld + fs->npinned;
+    return fs->free_count > busy ? fs->free_count - (uint32_t)busy : 0;
+}
+
+uint32_t fat_free_unpinned(const vd_fs *fs)
+{
+    return fs->free_count > fs->npinned ? fs->free_count - fs->npinned : 0;
 }
 
 /* Next free cluster at or after `from`, wrapping once. */
@@ -177,7 +222,7 @@ static vd_err find_free(vd_fs *fs, uint32_t from, uint32_t *out)
         vd_err e = fat_get(fs, c, &v);
         if (e != VD_OK)
             return e;
-        if (v == FAT_FREE && !held_has(fs, c)) {
+        if (v == FAT_FREE && !held_has(fs, c) && !pinned_has(fs, c)) {
             *out = c;
             return VD_OK;
         }
@@ -186,6 +231,19 @@ static vd_err find_free(vd_fs *fs, uint32_t from, uint32_t *out)
             c = FAT_FIRST_CLUSTER;
     }
     return VD_ERR_NOSPC;
+}
+
+/* Can n clusters be allocated now? Releases held clusters if only they
+ * stand in the way. */
+static vd_err make_room(vd_fs *fs, uint32_t n)
+{
+    held_refresh(fs);
+    if (n > fat_avail(fs) && n <= fat_free_unpinned(fs)) {
+        vd_err e = held_release(fs);
+        if (e != VD_OK)
+            return e;
+    }
+    return n > fat_avail(fs) ? VD_ERR_NOSPC : VD_OK;
 }
 
 vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each_fn each,
@@ -202,14 +260,9 @@ vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each
         if (e != VD_OK)
             return e;
     }
-    held_refresh(fs);
-    if (n > fat_avail(fs) && n <= fs->free_count) {
-        e = held_release(fs);
-        if (e != VD_OK)
-            return e;
-    }
-    if (n > fat_avail(fs))
-        return VD_ERR_NOSPC;
+    e = make_room(fs, n);
+    if (e != VD_OK)
+        return e;
     e = fat_mark_dirty(fs);
     if (e != VD_OK)
         return e;
@@ -276,6 +329,71 @@ vd_err fat_free_chain(vd_fs *fs, uint32_t c)
         if (!fat_valid_cluster(fs, next))
             return VD_ERR_CORRUPT;
         c = next;
+    }
+    return e;
+}
+
+vd_err fat_orphan_alloc(vd_fs *fs, uint32_t n, fat_each_fn each, void *ctx)
+{
+    if (n == 0)
+        return VD_ERR_INVAL;
+    vd_err e = VD_OK;
+    if (n > fs->free_count && !fs->free_exact)
+        e = fat_count_free(fs); /* FSInfo's count is only a hint */
+    if (e == VD_OK)
+        e = make_room(fs, n);
+    uint32_t from = fs->next_free;
+    for (uint32_t i = 0; e == VD_OK && i < n; i++) {
+        uint32_t c = 0;
+        e = find_free(fs, from, &c);
+        if (e != VD_OK)
+            break;
+        e = pin(fs, c);
+        if (e == VD_OK && each)
+            e = each(ctx, c);
+        if (e != VD_OK)
+            unpin(fs, c);
+        from = c + 1;
+    }
+    /* On failure the caller releases what `each` was told (all or
+     * nothing, as fat_alloc). */
+    if (e == VD_ERR_NOSPC && fs->free_exact)
+        return VD_ERR_CORRUPT; /* our own count said there was room */
+    if (e == VD_ERR_NOSPC) {
+        e = fat_count_free(fs);
+        return e != VD_OK ? e : VD_ERR_NOSPC;
+    }
+    return e;
+}
+
+void fat_orphan_release(vd_fs *fs, uint32_t c, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++) {
+        unpin(fs, c + i);
+        /* Free in the FAT already; held until a commit takes the free
+         * (the unlink's commit may not have happened yet). */
+        if (held_add(fs, c + i) != VD_OK) {
+            /* Without the held map the cluster stays pinned: unusable
+             * until unmount, but never handed out too early. */
+            (void)pin(fs, c + i);
+        }
+    }
+}
+
+vd_err fat_orphan_free(vd_fs *fs, uint32_t c, uint32_t len)
+{
+    vd_err e = fat_mark_dirty(fs);
+    for (uint32_t i = 0; e == VD_OK && i < len; i++) {
+        uint32_t v;
+        e = fat_get(fs, c + i, &v);
+        if (e == VD_OK && v == FAT_FREE)
+            e = VD_ERR_CORRUPT; /* the chain ran into free clusters */
+        if (e == VD_OK)
+            e = pin(fs, c + i);
+        if (e == VD_OK)
+            e = fat_set(fs, c + i, FAT_FREE);
+        if (e == VD_OK && fs->free_count < fs->nclusters)
+            fs->free_count++;
     }
     return e;
 }

@@ -103,6 +103,21 @@ void fu_disk_reopen(fu_disk *d)
     FU_OK(vd_image_open(d->host, fu_key, &o, &d->img));
 }
 
+void fu_disk_snapshot(fu_disk *src, fu_disk *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    uint64_t size = 0;
+    const uint8_t *bytes = vd_host_mem_data(src->host, &size);
+    assert_non_null(bytes);
+    FU_OK(vd_host_mem_new(&dst->host));
+    FU_OK(vd_host_mem_set(dst->host, bytes, size));
+    vd_open_opts o;
+    memset(&o, 0, sizeof o);
+    o.cache_bytes = (size_t)32 << 20;
+    FU_OK(vd_image_open(dst->host, fu_key, &o, &dst->img));
+    dst->nblocks = src->nblocks;
+}
+
 void fu_disk_free(fu_disk *d)
 {
     if (d->img)

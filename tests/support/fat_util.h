@@ -24,6 +24,9 @@ void fu_disk_new(fu_disk *d, uint64_t nblocks);
 /* Close and reopen the image on the same host (persistence tests). */
 void fu_disk_reopen(fu_disk *d);
 void fu_disk_free(fu_disk *d);
+/* dst: a new memory host holding src's bytes as they are now (what a
+ * crash at this moment would leave), opened writable as after a crash. */
+void fu_disk_snapshot(fu_disk *src, fu_disk *dst);
 
 /* The volume as raw bytes (malloc'd, nblocks * 4096). */
 uint8_t *fu_export(fu_disk *d);

@@ -17,9 +17,11 @@
  * on one volume do not run in parallel. Files and directories must be
  * closed before vd_fs_unmount (VD_ERR_BUSY otherwise). An open file can be
  * unlinked or replaced by a rename, as POSIX says: its name goes at once,
- * its handles keep the old contents, and its clusters are freed when the
- * last handle closes (FAT has no orphan list: a crash before that leaves
- * lost clusters, which vhdfsck frees). A listed directory cannot be
+ * its handles keep the old contents (reading, writing, growing and
+ * shrinking it), and its clusters are reused only after the last handle
+ * closes. FAT has no orphan list, so the same operation frees its chain in
+ * the FAT: a crash while it is open leaves no lost clusters, and the file
+ * is simply gone, as it would be after the close. A listed directory cannot be
  * removed (VD_ERR_BUSY). Lookups match the long name or, as on Windows
  * and Linux, the 8.3 alias ("LONGFI~1.TXT") of an entry.
  *
