@@ -69,6 +69,31 @@ vd_err vd_image_commit_all(vd_image *img)
     return e;
 }
 
+uint32_t vd_image_meta_cap(vd_image *img, uint32_t *room)
+{
+    (void)pthread_mutex_lock(&img->lock);
+    uint64_t h = img->geo.height, j = img->hdr.journal_blocks;
+    /* Entries: each block, a node per level above it, the root; nothing
+     * else in the round (data goes in rounds of its own first). */
+    uint64_t cap = j;
+    while (cap > 0) {
+        uint64_t nj = cap * (h + 1) + 1;
+        uint64_t eb = nj <= SB_INLINE_MAX ? 0 : (nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+        if (eb + cap <= j)
+            break;
+        cap--;
+    }
+    /* Below the implicit-commit threshold, nodes included. */
+    uint64_t by_cache = img->cache.n / (h + 2);
+    if (by_cache > img->dirty_limit / 2)
+        by_cache = img->dirty_limit / 2;
+    if (cap > by_cache)
+        cap = by_cache;
+    *room = cap > img->meta_dirty ? (uint32_t)cap - img->meta_dirty : 0;
+    (void)pthread_mutex_unlock(&img->lock);
+    return (uint32_t)cap;
+}
+
 /* Rewrite the newest record with SB_FLAG_CLEAN set or cleared (clean < 0:
  * as it is); settle: a commit's metadata is made durable in place first
  * and the record stops naming the journal. */

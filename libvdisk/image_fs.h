@@ -43,7 +43,8 @@ vd_err vd_image_write_meta(vd_image *img, uint64_t lbn, uint32_t count,
 uint64_t vd_image_meta_commits(vd_image *img);
 
 /* Commit everything now, as at an operation boundary (the FAT layer calls
- * it when only clusters freed since the last commit are left). */
+ * it when only clusters freed since the last commit are left, and between
+ * the steps of an operation too large for one commit). */
 vd_err vd_image_commit_all(vd_image *img);
 
 /* After a commit (no dirty metadata left): put its metadata in place for
@@ -53,5 +54,13 @@ vd_err vd_image_commit_all(vd_image *img);
  * first commit after it; a record naming no journal also lets the next
  * rounds reuse the journal area without a flush first (sync.c). */
 vd_err vd_image_settle(vd_image *img);
+
+/* The most metadata blocks one commit takes whole: its round's journal
+ * area must hold their sealed copies and the entries for them and the
+ * nodes above them, and the cache must hold them without an implicit
+ * commit taking metadata (sync.c). *room: how many more the metadata
+ * dirty now leaves. An operation that would change more splits itself
+ * into steps, each one consistent state, committed in turn (fat/). */
+uint32_t vd_image_meta_cap(vd_image *img, uint32_t *room);
 
 #endif

@@ -18,6 +18,7 @@
  *            vd_fs_readlink
  *   ops.c    stat, lstat, mkdir, rmdir, unlink, utimes
  *   rename.c rename
+ *   step.c   operations too large for one commit, in committed steps
  *   dirlist.c vd_dir_*
  *   rawcopy.c vd_fs_export / vd_fs_import
  * Nothing here includes crypto headers or makes a system call. */
@@ -238,6 +239,15 @@ int fat_valid_cluster(const vd_fs *fs, uint32_t c);
 typedef vd_err (*fat_each_fn)(void *ctx, uint32_t clus);
 vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each_fn each,
                  void *ctx);
+/* The same, but stops (successfully, *got < n) before the chain would
+ * change more than max_blocks blocks of each FAT copy: one step of an
+ * operation too large for one commit. At least one cluster. */
+vd_err fat_alloc_upto(vd_fs *fs, uint32_t last, uint32_t n, uint32_t max_blocks,
+                      uint32_t *got, uint32_t *first, fat_each_fn each, void *ctx);
+/* VD_OK if n clusters can be allocated now (held ones released by a
+ * commit if need be), VD_ERR_NOSPC otherwise; changes nothing else. */
+vd_err fat_reserve(vd_fs *fs, uint32_t n);
+uint64_t fat_entry_block(const vd_fs *fs, uint32_t c);
 /* Free the chain starting at c. */
 vd_err fat_free_chain(vd_fs *fs, uint32_t c);
 /* Orphans' clusters (see vd_fs.pinned). fat_orphan_free frees clusters
@@ -367,9 +377,14 @@ vd_err fat_node_put(vd_fs *fs, fat_node *n);
  * entry changes, so a failure changes nothing). */
 vd_err fat_node_map_all(vd_fs *fs, fat_node *n);
 /* The entry d of open node n was removed from its directory, in the
- * operation under way: free its chain in the FAT, keep the clusters for
- * the open handles (see fat_node.orphan). fat_node_map_all first. */
-vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const struct fat_dent *d);
+ * operation under way: free its chain (its first in_fat clusters: the
+ * rest were freed by fat_node_cut_steps) in the FAT, keep the clusters
+ * for the open handles (see fat_node.orphan). fat_node_map_all first. */
+vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const struct fat_dent *d, uint32_t in_fat);
+/* Grow n's chain towards `clusters`: all of it, or (too many FAT blocks
+ * for the commit under way) one step's worth; the caller stores the size
+ * the new clusters allow and calls fat_op_step before the next. */
+vd_err fat_node_grow(vd_fs *fs, fat_node *n, uint32_t clusters);
 fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
 /* Disk cluster of file cluster fidx and how many follow contiguously. */
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
@@ -377,6 +392,30 @@ vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
 /* Resize the chain to hold `clusters` clusters. */
 vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters);
 vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime);
+
+/* ---- step.c ---- */
+/* FAT blocks (per copy) one step may change: a commit's capacity
+ * (vd_image_meta_cap) less the step's other metadata. UINT32_MAX when
+ * not on an image. */
+uint32_t fat_step_blocks(vd_fs *fs);
+/* FAT blocks (per copy) the commit under way can still take. */
+uint32_t fat_step_room(vd_fs *fs);
+/* End a step: the volume is consistent (the layer's cache written back,
+ * FSInfo too), commit it. */
+vd_err fat_op_step(vd_fs *fs);
+/* Cut the chain of n's entry (n mapped, *len clusters long in the FAT)
+ * from the end towards `target`, in committed steps, until what is left
+ * above target fits in the commit under way; each step writes the entry's
+ * size down to match. The freed clusters are pinned for n (pin: n becomes
+ * an orphan next) or freed. n's runs and size stay; *len is the chain's
+ * length now. */
+vd_err fat_node_cut_steps(vd_fs *fs, fat_node *n, uint32_t target, int pin, uint32_t *len);
+/* Before the file entry d in dir goes (unlink, rename over it): if its
+ * chain is too large for the commit under way, cut it in steps (pinned
+ * for `open`, its node if open: *in_fat, open->nclus on entry, is what is
+ * left in the FAT). */
+vd_err fat_entry_cut_steps(vd_fs *fs, uint32_t dir, const struct fat_dent *d, fat_node *open,
+                           uint32_t *in_fat);
 
 /* ---- link.c ---- */
 #define FAT_LINK_FILE 1067u /* a link file's size */

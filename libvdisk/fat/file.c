@@ -159,16 +159,61 @@ static vd_err locked_file_read(vd_file *f, uint64_t off, void *buf, size_t len,
     return fat_op_end(f->fs, e);
 }
 
+/* Can n grow to `end` bytes? VD_ERR_NOSPC before anything changed if not. */
+static vd_err reserve(vd_fs *fs, fat_node *n, uint64_t end)
+{
+    uint32_t need = clusters_for(fs, end);
+    vd_err e = fat_node_map_all(fs, n);
+    if (e == VD_OK && need > n->nclus)
+        e = fat_reserve(fs, need - n->nclus);
+    return e;
+}
+
+/* Grow n to `end` bytes: zeros up to `off` (>= n->size), then buf. Every
+ * cluster is reserved first (all or nothing). A growth larger than one
+ * commit takes runs in steps (step.c), each step's bytes written before
+ * the size that covers them and committed before the next step. */
+static vd_err grow(vd_fs *fs, fat_node *n, uint64_t end, uint64_t off, const uint8_t *buf)
+{
+    uint32_t need = clusters_for(fs, end);
+    vd_err e = reserve(fs, n, end);
+    while (e == VD_OK && n->size < end) {
+        e = fat_node_grow(fs, n, need);
+        if (e != VD_OK)
+            break;
+        uint64_t upto = (uint64_t)n->nclus << fs->cluster_shift;
+        if (upto > end)
+            upto = end;
+        uint64_t zend = off < upto ? off : upto;
+        if (zend > n->size)
+            e = data_io(fs, n, n->size, NULL, NULL, 1, zend - n->size);
+        if (e == VD_OK && upto > off)
+            e = data_io(fs, n, off, NULL, buf, 1, upto - off);
+        if (e != VD_OK)
+            break;
+        if (upto > off && buf)
+            buf += upto - off;
+        if (upto > off)
+            off = upto;
+        n->size = (uint32_t)upto;
+        if (upto < end) { /* one step done: its state is consistent */
+            e = fat_node_store(fs, n, 1);
+            if (e == VD_OK)
+                e = fat_op_step(fs);
+        }
+    }
+    return e;
+}
+
 /* Grow the file to `size` bytes (zero-filled) or shrink it. */
 static vd_err resize(vd_fs *fs, fat_node *n, uint64_t size)
 {
     vd_err e = fat_mark_dirty(fs);
     if (e != VD_OK)
         return e;
-    uint32_t need = clusters_for(fs, size);
-    e = fat_node_resize(fs, n, need);
-    if (e == VD_OK && size > n->size)
-        e = data_io(fs, n, n->size, NULL, NULL, 1, size - n->size);
+    if (size > n->size)
+        return grow(fs, n, size, size, NULL);
+    e = fat_node_resize(fs, n, clusters_for(fs, size));
     if (e == VD_OK)
         n->size = (uint32_t)size;
     return e;
@@ -194,21 +239,19 @@ static vd_err locked_file_write(vd_file *f, uint64_t off, const void *buf, size_
     if (off > FAT_MAX_FILE || len > FAT_MAX_FILE - off)
         return VD_ERR_FBIG;
     uint64_t end = off + len;
-    /* Reserve every cluster first (all or nothing), then zero the gap
-     * between the old end and off, then write. */
+    /* The part inside the file first (data only), then the growth: every
+     * cluster reserved first (all or nothing), the gap between the old end
+     * and off zeroed, the rest written. */
     e = fat_mark_dirty(fs);
-    if (e == VD_OK && clusters_for(fs, end) > clusters_for(fs, n->size))
-        e = fat_node_resize(fs, n, clusters_for(fs, end));
-    if (e == VD_OK && off > n->size)
-        e = data_io(fs, n, n->size, NULL, NULL, 1, off - n->size);
-    if (e != VD_OK)
-        return fat_op_end(fs, e);
-    e = data_io(fs, n, off, NULL, buf, 1, len);
-    if (e == VD_OK) {
-        if (end > n->size)
-            n->size = (uint32_t)end;
+    if (e == VD_OK && end > n->size)
+        e = reserve(fs, n, end);
+    uint64_t inside = off < n->size ? (end < n->size ? end : n->size) - off : 0;
+    if (e == VD_OK && inside)
+        e = data_io(fs, n, off, NULL, buf, 1, inside);
+    if (e == VD_OK && end > n->size)
+        e = grow(fs, n, end, off + inside, (const uint8_t *)buf + inside);
+    if (e == VD_OK)
         e = fat_node_store(fs, n, 1);
-    }
     if (e == VD_OK)
         *done = len;
     return fat_op_end(fs, e);

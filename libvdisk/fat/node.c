@@ -146,7 +146,7 @@ vd_err fat_node_map_all(vd_fs *fs, fat_node *n)
     return ensure_mapped(fs, n);
 }
 
-vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const fat_dent *d)
+vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const fat_dent *d, uint32_t in_fat)
 {
     n->orphan = 1;
     n->loc.dir = UINT32_MAX; /* matches no directory slot any more */
@@ -163,8 +163,12 @@ vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const fat_dent *d)
     if (n->first)
         fat_dix_drop(fs, n->first); /* only on a cross-linked volume */
     vd_err e = VD_OK;
-    for (size_t r = 0; e == VD_OK && r < n->nruns; r++)
-        e = fat_orphan_free(fs, n->runs[r].clus, n->runs[r].len);
+    for (size_t r = 0; e == VD_OK && r < n->nruns && n->runs[r].fidx < in_fat; r++) {
+        uint32_t len = n->runs[r].len;
+        if (n->runs[r].fidx + len > in_fat)
+            len = in_fat - n->runs[r].fidx;
+        e = fat_orphan_free(fs, n->runs[r].clus, len);
+    }
     return e;
 }
 
@@ -207,6 +211,39 @@ static vd_err orphan_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
     return e;
 }
 
+vd_err fat_node_grow(vd_fs *fs, fat_node *n, uint32_t clusters)
+{
+    vd_err e = ensure_mapped(fs, n);
+    if (e != VD_OK || clusters <= n->nclus)
+        return e;
+    if (n->orphan) /* no FAT change: no step */
+        return orphan_resize(fs, n, clusters);
+    uint32_t add = clusters - n->nclus;
+    /* Allocation runs forward from the chain's end, so the new clusters
+     * usually change add / 1024 + 2 FAT blocks: if that does not fit in
+     * the commit under way, commit it first (the volume is consistent
+     * here). Then take what fits: all of it, unless the free space is
+     * fragmented or the growth is larger than one step. */
+    uint32_t room = fat_step_room(fs);
+    uint64_t likely = (uint64_t)add / (FAT_BLOCK / FAT_ENTRY_BYTES) + 2;
+    if (likely > room && room < fat_step_blocks(fs)) {
+        e = fat_op_step(fs);
+        room = fat_step_room(fs);
+    }
+    uint32_t last = 0, contig, first, got;
+    if (e == VD_OK && n->nclus)
+        e = fat_node_map(fs, n, n->nclus - 1, &last, &contig);
+    if (e == VD_OK)
+        e = fat_alloc_upto(fs, last, add, room ? room : 1, &got, &first, push_cb, n);
+    if (e != VD_OK) {
+        n->mapped = 0; /* rebuild from the FAT next time */
+        return e;
+    }
+    if (!n->first)
+        n->first = first;
+    return VD_OK;
+}
+
 vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
 {
     vd_err e = ensure_mapped(fs, n);
@@ -234,6 +271,10 @@ vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
     if (clusters == n->nclus)
         return VD_OK;
     e = fat_mark_dirty(fs);
+    /* More FAT blocks than a commit takes: cut from the end in steps. */
+    uint32_t len = n->nclus;
+    if (e == VD_OK && (uint64_t)(n->nclus - clusters) + 1 > fat_step_room(fs))
+        e = fat_node_cut_steps(fs, n, clusters, 0, &len);
     uint32_t cut = 0, contig;
     if (e == VD_OK && clusters == 0) {
         cut = n->first;

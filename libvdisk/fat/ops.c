@@ -146,17 +146,22 @@ static vd_err locked_fs_unlink(vd_fs *fs, const char *path)
     else if (e == VD_OK && p->link_len && p->slashed)
         e = VD_ERR_NOTDIR; /* "link/": the link is no directory */
     fat_node *open_node = e == VD_OK ? fat_node_find(fs, p->parent, p->d.slot) : NULL;
-    if (e == VD_OK && open_node)
+    uint32_t in_fat = 0;
+    if (e == VD_OK && open_node) {
         e = fat_node_map_all(fs, open_node);
+        in_fat = open_node->nclus;
+    }
     if (e == VD_OK)
         e = fat_mark_dirty(fs);
+    if (e == VD_OK) /* too large for one commit: shrink it in steps first */
+        e = fat_entry_cut_steps(fs, p->parent, &p->d, open_node, &in_fat);
     if (e == VD_OK)
         e = fat_dir_remove(fs, p->parent, &p->d);
     if (e == VD_OK && open_node) {
         /* Open: the name goes now, and so does the chain in the FAT (no
          * committed state shows clusters without an entry); the handles
          * keep the clusters until the last close (POSIX). */
-        e = fat_node_orphan(fs, open_node, &p->d);
+        e = fat_node_orphan(fs, open_node, &p->d, in_fat);
     } else if (e == VD_OK && p->d.first) {
         /* A file's clusters are no directory's, unless the volume is
          * cross-linked: then no index may outlive them either. */

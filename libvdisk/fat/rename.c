@@ -73,8 +73,11 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         memcmp(b->name, a->d.name, a->d.nlen * sizeof(uint16_t)) == 0)
         return VD_OK; /* renaming to itself */
     vd_err e = bn ? fat_node_map_all(fs, bn) : VD_OK;
+    uint32_t in_fat = bn ? bn->nclus : 0;
     if (e == VD_OK)
         e = fat_mark_dirty(fs);
+    if (e == VD_OK && b->exists && !same) /* too large for one commit: in steps */
+        e = fat_entry_cut_steps(fs, b->parent, &b->d, bn, &in_fat);
     if (e != VD_OK)
         return e;
     fat_node *n = fat_node_find(fs, a->parent, a->d.slot);
@@ -94,7 +97,7 @@ static vd_err do_rename(vd_fs *fs, fat_path *a, fat_path *b, int flags)
         e = fat_dir_add(fs, b->parent, b->name, b->nlen, &nd, &new_slot);
     }
     if (e == VD_OK && bn) /* before n takes over that slot */
-        e = fat_node_orphan(fs, bn, &b_old);
+        e = fat_node_orphan(fs, bn, &b_old, in_fat);
     if (e == VD_OK)
         e = fat_dir_remove(fs, a->parent, &a->d);
     if (e != VD_OK)

@@ -246,10 +246,34 @@ static vd_err make_room(vd_fs *fs, uint32_t n)
     return n > fat_avail(fs) ? VD_ERR_NOSPC : VD_OK;
 }
 
+vd_err fat_reserve(vd_fs *fs, uint32_t n)
+{
+    vd_err e = VD_OK;
+    if (n > fs->free_count && !fs->free_exact)
+        e = fat_count_free(fs);
+    return e == VD_OK ? make_room(fs, n) : e;
+}
+
+/* The block holding c's entry in the first FAT (another copy may be
+ * aligned otherwise: one block more per copy at most). */
+uint64_t fat_entry_block(const vd_fs *fs, uint32_t c)
+{
+    return entry_off(fs, 0, c) / FAT_BLOCK;
+}
+
 vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each_fn each,
                  void *ctx)
 {
-    if (n == 0)
+    uint32_t got = 0;
+    vd_err e = fat_alloc_upto(fs, last, n, UINT32_MAX, &got, first, each, ctx);
+    return e == VD_OK && got != n ? VD_ERR_CORRUPT : e;
+}
+
+vd_err fat_alloc_upto(vd_fs *fs, uint32_t last, uint32_t n, uint32_t max_blocks,
+                      uint32_t *got, uint32_t *first, fat_each_fn each, void *ctx)
+{
+    *got = 0;
+    if (n == 0 || max_blocks == 0)
         return VD_ERR_INVAL;
     /* The free count was computed at mount and kept since, so a request
      * that cannot be met fails before touching the table. */
@@ -267,9 +291,18 @@ vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each
     if (e != VD_OK)
         return e;
     uint32_t prev = last, head = 0, from = last ? last + 1 : fs->next_free;
-    for (uint32_t i = 0; i < n; i++) {
+    /* FAT blocks (per copy) changed so far: revisits count again. */
+    uint32_t blocks = last ? 1 : 0, i;
+    uint64_t cur = last ? fat_entry_block(fs, last) : UINT64_MAX;
+    for (i = 0; i < n; i++) {
         uint32_t c = 0;
         e = find_free(fs, from, &c);
+        if (e == VD_OK && fat_entry_block(fs, c) != cur) {
+            if (blocks + 1 > max_blocks && i > 0)
+                break; /* enough for one step: the caller commits */
+            blocks++;
+            cur = fat_entry_block(fs, c);
+        }
         if (e == VD_OK)
             e = fat_set(fs, c, FAT_EOC);
         if (e == VD_OK && prev)
@@ -301,6 +334,7 @@ vd_err fat_alloc(vd_fs *fs, uint32_t last, uint32_t n, uint32_t *first, fat_each
     if (!fat_valid_cluster(fs, fs->next_free))
         fs->next_free = FAT_FIRST_CLUSTER;
     *first = head;
+    *got = i;
     return VD_OK;
 }
 
