@@ -53,20 +53,6 @@ static void env_down(env *e)
     fu_disk_free(&e->d);
 }
 
-static void put_file(vd_fs *fs, const char *path, uint64_t id, size_t len)
-{
-    vd_file *f;
-    FU_OK(vd_file_open(fs, path, VD_O_RDWR | VD_O_CREAT | VD_O_TRUNC, &f));
-    uint8_t *buf = malloc(len + 1);
-    assert_non_null(buf);
-    fu_fill(buf, len, id, 0);
-    size_t done;
-    FU_OK(vd_file_write(f, 0, buf, len, &done));
-    assert_int_equal(done, len);
-    FU_OK(vd_file_close(f));
-    free(buf);
-}
-
 static void check_file(vd_fs *fs, const char *path, uint64_t id, size_t len)
 {
     vd_file *f;
@@ -168,10 +154,10 @@ static void test_basic_persist(void **state)
     env e;
     env_up(&e, NBLOCKS);
     FU_OK(vd_fs_mkdir(e.fs, "/docs"));
-    put_file(e.fs, "/docs/Hello World.txt", 1, 10000);
-    put_file(e.fs, "/empty", 2, 0);
-    put_file(e.fs, "/README.TXT", 3, 512);
-    put_file(e.fs, "/readme2.txt", 4, 513);
+    fu_put_file(e.fs, "/docs/Hello World.txt", 1, 10000);
+    fu_put_file(e.fs, "/empty", 2, 0);
+    fu_put_file(e.fs, "/README.TXT", 3, 512);
+    fu_put_file(e.fs, "/readme2.txt", 4, 513);
     env_remount(&e);
     check_file(e.fs, "/docs/Hello World.txt", 1, 10000);
     check_file(e.fs, "docs/hello world.TXT", 1, 10000); /* case-insensitive */
@@ -218,7 +204,7 @@ static void test_errors(void **state)
     FU_EXPECT(vd_fs_mkdir(e.fs, "/nope/x"), VD_ERR_NOENT, "mkdir deep");
     FU_OK(vd_fs_mkdir(e.fs, "/d"));
     FU_EXPECT(vd_fs_mkdir(e.fs, "/D"), VD_ERR_EXIST, "mkdir exists");
-    put_file(e.fs, "/d/f", 1, 100);
+    fu_put_file(e.fs, "/d/f", 1, 100);
     FU_EXPECT(vd_file_open(e.fs, "/d/F", VD_O_RDWR | VD_O_CREAT | VD_O_EXCL, &f),
               VD_ERR_EXIST, "excl");
     FU_EXPECT(vd_file_open(e.fs, "/d", VD_O_RDONLY, &f), VD_ERR_ISDIR, "open dir");
@@ -295,7 +281,7 @@ static void test_errors(void **state)
     FU_EXPECT(vd_fs_rename(e.fs, "/e", "/d", 0), VD_ERR_NOTEMPTY, "onto non-empty");
     FU_EXPECT(vd_fs_rename(e.fs, "/e", "/d/f", 0), VD_ERR_NOTDIR, "dir onto file");
     FU_EXPECT(vd_fs_rename(e.fs, "/d/f", "/e", 0), VD_ERR_ISDIR, "file onto dir");
-    put_file(e.fs, "/other", 9, 10);
+    fu_put_file(e.fs, "/other", 9, 10);
     FU_EXPECT(vd_fs_rename(e.fs, "/other", "/d/f", VD_RENAME_NOREPLACE), VD_ERR_EXIST,
               "noreplace");
     FU_EXPECT(vd_fs_rename(e.fs, "/other", "/x", 7), VD_ERR_INVAL, "flags");
@@ -329,7 +315,7 @@ static void test_truncate(void **state)
     env e;
     env_up(&e, NBLOCKS);
     uint32_t free0 = free_clusters(e.fs);
-    put_file(e.fs, "/t", 5, 100000);
+    fu_put_file(e.fs, "/t", 5, 100000);
     assert_int_equal(free_clusters(e.fs), free0 - (100000 + 511) / 512);
     vd_file *f;
     FU_OK(vd_file_open(e.fs, "/t", VD_O_RDWR, &f));
@@ -362,7 +348,7 @@ static void test_truncate(void **state)
     assert_int_equal(st.first_cluster, 0);
     FU_OK(vd_file_close(f));
     /* O_TRUNC and O_APPEND. */
-    put_file(e.fs, "/a", 6, 700);
+    fu_put_file(e.fs, "/a", 6, 700);
     FU_OK(vd_file_open(e.fs, "/a", VD_O_WRONLY | VD_O_APPEND, &f));
     FU_OK(vd_file_write(f, 0, "END", 3, &done));
     FU_OK(vd_file_close(f));
@@ -382,9 +368,9 @@ static void test_enospc(void **state)
     (void)state;
     env e;
     env_up(&e, NBLOCKS);
-    put_file(e.fs, "/keep1", 11, 123457);
+    fu_put_file(e.fs, "/keep1", 11, 123457);
     FU_OK(vd_fs_mkdir(e.fs, "/dir"));
-    put_file(e.fs, "/dir/keep2", 12, 4096);
+    fu_put_file(e.fs, "/dir/keep2", 12, 4096);
     vd_file *f;
     FU_OK(vd_file_open(e.fs, "/filler", VD_O_RDWR | VD_O_CREAT, &f));
     size_t chunk = 1 << 20;
@@ -428,7 +414,7 @@ static void test_enospc(void **state)
               VD_ERR_NOSPC, "rename into a full directory");
     check_file(e.fs, "/keep1", 11, 123457);
     /* Replacing an existing file needs no space. */
-    put_file(e.fs, "/dir/E00", 0, 0);
+    fu_put_file(e.fs, "/dir/E00", 0, 0);
     FU_OK(vd_fs_rename(e.fs, "/dir/keep2", "/dir/E00", 0));
     check_file(e.fs, "/dir/E00", 12, 4096);
     FU_OK(vd_fs_rename(e.fs, "/dir/E00", "/dir/KEEP2", 0));
@@ -446,7 +432,7 @@ static void test_enospc(void **state)
     check_file(e.fs, "/keep1", 11, 123457);
     FU_OK(vd_fs_unlink(e.fs, "/filler"));
     assert_true(free_clusters(e.fs) > 60000);
-    put_file(e.fs, "/after", 13, 1 << 20);
+    fu_put_file(e.fs, "/after", 13, 1 << 20);
     check_file(e.fs, "/after", 13, 1 << 20);
     uint32_t fc = free_clusters(e.fs);
     env_remount(&e);
@@ -464,9 +450,9 @@ static void test_rename(void **state)
     FU_OK(vd_fs_mkdir(e.fs, "/a"));
     FU_OK(vd_fs_mkdir(e.fs, "/b"));
     FU_OK(vd_fs_mkdir(e.fs, "/a/inner"));
-    put_file(e.fs, "/a/inner/file.bin", 21, 3000);
-    put_file(e.fs, "/a/x", 22, 10);
-    put_file(e.fs, "/b/y", 23, 20);
+    fu_put_file(e.fs, "/a/inner/file.bin", 21, 3000);
+    fu_put_file(e.fs, "/a/x", 22, 10);
+    fu_put_file(e.fs, "/b/y", 23, 20);
     uint32_t fc = free_clusters(e.fs);
     /* File across directories, replacing an existing file. */
     FU_OK(vd_fs_rename(e.fs, "/a/x", "/b/y", 0));
@@ -533,14 +519,14 @@ static void test_many_files(void **state)
     enum { N = 400 };
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "/many/a rather long file name number %03d.data", i);
-        put_file(e.fs, path, 1000 + (uint64_t)i, (size_t)(i * 7));
+        fu_put_file(e.fs, path, 1000 + (uint64_t)i, (size_t)(i * 7));
     }
     /* Delete every third and recreate with shorter names (slot reuse). */
     for (int i = 0; i < N; i += 3) {
         snprintf(path, sizeof path, "/many/a rather long file name number %03d.data", i);
         FU_OK(vd_fs_unlink(e.fs, path));
         snprintf(path, sizeof path, "/many/S%03d", i);
-        put_file(e.fs, path, 5000 + (uint64_t)i, 1);
+        fu_put_file(e.fs, path, 5000 + (uint64_t)i, 1);
     }
     env_remount(&e);
     int *seen = calloc(N, sizeof *seen);
@@ -590,7 +576,7 @@ static void test_deep(void **state)
     }
     char file[600];
     snprintf(file, sizeof file, "%s/bottom.txt", path);
-    put_file(e.fs, file, 77, 5555);
+    fu_put_file(e.fs, file, 77, 5555);
     env_remount(&e);
     check_file(e.fs, file, 77, 5555);
     FU_EXPECT(vd_fs_rmdir(e.fs, path), VD_ERR_NOTEMPTY, "bottom dir");
@@ -639,7 +625,7 @@ static void test_timestamps(void **state)
     o.now_ctx = &t;
     vd_fs *fs;
     FU_OK(vd_fs_mount(d.img, &o, &fs));
-    put_file(fs, "/f", 1, 1);
+    fu_put_file(fs, "/f", 1, 1);
     vd_stat st;
     FU_OK(vd_fs_stat(fs, "/f", &st));
     assert_int_equal(st.mtime_ns, 1600000000LL * 1000000000LL); /* 2 s units */
@@ -656,19 +642,19 @@ static void test_timestamps(void **state)
         t = wild[i];
         char name[32];
         snprintf(name, sizeof name, "/w%zu", i);
-        put_file(fs, name, 2, 3);
+        fu_put_file(fs, name, 2, 3);
         FU_OK(vd_fs_stat(fs, name, &st));
         assert_int_equal(st.mtime_ns, wild[i] > 0 && wild[i] > hi ? hi : lo);
     }
     FU_OK(vd_fs_unmount(fs));
     o.now = clock_fail;
     FU_OK(vd_fs_mount(d.img, &o, &fs));
-    put_file(fs, "/nf", 1, 1);
+    fu_put_file(fs, "/nf", 1, 1);
     FU_OK(vd_fs_stat(fs, "/nf", &st));
     assert_int_equal(st.mtime_ns, lo);
     FU_OK(vd_fs_unmount(fs));
     FU_OK(vd_fs_mount(d.img, NULL, &fs));
-    put_file(fs, "/null", 1, 1);
+    fu_put_file(fs, "/null", 1, 1);
     FU_OK(vd_fs_stat(fs, "/null", &st));
     assert_int_equal(st.mtime_ns, lo);
     FU_OK(vd_fs_unmount(fs));
@@ -691,7 +677,7 @@ static void test_dirty_and_fsinfo(void **state)
     env_up(&e, NBLOCKS);
     FU_OK(vd_fs_sync(e.fs));
     assert_int_equal(raw_fat1(&e.d) & 0x08000000, 0x08000000); /* untouched */
-    put_file(e.fs, "/x", 1, 5000);
+    fu_put_file(e.fs, "/x", 1, 5000);
     FU_OK(vd_fs_sync(e.fs));
     assert_int_equal(raw_fat1(&e.d) & 0x08000000, 0); /* dirty while mounted */
     uint32_t fc = free_clusters(e.fs);
@@ -716,7 +702,7 @@ static void test_unclean_and_idle_sync(void **state)
     vd_statfs sf;
     FU_OK(vd_fs_statfs(e.fs, &sf));
     assert_int_equal(sf.unclean, 0);
-    put_file(e.fs, "/x", 1, 5000);
+    fu_put_file(e.fs, "/x", 1, 5000);
     FU_OK(vd_fs_sync(e.fs));
     vd_image_info a, b;
     FU_OK(vd_image_info_get(e.d.img, &a));
@@ -754,13 +740,13 @@ static void test_fsinfo_hint(void **state)
     (void)state;
     env e;
     env_up(&e, NBLOCKS);
-    put_file(e.fs, "/a", 1, 100000);
+    fu_put_file(e.fs, "/a", 1, 100000);
     uint32_t exact = free_clusters(e.fs);
     FU_OK(vd_fs_unmount(e.fs));
     patch_fsinfo_free(&e.d, 5); /* too low */
     FU_OK(vd_fs_mount(e.d.img, NULL, &e.fs));
     assert_int_equal(free_clusters(e.fs), 5); /* the hint, as Linux shows */
-    put_file(e.fs, "/b", 2, 1 << 20);         /* recounts: room enough */
+    fu_put_file(e.fs, "/b", 2, 1 << 20);         /* recounts: room enough */
     assert_int_equal(free_clusters(e.fs), exact - 2048);
     /* Fill the volume, then claim lots of room. */
     vd_file *f;
@@ -957,9 +943,9 @@ static void test_entry_id(void **state)
     FU_OK(vd_fs_stat(e.fs, "/", &a));
     assert_int_equal(a.entry_id, 0);
     FU_OK(vd_fs_mkdir(e.fs, "/Dir"));
-    put_file(e.fs, "/Dir/README.TXT", 1, 10);
-    put_file(e.fs, "/Dir/A long file name.txt", 2, 20);
-    put_file(e.fs, "/Dir/empty", 3, 0);
+    fu_put_file(e.fs, "/Dir/README.TXT", 1, 10);
+    fu_put_file(e.fs, "/Dir/A long file name.txt", 2, 20);
+    fu_put_file(e.fs, "/Dir/empty", 3, 0);
     FU_OK(vd_fs_stat(e.fs, "/Dir/README.TXT", &a));
     FU_OK(vd_fs_stat(e.fs, "/dir/readme.txt", &b));
     assert_int_not_equal(a.entry_id, 0);
@@ -1005,7 +991,7 @@ static void test_unlink_and_replace_while_open(void **state)
     vd_statfs st0, st1;
     FU_OK(vd_fs_statfs(e.fs, &st0));
     const size_t len = 300000;
-    put_file(e.fs, "/victim.bin", 7, len);
+    fu_put_file(e.fs, "/victim.bin", 7, len);
     uint8_t *want = malloc(len), *got = malloc(len);
     assert_non_null(want);
     assert_non_null(got);
@@ -1018,7 +1004,7 @@ static void test_unlink_and_replace_while_open(void **state)
     FU_EXPECT(vd_fs_stat(e.fs, "/victim.bin", &s), VD_ERR_NOENT, "name gone");
     FU_EXPECT(vd_fs_unlink(e.fs, "/victim.bin"), VD_ERR_NOENT, "second unlink");
     /* A new file of that name is another file. */
-    put_file(e.fs, "/victim.bin", 8, 1000);
+    fu_put_file(e.fs, "/victim.bin", 8, 1000);
     size_t done;
     FU_OK(vd_file_read(g, 0, got, len, &done));
     assert_int_equal(done, len);
@@ -1040,8 +1026,8 @@ static void test_unlink_and_replace_while_open(void **state)
     assert_true(st1.free_clusters > held); /* freed at the last close */
 
     /* rename over an open file */
-    put_file(e.fs, "/a", 11, 5000);
-    put_file(e.fs, "/b", 12, 7000);
+    fu_put_file(e.fs, "/a", 11, 5000);
+    fu_put_file(e.fs, "/b", 12, 7000);
     FU_OK(vd_file_open(e.fs, "/b", VD_O_RDONLY, &g));
     FU_OK(vd_fs_rename(e.fs, "/a", "/b", 0));
     FU_OK(vd_file_read(g, 0, got, 7000, &done));
@@ -1078,9 +1064,9 @@ static void test_corrupt_structures(void **state)
     char p[64];
     for (int i = 0; i < 40; i++) {
         snprintf(p, sizeof p, "/d1/%s file %d", i % 2 ? "long" : "F", i);
-        put_file(e.fs, p, (uint64_t)i, (size_t)i * 300);
+        fu_put_file(e.fs, p, (uint64_t)i, (size_t)i * 300);
     }
-    put_file(e.fs, "/d1/d2/big", 99, 50000);
+    fu_put_file(e.fs, "/d1/d2/big", 99, 50000);
     FU_OK(vd_fs_unmount(e.fs));
     e.fs = NULL;
     uint8_t *good = fu_export(&e.d), *bad = malloc(NBLOCKS * 4096ull);
@@ -1154,7 +1140,7 @@ static void test_hostile_host(void **state)
     char p[64];
     for (int i = 0; i < 8; i++) {
         snprintf(p, sizeof p, "/dir/file %d", i);
-        put_file(fs, p, 500 + (uint64_t)i, (size_t)(i + 1) * 300000);
+        fu_put_file(fs, p, 500 + (uint64_t)i, (size_t)(i + 1) * 300000);
     }
     FU_OK(vd_fs_unmount(fs));
     FU_OK(vd_image_close(img));

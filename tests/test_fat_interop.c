@@ -237,22 +237,6 @@ static void verify_vdisk(vd_fs *fs, const tree *t)
 
 /* ---- host side ---- */
 
-static int run(const char *cmd)
-{
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    char out[65536];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    if (rc != 0)
-        print_message("$ %s\n%s[exit %d]\n", cmd, out, rc);
-    return rc;
-}
-
 static void mkdirs(const char *path)
 {
     char p[1200];
@@ -380,22 +364,22 @@ static void check_with_tools(fu_disk *d, const tree *t, const char *tag)
     snprintf(out, sizeof out, "%s/%s.out", g_tmp, tag);
     assert_int_equal(fu_export_file(d, raw), 0);
     snprintf(cmd, sizeof cmd, "fsck.fat -n '%s'", raw);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("fsck.fat -n reported problems on %s", tag);
     /* -v lists every file fsck sees; a clean run prints no "Fix" hint. */
     snprintf(
         cmd, sizeof cmd,
         "fsck.fat -n -v '%s' | grep -qiE 'fix|wrong|invalid|bad' && exit 1 || exit 0",
         raw);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("fsck.fat -v flagged something on %s", tag);
     mkdirs(out);
     snprintf(cmd, sizeof cmd, "mcopy -s -n -m -i '%s' ::/ '%s'", raw, out);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("mcopy failed on %s", tag);
     verify_local(out, t);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", raw, out);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
 }
 
 /* (c): changes on our side, mirrored in the spec. */
@@ -508,7 +492,7 @@ static void import_variant(const char *args, uint32_t kib)
     snprintf(cmd, sizeof cmd,
              "rm -rf '%s' '%s' && mkfs.fat -F 32 %s -n MKFS -C '%s' %u >/dev/null", raw,
              src, args, raw, kib);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("mkfs.fat %s failed", args);
     /* The cluster size mkfs.fat chose, from its boot sector. */
     FILE *rf = fopen(raw, "rb");
@@ -524,7 +508,7 @@ static void import_variant(const char *args, uint32_t kib)
     build_tree(&t, "tree", cluster, 1, 0);
     write_local(src, &t);
     snprintf(cmd, sizeof cmd, "mcopy -s -i '%s' '%s/tree' ::/", raw, src);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("mcopy into the mkfs.fat volume failed");
     fu_disk d;
     fu_disk_new(&d, kib / 4);
@@ -543,7 +527,7 @@ static void import_variant(const char *args, uint32_t kib)
     fu_disk_free(&d);
     free(t.v);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", raw, src);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
 }
 
 static void test_tools_to_vdisk(void **state)
@@ -590,12 +574,12 @@ static void test_export_import_calls(void **state)
     snprintf(out, sizeof out, "%s/lib-export.raw", g_tmp);
     snprintf(src, sizeof src, "%s/libsrc", g_tmp);
     snprintf(cmd, sizeof cmd, "mkfs.fat -F 32 -s 1 -C '%s' 40960 >/dev/null", raw);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     tree t = {0};
     build_tree(&t, "tree", 512, 0, 0);
     write_local(src, &t);
     snprintf(cmd, sizeof cmd, "mcopy -s -i '%s' '%s/tree' ::/", raw, src);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     fu_disk d;
     fu_disk_new(&d, 10240);
     /* Not FAT32: refused before anything is written. */
@@ -620,14 +604,14 @@ static void test_export_import_calls(void **state)
     assert_int_equal(ftruncate(fileno(f), (off_t)vb), 0);
     assert_int_equal(fclose(f), 0);
     snprintf(cmd, sizeof cmd, "cmp '%s' '%s'", raw, out);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("export differs from the imported volume");
     /* Dense export gives the same bytes; a failing sink is VD_ERR_IO. */
     f = fopen(out, "wb");
     assert_non_null(f);
     FU_OK(vd_fs_export(d.img, file_sink, f, 0, &vb));
     assert_int_equal(fclose(f), 0);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     FU_EXPECT(vd_fs_export(d.img, fail_sink, NULL, 0, &vb), VD_ERR_IO, "sink");
     /* An image without FAT32 cannot be exported. */
     uint8_t zero[4096] = {0};
@@ -636,7 +620,7 @@ static void test_export_import_calls(void **state)
     fu_disk_free(&d);
     free(t.v);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", raw, out, src);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
 }
 
 int main(void)

@@ -612,21 +612,6 @@ static int tools_present(void)
                   ">/dev/null 2>&1 && command -v mkfs.fat >/dev/null 2>&1") == 0;
 }
 
-static int run(const char *cmd)
-{
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    char out[65536];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    if (rc != 0)
-        print_message("`%s` failed:\n%s\n", cmd, out);
-    return rc;
-}
-
 static void check_bytes(const uint8_t *raw, uint32_t cluster, vd_fs *fs, const char *path,
                         const char *target, const char *md5hex)
 {
@@ -698,12 +683,12 @@ static void test_tools_see_a_small_file(void **state)
     snprintf(out, sizeof out, "%s/lnk.out", g_tmp);
     assert_int_equal(fu_export_file(&e.d, raw), 0);
     snprintf(cmd, sizeof cmd, "fsck.fat -n '%s'", raw);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("fsck.fat -n reported problems");
     snprintf(cmd, sizeof cmd,
              "fsck.fat -n -v '%s' | grep -qiE 'fix|wrong|invalid|bad' && exit 1 || exit 0",
              raw);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("fsck.fat -v flagged something");
     /* mdir lists each link as a regular 1067-byte file (not <DIR>). */
     snprintf(cmd, sizeof cmd,
@@ -711,11 +696,11 @@ static void test_tools_see_a_small_file(void **state)
              "mdir -i '%s' ::/sub | grep -E ' 1067 .*A Long Link Name$' && "
              "mdir -i '%s' ::/sub/dir | grep -iE '^dangling +1067 '",
              raw, raw, raw);
-    if (run(cmd) != 0)
+    if (fu_run(cmd) != 0)
         fail_msg("mdir does not show the links as 1067-byte files");
     /* mtype gives exactly the format's bytes. */
     snprintf(cmd, sizeof cmd, "mtype -i '%s' ::/lnk > '%s'", raw, out);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     uint8_t want[LINK_FILE], got[LINK_FILE + 16];
     mf_bytes(want, "sub/dir/target.txt", "91aa0165369420cc906635cc26608d7b");
     FILE *f = fopen(out, "rb");
@@ -729,14 +714,14 @@ static void test_tools_see_a_small_file(void **state)
      * would write it) is a link here. */
     snprintf(raw, sizeof raw, "%s/other.raw", g_tmp);
     snprintf(cmd, sizeof cmd, "mkfs.fat -F 32 -C '%s' 40960 >/dev/null", raw);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     mf_bytes(want, "/abs/path", "e10ebce30f3754fb8663e952771d9c98");
     f = fopen(out, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(want, 1, LINK_FILE, f), LINK_FILE);
     assert_int_equal(fclose(f), 0);
     snprintf(cmd, sizeof cmd, "mcopy -i '%s' '%s' ::/fromcifs", raw, out);
-    assert_int_equal(run(cmd), 0);
+    assert_int_equal(fu_run(cmd), 0);
     fu_disk d;
     fu_disk_new(&d, NBLOCKS);
     assert_int_equal(fu_import_file(&d, raw), 0);

@@ -78,20 +78,6 @@ static void commit_and_check(env *e, const char *when)
     fu_disk_free(&c);
 }
 
-static void put_file(vd_fs *fs, const char *path, uint64_t id, size_t len)
-{
-    vd_file *f;
-    FU_OK(vd_file_open(fs, path, VD_O_RDWR | VD_O_CREAT | VD_O_TRUNC, &f));
-    uint8_t *buf = malloc(len + 1);
-    assert_non_null(buf);
-    fu_fill(buf, len, id, 0);
-    size_t done;
-    FU_OK(vd_file_write(f, 0, buf, len, &done));
-    assert_int_equal(done, len);
-    FU_OK(vd_file_close(f));
-    free(buf);
-}
-
 /* The handle reads exactly want[0, len). */
 static void expect_content(vd_file *f, const uint8_t *want, size_t len, const char *when)
 {
@@ -133,7 +119,7 @@ static void unlinked_file_lives_until_last_close(void **state)
     (void)state;
     env e;
     env_up(&e);
-    put_file(e.fs, "/keep", 3, 20000);
+    fu_put_file(e.fs, "/keep", 3, 20000);
     commit_and_check(&e, "before");
     const uint32_t free0 = free_clusters(e.fs);
     const size_t cap = 4u << 20;
@@ -141,7 +127,7 @@ static void unlinked_file_lives_until_last_close(void **state)
     assert_non_null(m);
     size_t mlen = 300000;
     fu_fill(m, mlen, 7, 0);
-    put_file(e.fs, "/victim", 7, mlen);
+    fu_put_file(e.fs, "/victim", 7, mlen);
     vd_file *f, *g;
     FU_OK(vd_file_open(e.fs, "/victim", VD_O_RDWR, &f));
     FU_OK(vd_file_open(e.fs, "/victim", VD_O_RDONLY, &g));
@@ -217,8 +203,8 @@ static void replaced_file_lives_until_last_close(void **state)
     (void)state;
     env e;
     env_up(&e);
-    put_file(e.fs, "/a", 11, 5000);
-    put_file(e.fs, "/b", 12, 70000);
+    fu_put_file(e.fs, "/a", 11, 5000);
+    fu_put_file(e.fs, "/b", 12, 70000);
     const uint32_t free0 = free_clusters(e.fs);
     size_t mlen = 70000;
     uint8_t *m = calloc(1u << 20, 1);

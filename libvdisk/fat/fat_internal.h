@@ -389,7 +389,8 @@ fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
 /* Disk cluster of file cluster fidx and how many follow contiguously. */
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
                     uint32_t *contig);
-/* Resize the chain to hold `clusters` clusters. */
+/* Shrink the chain to `clusters` clusters (in committed steps when it
+ * is cut by more than one commit takes: step.c). */
 vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters);
 vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime);
 

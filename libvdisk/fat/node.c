@@ -251,23 +251,8 @@ vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters)
         return e;
     if (n->orphan)
         return orphan_resize(fs, n, clusters);
-    if (clusters > n->nclus) {
-        uint32_t last = 0, contig, first;
-        if (n->nclus) {
-            e = fat_node_map(fs, n, n->nclus - 1, &last, &contig);
-            if (e != VD_OK)
-                return e;
-        }
-        uint32_t add = clusters - n->nclus;
-        e = fat_alloc(fs, last, add, &first, push_cb, n);
-        if (e != VD_OK) {
-            n->mapped = 0; /* rebuild from the FAT next time */
-            return e;
-        }
-        if (!n->first)
-            n->first = first;
-        return VD_OK;
-    }
+    if (clusters > n->nclus)
+        return VD_ERR_INVAL; /* growth: fat_node_grow */
     if (clusters == n->nclus)
         return VD_OK;
     e = fat_mark_dirty(fs);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -236,4 +237,34 @@ void fu_fill(uint8_t *buf, size_t len, uint64_t id, uint64_t off)
         x *= 0xBF58476D1CE4E5B9ull;
         buf[i] = (uint8_t)(x >> 40);
     }
+}
+
+void fu_put_file(vd_fs *fs, const char *path, uint64_t id, size_t len)
+{
+    vd_file *f;
+    FU_OK(vd_file_open(fs, path, VD_O_RDWR | VD_O_CREAT | VD_O_TRUNC, &f));
+    uint8_t *buf = malloc(len + 1);
+    assert_non_null(buf);
+    fu_fill(buf, len, id, 0);
+    size_t done;
+    FU_OK(vd_file_write(f, 0, buf, len, &done));
+    assert_int_equal(done, len);
+    FU_OK(vd_file_close(f));
+    free(buf);
+}
+
+int fu_run(const char *cmd)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    char out[65536];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    if (rc != 0)
+        print_message("$ %s\n%s[exit %d]\n", cmd, out, rc);
+    return rc;
 }

@@ -39,6 +39,12 @@ int fu_import_file(fu_disk *d, const char *path);
 
 /* Deterministic content: byte i of stream `id`. */
 void fu_fill(uint8_t *buf, size_t len, uint64_t id, uint64_t off);
+/* Run a shell command (the interop tests' host tools), stderr with
+ * stdout; on failure print both with the exit status. Returns the exit
+ * status (128 when it did not exit). */
+int fu_run(const char *cmd);
+/* Create or replace path holding len bytes of stream id (asserts). */
+void fu_put_file(vd_fs *fs, const char *path, uint64_t id, size_t len);
 
 #define FU_EXPECT(got, want, ...)                                                       \
     do {                                                                                \
