@@ -55,6 +55,8 @@ vd_err fat_op_step(vd_fs *fs)
     vd_err e = fat_op_end(fs, VD_OK);
     if (e == VD_OK && fs->img)
         e = vd_image_commit_all(fs->img);
+    if (e == VD_OK) /* what follows is a new half to guard (fat_op_end) */
+        fs->op_changed = 0;
     return e;
 }
 

@@ -19,9 +19,8 @@ IMG=$T/img.vhd
 M=$T/mnt
 mkdir "$M"
 expect_status 0 "$MKVHD" -q --size 64M --new-key-file "$KEY" "$IMG"
-# Text without newlines, written and read with bash builtins only: tools
-# that fstat the descriptor (cmp, cat) get ESTALE from libfuse's
-# high-level API for a file it can no longer name (vhdmount(8) BUGS).
+# Text without newlines, written and read through the descriptors with
+# bash builtins.
 text() { head -c "$1" /dev/urandom | base64 -w0; }
 a=$(text 300000)
 b=$(text 200000)
