@@ -395,6 +395,10 @@ vd_err fat_node_resize(vd_fs *fs, fat_node *n, uint32_t clusters);
 vd_err fat_node_store(vd_fs *fs, fat_node *n, int touch_mtime);
 
 /* ---- step.c ---- */
+/* FAT blocks (per copy) a change may touch without any step logic: the
+ * image commits at an operation's end once half the journal area is used
+ * (commit.c), so every operation starts with at least that much room. */
+#define FAT_STEP_SMALL 3u
 /* FAT blocks (per copy) one step may change: a commit's capacity
  * (vd_image_meta_cap) less the step's other metadata. UINT32_MAX when
  * not on an image. */

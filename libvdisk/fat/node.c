@@ -226,7 +226,9 @@ vd_err fat_node_grow(vd_fs *fs, fat_node *n, uint32_t clusters)
      * fragmented or the growth is larger than one step. */
     uint32_t room = fat_step_room(fs);
     uint64_t likely = (uint64_t)add / (FAT_BLOCK / FAT_ENTRY_BYTES) + 2;
-    if (likely > room && room < fat_step_blocks(fs)) {
+    if (likely <= FAT_STEP_SMALL && room < FAT_STEP_SMALL)
+        room = FAT_STEP_SMALL; /* small: the operation's headroom takes it */
+    else if (likely > room && room < fat_step_blocks(fs)) {
         e = fat_op_step(fs);
         room = fat_step_room(fs);
     }

@@ -14,12 +14,12 @@ static uint32_t fat_copies(const vd_fs *fs)
     return fs->mirror ? fs->nfats : 1;
 }
 
-/* What a step changes besides its FAT blocks: the entry's directory block
- * (two, when its long name crosses one), FSInfo, FAT[1] in each copy, and
- * a block more per copy when the copies are aligned differently. */
+/* What a step changes besides its FAT blocks: the entry's directory
+ * block, FSInfo, and a block more per copy when the copies are aligned
+ * otherwise. */
 static uint32_t step_slack(const vd_fs *fs)
 {
-    return 3 + 2 * fat_copies(fs);
+    return 2 + fat_copies(fs);
 }
 
 uint32_t fat_step_blocks(vd_fs *fs)
@@ -31,23 +31,14 @@ uint32_t fat_step_blocks(vd_fs *fs)
     return cap >= slack + copies ? (cap - slack) / copies : 1;
 }
 
-/* Blocks the FAT layer's cache will still write back as metadata. */
-static uint32_t cached_dirty(const vd_fs *fs)
-{
-    uint32_t n = 0;
-    for (unsigned i = 0; i < FAT_CACHE_SLOTS; i++)
-        n += fs->cache[i].valid && fs->cache[i].dirty;
-    return n;
-}
-
 uint32_t fat_step_room(vd_fs *fs)
 {
     if (!fs->img)
         return UINT32_MAX;
     uint32_t room;
     (void)vd_image_meta_cap(fs->img, &room);
-    uint64_t other = (uint64_t)step_slack(fs) + cached_dirty(fs);
-    return room > other ? (uint32_t)((room - other) / fat_copies(fs)) : 0;
+    uint32_t other = step_slack(fs);
+    return room > other ? (room - other) / fat_copies(fs) : 0;
 }
 
 vd_err fat_op_step(vd_fs *fs)
@@ -129,8 +120,9 @@ vd_err fat_node_cut_steps(vd_fs *fs, fat_node *n, uint32_t target, int pin, uint
             e = fat_op_step(fs);
         }
     }
-    /* Room for the caller's last piece in the commit under way. */
-    if (e == VD_OK && fat_step_room(fs) < rest)
+    /* Room for the caller's last piece in the commit under way (a small
+     * one fits in the headroom every operation starts with). */
+    if (e == VD_OK && rest > FAT_STEP_SMALL && fat_step_room(fs) < rest)
         e = fat_op_step(fs);
     return e;
 }
