@@ -63,6 +63,8 @@ int vmnt_errno(vd_err e)
     case VD_ERR_ANCHOR_MISSING:
     case VD_ERR_ANCHOR_DENIED:
         return EIO;
+    case VD_ERR_REKEY:
+        return EBUSY;
     }
     return EIO;
 }

@@ -43,6 +43,39 @@ static int tag_is_zero(const uint8_t t[SB_ANCHOR_TAG_BYTES])
     return acc == 0;
 }
 
+vd_err vd_anchor_tag_of(vd_image *img, const uint8_t *key,
+                        uint8_t out[SB_ANCHOR_TAG_BYTES])
+{
+    memset(out, 0, SB_ANCHOR_TAG_BYTES);
+    const vd_anchor *a = &img->anchor;
+    if (!img->have_anchor || !a->identity)
+        return VD_OK;
+    uint8_t id[VD_ANCHOR_ID_MAX], mac[VDC_MAC_BYTES];
+    size_t len = 0;
+    int rc = a->identity(a->ctx, id, &len);
+    if (rc != 0)
+        return vd_anchor_err(rc);
+    if (len > VD_ANCHOR_ID_MAX)
+        return VD_ERR_INVAL;
+    if (len == 0)
+        return VD_OK;
+    uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
+    if (!k)
+        return VD_ERR_NOMEM;
+    vd_err e = VD_OK;
+    if (vdc_kdf(k, key, VD_KDF_ANCHOR, 0) != 0 ||
+        vdc_mac(mac, k, VD_ANCHOR_TAG_CTX, sizeof VD_ANCHOR_TAG_CTX - 1, id, len, NULL,
+                0) != 0)
+        e = VD_ERR_NOMEM;
+    else {
+        memcpy(out, mac, SB_ANCHOR_TAG_BYTES);
+        if (tag_is_zero(out))
+            out[0] = 1; /* zero means "not bound" */
+    }
+    vdc_secure_free(k);
+    return e;
+}
+
 /* Hand the anchor its authorization and compute the tag of its identity
  * (img->anchor_cur; zero when it cannot name itself). Needs the master
  * key (after vd_keys_derive). */
@@ -52,38 +85,20 @@ vd_err vd_anchor_attach(vd_image *img)
     if (!img->have_anchor)
         return VD_OK;
     const vd_anchor *a = &img->anchor;
-    uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
-    if (!k)
-        return VD_ERR_NOMEM;
     vd_err e = VD_OK;
     if (a->authorize) {
+        uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
+        if (!k)
+            return VD_ERR_NOMEM;
         if (vdc_kdf(k, img->master, VD_KDF_ANCHOR, 1) != 0)
             e = VD_ERR_NOMEM;
         int rc = e == VD_OK ? a->authorize(a->ctx, k) : 0;
         if (rc != 0)
             e = vd_anchor_err(rc);
+        vdc_secure_free(k);
     }
-    if (e == VD_OK && a->identity) {
-        uint8_t id[VD_ANCHOR_ID_MAX], mac[VDC_MAC_BYTES];
-        size_t len = 0;
-        int rc = a->identity(a->ctx, id, &len);
-        if (rc != 0)
-            e = vd_anchor_err(rc);
-        else if (len > VD_ANCHOR_ID_MAX)
-            e = VD_ERR_INVAL;
-        else if (len > 0) {
-            if (vdc_kdf(k, img->master, VD_KDF_ANCHOR, 0) != 0 ||
-                vdc_mac(mac, k, VD_ANCHOR_TAG_CTX, sizeof VD_ANCHOR_TAG_CTX - 1, id, len,
-                        NULL, 0) != 0)
-                e = VD_ERR_NOMEM;
-            else {
-                memcpy(img->anchor_cur, mac, SB_ANCHOR_TAG_BYTES);
-                if (tag_is_zero(img->anchor_cur))
-                    img->anchor_cur[0] = 1; /* zero means "not bound" */
-            }
-        }
-    }
-    vdc_secure_free(k);
+    if (e == VD_OK)
+        e = vd_anchor_tag_of(img, img->master, img->anchor_cur);
     return e;
 }
 

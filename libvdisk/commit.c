@@ -105,10 +105,15 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
     vd_super s;
     if (vd_super_decode(&s, img->sb_last) != 0)
         return VD_ERR_CORRUPT;
+    /* A rotation's BEGIN record carries the old key's MAC, which this
+     * handle cannot make: leave it as it is (rekey.c writes over it). */
+    if ((s.flags & SB_FLAG_REKEY) && s.rk_phase == SB_RK_BEGIN)
+        return VD_OK;
     /* Same record, but in this image's format (a record written before a
      * format-2 image was converted names the old header) and the flag. */
     s.version = img->hdr.format_version;
-    memcpy(s.header_digest, img->header_digest, 32);
+    if (!(s.flags & SB_FLAG_REKEY)) /* a rekey record names the old header */
+        memcpy(s.header_digest, img->header_digest, 32);
     if (clean >= 0)
         s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
     vd_err e = VD_OK;

@@ -31,6 +31,7 @@ const char *vd_strerror(vd_err err)
     case VD_ERR_ANCHOR_UNREACHABLE: return "the freshness anchor does not answer (TPM unreachable)";
     case VD_ERR_ANCHOR_MISSING: return "the freshness anchor does not exist (no such TPM NV index)";
     case VD_ERR_ANCHOR_DENIED: return "the freshness anchor refused the authorization (wrong TPM authorization value)";
+    case VD_ERR_REKEY: return "a key rotation is in progress (run vhdtool rekey to finish it)";
     }
     return "unknown error";
 }

@@ -271,6 +271,13 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
     memcpy(out + SB_OFF_JDIGEST, s->jdigest, 32);
     vd_put_le64(out + SB_OFF_TIME_NS, (uint64_t)s->time_ns);
     memcpy(out + SB_OFF_ANCHOR_TAG, s->anchor_tag, SB_ANCHOR_TAG_BYTES);
+    if (s->flags & SB_FLAG_REKEY) {
+        vd_put_le32(out + SB_RK_OFF_PHASE, s->rk_phase);
+        vd_put_le64(out + SB_RK_OFF_CURSOR, s->rk_cursor);
+        memcpy(out + SB_RK_OFF_NONCE, s->rk_nonce, 24);
+        memcpy(out + SB_RK_OFF_LINK, s->rk_link, 32);
+        memcpy(out + SB_RK_OFF_LINK_TAG, s->rk_link_tag, 16);
+    }
 }
 
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
@@ -292,6 +299,18 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
     memcpy(s->jdigest, in + SB_OFF_JDIGEST, 32);
     s->time_ns = (int64_t)vd_get_le64(in + SB_OFF_TIME_NS);
     memcpy(s->anchor_tag, in + SB_OFF_ANCHOR_TAG, SB_ANCHOR_TAG_BYTES);
+    int rekey = (s->flags & SB_FLAG_REKEY) != 0;
+    if (rekey) {
+        s->rk_phase = vd_get_le32(in + SB_RK_OFF_PHASE);
+        s->rk_cursor = vd_get_le64(in + SB_RK_OFF_CURSOR);
+        memcpy(s->rk_nonce, in + SB_RK_OFF_NONCE, 24);
+        memcpy(s->rk_link, in + SB_RK_OFF_LINK, 32);
+        memcpy(s->rk_link_tag, in + SB_RK_OFF_LINK_TAG, 16);
+        if ((s->rk_phase != SB_RK_BEGIN && s->rk_phase != SB_RK_RUNNING) ||
+            vd_get_le32(in + SB_RK_OFF_RESERVED) != 0 ||
+            (s->jinline && s->jcount > SB_INLINE_MAX_REKEY))
+            return -2;
+    }
     if (s->slot > 1 || s->base_epoch >= s->epoch + (s->epoch == 0) ||
         (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
         s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||

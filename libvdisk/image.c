@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endian.h"
 #include "image_fs.h"
 #include "image_internal.h"
 
@@ -214,6 +215,18 @@ static vd_err choose_alg(vd_image *img, vd_aead_impl impl)
 
 /* ---- superblocks and journal ---------------------------------------------- */
 
+/* Which key verifies a record: normally the handle's (the standard MAC).
+ * The new key of a rotation (old_master set) verifies a rekey record of
+ * phase BEGIN through the extension's second MAC, and any other record
+ * through the standard one (FORMAT.md §6, "Key rotation"). */
+static vd_err super_check(vd_image *img, const uint8_t *blk)
+{
+    int begin = (vd_get_le32(blk + SB_OFF_FLAGS) & SB_FLAG_REKEY) &&
+                vd_get_le32(blk + SB_RK_OFF_PHASE) == SB_RK_BEGIN;
+    return vd_super_verify_with(img->sb_key, img->hdr.image_id, blk,
+                                img->old_master && begin);
+}
+
 static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
                           vd_super s[2], int alt[2])
 {
@@ -225,7 +238,12 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
             return e;
         /* Both slots always hold an authentic record (block writes are
          * atomic), so any failure here is tampering, not a crash. */
-        e = vd_super_verify(img, blk[i]);
+        e = super_check(img, blk[i]);
+        /* A rekey record this key cannot verify: a rotation to another
+         * key has passed this one by (SECURITY.md R8). */
+        if (e == VD_ERR_AUTH && !img->old_master &&
+            (vd_get_le32(blk[i] + SB_OFF_FLAGS) & SB_FLAG_REKEY))
+            return VD_ERR_WRONG_KEY;
         if (e != VD_OK)
             return e;
         if (vd_super_decode(&s[i], blk[i]) != 0 || s[i].slot != i ||
@@ -234,8 +252,11 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
         /* A record written before a format-2 image was converted names the
          * header as it was then: the same header with version 2. One
          * written under the header's second geometry (a resize) names that
-         * (alt[i]). */
-        const uint8_t *want = s[i].version == img->hdr.format_version
+         * (alt[i]). A rekey record names the header with the old key's
+         * check value. */
+        const uint8_t *want = (s[i].flags & SB_FLAG_REKEY) && img->old_master
+                                  ? img->rk.dig_old
+                              : s[i].version == img->hdr.format_version
                                   ? img->header_digest
                                   : img->legacy_digest;
         alt[i] = 0;
@@ -267,6 +288,66 @@ static vd_err swap_geometry(vd_image *img)
     memcpy(img->header_digest, img->alt_digest, 32);
     memcpy(img->alt_digest, d, 32);
     return VD_OK;
+}
+
+/* Is key the new key of a rotation in progress? Some slot holds a rekey
+ * record that key vouches for (RUNNING: its standard MAC; BEGIN: the
+ * extension's MAC); its link then yields the old key, whose check value
+ * the header carries until the rotation's end (or key's own, after it).
+ * Otherwise, for a key that fails the header's check value: VD_ERR_AUTH if
+ * it verifies a record that is no rekey record (the key is right and the
+ * header was edited), else VD_ERR_WRONG_KEY. */
+static vd_err rekey_detect(vd_image *img, int key_ok, uint8_t *b0, uint8_t *b1)
+{
+    uint8_t *blk[2] = {b0, b1};
+    vd_err e = VD_OK;
+    for (uint32_t i = 0; e == VD_OK && i < 2; i++)
+        e = vd_io_read(img, (img->hdr.sb_start + i) * VDF_BLOCK, blk[i], VDF_BLOCK);
+    if (e != VD_OK)
+        return e;
+    for (uint32_t i = 0; i < 2 && !img->old_master; i++) {
+        const uint8_t *b = blk[i];
+        if (!(vd_get_le32(b + SB_OFF_FLAGS) & SB_FLAG_REKEY))
+            continue;
+        uint32_t phase = vd_get_le32(b + SB_RK_OFF_PHASE);
+        int mine = (phase == SB_RK_RUNNING &&
+                    vd_super_verify_with(img->sb_key, img->hdr.image_id, b, 0) == VD_OK) ||
+                   (phase == SB_RK_BEGIN &&
+                    vd_super_verify_with(img->sb_key, img->hdr.image_id, b, 1) == VD_OK);
+        if (!mine)
+            continue;
+        uint8_t *old = vdc_secure_alloc(VD_KEY_BYTES);
+        if (!old)
+            return VD_ERR_NOMEM;
+        e = vd_rekey_link_open(img->master, img->hdr.image_id, b + SB_RK_OFF_NONCE,
+                               b + SB_RK_OFF_LINK, b + SB_RK_OFF_LINK_TAG, old);
+        uint8_t kc[32];
+        if (e == VD_OK)
+            e = vd_keycheck_compute(old, img->hdr.image_id, kc);
+        if (e == VD_OK && !key_ok && vdc_memcmp(kc, img->hdr.keycheck, 32) != 0)
+            e = VD_ERR_AUTH; /* the header is neither key's */
+        if (e == VD_OK) {
+            /* What rekey records name: the header with the old key's check. */
+            vd_header h = img->hdr;
+            memcpy(h.keycheck, kc, 32);
+            e = vd_header_digest(&h, img->rk.dig_old);
+        }
+        if (e != VD_OK) {
+            vdc_secure_free(old);
+            return e;
+        }
+        img->old_master = old;
+    }
+    if (img->old_master || key_ok)
+        return VD_OK;
+    /* The key check sits in the unauthenticated header. If this key does
+     * verify a superblock, the key is right and the header was edited:
+     * report tampering, not a wrong key. The old key of a finished (or
+     * finishing) rotation still verifies its BEGIN records: a wrong key. */
+    if (vd_super_verify(img, b0) == VD_OK &&
+        !(vd_get_le32(b0 + SB_OFF_FLAGS) & SB_FLAG_REKEY))
+        return VD_ERR_AUTH;
+    return VD_ERR_WRONG_KEY;
 }
 
 /* The journal entries a superblock names (inline, or in its journal slot
@@ -459,6 +540,51 @@ static vd_err convert_format(vd_image *img)
     return VD_OK;
 }
 
+/* The rotation the newest record describes (nw), if any. A BEGIN record
+ * carries the anchor tag under the old key: the new key's handle carries
+ * its own from now on. Only vd_image_rekey writes over a rotation. */
+static vd_err rekey_state(vd_image *img, const vd_super *nw)
+{
+    img->rk.active = (nw->flags & SB_FLAG_REKEY) != 0;
+    if (!img->rk.active) {
+        /* Finished: every block is under this key. */
+        vdc_secure_free(img->old_master);
+        img->old_master = NULL;
+        return VD_OK;
+    }
+    img->rk.phase = nw->rk_phase;
+    img->rk.cursor = nw->rk_cursor;
+    memcpy(img->rk.nonce, nw->rk_nonce, sizeof img->rk.nonce);
+    memcpy(img->rk.link, nw->rk_link, sizeof img->rk.link);
+    memcpy(img->rk.tag, nw->rk_link_tag, sizeof img->rk.tag);
+    img->rk.old_holder = img->old_master == NULL;
+    if (!img->read_only && !img->rk.writer)
+        return VD_ERR_REKEY;
+    if (img->old_master && nw->rk_phase == SB_RK_BEGIN) {
+        uint8_t t[SB_ANCHOR_TAG_BYTES];
+        vd_err e = vd_anchor_tag_of(img, img->old_master, t);
+        if (e != VD_OK)
+            return e;
+        static const uint8_t zero[SB_ANCHOR_TAG_BYTES];
+        if (memcmp(t, zero, sizeof t) != 0 && memcmp(t, img->anchor_tag, sizeof t) == 0)
+            memcpy(img->anchor_tag, img->anchor_cur, sizeof t);
+    }
+    return VD_OK;
+}
+
+void vd_rekey_fill(const vd_image *img, vd_super *s, uint64_t upto)
+{
+    if (!img->rk.active || img->rk.old_holder)
+        return;
+    s->flags |= SB_FLAG_REKEY;
+    s->rk_phase = SB_RK_RUNNING;
+    s->rk_cursor = upto > img->rk.cursor ? upto : img->rk.cursor;
+    memcpy(s->rk_nonce, img->rk.nonce, sizeof s->rk_nonce);
+    memcpy(s->rk_link, img->rk.link, sizeof s->rk_link);
+    memcpy(s->rk_link_tag, img->rk.tag, sizeof s->rk_link_tag);
+    memcpy(s->header_digest, img->rk.dig_old, sizeof s->header_digest);
+}
+
 static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
                          const vd_open_opts *opts)
 {
@@ -477,16 +603,12 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     vdc_memzero(kc, sizeof kc);
     if (e == VD_OK)
         e = vd_keys_derive(img, key);
-    if (e == VD_OK && key_ok)
-        e = vd_anchor_attach(img);
-    if (e == VD_OK && !key_ok) {
-        /* The key check sits in the unauthenticated header. If this key
-         * does verify a superblock, the key is right and the header was
-         * edited: report tampering, not a wrong key. */
-        e = vd_io_read(img, img->hdr.sb_start * VDF_BLOCK, sblk0, VDF_BLOCK);
-        if (e == VD_OK)
-            e = vd_super_verify(img, sblk0) == VD_OK ? VD_ERR_AUTH : VD_ERR_WRONG_KEY;
+    if (e == VD_OK) {
+        img->scratch = aligned_alloc(VDF_BLOCK, VDF_BLOCK);
+        e = img->scratch ? rekey_detect(img, key_ok, sblk0, sblk1) : VD_ERR_NOMEM;
     }
+    if (e == VD_OK)
+        e = vd_anchor_attach(img);
     if (e == VD_OK)
         e = vd_header_digest(&img->hdr, img->header_digest);
     if (e == VD_OK && img->hdr.alt_nblocks) {
@@ -522,16 +644,17 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         img->root = nw->root;
         img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
         memcpy(img->anchor_tag, nw->anchor_tag, sizeof img->anchor_tag);
+        e = rekey_state(img, nw);
         img->unclean = nw->version >= 3 && !(nw->state == SB_STATE_COMMITTED &&
                                              (nw->flags & SB_FLAG_CLEAN));
         img->sb_clean = nw->state == SB_STATE_COMMITTED && (nw->flags & SB_FLAG_CLEAN);
         img->last_commit_ns = nw->state == SB_STATE_COMMITTED ? nw->time_ns : ot->time_ns;
         for (uint32_t i = 0; i < 2; i++)
             img->slot_redo[i] = s[i].state == SB_STATE_COMMITTED && s[i].jcount;
-        img->sb_last = malloc(VDF_BLOCK);
-        if (!img->sb_last)
+        img->sb_last = e == VD_OK ? malloc(VDF_BLOCK) : NULL;
+        if (e == VD_OK && !img->sb_last)
             e = VD_ERR_NOMEM;
-        else
+        else if (e == VD_OK)
             memcpy(img->sb_last, nblk, VDF_BLOCK);
         /* The newest commit's metadata may not be in place yet: its record
          * names its redo contents. Over an interrupted round that record is
@@ -567,7 +690,6 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         img->host.mem_advise(img->host.ctx, img->cache.mem, (size_t)entries * VDF_BLOCK);
     img->dirty_limit = (uint32_t)entries / 2;
     img->jcap = img->hdr.journal_blocks * JE_PER_BLOCK;
-    img->scratch = aligned_alloc(VDF_BLOCK, VDF_BLOCK);
     img->runbuf = aligned_alloc(VDF_BLOCK, (size_t)VD_RUN_MAX * VDF_BLOCK);
     if (!img->scratch || !img->runbuf)
         return VD_ERR_NOMEM;
@@ -654,6 +776,12 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
 vd_err vd_image_open(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
                      const vd_open_opts *opts, vd_image **out)
 {
+    return vd_image_open_ex(host, key, opts, 0, out);
+}
+
+vd_err vd_image_open_ex(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                        const vd_open_opts *opts, int rekey, vd_image **out)
+{
     if (!out)
         return VD_ERR_INVAL;
     *out = NULL;
@@ -663,6 +791,7 @@ vd_err vd_image_open(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
     vd_err e = image_new(host, opts, &img);
     if (e != VD_OK)
         return e;
+    img->rk.writer = rekey;
     e = image_load(img, key, opts);
     if (e != VD_OK) {
         image_free(img);
@@ -995,6 +1124,7 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     info->aead_impl_name = vdc_aead_name(img->alg);
     info->epoch = img->committed;
     info->recovered = img->recovered;
+    info->rekey = img->rk.active;
     info->unclean = img->unclean;
     info->last_commit_ns = img->last_commit_ns;
     info->read_only = img->read_only;

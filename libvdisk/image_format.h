@@ -160,6 +160,31 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
 /* flags (format 3): the image was closed cleanly after this record; the
  * first write of the next writable session clears it again. */
 #define SB_FLAG_CLEAN 1u
+/* flags bit 1 (format 3): a key rotation (vhdtool rekey) is under way; the
+ * record carries the rekey extension below and holds at most
+ * SB_INLINE_MAX_REKEY inline journal entries (docs/FORMAT.md §6a). */
+#define SB_FLAG_REKEY 2u
+
+/* ---- rekey extension [SB_OFF_REKEY, SB_REKEY_END) -------------------------
+ * Present when flags has SB_FLAG_REKEY; zero otherwise. "old" is the
+ * master key being replaced, "new" the one replacing it. */
+#define SB_OFF_REKEY 3904u
+#define SB_RK_OFF_PHASE 3904u   /* u32: SB_RK_BEGIN / SB_RK_RUNNING */
+#define SB_RK_OFF_RESERVED 3908u /* u32 = 0 */
+#define SB_RK_OFF_CURSOR 3912u  /* u64: data blocks [0, cursor) are sealed
+                                   under the new key */
+#define SB_RK_OFF_NONCE 3920u   /* 24 bytes: the link's nonce */
+#define SB_RK_OFF_LINK 3944u    /* 32 bytes: old master, wrapped under
+                                   KDF(new, "vd-rekey", 0) */
+#define SB_RK_OFF_LINK_TAG 3976u /* 16 bytes */
+#define SB_RK_OFF_NEW_MAC 3992u /* 32 bytes: BEGIN records, MAC of the
+                                   record under the new key; else zero */
+#define SB_RK_USED_END 4024u    /* [4024, SB_REKEY_END) zero */
+#define SB_REKEY_END 4048u
+#define SB_RK_BEGIN 1u   /* no block sealed under the new key yet: the
+                            standard MAC is the old key's */
+#define SB_RK_RUNNING 2u /* blocks may be under either key: the standard
+                            MAC is the new key's */
 
 /* ---- journal entries ----------------------------------------------------- */
 /*   0 u64 phys block, 8 before version (32), 40 after version (32)
@@ -176,6 +201,20 @@ _Static_assert(SB_OFF_ANCHOR_TAG == SB_OFF_TIME_NS + 8 &&
                "anchor tag sits between the clock and the inline journal");
 _Static_assert(SB_OFF_INLINE + SB_INLINE_MAX * JE_BYTES <= SB_OFF_MAC,
                "inline journal fits before the MAC");
+#define SB_INLINE_MAX_REKEY ((SB_OFF_REKEY - SB_OFF_INLINE) / JE_BYTES) /* 52 */
+_Static_assert(SB_INLINE_MAX_REKEY == 52 &&
+                   SB_OFF_INLINE + SB_INLINE_MAX_REKEY * JE_BYTES <= SB_OFF_REKEY,
+               "inline journal of a rekey record ends before the extension");
+_Static_assert(SB_RK_OFF_RESERVED == SB_RK_OFF_PHASE + 4 &&
+                   SB_RK_OFF_CURSOR == SB_RK_OFF_RESERVED + 4 &&
+                   SB_RK_OFF_NONCE == SB_RK_OFF_CURSOR + 8 &&
+                   SB_RK_OFF_LINK == SB_RK_OFF_NONCE + 24 &&
+                   SB_RK_OFF_LINK_TAG == SB_RK_OFF_LINK + 32 &&
+                   SB_RK_OFF_NEW_MAC == SB_RK_OFF_LINK_TAG + 16 &&
+                   SB_RK_USED_END == SB_RK_OFF_NEW_MAC + 32 &&
+                   SB_RK_USED_END <= SB_REKEY_END && SB_REKEY_END <= SB_OFF_MAC &&
+                   SB_OFF_REKEY == SB_RK_OFF_PHASE,
+               "rekey extension fields are contiguous and end before the MAC");
 _Static_assert(SB_OFF_MAC + 32 == VDF_BLOCK, "MAC ends the superblock");
 _Static_assert(JE_PER_BLOCK == 56, "journal block geometry");
 
@@ -199,6 +238,11 @@ typedef struct vd_super {
     uint8_t jdigest[32];
     int64_t time_ns;
     uint8_t anchor_tag[SB_ANCHOR_TAG_BYTES];
+    /* Rekey extension (flags & SB_FLAG_REKEY). new_mac is computed by the
+     * seal, not encoded from here. */
+    uint32_t rk_phase;
+    uint64_t rk_cursor;
+    uint8_t rk_nonce[24], rk_link[32], rk_link_tag[16];
 } vd_super;
 
 /* Encode everything but the inline entries and the MAC. */
@@ -325,6 +369,9 @@ _Static_assert(sizeof(AF_MAGIC) - 1 == 8, "anchor magic");
  * (BLAKE2b-256(key, "vd-anchor-id" || identity), first 8 bytes), id 1 is
  * the secret handed to vd_anchor.authorize (the TPM NV authValue). */
 #define VD_KDF_ANCHOR "vd-anchr"
+/* Key rotation: id 0 keys the link (the old master wrapped under the new). */
+#define VD_KDF_REKEY "vd-rekey"
+#define VD_REKEY_LINK_AD "vd-rekey-link"
 #define VD_ANCHOR_TAG_CTX "vd-anchor-id"
 
 #endif

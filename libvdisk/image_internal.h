@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "crypto/crypto.h"
 #include "image_format.h"
+#include "vdisk/keys.h"
 #include "vdisk/vdisk.h"
 
 #define VD_SUBKEY_CACHE 8u
@@ -17,6 +18,7 @@
 
 typedef struct vd_subkey {
     uint64_t keyid; /* 0 = empty slot */
+    int gen;        /* 0: under master, 1: under old_master (a rotation) */
     uint64_t last_use;
     vdc_aead *aead;
 } vd_subkey;
@@ -64,6 +66,22 @@ struct vd_image {
     uint64_t file_bytes;
 
     uint8_t *master;   /* VD_KEY_BYTES, guarded memory */
+    /* Key rotation (rekey.c, SECURITY.md R8). old_master: the key being
+     * replaced, opened from the link of a rekey record by the new key
+     * (the handle then seals under master, the new key, and opens blocks
+     * under either). rk: the rotation the newest record describes. */
+    uint8_t *old_master;
+    struct {
+        int active;      /* the newest record is a rekey record */
+        int old_holder;  /* opened with the key being replaced (BEGIN) */
+        int writer;      /* opened by vd_image_rekey: may write */
+        uint32_t phase;  /* SB_RK_* of the newest record */
+        uint64_t cursor; /* data blocks below are under the new key */
+        uint64_t upto;   /* the committing round's claim (sync.c) */
+        uint8_t nonce[24], link[32], tag[16];
+        uint8_t dig_old[32]; /* the header with the old key's check value:
+                                what rekey records name */
+    } rk;
     uint8_t *sb_key;   /* VDC_KEY_BYTES, guarded memory */
     vdc_aead_alg alg;
     vd_subkey subkeys[VD_SUBKEY_CACHE];
@@ -154,6 +172,31 @@ vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);
 vd_err vd_super_seal(vd_image *img, uint8_t blk[VDF_BLOCK]);
 vd_err vd_super_verify(vd_image *img, const uint8_t blk[VDF_BLOCK]);
+/* The same with explicit keys: new_sb_key (may be NULL) also fills the new
+ * key's MAC of a BEGIN rekey record; new_mac = 1 verifies that MAC. */
+vd_err vd_super_seal_with(const uint8_t *sb_key, const uint8_t *new_sb_key,
+                          const uint8_t image_id[16], uint8_t blk[VDF_BLOCK]);
+vd_err vd_super_verify_with(const uint8_t *sb_key, const uint8_t image_id[16],
+                            const uint8_t blk[VDF_BLOCK], int new_mac);
+/* The link of a rotation: the old master wrapped under
+ * KDF(new, "vd-rekey", 0), bound to the image (docs/FORMAT.md §6). */
+vd_err vd_rekey_link_make(const uint8_t *new_master, const uint8_t *old_master,
+                          const uint8_t image_id[16], uint8_t nonce[24],
+                          uint8_t link[32], uint8_t tag[16]);
+vd_err vd_rekey_link_open(const uint8_t *new_master, const uint8_t image_id[16],
+                          const uint8_t nonce[24], const uint8_t link[32],
+                          const uint8_t tag[16], uint8_t *old_master);
+/* Fill the rekey extension of a record the handle writes (sync.c,
+ * commit.c, anchor.c); a no-op outside a rotation. upto: data blocks
+ * [0, upto) of a committing round are sealed under the new key. */
+void vd_rekey_fill(const vd_image *img, vd_super *s, uint64_t upto);
+/* vd_image_open, and (rekey = 1) for vd_image_rekey: writable over a
+ * rotation in progress. */
+vd_err vd_image_open_ex(const vd_host *host, const uint8_t key[VD_KEY_BYTES],
+                        const vd_open_opts *opts, int rekey, vd_image **out);
+/* The anchor tag (R7) of the anchor in use under key (zero: none). */
+vd_err vd_anchor_tag_of(vd_image *img, const uint8_t *key,
+                        uint8_t out[SB_ANCHOR_TAG_BYTES]);
 vd_err vd_new_keyid(vd_image *img);
 
 /* ---- tree access (blockio.c) --------------------------------------------- */
@@ -197,6 +240,16 @@ vd_err vd_image_create_with(const vd_host *host, const uint8_t key[VD_KEY_BYTES]
  * does) and read its key-slot block. */
 vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
                         uint8_t blk[VDF_BLOCK]);
+
+/* vd_image_open_unlock, and (rekey = 1) for vd_image_rekey. */
+vd_err vd_image_open_unlock_ex(const vd_host *host, const vd_unlock *u,
+                               const vd_open_opts *opts, int rekey, vd_image **out);
+/* A key-slot block with slot i for slots[i], wrapping master (Argon2id
+ * runs here), and writing it (one block, flushed). */
+vd_err vd_keyblock_build(const vd_rekey_slot *slots, unsigned n,
+                         const uint8_t *master, const uint8_t image_id[16],
+                         uint8_t blk[VDF_BLOCK]);
+vd_err vd_keyblock_write(vd_image *img, const uint8_t blk[VDF_BLOCK]);
 
 /* ---- scrub (scrub.c) ---------------------------------------------------- */
 /* Data blocks under one node of level (all of them for the root). */

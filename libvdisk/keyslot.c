@@ -206,6 +206,12 @@ static vd_err slot_unwrap(const vd_keyslot *s, uint32_t index,
 vd_err vd_image_open_unlock(const vd_host *host, const vd_unlock *u,
                             const vd_open_opts *opts, vd_image **out)
 {
+    return vd_image_open_unlock_ex(host, u, opts, 0, out);
+}
+
+vd_err vd_image_open_unlock_ex(const vd_host *host, const vd_unlock *u,
+                               const vd_open_opts *opts, int rekey, vd_image **out)
+{
     if (!out)
         return VD_ERR_INVAL;
     *out = NULL;
@@ -242,7 +248,7 @@ vd_err vd_image_open_unlock(const vd_host *host, const vd_unlock *u,
         if (r == VD_OK) {
             /* The image decides: a forged sealed slot's key fails the key
              * check and the superblock MAC (VD_ERR_WRONG_KEY). */
-            r = vd_image_open(host, master, opts, out);
+            r = vd_image_open_ex(host, master, opts, rekey, out);
             vdc_memzero(master, VD_KEY_BYTES);
             if (r != VD_ERR_WRONG_KEY)
                 e = r; /* opened, or an error of the image itself */
@@ -300,6 +306,34 @@ vd_err vd_image_create_unlock(const vd_host *host, const vd_unlock *first,
     ks_new_free(&n);
     vdc_secure_free(master);
     return e;
+}
+
+/* ---- a whole key-slot block (rekey.c) ----------------------------------------- */
+
+vd_err vd_keyblock_build(const vd_rekey_slot *slots, unsigned n,
+                         const uint8_t *master, const uint8_t image_id[16],
+                         uint8_t blk[VDF_BLOCK])
+{
+    if (!slots || n == 0 || n > KS_SLOTS)
+        return VD_ERR_INVAL;
+    memset(blk, 0, VDF_BLOCK);
+    vd_err e = VD_OK;
+    for (unsigned i = 0; e == VD_OK && i < n; i++) {
+        ks_new k;
+        e = ks_new_prepare(&k, &slots[i].secret, slots[i].pw);
+        if (e == VD_OK)
+            e = ks_new_seal(&k, master, image_id, i, blk + (size_t)i * KS_SLOT_BYTES);
+        ks_new_free(&k);
+    }
+    if (e != VD_OK)
+        vdc_memzero(blk, VDF_BLOCK);
+    return e;
+}
+
+vd_err vd_keyblock_write(vd_image *img, const uint8_t blk[VDF_BLOCK])
+{
+    vd_err e = vd_io_write(img, img->hdr.keyslot_start * VDF_BLOCK, blk, VDF_BLOCK);
+    return e == VD_OK ? vd_io_flush(img) : e;
 }
 
 /* ---- add, remove, list ---------------------------------------------------------- */

@@ -255,6 +255,7 @@ vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
     s.root = *root;
     s.time_ns = vd_host_now(&img->host);
     memcpy(s.anchor_tag, tag, sizeof s.anchor_tag);
+    vd_rekey_fill(img, &s, state == SB_STATE_COMMITTED ? img->rk.upto : 0);
     if (nj) {
         s.jcount = nj;
         s.jinline = (uint32_t)jinline;
@@ -271,6 +272,8 @@ vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
                         VDF_BLOCK);
     if (e == VD_OK)
         img->slot_redo[s.slot] = state == SB_STATE_COMMITTED && nj;
+    if (e == VD_OK && (s.flags & SB_FLAG_REKEY))
+        img->rk.cursor = s.rk_cursor;
     if (e == VD_OK && img->sb_last) {
         memcpy(img->sb_last, blk, VDF_BLOCK);
         img->sb_clean = 0;
@@ -382,7 +385,13 @@ static vd_err round_commit(vd_image *img, vd_round *r)
     const mt_geometry *g = &img->geo;
     uint64_t epoch = img->epoch + 1;
     uint8_t jdigest[32] = {0};
-    int jinline = r->nj <= SB_INLINE_MAX;
+    int jinline = r->nj <= (img->rk.active ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX);
+    /* A rotation's cursor moves past a round whose leaves were all sealed
+     * anew (not a recovery round, which only resolves them). */
+    uint64_t upto = r->n[0] ? r->chg[0][r->n[0] - 1].idx + 1 : 0;
+    for (uint32_t k = 0; k < r->n[0]; k++)
+        if (r->chg[0][k].ent == VC_NONE)
+            upto = 0;
     vd_err e = VD_OK;
     const mt_version *root_after = &r->chg[g->height][0].after;
 
@@ -419,8 +428,10 @@ static vd_err round_commit(vd_image *img, vd_round *r)
         e = vd_io_flush(img);
     if (e == VD_OK) {
         img->epoch = epoch; /* the IN_PROGRESS record of epoch is on disk */
+        img->rk.upto = upto;
         e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, jdigest,
                         jinline);
+        img->rk.upto = 0;
     }
     /* The last flush makes the commit durable, which only an explicit sync
      * promises, and which an anchor advanced now must not run ahead of. An

@@ -75,6 +75,7 @@ static const char *ename(vd_err e)
     case VD_ERR_ANCHOR_UNREACHABLE: return "VD_ERR_ANCHOR_UNREACHABLE";
     case VD_ERR_ANCHOR_MISSING: return "VD_ERR_ANCHOR_MISSING";
     case VD_ERR_ANCHOR_DENIED: return "VD_ERR_ANCHOR_DENIED";
+    case VD_ERR_REKEY: return "VD_ERR_REKEY";
     }
     return "(unknown vd_err)";
 }

@@ -71,6 +71,8 @@ const char *fu_ename(vd_err e)
         return "VD_ERR_ANCHOR_MISSING";
     case VD_ERR_ANCHOR_DENIED:
         return "VD_ERR_ANCHOR_DENIED";
+    case VD_ERR_REKEY:
+        return "VD_ERR_REKEY";
     }
     return "(unknown vd_err)";
 }

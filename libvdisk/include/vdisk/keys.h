@@ -124,6 +124,54 @@ vd_err vd_keyslot_add(vd_image *img, const vd_unlock *secret,
  * malformed slot can always be removed. */
 vd_err vd_keyslot_remove(vd_image *img, int slot);
 
+/* ---- Key rotation (vhdtool rekey; docs/SECURITY.md R8) ------------------
+ * A new random master key: every written block is re-encrypted, the tree
+ * and superblocks rebuilt under it, and the key-slot block replaced by
+ * slots wrapping it for the secrets given. Afterwards neither the old
+ * master key nor a dropped slot's secret opens anything written since.
+ * In place and crash-safe: an interrupted rotation leaves an image that
+ * opens read-only with the old secrets (before the key slots were
+ * replaced) or the new ones (after), and vd_image_rekey run again with a
+ * secret that opens it finishes it (docs/FORMAT.md §6). */
+typedef struct vd_rekey_slot {
+    vd_unlock secret;           /* PASSPHRASE, KEYFILE: the secret; SEALED:
+                                   the recipient's public key */
+    const vd_pwhash_params *pw; /* PASSPHRASE cost; NULL = defaults */
+} vd_rekey_slot;
+
+typedef struct vd_rekey_opts {
+    /* The new key-slot block: slot i for slots[i] (1..VD_KEYSLOTS).
+     * Ignored when an interrupted rotation is resumed (its slots are in
+     * place already). */
+    const vd_rekey_slot *slots;
+    unsigned nslots;
+    const vd_open_opts *open; /* anchor, anchor_mode, cache_bytes, aead_impl;
+                                 NULL = defaults */
+    /* Called after each committed round with the data blocks covered so
+     * far and in all; a non-zero return stops after that round
+     * (VD_ERR_REKEY: the rotation is left in progress, resumable). */
+    int (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+} vd_rekey_opts;
+
+typedef struct vd_rekey_info {
+    int resumed;        /* an interrupted rotation was continued */
+    uint64_t blocks;    /* data blocks re-encrypted by this call */
+    uint64_t epoch;     /* the image's epoch afterwards */
+} vd_rekey_info;
+
+/* Rotate the master key of the image on host, unlocked with `unlock` (a
+ * secret of the image, or, to resume, of the rotation's new slots).
+ * Errors: those of vd_image_open_unlock; VD_ERR_INVAL (no slots for a new
+ * rotation, more than VD_KEYSLOTS, a bad secret); VD_ERR_UNSUPPORTED with
+ * an anchor whose authorization derives from the key (the TPM anchor:
+ * bind a new index with vd_open_opts.anchor_bind afterwards);
+ * VD_ERR_ANCHOR_MISMATCH when the image is bound to an anchor and that
+ * anchor was not given; VD_ERR_REKEY when progress stopped it. info may
+ * be NULL. */
+vd_err vd_image_rekey(const vd_host *host, const vd_unlock *unlock,
+                      const vd_rekey_opts *opts, vd_rekey_info *info);
+
 /* Describe the slots of an image, without a key. Reads the header and the
  * key-slot block only. */
 vd_err vd_keyslot_list(const vd_host *host, vd_slot_info out[VD_KEYSLOTS]);

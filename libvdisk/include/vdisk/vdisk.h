@@ -62,7 +62,10 @@ typedef enum vd_err {
     VD_ERR_ANCHOR_MISMATCH = -24,    /* the anchor belongs to another image */
     VD_ERR_ANCHOR_UNREACHABLE = -25, /* the anchor does not answer (TPM gone) */
     VD_ERR_ANCHOR_MISSING = -26,     /* no such anchor (NV index undefined) */
-    VD_ERR_ANCHOR_DENIED = -27       /* the anchor refused the authorization */
+    VD_ERR_ANCHOR_DENIED = -27,      /* the anchor refused the authorization */
+    /* A key rotation (vd_image_rekey) is in progress: only read-only opens
+     * and vd_image_rekey itself, which finishes it, may open the image. */
+    VD_ERR_REKEY = -28
 } vd_err;
 
 /* Stable, human-readable message for an error code. Never NULL. */
@@ -283,6 +286,8 @@ typedef struct vd_image_info {
     uint32_t journal_blocks; /* per slot */
     uint64_t epoch;          /* last committed epoch */
     int recovered;           /* opened over an interrupted sync */
+    int rekey;               /* a key rotation is in progress (read-only
+                                open; vd_image_rekey finishes it) */
     /* The image was not closed cleanly: the last writable session that
      * wrote to it ended without vd_image_close (a crash, a kill). With
      * atomic volume commits (DESIGN C4) nothing needs repair; what was

@@ -1,0 +1,426 @@
+/* Key rotation (vd_image_rekey, SECURITY.md R8) under the crash harness:
+ * a rotation runs on the recording backend; every prefix of its write log,
+ * and in each flush epoch random subsets of the tail in random order, is
+ * a crash state that must
+ *   - open read-only with the old secret or the new one (never neither),
+ *     and read every block exactly as before the rotation;
+ *   - refuse writable opens while the rotation is in progress
+ *     (VD_ERR_REKEY);
+ *   - for a sample of states, finish when vd_image_rekey runs again (with
+ *     whichever secret opens it), after which the new secret opens the
+ *     same contents, and the old secret and the old master key are
+ *     VD_ERR_WRONG_KEY.
+ * Also: an image that was never written, a rotation stopped by its
+ * progress callback and resumed, and a pre-rotation copy refused by a file
+ * anchor. Seeds: VD_CRASH_SEED. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "testkit.h"
+
+#include "record.h"
+#include "vdisk/anchor.h"
+#include "vdisk/host.h"
+#include "vdisk/keys.h"
+#include "vdisk/vdisk.h"
+
+typedef struct fixture {
+    uint64_t nblocks;
+    uint8_t master[VD_KEY_BYTES]; /* the old master key (raw API) */
+    uint8_t k1[VD_KEYFILE_BYTES]; /* old key file (dropped by the rotation) */
+    uint8_t k2[VD_KEYFILE_BYTES]; /* new key file */
+    uint32_t *ids;                /* expected content per block (0: zeros) */
+} fixture;
+
+static vd_unlock key_of(const uint8_t *k)
+{
+    return (vd_unlock){VD_SLOT_KEYFILE, k, VD_KEYFILE_BYTES};
+}
+
+/* An image with written blocks and gaps, a key-file slot for k1. */
+static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout,
+                       uint32_t journal, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    f->nblocks = nblocks;
+    f->ids = calloc(nblocks, sizeof *f->ids);
+    assert_non_null(f->ids);
+    uint64_t rng = seed;
+    for (unsigned i = 0; i < VD_KEY_BYTES; i++) {
+        f->master[i] = (uint8_t)vt_rand(&rng);
+        f->k1[i] = (uint8_t)vt_rand(&rng);
+        f->k2[i] = (uint8_t)vt_rand(&rng);
+    }
+    vd_create_opts c = {.nblocks = nblocks, .fanout = fanout, .journal_blocks = journal};
+    vd_image *img;
+    assert_int_equal(vd_image_create(h, f->master, &c, NULL, &img), VD_OK);
+    vd_unlock u = key_of(f->k1);
+    assert_int_equal(vd_keyslot_add(img, &u, NULL, NULL), VD_OK);
+    uint8_t b[VD_BLOCK_SIZE];
+    for (uint64_t lbn = 0; lbn < nblocks; lbn++) {
+        if (vt_rand(&rng) % 4 == 0)
+            continue; /* never written */
+        f->ids[lbn] = (uint32_t)(lbn + 1);
+        vt_block_fill(b, lbn, f->ids[lbn]);
+        assert_int_equal(vd_image_write(img, lbn, 1, b), VD_OK);
+        if (vt_rand(&rng) % 64 == 0)
+            assert_int_equal(vd_image_sync(img), VD_OK);
+    }
+    assert_int_equal(vd_image_close(img), VD_OK);
+}
+
+static void check_content(const fixture *f, vd_image *img, const char *what, size_t point)
+{
+    uint8_t *buf = malloc(64 * VD_BLOCK_SIZE);
+    assert_non_null(buf);
+    for (uint64_t x = 0; x < f->nblocks; x += 64) {
+        uint32_t n = (uint32_t)(f->nblocks - x < 64 ? f->nblocks - x : 64);
+        vd_err e = vd_image_read(img, x, n, buf);
+        if (e != VD_OK) {
+            fprintf(stderr, "%s: point %zu: read %llu+%u: %s\n", what, point,
+                    (unsigned long long)x, n, vd_strerror(e));
+            fail();
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            const uint8_t *p = buf + (size_t)k * VD_BLOCK_SIZE;
+            int64_t id = f->ids[x + k] ? vt_block_identify(p, x + k) : 0;
+            int ok = f->ids[x + k] ? id == (int64_t)f->ids[x + k] : p[0] == 0 && !memcmp(p, p + 1, VD_BLOCK_SIZE - 1);
+            if (!ok) {
+                fprintf(stderr, "%s: point %zu: block %llu holds %lld, want %u\n", what,
+                        point, (unsigned long long)(x + k), (long long)id, f->ids[x + k]);
+                fail();
+            }
+        }
+    }
+    free(buf);
+}
+
+static vd_err rekey_to_k2(const fixture *f, vd_host *h, const uint8_t *unlock_key,
+                          vd_rekey_info *info)
+{
+    vd_unlock u = key_of(unlock_key);
+    vd_rekey_slot slot = {key_of(f->k2), NULL};
+    vd_rekey_opts o = {.slots = &slot, .nslots = 1};
+    return vd_image_rekey(h, &u, &o, info);
+}
+
+/* After a finished rotation: k2 opens the same contents; k1 and the old
+ * master key are wrong keys; the image is no longer in a rotation. */
+static void check_done(const fixture *f, vd_host *h, const char *what, size_t point)
+{
+    vd_image *img;
+    vd_unlock u2 = key_of(f->k2), u1 = key_of(f->k1);
+    vd_open_opts ro = {.read_only = 1};
+    vd_err e = vd_image_open_unlock(h, &u2, &ro, &img);
+    if (e != VD_OK) {
+        fprintf(stderr, "%s: point %zu: new key: %s\n", what, point, vd_strerror(e));
+        fail();
+    }
+    vd_image_info info;
+    assert_int_equal(vd_image_info_get(img, &info), VD_OK);
+    assert_int_equal(info.rekey, 0);
+    check_content(f, img, what, point);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    assert_int_equal(vd_image_open_unlock(h, &u1, &ro, &img), VD_ERR_WRONG_KEY);
+    assert_int_equal(vd_image_open(h, f->master, &ro, &img), VD_ERR_WRONG_KEY);
+    /* Writable, and a write committed under the new key reads back. */
+    assert_int_equal(vd_image_open_unlock(h, &u2, NULL, &img), VD_OK);
+    uint8_t b[VD_BLOCK_SIZE];
+    vt_block_fill(b, 0, 0xABCD);
+    assert_int_equal(vd_image_write(img, 0, 1, b), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    assert_int_equal(vd_image_open_unlock(h, &u2, &ro, &img), VD_OK);
+    assert_int_equal(vd_image_read(img, 0, 1, b), VD_OK);
+    assert_int_equal(vt_block_identify(b, 0), 0xABCD);
+    assert_int_equal(vd_image_close(img), VD_OK);
+}
+
+/* One crash state: some secret opens it read-only with the old contents;
+ * deep: a second vd_image_rekey finishes it. */
+static void check_state(const fixture *f, vd_host *h, size_t point, int deep,
+                        unsigned *n_old, unsigned *n_new, unsigned *n_mid)
+{
+    vd_image *img;
+    vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20};
+    vd_unlock u1 = key_of(f->k1), u2 = key_of(f->k2);
+    vd_err e1 = vd_image_open_unlock(h, &u1, &ro, &img);
+    if (e1 == VD_OK) {
+        check_content(f, img, "old key", point);
+        assert_int_equal(vd_image_close(img), VD_OK);
+    }
+    vd_err e2 = vd_image_open_unlock(h, &u2, &ro, &img);
+    int mid = 0;
+    if (e2 == VD_OK) {
+        vd_image_info info;
+        assert_int_equal(vd_image_info_get(img, &info), VD_OK);
+        mid = info.rekey;
+        check_content(f, img, "new key", point);
+        assert_int_equal(vd_image_close(img), VD_OK);
+    }
+    if (e1 != VD_OK && e2 != VD_OK) {
+        fprintf(stderr, "point %zu: no secret opens the image: old %s, new %s\n", point,
+                vd_strerror(e1), vd_strerror(e2));
+        fail();
+    }
+    /* Either key's refusal is a wrong key, never "corrupt" or "tampered". */
+    assert_true(e1 == VD_OK || e1 == VD_ERR_WRONG_KEY);
+    assert_true(e2 == VD_OK || e2 == VD_ERR_WRONG_KEY);
+    *n_old += e1 == VD_OK;
+    *n_new += e2 == VD_OK;
+    *n_mid += mid;
+    if (mid) { /* only vd_image_rekey writes while a rotation runs */
+        assert_int_equal(vd_image_open_unlock(h, &u2, NULL, &img), VD_ERR_REKEY);
+    }
+    if (!deep)
+        return;
+    vd_rekey_info info;
+    vd_err e = rekey_to_k2(f, h, e2 == VD_OK ? f->k2 : f->k1, &info);
+    if (e != VD_OK) {
+        fprintf(stderr, "point %zu: rekey again: %s\n", point, vd_strerror(e));
+        fail();
+    }
+    check_done(f, h, "resumed", point);
+}
+
+static void crash_rekey(uint64_t nblocks, uint32_t fanout, uint32_t journal,
+                        uint64_t seed, unsigned deep_every, unsigned masks)
+{
+    vd_rec *rec = vd_rec_new(NULL, 0);
+    assert_non_null(rec);
+    fixture f;
+    make_image(&f, vd_rec_host(rec), nblocks, fanout, journal, seed);
+    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
+    vd_rekey_info info;
+    assert_int_equal(rekey_to_k2(&f, vd_rec_host(rec), f.k1, &info), VD_OK);
+    assert_int_equal(info.resumed, 0);
+    size_t nops = vd_rec_op_count(rec);
+    printf("rekey crash harness: %llu blocks, fan-out %u, journal %u, seed %llu: "
+           "%llu blocks re-encrypted, %zu ops, %zu flushes\n",
+           (unsigned long long)nblocks, fanout, journal, (unsigned long long)seed,
+           (unsigned long long)info.blocks, nops, vd_rec_flush_count(rec));
+    vd_host *fin;
+    assert_int_equal(vd_rec_crash_host(rec, nops, NULL, 0, 0, &fin), VD_OK);
+    check_done(&f, fin, "uninterrupted", nops); /* writes: on a copy */
+    vd_host_mem_free(fin);
+
+    unsigned n_old = 0, n_new = 0, n_mid = 0, points = 0, deep = 0;
+    for (size_t p = 0; p <= nops; p++) {
+        vd_host *h;
+        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
+        int d = deep_every && p % deep_every == 0;
+        check_state(&f, h, p, d, &n_old, &n_new, &n_mid);
+        deep += d;
+        points++;
+        vd_host_mem_free(h);
+    }
+    uint64_t mrng = seed ^ 0x5a5a;
+    size_t nepochs = vd_rec_epoch_count(rec);
+    for (size_t ep = 0; ep < nepochs; ep++) {
+        size_t first, end;
+        assert_int_equal(vd_rec_epoch_bounds(rec, ep, &first, &end), VD_OK);
+        size_t len = end - first;
+        if (len < 2)
+            continue;
+        uint8_t *mask = calloc((len + 7) / 8, 1);
+        assert_non_null(mask);
+        for (unsigned m = 0; m < masks; m++) {
+            for (size_t j = 0; j < len; j++)
+                if (vt_rand(&mrng) & 1)
+                    mask[j / 8] |= (uint8_t)(1u << (j % 8));
+                else
+                    mask[j / 8] &= (uint8_t)~(1u << (j % 8));
+            vd_host *h;
+            assert_int_equal(vd_rec_crash_host(rec, end, mask, vt_rand(&mrng), 1, &h),
+                             VD_OK);
+            check_state(&f, h, end, m == 0 && deep_every, &n_old, &n_new, &n_mid);
+            deep += m == 0 && deep_every;
+            points++;
+            vd_host_mem_free(h);
+        }
+        free(mask);
+    }
+    printf("  %u crash states: %u open with the old key, %u with the new one, %u "
+           "mid-rotation; %u finished by a second rekey\n",
+           points, n_old, n_new, n_mid, deep);
+    /* The harness reached both sides of the slot swap and the middle. */
+    assert_true(n_old > 0 && n_new > 0 && n_mid > 0);
+    free(f.ids);
+    vd_rec_free(rec);
+}
+
+static uint64_t seed_from_env(uint64_t dflt)
+{
+    const char *s = getenv("VD_CRASH_SEED");
+    return s ? strtoull(s, NULL, 0) : dflt;
+}
+
+static void rekey_crash_points_deep_tree(void **state)
+{
+    (void)state;
+    /* Fan-out 4 and a one-block journal: many rounds, long paths. */
+    crash_rekey(300, 4, 1, seed_from_env(20261206), 3, 2);
+}
+
+static void rekey_crash_points_default_fanout(void **state)
+{
+    (void)state;
+    crash_rekey(2000, 128, 8, seed_from_env(1206), 4, 2);
+}
+
+static void rekey_of_an_empty_image(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.nblocks = 100;
+    f.ids = calloc(f.nblocks, sizeof *f.ids);
+    for (unsigned i = 0; i < VD_KEY_BYTES; i++) {
+        f.master[i] = (uint8_t)(i + 1);
+        f.k1[i] = (uint8_t)(i + 2);
+        f.k2[i] = (uint8_t)(i + 3);
+    }
+    vd_create_opts c = {.nblocks = f.nblocks};
+    vd_image *img;
+    assert_int_equal(vd_image_create(h, f.master, &c, NULL, &img), VD_OK);
+    vd_unlock u = key_of(f.k1);
+    assert_int_equal(vd_keyslot_add(img, &u, NULL, NULL), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    vd_rekey_info info;
+    assert_int_equal(rekey_to_k2(&f, h, f.k1, &info), VD_OK);
+    assert_int_equal(info.blocks, 0);
+    check_done(&f, h, "empty", 0);
+    free(f.ids);
+    vd_host_mem_free(h);
+}
+
+static int stop_after_two(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)done;
+    (void)total;
+    int *n = ctx;
+    return ++*n >= 2;
+}
+
+static void rekey_stopped_and_resumed(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    fixture f;
+    make_image(&f, h, 600, 4, 1, 99);
+    vd_unlock u1 = key_of(f.k1), u2 = key_of(f.k2);
+    vd_rekey_slot slot = {u2, NULL};
+    int calls = 0;
+    vd_rekey_opts o = {.slots = &slot, .nslots = 1, .progress = stop_after_two,
+                       .progress_ctx = &calls};
+    vd_rekey_info info;
+    assert_int_equal(vd_image_rekey(h, &u1, &o, &info), VD_ERR_REKEY);
+    assert_true(info.blocks > 0);
+    /* Mid-rotation: the old secret's slot is gone, the new one reads. */
+    vd_image *img;
+    vd_open_opts ro = {.read_only = 1};
+    assert_int_equal(vd_image_open_unlock(h, &u1, &ro, &img), VD_ERR_WRONG_KEY);
+    assert_int_equal(vd_image_open(h, f.master, &ro, &img), VD_ERR_WRONG_KEY);
+    assert_int_equal(vd_image_open_unlock(h, &u2, &ro, &img), VD_OK);
+    vd_image_info ii;
+    assert_int_equal(vd_image_info_get(img, &ii), VD_OK);
+    assert_int_equal(ii.rekey, 1);
+    check_content(&f, img, "stopped", 0);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    assert_int_equal(vd_image_open_unlock(h, &u2, NULL, &img), VD_ERR_REKEY);
+    /* The old secret cannot resume it; the new one does. */
+    o.progress = NULL;
+    assert_int_equal(vd_image_rekey(h, &u1, &o, &info), VD_ERR_WRONG_KEY);
+    assert_int_equal(vd_image_rekey(h, &u2, &o, &info), VD_OK);
+    assert_int_equal(info.resumed, 1);
+    check_done(&f, h, "resumed", 0);
+    free(f.ids);
+    vd_host_mem_free(h);
+}
+
+/* With a file anchor, a copy of the image taken before the rotation opens
+ * (with the old secret it still has a slot for) as a rollback. */
+static void rekey_with_anchor_refuses_old_copy(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vd-rekey-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char apath[64];
+    snprintf(apath, sizeof apath, "%s/anchor", dir);
+    vd_anchor *a;
+    assert_int_equal(vd_anchor_file_open(apath, 1, &a, NULL), VD_OK);
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    fixture f;
+    memset(&f, 0, sizeof f);
+    for (unsigned i = 0; i < VD_KEY_BYTES; i++) {
+        f.k1[i] = (uint8_t)(i + 7);
+        f.k2[i] = (uint8_t)(i + 9);
+    }
+    vd_unlock u1 = key_of(f.k1), u2 = key_of(f.k2);
+    vd_create_opts c = {.nblocks = 64};
+    vd_open_opts oo = {.anchor = a};
+    vd_image *img;
+    assert_int_equal(vd_image_create_unlock(h, &u1, NULL, &c, &oo, &img), VD_OK);
+    uint8_t b[VD_BLOCK_SIZE];
+    vt_block_fill(b, 3, 33);
+    assert_int_equal(vd_image_write(img, 3, 1, b), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    uint64_t size;
+    const uint8_t *live = vd_host_mem_data(h, &size);
+    uint8_t *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, live, size);
+
+    vd_rekey_slot slot = {u2, NULL};
+    vd_rekey_opts ro = {.slots = &slot, .nslots = 1};
+    vd_rekey_info info;
+    /* A bound image needs its anchor: its binding moves to the new key. */
+    assert_int_equal(vd_image_rekey(h, &u1, &ro, &info), VD_ERR_ANCHOR_MISMATCH);
+    ro.open = &oo;
+    assert_int_equal(vd_image_rekey(h, &u1, &ro, &info), VD_OK);
+
+    assert_int_equal(vd_image_open_unlock(h, &u2, &oo, &img), VD_OK);
+    assert_int_equal(vd_image_read(img, 3, 1, b), VD_OK);
+    assert_int_equal(vt_block_identify(b, 3), 33);
+    assert_int_equal(vd_image_close(img), VD_OK);
+
+    vd_host *old;
+    assert_int_equal(vd_host_mem_new(&old), VD_OK);
+    assert_int_equal(vd_host_mem_set(old, copy, size), VD_OK);
+    vd_open_opts oro = {.anchor = a, .read_only = 1};
+    assert_int_equal(vd_image_open_unlock(old, &u1, &oro, &img), VD_ERR_ROLLBACK);
+    assert_int_equal(vd_image_open_unlock(old, &u1, &oo, &img), VD_ERR_ROLLBACK);
+    assert_int_equal(vd_image_open_unlock(old, &u2, &oro, &img), VD_ERR_WRONG_KEY);
+    /* and the current image still opens with the anchor afterwards */
+    assert_int_equal(vd_image_open_unlock(h, &u2, &oro, &img), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    vd_host_mem_free(old);
+    vd_host_mem_free(h);
+    free(copy);
+    vd_anchor_file_close(a);
+    unlink(apath);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rekey_of_an_empty_image),
+        cmocka_unit_test(rekey_stopped_and_resumed),
+        cmocka_unit_test(rekey_with_anchor_refuses_old_copy),
+        cmocka_unit_test(rekey_crash_points_deep_tree),
+        cmocka_unit_test(rekey_crash_points_default_fanout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
