@@ -120,6 +120,11 @@ int cli_secret_identity(const char *prog, const char *path, cli_secret *out);
 /* A --seal-to public key: 64 hex digits (one line) or 32 raw bytes. */
 int cli_secret_pubkey(const char *prog, const char *path, cli_secret *out);
 void cli_secret_wipe(cli_secret *s);
+/* A copy of a secret (guarded memory). */
+int cli_secret_copy(const char *prog, const cli_secret *in, cli_secret *out);
+/* The public key of an --identity secret key: a SEALED secret for adding a
+ * slot sealed to it (vhdtool rekey keeps the identity's slot). */
+int cli_secret_public_of(const char *prog, const cli_secret *identity, cli_secret *out);
 
 /* ---- The freshness anchor (--anchor FILE | tpm:NVINDEX) -------------------- */
 int cli_anchor_is_tpm(const char *spec);

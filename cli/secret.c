@@ -302,3 +302,26 @@ int cli_secret_get(const char *prog, const char *image, const cli_keyopts *k,
              confirm ? "New passphrase" : "Passphrase", image ? image : "the image");
     return cli_secret_passphrase_prompt(prog, prompt, confirm, out);
 }
+
+int cli_secret_copy(const char *prog, const cli_secret *in, cli_secret *out)
+{
+    int rc = secret_init(prog, out, in->u.len ? in->u.len : 1);
+    if (rc)
+        return rc;
+    memcpy(out->buf, in->u.secret, in->u.len);
+    return secret_ready(out, in->u.type, in->u.len);
+}
+
+int cli_secret_public_of(const char *prog, const cli_secret *identity, cli_secret *out)
+{
+    int rc = secret_init(prog, out, VD_X25519_BYTES);
+    if (rc)
+        return rc;
+    if (identity->u.len != VD_X25519_BYTES ||
+        crypto_scalarmult_base(out->buf, identity->u.secret) != 0) {
+        cli_errorf(prog, NULL, "not an X25519 secret key");
+        cli_secret_wipe(out);
+        return CLI_EXIT_FAIL;
+    }
+    return secret_ready(out, VD_SLOT_SEALED, VD_X25519_BYTES);
+}

@@ -72,7 +72,7 @@ static vd_err anchor_to(vd_image *img, uint64_t epoch)
 
 /* From the old key alone to the rotation: BEGIN records, the new slots,
  * and the handle turned into the new key's. */
-static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o)
+static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *info)
 {
     if (!o->slots || o->nslots == 0 || o->nslots > KS_SLOTS)
         return VD_ERR_INVAL;
@@ -120,8 +120,11 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o)
     }
     if (e == VD_OK)
         e = anchor_to(img, img->epoch);
-    if (e == VD_OK)
+    if (e == VD_OK) {
+        /* Written or not, a failure here may have put it on disk. */
+        info->slots_written = 1;
         e = vd_keyblock_write(img, kblk);
+    }
     if (e != VD_OK)
         goto out;
     /* The handle is the new key's now: it seals under it and opens blocks
@@ -321,7 +324,7 @@ vd_err vd_image_rekey(const vd_host *host, const vd_unlock *unlock,
     if (img->rk.active && !img->rk.old_holder)
         info->resumed = 1;
     else
-        e = rekey_start(img, opts); /* also restarts a BEGIN the old key sees */
+        e = rekey_start(img, opts, info); /* also restarts a BEGIN the old key sees */
     if (e == VD_OK)
         e = rekey_pass(img, opts, info);
     if (e == VD_OK)

@@ -24,7 +24,10 @@ enum {
     OPT_REFUSE,
     OPT_ON_CLASH,
     OPT_DEREF,
-    OPT_TAR
+    OPT_TAR,
+    OPT_KEEP_KEY,
+    OPT_KEEP_PASS,
+    OPT_DROP_UNLOCK
 };
 
 int vt_usage_error(const vt_cmd *cmd, const char *fmt, ...)
@@ -70,6 +73,10 @@ static int option_class(int c)
         return VT_O_DEREF;
     case OPT_TAR:
         return VT_O_TAR;
+    case OPT_KEEP_KEY:
+    case OPT_KEEP_PASS:
+    case OPT_DROP_UNLOCK:
+        return VT_O_REKEY;
     case CLI_OPT_KEY_FILE:
     case CLI_OPT_PASSPHRASE_FILE:
     case CLI_OPT_IDENTITY:
@@ -97,6 +104,9 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
         {"on-clash", required_argument, NULL, OPT_ON_CLASH},
         {"dereference", no_argument, NULL, OPT_DEREF},
         {"tar", no_argument, NULL, OPT_TAR},
+        {"keep-key-file", required_argument, NULL, OPT_KEEP_KEY},
+        {"keep-passphrase-file", required_argument, NULL, OPT_KEEP_PASS},
+        {"drop-unlock", no_argument, NULL, OPT_DROP_UNLOCK},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         CLI_KEY_LONGOPTS,
@@ -175,6 +185,16 @@ int vt_parse(const vt_cmd *cmd, int argc, char **argv, vt_opts *o)
             break;
         case OPT_TAR:
             o->tar = 1;
+            break;
+        case OPT_KEEP_KEY:
+        case OPT_KEEP_PASS:
+            if (o->nkeep == VT_KEEP_MAX)
+                return vt_usage_error(cmd, "at most %d --keep-* options", VT_KEEP_MAX);
+            o->keep[o->nkeep].path = optarg;
+            o->keep[o->nkeep++].passphrase = c == OPT_KEEP_PASS;
+            break;
+        case OPT_DROP_UNLOCK:
+            o->drop_unlock = 1;
             break;
         default:
             return vt_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

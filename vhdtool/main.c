@@ -82,6 +82,23 @@ static const vt_cmd commands[] = {
      "Make an X25519 key pair for --seal-to / --identity: the secret key (32 bytes,\n"
      "mode 0600) and the public key (64 hex digits). Existing files are never\n"
      "replaced.\n"},
+    {"rekey", vt_cmd_rekey, VT_O_KEYS | VT_O_NEWKEY | VT_O_REKEY, 1, 1,
+     "rekey [KEY OPTIONS] [--keep-key-file F]... [--keep-passphrase-file F]...\n"
+     "            [--new-key-file F|--new-passphrase-file F|--new-passphrase|\n"
+     "            --seal-to PUB] [--drop-unlock] IMAGE",
+     "Rotate the master key: a new random key, every written block re-encrypted,\n"
+     "the key slots replaced by slots for the secrets given, so the old key and\n"
+     "the secrets left out open nothing written from now on (old copies of the\n"
+     "image stay readable with them). Crash-safe: an interrupted rotation is\n"
+     "finished by running rekey again (with a kept secret once the slots were\n"
+     "replaced); meanwhile the image opens read-only. Not with a TPM anchor.\n"
+     "  (KEY OPTIONS)         the secret that opens IMAGE keeps a slot\n"
+     "  --keep-key-file F     also keep a slot for this existing key file\n"
+     "  --keep-passphrase-file F  and for the passphrase in the first line of F\n"
+     "  --new-key-file F      add a slot for a new random key file F (mode 0600)\n"
+     "  --new-passphrase-file F, --new-passphrase, --seal-to PUB  add one more slot\n"
+     "  --drop-unlock         no slot for the secret of KEY OPTIONS\n"
+     "Every other slot is dropped.\n"},
     {"anchor init", vt_cmd_anchor_init, VT_O_KEYS, 1, 1,
      "anchor init --anchor F|tpm:NVINDEX [--tpm-tcti STR] [KEY OPTIONS] IMAGE",
      "Bind IMAGE to a new freshness anchor: create the anchor file F, or define\n"

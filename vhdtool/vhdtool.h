@@ -24,8 +24,11 @@ enum {
     VT_O_SPECIAL = 1 << 8, /* --skip-special/--refuse-special */
     VT_O_CLASH = 1 << 9,   /* --on-clash */
     VT_O_DEREF = 1 << 10,  /* --dereference */
-    VT_O_TAR = 1 << 11     /* --tar */
+    VT_O_TAR = 1 << 11,    /* --tar */
+    VT_O_REKEY = 1 << 12   /* --keep-key-file/--keep-passphrase-file/--drop-unlock */
 };
+
+#define VT_KEEP_MAX 8 /* key slots */
 
 typedef struct vt_opts {
     cli_keyopts keys;
@@ -36,6 +39,11 @@ typedef struct vt_opts {
     const char *new_key_file, *new_passphrase_file, *seal_to;
     int new_passphrase;
     const char *secret, *public_key;
+    struct {
+        const char *path;
+        int passphrase; /* --keep-passphrase-file (else --keep-key-file) */
+    } keep[VT_KEEP_MAX];
+    int nkeep, drop_unlock;
     int npos;
     char **pos;
     /* Set by SIGINT/SIGTERM/SIGHUP: long copies stop and clean up. */
@@ -87,5 +95,6 @@ int vt_cmd_keyslot_add(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_keyslot_remove(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_keygen(const vt_cmd *cmd, vt_opts *o);
 int vt_cmd_anchor_init(const vt_cmd *cmd, vt_opts *o);
+int vt_cmd_rekey(const vt_cmd *cmd, vt_opts *o);
 
 #endif

@@ -156,6 +156,8 @@ typedef struct vd_rekey_opts {
 
 typedef struct vd_rekey_info {
     int resumed;        /* an interrupted rotation was continued */
+    int slots_written;  /* this call wrote the new key-slot block: from then
+                           on only its secrets open the image */
     uint64_t blocks;    /* data blocks re-encrypted by this call */
     uint64_t epoch;     /* the image's epoch afterwards */
 } vd_rekey_info;
