@@ -124,6 +124,10 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
         return rc;
     }
     cli_secret_wipe(&s);
+    vd_image_info info;
+    if (!k->quiet && vd_image_info_get(out->img, &info) == VD_OK && info.rekey)
+        cli_errorf(prog, path, "note: a key rotation is in progress (read-only until "
+                               "vhdtool rekey finishes it)");
     return 0;
 }
 
