@@ -46,8 +46,8 @@ static vd_unlock key_of(const uint8_t *k)
 }
 
 /* An image with written blocks and gaps, a key-file slot for k1. */
-static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout,
-                       uint32_t journal, uint64_t seed)
+static void make_image_c(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout,
+                         uint32_t journal, uint64_t seed, vd_cipher cipher)
 {
     memset(f, 0, sizeof *f);
     f->nblocks = nblocks;
@@ -59,7 +59,8 @@ static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout
         f->k1[i] = (uint8_t)vt_rand(&rng);
         f->k2[i] = (uint8_t)vt_rand(&rng);
     }
-    vd_create_opts c = {.nblocks = nblocks, .fanout = fanout, .journal_blocks = journal};
+    vd_create_opts c = {.nblocks = nblocks, .fanout = fanout, .journal_blocks = journal,
+                        .cipher = cipher};
     vd_image *img;
     assert_int_equal(vd_image_create(h, f->master, &c, NULL, &img), VD_OK);
     vd_unlock u = key_of(f->k1);
@@ -75,6 +76,12 @@ static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout
             assert_int_equal(vd_image_sync(img), VD_OK);
     }
     assert_int_equal(vd_image_close(img), VD_OK);
+}
+
+static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout,
+                       uint32_t journal, uint64_t seed)
+{
+    make_image_c(f, h, nblocks, fanout, journal, seed, VD_CIPHER_AES256GCM);
 }
 
 static void check_content(const fixture *f, vd_image *img, const char *what, size_t point)
@@ -303,6 +310,21 @@ static void rekey_of_an_empty_image(void **state)
     vd_host_mem_free(h);
 }
 
+static void rekey_xchacha_image(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    fixture f;
+    make_image_c(&f, h, 500, 8, 2, 5, VD_CIPHER_XCHACHA20POLY1305);
+    vd_rekey_info info;
+    assert_int_equal(rekey_to_k2(&f, h, f.k1, &info), VD_OK);
+    assert_true(info.blocks > 300);
+    check_done(&f, h, "xchacha", 0);
+    free(f.ids);
+    vd_host_mem_free(h);
+}
+
 static int stop_after_two(void *ctx, uint64_t done, uint64_t total)
 {
     (void)done;
@@ -417,6 +439,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rekey_of_an_empty_image),
+        cmocka_unit_test(rekey_xchacha_image),
         cmocka_unit_test(rekey_stopped_and_resumed),
         cmocka_unit_test(rekey_with_anchor_refuses_old_copy),
         cmocka_unit_test(rekey_crash_points_deep_tree),
