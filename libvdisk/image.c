@@ -227,15 +227,13 @@ static vd_err super_check(vd_image *img, const uint8_t *blk)
                                 img->old_master && begin);
 }
 
+/* Check the two records rekey_detect read (blk0, blk1). */
 static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
                           vd_super s[2], int alt[2])
 {
     uint8_t *blk[2] = {blk0, blk1};
     for (uint32_t i = 0; i < 2; i++) {
-        vd_err e = vd_io_read(img, (img->hdr.sb_start + i) * VDF_BLOCK, blk[i],
-                              VDF_BLOCK);
-        if (e != VD_OK)
-            return e;
+        vd_err e;
         /* Both slots always hold an authentic record (block writes are
          * atomic), so any failure here is tampering, not a crash. */
         e = super_check(img, blk[i]);
@@ -299,6 +297,7 @@ static vd_err swap_geometry(vd_image *img)
  * header was edited), else VD_ERR_WRONG_KEY. */
 static vd_err rekey_detect(vd_image *img, int key_ok, uint8_t *b0, uint8_t *b1)
 {
+    /* Both records are read here, once: read_supers checks these bytes. */
     uint8_t *blk[2] = {b0, b1};
     vd_err e = VD_OK;
     for (uint32_t i = 0; e == VD_OK && i < 2; i++)
@@ -621,9 +620,9 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         /* What the header was before a conversion from format 2. */
         vd_header old = img->hdr;
         old.format_version = VDF_FORMAT_OLDEST;
-        vd_header_encode(&old, sblk1);
+        vd_header_encode(&old, img->scratch);
         vdc_hash h;
-        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, sblk1, VDF_BLOCK) != 0 ||
+        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, img->scratch, VDF_BLOCK) != 0 ||
             vdc_hash_final(&h, img->legacy_digest) != 0)
             e = VD_ERR_NOMEM;
     }
