@@ -644,6 +644,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
         memcpy(img->anchor_tag, nw->anchor_tag, sizeof img->anchor_tag);
         e = rekey_state(img, nw);
+        /* A rotation whose last record was not written yet (rekey.c). */
+        img->rk.ending = !img->rk.active && (ot->flags & SB_FLAG_REKEY);
         img->unclean = nw->version >= 3 && !(nw->state == SB_STATE_COMMITTED &&
                                              (nw->flags & SB_FLAG_CLEAN));
         img->sb_clean = nw->state == SB_STATE_COMMITTED && (nw->flags & SB_FLAG_CLEAN);

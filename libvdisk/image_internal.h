@@ -75,6 +75,8 @@ struct vd_image {
         int active;      /* the newest record is a rekey record */
         int old_holder;  /* opened with the key being replaced (BEGIN) */
         int writer;      /* opened by vd_image_rekey: may write */
+        int ending;      /* finished, but the other slot still holds a
+                            rekey record (its last record is due) */
         uint32_t phase;  /* SB_RK_* of the newest record */
         uint64_t cursor; /* data blocks below are under the new key */
         uint64_t upto;   /* the committing round's claim (sync.c) */

@@ -321,6 +321,17 @@ vd_err vd_image_rekey(const vd_host *host, const vd_unlock *unlock,
         (void)vd_image_close(img);
         return VD_ERR_BUSY;
     }
+    if (img->rk.ending) {
+        /* Interrupted before its last record: write it, and that is all. */
+        vd_super s;
+        record_next(img, &s);
+        e = record_write(img, &s, NULL);
+        if (e == VD_OK)
+            e = anchor_to(img, img->epoch);
+        info->resumed = 1;
+        info->epoch = img->committed;
+        goto done;
+    }
     if (img->rk.active && !img->rk.old_holder)
         info->resumed = 1;
     else
@@ -330,6 +341,7 @@ vd_err vd_image_rekey(const vd_host *host, const vd_unlock *unlock,
     if (e == VD_OK)
         e = rekey_finish(img);
     info->epoch = img->committed;
+done:
     /* On failure nothing more is written: the next run resumes from the
      * records on disk (a clean-flag rewrite would add nothing). */
     if (e != VD_OK && !img->failed)

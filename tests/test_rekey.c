@@ -194,6 +194,10 @@ static void check_state(const fixture *f, vd_host *h, size_t point, int deep,
         fprintf(stderr, "point %zu: rekey again: %s\n", point, vd_strerror(e));
         fail();
     }
+    if (mid && !info.resumed) { /* a rotation in progress is continued */
+        fprintf(stderr, "point %zu: rekey again started anew\n", point);
+        fail();
+    }
     check_done(f, h, "resumed", point);
 }
 

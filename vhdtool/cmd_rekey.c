@@ -177,6 +177,12 @@ int vt_cmd_rekey(const vt_cmd *cmd, vt_opts *o)
             why = "not with an anchor whose authorization derives from the key";
         rc = cli_fail(VT_PROG, image, e, why);
     }
+    if (rc == 0 && info.resumed && slots.made_key) {
+        (void)unlink(o->new_key_file); /* the rotation had its slots already */
+        if (!o->quiet)
+            cli_errorf(VT_PROG, o->new_key_file, "note: not used (removed): the "
+                                                  "rotation resumed has its key slots");
+    }
     if (rc == 0 && !o->quiet) {
         if (info.resumed)
             printf("%s: finished an interrupted key rotation (its key slots were already "
