@@ -41,6 +41,13 @@ static int sink_write(void *ctx, uint64_t off, const void *buf, size_t len)
 int vt_cmd_export(const vt_cmd *cmd, vt_opts *o)
 {
     (void)cmd;
+    /* Checked before the destination: "export --tar out.tar IMG" (the
+     * archive first) would otherwise answer "IMG: exists, give --force". */
+    if (!vd_host_is_uri(o->pos[0]) && access(o->pos[0], F_OK) != 0) {
+        cli_errorf(VT_PROG, o->pos[0], "%s (the image comes first: %s)", strerror(errno),
+                   o->tar ? "vhdtool export --tar IMAGE ARCHIVE|-" : "vhdtool export IMAGE RAW");
+        return CLI_EXIT_FAIL;
+    }
     if (o->tar)
         return vt_export_tar(o);
     const char *image = o->pos[0], *raw = o->pos[1];

@@ -111,7 +111,15 @@ expect_status 0 "$VHDTOOL" export -q --tar --key-file key rt.vhd x.tar
 expect_status 1 "$VHDTOOL" export -q --tar --key-file key rt.vhd x.tar
 expect_err 'x.tar: exists'
 expect_status 0 "$VHDTOOL" export -q --tar --force --key-file key rt.vhd x.tar
-tar -tf x.tar | grep -qx 'hello.txt' || fail "x.tar lacks hello.txt"
+tar -tf x.tar >x.list || fail "tar -tf x.tar"
+grep -qx 'hello.txt' x.list || fail "x.tar lacks hello.txt"
+note "export --tar with the archive first: names the order, never touches the image"
+sum_before=$(sha256sum rt.vhd)
+expect_status 1 "$VHDTOOL" export -q --tar new.tar --key-file key rt.vhd
+expect_err '^vhdtool: new.tar: No such file or directory .the image comes first: vhdtool export --tar IMAGE ARCHIVE'
+expect_status 1 "$VHDTOOL" export -q --tar --force new.tar --key-file key rt.vhd
+[[ $(sha256sum rt.vhd) == "$sum_before" ]] || fail "the image changed"
+[[ ! -e new.tar ]] || fail "new.tar was created"
 note "export RAW still works beside --tar"
 expect_status 0 "$VHDTOOL" export -q --key-file key rt.vhd plain.raw
 expect_status 0 fsck.fat -n plain.raw
