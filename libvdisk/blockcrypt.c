@@ -21,24 +21,14 @@ static void block_nonce(uint64_t counter, uint8_t nonce[VDC_NONCE_BYTES])
     vd_put_le32(nonce + 8, 0);
 }
 
-/* The AEAD context for keyid under the master key (gen 0) or, during a
- * key rotation, the key being replaced (gen 1), deriving it if it is not
- * among the few cached ones. Subkeys live only inside the AEAD contexts. */
-static vdc_aead *subkey_get(vd_image *img, uint64_t keyid, int gen)
+/* An AEAD context for keyid under the master key (gen 0) or, during a key
+ * rotation, the key being replaced (gen 1). Subkeys live only inside the
+ * AEAD contexts. */
+static vdc_aead *lane_new(vd_image *img, uint64_t keyid, int gen)
 {
     const uint8_t *master = gen ? img->old_master : img->master;
     if (!master)
         return NULL;
-    vd_subkey *victim = &img->subkeys[0];
-    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++) {
-        vd_subkey *s = &img->subkeys[i];
-        if (s->keyid == keyid && s->gen == gen && s->aead) {
-            s->last_use = ++img->subkey_clock;
-            return s->aead;
-        }
-        if (s->last_use < victim->last_use)
-            victim = s;
-    }
     uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
     if (!k)
         return NULL;
@@ -46,14 +36,62 @@ static vdc_aead *subkey_get(vd_image *img, uint64_t keyid, int gen)
     if (vdc_kdf(k, master, VD_KDF_BLOCK, keyid) == 0)
         a = vdc_aead_new(img->alg, k);
     vdc_secure_free(k);
+    return a;
+}
+
+void vd_subkey_clear(vd_subkey *s)
+{
+    for (unsigned l = VD_LANES; l-- > 0;) {
+        int shared = 0;
+        for (unsigned m = 0; m < l && !shared; m++)
+            shared = s->aead[m] == s->aead[l];
+        if (!shared)
+            vdc_aead_free(s->aead[l]);
+    }
+    for (unsigned l = 0; l < VD_LANES; l++)
+        s->aead[l] = NULL;
+    s->keyid = 0;
+}
+
+/* The subkey slot for (keyid, gen), deriving it if it is not among the
+ * few cached ones. */
+static vd_subkey *subkey_get(vd_image *img, uint64_t keyid, int gen)
+{
+    vd_subkey *victim = &img->subkeys[0];
+    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++) {
+        vd_subkey *s = &img->subkeys[i];
+        if (s->keyid == keyid && s->gen == gen && s->aead[0]) {
+            s->last_use = ++img->subkey_clock;
+            return s;
+        }
+        if (s->last_use < victim->last_use)
+            victim = s;
+    }
+    vdc_aead *a = lane_new(img, keyid, gen);
     if (!a)
         return NULL;
-    vdc_aead_free(victim->aead);
-    victim->aead = a;
+    vd_subkey_clear(victim);
+    victim->aead[0] = a;
     victim->keyid = keyid;
     victim->gen = gen;
     victim->last_use = ++img->subkey_clock;
-    return a;
+    return victim;
+}
+
+/* Contexts for lanes [0, want) of s; returns how many lanes exist (at
+ * least 1): a context that cannot be made only means fewer lanes. */
+static unsigned subkey_lanes(vd_image *img, vd_subkey *s, unsigned want)
+{
+    unsigned l = 1;
+    for (; l < want; l++) {
+        if (s->aead[l])
+            continue;
+        s->aead[l] = vdc_aead_concurrent(img->alg) ? s->aead[0]
+                                                  : lane_new(img, s->keyid, s->gen);
+        if (!s->aead[l])
+            break;
+    }
+    return l;
 }
 
 vd_err vd_new_keyid(vd_image *img)
@@ -72,15 +110,15 @@ vd_err vd_block_seal(vd_image *img, uint64_t phys, const uint8_t *pt,
 {
     if (img->counter >= VD_COUNTER_LIMIT)
         vd_new_keyid(img);
-    vdc_aead *a = subkey_get(img, img->keyid, 0);
-    if (!a)
+    vd_subkey *s = subkey_get(img, img->keyid, 0);
+    if (!s)
         return VD_ERR_NOMEM;
     uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
     block_ad(img, phys, ad);
     v->keyid = img->keyid;
     v->counter = img->counter++;
     block_nonce(v->counter, nonce);
-    if (vdc_aead_seal(a, nonce, ad, sizeof ad, pt, VDF_BLOCK, ct, v->tag) != 0)
+    if (vdc_aead_seal(s->aead[0], nonce, ad, sizeof ad, pt, VDF_BLOCK, ct, v->tag) != 0)
         return VD_ERR_IO;
     return VD_OK;
 }
@@ -99,17 +137,162 @@ vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
     int first = ngen == 2 && phys >= img->hdr.data_start &&
                 phys - img->hdr.data_start >= img->rk.cursor;
     for (int k = 0; k < ngen; k++) {
-        vdc_aead *a = subkey_get(img, v->keyid, k == 0 ? first : !first);
-        if (!a) {
+        vd_subkey *s = subkey_get(img, v->keyid, k == 0 ? first : !first);
+        if (!s) {
             vdc_memzero(pt, VDF_BLOCK);
             return VD_ERR_NOMEM;
         }
-        if (vdc_aead_open(a, nonce, ad, sizeof ad, ct, VDF_BLOCK, v->tag, pt) == 0) {
+        if (vdc_aead_open(s->aead[0], nonce, ad, sizeof ad, ct, VDF_BLOCK, v->tag, pt) == 0) {
             img->stat_verified++;
             return VD_OK;
         }
     }
     return VD_ERR_AUTH;
+}
+
+/* ---- batches ------------------------------------------------------------
+ * The parts that change the image (nonce counters, the subkey cache,
+ * statistics) run on the calling thread before and after; the jobs only
+ * read the image id and use their lane's contexts, one lane per job. */
+
+void vd_jobs_do(const vd_image *img, size_t n, void (*fn)(void *arg, size_t i),
+                void *arg)
+{
+    if (img->host.run_jobs && n > 1) {
+        img->host.run_jobs(img->host.ctx, n, fn, arg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        fn(arg, i);
+}
+
+typedef struct crypt_batch {
+    const uint8_t *image_id;
+    vd_crypt_job *jobs;
+    size_t n;
+    unsigned lanes;
+    int seal;
+    int failed[VD_LANES]; /* seal: a lane's call failed */
+} crypt_batch;
+
+static void crypt_lane(void *arg, size_t lane)
+{
+    crypt_batch *b = arg;
+    size_t lo = b->n * lane / b->lanes, hi = b->n * (lane + 1) / b->lanes;
+    uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
+    memcpy(ad, b->image_id, 16);
+    for (size_t k = lo; k < hi; k++) {
+        vd_crypt_job *j = &b->jobs[k];
+        vd_put_le64(ad + 16, j->phys);
+        block_nonce(j->v.counter, nonce);
+        vdc_aead *a = j->sk->aead[lane];
+        if (b->seal) {
+            if (vdc_aead_seal(a, nonce, ad, sizeof ad, j->in, VDF_BLOCK, j->out,
+                              j->v.tag) != 0)
+                b->failed[lane] = 1;
+        } else {
+            j->err = vdc_aead_open(a, nonce, ad, sizeof ad, j->in, VDF_BLOCK,
+                                   j->v.tag, j->out) == 0
+                         ? VD_OK
+                         : VD_ERR_AUTH;
+        }
+    }
+}
+
+/* Lanes for n blocks: enough jobs to keep every thread busy, none so
+ * small that handing it over costs more than it saves. */
+static unsigned lanes_for(const vd_image *img, size_t n)
+{
+    if (!img->host.run_jobs || n < 2 * VD_LANE_MIN)
+        return 1;
+    size_t l = n / VD_LANE_MIN;
+    return l > VD_LANES ? VD_LANES : (unsigned)l;
+}
+
+static void batch_run(vd_image *img, crypt_batch *b)
+{
+    b->image_id = img->hdr.image_id;
+    if (b->lanes == 1)
+        crypt_lane(b, 0);
+    else
+        vd_jobs_do(img, b->lanes, crypt_lane, b);
+}
+
+vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
+{
+    if (n == 0)
+        return VD_OK;
+    /* The whole batch under one subkey: its counters never reach the
+     * limit (R5). */
+    if (img->counter >= VD_COUNTER_LIMIT - n)
+        vd_new_keyid(img);
+    vd_subkey *s = subkey_get(img, img->keyid, 0);
+    if (!s)
+        return VD_ERR_NOMEM;
+    crypt_batch b = {.jobs = jobs, .n = n, .seal = 1};
+    b.lanes = subkey_lanes(img, s, lanes_for(img, n));
+    for (size_t k = 0; k < n; k++) {
+        jobs[k].sk = s;
+        jobs[k].v.keyid = img->keyid;
+        jobs[k].v.counter = img->counter++;
+    }
+    batch_run(img, &b);
+    for (unsigned l = 0; l < b.lanes; l++)
+        if (b.failed[l])
+            return VD_ERR_IO;
+    return VD_OK;
+}
+
+vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
+{
+    if (n == 0)
+        return VD_OK;
+    /* Every subkey the batch names stays in the cache while it runs: with
+     * at most half the slots, the least recently used victim of a later
+     * derivation is never one of them. More keys than that (blocks of many
+     * sessions) go one at a time. */
+    uint64_t ids[VD_SUBKEY_CACHE / 2];
+    unsigned nids = 0;
+    int serial = img->old_master != NULL; /* a rotation: two keys per id */
+    for (size_t k = 0; k < n && !serial; k++) {
+        unsigned i = 0;
+        while (i < nids && ids[i] != jobs[k].v.keyid)
+            i++;
+        if (i == nids) {
+            if (nids == VD_SUBKEY_CACHE / 2)
+                serial = 1;
+            else
+                ids[nids++] = jobs[k].v.keyid;
+        }
+    }
+    if (serial) {
+        for (size_t k = 0; k < n; k++) {
+            vd_err e = vd_block_open(img, jobs[k].phys, jobs[k].in, &jobs[k].v,
+                                     jobs[k].out);
+            if (e != VD_OK && e != VD_ERR_AUTH)
+                return e;
+            jobs[k].err = e;
+        }
+        return VD_OK;
+    }
+    crypt_batch b = {.jobs = jobs, .n = n, .seal = 0};
+    b.lanes = lanes_for(img, n);
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid) {
+            jobs[k].sk = jobs[k - 1].sk;
+            continue;
+        }
+        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, 0);
+        if (!jobs[k].sk)
+            return VD_ERR_NOMEM;
+        unsigned got = subkey_lanes(img, jobs[k].sk, b.lanes);
+        if (got < b.lanes)
+            b.lanes = got;
+    }
+    batch_run(img, &b);
+    for (size_t k = 0; k < n; k++)
+        img->stat_verified += jobs[k].err == VD_OK;
+    return VD_OK;
 }
 
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
@@ -140,11 +323,8 @@ vd_err vd_keys_derive(vd_image *img, const uint8_t key[VD_KEY_BYTES])
 
 void vd_keys_wipe(vd_image *img)
 {
-    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++) {
-        vdc_aead_free(img->subkeys[i].aead);
-        img->subkeys[i].aead = NULL;
-        img->subkeys[i].keyid = 0;
-    }
+    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
+        vd_subkey_clear(&img->subkeys[i]);
     vdc_secure_free(img->master);
     vdc_secure_free(img->sb_key);
     vdc_secure_free(img->old_master);

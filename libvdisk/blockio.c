@@ -242,7 +242,36 @@ vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
             e = vd_io_read(img, src * VDF_BLOCK, img->runbuf + (size_t)i * VDF_BLOCK,
                            VDF_BLOCK);
     }
+    /* Blocks with one written version to match (the usual case) are
+     * opened as one batch, in parallel where the host runs jobs; the rest
+     * (never written, or named by an interrupted sync's journal), and any
+     * that fails, take the one-block path, which also records failures. */
+    vd_crypt_job jobs[VD_RUN_MAX];
+    uint32_t at[VD_RUN_MAX], nj = 0;
+    uint8_t single[VD_RUN_MAX];
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        mt_version cand[2];
+        unsigned n;
+        e = expected_versions(img, 0, lbn + i, cand, &n);
+        single[i] = e == VD_OK && n == 1 && !mt_version_is_none(&cand[0]) &&
+                    !img->nrecov;
+        if (e != VD_OK || !single[i])
+            continue;
+        jobs[nj].phys = vd_phys_of(img, 0, lbn + i);
+        jobs[nj].in = img->runbuf + (size_t)i * VDF_BLOCK;
+        jobs[nj].out = out + (size_t)i * VDF_BLOCK;
+        jobs[nj].v = cand[0];
+        jobs[nj].err = VD_OK;
+        at[nj++] = i;
+    }
+    if (e == VD_OK)
+        e = vd_block_open_batch(img, jobs, nj);
+    for (uint32_t k = 0; e == VD_OK && k < nj; k++)
+        if (jobs[k].err != VD_OK)
+            single[at[k]] = 0;
+    for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        if (single[i])
+            continue;
         mt_version cand[2], matched;
         unsigned n;
         e = expected_versions(img, 0, lbn + i, cand, &n);

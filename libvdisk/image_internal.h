@@ -11,6 +11,11 @@
 #include "vdisk/vdisk.h"
 
 #define VD_SUBKEY_CACHE 8u
+/* A batch of blocks is sealed or opened in at most VD_LANES parallel jobs
+ * (vd_host.run_jobs), each of at least VD_LANE_MIN blocks, each with its
+ * own AEAD context where the implementation needs one per thread. */
+#define VD_LANES 8u
+#define VD_LANE_MIN 8u
 #define VD_RUN_MAX 64u
 /* Nonce counters stay below this per subkey; then a new random subkey id
  * is drawn (R5: no (key, nonce) pair is ever used twice). */
@@ -20,8 +25,20 @@ typedef struct vd_subkey {
     uint64_t keyid; /* 0 = empty slot */
     int gen;        /* 0: under master, 1: under old_master (a rotation) */
     uint64_t last_use;
-    vdc_aead *aead;
+    /* aead[0] always; aead[1..] made for parallel batches when first
+     * needed (the same context again where it is concurrent-safe). */
+    vdc_aead *aead[VD_LANES];
 } vd_subkey;
+
+/* One block of a batch (vd_block_seal_batch, vd_block_open_batch). */
+typedef struct vd_crypt_job {
+    uint64_t phys;
+    const uint8_t *in;  /* plaintext to seal, or ciphertext to open */
+    uint8_t *out;
+    mt_version v;       /* seal: the new version; open: the expected one */
+    vd_err err;         /* open: VD_OK or VD_ERR_AUTH for this block */
+    vd_subkey *sk;      /* private to blockcrypt.c */
+} vd_crypt_job;
 
 /* A metadata block of a commit and where its sealed copy lies in the
  * journal area (docs/FORMAT.md §7). */
@@ -155,6 +172,16 @@ vd_err vd_block_seal(vd_image *img, uint64_t phys, const uint8_t *pt,
  * Returns VD_OK or VD_ERR_AUTH. */
 vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
                      const mt_version *v, uint8_t *pt);
+/* The same for n blocks at once, in parallel through the host's run_jobs
+ * when it has one. Sealing assigns the versions in job order. Opening
+ * sets each job's err (a failed block's out is wiped) and returns VD_OK
+ * unless something other than authentication failed. */
+vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
+vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
+/* Run fn(arg, i) for i in [0, n) through the host's run_jobs, or on this
+ * thread when it has none. */
+void vd_jobs_do(const vd_image *img, size_t n, void (*fn)(void *arg, size_t i),
+                void *arg);
 vd_err vd_keys_derive(vd_image *img, const uint8_t key[VD_KEY_BYTES]);
 /* The anchor inside the trusted side (anchor.c): errno mapping (vdisk.h,
  * vd_anchor), authorization and identity tag, the check at open, the
@@ -170,6 +197,8 @@ vd_err vd_super_write_plain(vd_image *img, uint64_t epoch);
 /* BLAKE2b-256 of the header as superblocks name it (image.c). */
 vd_err vd_header_digest(const vd_header *h, uint8_t out[32]);
 void vd_keys_wipe(vd_image *img);
+/* Free a subkey slot's AEAD contexts (every lane) and empty it. */
+void vd_subkey_clear(vd_subkey *s);
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);
 vd_err vd_super_seal(vd_image *img, uint8_t blk[VDF_BLOCK]);

@@ -130,11 +130,8 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *
     /* The handle is the new key's now: it seals under it and opens blocks
      * under either; the records it writes are RUNNING records. */
     memcpy(img->rk.dig_old, img->header_digest, 32);
-    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++) {
-        vdc_aead_free(img->subkeys[i].aead);
-        img->subkeys[i].aead = NULL;
-        img->subkeys[i].keyid = 0;
-    }
+    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
+        vd_subkey_clear(&img->subkeys[i]);
     vdc_secure_free(img->old_master);
     img->old_master = img->master;
     img->master = nm;
@@ -284,11 +281,8 @@ static vd_err rekey_finish(vd_image *img)
         return e;
     /* Blocks are all under the new key; drop the old one and its subkeys. */
     for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
-        if (img->subkeys[i].gen) {
-            vdc_aead_free(img->subkeys[i].aead);
-            img->subkeys[i].aead = NULL;
-            img->subkeys[i].keyid = 0;
-        }
+        if (img->subkeys[i].gen)
+            vd_subkey_clear(&img->subkeys[i]);
     vdc_secure_free(img->old_master);
     img->old_master = NULL;
     memset(&img->rk, 0, sizeof img->rk);

@@ -167,14 +167,31 @@ static vd_err round_build(vd_image *img, vd_round *r)
     }
     if (!r->ct[0])
         return VD_ERR_NOMEM;
+    /* One batch per level: the leaves, then each level of parents once
+     * their slots hold the children's new versions (in parallel where the
+     * host runs jobs). */
+    size_t jcap = r->n[0] ? r->n[0] : 1;
+    vd_crypt_job *jobs = malloc(jcap * sizeof *jobs);
+    if (!jobs)
+        return VD_ERR_NOMEM;
+    size_t nj = 0;
     for (uint32_t k = 0; k < r->n[0]; k++) {
         vd_change *c = &r->chg[0][k];
         if (c->ent == VC_NONE)
             continue;
-        e = vd_block_seal(img, vd_phys_of(img, 0, c->idx), img->cache.e[c->ent].buf,
-                          r->ct[0] + (size_t)k * VDF_BLOCK, &c->after);
-        if (e != VD_OK)
-            return e;
+        jobs[nj].phys = vd_phys_of(img, 0, c->idx);
+        jobs[nj].in = img->cache.e[c->ent].buf;
+        jobs[nj].out = r->ct[0] + (size_t)k * VDF_BLOCK;
+        nj++;
+    }
+    e = vd_block_seal_batch(img, jobs, nj);
+    nj = 0;
+    for (uint32_t k = 0; e == VD_OK && k < r->n[0]; k++)
+        if (r->chg[0][k].ent != VC_NONE)
+            r->chg[0][k].after = jobs[nj++].v;
+    if (e != VD_OK) {
+        free(jobs);
+        return e;
     }
 
     for (uint32_t l = 0; l < g->height; l++) {
@@ -188,8 +205,10 @@ static vd_err round_build(vd_image *img, vd_round *r)
         }
         r->chg[l + 1] = calloc(np ? np : 1, sizeof(vd_change));
         r->ct[l + 1] = malloc((size_t)(np ? np : 1) * VDF_BLOCK);
-        if (!r->chg[l + 1] || !r->ct[l + 1])
+        if (!r->chg[l + 1] || !r->ct[l + 1]) {
+            free(jobs);
             return VD_ERR_NOMEM;
+        }
         uint32_t pk = 0;
         for (uint32_t k = 0; k < r->n[l];) {
             uint64_t p = mt_parent_idx(g, r->chg[l][k].idx);
@@ -200,6 +219,7 @@ static vd_err round_build(vd_image *img, vd_round *r)
             if (e != VD_OK) {
                 pc->ent = VC_NONE;
                 r->n[l + 1] = pk;
+                free(jobs);
                 return e;
             }
             r->n[l + 1] = pk + 1;
@@ -221,13 +241,20 @@ static vd_err round_build(vd_image *img, vd_round *r)
             }
             pc->have_before = 1;
             pc->before = pe->version; /* what the node holds on disk now */
-            e = vd_block_seal(img, pe->phys, pe->buf,
-                              r->ct[l + 1] + (size_t)pk * VDF_BLOCK, &pc->after);
-            if (e != VD_OK)
-                return e;
+            jobs[pk].phys = pe->phys;
+            jobs[pk].in = pe->buf;
+            jobs[pk].out = r->ct[l + 1] + (size_t)pk * VDF_BLOCK;
             pk++;
         }
+        e = vd_block_seal_batch(img, jobs, pk);
+        if (e != VD_OK) {
+            free(jobs);
+            return e;
+        }
+        for (uint32_t k = 0; k < pk; k++)
+            r->chg[l + 1][k].after = jobs[k].v;
     }
+    free(jobs);
     /* The root's own journal entry; its parent is the superblock. */
     vd_change *root = &r->chg[g->height][0];
     vd_jentry *je = &r->j[r->nj++];

@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -1551,6 +1553,164 @@ static void test_fault_over_file(void **state)
     vd_host_file_close(fh);
 }
 
+/* ---- vd_jobs: the pool behind vd_host.run_jobs ----------------------------- */
+
+#define JOBS_N 1000u
+
+typedef struct jobs_count {
+    pthread_mutex_t mu;
+    unsigned seen[JOBS_N];
+} jobs_count;
+
+static void jobs_mark(void *arg, size_t i)
+{
+    jobs_count *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->seen[i]++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void jobs_expect_once(jobs_count *c, size_t n)
+{
+    for (size_t i = 0; i < JOBS_N; i++)
+        assert_int_equal(c->seen[i], i < n ? 1u : 0u);
+    memset(c->seen, 0, sizeof c->seen);
+}
+
+/* Every index runs exactly once, whatever the pool's size, and the calls
+ * return only when all have run (the counts are read right after). */
+static void test_jobs_every_index_once(void **state)
+{
+    (void)state;
+    jobs_count c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(pthread_mutex_init(&c.mu, NULL), 0);
+    const unsigned sizes[] = {0, 1, 2, 4};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        vd_jobs *j = NULL;
+        assert_int_equal(vd_jobs_new(sizes[s], &j), VD_OK);
+        const size_t ns[] = {0, 1, 2, 3, 17, JOBS_N};
+        for (int rep = 0; rep < 3; rep++)
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+                vd_jobs_run(j, ns[k], jobs_mark, &c);
+                jobs_expect_once(&c, ns[k]);
+            }
+        vd_jobs_free(j);
+    }
+    vd_jobs_run(NULL, 5, jobs_mark, &c); /* no pool: on this thread */
+    jobs_expect_once(&c, 5);
+    vd_jobs_free(NULL);
+    assert_int_equal(vd_jobs_new(2, NULL), VD_ERR_INVAL);
+    pthread_mutex_destroy(&c.mu);
+}
+
+/* Two jobs that each wait for the other to have started can only finish
+ * on two threads at once: the pool really runs jobs in parallel. The wait
+ * is bounded so a serial pool fails instead of hanging. */
+typedef struct jobs_meet {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned started;
+    int met[2];
+} jobs_meet;
+
+static void jobs_meet_fn(void *arg, size_t i)
+{
+    jobs_meet *m = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&m->mu);
+    m->started++;
+    pthread_cond_broadcast(&m->cv);
+    int rc = 0;
+    while (m->started < 2 && rc == 0)
+        rc = pthread_cond_timedwait(&m->cv, &m->mu, &until);
+    m->met[i] = m->started >= 2;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void test_jobs_run_in_parallel(void **state)
+{
+    (void)state;
+    vd_jobs *j = NULL;
+    assert_int_equal(vd_jobs_new(2, &j), VD_OK);
+    for (int rep = 0; rep < 3; rep++) {
+        jobs_meet m;
+        memset(&m, 0, sizeof m);
+        assert_int_equal(pthread_mutex_init(&m.mu, NULL), 0);
+        assert_int_equal(pthread_cond_init(&m.cv, NULL), 0);
+        vd_jobs_run(j, 2, jobs_meet_fn, &m);
+        assert_true(m.met[0] && m.met[1]);
+        pthread_cond_destroy(&m.cv);
+        pthread_mutex_destroy(&m.mu);
+    }
+    vd_jobs_free(j);
+}
+
+/* Several threads running batches on one pool at once (the core may run
+ * jobs from several callers): each batch completes, exactly once. */
+typedef struct jobs_caller {
+    vd_jobs *j;
+    jobs_count c;
+    int ok;
+} jobs_caller;
+
+static void *jobs_caller_main(void *p)
+{
+    jobs_caller *k = p;
+    k->ok = 1;
+    for (int rep = 0; rep < 50 && k->ok; rep++) {
+        vd_jobs_run(k->j, JOBS_N, jobs_mark, &k->c);
+        for (size_t i = 0; i < JOBS_N; i++) {
+            k->ok &= k->c.seen[i] == 1u;
+            k->c.seen[i] = 0;
+        }
+    }
+    return NULL;
+}
+
+static void test_jobs_concurrent_callers(void **state)
+{
+    (void)state;
+    vd_jobs *j = NULL;
+    assert_int_equal(vd_jobs_new(3, &j), VD_OK);
+    jobs_caller k[3];
+    pthread_t th[3];
+    memset(k, 0, sizeof k);
+    for (int t = 0; t < 3; t++) {
+        k[t].j = j;
+        assert_int_equal(pthread_mutex_init(&k[t].c.mu, NULL), 0);
+        assert_int_equal(pthread_create(&th[t], NULL, jobs_caller_main, &k[t]), 0);
+    }
+    for (int t = 0; t < 3; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_true(k[t].ok);
+        pthread_mutex_destroy(&k[t].c.mu);
+    }
+    vd_jobs_free(j);
+}
+
+/* The bundled hosts offer run_jobs, and it runs every job. */
+static void test_jobs_bundled_hosts(void **state)
+{
+    tmpdir *t = *state;
+    vd_host *fh = file_open_ok(t->path, VD_HOST_CREATE), *mh = NULL;
+    assert_int_equal(vd_host_mem_new(&mh), VD_OK);
+    jobs_count c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(pthread_mutex_init(&c.mu, NULL), 0);
+    vd_host *hs[2] = {fh, mh};
+    for (int h = 0; h < 2; h++) {
+        assert_non_null(hs[h]->run_jobs);
+        hs[h]->run_jobs(hs[h]->ctx, JOBS_N, jobs_mark, &c);
+        jobs_expect_once(&c, JOBS_N);
+    }
+    pthread_mutex_destroy(&c.mu);
+    vd_host_mem_free(mh);
+    vd_host_file_close(fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1568,6 +1728,11 @@ int main(void)
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_file_no_fd_leak_cloexec,
                                         tmp_setup, tmp_teardown),
+        cmocka_unit_test(test_jobs_every_index_once),
+        cmocka_unit_test(test_jobs_run_in_parallel),
+        cmocka_unit_test(test_jobs_concurrent_callers),
+        cmocka_unit_test_setup_teardown(test_jobs_bundled_hosts, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test(test_mem_basic),
         cmocka_unit_test(test_mem_args),
         cmocka_unit_test(test_mem_clock),

@@ -28,6 +28,11 @@ int vdc_aead_available(vdc_aead_alg alg)
     return 0;
 }
 
+int vdc_aead_concurrent(vdc_aead_alg alg)
+{
+    return alg == VDC_AES256GCM_SODIUM || alg == VDC_XCHACHA20POLY1305;
+}
+
 const char *vdc_aead_name(vdc_aead_alg alg)
 {
     /* The two AES-256-GCM names match vd_stats.aead_impl_name. */

@@ -34,6 +34,10 @@ typedef struct vdc_aead vdc_aead; /* key schedule; wiped on free */
  * AES-NI + PCLMUL.) */
 int vdc_aead_available(vdc_aead_alg alg);
 const char *vdc_aead_name(vdc_aead_alg alg);
+/* 1 when one context of alg may seal and open from several threads at
+ * once (libsodium's: read-only after creation); 0 for OpenSSL's, whose
+ * EVP context carries per-call state. */
+int vdc_aead_concurrent(vdc_aead_alg alg);
 
 /* New context keyed with key (32 bytes). Returns NULL on failure. */
 vdc_aead *vdc_aead_new(vdc_aead_alg alg, const uint8_t key[VDC_KEY_BYTES]);

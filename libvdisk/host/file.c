@@ -25,6 +25,7 @@ typedef struct file_host {
     vd_host host;
     int fd;
     int read_only;
+    vd_jobs *jobs; /* run_jobs; NULL if it could not be made */
 } file_host;
 
 /* Largest offset pread/pwrite accept (off_t is 64-bit with _GNU_SOURCE on
@@ -191,6 +192,12 @@ static int file_now(void *ctx, int64_t *ns)
     return 0;
 }
 
+static void file_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                          void *arg)
+{
+    vd_jobs_run(((file_host *)ctx)->jobs, n, fn, arg);
+}
+
 static void set_errno_out(int *sys_errno, int value)
 {
     if (sys_errno != NULL)
@@ -284,6 +291,8 @@ vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
     fh->host.truncate = file_truncate;
     fh->host.now = file_now;
     fh->host.mem_advise = vdh_mem_advise;
+    if (vd_jobs_new(0, &fh->jobs) == VD_OK)
+        fh->host.run_jobs = file_run_jobs;
     *out = &fh->host;
     return VD_OK;
 }
@@ -302,5 +311,6 @@ void vd_host_file_close(vd_host *host)
      * durability is the business of flush. */
     (void)close(fh->fd);
     fh->fd = -1;
+    vd_jobs_free(fh->jobs);
     free(fh);
 }

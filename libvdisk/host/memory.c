@@ -27,6 +27,7 @@ typedef struct mem_host {
     uint64_t size; /* bytes in use */
     uint64_t cap;  /* bytes allocated; [size, cap) is not kept zeroed */
     int64_t clock_ns;
+    vd_jobs *jobs; /* run_jobs; NULL if it could not be made */
 } mem_host;
 
 /* Make room for at least need bytes. Returns 0 or -ENOMEM / -EFBIG. */
@@ -205,6 +206,12 @@ static int mem_now(void *ctx, int64_t *ns)
     return 0;
 }
 
+static void mem_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                         void *arg)
+{
+    vd_jobs_run(((mem_host *)ctx)->jobs, n, fn, arg);
+}
+
 /* The mem_host behind a host made here, or NULL. */
 static mem_host *mem_of(vd_host *host)
 {
@@ -239,6 +246,8 @@ vd_err vd_host_mem_new(vd_host **out)
     m->host.truncate = mem_truncate;
     m->host.now = mem_now;
     m->host.mem_advise = vdh_mem_advise;
+    if (vd_jobs_new(0, &m->jobs) == VD_OK)
+        m->host.run_jobs = mem_run_jobs;
     *out = &m->host;
     return VD_OK;
 }
@@ -250,6 +259,7 @@ void vd_host_mem_free(vd_host *host)
     if (m == NULL)
         return;
     (void)pthread_mutex_destroy(&m->lock);
+    vd_jobs_free(m->jobs);
     free(m->data);
     free(m);
 }

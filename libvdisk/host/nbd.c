@@ -87,6 +87,7 @@ typedef struct nbd_host {
     int ra_valid;      /* no write since: the bytes may be used */
     uint64_t next_off; /* where a sequential reader reads next */
     char last_error[NBDH_ERRLEN];
+    vd_jobs *jobs; /* run_jobs; NULL if it could not be made */
 } nbd_host;
 
 /* One write in flight: its own copy of the bytes. */
@@ -557,6 +558,12 @@ static void set_errno_out(int *sys_errno, int value)
         *sys_errno = value;
 }
 
+static void nbdh_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                          void *arg)
+{
+    vd_jobs_run(((nbd_host *)ctx)->jobs, n, fn, arg);
+}
+
 static vd_err open_fail(nbd_host *nh, vd_err e, int *sys_errno, int err)
 {
     set_errno_out(sys_errno, err);
@@ -658,6 +665,8 @@ vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errn
     nh->host.truncate = nbdh_truncate;
     nh->host.now = nbdh_now;
     nh->host.mem_advise = vdh_mem_advise;
+    if (vd_jobs_new(0, &nh->jobs) == VD_OK)
+        nh->host.run_jobs = nbdh_run_jobs;
     *out = &nh->host;
     return VD_OK;
 }
@@ -677,6 +686,7 @@ void vd_host_nbd_close(vd_host *host)
         nbd_close(nh->nbd);
     }
     (void)pthread_mutex_destroy(&nh->lock);
+    vd_jobs_free(nh->jobs);
     free(nh->ra_buf); /* after nbd_close: no request points into it */
     free(nh);
 }

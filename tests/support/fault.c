@@ -329,6 +329,14 @@ static int fault_now(void *ctx, int64_t *ns)
 
 /* ---- Lifetime and counters ------------------------------------------------ */
 
+/* The inner host's jobs: a fault host injects faults into I/O only. */
+static void fault_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                           void *arg)
+{
+    vd_fault *f = ctx;
+    f->inner.run_jobs(f->inner.ctx, n, fn, arg);
+}
+
 vd_fault *vd_fault_new(const vd_host *inner)
 {
     vd_fault *f;
@@ -350,6 +358,7 @@ vd_fault *vd_fault_new(const vd_host *inner)
     f->host.size = fault_size;
     f->host.truncate = fault_truncate;
     f->host.now = fault_now;
+    f->host.run_jobs = inner->run_jobs ? fault_run_jobs : NULL;
     return f;
 }
 

@@ -37,6 +37,7 @@ struct vd_rec {
     size_t nflush;
     uint64_t bytes;
     int64_t clock_ns;
+    vd_jobs *jobs; /* run_jobs: the core's parallel paths run here too */
     /* Cache for crash images: the initial image with ops [0, cache_upto)
      * applied. Valid when cache_valid; dropped by reset. */
     rbuf cache;
@@ -318,6 +319,12 @@ static int rec_now(void *ctx, int64_t *ns)
 
 /* ---- Lifetime ------------------------------------------------------------- */
 
+static void rec_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                         void *arg)
+{
+    vd_jobs_run(((vd_rec *)ctx)->jobs, n, fn, arg);
+}
+
 vd_rec *vd_rec_new(const uint8_t *initial, uint64_t size)
 {
     vd_rec *rec;
@@ -347,6 +354,8 @@ vd_rec *vd_rec_new(const uint8_t *initial, uint64_t size)
     rec->host.size = rec_size;
     rec->host.truncate = rec_truncate;
     rec->host.now = rec_now;
+    if (vd_jobs_new(0, &rec->jobs) == VD_OK)
+        rec->host.run_jobs = rec_run_jobs;
     return rec;
 }
 
@@ -360,6 +369,7 @@ void vd_rec_free(vd_rec *rec)
     rbuf_free(&rec->live);
     rbuf_free(&rec->cache);
     (void)pthread_mutex_destroy(&rec->lock);
+    vd_jobs_free(rec->jobs);
     free(rec);
 }
 
@@ -665,6 +675,7 @@ typedef struct rec_view {
     uint8_t **blks;   /* NULL = empty slot */
     size_t cap, n;
     int64_t clock_ns;
+    vd_jobs *jobs;
 } rec_view;
 
 static size_t view_slot(const rec_view *v, uint64_t blk)
@@ -893,6 +904,12 @@ static int view_now(void *ctx, int64_t *ns)
     return 0;
 }
 
+static void view_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                          void *arg)
+{
+    vd_jobs_run(((rec_view *)ctx)->jobs, n, fn, arg);
+}
+
 void vd_rec_view_free(vd_host *view)
 {
     rec_view *v = (rec_view *)view;
@@ -904,6 +921,7 @@ void vd_rec_view_free(vd_host *view)
     free(v->keys);
     free(v->blks);
     (void)pthread_mutex_destroy(&v->lock);
+    vd_jobs_free(v->jobs);
     free(v);
 }
 
@@ -967,6 +985,8 @@ vd_err vd_rec_crash_view(vd_rec *rec, size_t n_ops_prefix,
     v->host.size = view_size;
     v->host.truncate = view_truncate;
     v->host.now = view_now;
+    if (vd_jobs_new(0, &v->jobs) == VD_OK)
+        v->host.run_jobs = view_run_jobs;
     *out = &v->host;
     return VD_OK;
 }

@@ -82,6 +82,20 @@ uint8_t *vd_host_mem_data(vd_host *host, uint64_t *size);
 /* Replace the contents (copy). */
 vd_err vd_host_mem_set(vd_host *host, const uint8_t *data, uint64_t size);
 
+/* ---- A pool for vd_host.run_jobs --------------------------------------------
+ * The bundled hosts (file, memory, NBD) each own one; a host written
+ * elsewhere (a test's recording host, a wrapper) can use it too. threads:
+ * how many threads run jobs, the caller of vd_jobs_run included; 0 means
+ * one per online CPU (at most 8). The workers start at the first run that
+ * has more than one job, so a host that never seals a batch costs no
+ * thread. The caller always takes jobs itself: if a worker cannot be
+ * started, or another run is under way, the jobs still all run.
+ * vd_jobs_run has the shape of vd_host.run_jobs with the pool as ctx. */
+typedef struct vd_jobs vd_jobs;
+vd_err vd_jobs_new(unsigned threads, vd_jobs **out);
+void vd_jobs_free(vd_jobs *jobs);
+void vd_jobs_run(void *jobs, size_t n, void (*fn)(void *arg, size_t i), void *arg);
+
 /* ---- Key files (R6) ------------------------------------------------------
  * A key file holds exactly 32 random bytes (a KEYFILE slot's secret, see
  * keys.h). vd_keyfile_create writes a new one with O_CREAT|O_EXCL, mode

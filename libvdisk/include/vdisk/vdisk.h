@@ -102,6 +102,17 @@ typedef struct vd_host {
      * The core makes no memory-mapping calls itself (an enclave host leaves
      * this NULL). */
     void (*mem_advise)(void *ctx, void *addr, size_t len);
+    /* Optional (may be NULL): run fn(arg, i) for every i in [0, n), on as
+     * many threads as the host likes, and return once every one has
+     * returned. The core hands it independent pure computation (sealing
+     * and opening a batch of blocks): the jobs make no host calls and
+     * touch nothing another job touches. NULL runs them one after another
+     * on the calling thread: a host that cannot create threads (an enclave
+     * shield) leaves it NULL, and the core itself never creates one. The
+     * bundled hosts run them on a small persistent pool (vd_jobs_new in
+     * host.h). It may be called from several threads at once. */
+    void (*run_jobs)(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                     void *arg);
 } vd_host;
 
 /* ---- Freshness anchor (R4, R7) --------------------------------------------

@@ -1,0 +1,449 @@
+/* The parallel paths of the block device (issue 16): batches of blocks
+ * sealed at commit and opened on large reads through vd_host.run_jobs.
+ *  - the core hands batches to run_jobs, and what it writes that way reads
+ *    back the same with and without a run_jobs (both directions);
+ *  - a tampered block inside a batch read still fails, and is the one
+ *    vd_image_last_failure names;
+ *  - several threads write and read one image while another syncs it, with
+ *    a cache small enough that implicit commits run all the time: every
+ *    read returns a version some writer wrote to that block, never one
+ *    older than what the reader's own region held, and everything matches
+ *    the writers' models after joining and after a reopen.
+ * Run under ThreadSanitizer by scripts/test.sh. Seeds are printed;
+ * VD_PARALLEL_SEED=<n> reruns. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "image_format.h"
+#include "testkit.h"
+#include "vdisk/host.h"
+#include "vdisk/vdisk.h"
+
+#define OK(x) VT_EXPECT_ERR((x), VD_OK, "%s", #x)
+
+static const uint8_t KEY[VD_KEY_BYTES] = "parallel-test-key-0123456789abc";
+
+/* A memory host whose run_jobs counts the batches handed to it. */
+typedef struct counting {
+    vd_host host;
+    vd_host *inner;
+    pthread_mutex_t mu;
+    unsigned calls;
+    size_t most;
+} counting;
+
+static int c_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
+{
+    counting *c = ctx;
+    return c->inner->read_at(c->inner->ctx, off, buf, len, done);
+}
+static int c_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
+{
+    counting *c = ctx;
+    return c->inner->write_at(c->inner->ctx, off, buf, len, done);
+}
+static int c_flush(void *ctx)
+{
+    counting *c = ctx;
+    return c->inner->flush(c->inner->ctx);
+}
+static int c_size(void *ctx, uint64_t *size)
+{
+    counting *c = ctx;
+    return c->inner->size(c->inner->ctx, size);
+}
+static int c_truncate(void *ctx, uint64_t size)
+{
+    counting *c = ctx;
+    return c->inner->truncate(c->inner->ctx, size);
+}
+static int c_now(void *ctx, int64_t *ns)
+{
+    counting *c = ctx;
+    return c->inner->now(c->inner->ctx, ns);
+}
+static void c_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i), void *arg)
+{
+    counting *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    if (n > c->most)
+        c->most = n;
+    pthread_mutex_unlock(&c->mu);
+    c->inner->run_jobs(c->inner->ctx, n, fn, arg);
+}
+
+static void counting_init(counting *c, vd_host *inner, int jobs)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(pthread_mutex_init(&c->mu, NULL), 0);
+    c->inner = inner;
+    c->host.ctx = c;
+    c->host.read_at = c_read;
+    c->host.write_at = c_write;
+    c->host.flush = c_flush;
+    c->host.size = c_size;
+    c->host.truncate = c_truncate;
+    c->host.now = c_now;
+    c->host.run_jobs = jobs ? c_run_jobs : NULL;
+}
+
+static unsigned counting_take(counting *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned n = c->calls;
+    c->calls = 0;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+#define NBLK 2048u
+#define RUN 512u
+
+static uint8_t *blocks_fill(uint64_t first, uint32_t count, uint32_t id)
+{
+    uint8_t *b = malloc((size_t)count * VD_BLOCK_SIZE);
+    assert_non_null(b);
+    for (uint32_t i = 0; i < count; i++)
+        vt_block_fill(b + (size_t)i * VD_BLOCK_SIZE, first + i, id);
+    return b;
+}
+
+/* What the parallel path writes, the serial one reads, and back. */
+static void test_batches_go_to_run_jobs_and_read_back_alike(void **state)
+{
+    (void)state;
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    assert_non_null(mem->run_jobs);
+    counting par, ser;
+    counting_init(&par, mem, 1);
+    counting_init(&ser, mem, 0);
+    vd_create_opts co = {.nblocks = NBLK};
+    vd_image *img = NULL;
+    OK(vd_image_create(&par.host, KEY, &co, NULL, &img));
+    uint8_t *a = blocks_fill(0, RUN, 1), *b = blocks_fill(RUN, RUN, 2);
+    uint8_t *got = malloc((size_t)RUN * VD_BLOCK_SIZE);
+    assert_non_null(got);
+    OK(vd_image_write(img, 0, RUN, a));
+    (void)counting_take(&par);
+    OK(vd_image_sync(img));
+    assert_true(counting_take(&par) > 0); /* the commit sealed in parallel */
+    assert_true(par.most >= 2);
+    OK(vd_image_close(img));
+
+    /* Written in parallel, read serially, then written serially. */
+    OK(vd_image_open(&ser.host, KEY, NULL, &img));
+    OK(vd_image_read(img, 0, RUN, got));
+    assert_memory_equal(got, a, (size_t)RUN * VD_BLOCK_SIZE);
+    OK(vd_image_write(img, RUN, RUN, b));
+    OK(vd_image_close(img));
+
+    /* Read in parallel: one large read opens its runs as batches. */
+    OK(vd_image_open(&par.host, KEY, NULL, &img));
+    (void)counting_take(&par);
+    OK(vd_image_read(img, RUN, RUN, got));
+    assert_true(counting_take(&par) > 0);
+    assert_memory_equal(got, b, (size_t)RUN * VD_BLOCK_SIZE);
+    OK(vd_image_read(img, 0, RUN, got));
+    assert_memory_equal(got, a, (size_t)RUN * VD_BLOCK_SIZE);
+    vd_image_info info;
+    OK(vd_image_info_get(img, &info));
+    assert_true(info.blocks_verified >= 2 * RUN); /* batches count too */
+    OK(vd_image_close(img));
+    free(a);
+    free(b);
+    free(got);
+    pthread_mutex_destroy(&par.mu);
+    pthread_mutex_destroy(&ser.mu);
+    vd_host_mem_free(mem);
+}
+
+/* A changed block inside a batch read fails the read, and the failure
+ * names that block; its neighbours in other reads still verify. */
+static void test_batch_read_catches_one_changed_block(void **state)
+{
+    (void)state;
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    vd_create_opts co = {.nblocks = NBLK};
+    vd_image *img = NULL;
+    OK(vd_image_create(mem, KEY, &co, NULL, &img));
+    uint8_t *a = blocks_fill(0, 256, 7);
+    OK(vd_image_write(img, 0, 256, a));
+    OK(vd_image_close(img));
+
+    uint64_t size = 0;
+    uint8_t *bytes = vd_host_mem_data(mem, &size);
+    vd_header h;
+    assert_int_equal(vd_header_decode(&h, bytes), 0);
+    bytes[(h.data_start + 100) * VDF_BLOCK + 1234] ^= 0x10;
+
+    OK(vd_image_open(mem, KEY, NULL, &img));
+    uint8_t *got = malloc((size_t)64 * VD_BLOCK_SIZE);
+    assert_non_null(got);
+    VT_EXPECT_ERR(vd_image_read(img, 64, 64, got), VD_ERR_AUTH, "batch over lbn 100");
+    for (size_t i = 0; i < (size_t)64 * VD_BLOCK_SIZE; i++)
+        assert_int_equal(got[i], 0); /* nothing of a failed read is kept */
+    vd_bad_range bad;
+    OK(vd_image_last_failure(img, &bad));
+    assert_int_equal(bad.level, 0);
+    assert_int_equal(bad.first_lbn, 100);
+    OK(vd_image_read(img, 0, 64, got));
+    assert_memory_equal(got, a, (size_t)64 * VD_BLOCK_SIZE);
+    OK(vd_image_read(img, 128, 64, got));
+    assert_memory_equal(got, a + (size_t)128 * VD_BLOCK_SIZE, (size_t)64 * VD_BLOCK_SIZE);
+    OK(vd_image_close(img));
+    free(a);
+    free(got);
+    vd_host_mem_free(mem);
+}
+
+/* ---- threads writing, reading and syncing one image ---------------------- */
+
+#define NWRITERS 2u
+#define NREADERS 2u
+#define REGION 768u   /* blocks per writer */
+#define STABLE 512u   /* blocks written once before the threads start */
+#define WOPS 150u
+#define MAXRUN 96u
+
+typedef struct shared {
+    vd_image *img;
+    pthread_mutex_t mu;
+    unsigned writers_left;
+    char err[256];
+} shared;
+
+typedef struct wstate {
+    shared *sh;
+    unsigned id;
+    uint64_t seed;
+    uint32_t gen[REGION]; /* the id each block of the region holds */
+} wstate;
+
+static void fail_once(shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_once(shared *sh, const char *fmt, ...)
+{
+    pthread_mutex_lock(&sh->mu);
+    if (!sh->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(sh->err, sizeof sh->err, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static int writers_running(shared *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    int n = sh->writers_left > 0 && !sh->err[0];
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
+static uint64_t region_start(unsigned id)
+{
+    return STABLE + (uint64_t)id * REGION;
+}
+
+static void *writer_main(void *p)
+{
+    wstate *w = p;
+    uint64_t rng = w->seed;
+    uint8_t *buf = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
+    uint8_t *chk = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
+    for (unsigned op = 0; buf && chk && op < WOPS && !w->sh->err[0]; op++) {
+        uint32_t len = 1 + (uint32_t)(vt_rand(&rng) % MAXRUN);
+        uint32_t at = (uint32_t)(vt_rand(&rng) % (REGION - len + 1));
+        uint64_t lbn = region_start(w->id) + at;
+        if (vt_rand(&rng) % 4 == 0) {
+            /* Read back its own region: exactly what it last wrote. */
+            vd_err e = vd_image_read(w->sh->img, lbn, len, chk);
+            if (e != VD_OK) {
+                fail_once(w->sh, "writer %u: read %" PRIu64 "+%u: %s", w->id, lbn, len,
+                          vd_strerror(e));
+                break;
+            }
+            for (uint32_t i = 0; i < len; i++)
+                if (vt_block_identify(chk + (size_t)i * VD_BLOCK_SIZE, lbn + i) !=
+                    (int64_t)w->gen[at + i]) {
+                    fail_once(w->sh, "writer %u: lbn %" PRIu64 " is not version %u", w->id,
+                              lbn + i, w->gen[at + i]);
+                    break;
+                }
+            continue;
+        }
+        uint32_t id = 1000u * (w->id + 1) + op + 1;
+        for (uint32_t i = 0; i < len; i++)
+            vt_block_fill(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i, id);
+        vd_err e = vd_image_write(w->sh->img, lbn, len, buf);
+        if (e != VD_OK) {
+            fail_once(w->sh, "writer %u: write %" PRIu64 "+%u: %s", w->id, lbn, len,
+                      vd_strerror(e));
+            break;
+        }
+        for (uint32_t i = 0; i < len; i++)
+            w->gen[at + i] = id;
+    }
+    free(buf);
+    free(chk);
+    pthread_mutex_lock(&w->sh->mu);
+    w->sh->writers_left--;
+    pthread_mutex_unlock(&w->sh->mu);
+    return NULL;
+}
+
+typedef struct rstate {
+    shared *sh;
+    uint64_t seed;
+    unsigned reads;
+} rstate;
+
+/* Large reads anywhere: the stable part holds exactly its one version;
+ * a writer's region holds, block by block, some version of that block
+ * (never bytes of another block or a mix). */
+static void *reader_main(void *p)
+{
+    rstate *r = p;
+    uint64_t rng = r->seed;
+    const uint64_t total = STABLE + (uint64_t)NWRITERS * REGION;
+    uint8_t *buf = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
+    while (buf && writers_running(r->sh)) {
+        uint32_t len = 1 + (uint32_t)(vt_rand(&rng) % MAXRUN);
+        uint64_t lbn = vt_rand(&rng) % (total - len + 1);
+        vd_err e = vd_image_read(r->sh->img, lbn, len, buf);
+        if (e != VD_OK) {
+            fail_once(r->sh, "reader: read %" PRIu64 "+%u: %s", lbn, len, vd_strerror(e));
+            break;
+        }
+        for (uint32_t i = 0; i < len; i++) {
+            int64_t id = vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i);
+            int ok = lbn + i < STABLE ? id == 1 : id >= 0;
+            if (!ok) {
+                fail_once(r->sh, "reader: lbn %" PRIu64 " holds no version of it (%" PRId64 ")",
+                          lbn + i, id);
+                break;
+            }
+        }
+        r->reads++;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *syncer_main(void *p)
+{
+    shared *sh = p;
+    unsigned n = 0;
+    while (writers_running(sh)) {
+        vd_err e = vd_image_sync(sh->img);
+        if (e != VD_OK) {
+            fail_once(sh, "sync %u: %s", n, vd_strerror(e));
+            break;
+        }
+        n++;
+    }
+    return NULL;
+}
+
+static void check_models(vd_image *img, const wstate *ws, const char *when)
+{
+    uint8_t *buf = malloc((size_t)REGION * VD_BLOCK_SIZE);
+    assert_non_null(buf);
+    OK(vd_image_read(img, 0, STABLE, buf));
+    for (uint32_t i = 0; i < STABLE; i++)
+        if (vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, i) != 1)
+            fail_msg("%s: stable lbn %u changed", when, i);
+    for (unsigned w = 0; w < NWRITERS; w++) {
+        OK(vd_image_read(img, region_start(w), REGION, buf));
+        for (uint32_t i = 0; i < REGION; i++)
+            if (vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, region_start(w) + i) !=
+                (int64_t)ws[w].gen[i])
+                fail_msg("%s: writer %u lbn %" PRIu64 " is not version %u", when, w,
+                         region_start(w) + i, ws[w].gen[i]);
+    }
+    free(buf);
+}
+
+static void test_reads_and_writes_during_syncs(void **state)
+{
+    (void)state;
+    uint64_t seed = (uint64_t)time(NULL);
+    const char *env = getenv("VD_PARALLEL_SEED");
+    if (env)
+        seed = strtoull(env, NULL, 10);
+    printf("test_parallel: seed %" PRIu64 " (VD_PARALLEL_SEED=%" PRIu64 " reruns)\n", seed,
+           seed);
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    vd_create_opts co = {.nblocks = STABLE + NWRITERS * REGION + 64, .fanout = 16};
+    /* 256 entries: a commit every 128 dirty blocks, nodes evicted often. */
+    vd_open_opts oo = {.cache_bytes = (size_t)1 << 20};
+    shared sh;
+    memset(&sh, 0, sizeof sh);
+    assert_int_equal(pthread_mutex_init(&sh.mu, NULL), 0);
+    OK(vd_image_create(mem, KEY, &co, &oo, &sh.img));
+    uint8_t *stable = blocks_fill(0, STABLE, 1);
+    OK(vd_image_write(sh.img, 0, STABLE, stable));
+    free(stable);
+    OK(vd_image_sync(sh.img));
+
+    wstate ws[NWRITERS];
+    rstate rs[NREADERS];
+    pthread_t wt[NWRITERS], rt[NREADERS], st;
+    memset(ws, 0, sizeof ws);
+    memset(rs, 0, sizeof rs);
+    sh.writers_left = NWRITERS;
+    for (unsigned i = 0; i < NWRITERS; i++) {
+        ws[i].sh = &sh;
+        ws[i].id = i;
+        ws[i].seed = seed * 7 + i + 1;
+        assert_int_equal(pthread_create(&wt[i], NULL, writer_main, &ws[i]), 0);
+    }
+    for (unsigned i = 0; i < NREADERS; i++) {
+        rs[i].sh = &sh;
+        rs[i].seed = seed * 13 + i + 1;
+        assert_int_equal(pthread_create(&rt[i], NULL, reader_main, &rs[i]), 0);
+    }
+    assert_int_equal(pthread_create(&st, NULL, syncer_main, &sh), 0);
+    for (unsigned i = 0; i < NWRITERS; i++)
+        assert_int_equal(pthread_join(wt[i], NULL), 0);
+    for (unsigned i = 0; i < NREADERS; i++)
+        assert_int_equal(pthread_join(rt[i], NULL), 0);
+    assert_int_equal(pthread_join(st, NULL), 0);
+    if (sh.err[0])
+        fail_msg("seed %" PRIu64 ": %s", seed, sh.err);
+    vd_image_info info;
+    OK(vd_image_info_get(sh.img, &info));
+    printf("test_parallel: %" PRIu64 " commits, %u + %u large reads\n", info.syncs,
+           rs[0].reads, rs[1].reads);
+    check_models(sh.img, ws, "after join");
+    OK(vd_image_close(sh.img));
+    OK(vd_image_open(mem, KEY, &oo, &sh.img));
+    check_models(sh.img, ws, "after reopen");
+    OK(vd_image_close(sh.img));
+    pthread_mutex_destroy(&sh.mu);
+    vd_host_mem_free(mem);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batches_go_to_run_jobs_and_read_back_alike),
+        cmocka_unit_test(test_batch_read_catches_one_changed_block),
+        cmocka_unit_test(test_reads_and_writes_during_syncs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
