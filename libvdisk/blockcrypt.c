@@ -203,7 +203,7 @@ static void crypt_lane(void *arg, size_t lane)
  * small that handing it over costs more than it saves. */
 static unsigned lanes_for(const vd_image *img, size_t n)
 {
-    if (!img->host.run_jobs || n < 2 * VD_LANE_MIN)
+    if (!img->host.run_jobs || n < VD_BATCH_MIN)
         return 1;
     size_t l = n / VD_LANE_MIN;
     return l > VD_LANES ? VD_LANES : (unsigned)l;

@@ -13,9 +13,13 @@
 #define VD_SUBKEY_CACHE 8u
 /* A batch of blocks is sealed or opened in at most VD_LANES parallel jobs
  * (vd_host.run_jobs), each of at least VD_LANE_MIN blocks, each with its
- * own AEAD context where the implementation needs one per thread. */
+ * own AEAD context where the implementation needs one per thread. Batches
+ * under VD_BATCH_MIN blocks stay on the calling thread: handing them over
+ * costs more than it saves, and a busy machine may not schedule a worker
+ * that took a lane for milliseconds (a small sync, fsync after fsync). */
 #define VD_LANES 8u
-#define VD_LANE_MIN 8u
+#define VD_LANE_MIN 16u
+#define VD_BATCH_MIN 64u
 #define VD_RUN_MAX 64u
 /* Nonce counters stay below this per subkey; then a new random subkey id
  * is drawn (R5: no (key, nonce) pair is ever used twice). */
