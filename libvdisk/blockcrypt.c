@@ -173,12 +173,14 @@ typedef struct crypt_batch {
     unsigned lanes;
     int seal;
     int failed[VD_LANES]; /* seal: a lane's call failed */
+    int ran[VD_LANES];    /* the lane ran (checked: see batch_run) */
 } crypt_batch;
 
 static void crypt_lane(void *arg, size_t lane)
 {
     crypt_batch *b = arg;
     size_t lo = b->n * lane / b->lanes, hi = b->n * (lane + 1) / b->lanes;
+    b->ran[lane] = 1;
     uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
     memcpy(ad, b->image_id, 16);
     for (size_t k = lo; k < hi; k++) {
@@ -216,6 +218,11 @@ static void batch_run(vd_image *img, crypt_batch *b)
         crypt_lane(b, 0);
     else
         vd_jobs_do(img, b->lanes, crypt_lane, b);
+    /* A run_jobs that skipped a lane must not leave a block unsealed or
+     * unverified behind: run what did not run here. */
+    for (unsigned l = 0; l < b->lanes; l++)
+        if (!b->ran[l])
+            crypt_lane(b, l);
 }
 
 vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
@@ -278,6 +285,7 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     crypt_batch b = {.jobs = jobs, .n = n, .seal = 0};
     b.lanes = lanes_for(img, n);
     for (size_t k = 0; k < n; k++) {
+        jobs[k].err = VD_ERR_AUTH; /* until a lane has opened it */
         if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid) {
             jobs[k].sk = jobs[k - 1].sk;
             continue;

@@ -110,7 +110,10 @@ typedef struct vd_host {
      * on the calling thread: a host that cannot create threads (an enclave
      * shield) leaves it NULL, and the core itself never creates one. The
      * bundled hosts run them on a small persistent pool (vd_jobs_new in
-     * host.h). It may be called from several threads at once. */
+     * host.h). It may be called from several threads at once. It runs
+     * the core's own code on the threads it gives it, so it belongs to the
+     * trusted side (inside a shield, the shield's own threads); the core
+     * still runs any job it skipped. */
     void (*run_jobs)(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
                      void *arg);
 } vd_host;
