@@ -187,22 +187,28 @@ static vd_err verify_into(vd_image *img, uint32_t level, uint64_t idx,
 static vd_err load_block(vd_image *img, uint32_t level, uint64_t idx,
                          const uint8_t *ct_or_null, uint32_t *out)
 {
+    /* The entry first: taking it may commit (cache pressure), and that
+     * commit can load this very block (a node over a dirty leaf), write a
+     * new version of it and name that in its parent; the versions it may
+     * hold are asked for only after that. */
+    uint32_t t;
+    vd_err e = vd_cache_take(img, &t);
+    if (e != VD_OK)
+        return e;
     mt_version cand[2];
     unsigned n;
-    vd_err e = expected_versions(img, level, idx, cand, &n);
-    if (e != VD_OK)
+    e = expected_versions(img, level, idx, cand, &n);
+    /* The parent load, or the commit, may have brought this block in:
+     * keep the cache free of duplicates. */
+    uint32_t c = e == VD_OK ? vc_lookup(&img->cache, vd_phys_of(img, level, idx)) : VC_NONE;
+    if (e != VD_OK || c != VC_NONE) {
+        vc_drop(&img->cache, t);
+        if (c != VC_NONE) {
+            img->cache.e[c].pins++;
+            *out = c;
+        }
         return e;
-    /* The parent load may have brought this block in (never for a tree,
-     * but cheap to check and keeps the cache free of duplicates). */
-    uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, level, idx));
-    if (t != VC_NONE) {
-        img->cache.e[t].pins++;
-        *out = t;
-        return VD_OK;
     }
-    e = vd_cache_take(img, &t);
-    if (e != VD_OK)
-        return e;
     mt_version matched;
     e = verify_into(img, level, idx, cand, n, ct_or_null, img->cache.e[t].buf,
                     &matched);
