@@ -38,18 +38,71 @@ static int sink_write(void *ctx, uint64_t off, const void *buf, size_t len)
     return 0;
 }
 
+/* A local file whose public header reads as a vdisk image (no key needed).
+ * A URI counts as an image: it is never an archive's name. */
+static int is_image(const char *path)
+{
+    if (vd_host_is_uri(path))
+        return 1;
+    vd_host *host = NULL;
+    if (vd_host_file_open(path, VD_HOST_READONLY | VD_HOST_NOLOCK, &host, NULL) != VD_OK)
+        return 0;
+    vd_image_info info;
+    vd_err e = vd_image_probe(host, &info);
+    vd_host_close(host);
+    return e == VD_OK;
+}
+
+/* With --tar both spellings work: DESIGN's "export --tar ARCHIVE|- IMAGE"
+ * and "export --tar IMAGE ARCHIVE|-". The image is the operand that is
+ * one; an archive is never written over an image, not even with --force,
+ * so neither order can destroy the image it was meant to read. */
+static int tar_operands(vt_opts *o)
+{
+    char *a = o->pos[0], *b = o->pos[1];
+    int a_img = strcmp(a, "-") != 0 && is_image(a);
+    int b_img = strcmp(b, "-") != 0 && is_image(b);
+    if (a_img && b_img) {
+        cli_errorf(VT_PROG, b, "is a vdisk image: refusing to write a tar archive over it");
+        return CLI_EXIT_FAIL;
+    }
+    if (b_img) {
+        o->pos[0] = b;
+        o->pos[1] = a;
+        return 0;
+    }
+    if (a_img)
+        return 0;
+    /* Neither reads as an image: the image is the operand that exists
+     * (its open then reports why it is not one, with the usual status). */
+    int a_ex = strcmp(a, "-") != 0 && access(a, F_OK) == 0;
+    int b_ex = strcmp(b, "-") != 0 && access(b, F_OK) == 0;
+    if (strcmp(a, "-") == 0 || (b_ex && !a_ex)) {
+        o->pos[0] = b;
+        o->pos[1] = a;
+        return 0;
+    }
+    if (strcmp(b, "-") == 0 || (a_ex && !b_ex))
+        return 0;
+    cli_errorf(VT_PROG, NULL, "%s, %s: %s", a, b,
+               a_ex ? "neither is a vdisk image" : "neither exists");
+    return CLI_EXIT_FAIL;
+}
+
 int vt_cmd_export(const vt_cmd *cmd, vt_opts *o)
 {
     (void)cmd;
-    /* Checked before the destination: "export --tar out.tar IMG" (the
-     * archive first) would otherwise answer "IMG: exists, give --force". */
+    if (o->tar) {
+        int rc = tar_operands(o);
+        return rc ? rc : vt_export_tar(o);
+    }
+    /* Checked before the destination: a misplaced RAW would otherwise
+     * answer "IMAGE: exists, give --force". */
     if (!vd_host_is_uri(o->pos[0]) && access(o->pos[0], F_OK) != 0) {
-        cli_errorf(VT_PROG, o->pos[0], "%s (the image comes first: %s)", strerror(errno),
-                   o->tar ? "vhdtool export --tar IMAGE ARCHIVE|-" : "vhdtool export IMAGE RAW");
+        cli_errorf(VT_PROG, o->pos[0], "%s (the image comes first: vhdtool export IMAGE RAW)",
+                   strerror(errno));
         return CLI_EXIT_FAIL;
     }
-    if (o->tar)
-        return vt_export_tar(o);
     const char *image = o->pos[0], *raw = o->pos[1];
     char *tmp = NULL;
     sink s = {.fd = -1, .cancel = o->cancel};

@@ -57,7 +57,9 @@ static const vt_cmd commands[] = {
      "mtools read it), or with --tar the volume's tree as a tar archive (pax;\n"
      "'-' = standard output): names, contents, modification times, directories\n"
      "and symbolic links with their stored targets; owner 0:0, mode 0755\n"
-     "(links 0777), as FAT32 keeps neither.\n"
+     "(links 0777), as FAT32 keeps neither. With --tar the operands may come in\n"
+     "either order (export --tar - IMAGE): the image is the one that is an image,\n"
+     "and an archive never replaces an image, even with --force.\n"
      "  --tar                 a tar archive of the tree instead of the raw volume\n"
      "  --force               replace an existing RAW or ARCHIVE\n"},
     {"resize", vt_cmd_resize, VT_O_KEYS, 2, 2, "resize [KEY OPTIONS] IMAGE SIZE",

@@ -113,13 +113,32 @@ expect_err 'x.tar: exists'
 expect_status 0 "$VHDTOOL" export -q --tar --force --key-file key rt.vhd x.tar
 tar -tf x.tar >x.list || fail "tar -tf x.tar"
 grep -qx 'hello.txt' x.list || fail "x.tar lacks hello.txt"
-note "export --tar with the archive first: names the order, never touches the image"
+note "export --tar with the archive first (DESIGN's spelling): the same archive"
 sum_before=$(sha256sum rt.vhd)
-expect_status 1 "$VHDTOOL" export -q --tar new.tar --key-file key rt.vhd
-expect_err '^vhdtool: new.tar: No such file or directory .the image comes first: vhdtool export --tar IMAGE ARCHIVE'
-expect_status 1 "$VHDTOOL" export -q --tar --force new.tar --key-file key rt.vhd
+expect_status 0 "$VHDTOOL" export -q --tar new.tar --key-file key rt.vhd
+tar -tf new.tar >new.list || fail "tar -tf new.tar"
+cmp -s new.list x.list || fail "archive-first export lists other entries"
+"$VHDTOOL" export -q --tar - --key-file key rt.vhd >first.tar || fail "export --tar - IMAGE"
+tar -tf first.tar >first.list || fail "tar -tf first.tar"
+cmp -s first.list x.list || fail "export --tar - IMAGE lists other entries"
+note "export --tar never writes an archive over an image, in either order"
+cp rt.vhd other.vhd
+expect_status 1 "$VHDTOOL" export -q --tar --force --key-file key rt.vhd other.vhd
+expect_err '^vhdtool: other.vhd: is a vdisk image: refusing'
+one_line_err
+cmp -s rt.vhd other.vhd || fail "other.vhd changed"
+expect_status 1 "$VHDTOOL" export -q --tar --force missing.tar --key-file key nowhere.vhd
+expect_err '^vhdtool: missing.tar, nowhere.vhd: neither exists'
+one_line_err
+[[ ! -e nowhere.vhd && ! -e missing.tar ]] || fail "a file was created"
+printf 'not an image\n' >text.txt
+expect_status 4 "$VHDTOOL" export -q --tar --force out2.tar text.txt --key-file key
+expect_err '^vhdtool: text.txt: '
+one_line_err
+[[ ! -e out2.tar ]] || fail "out2.tar was created"
+expect_status 1 "$VHDTOOL" export -q --tar --force text.txt new.list --key-file key
+expect_err '^vhdtool: text.txt, new.list: neither is a vdisk image'
 [[ $(sha256sum rt.vhd) == "$sum_before" ]] || fail "the image changed"
-[[ ! -e new.tar ]] || fail "new.tar was created"
 note "export RAW still works beside --tar"
 expect_status 0 "$VHDTOOL" export -q --key-file key rt.vhd plain.raw
 expect_status 0 fsck.fat -n plain.raw
