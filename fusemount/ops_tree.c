@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "vhdmount.h"
@@ -247,6 +248,12 @@ static int size_set(vmnt_ctx *c, const char *path, off_t size, struct fuse_file_
     return e == VD_OK ? 0 : vmnt_fail(c, "truncate", path, e);
 }
 
+/* The time bits of a setattr, FUSE_SET_ATTR_CTIME (the writeback cache's)
+ * included. */
+#define VMNT_SET_TIMES                                                                  \
+    (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |            \
+     FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -280,6 +287,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     struct stat st;
     if (!err)
         err = vmnt_node_stat(c, n, &st);
+    if (err == ENOENT && !path && !(to_set & ~VMNT_SET_TIMES)) {
+        /* The times the kernel writes back as it forgets a file that was
+         * removed (or renamed over) and is no longer open: no name, no
+         * handle, nothing to store. An error here is kept by the kernel
+         * as a writeback error of the whole mount, and the next syncfs(2)
+         * on it would fail with ENOENT; the kernel ignores these
+         * attributes, so answer what is left of the file. */
+        memset(&st, 0, sizeof st);
+        st.st_ino = n->ino;
+        st.st_mode = S_IFREG | (0777 & ~c->fmask);
+        st.st_uid = c->uid;
+        st.st_gid = c->gid;
+        st.st_blksize = c->cluster_bytes;
+        err = 0;
+    }
     if (err)
         (void)fuse_reply_err(req, err);
     else
