@@ -1,7 +1,13 @@
 /* What FAT cannot store, answered as Linux vfat answers it: link and
  * mknod are EPERM (vfat has no such operations, so the VFS says EPERM),
  * extended attributes are ENOTSUP. (Modes and owners: modes.c; symbolic
- * links are stored: ops_tree.c.) */
+ * links are stored: ops_tree.c.)
+ *
+ * The xattr calls answer ENOSYS, which the kernel turns into ENOTSUP for
+ * the caller and remembers for the mount: it then answers every later
+ * one itself. With ENOTSUP it would ask again each time, and it asks at
+ * every write(2) (security.capability, to know whether the write must
+ * clear it): one more round trip through this daemon per write. */
 #include <errno.h>
 
 #include "vhdmount.h"
@@ -32,7 +38,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     (void)value;
     (void)size;
     (void)flags;
-    (void)fuse_reply_err(req, ENOTSUP);
+    (void)fuse_reply_err(req, ENOSYS);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -40,21 +46,21 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     (void)ino;
     (void)name;
     (void)size;
-    (void)fuse_reply_err(req, ENOTSUP);
+    (void)fuse_reply_err(req, ENOSYS);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     (void)ino;
     (void)size;
-    (void)fuse_reply_err(req, ENOTSUP);
+    (void)fuse_reply_err(req, ENOSYS);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     (void)ino;
     (void)name;
-    (void)fuse_reply_err(req, ENOTSUP);
+    (void)fuse_reply_err(req, ENOSYS);
 }
 
 void vmnt_ops_refused(struct fuse_lowlevel_ops *ops)

@@ -195,10 +195,13 @@ static int64_t ts_ns(const struct timespec *ts)
     return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-/* The times part of a setattr: one vd_fs_lutimes. */
-static int times_set(vmnt_ctx *c, const char *path, const struct stat *attr, int to_set)
+/* The times part of a setattr: one vd_fs_lutimes. *unchanged is set when
+ * nothing had to be written, and vs is then the entry as it stands. */
+static int times_set(vmnt_ctx *c, const char *path, const struct stat *attr, int to_set,
+                     vd_stat *vs_out, int *unchanged)
 {
     vd_stat vs;
+    *unchanged = 0;
     vd_err e = vd_fs_lstat(c->ci.fs, path, &vs);
     if (e != VD_OK)
         return vmnt_fail(c, "utimens", path, e);
@@ -218,8 +221,11 @@ static int times_set(vmnt_ctx *c, const char *path, const struct stat *attr, int
      * back; the library already set the entry's at those writes. Where
      * FAT's 2 s would store the same value, nothing is written. */
     if (!(to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) && mt >= 0 &&
-        mt / 2000000000 == vs.mtime_ns / 2000000000)
+        mt / 2000000000 == vs.mtime_ns / 2000000000) {
+        *vs_out = vs;
+        *unchanged = 1;
         return 0;
+    }
     e = vd_fs_lutimes(c->ci.fs, path, at, mt);
     return e == VD_OK ? 0 : vmnt_fail(c, "utimens", path, e);
 }
@@ -279,13 +285,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         err = size_set(c, path, attr->st_size, fi);
     /* FUSE_SET_ATTR_CTIME (the writeback cache's) has nowhere to go: FAT's
      * third time is the creation time. */
+    vd_stat vs;
+    int unchanged = 0;
     if (!err && path && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
                            FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-        err = times_set(c, path, attr, to_set);
+        err = times_set(c, path, attr, to_set, &vs, &unchanged);
     if (path)
         path_done(c, path);
     struct stat st;
-    if (!err)
+    /* The writeback cache's mtime at every close and fsync, already
+     * stored to FAT's 2 s: times_set's lookup is the answer (one path walk
+     * under the volume lock instead of two). */
+    if (!err && unchanged && !(to_set & ~VMNT_SET_TIMES))
+        vmnt_stat_fill(c, &vs, n, &st);
+    else if (!err)
         err = vmnt_node_stat(c, n, &st);
     if (err == ENOENT && !path && !(to_set & ~VMNT_SET_TIMES)) {
         /* The times the kernel writes back as it forgets a file that was

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vhdmount_lib.sh"
 fuse_need
-need "$VDFSX" "$VDRENAME" diff cmp truncate
+need "$VDFSX" "$VDRENAME" diff cmp truncate python3
 umask 022
 
 IMG=$T/img.vhd
@@ -116,6 +116,24 @@ ln -s x "$M/sym" || fail "ln -s in the mount"
 rm "$M/sym"
 expect_status 1 ln "$M/renamed-case" "$M/hard"
 expect_err 'not permitted'
+# Extended attributes: ENOTSUP every time, as on vfat (the first answer
+# tells the kernel to stop asking; later ones are the kernel's).
+for try in 1 2; do
+    python3 - "$M/renamed-case" <<'PY' || fail "xattr calls, round $try"
+import errno, os, sys
+p = sys.argv[1]
+for name, call in [("getxattr", lambda: os.getxattr(p, "user.x")),
+                   ("listxattr", lambda: os.listxattr(p)),
+                   ("setxattr", lambda: os.setxattr(p, "user.x", b"1")),
+                   ("removexattr", lambda: os.removexattr(p, "user.x"))]:
+    try:
+        call()
+        sys.exit(name + " succeeded")
+    except OSError as e:
+        if e.errno != errno.ENOTSUP:
+            sys.exit("%s: %s, not ENOTSUP" % (name, e))
+PY
+done
 # Modes as vfat (umask 022: files rwxr-xr-x; test_vhdmount_links.sh has
 # the options): a mode FAT can hold is kept, one it cannot is ignored
 # without an error, set-id bits and other owners are EPERM.
