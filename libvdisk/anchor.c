@@ -175,10 +175,12 @@ vd_err vd_anchor_check(vd_image *img, int *bind)
 static vd_err write_record(vd_image *img, uint64_t epoch,
                            const uint8_t tag[SB_ANCHOR_TAG_BYTES])
 {
-    vd_err e = vd_io_flush(img);
+    vd_err e = vd_flight_join(img); /* its record comes first */
     if (e == VD_OK)
-        e = vd_super_write(img, epoch, SB_STATE_COMMITTED, &img->root, tag, NULL, 0, 0,
-                           NULL);
+        e = vd_io_flush(img);
+    if (e == VD_OK)
+        e = vd_super_write(img, img->scratch, epoch, SB_STATE_COMMITTED, &img->root, tag,
+                           NULL, 0, 0, NULL, NULL);
     if (e == VD_OK)
         e = vd_io_flush(img);
     if (e != VD_OK) {

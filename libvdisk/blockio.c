@@ -111,7 +111,15 @@ vd_err vd_cache_take(vd_image *img, uint32_t *out)
         !img->read_only) {
         /* Every entry is dirty: commit to make room (an implicit sync;
          * C1 allows newer content to become durable early). */
-        vd_err e = vd_sync_locked(img);
+        vd_err e = vd_sync_implicit(img);
+        if (e != VD_OK)
+            return e;
+        t = vc_take(&img->cache);
+    }
+    if (t == VC_NONE && img->flight) {
+        /* The entries a commit in flight holds come back once it is
+         * written (a sync under way takes this path: it cannot commit). */
+        vd_err e = vd_flight_join(img);
         if (e != VD_OK)
             return e;
         t = vc_take(&img->cache);

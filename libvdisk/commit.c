@@ -101,6 +101,9 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
 {
     if (img->read_only || !img->sb_last || img->hdr.format_version < 3)
         return VD_OK;
+    vd_err e = vd_flight_join(img); /* it writes the newest record */
+    if (e != VD_OK)
+        return e;
     uint8_t *blk = img->scratch;
     vd_super s;
     if (vd_super_decode(&s, img->sb_last) != 0)
@@ -116,7 +119,6 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
         memcpy(s.header_digest, img->header_digest, 32);
     if (clean >= 0)
         s.flags = clean ? (s.flags | SB_FLAG_CLEAN) : (s.flags & ~SB_FLAG_CLEAN);
-    vd_err e = VD_OK;
     if (settle && s.state == SB_STATE_COMMITTED && s.jcount) {
         /* The last commit's metadata went in place after its record:
          * durable first, then the record stops naming the journal, so the
@@ -156,7 +158,7 @@ vd_err vd_super_set_clean(vd_image *img, int clean)
 vd_err vd_image_settle(vd_image *img)
 {
     (void)pthread_mutex_lock(&img->lock);
-    vd_err e = img->failed ? VD_ERR_FAILED : VD_OK;
+    vd_err e = img->failed ? VD_ERR_FAILED : vd_flight_join(img);
     vd_super s;
     if (e == VD_OK && !img->read_only && img->sb_last &&
         vd_super_decode(&s, img->sb_last) == 0 && s.state == SB_STATE_COMMITTED &&

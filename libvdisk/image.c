@@ -719,13 +719,15 @@ static void image_free(vd_image *img)
 {
     if (!img)
         return;
+    (void)vd_flight_join(img); /* its writes use the buffers freed here */
     vd_keys_wipe(img);
     vc_destroy(&img->cache);
     free(img->recov);
     free(img->redo);
     free(img->sb_last);
     free(img->scratch);
-    free(img->ctbuf);
+    free(img->ctbuf[0]);
+    free(img->ctbuf[1]);
     if (img->runbuf)
         vdc_memzero(img->runbuf, (size_t)VD_RUN_MAX * VDF_BLOCK);
     free(img->runbuf);
@@ -1034,7 +1036,7 @@ static vd_err write_blocks(vd_image *img, uint64_t lbn, uint32_t count,
     const uint8_t *in = buf;
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
         if (img->cache.ndirty >= img->dirty_limit) {
-            e = vd_sync_locked(img);
+            e = vd_sync_implicit(img);
             if (e != VD_OK)
                 break;
         }
@@ -1121,6 +1123,7 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     vd_err e = lock(img);
     if (e != VD_OK)
         return e;
+    (void)vd_flight_join(img); /* its counters and epoch */
     info_from_header(&img->hdr, img->file_bytes, info);
     info->aead_impl_name = vdc_aead_name(img->alg);
     info->epoch = img->committed;

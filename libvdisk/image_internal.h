@@ -51,6 +51,8 @@ typedef struct vd_redo {
     mt_version version;
 } vd_redo;
 
+typedef struct vd_flight vd_flight;
+
 struct vd_image {
     pthread_mutex_t lock;
     vd_host host;
@@ -130,7 +132,8 @@ struct vd_image {
     uint8_t *scratch;    /* one block of ciphertext */
     uint8_t *runbuf;     /* VD_RUN_MAX blocks for batched reads */
     uint32_t dirty_limit;
-    uint8_t *ctbuf;      /* dirty_limit blocks of ciphertext, for syncs */
+    uint8_t *ctbuf[2];   /* dirty_limit blocks of ciphertext, for syncs */
+    vd_flight *flight;   /* a commit whose writes run on a host thread */
     uint32_t jcap;       /* journal entries per sync round */
 
     /* Volume-consistent commits (DESIGN C4, image_fs.h). */
@@ -294,20 +297,33 @@ uint64_t vd_node_span(const vd_image *img, uint32_t level);
 vd_err vd_image_tolerate_nodes(vd_image *img, int on);
 
 /* ---- sync (sync.c) ------------------------------------------------------- */
-/* Seal and write (no flush) the superblock record of epoch in slot
+/* Seal in blk and write (no flush) the superblock record of epoch in slot
  * epoch % 2: state and root, base img->committed, this image's format and
  * header, the host's time, anchor tag `tag`; naming nj journal entries
  * (inline: j in the record; else the entry blocks' digest) or, with
  * nj = 0, no journal. The one place records of a running image are made
- * (rounds; anchor.c: binding, stepped epochs): sb_last, slot_redo, sb_clean and
- * last_commit_ns follow it. */
-vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
-                      const mt_version *root, const uint8_t tag[SB_ANCHOR_TAG_BYTES],
-                      const vd_jentry *j, uint32_t nj, int jinline,
-                      const uint8_t jdigest[32]);
+ * (rounds; anchor.c: binding, stepped epochs): sb_last, slot_redo and
+ * sb_clean follow it, and a COMMITTED record's time goes to *commit_ns, or
+ * to last_commit_ns when commit_ns is NULL. A round passes its own blk and
+ * commit_ns: it may be written on a host thread (a commit in flight), and
+ * the trusted state moves only when it is joined. */
+vd_err vd_super_write(vd_image *img, uint8_t blk[VDF_BLOCK], uint64_t epoch,
+                      uint32_t state, const mt_version *root,
+                      const uint8_t tag[SB_ANCHOR_TAG_BYTES], const vd_jentry *j,
+                      uint32_t nj, int jinline, const uint8_t jdigest[32],
+                      int64_t *commit_ns);
 /* Commit the dirty blocks. Inside a file-system operation an implicit
  * commit (not vd_image_sync / close) takes data blocks only (image_fs.h). */
 vd_err vd_sync_locked(vd_image *img);
+/* The same for a commit forced by cache pressure: its last round may be
+ * left in flight (vd_host.job_start), its writes and flushes running on a
+ * host thread while the caller goes on with the cache. */
+vd_err vd_sync_implicit(vd_image *img);
+/* Wait for the round in flight, if any, and take its result (a failure
+ * fails the handle). Every sync starts with it; anything else that writes
+ * to the host, or reads the superblock state a round writes (epoch,
+ * unflushed, slot_redo, sb_last, the I/O counters), calls it first. */
+vd_err vd_flight_join(vd_image *img);
 /* Rewrite the newest superblock with SB_FLAG_CLEAN set or cleared, and
  * flush (commit.c). */
 vd_err vd_super_set_clean(vd_image *img, int clean);

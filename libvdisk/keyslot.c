@@ -332,7 +332,9 @@ vd_err vd_keyblock_build(const vd_rekey_slot *slots, unsigned n,
 
 vd_err vd_keyblock_write(vd_image *img, const uint8_t blk[VDF_BLOCK])
 {
-    vd_err e = vd_io_write(img, img->hdr.keyslot_start * VDF_BLOCK, blk, VDF_BLOCK);
+    vd_err e = vd_flight_join(img); /* the host's writes stay in order */
+    if (e == VD_OK)
+        e = vd_io_write(img, img->hdr.keyslot_start * VDF_BLOCK, blk, VDF_BLOCK);
     return e == VD_OK ? vd_io_flush(img) : e;
 }
 
@@ -345,12 +347,6 @@ static vd_err writable_locked(vd_image *img)
     if (img->read_only)
         return VD_ERR_READONLY;
     return VD_OK;
-}
-
-static vd_err keyblock_write(vd_image *img, const uint8_t blk[VDF_BLOCK])
-{
-    vd_err e = vd_io_write(img, img->hdr.keyslot_start * VDF_BLOCK, blk, VDF_BLOCK);
-    return e == VD_OK ? vd_io_flush(img) : e;
 }
 
 vd_err vd_keyslot_add(vd_image *img, const vd_unlock *secret,
@@ -389,7 +385,7 @@ vd_err vd_keyslot_add(vd_image *img, const vd_unlock *secret,
         e = ks_new_seal(&n, img->master, img->hdr.image_id, idx,
                         blk + (size_t)idx * KS_SLOT_BYTES);
     if (e == VD_OK)
-        e = keyblock_write(img, blk);
+        e = vd_keyblock_write(img, blk);
     (void)pthread_mutex_unlock(&img->lock);
     ks_new_free(&n);
     if (e == VD_OK && slot_out)
@@ -424,7 +420,7 @@ vd_err vd_keyslot_remove(vd_image *img, int slot)
     }
     if (e == VD_OK) {
         memset(blk + (size_t)slot * KS_SLOT_BYTES, 0, KS_SLOT_BYTES);
-        e = keyblock_write(img, blk);
+        e = vd_keyblock_write(img, blk);
     }
     (void)pthread_mutex_unlock(&img->lock);
     return e;

@@ -25,9 +25,14 @@
 
 static vd_err record_write(vd_image *img, vd_super *s, const uint8_t *new_sb_key)
 {
+    /* Rotation rounds are never left in flight (sync.c); a commit forced
+     * before the rotation began would be: it comes first. */
+    vd_err e = vd_flight_join(img);
+    if (e != VD_OK)
+        return e;
     uint8_t *blk = img->scratch;
     vd_super_encode(s, blk);
-    vd_err e = vd_super_seal_with(img->sb_key, new_sb_key, img->hdr.image_id, blk);
+    e = vd_super_seal_with(img->sb_key, new_sb_key, img->hdr.image_id, blk);
     if (e == VD_OK)
         e = vd_io_write(img, (img->hdr.sb_start + s->slot) * VDF_BLOCK, blk, VDF_BLOCK);
     if (e == VD_OK)
@@ -257,7 +262,9 @@ static vd_err rekey_pass(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *i
 static vd_err rekey_finish(vd_image *img)
 {
     vd_header h = img->hdr;
-    vd_err e = vd_keycheck_compute(img->master, h.image_id, h.keycheck);
+    vd_err e = vd_flight_join(img);
+    if (e == VD_OK)
+        e = vd_keycheck_compute(img->master, h.image_id, h.keycheck);
     uint8_t d[32];
     if (e == VD_OK) {
         vd_header_encode(&h, img->scratch);

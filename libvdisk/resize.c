@@ -218,6 +218,11 @@ static vd_err grow_locked(vd_image *img, uint64_t nblocks)
         return VD_ERR_UNSUPPORTED;
     if (nblocks <= img->hdr.nblocks)
         return VD_ERR_INVAL;
+    /* A commit in flight first: the switch follows its record, and the
+     * nodes it holds pinned are dropped below. */
+    vd_err je = vd_flight_join(img);
+    if (je != VD_OK)
+        return je;
     vd_header nh = img->hdr;
     nh.alt_nblocks = nh.alt_node_start = 0;
     uint64_t node_start = nh.data_start + nblocks;

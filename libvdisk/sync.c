@@ -53,8 +53,24 @@ typedef struct vd_round {
     vd_jentry *j;
     uint32_t nj;
     uint32_t nredo;   /* metadata leaves */
-    int ct0_borrowed; /* ct[0] is img->ctbuf, kept across syncs */
+    int ct0_borrowed; /* ct[0] is img->ctbuf[ct0_borrowed - 1] */
+    int explicit_sync; /* img->sync_explicit when built */
+    int sync_ack;      /* img->sync_ack when built: may advance the anchor */
+    uint64_t epoch;    /* committed by round_io */
+    int64_t commit_ns; /* the commit record's time */
+    uint8_t sb[VDF_BLOCK]; /* superblock records (not img->scratch: the
+                              round may be written on a host thread) */
 } vd_round;
+
+/* A round whose writes run on a host thread (overlapped commits, below). */
+struct vd_flight {
+    vd_image *img;
+    vd_round r;
+    vd_err err;
+    int ran;          /* round_io returned (set by the job) */
+    uint64_t ticket;  /* 0: run on the caller's thread */
+    int boundary; /* the last round of a sync at a boundary: meta_commits */
+};
 
 /* Journal blocks a round of nj entries and nredo metadata blocks needs:
  * entry blocks (none when the entries fit in the superblock), then one
@@ -156,12 +172,14 @@ static vd_err round_build(vd_image *img, vd_round *r)
         return VD_ERR_NOMEM;
 
     /* Ciphertext of the dirty data, kept from one sync to the next so a
-     * stream of syncs does not fault fresh pages in every time. */
-    if (!img->ctbuf && img->dirty_limit)
-        img->ctbuf = aligned_alloc(VDF_BLOCK, (size_t)img->dirty_limit * VDF_BLOCK);
-    if (img->ctbuf && r->n[0] <= img->dirty_limit) {
-        r->ct[0] = img->ctbuf;
-        r->ct0_borrowed = 1;
+     * stream of syncs does not fault fresh pages in every time; two, as
+     * the round in flight may still be writing from one. */
+    unsigned cb = img->flight && img->flight->r.ct0_borrowed == 1 ? 1 : 0;
+    if (!img->ctbuf[cb] && img->dirty_limit)
+        img->ctbuf[cb] = aligned_alloc(VDF_BLOCK, (size_t)img->dirty_limit * VDF_BLOCK);
+    if (img->ctbuf[cb] && r->n[0] <= img->dirty_limit) {
+        r->ct[0] = img->ctbuf[cb];
+        r->ct0_borrowed = (int)cb + 1;
     } else {
         r->ct[0] = malloc((size_t)(r->n[0] ? r->n[0] : 1) * VDF_BLOCK);
     }
@@ -265,12 +283,12 @@ static vd_err round_build(vd_image *img, vd_round *r)
     return VD_OK;
 }
 
-vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
-                      const mt_version *root, const uint8_t tag[SB_ANCHOR_TAG_BYTES],
-                      const vd_jentry *j, uint32_t nj, int jinline,
-                      const uint8_t jdigest[32])
+vd_err vd_super_write(vd_image *img, uint8_t blk[VDF_BLOCK], uint64_t epoch,
+                      uint32_t state, const mt_version *root,
+                      const uint8_t tag[SB_ANCHOR_TAG_BYTES], const vd_jentry *j,
+                      uint32_t nj, int jinline, const uint8_t jdigest[32],
+                      int64_t *commit_ns)
 {
-    uint8_t *blk = img->scratch;
     vd_super s;
     memset(&s, 0, sizeof s);
     s.version = img->hdr.format_version;
@@ -305,7 +323,7 @@ vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
         memcpy(img->sb_last, blk, VDF_BLOCK);
         img->sb_clean = 0;
         if (state == SB_STATE_COMMITTED)
-            img->last_commit_ns = s.time_ns;
+            *(commit_ns ? commit_ns : &img->last_commit_ns) = s.time_ns;
     }
     return e;
 }
@@ -314,12 +332,12 @@ vd_err vd_super_write(vd_image *img, uint64_t epoch, uint32_t state,
  * naming the journal, since its metadata reaches its place only after the
  * record (redo). */
 static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
-                          const mt_version *root, const vd_round *r,
+                          const mt_version *root, vd_round *r,
                           const uint8_t jdigest[32], int jinline)
 {
     int jnamed = state == SB_STATE_IN_PROGRESS || r->nredo > 0;
-    return vd_super_write(img, epoch, state, root, img->anchor_tag, r->j,
-                          jnamed ? r->nj : 0, jinline, jdigest);
+    return vd_super_write(img, r->sb, epoch, state, root, img->anchor_tag, r->j,
+                          jnamed ? r->nj : 0, jinline, jdigest, &r->commit_ns);
 }
 
 static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
@@ -393,21 +411,48 @@ static vd_err write_redo(vd_image *img, uint64_t epoch, const vd_round *r,
     return e;
 }
 
-static vd_err advance_anchor(vd_image *img)
+/* ack: inside an acknowledged sync (the round's own flag for a round in
+ * flight: it may be joined by a vd_image_sync, and its record is then not
+ * yet durable). */
+static vd_err advance_anchor(vd_image *img, int ack)
 {
     if (!img->anchor_due)
         return VD_OK;
     /* VD_ANCHOR_EXPLICIT_SYNC: a commit nobody waits on (cache pressure,
      * periodic, vd_image_commit) leaves the advance owed to the next
      * vd_image_sync or vd_image_close. */
-    if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !img->sync_ack)
+    if (img->anchor_mode == VD_ANCHOR_EXPLICIT_SYNC && !ack)
         return VD_OK;
     return vd_anchor_advance_due(img);
 }
 
-/* Persist one round (steps 2-5 above). On failure the handle is failed:
- * the cache already holds the new node contents. */
-static vd_err round_commit(vd_image *img, vd_round *r)
+/* The cache after a round is built: nodes and leaves hold the versions
+ * the round writes, and its leaves are clean (pinned until the round is
+ * written). Done before the writes, so the next round can be built while
+ * this one's writes run (a failed write fails the handle anyway). */
+static void round_apply(vd_image *img, vd_round *r)
+{
+    for (uint32_t l = 0; l <= img->geo.height; l++)
+        for (uint32_t k = 0; k < r->n[l]; k++) {
+            vd_change *c = &r->chg[l][k];
+            if (c->ent == VC_NONE)
+                continue;
+            vc_entry *ce = &img->cache.e[c->ent];
+            ce->version = c->after;
+            if (l == 0 && ce->meta) {
+                ce->meta = 0;
+                img->meta_dirty--;
+            }
+            if (l == 0)
+                vc_set_dirty(&img->cache, c->ent, 0);
+        }
+}
+
+/* Persist one round (steps 2-6 above). Touches only the round and the
+ * superblock state (epoch, the deferred flush, the redo slots, sb_last),
+ * never the cache: it may run on a host thread (vd_flight) while the
+ * caller reads through the cache and builds the next round. */
+static vd_err round_io(vd_image *img, vd_round *r)
 {
     const mt_geometry *g = &img->geo;
     uint64_t epoch = img->epoch + 1;
@@ -467,7 +512,7 @@ static vd_err round_commit(vd_image *img, vd_round *r)
      * that finds this round's IN_PROGRESS record, already durable, and
      * resolves it as C1 says. Not with metadata: it must not reach its
      * place before the record is durable (all of it or none, C4). */
-    int defer = !img->sync_explicit && r->nredo == 0 &&
+    int defer = !r->explicit_sync && r->nredo == 0 &&
                 !(img->have_anchor && img->anchor_mode == VD_ANCHOR_EVERY_COMMIT);
     if (e == VD_OK && !defer)
         e = vd_io_flush(img);
@@ -476,62 +521,158 @@ static vd_err round_commit(vd_image *img, vd_round *r)
      * and until then a crash replays it from the journal (image.c). */
     if (e == VD_OK && r->nredo)
         e = write_level(img, r, 0, 1);
+    if (e == VD_OK) {
+        img->unflushed = defer;
+        r->epoch = epoch;
+    }
+    return e;
+}
+
+/* After round_io, on the caller's thread: the trusted state moves on, or
+ * the handle fails. */
+static vd_err round_finish(vd_image *img, vd_round *r, vd_err e)
+{
     if (e != VD_OK) {
         img->failed = e;
         return e;
     }
-    img->unflushed = defer;
-    img->committed = epoch;
-    img->root = *root_after;
+    img->committed = r->epoch;
+    img->root = r->chg[img->geo.height][0].after;
     img->sb_state = SB_STATE_COMMITTED;
-    for (uint32_t l = 0; l <= g->height; l++)
-        for (uint32_t k = 0; k < r->n[l]; k++) {
-            vd_change *c = &r->chg[l][k];
-            if (c->ent == VC_NONE)
-                continue;
-            vc_entry *ce = &img->cache.e[c->ent];
-            ce->version = c->after;
-            if (l == 0 && ce->meta) {
-                ce->meta = 0;
-                img->meta_dirty--;
-            }
-            if (l == 0)
-                vc_set_dirty(&img->cache, c->ent, 0);
-        }
+    img->last_commit_ns = r->commit_ns;
     img->stat_syncs++;
     if (img->have_anchor) {
         /* A sync is acknowledged only once the anchor has advanced (R4);
          * a failed advance is retried by the next sync or close. */
-        img->anchor_due = epoch;
-        return advance_anchor(img);
+        img->anchor_due = r->epoch;
+        return advance_anchor(img, r->sync_ack);
     }
     return VD_OK;
 }
 
-static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n)
+/* ---- overlapped commits --------------------------------------------------
+ * A round forced by cache pressure may leave its writes and flushes to a
+ * host thread (vd_host.job_start) and return: the caller goes on filling
+ * the cache, and the next round is sealed while this one's flushes wait on
+ * the disk. At most one round is in flight. Its blocks stay pinned, so
+ * reads find them in the cache and never read what is being written; the
+ * I/O keeps its order (the next round's writes start only after the join),
+ * so the host sees the same writes and flushes, in the same order, as
+ * without the thread (the crash harnesses check those). A round in flight
+ * (struct vd_flight, above) is the vd_round and its result. */
+
+static void flight_main(void *arg)
+{
+    vd_flight *f = arg;
+    f->err = round_io(f->img, &f->r);
+    f->ran = 1;
+}
+
+vd_err vd_flight_join(vd_image *img)
+{
+    vd_flight *f = img->flight;
+    if (!f)
+        return VD_OK;
+    if (f->ticket)
+        img->host.job_wait(img->host.ctx, f->ticket);
+    if (!f->ran) /* a host that dropped the job: as run_jobs, run it here */
+        flight_main(f);
+    img->flight = NULL;
+    vd_err e = round_finish(img, &f->r, f->err);
+    if (e == VD_OK && f->boundary)
+        img->meta_commits++;
+    for (uint32_t k = 0; k < f->r.n[0]; k++)
+        if (f->r.chg[0][k].ent != VC_NONE)
+            vd_unpin(img, f->r.chg[0][k].ent);
+    round_free(img, &f->r); /* unpins the nodes, frees chg[0] (a copy) */
+    free(f);
+    return e;
+}
+
+/* Build a round over leaves [0, n) and persist it; with fly, leave the
+ * writes in flight (the caller checked the host can run them). Either way
+ * the previous round in flight is joined first, after this round is built
+ * (its writes come before this round's). */
+static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
 {
     vd_round r;
     memset(&r, 0, sizeof r);
     r.chg[0] = leaves;
     r.n[0] = n;
+    r.explicit_sync = img->sync_explicit;
+    r.sync_ack = img->sync_ack;
     vd_err e = round_build(img, &r);
+    vd_err j = vd_flight_join(img);
     if (e == VD_OK)
-        e = round_commit(img, &r);
+        e = j;
     else if (!img->failed)
         img->failed = e; /* cached nodes may already hold unsynced entries */
+    vd_flight *f = NULL;
+    if (e == VD_OK && fly && (f = calloc(1, sizeof *f)) != NULL &&
+        (f->r.chg[0] = malloc((size_t)n * sizeof *leaves)) == NULL) {
+        free(f);
+        f = NULL;
+    }
+    if (e == VD_OK)
+        round_apply(img, &r);
+    if (f) {
+        memcpy(f->r.chg[0], leaves, (size_t)n * sizeof *leaves);
+        vd_change *own = f->r.chg[0];
+        f->r = r;
+        f->r.chg[0] = own;
+        f->img = img;
+        for (uint32_t k = 0; k < n; k++)
+            if (leaves[k].ent != VC_NONE)
+                img->cache.e[leaves[k].ent].pins++;
+        img->flight = f;
+        f->ticket = img->host.job_start(img->host.ctx, flight_main, f);
+        if (f->ticket == 0) /* the host could not: write it now */
+            flight_main(f);
+        return VD_OK;
+    }
+    if (e == VD_OK)
+        e = round_finish(img, &r, round_io(img, &r));
     r.chg[0] = NULL; /* owned by the caller */
     round_free(img, &r);
     return e;
 }
 
-vd_err vd_sync_locked(vd_image *img)
+/* How many of the n sorted leaves the next round takes (round_limit). The
+ * round in flight holds cache entries until it is joined: when they are
+ * what is missing, join it (a failure: 0 and *e set). */
+static uint32_t round_take(vd_image *img, const vd_change *leaf, uint32_t n,
+                           vd_err *e)
+{
+    uint32_t take = round_limit(img, leaf, n, node_room(img, n));
+    if (take < n && img->flight) {
+        *e = vd_flight_join(img);
+        take = *e == VD_OK ? round_limit(img, leaf, n, node_room(img, n)) : 0;
+    }
+    return take;
+}
+
+/* fly: the commit is forced by cache pressure (vd_sync_implicit); its
+ * rounds may be left in flight. */
+static vd_err sync_run(vd_image *img, int fly)
 {
     if (img->failed)
         return VD_ERR_FAILED;
     if (img->read_only)
         return VD_OK;
+    /* Never within a sync somebody waits on, nor a rotation (its rounds
+     * move the cursor its records carry), nor without the host's thread
+     * (an enclave shield: the serial path). */
+    fly = fly && !img->sync_explicit && !img->rk.active && img->host.job_start &&
+          img->host.job_wait;
     vd_err e = VD_OK;
-    if (img->unflushed && img->sync_explicit && img->cache.ndirty == 0) {
+    /* A commit in flight is joined first, except by the next one with
+     * blocks to commit: that one seals its first round while the previous
+     * round's flushes run, and joins it before writing (run_round). */
+    if (!fly || img->cache.ndirty == 0)
+        e = vd_flight_join(img);
+    if (e != VD_OK)
+        return e;
+    if (img->sync_explicit && img->unflushed && img->cache.ndirty == 0) {
         /* An implicit commit's record, before anything is acknowledged.
          * With blocks to commit, the round's own first flush does it. */
         e = vd_io_flush(img);
@@ -547,7 +688,7 @@ vd_err vd_sync_locked(vd_image *img)
      * step of a stepped anchor per sync, not one for the commits before
      * and one for this). */
     if (img->cache.ndirty == 0)
-        return img->unflushed ? VD_OK : advance_anchor(img);
+        return img->unflushed ? VD_OK : advance_anchor(img, img->sync_ack);
     /* Inside a file-system operation an implicit commit takes data blocks
      * only: the metadata so far may hold half of the operation (C4). Data
      * is safe to commit at any time: it lies in clusters the committed
@@ -607,15 +748,17 @@ vd_err vd_sync_locked(vd_image *img)
             for (n = 0; a < nd || b < nm; n++)
                 merged[n] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx))
                                 ? leaves[a++] : meta[b++];
-            if (round_limit(img, merged, n, node_room(img, n)) == n) {
-                e = run_round(img, merged, n);
+            if (round_take(img, merged, n, &e) == n) {
+                e = run_round(img, merged, n, fly);
                 break;
             }
+            if (e != VD_OK)
+                break;
             if (rest == 0) {
                 for (uint32_t md = 0; e == VD_OK && md < nm;) {
-                    uint32_t take = round_limit(img, meta + md, nm - md,
-                                                node_room(img, nm - md));
-                    e = take ? run_round(img, meta + md, take) : VD_ERR_NOMEM;
+                    uint32_t take = round_take(img, meta + md, nm - md, &e);
+                    if (e == VD_OK)
+                        e = take ? run_round(img, meta + md, take, fly) : VD_ERR_NOMEM;
                     md += take;
                 }
                 break;
@@ -623,16 +766,24 @@ vd_err vd_sync_locked(vd_image *img)
         } else if (rest == 0) {
             break;
         }
-        uint32_t take = round_limit(img, leaves + done, rest, node_room(img, rest));
+        uint32_t take = round_take(img, leaves + done, rest, &e);
+        if (e != VD_OK)
+            break;
         if (take == 0) {
             e = VD_ERR_NOMEM;
             break;
         }
-        e = run_round(img, leaves + done, take);
+        e = run_round(img, leaves + done, take, fly);
         done += take;
     }
-    if (e == VD_OK && !in_op) /* at a boundary: every freed cluster's free */
-        img->meta_commits++;
+    /* At a boundary every freed cluster is free; a round still in flight
+     * counts once it is joined. */
+    if (e == VD_OK && !in_op) {
+        if (img->flight)
+            img->flight->boundary = 1;
+        else
+            img->meta_commits++;
+    }
     for (uint32_t k = 0; k < nd; k++)
         vd_unpin(img, leaves[k].ent);
     for (uint32_t k = 0; k < nm; k++)
@@ -640,9 +791,23 @@ vd_err vd_sync_locked(vd_image *img)
     free(merged);
     free(leaves);
     img->in_sync = 0;
-    if (e == VD_OK && !img->unflushed)
-        e = advance_anchor(img); /* when no round ran (its own did) */
+    /* When no round ran (its own did; a round in flight, at its join). */
+    if (e == VD_OK && !img->flight && !img->unflushed)
+        e = advance_anchor(img, img->sync_ack);
     return e;
+}
+
+vd_err vd_sync_locked(vd_image *img)
+{
+    vd_err e = sync_run(img, 0);
+    /* Callers expect the commit done: the last round too. */
+    vd_err j = vd_flight_join(img);
+    return e != VD_OK ? e : j;
+}
+
+vd_err vd_sync_implicit(vd_image *img)
+{
+    return sync_run(img, 1);
 }
 
 vd_err vd_recover_commit(vd_image *img)
@@ -676,7 +841,7 @@ vd_err vd_recover_commit(vd_image *img)
         if (round_limit(img, leaves, n, node_room(img, n)) != n)
             e = VD_ERR_NOMEM;
         else
-            e = run_round(img, leaves, n);
+            e = run_round(img, leaves, n, 0);
     }
     img->in_sync = 0;
     free(leaves);

@@ -45,6 +45,8 @@ typedef struct workload {
     size_t sync_end_op[MAX_SYNCS];
     uint32_t nsync;
     uint64_t rng;
+    int rare_sync; /* one sync where the others have ten: commits forced
+                      by cache pressure, left in flight (sync.c) */
     uint8_t key[VD_KEY_BYTES];
 } workload;
 
@@ -147,7 +149,7 @@ static void run_workload(workload *w, vd_image *img, vd_rec *rec, unsigned nwrit
             unsigned n = 2 + (unsigned)(vt_rand(&w->rng) % 12);
             for (unsigned k = 0; k < n && lbn + k < w->nblocks; k++, written++)
                 do_write(w, img, lbn + k);
-        } else if (r < 80) {
+        } else if (r < 80 || (w->rare_sync && vt_rand(&w->rng) % 10 != 0)) {
             for (unsigned k = 0; k < 70; k++, written++)
                 do_write(w, img, vt_rand(&w->rng) % w->nblocks);
         } else {
@@ -280,10 +282,12 @@ static void check_nested(workload *w, const uint8_t *img_bytes, uint64_t size,
 }
 
 static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
-                      uint64_t seed, unsigned deep_every, unsigned masks_per_epoch)
+                      uint64_t seed, unsigned deep_every, unsigned masks_per_epoch,
+                      int rare_sync)
 {
     workload w;
     wl_init(&w, nblocks, seed);
+    w.rare_sync = rare_sync;
     printf("crash harness: %llu blocks, fan-out %u, %u writes, seed %llu\n",
            (unsigned long long)nblocks, fanout, nwrites, (unsigned long long)seed);
 
@@ -301,9 +305,11 @@ static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
 
     size_t nops = vd_rec_op_count(rec);
     printf("  log: %zu ops, %zu flushes, %llu bytes; %llu syncs committed, %u "
-           "explicit\n",
+           "explicit, %zu commits written in flight\n",
            nops, vd_rec_flush_count(rec), (unsigned long long)vd_rec_bytes_logged(rec),
-           (unsigned long long)info.syncs, w.nsync);
+           (unsigned long long)info.syncs, w.nsync, vd_rec_jobs_started(rec));
+    if (rare_sync) /* the recorder offers job_start: pressure commits use it */
+        assert_true(vd_rec_jobs_started(rec) > 0);
 
     stats st;
     memset(&st, 0, sizeof st);
@@ -368,7 +374,7 @@ static uint64_t seed_from_env(uint64_t dflt)
 static void crash_points_two_level_tree_hold_c1_c2_c3(void **state)
 {
     (void)state;
-    crash_run(2000, 128, 600, seed_from_env(20261123), 3, 4);
+    crash_run(2000, 128, 600, seed_from_env(20261123), 3, 4, 0);
 }
 
 static void crash_points_five_level_tree_hold_c1_c2_c3(void **state)
@@ -376,14 +382,23 @@ static void crash_points_five_level_tree_hold_c1_c2_c3(void **state)
     (void)state;
     /* Fan-out 4 over 300 blocks: five node levels, so a sync rewrites long
      * paths and the journal spills out of the superblock often. */
-    crash_run(300, 4, 500, seed_from_env(777), 2, 4);
+    crash_run(300, 4, 500, seed_from_env(777), 2, 4, 0);
 }
 
 static void crash_points_full_fanout_three_levels_hold_c1_c2_c3(void **state)
 {
     (void)state;
     /* 128^2 + 1 blocks: the smallest default-fan-out image of height 3. */
-    crash_run(16385, 128, 120, seed_from_env(4242), 25, 1);
+    crash_run(16385, 128, 120, seed_from_env(4242), 25, 1, 0);
+}
+
+static void crash_points_with_commits_in_flight_hold_c1_c2_c3(void **state)
+{
+    (void)state;
+    /* Few syncs: the 1 MiB cache fills and commits, and those commits
+     * write and flush on the recorder's thread while the next batch is
+     * sealed (overlapped commits). Fan-out 16: three node levels. */
+    crash_run(2000, 16, 1500, seed_from_env(16016), 5, 2, 1);
 }
 
 int main(void)
@@ -392,6 +407,7 @@ int main(void)
         cmocka_unit_test(crash_points_two_level_tree_hold_c1_c2_c3),
         cmocka_unit_test(crash_points_five_level_tree_hold_c1_c2_c3),
         cmocka_unit_test(crash_points_full_fanout_three_levels_hold_c1_c2_c3),
+        cmocka_unit_test(crash_points_with_commits_in_flight_hold_c1_c2_c3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1206,10 +1206,11 @@ static void run_one(checker *c, const wspec *sp, uint64_t seed, int full, int mu
     sdesc *d;
     size_t nd = describe(&w, &d);
     printf("crash-fs: workload %s seed %" PRIu64 ": %u ops, %zu files, %u fs syncs, "
-           "%u file syncs, %u implicit commits; log %zu writes/flushes (%zu flushes); "
-           "%zu crash states\n",
+           "%u file syncs, %u implicit commits (%zu rounds in flight); log %zu "
+           "writes/flushes (%zu flushes); %zu crash states\n",
            w.name, w.seed, w.nops, w.nf, w.fs_syncs, w.file_syncs, w.implicit,
-           vd_rec_op_count(w.rec), vd_rec_flush_count(w.rec), nd);
+           vd_rec_jobs_started(w.rec), vd_rec_op_count(w.rec), vd_rec_flush_count(w.rec),
+           nd);
     assert_true(w.implicit > 0); /* commits did happen mid-workload */
     c->w = &w;
     memo_clear(c);

@@ -1691,6 +1691,42 @@ static void test_jobs_concurrent_callers(void **state)
     vd_jobs_free(j);
 }
 
+/* A background task runs on another thread, and the wait returns only
+ * once it has run; tasks follow one another. */
+typedef struct bg_task {
+    pthread_t caller, ran_on;
+    int runs;
+} bg_task;
+
+static void bg_fn(void *arg)
+{
+    bg_task *t = arg;
+    t->ran_on = pthread_self();
+    t->runs++;
+}
+
+static void test_jobs_background_task(void **state)
+{
+    (void)state;
+    vd_jobs *j = NULL;
+    assert_int_equal(vd_jobs_new(1, &j), VD_OK);
+    bg_task t[3];
+    memset(t, 0, sizeof t);
+    uint64_t last = 0;
+    for (int k = 0; k < 3; k++) {
+        t[k].caller = pthread_self();
+        uint64_t ticket = vd_jobs_start(j, bg_fn, &t[k]);
+        assert_true(ticket > last);
+        last = ticket;
+        vd_jobs_wait(j, ticket);
+        assert_int_equal(t[k].runs, 1);
+        assert_false(pthread_equal(t[k].ran_on, t[k].caller));
+    }
+    vd_jobs_wait(j, 0); /* nothing to wait for */
+    assert_int_equal(vd_jobs_start(NULL, bg_fn, &t[0]), 0);
+    vd_jobs_free(j);
+}
+
 /* The bundled hosts offer run_jobs, and it runs every job. */
 static void test_jobs_bundled_hosts(void **state)
 {
@@ -1703,6 +1739,8 @@ static void test_jobs_bundled_hosts(void **state)
     vd_host *hs[2] = {fh, mh};
     for (int h = 0; h < 2; h++) {
         assert_non_null(hs[h]->run_jobs);
+        assert_non_null(hs[h]->job_start);
+        assert_non_null(hs[h]->job_wait);
         hs[h]->run_jobs(hs[h]->ctx, JOBS_N, jobs_mark, &c);
         jobs_expect_once(&c, JOBS_N);
     }
@@ -1731,6 +1769,7 @@ int main(void)
         cmocka_unit_test(test_jobs_every_index_once),
         cmocka_unit_test(test_jobs_run_in_parallel),
         cmocka_unit_test(test_jobs_concurrent_callers),
+        cmocka_unit_test(test_jobs_background_task),
         cmocka_unit_test_setup_teardown(test_jobs_bundled_hosts, tmp_setup,
                                         tmp_teardown),
         cmocka_unit_test(test_mem_basic),

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "image_format.h"
+#include "record.h"
 #include "testkit.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
@@ -33,13 +34,15 @@
 
 static const uint8_t KEY[VD_KEY_BYTES] = "parallel-test-key-0123456789abc";
 
-/* A memory host whose run_jobs counts the batches handed to it. */
+/* A memory host whose run_jobs counts the batches handed to it, and whose
+ * job_start counts the commits left in flight. */
 typedef struct counting {
     vd_host host;
     vd_host *inner;
     pthread_mutex_t mu;
     unsigned calls;
     size_t most;
+    unsigned started;
 } counting;
 
 static int c_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
@@ -83,6 +86,20 @@ static void c_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i), voi
     c->inner->run_jobs(c->inner->ctx, n, fn, arg);
 }
 
+static uint64_t c_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    counting *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    c->started++;
+    pthread_mutex_unlock(&c->mu);
+    return c->inner->job_start(c->inner->ctx, fn, arg);
+}
+static void c_job_wait(void *ctx, uint64_t ticket)
+{
+    counting *c = ctx;
+    c->inner->job_wait(c->inner->ctx, ticket);
+}
+
 static void counting_init(counting *c, vd_host *inner, int jobs)
 {
     memset(c, 0, sizeof *c);
@@ -96,6 +113,8 @@ static void counting_init(counting *c, vd_host *inner, int jobs)
     c->host.truncate = c_truncate;
     c->host.now = c_now;
     c->host.run_jobs = jobs ? c_run_jobs : NULL;
+    c->host.job_start = jobs ? c_job_start : NULL;
+    c->host.job_wait = jobs ? c_job_wait : NULL;
 }
 
 static unsigned counting_take(counting *c)
@@ -438,12 +457,122 @@ static void test_reads_and_writes_during_syncs(void **state)
     vd_host_mem_free(mem);
 }
 
+/* ---- overlapped commits ---------------------------------------------------- */
+
+/* The workload of the next two tests: writes several times the cache, so
+ * commits forced by cache pressure run all the time, reads in between,
+ * one explicit sync in the middle and the close. */
+static void overlap_workload(const vd_host *h, uint64_t seed, int check)
+{
+    vd_create_opts co = {.nblocks = NBLK, .fanout = 16};
+    vd_open_opts oo = {.cache_bytes = (size_t)1 << 20}; /* 256 entries */
+    vd_image *img = NULL;
+    OK(vd_image_create(h, KEY, &co, &oo, &img));
+    static uint32_t gen[NBLK];
+    memset(gen, 0, sizeof gen);
+    uint8_t *buf = malloc((size_t)64 * VD_BLOCK_SIZE);
+    assert_non_null(buf);
+    uint64_t rng = seed;
+    for (uint32_t op = 1; op <= 400; op++) {
+        uint32_t len = 1 + (uint32_t)(vt_rand(&rng) % 64);
+        uint64_t lbn = vt_rand(&rng) % (NBLK - len);
+        for (uint32_t i = 0; i < len; i++) {
+            vt_block_fill(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i, op);
+            gen[lbn + i] = op;
+        }
+        OK(vd_image_write(img, lbn, len, buf));
+        lbn = vt_rand(&rng) % (NBLK - 64);
+        OK(vd_image_read(img, lbn, 64, buf));
+        for (uint32_t i = 0; check && i < 64; i++)
+            assert_int_equal(vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i),
+                             gen[lbn + i]);
+        if (op == 200)
+            OK(vd_image_sync(img));
+    }
+    OK(vd_image_close(img));
+    OK(vd_image_open(h, KEY, &oo, &img));
+    for (uint64_t lbn = 0; check && lbn < NBLK; lbn += 64) {
+        OK(vd_image_read(img, lbn, 64, buf));
+        for (uint32_t i = 0; i < 64; i++)
+            assert_int_equal(vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i),
+                             gen[lbn + i]);
+    }
+    OK(vd_image_close(img));
+    free(buf);
+}
+
+/* Commits forced by cache pressure go to job_start, and what they wrote
+ * reads back, during the run and after a reopen. */
+static void test_pressure_commits_run_in_flight(void **state)
+{
+    (void)state;
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    assert_non_null(mem->job_start);
+    counting c;
+    counting_init(&c, mem, 1);
+    overlap_workload(&c.host, 0x0FF1u, 1);
+    printf("test_parallel: %u commits left in flight\n", c.started);
+    assert_true(c.started > 10);
+    pthread_mutex_destroy(&c.mu);
+    vd_host_mem_free(mem);
+}
+
+/* Crashes while commits are in flight: the workload recorded with them on
+ * (as the crash harnesses record theirs), then a sample of crash states,
+ * each a prefix of the log with its last epoch's writes in a random subset
+ * and order: the image opens (writable: recovery runs), and every block
+ * reads as some version of itself, never an authentication failure (C1). */
+static void test_crashes_with_commits_in_flight(void **state)
+{
+    (void)state;
+    vd_rec *rec = vd_rec_new(NULL, 0);
+    assert_non_null(rec);
+    assert_non_null(vd_rec_host(rec)->job_start);
+    overlap_workload(vd_rec_host(rec), 0x0FF2u, 0);
+    size_t n = vd_rec_op_count(rec), states = 0;
+    vd_open_opts oo = {.cache_bytes = (size_t)1 << 20};
+    uint8_t *buf = malloc((size_t)64 * VD_BLOCK_SIZE);
+    assert_non_null(buf);
+    /* From the image's creation on: prefixes before it opens are no image. */
+    for (size_t p = n / 40; p <= n; p += 1 + n / 300) {
+        vd_host *h = NULL;
+        OK(vd_rec_crash_view(rec, p, NULL, 0xC0FFEEu + p, 1, &h));
+        vd_image *img = NULL;
+        vd_err e = vd_image_open(h, KEY, &oo, &img);
+        if (e == VD_ERR_CORRUPT) { /* still being created */
+            vd_rec_view_free(h);
+            continue;
+        }
+        VT_EXPECT_ERR(e, VD_OK, "open after %zu of %zu ops", p, n);
+        for (uint64_t lbn = 0; lbn < NBLK; lbn += 64) {
+            VT_EXPECT_ERR(vd_image_read(img, lbn, 64, buf), VD_OK,
+                          "read %" PRIu64 " after %zu of %zu ops", lbn, p, n);
+            for (uint32_t i = 0; i < 64; i++) {
+                int64_t id = vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i);
+                if (id < 0 || id > 400)
+                    fail_msg("lbn %" PRIu64 " after %zu of %zu ops: no version of it",
+                             lbn + i, p, n);
+            }
+        }
+        OK(vd_image_close(img));
+        vd_rec_view_free(h);
+        states++;
+    }
+    printf("test_parallel: %zu crash states of %zu recorded ops checked\n", states, n);
+    assert_true(states > 100);
+    free(buf);
+    vd_rec_free(rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_go_to_run_jobs_and_read_back_alike),
         cmocka_unit_test(test_batch_read_catches_one_changed_block),
         cmocka_unit_test(test_reads_and_writes_during_syncs),
+        cmocka_unit_test(test_pressure_commits_run_in_flight),
+        cmocka_unit_test(test_crashes_with_commits_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,6 +198,16 @@ static void file_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
     vd_jobs_run(((file_host *)ctx)->jobs, n, fn, arg);
 }
 
+static uint64_t file_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    return vd_jobs_start(((file_host *)ctx)->jobs, fn, arg);
+}
+
+static void file_job_wait(void *ctx, uint64_t ticket)
+{
+    vd_jobs_wait(((file_host *)ctx)->jobs, ticket);
+}
+
 static void set_errno_out(int *sys_errno, int value)
 {
     if (sys_errno != NULL)
@@ -291,8 +301,11 @@ vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
     fh->host.truncate = file_truncate;
     fh->host.now = file_now;
     fh->host.mem_advise = vdh_mem_advise;
-    if (vd_jobs_new(0, &fh->jobs) == VD_OK)
+    if (vd_jobs_new(0, &fh->jobs) == VD_OK) {
         fh->host.run_jobs = file_run_jobs;
+        fh->host.job_start = file_job_start;
+        fh->host.job_wait = file_job_wait;
+    }
     *out = &fh->host;
     return VD_OK;
 }

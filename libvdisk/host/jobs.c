@@ -31,6 +31,15 @@ struct vd_jobs {
     void (*fn)(void *arg, size_t i);
     void *arg;
     size_t n, next, finished;
+    /* The background thread (vd_jobs_start): one task at a time. */
+    pthread_mutex_t bmu;
+    pthread_cond_t bcv;
+    pthread_t bth;
+    int bstarted, btried, bstop;
+    pid_t bowner;
+    void (*bfn)(void *arg);
+    void *barg;
+    uint64_t posted, completed; /* tickets */
 };
 
 /* Take jobs of the current run until none is left. Called with mu held;
@@ -90,12 +99,22 @@ vd_err vd_jobs_new(unsigned threads, vd_jobs **out)
             ok = 2;
             if (pthread_cond_init(&j->go, NULL) == 0) {
                 ok = 3;
-                if (pthread_cond_init(&j->done, NULL) == 0)
+                if (pthread_cond_init(&j->done, NULL) == 0) {
                     ok = 4;
+                    if (pthread_mutex_init(&j->bmu, NULL) == 0) {
+                        ok = 5;
+                        if (pthread_cond_init(&j->bcv, NULL) == 0)
+                            ok = 6;
+                    }
+                }
             }
         }
     }
-    if (ok < 4) {
+    if (ok < 6) {
+        if (ok >= 5)
+            (void)pthread_mutex_destroy(&j->bmu);
+        if (ok >= 4)
+            (void)pthread_cond_destroy(&j->done);
         if (ok >= 3)
             (void)pthread_cond_destroy(&j->go);
         if (ok >= 2)
@@ -114,11 +133,22 @@ void vd_jobs_free(vd_jobs *j)
 {
     if (!j)
         return;
-    if (j->tried && j->owner != getpid()) {
+    if ((j->tried && j->owner != getpid()) || (j->btried && j->bowner != getpid())) {
         /* Forked: the threads and maybe the locks' holders are the
          * parent's. Leak rather than touch them. */
         return;
     }
+    if (j->bstarted) {
+        (void)pthread_mutex_lock(&j->bmu);
+        while (j->completed < j->posted)
+            (void)pthread_cond_wait(&j->bcv, &j->bmu);
+        j->bstop = 1;
+        (void)pthread_cond_broadcast(&j->bcv);
+        (void)pthread_mutex_unlock(&j->bmu);
+        (void)pthread_join(j->bth, NULL);
+    }
+    (void)pthread_cond_destroy(&j->bcv);
+    (void)pthread_mutex_destroy(&j->bmu);
     (void)pthread_mutex_lock(&j->mu);
     j->stop = 1;
     (void)pthread_cond_broadcast(&j->go);
@@ -181,4 +211,69 @@ void vd_jobs_run(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *ar
     j->n = j->next = j->finished = 0;
     (void)pthread_mutex_unlock(&j->mu);
     (void)pthread_mutex_unlock(&j->run_lock);
+}
+
+/* ---- one task in the background ------------------------------------------ */
+
+static void *bg_main(void *p)
+{
+    vd_jobs *j = p;
+    (void)pthread_mutex_lock(&j->bmu);
+    for (;;) {
+        while (!j->bstop && j->completed == j->posted)
+            (void)pthread_cond_wait(&j->bcv, &j->bmu);
+        if (j->completed == j->posted) /* stopping, nothing left */
+            break;
+        void (*fn)(void *) = j->bfn;
+        void *arg = j->barg;
+        (void)pthread_mutex_unlock(&j->bmu);
+        fn(arg);
+        (void)pthread_mutex_lock(&j->bmu);
+        j->completed = j->posted;
+        j->bfn = NULL;
+        j->barg = NULL;
+        (void)pthread_cond_broadcast(&j->bcv);
+    }
+    (void)pthread_mutex_unlock(&j->bmu);
+    return NULL;
+}
+
+uint64_t vd_jobs_start(void *pool, void (*fn)(void *arg), void *arg)
+{
+    vd_jobs *j = pool;
+    if (!j || !fn)
+        return 0;
+    (void)pthread_mutex_lock(&j->bmu);
+    if (j->btried && j->bowner != getpid()) {
+        (void)pthread_mutex_unlock(&j->bmu);
+        return 0; /* forked: the thread is the parent's */
+    }
+    if (!j->btried) {
+        j->btried = 1;
+        j->bowner = getpid();
+        j->bstarted = pthread_create(&j->bth, NULL, bg_main, j) == 0;
+    }
+    if (!j->bstarted) {
+        (void)pthread_mutex_unlock(&j->bmu);
+        return 0;
+    }
+    while (j->completed < j->posted) /* one at a time */
+        (void)pthread_cond_wait(&j->bcv, &j->bmu);
+    j->bfn = fn;
+    j->barg = arg;
+    uint64_t ticket = ++j->posted;
+    (void)pthread_cond_broadcast(&j->bcv);
+    (void)pthread_mutex_unlock(&j->bmu);
+    return ticket;
+}
+
+void vd_jobs_wait(void *pool, uint64_t ticket)
+{
+    vd_jobs *j = pool;
+    if (!j || ticket == 0)
+        return;
+    (void)pthread_mutex_lock(&j->bmu);
+    while (j->completed < ticket)
+        (void)pthread_cond_wait(&j->bcv, &j->bmu);
+    (void)pthread_mutex_unlock(&j->bmu);
 }

@@ -212,6 +212,16 @@ static void mem_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
     vd_jobs_run(((mem_host *)ctx)->jobs, n, fn, arg);
 }
 
+static uint64_t mem_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    return vd_jobs_start(((mem_host *)ctx)->jobs, fn, arg);
+}
+
+static void mem_job_wait(void *ctx, uint64_t ticket)
+{
+    vd_jobs_wait(((mem_host *)ctx)->jobs, ticket);
+}
+
 /* The mem_host behind a host made here, or NULL. */
 static mem_host *mem_of(vd_host *host)
 {
@@ -246,8 +256,11 @@ vd_err vd_host_mem_new(vd_host **out)
     m->host.truncate = mem_truncate;
     m->host.now = mem_now;
     m->host.mem_advise = vdh_mem_advise;
-    if (vd_jobs_new(0, &m->jobs) == VD_OK)
+    if (vd_jobs_new(0, &m->jobs) == VD_OK) {
         m->host.run_jobs = mem_run_jobs;
+        m->host.job_start = mem_job_start;
+        m->host.job_wait = mem_job_wait;
+    }
     *out = &m->host;
     return VD_OK;
 }

@@ -564,6 +564,16 @@ static void nbdh_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
     vd_jobs_run(((nbd_host *)ctx)->jobs, n, fn, arg);
 }
 
+static uint64_t nbdh_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    return vd_jobs_start(((nbd_host *)ctx)->jobs, fn, arg);
+}
+
+static void nbdh_job_wait(void *ctx, uint64_t ticket)
+{
+    vd_jobs_wait(((nbd_host *)ctx)->jobs, ticket);
+}
+
 static vd_err open_fail(nbd_host *nh, vd_err e, int *sys_errno, int err)
 {
     set_errno_out(sys_errno, err);
@@ -665,8 +675,11 @@ vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errn
     nh->host.truncate = nbdh_truncate;
     nh->host.now = nbdh_now;
     nh->host.mem_advise = vdh_mem_advise;
-    if (vd_jobs_new(0, &nh->jobs) == VD_OK)
+    if (vd_jobs_new(0, &nh->jobs) == VD_OK) {
         nh->host.run_jobs = nbdh_run_jobs;
+        nh->host.job_start = nbdh_job_start;
+        nh->host.job_wait = nbdh_job_wait;
+    }
     *out = &nh->host;
     return VD_OK;
 }

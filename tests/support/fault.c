@@ -329,7 +329,9 @@ static int fault_now(void *ctx, int64_t *ns)
 
 /* ---- Lifetime and counters ------------------------------------------------ */
 
-/* The inner host's jobs: a fault host injects faults into I/O only. */
+/* The inner host's jobs: a fault host injects faults into I/O only. Its
+ * commits stay synchronous (no job_start), so a fault fails the call that
+ * met it. */
 static void fault_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
                            void *arg)
 {

@@ -38,6 +38,7 @@ struct vd_rec {
     uint64_t bytes;
     int64_t clock_ns;
     vd_jobs *jobs; /* run_jobs: the core's parallel paths run here too */
+    size_t started; /* job_start calls that ran on the pool's thread */
     /* Cache for crash images: the initial image with ops [0, cache_upto)
      * applied. Valid when cache_valid; dropped by reset. */
     rbuf cache;
@@ -325,6 +326,22 @@ static void rec_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
     vd_jobs_run(((vd_rec *)ctx)->jobs, n, fn, arg);
 }
 
+static uint64_t rec_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    vd_rec *rec = ctx;
+    uint64_t ticket = vd_jobs_start(rec->jobs, fn, arg);
+    if (ticket && rec_lock(rec) == 0) {
+        rec->started++;
+        (void)pthread_mutex_unlock(&rec->lock);
+    }
+    return ticket;
+}
+
+static void rec_job_wait(void *ctx, uint64_t ticket)
+{
+    vd_jobs_wait(((vd_rec *)ctx)->jobs, ticket);
+}
+
 vd_rec *vd_rec_new(const uint8_t *initial, uint64_t size)
 {
     vd_rec *rec;
@@ -354,8 +371,11 @@ vd_rec *vd_rec_new(const uint8_t *initial, uint64_t size)
     rec->host.size = rec_size;
     rec->host.truncate = rec_truncate;
     rec->host.now = rec_now;
-    if (vd_jobs_new(0, &rec->jobs) == VD_OK)
+    if (vd_jobs_new(0, &rec->jobs) == VD_OK) {
         rec->host.run_jobs = rec_run_jobs;
+        rec->host.job_start = rec_job_start;
+        rec->host.job_wait = rec_job_wait;
+    }
     return rec;
 }
 
@@ -388,6 +408,15 @@ size_t vd_rec_op_count(vd_rec *rec)
 size_t vd_rec_flush_count(vd_rec *rec)
 {
     return rec == NULL ? 0 : rec->nflush;
+}
+
+size_t vd_rec_jobs_started(vd_rec *rec)
+{
+    if (rec == NULL || rec_lock(rec) != 0)
+        return 0;
+    size_t n = rec->started;
+    (void)pthread_mutex_unlock(&rec->lock);
+    return n;
 }
 
 size_t vd_rec_epoch_count(vd_rec *rec)

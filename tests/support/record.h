@@ -70,6 +70,9 @@ vd_host *vd_rec_host(vd_rec *rec);
 size_t vd_rec_op_count(vd_rec *rec);
 /* Number of FLUSH ops in the log. */
 size_t vd_rec_flush_count(vd_rec *rec);
+/* Number of tasks job_start ran on a host thread: commits the core left in
+ * flight (overlapped commits; the log is the same either way). */
+size_t vd_rec_jobs_started(vd_rec *rec);
 /* Number of epochs: always vd_rec_flush_count() + 1 (see above). */
 size_t vd_rec_epoch_count(vd_rec *rec);
 /* Total bytes of all logged WRITE ops. */

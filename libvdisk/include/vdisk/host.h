@@ -95,6 +95,11 @@ typedef struct vd_jobs vd_jobs;
 vd_err vd_jobs_new(unsigned threads, vd_jobs **out);
 void vd_jobs_free(vd_jobs *jobs);
 void vd_jobs_run(void *jobs, size_t n, void (*fn)(void *arg, size_t i), void *arg);
+/* vd_host.job_start / job_wait with the pool as ctx: one background
+ * thread (started at the first task) runs one task at a time; a start
+ * while one runs waits for it. 0 when the thread cannot be started. */
+uint64_t vd_jobs_start(void *jobs, void (*fn)(void *arg), void *arg);
+void vd_jobs_wait(void *jobs, uint64_t ticket);
 
 /* ---- Key files (R6) ------------------------------------------------------
  * A key file holds exactly 32 random bytes (a KEYFILE slot's secret, see

@@ -116,6 +116,16 @@ typedef struct vd_host {
      * still runs any job it skipped. */
     void (*run_jobs)(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
                      void *arg);
+    /* Optional, both or neither (NULL: the core does the work inline):
+     * job_start runs fn(arg) on a host thread and returns at once with a
+     * nonzero ticket (0: it could not, and the core runs fn itself);
+     * job_wait(ticket) returns once that job has returned. The core uses
+     * them to let a commit forced by cache pressure write and flush while
+     * the caller goes on: the job calls write_at and flush while the
+     * caller may call read_at (never on the same bytes), so a host that
+     * offers them accepts calls from two threads at once. */
+    uint64_t (*job_start)(void *ctx, void (*fn)(void *arg), void *arg);
+    void (*job_wait)(void *ctx, uint64_t ticket);
 } vd_host;
 
 /* ---- Freshness anchor (R4, R7) --------------------------------------------
