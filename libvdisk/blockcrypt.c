@@ -41,15 +41,26 @@ static vdc_aead *lane_new(vd_image *img, uint64_t keyid, int gen)
 
 void vd_subkey_clear(vd_subkey *s)
 {
-    for (unsigned l = VD_LANES; l-- > 0;) {
-        int shared = 0;
-        for (unsigned m = 0; m < l && !shared; m++)
-            shared = s->aead[m] == s->aead[l];
-        if (!shared)
-            vdc_aead_free(s->aead[l]);
+    /* Lanes and leases share one context where the algorithm allows it:
+     * free each distinct one once. */
+    vdc_aead *all[VD_LANES * (1 + VD_READERS)];
+    unsigned n = 0;
+    for (unsigned l = 0; l < VD_LANES; l++) {
+        all[n++] = s->aead[l];
+        for (unsigned r = 0; r < VD_READERS; r++)
+            all[n++] = s->rd[r][l];
     }
-    for (unsigned l = 0; l < VD_LANES; l++)
-        s->aead[l] = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        int seen = 0;
+        for (unsigned k = 0; k < i && !seen; k++)
+            seen = all[k] == all[i];
+        if (!seen)
+            vdc_aead_free(all[i]);
+    }
+    memset(s->aead, 0, sizeof s->aead);
+    memset(s->rd, 0, sizeof s->rd);
+    memset(s->rd_busy, 0, sizeof s->rd_busy);
+    s->leases = 0;
     s->keyid = 0;
 }
 
@@ -57,16 +68,20 @@ void vd_subkey_clear(vd_subkey *s)
  * few cached ones. */
 static vd_subkey *subkey_get(vd_image *img, uint64_t keyid, int gen)
 {
-    vd_subkey *victim = &img->subkeys[0];
+    /* A slot leased to a reader outside the lock is never the victim
+     * (vd_open_lease_take keeps most slots free of leases). */
+    vd_subkey *victim = NULL;
     for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++) {
         vd_subkey *s = &img->subkeys[i];
         if (s->keyid == keyid && s->gen == gen && s->aead[0]) {
             s->last_use = ++img->subkey_clock;
             return s;
         }
-        if (s->last_use < victim->last_use)
+        if (!s->leases && (!victim || s->last_use < victim->last_use))
             victim = s;
     }
+    if (!victim)
+        return NULL;
     vdc_aead *a = lane_new(img, keyid, gen);
     if (!a)
         return NULL;
@@ -155,15 +170,21 @@ vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
  * statistics) run on the calling thread before and after; the jobs only
  * read the image id and use their lane's contexts, one lane per job. */
 
-void vd_jobs_do(const vd_image *img, size_t n, void (*fn)(void *arg, size_t i),
-                void *arg)
+static void jobs_do(const vd_host *host, size_t n, void (*fn)(void *arg, size_t i),
+                    void *arg)
 {
-    if (img->host.run_jobs && n > 1) {
-        img->host.run_jobs(img->host.ctx, n, fn, arg);
+    if (host->run_jobs && n > 1) {
+        host->run_jobs(host->ctx, n, fn, arg);
         return;
     }
     for (size_t i = 0; i < n; i++)
         fn(arg, i);
+}
+
+void vd_jobs_do(const vd_image *img, size_t n, void (*fn)(void *arg, size_t i),
+                void *arg)
+{
+    jobs_do(&img->host, n, fn, arg);
 }
 
 typedef struct crypt_batch {
@@ -172,8 +193,10 @@ typedef struct crypt_batch {
     size_t n;
     unsigned lanes;
     int seal;
+    vdc_aead *const *ctx; /* a lease's contexts, one per lane (open only);
+                             NULL: each job's subkey lanes */
     int failed[VD_LANES]; /* seal: a lane's call failed */
-    int ran[VD_LANES];    /* the lane ran (checked: see batch_run) */
+    int ran[VD_LANES];    /* the lane ran (checked: see batch_go) */
 } crypt_batch;
 
 static void crypt_lane(void *arg, size_t lane)
@@ -187,7 +210,7 @@ static void crypt_lane(void *arg, size_t lane)
         vd_crypt_job *j = &b->jobs[k];
         vd_put_le64(ad + 16, j->phys);
         block_nonce(j->v.counter, nonce);
-        vdc_aead *a = j->sk->aead[lane];
+        vdc_aead *a = b->ctx ? b->ctx[lane] : j->sk->aead[lane];
         if (b->seal) {
             if (vdc_aead_seal(a, nonce, ad, sizeof ad, j->in, VDF_BLOCK, j->out,
                               j->v.tag) != 0)
@@ -211,13 +234,12 @@ static unsigned lanes_for(const vd_image *img, size_t n)
     return l > VD_LANES ? VD_LANES : (unsigned)l;
 }
 
-static void batch_run(vd_image *img, crypt_batch *b)
+static void batch_go(const vd_host *host, crypt_batch *b)
 {
-    b->image_id = img->hdr.image_id;
     if (b->lanes == 1)
         crypt_lane(b, 0);
     else
-        vd_jobs_do(img, b->lanes, crypt_lane, b);
+        jobs_do(host, b->lanes, crypt_lane, b);
     /* A run_jobs that skipped a lane must not leave a block unsealed or
      * unverified behind: run what did not run here. */
     for (unsigned l = 0; l < b->lanes; l++)
@@ -243,7 +265,8 @@ vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
         jobs[k].v.keyid = img->keyid;
         jobs[k].v.counter = img->counter++;
     }
-    batch_run(img, &b);
+    b.image_id = img->hdr.image_id;
+    batch_go(&img->host, &b);
     for (unsigned l = 0; l < b.lanes; l++)
         if (b.failed[l])
             return VD_ERR_IO;
@@ -297,10 +320,81 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
         if (got < b.lanes)
             b.lanes = got;
     }
-    batch_run(img, &b);
+    b.image_id = img->hdr.image_id;
+    batch_go(&img->host, &b);
     for (size_t k = 0; k < n; k++)
         img->stat_verified += jobs[k].err == VD_OK;
     return VD_OK;
+}
+
+/* ---- opening outside the image lock ----------------------------------------
+ * A reader copies what it needs under the lock and leases one of the
+ * subkey's reader slots: contexts no other thread uses until it gives the
+ * slot back. At most VD_SUBKEY_CACHE / 4 subkeys have leases out, so a
+ * derivation (and a batch of half the slots, vd_block_open_batch) always
+ * finds a victim that is not leased. */
+
+vd_err vd_open_lease_take(vd_image *img, uint64_t keyid, size_t n,
+                          vd_open_lease *l)
+{
+    unsigned leased = 0;
+    for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
+        leased += img->subkeys[i].leases > 0;
+    vd_subkey *s = NULL;
+    for (unsigned i = 0; i < VD_SUBKEY_CACHE && !s; i++)
+        if (img->subkeys[i].leases && img->subkeys[i].keyid == keyid &&
+            img->subkeys[i].gen == 0)
+            s = &img->subkeys[i];
+    if (!s && leased >= VD_SUBKEY_CACHE / 4)
+        return VD_ERR_BUSY;
+    if (!s)
+        s = subkey_get(img, keyid, 0);
+    if (!s)
+        return VD_ERR_NOMEM;
+    unsigned r = 0;
+    while (r < VD_READERS && s->rd_busy[r])
+        r++;
+    if (r == VD_READERS)
+        return VD_ERR_BUSY;
+    unsigned want = lanes_for(img, n), got = 0;
+    for (; got < want; got++) {
+        if (!s->rd[r][got])
+            s->rd[r][got] = vdc_aead_concurrent(img->alg) ? s->aead[0]
+                                                         : lane_new(img, s->keyid, s->gen);
+        if (!s->rd[r][got])
+            break;
+    }
+    if (got == 0)
+        return VD_ERR_NOMEM;
+    s->last_use = ++img->subkey_clock;
+    s->rd_busy[r] = 1;
+    s->leases++;
+    l->sk = s;
+    l->slot = r;
+    l->lanes = got;
+    memcpy(l->image_id, img->hdr.image_id, 16);
+    l->host = img->host;
+    return VD_OK;
+}
+
+void vd_block_open_leased(const vd_open_lease *l, vd_crypt_job *jobs, size_t n)
+{
+    if (n == 0)
+        return;
+    crypt_batch b = {.jobs = jobs, .n = n, .seal = 0, .ctx = l->sk->rd[l->slot]};
+    b.lanes = l->lanes < n ? l->lanes : (unsigned)n;
+    b.image_id = l->image_id;
+    for (size_t k = 0; k < n; k++)
+        jobs[k].err = VD_ERR_AUTH; /* until a lane has opened it */
+    batch_go(&l->host, &b);
+}
+
+void vd_open_lease_give(vd_image *img, vd_open_lease *l)
+{
+    (void)img;
+    l->sk->rd_busy[l->slot] = 0;
+    l->sk->leases--;
+    l->sk = NULL;
 }
 
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],

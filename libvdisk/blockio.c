@@ -315,3 +315,139 @@ vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out)
     *out = t;
     return VD_OK;
 }
+
+/* ---- reads outside the image lock --------------------------------------------
+ * Called with img->lock held, and returns with it held; drops it while
+ * the host reads the ciphertext and the blocks are opened. What may
+ * change meanwhile, and why the answer stays sound (R2, R3):
+ *  - the versions the blocks are checked against were taken from the
+ *    verified tree under the lock: a block that opens under one was the
+ *    block's content at that moment, a read that linearizes there;
+ *  - a commit may rewrite a block in place meanwhile, so its open fails:
+ *    any block that does not open is read and checked again under the
+ *    lock, the only verdict that counts (and the one failures are
+ *    recorded from);
+ *  - a block read alone enters the cache (as a locked read would put it
+ *    there) only if nothing holds it yet and its parent still names the
+ *    version it opened under: never a stale copy over a newer write. */
+
+int vd_read_unlocked_ok(const vd_image *img)
+{
+    /* Journal-recovered blocks (two candidate versions), redo copies, a
+     * key rotation (two keys per block) and a scrub's tolerance stay on
+     * the locked path: rare, and each needs more than one version. */
+    return !img->nrecov && !img->nredo && !img->old_master && !img->tolerate_nodes;
+}
+
+/* Does block lbn's parent, if cached, name v? No load: 0 if not cached. */
+static int version_current(vd_image *img, uint64_t lbn, const mt_version *v)
+{
+    mt_version cur;
+    if (img->geo.height == 0) {
+        cur = img->root;
+    } else {
+        uint32_t p = vc_lookup(&img->cache, vd_phys_of(img, 1, mt_parent_idx(&img->geo, lbn)));
+        if (p == VC_NONE)
+            return 0;
+        mt_node_get(img->cache.e[p].buf, mt_parent_slot(&img->geo, lbn), &cur);
+    }
+    return mt_version_equal(&cur, v);
+}
+
+static void publish_block(vd_image *img, uint64_t lbn, const mt_version *v,
+                          const uint8_t *pt)
+{
+    if (vc_lookup(&img->cache, vd_phys_of(img, 0, lbn)) != VC_NONE ||
+        !version_current(img, lbn, v))
+        return;
+    uint32_t t = vc_take(&img->cache); /* no commit for a cache fill */
+    if (t == VC_NONE)
+        return;
+    memcpy(img->cache.e[t].buf, pt, VDF_BLOCK);
+    fill_entry(img, t, 0, lbn, v);
+    vd_unpin(img, t);
+}
+
+vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
+                             uint8_t *out, uint32_t *done)
+{
+    if (count > VD_RUN_MAX)
+        count = VD_RUN_MAX;
+    /* The run's versions, up to the first block never written (zeros, no
+     * read) or under another subkey (one lease per run). */
+    vd_crypt_job jobs[VD_RUN_MAX];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        mt_version cand[2];
+        unsigned nc;
+        vd_err e = expected_versions(img, 0, lbn + k, cand, &nc);
+        if (e != VD_OK)
+            return e;
+        if (mt_version_is_none(&cand[0]) ||
+            (n > 0 && cand[0].keyid != jobs[0].v.keyid))
+            break;
+        jobs[n].phys = vd_phys_of(img, 0, lbn + k);
+        jobs[n].in = out + (size_t)k * VDF_BLOCK; /* opened in place */
+        jobs[n].out = out + (size_t)k * VDF_BLOCK;
+        jobs[n].v = cand[0];
+        jobs[n].err = VD_OK;
+        n++;
+    }
+    if (n == 0) { /* never written: the verified parent says zeros */
+        memset(out, 0, VDF_BLOCK);
+        *done = 1;
+        return VD_OK;
+    }
+    *done = n;
+    uint64_t off = jobs[0].phys * VDF_BLOCK;
+    size_t len = (size_t)n * VDF_BLOCK;
+    if (off > img->file_bytes || len > img->file_bytes - off)
+        return VD_ERR_RANGE;
+    vd_open_lease l;
+    vd_err e = vd_open_lease_take(img, jobs[0].v.keyid, n, &l);
+    if (e == VD_ERR_BUSY) { /* every reader slot in use: as before */
+        if (n > 1)
+            return vd_read_data_run(img, lbn, n, out);
+        uint32_t t;
+        e = vd_get_block(img, 0, lbn, &t);
+        if (e == VD_OK) {
+            memcpy(out, img->cache.e[t].buf, VDF_BLOCK);
+            vd_unpin(img, t);
+        }
+        return e;
+    }
+    if (e != VD_OK)
+        return e;
+    (void)pthread_mutex_unlock(&img->lock);
+    e = vd_host_read(&l.host, off, out, len);
+    if (e == VD_OK)
+        vd_block_open_leased(&l, jobs, n);
+    (void)pthread_mutex_lock(&img->lock);
+    vd_open_lease_give(img, &l);
+    if (e != VD_OK)
+        return e;
+    img->stat_bytes_read += len;
+    for (uint32_t k = 0; e == VD_OK && k < n; k++) {
+        if (jobs[k].err == VD_OK) {
+            img->stat_verified++;
+            continue;
+        }
+        /* Again under the lock: a newer copy in the cache, or the block
+         * as the tree names it now, checked and recorded as any read. */
+        uint32_t t = vc_lookup(&img->cache, jobs[k].phys);
+        if (t != VC_NONE) {
+            memcpy(jobs[k].out, img->cache.e[t].buf, VDF_BLOCK);
+            continue;
+        }
+        mt_version cand[2], matched;
+        unsigned nc;
+        e = expected_versions(img, 0, lbn + k, cand, &nc);
+        if (e == VD_OK)
+            e = verify_into(img, 0, lbn + k, cand, nc, NULL, jobs[k].out, &matched);
+        if (e == VD_OK)
+            jobs[k].v = matched;
+    }
+    if (e == VD_OK && n == 1)
+        publish_block(img, lbn, &jobs[0].v, out);
+    return e;
+}

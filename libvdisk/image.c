@@ -997,6 +997,16 @@ vd_err vd_image_read(vd_image *img, uint64_t lbn, uint32_t count, void *buf)
             while (i + run < count && run < VD_RUN_MAX &&
                    vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + i + run)) == VC_NONE)
                 run++;
+            if (vd_read_unlocked_ok(img)) {
+                /* The host read and the opens without the lock: readers
+                 * of other blocks, cached or not, go on meanwhile. */
+                uint32_t done = 0;
+                e = vd_read_data_unlocked(img, lbn + i, run, out + (size_t)i * VDF_BLOCK,
+                                          &done);
+                if (e == VD_OK)
+                    i += done - 1;
+                continue;
+            }
             if (run > 1) {
                 /* A bulk read: straight into the caller's buffer. */
                 e = vd_read_data_run(img, lbn + i, run, out + (size_t)i * VDF_BLOCK);

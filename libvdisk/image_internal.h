@@ -21,6 +21,9 @@
 #define VD_LANE_MIN 16u
 #define VD_BATCH_MIN 64u
 #define VD_RUN_MAX 64u
+/* Readers that may open blocks outside the image lock at once, per
+ * subkey (vd_open_lease). */
+#define VD_READERS 4u
 /* Nonce counters stay below this per subkey; then a new random subkey id
  * is drawn (R5: no (key, nonce) pair is ever used twice). */
 #define VD_COUNTER_LIMIT (1ull << 40)
@@ -32,7 +35,23 @@ typedef struct vd_subkey {
     /* aead[0] always; aead[1..] made for parallel batches when first
      * needed (the same context again where it is concurrent-safe). */
     vdc_aead *aead[VD_LANES];
+    /* Reads open blocks outside the image lock with contexts leased to one
+     * reader at a time (vd_open_lease): rd[r] belongs to the holder of
+     * lease r while rd_busy[r]. A slot with leases out is never evicted. */
+    vdc_aead *rd[VD_READERS][VD_LANES];
+    uint8_t rd_busy[VD_READERS];
+    uint32_t leases;
 } vd_subkey;
+
+/* Contexts of one subkey that one reader uses outside the image lock
+ * (taken and given back under it): lanes contexts no other thread touches
+ * meanwhile, and what an open needs of the image, copied. */
+typedef struct vd_open_lease {
+    vd_subkey *sk;
+    unsigned slot, lanes;
+    uint8_t image_id[16];
+    vd_host host; /* for run_jobs */
+} vd_open_lease;
 
 /* One block of a batch (vd_block_seal_batch, vd_block_open_batch). */
 typedef struct vd_crypt_job {
@@ -54,6 +73,13 @@ typedef struct vd_redo {
 typedef struct vd_flight vd_flight;
 
 struct vd_image {
+    /* The image lock: every vd_image_* call holds it, except while a read
+     * reads and opens uncached data blocks (vd_read_data_unlocked; the
+     * versions, the cache and the subkey leases are taken and given back
+     * under it). Lock order: a file system's volume lock (vd_fs.lock)
+     * before this one; the host's own locks (memory host, NBD, run_jobs
+     * pool) after it. Nothing here is ever held while taking a volume
+     * lock. */
     pthread_mutex_t lock;
     vd_host host;
     vd_anchor anchor;
@@ -185,6 +211,15 @@ vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
  * unless something other than authentication failed. */
 vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
 vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
+/* Opening outside the image lock (reads, image.c). Take (under the lock)
+ * a lease on the subkey of keyid for a batch of n blocks: VD_ERR_BUSY when
+ * none can be had now (open under the lock instead). Open (without the
+ * lock) jobs under that keyid with the lease's contexts: sets each job's
+ * err and touches nothing of the image. Give it back under the lock. */
+vd_err vd_open_lease_take(vd_image *img, uint64_t keyid, size_t n,
+                          vd_open_lease *l);
+void vd_block_open_leased(const vd_open_lease *l, vd_crypt_job *jobs, size_t n);
+void vd_open_lease_give(vd_image *img, vd_open_lease *l);
 /* Run fn(arg, i) for i in [0, n) through the host's run_jobs, or on this
  * thread when it has none. */
 void vd_jobs_do(const vd_image *img, size_t n, void (*fn)(void *arg, size_t i),
@@ -257,6 +292,14 @@ static inline void vd_unpin(vd_image *img, uint32_t i)
  * cache (a dirty one would be newer than the host's). */
 vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
                         uint8_t *out);
+/* Reads outside the lock (blockio.c): may this handle read that way now?
+ * Then read and verify up to VD_RUN_MAX consecutive uncached data blocks
+ * into out, dropping the lock for the host read and the opens (held on
+ * entry and on return); *done: how many blocks it read (at least one on
+ * success). A block read alone enters the cache. */
+int vd_read_unlocked_ok(const vd_image *img);
+vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
+                             uint8_t *out, uint32_t *done);
 /* Entry for a new data block, without reading it (full overwrite). */
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */

@@ -149,6 +149,47 @@ vd_err fat_dev_read(vd_fs *fs, uint64_t off, void *buf, size_t len)
     return e;
 }
 
+vd_err fat_dev_read_shared(const vd_fs *fs, uint64_t off, void *buf, size_t len)
+{
+    vd_err e = check_range(fs, off, len);
+    uint8_t *out = buf;
+    while (e == VD_OK && len > 0) {
+        uint64_t lbn = off / FAT_BLOCK;
+        size_t in = (size_t)(off % FAT_BLOCK);
+        const fat_cslot *s = &fs->cache[lbn % FAT_CACHE_SLOTS];
+        int cached = s->valid && s->lbn == lbn;
+        if (in == 0 && len >= FAT_BLOCK && !cached) {
+            uint32_t cnt = 0;
+            while ((size_t)(cnt + 1) * FAT_BLOCK <= len && cnt < 1024) {
+                const fat_cslot *c = &fs->cache[(lbn + cnt) % FAT_CACHE_SLOTS];
+                if (c->valid && c->lbn == lbn + cnt)
+                    break;
+                cnt++;
+            }
+            e = fat_bdev_read(&fs->dev, lbn, cnt, out);
+            off += (uint64_t)cnt * FAT_BLOCK;
+            out += (size_t)cnt * FAT_BLOCK;
+            len -= (size_t)cnt * FAT_BLOCK;
+            continue;
+        }
+        size_t n = FAT_BLOCK - in;
+        if (n > len)
+            n = len;
+        if (cached) {
+            memcpy(out, s->data + in, n);
+        } else { /* part of a block: read it whole, keep the part */
+            uint8_t blk[FAT_BLOCK];
+            e = fat_bdev_read(&fs->dev, lbn, 1, blk);
+            if (e == VD_OK)
+                memcpy(out, blk + in, n);
+        }
+        off += n;
+        out += n;
+        len -= n;
+    }
+    return e;
+}
+
 vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len)
 {
     vd_err e = check_range(fs, off, len);

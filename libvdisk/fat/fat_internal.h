@@ -84,7 +84,13 @@ typedef struct fat_node {
 } fat_node;
 
 struct vd_fs {
-    pthread_mutex_t lock; /* every public vd_fs_/vd_file_/vd_dir_ call holds it */
+    /* The volume lock. Every public vd_fs_/vd_file_/vd_dir_ call holds it
+     * exclusively (fat_lock), except vd_file_read of a file whose chain is
+     * mapped, which holds it shared (file.c): such reads only look at the
+     * node, the metadata cache (clean between calls: fat_op_end flushes
+     * it) and the image, whose own lock they take inside. Lock order:
+     * volume lock, then the image lock (vd_image.lock), then the host's. */
+    pthread_rwlock_t lock;
     vd_image *img;   /* NULL when mounted over another vd_blockdev */
     vd_blockdev dev; /* every block access goes through it (fat_bdev_*) */
     uint64_t img_bytes;
@@ -137,11 +143,11 @@ struct vd_file {
     int flags;
 };
 
-/* Volume lock. A default mutex only fails on misuse (never here), so the
- * result carries no information worth a code path. */
+/* Volume lock, exclusive. A lock call only fails on misuse (never here),
+ * so the result carries no information worth a code path. */
 static inline void fat_lock(vd_fs *fs)
 {
-    (void)pthread_mutex_lock(&fs->lock);
+    (void)pthread_rwlock_wrlock(&fs->lock);
     fs->op_changed = 0;
     if (fs->img) /* every public call is one file-system operation (C4) */
         vd_image_op_begin(fs->img);
@@ -150,13 +156,16 @@ static inline void fat_unlock(vd_fs *fs)
 {
     if (fs->img) /* the operation's end: the image may commit here */
         vd_image_op_end(fs->img);
-    (void)pthread_mutex_unlock(&fs->lock);
+    (void)pthread_rwlock_unlock(&fs->lock);
 }
 
 /* ---- dev.c ---- */
 vd_err fat_dev_init(vd_fs *fs);
 void fat_dev_free(vd_fs *fs);
 vd_err fat_dev_read(vd_fs *fs, uint64_t off, void *buf, size_t len);
+/* The same under the shared volume lock: the cache is only looked at,
+ * never filled (a block it does not hold comes from the device). */
+vd_err fat_dev_read_shared(const vd_fs *fs, uint64_t off, void *buf, size_t len);
 vd_err fat_dev_write(vd_fs *fs, uint64_t off, const void *buf, size_t len);
 vd_err fat_dev_zero(vd_fs *fs, uint64_t off, uint64_t len);
 /* The cached bytes [off, off+len) of one block, in place (for FAT entries:

@@ -159,6 +159,60 @@ static vd_err locked_file_read(vd_file *f, uint64_t off, void *buf, size_t len,
     return fat_op_end(f->fs, e);
 }
 
+/* A read under the shared volume lock (see vd_fs.lock): only when the
+ * volume is on an image (whose reads may run at once) and the node's chain
+ * is mapped, so the read looks things up and changes nothing. 1 if it ran
+ * (*e its result), 0 to take the exclusive path. */
+static int shared_file_read(vd_file *f, uint64_t off, void *buf, size_t len,
+                            size_t *done, vd_err *e)
+{
+    if (!buf && len)
+        return 0;
+    vd_fs *fs = f->fs;
+    fat_node *n = f->node;
+    if (!fs->img || !n->mapped || (f->flags & VD_O_ACCMODE) == VD_O_WRONLY)
+        return 0;
+    *done = 0;
+    *e = VD_OK;
+    if (off >= n->size)
+        return 1;
+    if (len > n->size - off)
+        len = (size_t)(n->size - off);
+    vd_image_op_begin(fs->img); /* one operation, as under fat_lock (C4) */
+    uint8_t *out = buf;
+    size_t left = len;
+    while (*e == VD_OK && left > 0) {
+        uint32_t fidx = (uint32_t)(off >> fs->cluster_shift);
+        if (fidx >= n->nclus) {
+            *e = VD_ERR_CORRUPT; /* the size says more than the chain holds */
+            break;
+        }
+        size_t lo = 0, hi = n->nruns;
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (n->runs[mid].fidx <= fidx)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        const fat_run *r = &n->runs[lo];
+        uint64_t within = off & (fs->cluster_bytes - 1);
+        uint64_t avail = ((uint64_t)(r->len - (fidx - r->fidx)) << fs->cluster_shift) - within;
+        size_t k = avail < left ? (size_t)avail : left;
+        *e = fat_dev_read_shared(fs, fat_clus_off(fs, r->clus + (fidx - r->fidx)) + within,
+                                 out, k);
+        off += k;
+        out += k;
+        left -= k;
+    }
+    vd_image_op_end(fs->img);
+    if (*e == VD_OK)
+        *done = len;
+    else
+        memset(buf, 0, len);
+    return 1;
+}
+
 /* Can n grow to `end` bytes? VD_ERR_NOSPC before anything changed if not. */
 static vd_err reserve(vd_fs *fs, fat_node *n, uint64_t end)
 {
@@ -327,7 +381,8 @@ static vd_err locked_file_close(vd_file *f)
     return fat_op_end(fs, e);
 }
 
-/* ---- public entry points: one volume lock serialises every call ---- */
+/* ---- public entry points: the volume lock, exclusive but for reads of a
+ * mapped file (shared_file_read) ---- */
 
 vd_err vd_file_open(vd_fs *fs, const char *path, int flags, vd_file **out)
 {
@@ -342,11 +397,17 @@ vd_err vd_file_open(vd_fs *fs, const char *path, int flags, vd_file **out)
 
 vd_err vd_file_read(vd_file *f, uint64_t off, void *buf, size_t len, size_t *done)
 {
-    if (!f)
+    if (!f || !done)
         return VD_ERR_INVAL;
     vd_fs *lk = f->fs;
+    vd_err e;
+    (void)pthread_rwlock_rdlock(&lk->lock);
+    int ran = shared_file_read(f, off, buf, len, done, &e);
+    (void)pthread_rwlock_unlock(&lk->lock);
+    if (ran)
+        return e;
     fat_lock(lk);
-    vd_err e = locked_file_read(f, off, buf, len, done);
+    e = locked_file_read(f, off, buf, len, done);
     fat_unlock(lk);
     return e;
 }

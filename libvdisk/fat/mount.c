@@ -94,6 +94,21 @@ static int dev_valid(const vd_blockdev *dev)
            dev->nblocks <= UINT64_MAX / FAT_BLOCK;
 }
 
+/* Writers first: a stream of shared readers must not keep a write (or a
+ * stat, an open) waiting for ever, as glibc's default preference would. */
+static int fat_lock_init(vd_fs *fs)
+{
+    pthread_rwlockattr_t a;
+    if (pthread_rwlockattr_init(&a) != 0)
+        return -1;
+#ifdef __GLIBC__
+    (void)pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    int r = pthread_rwlock_init(&fs->lock, &a);
+    (void)pthread_rwlockattr_destroy(&a);
+    return r;
+}
+
 /* img is the image behind dev, or NULL for another device. */
 static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts *o,
                         vd_fs **out)
@@ -103,7 +118,7 @@ static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts 
     vd_fs *fs = calloc(1, sizeof *fs);
     if (!fs)
         return VD_ERR_NOMEM;
-    if (pthread_mutex_init(&fs->lock, NULL) != 0) {
+    if (fat_lock_init(fs) != 0) {
         free(fs);
         return VD_ERR_NOMEM;
     }
@@ -178,7 +193,7 @@ static vd_err mount_dev(const vd_blockdev *dev, vd_image *img, const vd_fs_opts 
         e = read_label(fs, g.label);
     if (e != VD_OK) {
         fat_dev_free(fs);
-        (void)pthread_mutex_destroy(&fs->lock);
+        (void)pthread_rwlock_destroy(&fs->lock);
         free(fs);
         return e;
     }
@@ -268,7 +283,7 @@ vd_err vd_fs_unmount(vd_fs *fs)
     fat_dix_free_all(fs);
     fat_dev_free(fs);
     fat_unlock(fs);
-    (void)pthread_mutex_destroy(&fs->lock);
+    (void)pthread_rwlock_destroy(&fs->lock);
     free(fs);
     return e;
 }

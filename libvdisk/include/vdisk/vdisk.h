@@ -81,7 +81,9 @@ const char *vd_version(void);
  * counts are checked against what was asked, sizes against the header. */
 typedef struct vd_host {
     void *ctx;
-    /* Read up to len bytes at off; *done receives the count transferred. */
+    /* Read up to len bytes at off; *done receives the count transferred.
+     * Data reads run outside the handle's lock: when the application reads
+     * from several threads, this may be called from several at once. */
     int (*read_at)(void *ctx, uint64_t off, void *buf, size_t len, size_t *done);
     /* Write len bytes at off; *done receives the count transferred. */
     int (*write_at)(void *ctx, uint64_t off, const void *buf, size_t len,
