@@ -323,10 +323,11 @@ vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out)
  *  - the versions the blocks are checked against were taken from the
  *    verified tree under the lock: a block that opens under one was the
  *    block's content at that moment, a read that linearizes there;
- *  - a commit may rewrite a block in place meanwhile, so its open fails:
- *    any block that does not open is read and checked again under the
- *    lock, the only verdict that counts (and the one failures are
- *    recorded from);
+ *  - a block that does not open failed, as under the lock, if its
+ *    parent still names the version it was opened under: nothing
+ *    rewrote it, the host answered wrong. Only if a commit moved its
+ *    version meanwhile (rewriting it in place) is it read and checked
+ *    again under the lock;
  *  - a block read alone enters the cache (as a locked read would put it
  *    there) only if nothing holds it yet and its parent still names the
  *    version it opened under: never a stale copy over a newer write. */
@@ -432,18 +433,31 @@ vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
             img->stat_verified++;
             continue;
         }
-        /* Again under the lock: a newer copy in the cache, or the block
-         * as the tree names it now, checked and recorded as any read. */
-        uint32_t t = vc_lookup(&img->cache, jobs[k].phys);
-        if (t != VC_NONE) {
-            memcpy(jobs[k].out, img->cache.e[t].buf, VDF_BLOCK);
-            continue;
-        }
         mt_version cand[2], matched;
         unsigned nc;
         e = expected_versions(img, 0, lbn + k, cand, &nc);
-        if (e == VD_OK)
-            e = verify_into(img, 0, lbn + k, cand, nc, NULL, jobs[k].out, &matched);
+        if (e != VD_OK)
+            break;
+        if (mt_version_equal(&cand[0], &jobs[k].v)) {
+            /* Its version has not moved, so nothing rewrote it: the host
+             * answered with other bytes, a failure as a locked read at
+             * that moment would have found (even if the host now answers
+             * right: a one-shot attack is reported, not retried away). */
+            img->have_bad = 1;
+            img->bad_level = 0;
+            img->bad_idx = lbn + k;
+            e = VD_ERR_AUTH;
+            break;
+        }
+        /* A commit rewrote it meanwhile: the block as the tree names it
+         * now, from the cache or checked (and recorded) as any read. */
+        uint32_t t = vc_lookup(&img->cache, jobs[k].phys);
+        if (t != VC_NONE) {
+            memcpy(jobs[k].out, img->cache.e[t].buf, VDF_BLOCK);
+            jobs[k].v = img->cache.e[t].version;
+            continue;
+        }
+        e = verify_into(img, 0, lbn + k, cand, nc, NULL, jobs[k].out, &matched);
         if (e == VD_OK)
             jobs[k].v = matched;
     }

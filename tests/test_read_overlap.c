@@ -9,7 +9,8 @@
  *    the host;
  *  - through the file system: readers of two different files meet in the
  *    host, and a read of a third file returns while one is held;
- *  - every read is content-checked.
+ *  - every read is content-checked, and a host that answers one read of a
+ *    block wrongly fails that read even if it answers right the next time.
  * Run under ThreadSanitizer by scripts/test.sh. */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,6 +52,7 @@ typedef struct gate {
     int armed;
     unsigned need, arrived;
     unsigned timed_out; /* reads that gave up waiting */
+    int flip_once;      /* the next data read answers one bit flipped */
 } gate;
 
 static int g_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
@@ -70,8 +72,14 @@ static int g_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
             }
         }
     }
+    int flip = g->flip_once && off >= g->from;
+    if (flip)
+        g->flip_once = 0;
     pthread_mutex_unlock(&g->mu);
-    return g->inner->read_at(g->inner->ctx, off, buf, len, done);
+    int rc = g->inner->read_at(g->inner->ctx, off, buf, len, done);
+    if (flip && rc == 0 && *done > 100)
+        ((uint8_t *)buf)[100] ^= 0x10;
+    return rc;
 }
 static int g_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
 {
@@ -290,6 +298,39 @@ static void test_cached_read_passes_a_reader_held_in_the_host(void **state)
         fail_msg("the cached read returned only after the held reader gave up "
                  "(%u timed out, %u at the gate): it waited for the image lock",
                  timed_out, before);
+    OK(vd_image_close(img));
+    gate_free(&g);
+}
+
+/* A host that answers one read of a block wrongly and the next one right
+ * is still caught: the read fails and names the block (the block opened
+ * outside the lock is not simply read again). */
+static void test_one_wrong_answer_fails_the_read(void **state)
+{
+    (void)state;
+    gate g;
+    gate_init(&g);
+    vd_image *img = image_ready(&g);
+    pthread_mutex_lock(&g.mu);
+    g.flip_once = 1;
+    pthread_mutex_unlock(&g.mu);
+    uint8_t buf[4 * VDF_BLOCK];
+    VT_EXPECT_ERR(vd_image_read(img, 40, 1, buf), VD_ERR_AUTH, "one flipped answer");
+    vd_bad_range bad;
+    OK(vd_image_last_failure(img, &bad));
+    assert_int_equal(bad.level, 0);
+    assert_int_equal(bad.first_lbn, 40);
+    /* In a run too, and the rest of the handle goes on (a data block only
+     * fails its own reads). */
+    pthread_mutex_lock(&g.mu);
+    g.flip_once = 1;
+    pthread_mutex_unlock(&g.mu);
+    VT_EXPECT_ERR(vd_image_read(img, 100, 4, buf), VD_ERR_AUTH, "one flipped run");
+    OK(vd_image_last_failure(img, &bad));
+    assert_int_equal(bad.first_lbn, 100);
+    OK(vd_image_read(img, 100, 4, buf));
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(vt_block_identify(buf + (size_t)i * VDF_BLOCK, 100 + i), 7);
     OK(vd_image_close(img));
     gate_free(&g);
 }
@@ -742,6 +783,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_block_readers_meet_in_the_host),
         cmocka_unit_test(test_cached_read_passes_a_reader_held_in_the_host),
+        cmocka_unit_test(test_one_wrong_answer_fails_the_read),
         cmocka_unit_test(test_readers_of_two_files_meet_in_the_host),
         cmocka_unit_test(test_file_read_passes_a_reader_held_in_the_host),
         cmocka_unit_test(test_file_readers_during_writes_and_syncs),

@@ -58,7 +58,7 @@ allow='(mem|str)[a-z_]*|malloc|calloc|realloc|free|aligned_alloc|posix_memalign'
 allow+='|qsort|bsearch|abort|__assert_fail|__stack_chk_fail|__errno_location'
 # Formatting into memory and character classes (no I/O).
 allow+='|snprintf|vsnprintf|__snprintf_chk|__vsnprintf_chk|strto[a-z]+|__ctype_[a-z_]+'
-allow+='|pthread_mutex_[a-z_]+|pthread_once'
+allow+='|pthread_mutex_[a-z_]+|pthread_rwlock_[a-z_]+|pthread_rwlockattr_[a-z_]+|pthread_once'
 allow+='|crypto_[a-z0-9_]+|randombytes_[a-z_]+|sodium_[a-z_]+'
 allow+='|EVP_[A-Za-z0-9_]+|OPENSSL_[a-z_]+|ERR_[a-z_]+|XXH[A-Za-z0-9_]*'
 # Sanitizer and coverage builds (VD_SANITIZE, VD_TSAN) add their runtimes.
