@@ -25,18 +25,34 @@
  * no memory for the ring), writes go straight through, and so does one
  * larger than the ring, once the queue is empty. The ring is allocated
  * once: a buffer per write, from malloc, cost a page fault per 4 KiB
- * (large allocations are fresh mappings). */
+ * (large allocations are fresh mappings).
+ *
+ * The writer joins queued writes that continue each other in the file
+ * (up to BATCH_JOBS, BATCH_BYTES) into one pwritev and, where offset,
+ * length and memory are 4 KiB-aligned (every block write the library
+ * makes), writes past the page cache through a second, O_DIRECT
+ * descriptor. A build writes each byte of the image once or a few times
+ * and reads back little, and on this VM a buffered write into page-cache
+ * memory never touched before ran at a fifth of the disk's speed (the
+ * kernel's copy took 45% of a 1 GiB build's CPU; docs/PERFORMANCE.md,
+ * "Building images"). The kernel keeps both descriptors coherent: a
+ * direct write first writes back and drops cached pages of its range, and
+ * a read after it goes to the disk. The writes stay in queue order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "mkvhd.h"
 
 #define RING_BYTES ((size_t)32 << 20)
 #define RING_ALIGN ((size_t)2 << 20) /* huge pages, where the host offers them */
+#define DIO_ALIGN ((size_t)4096)     /* of a direct write's offset, length, memory */
+#define BATCH_JOBS 64                /* jobs joined into one write, at most */
+#define BATCH_BYTES ((size_t)8 << 20)
 
 typedef struct wjob {
     struct wjob *next;
@@ -50,6 +66,7 @@ struct mkvhd_buildhost {
     vd_host host;  /* what the library is given */
     vd_host *inner;
     int fd;        /* the same file, for the final flush */
+    int dfd;       /* the same file, O_DIRECT (writer thread only); -1: none */
     pthread_mutex_t lock;
     pthread_cond_t work, done; /* a job queued / a job finished */
     wjob *head, *tail;
@@ -71,6 +88,64 @@ static int write_through(const mkvhd_buildhost *b, uint64_t off, const void *buf
     return rc == 0 && done != len ? -EIO : rc;
 }
 
+/* All of iov[0..n) at off through fd, short writes continued. */
+static int pwritev_all(int fd, struct iovec *iov, int n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t w = pwritev(fd, iov, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        off += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+static int dio_aligned(uint64_t off, const struct iovec *iov, int n)
+{
+    if (off % DIO_ALIGN != 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)iov[i].iov_base % DIO_ALIGN != 0 || iov[i].iov_len % DIO_ALIGN != 0)
+            return 0;
+    return 1;
+}
+
+/* One batch of file-contiguous jobs: past the page cache where it is
+ * aligned and the file system allows it, else through it. A direct write
+ * the file system refuses (EINVAL: a larger alignment, no O_DIRECT) turns
+ * the direct path off for the rest of the build. Only the writer thread
+ * uses dfd. */
+static int write_batch(mkvhd_buildhost *b, uint64_t off, struct iovec *iov, int n)
+{
+    if (b->dfd >= 0 && dio_aligned(off, iov, n)) {
+        struct iovec copy[BATCH_JOBS];
+        memcpy(copy, iov, (size_t)n * sizeof *iov);
+        int rc = pwritev_all(b->dfd, copy, n, off);
+        if (rc != -EINVAL)
+            return rc;
+        (void)close(b->dfd);
+        b->dfd = -1; /* partly written or not: the buffered write redoes it */
+    }
+    if (n == 1)
+        return write_through(b, off, iov[0].iov_base, iov[0].iov_len);
+    return pwritev_all(b->fd, iov, n, off);
+}
+
 static void *writer(void *arg)
 {
     mkvhd_buildhost *b = arg;
@@ -81,20 +156,38 @@ static void *writer(void *arg)
         wjob *j = b->head;
         if (!j)
             break; /* stopping, nothing left */
-        b->head = j->next;
+        /* Take the jobs that continue it in the file: one larger write
+         * (a direct write of 400 KiB ran at half the speed of 4 MiB). */
+        struct iovec iov[BATCH_JOBS];
+        int n = 0;
+        size_t bytes = 0;
+        wjob *last = j;
+        for (wjob *k = j; k && n < BATCH_JOBS && bytes < BATCH_BYTES &&
+                          (n == 0 || k->off == j->off + bytes);
+             k = k->next) {
+            iov[n++] = (struct iovec){.iov_base = k->buf, .iov_len = k->len};
+            bytes += k->len;
+            last = k;
+        }
+        b->head = last->next;
         if (!b->head)
             b->tail = NULL;
+        last->next = NULL;
         b->busy = 1;
         int skip = b->err != 0; /* the build fails anyway */
         (void)pthread_mutex_unlock(&b->lock);
-        int rc = skip ? 0 : write_through(b, j->off, j->buf, j->len);
+        int rc = skip ? 0 : write_batch(b, j->off, iov, n);
         (void)pthread_mutex_lock(&b->lock);
         if (rc != 0 && b->err == 0)
             b->err = rc;
-        b->queued -= j->taken;
+        while (j) {
+            wjob *next = j->next;
+            b->queued -= j->taken;
+            free(j);
+            j = next;
+        }
         b->busy = 0;
         (void)pthread_cond_broadcast(&b->done);
-        free(j);
     }
     (void)pthread_mutex_unlock(&b->lock);
     return NULL;
@@ -115,9 +208,11 @@ static int enqueue(mkvhd_buildhost *b, uint64_t off, const void *buf, size_t len
     for (;;) {
         if (b->queued == 0)
             b->wpos = 0; /* all of it is free: start at the beginning */
-        int wrap = b->wpos + len > RING_BYTES;
-        at = wrap ? 0 : b->wpos;
-        taken = (wrap ? RING_BYTES - b->wpos : 0) + len;
+        /* Copies start DIO_ALIGN-aligned, as a direct write needs. */
+        size_t start = (b->wpos + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+        int wrap = start + len > RING_BYTES;
+        at = wrap ? 0 : start;
+        taken = (wrap ? RING_BYTES : start) - b->wpos + len;
         if (b->err != 0 || b->queued + taken <= RING_BYTES)
             break;
         (void)pthread_cond_wait(&b->done, &b->lock);
@@ -221,6 +316,15 @@ static void fwd_mem_advise(void *ctx, void *addr, size_t len)
     b->inner->mem_advise(b->inner->ctx, addr, len);
 }
 
+/* The file host's pool: without it a commit seals its batch of blocks on
+ * the build thread alone. */
+static void fwd_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
+                         void *arg)
+{
+    const mkvhd_buildhost *b = ctx;
+    b->inner->run_jobs(b->inner->ctx, n, fn, arg);
+}
+
 int mkvhd_buildhost_open(const char *path, mkvhd_buildhost **out, int *sys_errno)
 {
     *out = NULL;
@@ -241,6 +345,9 @@ int mkvhd_buildhost_open(const char *path, mkvhd_buildhost **out, int *sys_errno
         free(b);
         return -1;
     }
+    /* Optional: without it (a file system with no O_DIRECT) every write
+     * goes through the page cache. */
+    b->dfd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
     const vd_host *in = b->inner;
     b->host = (vd_host){
         .ctx = b,
@@ -251,6 +358,7 @@ int mkvhd_buildhost_open(const char *path, mkvhd_buildhost **out, int *sys_errno
         .truncate = in->truncate ? q_truncate : NULL,
         .now = in->now ? fwd_now : NULL,
         .mem_advise = in->mem_advise ? fwd_mem_advise : NULL,
+        .run_jobs = in->run_jobs ? fwd_run_jobs : NULL,
     };
     b->ring = aligned_alloc(RING_ALIGN, RING_BYTES);
     if (b->ring && b->host.mem_advise)
@@ -307,6 +415,8 @@ void mkvhd_buildhost_close(mkvhd_buildhost *b)
     }
     vd_host_close(b->inner);
     (void)close(b->fd);
+    if (b->dfd >= 0)
+        (void)close(b->dfd);
     free(b->ring);
     free(b);
 }

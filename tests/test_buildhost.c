@@ -101,6 +101,63 @@ static void test_ring_edges(void **state)
     rmdir(dir);
 }
 
+/* Aligned writes go past the page cache (O_DIRECT), unaligned ones
+ * through it, and file-contiguous queued writes are joined into one:
+ * overlapping writes of both kinds, queued back to back without a read
+ * between them, must still land in order. The result is compared with a
+ * model of the file, through the host and from the file. */
+static void test_mixed_writes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/img", dir);
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    mkvhd_buildhost *b;
+    int sys = 0;
+    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    vd_host *h = mkvhd_buildhost_host(b);
+    const size_t size = 4 * MIB;
+    assert_int_equal(h->truncate(h->ctx, size), 0);
+    uint8_t *model = calloc(1, size), *buf = malloc(MIB), *got = malloc(size);
+    assert_non_null(model);
+    assert_non_null(buf);
+    assert_non_null(got);
+    /* aligned, unaligned inside it, aligned over both, contiguous runs
+     * (joined), an unaligned one across a run's seam, a run again */
+    static const wr w[] = {{0, 8192},       {100, 333},      {0, 4096},      {4096, 4096},
+                           {8192, 65536},   {73728, 4096},   {77824, 12288}, {73000, 9000},
+                           {65536, 16384},  {MIB, MIB},      {2 * MIB, 4096}, {MIB + 5, 7},
+                           {MIB, 4096},     {3 * MIB + 1, 4095}};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        memset(buf, (int)(i + 1), w[i].len);
+        memcpy(model + w[i].off, buf, w[i].len);
+        size_t done = 0;
+        assert_int_equal(h->write_at(h->ctx, w[i].off, buf, w[i].len, &done), 0);
+        assert_int_equal(done, w[i].len);
+    }
+    size_t done = 0;
+    assert_int_equal(h->read_at(h->ctx, 0, got, size, &done), 0);
+    assert_int_equal(done, size);
+    if (memcmp(got, model, size) != 0)
+        fail_msg("read back through the host differs");
+    assert_int_equal(mkvhd_buildhost_finish(b), 0);
+    mkvhd_buildhost_close(b);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, got, size, 0), (ssize_t)size);
+    close(fd);
+    if (memcmp(got, model, size) != 0)
+        fail_msg("the file differs");
+    free(model);
+    free(buf);
+    free(got);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* A write the writer thread cannot do (beyond what a file offset can
  * hold): the next calls and the final flush report it. */
 static void test_failed_write(void **state)
@@ -132,11 +189,48 @@ static void test_failed_write(void **state)
     rmdir(dir);
 }
 
+static void count_job(void *arg, size_t i)
+{
+    unsigned *ran = arg;
+    __atomic_fetch_add(&ran[i], 1u, __ATOMIC_RELAXED);
+}
+
+/* The file host's job pool reaches the library through the build host:
+ * without it a commit sealed its blocks on the build thread alone (NULL
+ * here before). Every job runs exactly once. */
+static void test_run_jobs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/img", dir);
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    mkvhd_buildhost *b;
+    int sys = 0;
+    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    vd_host *h = mkvhd_buildhost_host(b);
+    assert_non_null(h->run_jobs);
+    unsigned ran[1000] = {0};
+    for (int round = 0; round < 3; round++)
+        h->run_jobs(h->ctx, sizeof ran / sizeof ran[0], count_job, ran);
+    for (size_t i = 0; i < sizeof ran / sizeof ran[0]; i++)
+        if (ran[i] != 3)
+            fail_msg("job %zu ran %u times in 3 runs", i, ran[i]);
+    assert_int_equal(mkvhd_buildhost_finish(b), 0);
+    mkvhd_buildhost_close(b);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_edges),
+        cmocka_unit_test(test_mixed_writes),
         cmocka_unit_test(test_failed_write),
+        cmocka_unit_test(test_run_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
