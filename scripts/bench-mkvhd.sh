@@ -3,12 +3,16 @@
 # same tree into a plain file (the unencrypted FAT32 way), with tar -x of
 # the same tree for reference, in one run. Trees: /usr/include and a
 # generated, deterministic ~1 GiB mixed tree (scripts/gen-mixed-tree.py).
-# Every figure is the median of --runs runs (default 3), page cache warm;
-# the tools run interleaved inside each run, and the 1-minute load average
-# is printed at the start and end of each tree (the machine is shared).
-# mkvhd fsyncs its image before it renames it into place, so mcopy's file
-# gets an fsync too (sync FILE); tar -x is timed without one (a sync of
-# its many files would flush the whole file system, others' data too).
+# Every figure is the median of --runs runs (default 3) with its range,
+# page cache warm for the source. Inside each run the four steps run
+# interleaved, and the order rotates from run to run (so no tool always
+# follows another's writeback); before every step a `sync` writes back
+# what the previous one left dirty, so each starts equal. The 1-minute
+# load average is printed at the start and end of each tree (the machine
+# is shared). mkvhd fsyncs its image before it renames it into place, so
+# mcopy's file gets an fsync too (sync FILE); tar -x is timed without one
+# (a sync of its many files would flush the whole file system, others'
+# data too; the next step's `sync` takes it outside the timing).
 #
 #   bash scripts/bench-mkvhd.sh [--build DIR] [--dir WORK] [--runs N]
 #                               [--mixed-mib N] [--tree DIR]...
@@ -28,7 +32,7 @@ while (($#)); do
     --runs) runs=$2; shift 2 ;;
     --mixed-mib) mixed_mib=$2; shift 2 ;;
     --tree) trees+=("$2"); shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench-mkvhd.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -94,28 +98,36 @@ bench_tree() { # $1 label, $2 tree
     clean
     run_mkvhd "$tree" >/dev/null 2>&1
     kib=$(($("$VHDTOOL" info --json "$W/img.vhd" | sed -n 's/.*"volume_bytes": *\([0-9]*\).*/\1/p') / 1024))
-    local r m=() mc=() f=() fc=() x=() xc=() t=() tc=() w c
+    local r i m=() mc=() f=() fc=() x=() xc=() t=() tc=() w c
     local load0 load1
     load0=$(cut -d' ' -f1 /proc/loadavg)
     for ((r = 0; r < runs; r++)); do # interleaved, so a change of load touches all
-        clean
-        read -r w c < <(time_it run_mkvhd "$tree"); m+=("$w"); mc+=("$c")
-        clean
-        read -r w c < <(time_it run_mcopy "$tree" "$kib"); f+=("$w"); fc+=("$c")
-        clean
-        read -r w c < <(time_it run_tarx); x+=("$w"); xc+=("$c")
-        clean
-        read -r w c < <(time_it run_mkvhd_tar); t+=("$w"); tc+=("$c")
+        for ((i = 0; i < 4; i++)); do
+            clean
+            sync # what the previous step left dirty is not the next one's cost
+            case $(((r + i) % 4)) in
+            0) read -r w c < <(time_it run_mkvhd "$tree"); m+=("$w"); mc+=("$c") ;;
+            1) read -r w c < <(time_it run_mcopy "$tree" "$kib"); f+=("$w"); fc+=("$c") ;;
+            2) read -r w c < <(time_it run_tarx); x+=("$w"); xc+=("$c") ;;
+            3) read -r w c < <(time_it run_mkvhd_tar); t+=("$w"); tc+=("$c") ;;
+            esac
+        done
     done
     load1=$(cut -d' ' -f1 /proc/loadavg)
     med() { printf '%s\n' "$@" | median; }
+    # "median [min-max] (median CPU)"
+    cell() { # $1 name of the wall array, $2 of the CPU array
+        local -n wa=$1 ca=$2
+        printf '%.2f [%.2f-%.2f] (%.2f)' "$(med "${wa[@]}")" \
+            "$(printf '%s\n' "${wa[@]}" | sort -g | head -1)" \
+            "$(printf '%s\n' "${wa[@]}" | sort -g | tail -1)" "$(med "${ca[@]}")"
+    }
     local mm ff
     mm=$(med "${m[@]}")
     ff=$(med "${f[@]}")
-    printf '| %s | %s files, %s MiB | %s-%s | %.2f (%.2f) | %.2f (%.2f) | %.2fx | %.2f (%.2f) | %.2f (%.2f) |\n' \
-        "$label" "$files" $((bytes >> 20)) "$load0" "$load1" "$mm" "$(med "${mc[@]}")" \
-        "$ff" "$(med "${fc[@]}")" "$(echo "$ff / $mm" | bc -l)" \
-        "$(med "${x[@]}")" "$(med "${xc[@]}")" "$(med "${t[@]}")" "$(med "${tc[@]}")"
+    printf '| %s | %s files, %s MiB | %s-%s | %s | %s | %.2fx | %s | %s |\n' \
+        "$label" "$files" $((bytes >> 20)) "$load0" "$load1" "$(cell m mc)" \
+        "$(cell f fc)" "$(echo "$ff / $mm" | bc -l)" "$(cell x xc)" "$(cell t tc)"
     clean
     rm -f "$W/tree.tar"
 }
@@ -123,7 +135,7 @@ bench_tree() { # $1 label, $2 tree
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo ?)"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "Seconds, median of $runs: wall (CPU = user + sys)."
+echo "Wall seconds, median of $runs [min-max] (median CPU = user + sys)."
 echo
 echo "| tree | size | load | mkvhd | mkfs.fat + mcopy -s | mcopy / mkvhd | tar -x | mkvhd --tar |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
