@@ -35,7 +35,9 @@
 
 #include "testkit.h"
 
+#include "blockhist.h"
 #include "record.h"
+#include "replay.h"
 #include "swtpm.h"
 #include "vdisk/anchor.h"
 #include "vdisk/host.h"
@@ -665,17 +667,10 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
 #define CR_BLOCKS 300u
 #define CR_SYNCS 8u
 
-typedef struct hist {
-    uint64_t seq;
-    uint32_t id;
-} hist;
-
 typedef struct crun {
     vd_anchor_mode mode;
     uint64_t seed, rng;
-    hist *h[CR_BLOCKS];
-    uint32_t nh[CR_BLOCKS], caph[CR_BLOCKS];
-    uint64_t seq;
+    vt_hist *hist; /* per block: writes in order */
     uint32_t next_id;
     uint64_t sync_start_seq[CR_SYNCS];
     size_t sync_end_op[CR_SYNCS]; /* op count when vd_image_sync returned */
@@ -684,35 +679,15 @@ typedef struct crun {
     uint64_t anchor_start;
 } crun;
 
-static void cr_record(crun *w, uint64_t lbn, uint32_t id)
-{
-    if (w->nh[lbn] == w->caph[lbn]) {
-        w->caph[lbn] = w->caph[lbn] ? 2 * w->caph[lbn] : 4;
-        w->h[lbn] = realloc(w->h[lbn], w->caph[lbn] * sizeof(hist));
-        assert_non_null(w->h[lbn]);
-    }
-    w->h[lbn][w->nh[lbn]++] = (hist){w->seq++, id};
-}
-
 static void cr_free(crun *w)
 {
-    for (uint32_t b = 0; b < CR_BLOCKS; b++)
-        free(w->h[b]);
+    vt_hist_free(w->hist);
 }
 
 /* Is id acceptable for lbn after a crash whose last completed sync is s? */
 static int cr_allowed(const crun *w, int s, uint64_t lbn, uint32_t id)
 {
-    uint64_t start = s < 0 ? 0 : w->sync_start_seq[s];
-    uint32_t synced = 0;
-    for (uint32_t k = 0; k < w->nh[lbn]; k++) {
-        const hist *x = &w->h[lbn][k];
-        if (x->seq < start)
-            synced = x->id;
-        else if (x->id == id)
-            return 1;
-    }
-    return id == synced;
+    return vt_hist_allowed(w->hist, s < 0 ? 0 : w->sync_start_seq[s], lbn, id);
 }
 
 static const vd_open_opts *cr_opts(const crun *w, vd_anchor *a, int ro)
@@ -745,13 +720,14 @@ static int cr_workload(crun *w, vd_image *img, vd_rec *rec, tanchor *ta)
                                                         : vt_rand(&w->rng) % 24;
             uint32_t id = w->next_id++;
             vt_block_fill(b, lbn, id);
-            cr_record(w, lbn, id); /* an implicit commit inside may persist it */
+            /* an implicit commit inside the write may persist it */
+            vt_hist_record(w->hist, lbn, id);
             vd_err e = vd_image_write(img, lbn, 1, b);
             if (ta->dead)
                 return 1;
             VT_EXPECT_ERR(e, VD_OK, "workload write");
         }
-        w->sync_start_seq[s] = w->seq;
+        w->sync_start_seq[s] = vt_hist_seq(w->hist);
         vd_err e = vd_image_sync(img);
         if (ta->dead)
             return 1;
@@ -771,6 +747,7 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     w->seed = seed;
     w->next_id = 1;
     w->anchor_start = 1000;
+    w->hist = vt_hist_new(CR_BLOCKS);
     ta_init(ta, w->anchor_start);
     if (real) {
         ta->real = real;
@@ -940,17 +917,11 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
         vals[nv++] = before;
         for (size_t j = li; j < ta.nlog && ta.log_op[j] == p; j++)
             vals[nv++] = ta.log_val[j];
-        size_t first = vd_rec_tail_first(rec, p);
         for (int variant = 0; variant < 2; variant++) {
             uint8_t mask[64];
-            const uint8_t *mp = NULL;
-            if (variant == 1) {
-                if (p - first < 2 || p - first > 8 * sizeof mask)
-                    continue;
-                for (size_t j = 0; j < sizeof mask; j++)
-                    mask[j] = (uint8_t)vt_rand(&rng);
-                mp = mask;
-            }
+            const uint8_t *mp;
+            if (!vt_replay_tail_variant(rec, p, variant, &rng, mask, sizeof mask, &mp))
+                continue;
             vd_host *h;
             assert_int_equal(vd_rec_crash_host(rec, p, mp, vt_rand(&rng), variant, &h), VD_OK);
             uint64_t size;
@@ -992,8 +963,7 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
 
 static uint64_t seed_from_env(uint64_t dflt)
 {
-    const char *s = getenv("VD_ANCHOR_SEED");
-    return s ? strtoull(s, NULL, 0) : dflt;
+    return vt_seed_from_env("VD_ANCHOR_SEED", dflt);
 }
 
 static void test_crash_at_every_point_of_the_anchor_protocol_every_commit(void **state)

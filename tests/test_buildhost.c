@@ -46,18 +46,37 @@ static void check_range(const uint8_t *got, size_t len, uint64_t off)
     free(want);
 }
 
-static void test_ring_edges(void **state)
+/* An empty file in a new temporary directory. */
+typedef struct tmpimg {
+    char dir[32], path[64];
+} tmpimg;
+
+/* The build host on a new tmpimg. */
+static mkvhd_buildhost *tmp_open(tmpimg *t)
 {
-    (void)state;
-    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/img", dir);
-    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    snprintf(t->dir, sizeof t->dir, "/tmp/vd-buildhost-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/img", t->dir);
+    int fd = open(t->path, O_CREAT | O_EXCL | O_RDWR, 0600);
     assert_true(fd >= 0);
     close(fd);
     mkvhd_buildhost *b;
     int sys = 0;
-    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    assert_int_equal(mkvhd_buildhost_open(t->path, &b, &sys), 0);
+    return b;
+}
+
+static void tmp_remove(const tmpimg *t)
+{
+    unlink(t->path);
+    rmdir(t->dir);
+}
+
+static void test_ring_edges(void **state)
+{
+    (void)state;
+    tmpimg t;
+    mkvhd_buildhost *b = tmp_open(&t);
     vd_host *h = mkvhd_buildhost_host(b);
     assert_int_equal(h->truncate(h->ctx, 200 * MIB), 0);
     /* 4 x 8 MiB end exactly at the ring's end; 4 KiB more; then 16 MiB
@@ -89,7 +108,7 @@ static void test_ring_edges(void **state)
     assert_int_equal(size, 200 * MIB);
     assert_int_equal(mkvhd_buildhost_finish(b), 0);
     mkvhd_buildhost_close(b);
-    fd = open(path, O_RDONLY);
+    int fd = open(t.path, O_RDONLY);
     assert_true(fd >= 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(pread(fd, buf, w[i].len, (off_t)w[i].off), (ssize_t)w[i].len);
@@ -97,8 +116,7 @@ static void test_ring_edges(void **state)
     }
     close(fd);
     free(buf);
-    unlink(path);
-    rmdir(dir);
+    tmp_remove(&t);
 }
 
 /* Aligned writes go past the page cache (O_DIRECT), unaligned ones
@@ -109,15 +127,8 @@ static void test_ring_edges(void **state)
 static void test_mixed_writes(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/img", dir);
-    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
-    assert_true(fd >= 0);
-    close(fd);
-    mkvhd_buildhost *b;
-    int sys = 0;
-    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    tmpimg t;
+    mkvhd_buildhost *b = tmp_open(&t);
     vd_host *h = mkvhd_buildhost_host(b);
     const size_t size = 4 * MIB;
     assert_int_equal(h->truncate(h->ctx, size), 0);
@@ -145,7 +156,7 @@ static void test_mixed_writes(void **state)
         fail_msg("read back through the host differs");
     assert_int_equal(mkvhd_buildhost_finish(b), 0);
     mkvhd_buildhost_close(b);
-    fd = open(path, O_RDONLY);
+    int fd = open(t.path, O_RDONLY);
     assert_true(fd >= 0);
     assert_int_equal(pread(fd, got, size, 0), (ssize_t)size);
     close(fd);
@@ -154,8 +165,7 @@ static void test_mixed_writes(void **state)
     free(model);
     free(buf);
     free(got);
-    unlink(path);
-    rmdir(dir);
+    tmp_remove(&t);
 }
 
 /* A write the writer thread cannot do (beyond what a file offset can
@@ -163,15 +173,8 @@ static void test_mixed_writes(void **state)
 static void test_failed_write(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/img", dir);
-    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
-    assert_true(fd >= 0);
-    close(fd);
-    mkvhd_buildhost *b;
-    int sys = 0;
-    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    tmpimg t;
+    mkvhd_buildhost *b = tmp_open(&t);
     vd_host *h = mkvhd_buildhost_host(b);
     uint8_t blk[4096] = {1};
     size_t done = 0;
@@ -185,8 +188,7 @@ static void test_failed_write(void **state)
     assert_int_equal(mkvhd_buildhost_finish(b), -1);
     assert_int_equal(errno, EFBIG);
     mkvhd_buildhost_close(b);
-    unlink(path);
-    rmdir(dir);
+    tmp_remove(&t);
 }
 
 static void count_job(void *arg, size_t i)
@@ -201,15 +203,8 @@ static void count_job(void *arg, size_t i)
 static void test_run_jobs(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/vd-buildhost-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/img", dir);
-    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
-    assert_true(fd >= 0);
-    close(fd);
-    mkvhd_buildhost *b;
-    int sys = 0;
-    assert_int_equal(mkvhd_buildhost_open(path, &b, &sys), 0);
+    tmpimg t;
+    mkvhd_buildhost *b = tmp_open(&t);
     vd_host *h = mkvhd_buildhost_host(b);
     assert_non_null(h->run_jobs);
     unsigned ran[1000] = {0};
@@ -220,8 +215,7 @@ static void test_run_jobs(void **state)
             fail_msg("job %zu ran %u times in 3 runs", i, ran[i]);
     assert_int_equal(mkvhd_buildhost_finish(b), 0);
     mkvhd_buildhost_close(b);
-    unlink(path);
-    rmdir(dir);
+    tmp_remove(&t);
 }
 
 int main(void)

@@ -22,24 +22,18 @@
 
 #include "testkit.h"
 
+#include "blockhist.h"
 #include "record.h"
+#include "replay.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
 
 #define MAX_SYNCS 512
 #define MAX_WRITES 4096
 
-typedef struct hist {
-    uint64_t seq;
-    uint32_t id;
-} hist;
-
 typedef struct workload {
     uint64_t nblocks;
-    hist **h;      /* per block: writes in order */
-    uint32_t *nh;
-    uint32_t *caph;
-    uint64_t seq;  /* next write sequence number */
+    vt_hist *hist; /* per block: writes in order */
     uint32_t next_id;
     uint64_t sync_start_seq[MAX_SYNCS];
     size_t sync_end_op[MAX_SYNCS];
@@ -54,30 +48,11 @@ typedef struct stats {
     uint64_t points, reads, recovered, nested, reopened;
 } stats;
 
-static void record_write(workload *w, uint64_t lbn, uint32_t id)
-{
-    if (w->nh[lbn] == w->caph[lbn]) {
-        w->caph[lbn] = w->caph[lbn] ? 2 * w->caph[lbn] : 4;
-        w->h[lbn] = realloc(w->h[lbn], w->caph[lbn] * sizeof(hist));
-        assert_non_null(w->h[lbn]);
-    }
-    w->h[lbn][w->nh[lbn]++] = (hist){w->seq++, id};
-}
-
 /* Is id an acceptable content of lbn after a crash whose last completed
  * sync is s (-1: none since the log started)? */
 static int allowed(const workload *w, int s, uint64_t lbn, uint32_t id)
 {
-    uint64_t start = s < 0 ? 0 : w->sync_start_seq[s];
-    uint32_t synced = 0;
-    for (uint32_t k = 0; k < w->nh[lbn]; k++) {
-        const hist *x = &w->h[lbn][k];
-        if (x->seq < start)
-            synced = x->id;
-        else if (x->id == id)
-            return 1; /* written after that sync started: newer content */
-    }
-    return id == synced;
+    return vt_hist_allowed(w->hist, s < 0 ? 0 : w->sync_start_seq[s], lbn, id);
 }
 
 static int last_sync_before(const workload *w, size_t prefix)
@@ -93,10 +68,7 @@ static void wl_init(workload *w, uint64_t nblocks, uint64_t seed)
 {
     memset(w, 0, sizeof *w);
     w->nblocks = nblocks;
-    w->h = calloc(nblocks, sizeof *w->h);
-    w->nh = calloc(nblocks, sizeof *w->nh);
-    w->caph = calloc(nblocks, sizeof *w->caph);
-    assert_true(w->h && w->nh && w->caph);
+    w->hist = vt_hist_new(nblocks);
     w->rng = seed ? seed : 1;
     w->next_id = 1;
     for (unsigned i = 0; i < VD_KEY_BYTES; i++)
@@ -105,11 +77,7 @@ static void wl_init(workload *w, uint64_t nblocks, uint64_t seed)
 
 static void wl_free(workload *w)
 {
-    for (uint64_t b = 0; b < w->nblocks; b++)
-        free(w->h[b]);
-    free(w->h);
-    free(w->nh);
-    free(w->caph);
+    vt_hist_free(w->hist);
 }
 
 static void do_write(workload *w, vd_image *img, uint64_t lbn)
@@ -118,14 +86,14 @@ static void do_write(workload *w, vd_image *img, uint64_t lbn)
     uint32_t id = w->next_id++;
     vt_block_fill(b, lbn, id);
     /* Record before the call: an implicit sync inside it may persist it. */
-    record_write(w, lbn, id);
+    vt_hist_record(w->hist, lbn, id);
     assert_int_equal(vd_image_write(img, lbn, 1, b), VD_OK);
 }
 
 static void do_sync(workload *w, vd_image *img, vd_rec *rec)
 {
     assert_true(w->nsync < MAX_SYNCS);
-    w->sync_start_seq[w->nsync] = w->seq;
+    w->sync_start_seq[w->nsync] = vt_hist_seq(w->hist);
     assert_int_equal(vd_image_sync(img), VD_OK);
     w->sync_end_op[w->nsync] = vd_rec_op_count(rec);
     w->nsync++;
@@ -281,6 +249,35 @@ static void check_nested(workload *w, const uint8_t *img_bytes, uint64_t size,
     vd_rec_free(rec2);
 }
 
+typedef struct crash_walk {
+    workload *w;
+    vd_rec *rec;
+    stats *st;
+    unsigned deep_every; /* 0: no deep checks */
+} crash_walk;
+
+static void crash_prefix_state(void *ctx, vd_host *h, size_t p, unsigned subset)
+{
+    crash_walk *c = ctx;
+    (void)subset;
+    int s = last_sync_before(c->w, p);
+    check_point(c->w, h, s, p, c->st, c->deep_every && p % c->deep_every == 0);
+    if (c->deep_every && p % (c->deep_every * 8) == 0 && c->st->recovered) {
+        uint64_t sz;
+        uint8_t *bytes = vd_rec_crash_image(c->rec, p, NULL, 0, 0, &sz);
+        assert_non_null(bytes);
+        check_nested(c->w, bytes, sz, s, p, c->st);
+        free(bytes);
+    }
+}
+
+static void crash_subset_state(void *ctx, vd_host *h, size_t end, unsigned m)
+{
+    crash_walk *c = ctx;
+    int s = last_sync_before(c->w, end);
+    check_point(c->w, h, s, end, c->st, m == 0);
+}
+
 static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
                       uint64_t seed, unsigned deep_every, unsigned masks_per_epoch,
                       int rare_sync)
@@ -313,47 +310,12 @@ static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
 
     stats st;
     memset(&st, 0, sizeof st);
+    crash_walk cw = {.w = &w, .rec = rec, .st = &st, .deep_every = deep_every};
     /* Every prefix of the log. */
-    for (size_t p = 0; p <= nops; p++) {
-        vd_host *h;
-        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
-        int s = last_sync_before(&w, p);
-        check_point(&w, h, s, p, &st, deep_every && p % deep_every == 0);
-        if (deep_every && p % (deep_every * 8) == 0 && st.recovered) {
-            uint64_t sz;
-            uint8_t *bytes = vd_rec_crash_image(rec, p, NULL, 0, 0, &sz);
-            assert_non_null(bytes);
-            check_nested(&w, bytes, sz, s, p, &st);
-            free(bytes);
-        }
-        vd_host_mem_free(h);
-    }
+    vt_replay_prefixes(rec, crash_prefix_state, &cw);
     /* Within each flush epoch: random subsets of its writes, reordered. */
-    size_t nepochs = vd_rec_epoch_count(rec);
     uint64_t mrng = seed ^ 0x5555;
-    for (size_t ep = 0; ep < nepochs; ep++) {
-        size_t first, end;
-        assert_int_equal(vd_rec_epoch_bounds(rec, ep, &first, &end), VD_OK);
-        size_t len = end - first;
-        if (len < 2)
-            continue;
-        uint8_t *mask = calloc((len + 7) / 8, 1);
-        assert_non_null(mask);
-        for (unsigned m = 0; m < masks_per_epoch; m++) {
-            for (size_t j = 0; j < len; j++)
-                if (vt_rand(&mrng) & 1)
-                    mask[j / 8] |= (uint8_t)(1u << (j % 8));
-                else
-                    mask[j / 8] &= (uint8_t)~(1u << (j % 8));
-            vd_host *h;
-            uint64_t pseed = vt_rand(&mrng);
-            assert_int_equal(vd_rec_crash_host(rec, end, mask, pseed, 1, &h), VD_OK);
-            int s = last_sync_before(&w, end);
-            check_point(&w, h, s, end, &st, m == 0);
-            vd_host_mem_free(h);
-        }
-        free(mask);
-    }
+    vt_replay_epoch_subsets(rec, masks_per_epoch, &mrng, crash_subset_state, &cw);
     printf("  crash points checked: %llu (%llu in recovery state, %llu reopened "
            "after recovery commit + write + sync, %llu nested crashes during "
            "recovery); %llu block reads verified\n",
@@ -367,8 +329,7 @@ static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
 
 static uint64_t seed_from_env(uint64_t dflt)
 {
-    const char *s = getenv("VD_CRASH_SEED");
-    return s ? strtoull(s, NULL, 0) : dflt;
+    return vt_seed_from_env("VD_CRASH_SEED", dflt);
 }
 
 static void crash_points_two_level_tree_hold_c1_c2_c3(void **state)

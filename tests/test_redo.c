@@ -29,6 +29,7 @@
 #include "image_format.h"
 #include "image_fs.h"
 #include "record.h"
+#include "replay.h"
 #include "testkit.h"
 #include "vdisk/fs.h"
 #include "vdisk/host.h"
@@ -198,6 +199,25 @@ static void check_state(const wl *w, vd_host *h, size_t prefix, int deep, tally 
     t->states++;
 }
 
+typedef struct redo_walk {
+    const wl *w;
+    tally *t;
+} redo_walk;
+
+/* Every fifth prefix is also opened writable (deep). */
+static void redo_prefix_state(void *ctx, vd_host *h, size_t p, unsigned subset)
+{
+    redo_walk *r = ctx;
+    (void)subset;
+    check_state(r->w, h, p, p % 5 == 0, r->t);
+}
+
+static void redo_subset_state(void *ctx, vd_host *h, size_t end, unsigned m)
+{
+    redo_walk *r = ctx;
+    check_state(r->w, h, end, m == 0, r->t);
+}
+
 static void redo_run(uint64_t seed, uint32_t nops, int no_journal, tally *t)
 {
     wl *w = calloc(1, sizeof *w);
@@ -222,36 +242,10 @@ static void redo_run(uint64_t seed, uint32_t nops, int no_journal, tally *t)
            "%llu commits, %u explicit\n",
            no_journal ? " (metadata journal OFF)" : "", (unsigned long long)seed, nops, n,
            vd_rec_flush_count(rec), (unsigned long long)info.syncs, w->nsync);
-    for (size_t p = 0; p <= n; p++) {
-        vd_host *h;
-        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
-        check_state(w, h, p, p % 5 == 0, t);
-        vd_host_mem_free(h);
-    }
+    redo_walk r = {.w = w, .t = t};
+    vt_replay_prefixes(rec, redo_prefix_state, &r);
     uint64_t mrng = seed ^ 0x9e37;
-    size_t ne = vd_rec_epoch_count(rec);
-    for (size_t ep = 0; ep < ne; ep++) {
-        size_t first, end;
-        assert_int_equal(vd_rec_epoch_bounds(rec, ep, &first, &end), VD_OK);
-        size_t len = end - first;
-        if (len < 2)
-            continue;
-        uint8_t *mask = calloc((len + 7) / 8, 1);
-        assert_non_null(mask);
-        for (unsigned m = 0; m < 4; m++) {
-            for (size_t j = 0; j < len; j++)
-                if (vt_rand(&mrng) & 1)
-                    mask[j / 8] |= (uint8_t)(1u << (j % 8));
-                else
-                    mask[j / 8] &= (uint8_t)~(1u << (j % 8));
-            vd_host *h;
-            assert_int_equal(vd_rec_crash_host(rec, end, mask, vt_rand(&mrng), 1, &h),
-                             VD_OK);
-            check_state(w, h, end, m == 0, t);
-            vd_host_mem_free(h);
-        }
-        free(mask);
-    }
+    vt_replay_epoch_subsets(rec, 4, &mrng, redo_subset_state, &r);
     printf("  crash states checked: %llu; mixed metadata: %llu; behind the last "
            "sync: %llu; writable opens that recovered: %llu\n",
            (unsigned long long)t->states, (unsigned long long)t->mixed,
@@ -260,17 +254,11 @@ static void redo_run(uint64_t seed, uint32_t nops, int no_journal, tally *t)
     free(w);
 }
 
-static uint64_t seed_env(uint64_t d)
-{
-    const char *s = getenv("VD_CRASH_SEED");
-    return s ? strtoull(s, NULL, 0) : d;
-}
-
 static void redo_every_crash_state_shows_one_operation_boundary(void **state)
 {
     (void)state;
     tally t = {0};
-    redo_run(seed_env(15), 150, 0, &t);
+    redo_run(vt_seed_from_env("VD_CRASH_SEED", 15), 150, 0, &t);
     assert_int_equal(t.mixed, 0);
     assert_int_equal(t.behind, 0);
     assert_true(t.states > 1000);
@@ -280,7 +268,7 @@ static void redo_mutation_without_journal_mixes_operations(void **state)
 {
     (void)state;
     tally t = {0};
-    redo_run(seed_env(15), 150, 1, &t);
+    redo_run(vt_seed_from_env("VD_CRASH_SEED", 15), 150, 1, &t);
     /* The check above must be able to fail: without the journal some crash
      * states hold half of a commit's metadata. */
     assert_true(t.mixed > 0);

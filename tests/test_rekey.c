@@ -27,6 +27,7 @@
 #include "testkit.h"
 
 #include "record.h"
+#include "replay.h"
 #include "vdisk/anchor.h"
 #include "vdisk/host.h"
 #include "vdisk/keys.h"
@@ -201,6 +202,33 @@ static void check_state(const fixture *f, vd_host *h, size_t point, int deep,
     check_done(f, h, "resumed", point);
 }
 
+/* The crash states a rotation's log holds, and what they showed. */
+typedef struct rekey_walk {
+    const fixture *f;
+    unsigned deep_every; /* every deep_every-th prefix is finished (0: none) */
+    unsigned n_old, n_new, n_mid, points, deep;
+} rekey_walk;
+
+static void rekey_prefix_state(void *ctx, vd_host *h, size_t p, unsigned subset)
+{
+    rekey_walk *r = ctx;
+    (void)subset;
+    int d = r->deep_every && p % r->deep_every == 0;
+    check_state(r->f, h, p, d, &r->n_old, &r->n_new, &r->n_mid);
+    r->deep += d;
+    r->points++;
+}
+
+/* The first subset of each epoch is finished too. */
+static void rekey_subset_state(void *ctx, vd_host *h, size_t end, unsigned m)
+{
+    rekey_walk *r = ctx;
+    int d = m == 0 && r->deep_every;
+    check_state(r->f, h, end, d, &r->n_old, &r->n_new, &r->n_mid);
+    r->deep += d;
+    r->points++;
+}
+
 static void crash_rekey(uint64_t nblocks, uint32_t fanout, uint32_t journal,
                         uint64_t seed, unsigned deep_every, unsigned masks)
 {
@@ -222,68 +250,30 @@ static void crash_rekey(uint64_t nblocks, uint32_t fanout, uint32_t journal,
     check_done(&f, fin, "uninterrupted", nops); /* writes: on a copy */
     vd_host_mem_free(fin);
 
-    unsigned n_old = 0, n_new = 0, n_mid = 0, points = 0, deep = 0;
-    for (size_t p = 0; p <= nops; p++) {
-        vd_host *h;
-        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
-        int d = deep_every && p % deep_every == 0;
-        check_state(&f, h, p, d, &n_old, &n_new, &n_mid);
-        deep += d;
-        points++;
-        vd_host_mem_free(h);
-    }
+    rekey_walk r = {.f = &f, .deep_every = deep_every};
+    vt_replay_prefixes(rec, rekey_prefix_state, &r);
     uint64_t mrng = seed ^ 0x5a5a;
-    size_t nepochs = vd_rec_epoch_count(rec);
-    for (size_t ep = 0; ep < nepochs; ep++) {
-        size_t first, end;
-        assert_int_equal(vd_rec_epoch_bounds(rec, ep, &first, &end), VD_OK);
-        size_t len = end - first;
-        if (len < 2)
-            continue;
-        uint8_t *mask = calloc((len + 7) / 8, 1);
-        assert_non_null(mask);
-        for (unsigned m = 0; m < masks; m++) {
-            for (size_t j = 0; j < len; j++)
-                if (vt_rand(&mrng) & 1)
-                    mask[j / 8] |= (uint8_t)(1u << (j % 8));
-                else
-                    mask[j / 8] &= (uint8_t)~(1u << (j % 8));
-            vd_host *h;
-            assert_int_equal(vd_rec_crash_host(rec, end, mask, vt_rand(&mrng), 1, &h),
-                             VD_OK);
-            check_state(&f, h, end, m == 0 && deep_every, &n_old, &n_new, &n_mid);
-            deep += m == 0 && deep_every;
-            points++;
-            vd_host_mem_free(h);
-        }
-        free(mask);
-    }
+    vt_replay_epoch_subsets(rec, masks, &mrng, rekey_subset_state, &r);
     printf("  %u crash states: %u open with the old key, %u with the new one, %u "
            "mid-rotation; %u finished by a second rekey\n",
-           points, n_old, n_new, n_mid, deep);
+           r.points, r.n_old, r.n_new, r.n_mid, r.deep);
     /* The harness reached both sides of the slot swap and the middle. */
-    assert_true(n_old > 0 && n_new > 0 && n_mid > 0);
+    assert_true(r.n_old > 0 && r.n_new > 0 && r.n_mid > 0);
     free(f.ids);
     vd_rec_free(rec);
-}
-
-static uint64_t seed_from_env(uint64_t dflt)
-{
-    const char *s = getenv("VD_CRASH_SEED");
-    return s ? strtoull(s, NULL, 0) : dflt;
 }
 
 static void rekey_crash_points_deep_tree(void **state)
 {
     (void)state;
     /* Fan-out 4 and a one-block journal: many rounds, long paths. */
-    crash_rekey(300, 4, 1, seed_from_env(20261206), 3, 2);
+    crash_rekey(300, 4, 1, vt_seed_from_env("VD_CRASH_SEED", 20261206), 3, 2);
 }
 
 static void rekey_crash_points_default_fanout(void **state)
 {
     (void)state;
-    crash_rekey(2000, 128, 8, seed_from_env(1206), 4, 2);
+    crash_rekey(2000, 128, 8, vt_seed_from_env("VD_CRASH_SEED", 1206), 4, 2);
 }
 
 static void rekey_of_an_empty_image(void **state)

@@ -28,6 +28,7 @@
 #include "testkit.h"
 
 #include "record.h"
+#include "replay.h"
 #include "vdisk/check.h"
 #include "vdisk/fs.h"
 #include "vdisk/host.h"
@@ -161,12 +162,6 @@ static int check_state(vd_image *img, int ro, const char *what, uint32_t old_clu
     return is_new;
 }
 
-static uint64_t seed_from_env(uint64_t dflt)
-{
-    const char *s = getenv("VD_RESIZE_SEED");
-    return s ? strtoull(s, NULL, 0) : dflt;
-}
-
 static void test_grow_crash_at_every_point(void **state)
 {
     (void)state;
@@ -201,17 +196,11 @@ static void test_grow_crash_at_every_point(void **state)
     unsigned states = 0, olds = 0, news = 0;
     int seen_new = 0;
     for (size_t p = 0; p <= nops; p++) {
-        size_t first = vd_rec_tail_first(rec, p);
         for (int variant = 0; variant < 2; variant++) {
             uint8_t mask[16];
-            const uint8_t *mp = NULL;
-            if (variant == 1) {
-                if (p - first < 2 || p - first > 8 * sizeof mask)
-                    continue;
-                for (size_t j = 0; j < sizeof mask; j++)
-                    mask[j] = (uint8_t)vt_rand(&rng);
-                mp = mask;
-            }
+            const uint8_t *mp;
+            if (!vt_replay_tail_variant(rec, p, variant, &rng, mask, sizeof mask, &mp))
+                continue;
             char what[96];
             snprintf(what, sizeof what, "crash after op %zu of %zu%s (seed %llu)", p, nops,
                      variant ? ", tail subset" : "", (unsigned long long)g_seed);
@@ -328,7 +317,7 @@ static void test_grow_limits(void **state)
 
 int main(void)
 {
-    g_seed = seed_from_env((uint64_t)time(NULL));
+    g_seed = vt_seed_from_env("VD_RESIZE_SEED", (uint64_t)time(NULL));
     printf("test_resize: seed %llu (VD_RESIZE_SEED to replay)\n", (unsigned long long)g_seed);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_crash_at_every_point),

@@ -1,4 +1,5 @@
 /* See testkit.h. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "testkit.h"
@@ -11,6 +12,12 @@ uint64_t vt_rand(uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t vt_seed_from_env(const char *var, uint64_t dflt)
+{
+    const char *s = getenv(var);
+    return s ? strtoull(s, NULL, 0) : dflt;
 }
 
 void vt_block_fill(uint8_t *b, uint64_t lbn, uint32_t id)

@@ -26,6 +26,9 @@
 
 /* xorshift64*: deterministic from its seed (never 0). */
 uint64_t vt_rand(uint64_t *state);
+/* The seed the environment variable var gives (strtoull, base 0), else
+ * dflt: a failing run's printed seed is rerun with var set to it. */
+uint64_t vt_seed_from_env(const char *var, uint64_t dflt);
 
 /* Block content for (lbn, id): lbn and id in the first 16 bytes, then a
  * pattern derived from both; id 0 is the never-written block, all zeros. */
