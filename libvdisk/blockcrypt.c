@@ -138,19 +138,24 @@ vd_err vd_block_seal(vd_image *img, uint64_t phys, const uint8_t *pt,
     return VD_OK;
 }
 
+/* During a key rotation a block is under the new key or the old one
+ * (both held here, the old one only through the link the new key opens;
+ * SECURITY.md R8). Data blocks at or past the rotation's cursor are most
+ * likely still under the old key: the key to try first (1: the old one). */
+static int old_key_first(const vd_image *img, uint64_t phys)
+{
+    return img->old_master && phys >= img->hdr.data_start &&
+           phys - img->hdr.data_start >= img->rk.cursor;
+}
+
 vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
                      const mt_version *v, uint8_t *pt)
 {
     uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
     block_ad(img, phys, ad);
     block_nonce(v->counter, nonce);
-    /* During a key rotation a block is under the new key or the old one
-     * (both held here, the old one only through the link the new key
-     * opens; SECURITY.md R8). Data blocks at or past the rotation's cursor
-     * are most likely still under the old key: try that one first. */
     int ngen = img->old_master ? 2 : 1;
-    int first = ngen == 2 && phys >= img->hdr.data_start &&
-                phys - img->hdr.data_start >= img->rk.cursor;
+    int first = old_key_first(img, phys);
     for (int k = 0; k < ngen; k++) {
         vd_subkey *s = subkey_get(img, v->keyid, k == 0 ? first : !first);
         if (!s) {
@@ -280,19 +285,28 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     /* Every subkey the batch names stays in the cache while it runs: with
      * at most half the slots, the least recently used victim of a later
      * derivation is never one of them. More keys than that (blocks of many
-     * sessions) go one at a time. */
-    uint64_t ids[VD_SUBKEY_CACHE / 2];
+     * sessions) go one at a time. During a key rotation a subkey is a
+     * keyid under one of two keys: each block is tried under the key it
+     * most likely is under (old_key_first); one that fails here is tried
+     * under the other by the caller's one-block path. */
+    struct {
+        uint64_t id;
+        int gen;
+    } ids[VD_SUBKEY_CACHE / 2];
     unsigned nids = 0;
-    int serial = img->old_master != NULL; /* a rotation: two keys per id */
+    int serial = 0;
     for (size_t k = 0; k < n && !serial; k++) {
+        int gen = old_key_first(img, jobs[k].phys);
         unsigned i = 0;
-        while (i < nids && ids[i] != jobs[k].v.keyid)
+        while (i < nids && (ids[i].id != jobs[k].v.keyid || ids[i].gen != gen))
             i++;
         if (i == nids) {
-            if (nids == VD_SUBKEY_CACHE / 2)
+            if (nids == VD_SUBKEY_CACHE / 2) {
                 serial = 1;
-            else
-                ids[nids++] = jobs[k].v.keyid;
+            } else {
+                ids[nids].id = jobs[k].v.keyid;
+                ids[nids++].gen = gen;
+            }
         }
     }
     if (serial) {
@@ -309,11 +323,13 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     b.lanes = lanes_for(img, n);
     for (size_t k = 0; k < n; k++) {
         jobs[k].err = VD_ERR_AUTH; /* until a lane has opened it */
-        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid) {
+        int gen = old_key_first(img, jobs[k].phys);
+        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid &&
+            gen == old_key_first(img, jobs[k - 1].phys)) {
             jobs[k].sk = jobs[k - 1].sk;
             continue;
         }
-        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, 0);
+        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, gen);
         if (!jobs[k].sk)
             return VD_ERR_NOMEM;
         unsigned got = subkey_lanes(img, jobs[k].sk, b.lanes);

@@ -300,6 +300,15 @@ vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
 int vd_read_unlocked_ok(const vd_image *img);
 vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
                              uint8_t *out, uint32_t *done);
+/* Bring n written data blocks that are not in the cache into cache
+ * entries, pinned (ent[i]), each verified against v[i], the version its
+ * parent names: consecutive blocks are read with one host read into ct (n
+ * blocks of room) and all n opened as one batch, in parallel where the
+ * host runs jobs. On failure nothing stays in the cache. A key rotation's
+ * bulk read (rekey.c); VD_ERR_INVAL while an interrupted sync is
+ * unresolved or redo copies are read (nrecov, nredo): vd_get_block then. */
+vd_err vd_load_data_batch(vd_image *img, const uint64_t *lbn, const mt_version *v,
+                          uint32_t n, uint8_t *ct, uint32_t *ent);
 /* Entry for a new data block, without reading it (full overwrite). */
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */

@@ -172,76 +172,100 @@ static uint32_t batch_blocks(const vd_image *img)
     return b ? (uint32_t)b : 1;
 }
 
+/* Blocks read with one host read per run and opened as one batch: big
+ * enough to keep every core busy opening under the old key, small enough
+ * to stay in the processor's cache until the blocks are in place. */
+#define REKEY_CHUNK 256u
+
+typedef struct rekey_chunk {
+    uint64_t lbn[REKEY_CHUNK];
+    mt_version v[REKEY_CHUNK];
+    uint32_t ent[REKEY_CHUNK];
+    uint32_t n;
+    uint8_t *ct; /* REKEY_CHUNK blocks of ciphertext */
+} rekey_chunk;
+
+/* The chunk's blocks into the cache as dirty: sealed under the new key by
+ * the next round. */
+static vd_err chunk_load(vd_image *img, rekey_chunk *ch)
+{
+    vd_err e = VD_OK;
+    if (img->nrecov || img->nredo) {
+        /* Blocks with two candidate versions: one at a time. */
+        uint32_t got = 0;
+        while (e == VD_OK && got < ch->n) {
+            e = vd_get_block(img, 0, ch->lbn[got], &ch->ent[got]);
+            got += e == VD_OK;
+        }
+        for (uint32_t i = 0; e != VD_OK && i < got; i++)
+            vd_unpin(img, ch->ent[i]);
+    } else {
+        e = vd_load_data_batch(img, ch->lbn, ch->v, ch->n, ch->ct, ch->ent);
+    }
+    for (uint32_t i = 0; e == VD_OK && i < ch->n; i++) {
+        vc_set_dirty(&img->cache, ch->ent[i], 1);
+        vd_unpin(img, ch->ent[i]);
+    }
+    ch->n = 0;
+    return e;
+}
+
 /* Put the written blocks from *lbn on into the cache as dirty, up to
  * max of them; *lbn moves past what was looked at. */
-static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, uint8_t *buf,
+static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk *ch,
                          uint32_t *taken)
 {
     const uint64_t n = img->hdr.nblocks, f = img->geo.fanout;
     uint64_t x = *lbn;
     vd_err e = VD_OK;
     *taken = 0;
+    ch->n = 0;
     while (e == VD_OK && x < n && *taken < max) {
         uint32_t t;
         e = vd_get_block(img, 1, x / f, &t);
         if (e != VD_OK)
             break;
         uint64_t end = (x / f + 1) * f < n ? (x / f + 1) * f : n;
-        while (e == VD_OK && x < end && *taken < max) {
+        for (; x < end && *taken < max && ch->n < REKEY_CHUNK; x++) {
             mt_version v;
             mt_node_get(img->cache.e[t].buf, (uint32_t)(x % f), &v);
-            if (mt_version_is_none(&v)) {
-                x++; /* never written: nothing to re-encrypt */
-                continue;
-            }
+            if (mt_version_is_none(&v))
+                continue; /* never written: nothing to re-encrypt */
+            (*taken)++;
             uint32_t c = vc_lookup(&img->cache, vd_phys_of(img, 0, x));
             if (c != VC_NONE) { /* cached: its contents are current */
                 if (!img->cache.e[c].dirty)
                     vc_set_dirty(&img->cache, c, 1);
-                (*taken)++;
-                x++;
                 continue;
             }
-            uint32_t run = 1;
-            while (x + run < end && run < VD_RUN_MAX && *taken + run < max) {
-                mt_node_get(img->cache.e[t].buf, (uint32_t)((x + run) % f), &v);
-                if (mt_version_is_none(&v) ||
-                    vc_lookup(&img->cache, vd_phys_of(img, 0, x + run)) != VC_NONE)
-                    break;
-                run++;
-            }
-            e = vd_read_data_run(img, x, run, buf);
-            for (uint32_t i = 0; e == VD_OK && i < run; i++) {
-                uint32_t w;
-                e = vd_get_block_for_write(img, x + i, &w);
-                if (e != VD_OK)
-                    break;
-                memcpy(img->cache.e[w].buf, buf + (size_t)i * VDF_BLOCK, VDF_BLOCK);
-                vc_set_dirty(&img->cache, w, 1);
-                vd_unpin(img, w);
-            }
-            *taken += run;
-            x += run;
+            ch->lbn[ch->n] = x;
+            ch->v[ch->n++] = v;
         }
         vd_unpin(img, t);
+        if (ch->n == REKEY_CHUNK)
+            e = chunk_load(img, ch);
     }
-    if (buf)
-        vdc_memzero(buf, (size_t)VD_RUN_MAX * VDF_BLOCK);
+    if (e == VD_OK && ch->n)
+        e = chunk_load(img, ch);
     *lbn = x;
     return e;
 }
 
 static vd_err rekey_pass(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *info)
 {
-    uint8_t *buf = malloc((size_t)VD_RUN_MAX * VDF_BLOCK);
-    if (!buf)
+    rekey_chunk *ch = calloc(1, sizeof *ch);
+    if (ch)
+        ch->ct = malloc((size_t)REKEY_CHUNK * VDF_BLOCK);
+    if (!ch || !ch->ct) {
+        free(ch);
         return VD_ERR_NOMEM;
+    }
     const uint32_t max = batch_blocks(img);
     uint64_t lbn = img->rk.cursor;
     vd_err e = VD_OK;
     while (e == VD_OK && lbn < img->hdr.nblocks) {
         uint32_t taken;
-        e = batch_fill(img, &lbn, max, buf, &taken);
+        e = batch_fill(img, &lbn, max, ch, &taken);
         if (e == VD_OK && taken) {
             img->sync_explicit = 1;
             e = vd_sync_locked(img);
@@ -253,7 +277,8 @@ static vd_err rekey_pass(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *i
             lbn < img->hdr.nblocks)
             e = VD_ERR_REKEY;
     }
-    free(buf);
+    free(ch->ct);
+    free(ch);
     return e;
 }
 

@@ -4,6 +4,9 @@
  *    back the same with and without a run_jobs (both directions);
  *  - a tampered block inside a batch read still fails, and is the one
  *    vd_image_last_failure names;
+ *  - a key rotation reads its blocks with large host reads and opens them
+ *    in batches under the old key (failed before: one run of at most 64
+ *    blocks per read, opened one by one), and a changed block stops it;
  *  - several threads write and read one image while another syncs it, with
  *    a cache small enough that implicit commits run all the time: every
  *    read returns a version some writer wrote to that block, never one
@@ -28,6 +31,7 @@
 #include "record.h"
 #include "testkit.h"
 #include "vdisk/host.h"
+#include "vdisk/keys.h"
 #include "vdisk/vdisk.h"
 
 #define OK(x) VT_EXPECT_ERR((x), VD_OK, "%s", #x)
@@ -43,11 +47,16 @@ typedef struct counting {
     unsigned calls;
     size_t most;
     unsigned started;
+    size_t most_read; /* bytes of the largest read */
 } counting;
 
 static int c_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
 {
     counting *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    if (len > c->most_read)
+        c->most_read = len;
+    pthread_mutex_unlock(&c->mu);
     return c->inner->read_at(c->inner->ctx, off, buf, len, done);
 }
 static int c_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
@@ -225,6 +234,109 @@ static void test_batch_read_catches_one_changed_block(void **state)
     OK(vd_image_close(img));
     free(a);
     free(got);
+    vd_host_mem_free(mem);
+}
+
+/* ---- a key rotation's reads ----------------------------------------------- */
+
+static vd_unlock keyfile_unlock(const uint8_t *k)
+{
+    return (vd_unlock){VD_SLOT_KEYFILE, k, VD_KEYFILE_BYTES};
+}
+
+static const uint8_t K1[VD_KEYFILE_BYTES] = "parallel-rekey-old-key-file-0001";
+static const uint8_t K2[VD_KEYFILE_BYTES] = "parallel-rekey-new-key-file-0002";
+
+/* NBLK blocks written with id, and a key-file slot for K1. */
+static void rotation_image(vd_host *h, uint32_t id, uint8_t **content)
+{
+    vd_create_opts co = {.nblocks = NBLK};
+    vd_image *img = NULL;
+    OK(vd_image_create(h, KEY, &co, NULL, &img));
+    vd_unlock u = keyfile_unlock(K1);
+    OK(vd_keyslot_add(img, &u, NULL, NULL));
+    *content = blocks_fill(0, NBLK, id);
+    OK(vd_image_write(img, 0, NBLK, *content));
+    OK(vd_image_close(img));
+}
+
+/* Rotate to a K2 slot, unlocking with k (K1; K2 resumes a rotation). */
+static vd_err rotate(vd_host *h, const uint8_t *k, vd_rekey_info *info)
+{
+    vd_unlock u = keyfile_unlock(k);
+    vd_rekey_slot slot = {keyfile_unlock(K2), NULL};
+    vd_rekey_opts o = {.slots = &slot, .nslots = 1};
+    return vd_image_rekey(h, &u, &o, info);
+}
+
+static void test_rotation_reads_in_parallel_batches(void **state)
+{
+    (void)state;
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    counting par;
+    counting_init(&par, mem, 1);
+    uint8_t *a;
+    rotation_image(&par.host, 3, &a);
+    par.most_read = 0;
+    (void)counting_take(&par);
+    vd_rekey_info info;
+    OK(rotate(&par.host, K1, &info));
+    assert_int_equal(info.blocks, NBLK);
+    /* One commit round seals the NBLK blocks (one batch); the reads were
+     * opened as batches of their own, each read covering many runs. */
+    unsigned calls = counting_take(&par);
+    if (calls < NBLK / 256 + 1 || par.most_read < (size_t)256 * VD_BLOCK_SIZE) {
+        fprintf(stderr, "rotation: %u run_jobs calls, largest read %zu bytes\n", calls,
+                par.most_read);
+        fail();
+    }
+    vd_image *img = NULL;
+    vd_unlock u2 = keyfile_unlock(K2);
+    OK(vd_image_open_unlock(&par.host, &u2, NULL, &img));
+    uint8_t *got = malloc((size_t)NBLK * VD_BLOCK_SIZE);
+    assert_non_null(got);
+    OK(vd_image_read(img, 0, NBLK, got));
+    assert_memory_equal(got, a, (size_t)NBLK * VD_BLOCK_SIZE);
+    OK(vd_image_close(img));
+    free(got);
+    free(a);
+    pthread_mutex_destroy(&par.mu);
+    vd_host_mem_free(mem);
+}
+
+/* A block changed on the host fails the rotation with AUTH (the batch
+ * open fails it, and so does the other key), and the image keeps its
+ * content: the rotation resumes once the block is restored. */
+static void test_rotation_stops_at_a_changed_block(void **state)
+{
+    (void)state;
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    uint8_t *a;
+    rotation_image(mem, 4, &a);
+    uint64_t size = 0;
+    uint8_t *bytes = vd_host_mem_data(mem, &size);
+    vd_header h;
+    assert_int_equal(vd_header_decode(&h, bytes), 0);
+    bytes[(h.data_start + 1500) * VDF_BLOCK + 77] ^= 0x01;
+    vd_rekey_info info;
+    VT_EXPECT_ERR(rotate(mem, K1, &info), VD_ERR_AUTH, "rotation over a changed block");
+    assert_int_equal(info.slots_written, 1);
+    bytes = vd_host_mem_data(mem, &size);
+    bytes[(h.data_start + 1500) * VDF_BLOCK + 77] ^= 0x01;
+    OK(rotate(mem, K2, &info));
+    assert_int_equal(info.resumed, 1);
+    vd_image *img = NULL;
+    vd_unlock u2 = keyfile_unlock(K2);
+    OK(vd_image_open_unlock(mem, &u2, NULL, &img));
+    uint8_t *got = malloc((size_t)NBLK * VD_BLOCK_SIZE);
+    assert_non_null(got);
+    OK(vd_image_read(img, 0, NBLK, got));
+    assert_memory_equal(got, a, (size_t)NBLK * VD_BLOCK_SIZE);
+    OK(vd_image_close(img));
+    free(got);
+    free(a);
     vd_host_mem_free(mem);
 }
 
@@ -570,6 +682,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_go_to_run_jobs_and_read_back_alike),
         cmocka_unit_test(test_batch_read_catches_one_changed_block),
+        cmocka_unit_test(test_rotation_reads_in_parallel_batches),
+        cmocka_unit_test(test_rotation_stops_at_a_changed_block),
         cmocka_unit_test(test_reads_and_writes_during_syncs),
         cmocka_unit_test(test_pressure_commits_run_in_flight),
         cmocka_unit_test(test_crashes_with_commits_in_flight),
