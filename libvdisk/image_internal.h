@@ -382,6 +382,11 @@ vd_err vd_super_set_clean(vd_image *img, int clean);
 /* Where to read phys from: its place, or its redo copy (read-only opens
  * over a commit whose metadata may not be in place). */
 uint64_t vd_redo_source(const vd_image *img, uint64_t phys);
+/* Commit rounds that seal the nodes over data blocks lbn[0..n) (sorted,
+ * each under a different level-1 node) anew under the current key, the
+ * blocks themselves unchanged: a key rotation's nodes that no written
+ * block leads to (a grown image's tree is written whole, resize.c). */
+vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n);
 /* Writable open over an interrupted sync: resolve and commit (O(journal)). */
 vd_err vd_recover_commit(vd_image *img);
 

@@ -81,10 +81,6 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *
 {
     if (!o->slots || o->nslots == 0 || o->nslots > KS_SLOTS)
         return VD_ERR_INVAL;
-    /* A grown image's header names two geometries (resize); rotating one
-     * is not supported yet (SECURITY.md R8). */
-    if (img->hdr.alt_nblocks)
-        return VD_ERR_UNSUPPORTED;
     /* The TPM anchor's authorization is derived from the master key and
      * cannot change (SECURITY.md R4): a rotation would lock it out. */
     if (img->have_anchor && img->anchor.authorize)
@@ -183,6 +179,10 @@ typedef struct rekey_chunk {
     uint32_t ent[REKEY_CHUNK];
     uint32_t n;
     uint8_t *ct; /* REKEY_CHUNK blocks of ciphertext */
+    /* The first data block under each sealed level-1 node that has no
+     * written block (vd_sync_paths seals it anew). */
+    uint64_t *empty;
+    uint32_t nempty, empty_cap;
 } rekey_chunk;
 
 /* The chunk's blocks into the cache as dirty: sealed under the new key by
@@ -211,7 +211,10 @@ static vd_err chunk_load(vd_image *img, rekey_chunk *ch)
 }
 
 /* Put the written blocks from *lbn on into the cache as dirty, up to
- * max of them; *lbn moves past what was looked at. */
+ * max of them; *lbn moves past what was looked at. Level-1 nodes with a
+ * version of their own but no written block below (a grown image's tree
+ * is written whole, resize.c) go to ch->empty, up to max of them: no data
+ * round would seal them under the new key. */
 static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk *ch,
                          uint32_t *taken)
 {
@@ -220,17 +223,21 @@ static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk
     vd_err e = VD_OK;
     *taken = 0;
     ch->n = 0;
-    while (e == VD_OK && x < n && *taken < max) {
+    ch->nempty = 0;
+    while (e == VD_OK && x < n && *taken < max && ch->nempty < max) {
         uint32_t t;
         e = vd_get_block(img, 1, x / f, &t);
         if (e != VD_OK)
             break;
         uint64_t end = (x / f + 1) * f < n ? (x / f + 1) * f : n;
+        /* Started at its first block, a node is empty until a written one. */
+        int empty = x % f == 0 && !mt_version_is_none(&img->cache.e[t].version);
         for (; x < end && *taken < max && ch->n < REKEY_CHUNK; x++) {
             mt_version v;
             mt_node_get(img->cache.e[t].buf, (uint32_t)(x % f), &v);
             if (mt_version_is_none(&v))
                 continue; /* never written: nothing to re-encrypt */
+            empty = 0;
             (*taken)++;
             uint32_t c = vc_lookup(&img->cache, vd_phys_of(img, 0, x));
             if (c != VC_NONE) { /* cached: its contents are current */
@@ -242,6 +249,19 @@ static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk
             ch->v[ch->n++] = v;
         }
         vd_unpin(img, t);
+        if (empty && x == end) {
+            if (ch->nempty == ch->empty_cap) {
+                uint32_t cap = ch->empty_cap ? 2 * ch->empty_cap : 64;
+                uint64_t *p = realloc(ch->empty, (size_t)cap * sizeof *p);
+                if (!p) {
+                    e = VD_ERR_NOMEM;
+                    break;
+                }
+                ch->empty = p;
+                ch->empty_cap = cap;
+            }
+            ch->empty[ch->nempty++] = end - 1 - (end - 1) % f;
+        }
         if (ch->n == REKEY_CHUNK)
             e = chunk_load(img, ch);
     }
@@ -266,17 +286,22 @@ static vd_err rekey_pass(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *i
     while (e == VD_OK && lbn < img->hdr.nblocks) {
         uint32_t taken;
         e = batch_fill(img, &lbn, max, ch, &taken);
+        img->sync_explicit = 1;
+        /* The empty nodes first: the data round moves the cursor past
+         * them, and a resumed rotation starts at the cursor. */
+        if (e == VD_OK && ch->nempty)
+            e = vd_sync_paths(img, ch->empty, ch->nempty);
         if (e == VD_OK && taken) {
-            img->sync_explicit = 1;
             e = vd_sync_locked(img);
-            img->sync_explicit = 0;
             info->blocks += taken;
         }
+        img->sync_explicit = 0;
         if (e == VD_OK && o->progress &&
             o->progress(o->progress_ctx, lbn, img->hdr.nblocks) != 0 &&
             lbn < img->hdr.nblocks)
             e = VD_ERR_REKEY;
     }
+    free(ch->empty);
     free(ch->ct);
     free(ch);
     return e;

@@ -822,7 +822,9 @@ vd_err vd_recover_commit(vd_image *img)
     img->in_sync = 1;
     for (uint32_t k = 0; k < img->nrecov && e == VD_OK; k++) {
         uint64_t phys = img->recov[k].phys;
-        if (phys < img->hdr.data_start)
+        /* Nodes resolve as they load: before the data, or after it in a
+         * grown image (resize.c). */
+        if (phys < img->hdr.data_start || phys - img->hdr.data_start >= img->hdr.nblocks)
             continue;
         uint32_t t;
         e = vd_get_block(img, 0, phys - img->hdr.data_start, &t);
@@ -851,5 +853,40 @@ vd_err vd_recover_commit(vd_image *img)
         img->nrecov = 0;
         img->recovered = 1;
     }
+    return e;
+}
+
+vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
+{
+    if (img->failed)
+        return VD_ERR_FAILED;
+    /* Each block as a recovery round resolves it: no write of its own, the
+     * version its parent names before and after; its nodes are sealed
+     * anew like any round's. */
+    vd_change *leaves = calloc(n ? n : 1, sizeof *leaves);
+    if (!leaves)
+        return VD_ERR_NOMEM;
+    vd_err e = VD_OK;
+    img->in_sync = 1;
+    for (uint32_t k = 0; k < n && e == VD_OK; k++) {
+        uint32_t t;
+        e = vd_get_block(img, 1, mt_parent_idx(&img->geo, lbn[k]), &t);
+        if (e != VD_OK)
+            break;
+        leaves[k].idx = lbn[k];
+        leaves[k].ent = VC_NONE;
+        leaves[k].have_before = 1;
+        mt_node_get(img->cache.e[t].buf, mt_parent_slot(&img->geo, lbn[k]),
+                    &leaves[k].before);
+        leaves[k].after = leaves[k].before;
+        vd_unpin(img, t);
+    }
+    for (uint32_t done = 0; e == VD_OK && done < n;) {
+        uint32_t take = round_limit(img, leaves + done, n - done, node_room(img, n - done));
+        e = take ? run_round(img, leaves + done, take) : VD_ERR_NOMEM;
+        done += take;
+    }
+    img->in_sync = 0;
+    free(leaves);
     return e;
 }

@@ -10,8 +10,12 @@
  *     whichever secret opens it), after which the new secret opens the
  *     same contents, and the old secret and the old master key are
  *     VD_ERR_WRONG_KEY.
- * Also: an image that was never written, a rotation stopped by its
- * progress callback and resumed, and a pre-rotation copy refused by a file
+ * The harness also runs on an image grown by vd_image_grow (its tree one
+ * level higher, blocks written past the old end; refused as unsupported
+ * before), and that image grows again after the rotation. Also: an image
+ * that was never written, a rotation stopped by its progress callback and
+ * resumed, a rotation of an image whose grow was interrupted at every
+ * point (then grown again), and a pre-rotation copy refused by a file
  * anchor. Seeds: VD_CRASH_SEED. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,6 +89,32 @@ static void make_image(fixture *f, vd_host *h, uint64_t nblocks, uint32_t fanout
     make_image_c(f, h, nblocks, fanout, journal, seed, VD_CIPHER_AES256GCM);
 }
 
+/* Grow the image to nblocks (vd_image_grow, opened with `key` or, NULL,
+ * the raw master key) and write every third block past the old end. */
+static void grow_image(fixture *f, vd_host *h, const uint8_t *key, uint64_t nblocks)
+{
+    vd_image *img;
+    if (key) {
+        vd_unlock u = key_of(key);
+        assert_int_equal(vd_image_open_unlock(h, &u, NULL, &img), VD_OK);
+    } else {
+        assert_int_equal(vd_image_open(h, f->master, NULL, &img), VD_OK);
+    }
+    assert_int_equal(vd_image_grow(img, nblocks), VD_OK);
+    f->ids = realloc(f->ids, nblocks * sizeof *f->ids);
+    assert_non_null(f->ids);
+    uint8_t b[VD_BLOCK_SIZE];
+    for (uint64_t lbn = f->nblocks; lbn < nblocks; lbn++) {
+        f->ids[lbn] = lbn % 3 == 0 ? (uint32_t)(lbn + 7) : 0;
+        if (!f->ids[lbn])
+            continue;
+        vt_block_fill(b, lbn, f->ids[lbn]);
+        assert_int_equal(vd_image_write(img, lbn, 1, b), VD_OK);
+    }
+    f->nblocks = nblocks;
+    assert_int_equal(vd_image_close(img), VD_OK);
+}
+
 static void check_content(const fixture *f, vd_image *img, const char *what, size_t point)
 {
     uint8_t *buf = malloc(64 * VD_BLOCK_SIZE);
@@ -93,6 +123,10 @@ static void check_content(const fixture *f, vd_image *img, const char *what, siz
         uint32_t n = (uint32_t)(f->nblocks - x < 64 ? f->nblocks - x : 64);
         vd_err e = vd_image_read(img, x, n, buf);
         if (e != VD_OK) {
+            vd_bad_range bad;
+            if (vd_image_last_failure(img, &bad) == VD_OK)
+                fprintf(stderr, "%s: point %zu: the failure is at level %u, block %llu\n",
+                        what, point, bad.level, (unsigned long long)bad.first_lbn);
             fprintf(stderr, "%s: point %zu: read %llu+%u: %s\n", what, point,
                     (unsigned long long)x, n, vd_strerror(e));
             fail();
@@ -229,13 +263,18 @@ static void rekey_subset_state(void *ctx, vd_host *h, size_t end, unsigned m)
     r->points++;
 }
 
+/* grow_to: grow the image to that many blocks before the rotation (0: not
+ * grown), and once more after it. */
 static void crash_rekey(uint64_t nblocks, uint32_t fanout, uint32_t journal,
-                        uint64_t seed, unsigned deep_every, unsigned masks)
+                        uint64_t seed, unsigned deep_every, unsigned masks,
+                        uint64_t grow_to)
 {
     vd_rec *rec = vd_rec_new(NULL, 0);
     assert_non_null(rec);
     fixture f;
     make_image(&f, vd_rec_host(rec), nblocks, fanout, journal, seed);
+    if (grow_to)
+        grow_image(&f, vd_rec_host(rec), NULL, grow_to);
     assert_int_equal(vd_rec_reset_log(rec), VD_OK);
     vd_rekey_info info;
     assert_int_equal(rekey_to_k2(&f, vd_rec_host(rec), f.k1, &info), VD_OK);
@@ -248,6 +287,22 @@ static void crash_rekey(uint64_t nblocks, uint32_t fanout, uint32_t journal,
     vd_host *fin;
     assert_int_equal(vd_rec_crash_host(rec, nops, NULL, 0, 0, &fin), VD_OK);
     check_done(&f, fin, "uninterrupted", nops); /* writes: on a copy */
+    if (grow_to) {
+        /* A grow after the rotation, under the new key. */
+        fixture g = f;
+        g.ids = malloc(f.nblocks * sizeof *g.ids);
+        assert_non_null(g.ids);
+        memcpy(g.ids, f.ids, f.nblocks * sizeof *g.ids);
+        g.ids[0] = 0xABCD; /* check_done's write */
+        grow_image(&g, fin, g.k2, grow_to + grow_to / 2);
+        vd_image *img;
+        vd_unlock u2 = key_of(g.k2);
+        vd_open_opts ro = {.read_only = 1};
+        assert_int_equal(vd_image_open_unlock(fin, &u2, &ro, &img), VD_OK);
+        check_content(&g, img, "grown after the rotation", nops);
+        assert_int_equal(vd_image_close(img), VD_OK);
+        free(g.ids);
+    }
     vd_host_mem_free(fin);
 
     rekey_walk r = {.f = &f, .deep_every = deep_every};
@@ -267,13 +322,78 @@ static void rekey_crash_points_deep_tree(void **state)
 {
     (void)state;
     /* Fan-out 4 and a one-block journal: many rounds, long paths. */
-    crash_rekey(300, 4, 1, vt_seed_from_env("VD_CRASH_SEED", 20261206), 3, 2);
+    crash_rekey(300, 4, 1, vt_seed_from_env("VD_CRASH_SEED", 20261206), 3, 2, 0);
 }
 
 static void rekey_crash_points_default_fanout(void **state)
 {
     (void)state;
-    crash_rekey(2000, 128, 8, vt_seed_from_env("VD_CRASH_SEED", 1206), 4, 2);
+    crash_rekey(2000, 128, 8, vt_seed_from_env("VD_CRASH_SEED", 1206), 4, 2, 0);
+}
+
+static void rekey_crash_points_grown_image(void **state)
+{
+    (void)state;
+    /* 300 blocks at fan-out 4 (5 levels) grown to 1100 (6 levels). */
+    crash_rekey(300, 4, 1, vt_seed_from_env("VD_CRASH_SEED", 18), 3, 2, 1100);
+}
+
+/* A grow interrupted at every point of its write log (the header naming
+ * both geometries, the file longer, the new tree written or not, the
+ * switch record written or not), then a rotation of what opens, then the
+ * grow again under the new key: the contents stay, at the new size. */
+static void rekey_after_interrupted_grow(void **state)
+{
+    (void)state;
+    vd_rec *rec = vd_rec_new(NULL, 0);
+    assert_non_null(rec);
+    fixture f;
+    make_image(&f, vd_rec_host(rec), 300, 4, 1, vt_seed_from_env("VD_CRASH_SEED", 1818));
+    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
+    vd_image *img;
+    assert_int_equal(vd_image_open(vd_rec_host(rec), f.master, NULL, &img), VD_OK);
+    assert_int_equal(vd_image_grow(img, 1100), VD_OK);
+    assert_int_equal(vd_image_close(img), VD_OK);
+    size_t nops = vd_rec_op_count(rec);
+    unsigned grown = 0;
+    for (size_t p = 0; p <= nops; p++) {
+        vd_host *h;
+        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
+        vd_rekey_info info;
+        vd_err e = rekey_to_k2(&f, h, f.k1, &info);
+        if (e != VD_OK) {
+            fprintf(stderr, "grow point %zu: rekey: %s\n", p, vd_strerror(e));
+            fail();
+        }
+        check_done(&f, h, "after an interrupted grow", p);
+        vd_unlock u2 = key_of(f.k2);
+        assert_int_equal(vd_image_open_unlock(h, &u2, NULL, &img), VD_OK);
+        vd_image_info ii;
+        assert_int_equal(vd_image_info_get(img, &ii), VD_OK);
+        grown += ii.nblocks == 1100;
+        if (ii.nblocks < 1100)
+            assert_int_equal(vd_image_grow(img, 1100), VD_OK);
+        assert_int_equal(vd_image_close(img), VD_OK);
+        vd_open_opts ro = {.read_only = 1};
+        assert_int_equal(vd_image_open_unlock(h, &u2, &ro, &img), VD_OK);
+        assert_int_equal(vd_image_info_get(img, &ii), VD_OK);
+        assert_int_equal(ii.nblocks, 1100);
+        fixture g = f;
+        g.ids = calloc(1100, sizeof *g.ids);
+        assert_non_null(g.ids);
+        memcpy(g.ids, f.ids, f.nblocks * sizeof *g.ids);
+        g.ids[0] = 0xABCD; /* check_done's write */
+        g.nblocks = 1100;
+        check_content(&g, img, "grown again", p);
+        free(g.ids);
+        assert_int_equal(vd_image_close(img), VD_OK);
+        vd_host_mem_free(h);
+    }
+    printf("rekey after an interrupted grow: %zu points, %u already at the new size\n",
+           nops + 1, grown);
+    assert_true(grown > 0 && grown <= nops);
+    free(f.ids);
+    vd_rec_free(rec);
 }
 
 static void rekey_of_an_empty_image(void **state)
@@ -438,6 +558,8 @@ int main(void)
         cmocka_unit_test(rekey_with_anchor_refuses_old_copy),
         cmocka_unit_test(rekey_crash_points_deep_tree),
         cmocka_unit_test(rekey_crash_points_default_fanout),
+        cmocka_unit_test(rekey_crash_points_grown_image),
+        cmocka_unit_test(rekey_after_interrupted_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

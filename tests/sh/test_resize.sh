@@ -6,7 +6,9 @@
 # too-big error names the largest size possible (the FAT's room) and the
 # remedy; shrinking and an image without room are refused with one line;
 # an NBD export keeps its size: growing past it is a clear error, within
-# it works. The crash safety is test_resize's (every crash point).
+# it works. A grown image rotates its key (vhdtool rekey) and grows again
+# under the new one, its files intact. The crash safety is test_resize's
+# and test_rekey's (every crash point).
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib.sh"
 need "$MKVHD" "$VHDTOOL" "$VHDFSCK" qemu-img fsck.fat cmp
@@ -36,6 +38,23 @@ cmp "$T/out" src/b || fail "a file from before the resize differs"
 expect_status 0 "$VHDTOOL" export -q --key-file key a.vhd vol.raw
 fsck.fat -n vol.raw >"$T/fsckfat" 2>&1 || fail "fsck.fat -n: $(cat "$T/fsckfat")"
 expect_status 0 "$VHDFSCK" -n -q --key-file key a.vhd
+
+note "a grown image rotates its key, then grows again under the new one"
+expect_status 0 "$MKVHD" -q --size 40M --max-size 256M --key-file key g.vhd src
+expect_status 0 "$VHDTOOL" resize -q --key-file key g.vhd 200M
+head -c 60M /dev/urandom >mid
+expect_status 0 "$VHDTOOL" put -q --key-file key g.vhd mid /mid
+expect_status 0 "$VHDTOOL" rekey -q --key-file key --drop-unlock --new-key-file key2 g.vhd
+expect_status 3 "$VHDTOOL" info --key-file key g.vhd
+expect_status 0 "$VHDTOOL" resize -q --key-file key2 g.vhd 240M
+expect_status 0 "$VHDTOOL" info g.vhd
+expect_out 'volume size: +240.0 MiB'
+expect_status 0 "$VHDTOOL" cat -q --key-file key2 g.vhd /mid
+cmp "$T/out" mid || fail "a file written after the first grow differs after rekey and grow"
+expect_status 0 "$VHDTOOL" cat -q --key-file key2 g.vhd /b
+cmp "$T/out" src/b || fail "a file from before the resize differs after rekey and grow"
+expect_status 0 "$VHDFSCK" -n -q --key-file key2 g.vhd
+rm -f mid g.vhd
 
 note "past the FAT's room: the error names the largest size and the remedy"
 expect_status 1 "$VHDTOOL" resize -q --key-file key a.vhd 1G
