@@ -226,6 +226,27 @@ vd_err vd_anchor_bind(vd_image *img)
     return VD_OK;
 }
 
+int vd_anchor_fold(const vd_image *img, int ack, int meta, uint64_t *x, uint64_t *commit,
+                   uint64_t *to)
+{
+    if (!img->have_anchor || anchor_step(img) == 1 || img->sb_state != SB_STATE_COMMITTED ||
+        !(img->anchor_mode == VD_ANCHOR_EVERY_COMMIT || ack))
+        return 0;
+    uint64_t e = anchor_round_up(img, img->epoch + 1);
+    if (e == 0 || e + 1 == 0)
+        return 0;
+    *to = e;
+    if (e % 2 != img->epoch % 2) {
+        *x = *commit = e;
+    } else if (!meta) {
+        *x = img->epoch + 1;
+        *commit = e;
+    } else {
+        *x = *commit = e + 1;
+    }
+    return 1;
+}
+
 /* Advance the anchor to the commit it is owed (img->anchor_due, the newest
  * commit). A stepped anchor can hold only multiples of its step: unless
  * the commit's epoch is one, a record of the same state at the next

@@ -233,6 +233,25 @@ vd_err vd_anchor_attach(vd_image *img);
 vd_err vd_anchor_check(vd_image *img, int *bind);
 vd_err vd_anchor_bind(vd_image *img);
 vd_err vd_anchor_advance_due(vd_image *img);
+/* The epochs of a sync round the anchor advances to right after its
+ * commit record (ack: an acknowledged sync's; or every commit in that
+ * mode) when
+ * the anchor holds only multiples of its step (anchor.c): rather than a
+ * record of the same state at the next multiple E after the round (two
+ * more flushes), the round itself commits there. *x: the epoch of its
+ * in-progress record (its slot, x % 2, and journal area); *commit: that of
+ * its commit record; *to: where the anchor then moves.
+ *   - E's slot is not the newest record's: x = commit = E;
+ *   - it is, and the round has no metadata to redo (meta = 0): x is the
+ *     next epoch, commit = E, in the other slot: over the newest record,
+ *     older than the in-progress one, which is durable by then, and the
+ *     commit record names no journal area;
+ *   - else x = commit = E + 1, and the anchor moves to E: every state
+ *     before the round is older than E.
+ * Returns 0 (nothing set) when the round commits at the next epoch as
+ * usual. */
+int vd_anchor_fold(const vd_image *img, int ack, int meta, uint64_t *x, uint64_t *commit,
+                   uint64_t *to);
 /* A COMMITTED record of the state in memory at epoch (same root, no
  * journal), after a flush and made durable (anchor.c). */
 vd_err vd_super_write_plain(vd_image *img, uint64_t epoch);

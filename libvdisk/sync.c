@@ -18,8 +18,9 @@
  *      naming the journal again when it holds metadata), flush; then the
  *      freshness anchor advances to X (R4) — with VD_ANCHOR_EXPLICIT_SYNC
  *      only inside vd_image_sync / vd_image_close, otherwise the advance
- *      stays owed (anchor_due) until then; an anchor with a step first
- *      gets a record of the same state at an epoch it can hold (anchor.c);
+ *      stays owed (anchor_due) until then; a round an anchor with a step
+ *      advances to commits at an epoch that anchor can hold
+ *      (vd_anchor_fold);
  *   6. the metadata blocks in place, unflushed (redo: a crash before they
  *      are durable is repaired from the journal at open, image.c).
  * So a commit's metadata is all on disk or none of it (DESIGN C4), and the
@@ -57,6 +58,7 @@ typedef struct vd_round {
     int explicit_sync; /* img->sync_explicit when built */
     int sync_ack;      /* img->sync_ack when built: may advance the anchor */
     uint64_t epoch;    /* committed by round_io */
+    uint64_t anchor_to; /* where the anchor then moves (vd_anchor_fold) */
     int64_t commit_ns; /* the commit record's time */
     uint8_t sb[VDF_BLOCK]; /* superblock records (not img->scratch: the
                               round may be written on a host thread) */
@@ -455,7 +457,12 @@ static void round_apply(vd_image *img, vd_round *r)
 static vd_err round_io(vd_image *img, vd_round *r)
 {
     const mt_geometry *g = &img->geo;
-    uint64_t epoch = img->epoch + 1;
+    /* epoch: the in-progress record's (its slot and journal area); cepoch:
+     * the commit record's; anchor_to: the anchor's after the round. Equal
+     * but for a stepped anchor advanced right after the round (anchor.c). */
+    uint64_t epoch = img->epoch + 1, cepoch, anchor_to;
+    if (!vd_anchor_fold(img, r->sync_ack, r->nredo > 0, &epoch, &cepoch, &anchor_to))
+        cepoch = anchor_to = epoch;
     uint8_t jdigest[32] = {0};
     int jinline = r->nj <= (img->rk.active ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX);
     /* A rotation's cursor moves past a round whose leaves were all sealed
@@ -501,9 +508,10 @@ static vd_err round_io(vd_image *img, vd_round *r)
     if (e == VD_OK) {
         img->epoch = epoch; /* the IN_PROGRESS record of epoch is on disk */
         img->rk.upto = upto;
-        e = write_super(img, epoch, SB_STATE_COMMITTED, root_after, r, jdigest,
+        e = write_super(img, cepoch, SB_STATE_COMMITTED, root_after, r, jdigest,
                         jinline);
         img->rk.upto = 0;
+        img->epoch = cepoch;
     }
     /* The last flush makes the commit durable, which only an explicit sync
      * promises, and which an anchor advanced now must not run ahead of. An
@@ -523,7 +531,8 @@ static vd_err round_io(vd_image *img, vd_round *r)
         e = write_level(img, r, 0, 1);
     if (e == VD_OK) {
         img->unflushed = defer;
-        r->epoch = epoch;
+        r->epoch = cepoch;
+        r->anchor_to = anchor_to;
     }
     return e;
 }
@@ -544,7 +553,7 @@ static vd_err round_finish(vd_image *img, vd_round *r, vd_err e)
     if (img->have_anchor) {
         /* A sync is acknowledged only once the anchor has advanced (R4);
          * a failed advance is retried by the next sync or close. */
-        img->anchor_due = r->epoch;
+        img->anchor_due = r->anchor_to;
         return advance_anchor(img, r->sync_ack);
     }
     return VD_OK;
@@ -860,13 +869,15 @@ vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
 {
     if (img->failed)
         return VD_ERR_FAILED;
+    vd_err e = vd_flight_join(img); /* a commit forced before comes first */
+    if (e != VD_OK)
+        return e;
     /* Each block as a recovery round resolves it: no write of its own, the
      * version its parent names before and after; its nodes are sealed
      * anew like any round's. */
     vd_change *leaves = calloc(n ? n : 1, sizeof *leaves);
     if (!leaves)
         return VD_ERR_NOMEM;
-    vd_err e = VD_OK;
     img->in_sync = 1;
     for (uint32_t k = 0; k < n && e == VD_OK; k++) {
         uint32_t t;
@@ -883,7 +894,7 @@ vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
     }
     for (uint32_t done = 0; e == VD_OK && done < n;) {
         uint32_t take = round_limit(img, leaves + done, n - done, node_room(img, n - done));
-        e = take ? run_round(img, leaves + done, take) : VD_ERR_NOMEM;
+        e = take ? run_round(img, leaves + done, take, 0) : VD_ERR_NOMEM;
         done += take;
     }
     img->in_sync = 0;

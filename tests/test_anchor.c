@@ -662,6 +662,65 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
     vd_host_mem_free(h);
 }
 
+static uint64_t flushes_of(vd_image *img)
+{
+    vd_image_info info;
+    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    return info.flushes;
+}
+
+/* Issue 18: an acknowledged sync with a stepped anchor costs a round's
+ * three flushes, as with any other anchor: the round commits at an epoch
+ * the anchor holds instead of being followed by a record of the same state
+ * at one (5 flushes before), whether the last commit was acknowledged (its
+ * epoch a multiple of the step, in the slot the next multiple takes) or
+ * implicit (one past it). Each sync is still one step, and the copy from
+ * before it is refused. */
+static void test_a_sync_with_a_stepped_anchor_costs_three_flushes(void **state)
+{
+    (void)state;
+    const uint64_t step = 64;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    tanchor ta;
+    ta_init(&ta, 2 * step);
+    ta.a.step = step;
+    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    for (uint32_t i = 0; i < 6; i++) {
+        put_block(img, i, 300 + i);
+        if (i % 2) /* an implicit commit first: the sync starts one past a step */
+            VT_EXPECT_ERR(vd_image_commit(img), VD_OK, "commit %u", i);
+        put_block(img, 100 + i, 400 + i);
+        uint64_t size;
+        const uint8_t *live = vd_host_mem_data(h, &size);
+        uint8_t *before = malloc(size);
+        assert_non_null(before);
+        memcpy(before, live, size);
+        const uint64_t f0 = flushes_of(img), a0 = ta.advances, v0 = ta.value;
+        VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync %u", i);
+        if (flushes_of(img) - f0 != 3) {
+            print_error("sync %u: %llu flushes, want 3\n", i,
+                        (unsigned long long)(flushes_of(img) - f0));
+            fail();
+        }
+        assert_int_equal(ta.advances, a0 + 1);
+        assert_int_equal(ta.value, v0 + step);
+        assert_int_equal(epoch_of(img), ta.value);
+        VT_EXPECT_ERR(open_copy(before, size, ta.value, i, 300 + i), VD_ERR_ROLLBACK,
+                      "the copy from before sync %u", i);
+        free(before);
+    }
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_open_opts o = {.cache_bytes = 1 << 20, .anchor = &ta.a};
+    VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_int_equal(get_block(img, i), 300 + i);
+        assert_int_equal(get_block(img, 100 + i), 400 + i);
+    }
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+}
+
 /* ---- crashes between the superblock write and the anchor advance ------------------ */
 
 #define CR_BLOCKS 300u
@@ -1175,6 +1234,7 @@ int main(void)
         cmocka_unit_test(test_every_commit_mode_advances_on_implicit_commits),
         cmocka_unit_test(test_explicit_sync_mode_advances_only_on_sync_and_close),
         cmocka_unit_test(test_commits_cost_a_stepped_anchor_nothing_until_a_sync),
+        cmocka_unit_test(test_a_sync_with_a_stepped_anchor_costs_three_flushes),
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_every_commit),
         cmocka_unit_test(test_crash_at_every_point_of_the_anchor_protocol_explicit_sync),
         cmocka_unit_test(test_anchor_advance_that_crashes_never_causes_a_false_alarm),
