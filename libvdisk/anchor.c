@@ -242,7 +242,7 @@ int vd_anchor_fold(const vd_image *img, int ack, int meta, uint64_t *x, uint64_t
         *x = img->epoch + 1;
         *commit = e;
     } else {
-        *x = *commit = e + 1;
+        return 0; /* vd_anchor_advance_due's record at e follows the round */
     }
     return 1;
 }

@@ -246,8 +246,10 @@ vd_err vd_anchor_advance_due(vd_image *img);
  *     next epoch, commit = E, in the other slot: over the newest record,
  *     older than the in-progress one, which is durable by then, and the
  *     commit record names no journal area;
- *   - else x = commit = E + 1, and the anchor moves to E: every state
- *     before the round is older than E.
+ *   - else (metadata, whose redo copies lie in the in-progress record's
+ *     journal area, which a commit record in the other slot cannot name)
+ *     not folded: the round commits at the next epoch and a record of the
+ *     same state at E follows it (vd_anchor_advance_due).
  * Returns 0 (nothing set) when the round commits at the next epoch as
  * usual. */
 int vd_anchor_fold(const vd_image *img, int ack, int meta, uint64_t *x, uint64_t *commit,
