@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "image_format.h"
+#include "passthru.h"
 #include "record.h"
 #include "testkit.h"
 #include "vdisk/host.h"
@@ -41,8 +42,7 @@ static const uint8_t KEY[VD_KEY_BYTES] = "parallel-test-key-0123456789abc";
 /* A memory host whose run_jobs counts the batches handed to it, and whose
  * job_start counts the commits left in flight. */
 typedef struct counting {
-    vd_host host;
-    vd_host *inner;
+    vt_passthru pt; /* first: the callbacks' ctx */
     pthread_mutex_t mu;
     unsigned calls;
     size_t most;
@@ -57,32 +57,7 @@ static int c_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
     if (len > c->most_read)
         c->most_read = len;
     pthread_mutex_unlock(&c->mu);
-    return c->inner->read_at(c->inner->ctx, off, buf, len, done);
-}
-static int c_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
-{
-    counting *c = ctx;
-    return c->inner->write_at(c->inner->ctx, off, buf, len, done);
-}
-static int c_flush(void *ctx)
-{
-    counting *c = ctx;
-    return c->inner->flush(c->inner->ctx);
-}
-static int c_size(void *ctx, uint64_t *size)
-{
-    counting *c = ctx;
-    return c->inner->size(c->inner->ctx, size);
-}
-static int c_truncate(void *ctx, uint64_t size)
-{
-    counting *c = ctx;
-    return c->inner->truncate(c->inner->ctx, size);
-}
-static int c_now(void *ctx, int64_t *ns)
-{
-    counting *c = ctx;
-    return c->inner->now(c->inner->ctx, ns);
+    return c->pt.inner->read_at(c->pt.inner->ctx, off, buf, len, done);
 }
 static void c_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i), void *arg)
 {
@@ -92,7 +67,7 @@ static void c_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i), voi
     if (n > c->most)
         c->most = n;
     pthread_mutex_unlock(&c->mu);
-    c->inner->run_jobs(c->inner->ctx, n, fn, arg);
+    c->pt.inner->run_jobs(c->pt.inner->ctx, n, fn, arg);
 }
 
 static uint64_t c_job_start(void *ctx, void (*fn)(void *arg), void *arg)
@@ -101,29 +76,23 @@ static uint64_t c_job_start(void *ctx, void (*fn)(void *arg), void *arg)
     pthread_mutex_lock(&c->mu);
     c->started++;
     pthread_mutex_unlock(&c->mu);
-    return c->inner->job_start(c->inner->ctx, fn, arg);
+    return c->pt.inner->job_start(c->pt.inner->ctx, fn, arg);
 }
 static void c_job_wait(void *ctx, uint64_t ticket)
 {
     counting *c = ctx;
-    c->inner->job_wait(c->inner->ctx, ticket);
+    c->pt.inner->job_wait(c->pt.inner->ctx, ticket);
 }
 
 static void counting_init(counting *c, vd_host *inner, int jobs)
 {
     memset(c, 0, sizeof *c);
     assert_int_equal(pthread_mutex_init(&c->mu, NULL), 0);
-    c->inner = inner;
-    c->host.ctx = c;
-    c->host.read_at = c_read;
-    c->host.write_at = c_write;
-    c->host.flush = c_flush;
-    c->host.size = c_size;
-    c->host.truncate = c_truncate;
-    c->host.now = c_now;
-    c->host.run_jobs = jobs ? c_run_jobs : NULL;
-    c->host.job_start = jobs ? c_job_start : NULL;
-    c->host.job_wait = jobs ? c_job_wait : NULL;
+    vt_passthru_init(&c->pt, inner, 0);
+    c->pt.host.read_at = c_read;
+    c->pt.host.run_jobs = jobs ? c_run_jobs : NULL;
+    c->pt.host.job_start = jobs ? c_job_start : NULL;
+    c->pt.host.job_wait = jobs ? c_job_wait : NULL;
 }
 
 static unsigned counting_take(counting *c)
@@ -159,7 +128,7 @@ static void test_batches_go_to_run_jobs_and_read_back_alike(void **state)
     counting_init(&ser, mem, 0);
     vd_create_opts co = {.nblocks = NBLK};
     vd_image *img = NULL;
-    OK(vd_image_create(&par.host, KEY, &co, NULL, &img));
+    OK(vd_image_create(&par.pt.host, KEY, &co, NULL, &img));
     uint8_t *a = blocks_fill(0, RUN, 1), *b = blocks_fill(RUN, RUN, 2);
     uint8_t *got = malloc((size_t)RUN * VD_BLOCK_SIZE);
     assert_non_null(got);
@@ -171,14 +140,14 @@ static void test_batches_go_to_run_jobs_and_read_back_alike(void **state)
     OK(vd_image_close(img));
 
     /* Written in parallel, read serially, then written serially. */
-    OK(vd_image_open(&ser.host, KEY, NULL, &img));
+    OK(vd_image_open(&ser.pt.host, KEY, NULL, &img));
     OK(vd_image_read(img, 0, RUN, got));
     assert_memory_equal(got, a, (size_t)RUN * VD_BLOCK_SIZE);
     OK(vd_image_write(img, RUN, RUN, b));
     OK(vd_image_close(img));
 
     /* Read in parallel: one large read opens its runs as batches. */
-    OK(vd_image_open(&par.host, KEY, NULL, &img));
+    OK(vd_image_open(&par.pt.host, KEY, NULL, &img));
     (void)counting_take(&par);
     OK(vd_image_read(img, RUN, RUN, got));
     assert_true(counting_take(&par) > 0);
@@ -277,11 +246,11 @@ static void test_rotation_reads_in_parallel_batches(void **state)
     counting par;
     counting_init(&par, mem, 1);
     uint8_t *a;
-    rotation_image(&par.host, 3, &a);
+    rotation_image(&par.pt.host, 3, &a);
     par.most_read = 0;
     (void)counting_take(&par);
     vd_rekey_info info;
-    OK(rotate(&par.host, K1, &info));
+    OK(rotate(&par.pt.host, K1, &info));
     assert_int_equal(info.blocks, NBLK);
     /* One commit round seals the NBLK blocks (one batch); the reads were
      * opened as batches of their own, each read covering many runs. */
@@ -293,7 +262,7 @@ static void test_rotation_reads_in_parallel_batches(void **state)
     }
     vd_image *img = NULL;
     vd_unlock u2 = keyfile_unlock(K2);
-    OK(vd_image_open_unlock(&par.host, &u2, NULL, &img));
+    OK(vd_image_open_unlock(&par.pt.host, &u2, NULL, &img));
     uint8_t *got = malloc((size_t)NBLK * VD_BLOCK_SIZE);
     assert_non_null(got);
     OK(vd_image_read(img, 0, NBLK, got));
@@ -623,7 +592,7 @@ static void test_pressure_commits_run_in_flight(void **state)
     assert_non_null(mem->job_start);
     counting c;
     counting_init(&c, mem, 1);
-    overlap_workload(&c.host, 0x0FF1u, 1);
+    overlap_workload(&c.pt.host, 0x0FF1u, 1);
     printf("test_parallel: %u commits left in flight\n", c.started);
     assert_true(c.started > 10);
     pthread_mutex_destroy(&c.mu);

@@ -29,6 +29,7 @@
 #include "endian.h"
 #include "fat_util.h"
 #include "image_format.h"
+#include "passthru.h"
 #include "testkit.h"
 #include "vdisk/fs.h"
 #include "vdisk/host.h"
@@ -44,8 +45,7 @@ static const uint8_t KEY[VD_KEY_BYTES] = "overlap-test-key-0123456789abcd";
 /* A memory host whose reads at or past `from` (the data area) wait at a
  * gate while it is armed: each waits until `need` reads have arrived. */
 typedef struct gate {
-    vd_host host;
-    vd_host *inner;
+    vt_passthru pt; /* first: the callbacks' ctx */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t from;
@@ -76,55 +76,25 @@ static int g_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
     if (flip)
         g->flip_once = 0;
     pthread_mutex_unlock(&g->mu);
-    int rc = g->inner->read_at(g->inner->ctx, off, buf, len, done);
+    int rc = g->pt.inner->read_at(g->pt.inner->ctx, off, buf, len, done);
     if (flip && rc == 0 && *done > 100)
         ((uint8_t *)buf)[100] ^= 0x10;
     return rc;
 }
-static int g_write(void *ctx, uint64_t off, const void *buf, size_t len, size_t *done)
-{
-    gate *g = ctx;
-    return g->inner->write_at(g->inner->ctx, off, buf, len, done);
-}
-static int g_flush(void *ctx)
-{
-    gate *g = ctx;
-    return g->inner->flush(g->inner->ctx);
-}
-static int g_size(void *ctx, uint64_t *size)
-{
-    gate *g = ctx;
-    return g->inner->size(g->inner->ctx, size);
-}
-static int g_truncate(void *ctx, uint64_t size)
-{
-    gate *g = ctx;
-    return g->inner->truncate(g->inner->ctx, size);
-}
-static int g_now(void *ctx, int64_t *ns)
-{
-    gate *g = ctx;
-    return g->inner->now(g->inner->ctx, ns);
-}
-
 static void gate_init(gate *g)
 {
     memset(g, 0, sizeof *g);
     assert_int_equal(pthread_mutex_init(&g->mu, NULL), 0);
     assert_int_equal(pthread_cond_init(&g->cv, NULL), 0);
-    OK(vd_host_mem_new(&g->inner));
-    g->host.ctx = g;
-    g->host.read_at = g_read;
-    g->host.write_at = g_write;
-    g->host.flush = g_flush;
-    g->host.size = g_size;
-    g->host.truncate = g_truncate;
-    g->host.now = g_now;
+    vd_host *mem;
+    OK(vd_host_mem_new(&mem));
+    vt_passthru_init(&g->pt, mem, 0);
+    g->pt.host.read_at = g_read;
 }
 
 static void gate_free(gate *g)
 {
-    vd_host_mem_free(g->inner);
+    vd_host_mem_free(g->pt.inner);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
 }
@@ -134,7 +104,7 @@ static void gate_learn(gate *g)
 {
     uint8_t hdr[VDF_BLOCK];
     size_t done = 0;
-    assert_int_equal(g->inner->read_at(g->inner->ctx, 0, hdr, sizeof hdr, &done), 0);
+    assert_int_equal(g->pt.inner->read_at(g->pt.inner->ctx, 0, hdr, sizeof hdr, &done), 0);
     assert_int_equal(done, sizeof hdr);
     g->from = vd_get_le64(hdr + HDR_OFF_DATA_START) * VDF_BLOCK;
     assert_true(g->from > 0);
@@ -223,14 +193,14 @@ static vd_image *image_ready(gate *g)
 {
     vd_create_opts co = {.nblocks = NBLK, .fanout = 16};
     vd_image *img;
-    OK(vd_image_create(&g->host, KEY, &co, NULL, &img));
+    OK(vd_image_create(&g->pt.host, KEY, &co, NULL, &img));
     uint8_t *all = malloc((size_t)NBLK * VDF_BLOCK);
     assert_non_null(all);
     for (uint32_t i = 0; i < NBLK; i++)
         vt_block_fill(all + (size_t)i * VDF_BLOCK, i, 7);
     OK(vd_image_write(img, 0, NBLK, all));
     OK(vd_image_close(img));
-    OK(vd_image_open(&g->host, KEY, NULL, &img));
+    OK(vd_image_open(&g->pt.host, KEY, NULL, &img));
     /* Every leaf of the tree: one block under each. */
     for (uint32_t i = 0; i < NBLK; i += 16)
         OK(vd_image_read(img, i, 1, all));
@@ -367,7 +337,7 @@ static vd_fs *volume_ready(gate *g, vd_image **imgp, vd_file *f[3])
 {
     vd_image *img;
     vd_create_opts co = {.nblocks = 16384}; /* FAT32 needs 64 MiB */
-    OK(vd_image_create(&g->host, KEY, &co, NULL, &img));
+    OK(vd_image_create(&g->pt.host, KEY, &co, NULL, &img));
     vd_mkfs_opts mo = {.label = "OVERLAP"};
     OK(vd_fs_format(img, &mo));
     vd_fs *fs;
@@ -377,7 +347,7 @@ static vd_fs *volume_ready(gate *g, vd_image **imgp, vd_file *f[3])
     fu_put_file(fs, "/c.bin", 103, FBYTES);
     OK(vd_fs_unmount(fs));
     OK(vd_image_close(img));
-    OK(vd_image_open(&g->host, KEY, NULL, &img));
+    OK(vd_image_open(&g->pt.host, KEY, NULL, &img));
     OK(vd_fs_mount(img, NULL, &fs));
     const char *names[3] = {"/a.bin", "/b.bin", "/c.bin"};
     uint8_t *buf = malloc(FBYTES), *want = malloc(FBYTES);
