@@ -395,6 +395,9 @@ vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const struct fat_dent *d, uint32_
  * the new clusters allow and calls fat_op_step before the next. */
 vd_err fat_node_grow(vd_fs *fs, fat_node *n, uint32_t clusters);
 fat_node *fat_node_find(vd_fs *fs, uint32_t dir, uint32_t slot);
+/* The run of a mapped chain (n->nruns > 0) that holds file cluster fidx
+ * (< n->nclus). */
+const fat_run *fat_run_find(const fat_node *n, uint32_t fidx);
 /* Disk cluster of file cluster fidx and how many follow contiguously. */
 vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
                     uint32_t *contig);

@@ -187,15 +187,7 @@ static int shared_file_read(vd_file *f, uint64_t off, void *buf, size_t len,
             *e = VD_ERR_CORRUPT; /* the size says more than the chain holds */
             break;
         }
-        size_t lo = 0, hi = n->nruns;
-        while (hi - lo > 1) {
-            size_t mid = (lo + hi) / 2;
-            if (n->runs[mid].fidx <= fidx)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        const fat_run *r = &n->runs[lo];
+        const fat_run *r = fat_run_find(n, fidx);
         uint64_t within = off & (fs->cluster_bytes - 1);
         uint64_t avail = ((uint64_t)(r->len - (fidx - r->fidx)) << fs->cluster_shift) - within;
         size_t k = avail < left ? (size_t)avail : left;

@@ -172,14 +172,8 @@ vd_err fat_node_orphan(vd_fs *fs, fat_node *n, const fat_dent *d, uint32_t in_fa
     return e;
 }
 
-vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
-                    uint32_t *contig)
+const fat_run *fat_run_find(const fat_node *n, uint32_t fidx)
 {
-    vd_err e = ensure_mapped(fs, n);
-    if (e != VD_OK)
-        return e;
-    if (fidx >= n->nclus)
-        return VD_ERR_CORRUPT; /* the size says more than the chain holds */
     size_t lo = 0, hi = n->nruns;
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
@@ -188,7 +182,18 @@ vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
         else
             hi = mid;
     }
-    const fat_run *r = &n->runs[lo];
+    return &n->runs[lo];
+}
+
+vd_err fat_node_map(vd_fs *fs, fat_node *n, uint32_t fidx, uint32_t *clus,
+                    uint32_t *contig)
+{
+    vd_err e = ensure_mapped(fs, n);
+    if (e != VD_OK)
+        return e;
+    if (fidx >= n->nclus)
+        return VD_ERR_CORRUPT; /* the size says more than the chain holds */
+    const fat_run *r = fat_run_find(n, fidx);
     *clus = r->clus + (fidx - r->fidx);
     *contig = r->len - (fidx - r->fidx);
     return VD_OK;
