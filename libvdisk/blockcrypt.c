@@ -202,13 +202,49 @@ typedef struct crypt_batch {
                              NULL: each job's subkey lanes */
     int failed[VD_LANES]; /* seal: a lane's call failed */
     int ran[VD_LANES];    /* the lane ran (checked: see batch_go) */
+    /* A rotation's reseal: jobs open under their sk (the old key) and
+     * seal under rk_sk as (rk_keyid, rk_counter + job index). */
+    vd_subkey *rk_sk;
+    uint64_t rk_keyid, rk_counter;
 } crypt_batch;
+
+static void reseal_lane(crypt_batch *b, size_t lane)
+{
+    size_t lo = b->n * lane / b->lanes, hi = b->n * (lane + 1) / b->lanes;
+    uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
+    /* One block of plaintext, reused: it stays in the core's cache, and
+     * the rotation touches no fresh memory for it. */
+    uint8_t pt[VDF_BLOCK];
+    memcpy(ad, b->image_id, 16);
+    for (size_t k = lo; k < hi; k++) {
+        vd_crypt_job *j = &b->jobs[k];
+        vd_put_le64(ad + 16, j->phys);
+        block_nonce(j->v.counter, nonce);
+        if (vdc_aead_open(j->sk->aead[lane], nonce, ad, sizeof ad, j->in, VDF_BLOCK,
+                          j->v.tag, pt) != 0)
+            continue; /* err stays VD_ERR_AUTH */
+        mt_version nv = {.keyid = b->rk_keyid, .counter = b->rk_counter + k};
+        block_nonce(nv.counter, nonce);
+        if (vdc_aead_seal(b->rk_sk->aead[lane], nonce, ad, sizeof ad, pt, VDF_BLOCK,
+                          j->out, nv.tag) != 0) {
+            b->failed[lane] = 1;
+            continue;
+        }
+        j->v = nv;
+        j->err = VD_OK;
+    }
+    vdc_memzero(pt, sizeof pt);
+}
 
 static void crypt_lane(void *arg, size_t lane)
 {
     crypt_batch *b = arg;
     size_t lo = b->n * lane / b->lanes, hi = b->n * (lane + 1) / b->lanes;
     b->ran[lane] = 1;
+    if (b->rk_sk) {
+        reseal_lane(b, lane);
+        return;
+    }
     uint8_t ad[VD_AD_BYTES], nonce[VDC_NONCE_BYTES];
     memcpy(ad, b->image_id, 16);
     for (size_t k = lo; k < hi; k++) {
@@ -341,6 +377,69 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     for (size_t k = 0; k < n; k++)
         img->stat_verified += jobs[k].err == VD_OK;
     return VD_OK;
+}
+
+/* Jobs [0, n) whose old subkeys number at most VD_SUBKEY_CACHE / 2 - 1:
+ * with the new key's, at most half the cache, so no derivation for this
+ * batch evicts another subkey it uses (the least recently used slot is
+ * never one of them). */
+static vd_err reseal_some(vd_image *img, vd_crypt_job *jobs, size_t n)
+{
+    if (img->counter >= VD_COUNTER_LIMIT - n)
+        vd_new_keyid(img);
+    vd_subkey *ns = subkey_get(img, img->keyid, 0);
+    if (!ns)
+        return VD_ERR_NOMEM;
+    crypt_batch b = {.jobs = jobs, .n = n, .rk_sk = ns, .rk_keyid = img->keyid,
+                     .rk_counter = img->counter};
+    img->counter += n;
+    b.lanes = subkey_lanes(img, ns, lanes_for(img, n));
+    for (size_t k = 0; k < n; k++) {
+        jobs[k].err = VD_ERR_AUTH; /* until a lane has resealed it */
+        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid) {
+            jobs[k].sk = jobs[k - 1].sk;
+            continue;
+        }
+        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, 1);
+        if (!jobs[k].sk)
+            return VD_ERR_NOMEM;
+        unsigned got = subkey_lanes(img, jobs[k].sk, b.lanes);
+        if (got < b.lanes)
+            b.lanes = got;
+    }
+    b.image_id = img->hdr.image_id;
+    batch_go(&img->host, &b);
+    for (unsigned l = 0; l < b.lanes; l++)
+        if (b.failed[l])
+            return VD_ERR_IO;
+    for (size_t k = 0; k < n; k++)
+        img->stat_verified += jobs[k].err == VD_OK;
+    return VD_OK;
+}
+
+vd_err vd_block_reseal_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
+{
+    if (!img->old_master)
+        return VD_ERR_INVAL;
+    vd_err e = VD_OK;
+    for (size_t lo = 0; e == VD_OK && lo < n;) {
+        uint64_t ids[VD_SUBKEY_CACHE / 2 - 1];
+        unsigned nids = 0;
+        size_t hi = lo;
+        for (; hi < n; hi++) {
+            unsigned i = 0;
+            while (i < nids && ids[i] != jobs[hi].v.keyid)
+                i++;
+            if (i == nids) {
+                if (nids == VD_SUBKEY_CACHE / 2 - 1)
+                    break;
+                ids[nids++] = jobs[hi].v.keyid;
+            }
+        }
+        e = reseal_some(img, jobs + lo, hi - lo);
+        lo = hi;
+    }
+    return e;
 }
 
 /* ---- opening outside the image lock ----------------------------------------

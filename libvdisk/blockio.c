@@ -298,54 +298,6 @@ vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
     return e;
 }
 
-vd_err vd_load_data_batch(vd_image *img, const uint64_t *lbn, const mt_version *v,
-                          uint32_t n, uint8_t *ct, uint32_t *ent)
-{
-    if (img->nrecov || img->nredo)
-        return VD_ERR_INVAL;
-    vd_crypt_job *jobs = malloc((size_t)(n ? n : 1) * sizeof *jobs);
-    if (!jobs)
-        return VD_ERR_NOMEM;
-    uint32_t taken = 0, filled = 0;
-    vd_err e = VD_OK;
-    while (e == VD_OK && taken < n) {
-        e = vd_cache_take(img, &ent[taken]);
-        taken += e == VD_OK;
-    }
-    for (uint32_t i = 0; e == VD_OK && i < n;) {
-        uint32_t end = i + 1;
-        while (end < n && lbn[end] == lbn[end - 1] + 1)
-            end++;
-        e = vd_io_read(img, vd_phys_of(img, 0, lbn[i]) * VDF_BLOCK,
-                       ct + (size_t)i * VDF_BLOCK, (size_t)(end - i) * VDF_BLOCK);
-        i = end;
-    }
-    for (uint32_t i = 0; e == VD_OK && i < n; i++) {
-        jobs[i].phys = vd_phys_of(img, 0, lbn[i]);
-        jobs[i].in = ct + (size_t)i * VDF_BLOCK;
-        jobs[i].out = img->cache.e[ent[i]].buf;
-        jobs[i].v = v[i];
-        jobs[i].err = VD_OK;
-    }
-    if (e == VD_OK)
-        e = vd_block_open_batch(img, jobs, n);
-    /* A block the batch could not open takes the one-block path: it tries
-     * both keys of a rotation, and records a failure (verify_into). */
-    for (; e == VD_OK && filled < n; filled++) {
-        mt_version matched = v[filled];
-        if (jobs[filled].err != VD_OK)
-            e = verify_into(img, 0, lbn[filled], &v[filled], 1, jobs[filled].in,
-                            img->cache.e[ent[filled]].buf, &matched);
-        if (e == VD_OK)
-            fill_entry(img, ent[filled], 0, lbn[filled], &matched);
-    }
-    free(jobs);
-    if (e != VD_OK)
-        for (uint32_t i = 0; i < taken; i++)
-            vc_drop(&img->cache, ent[i]); /* filled ones too: nothing stays pinned */
-    return e;
-}
-
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out)
 {
     uint64_t phys = vd_phys_of(img, 0, lbn);

@@ -211,6 +211,13 @@ vd_err vd_block_open(vd_image *img, uint64_t phys, const uint8_t *ct,
  * unless something other than authentication failed. */
 vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
 vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
+/* A key rotation's blocks (rekey.c), in parallel where the host runs
+ * jobs: each job's ciphertext (in) is opened under the key being replaced
+ * with the version v, and the plaintext (never leaving the job's stack)
+ * sealed under the current key into out (may be in), v becoming its new
+ * version. A block that does not open keeps its v and in and gets
+ * err VD_ERR_AUTH (the caller tries it under the other key). */
+vd_err vd_block_reseal_batch(vd_image *img, vd_crypt_job *jobs, size_t n);
 /* Opening outside the image lock (reads, image.c). Take (under the lock)
  * a lease on the subkey of keyid for a batch of n blocks: VD_ERR_BUSY when
  * none can be had now (open under the lock instead). Open (without the
@@ -321,15 +328,6 @@ vd_err vd_read_data_run(vd_image *img, uint64_t lbn, uint32_t count,
 int vd_read_unlocked_ok(const vd_image *img);
 vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
                              uint8_t *out, uint32_t *done);
-/* Bring n written data blocks that are not in the cache into cache
- * entries, pinned (ent[i]), each verified against v[i], the version its
- * parent names: consecutive blocks are read with one host read into ct (n
- * blocks of room) and all n opened as one batch, in parallel where the
- * host runs jobs. On failure nothing stays in the cache. A key rotation's
- * bulk read (rekey.c); VD_ERR_INVAL while an interrupted sync is
- * unresolved or redo copies are read (nrecov, nredo): vd_get_block then. */
-vd_err vd_load_data_batch(vd_image *img, const uint64_t *lbn, const mt_version *v,
-                          uint32_t n, uint8_t *ct, uint32_t *ent);
 /* Entry for a new data block, without reading it (full overwrite). */
 vd_err vd_get_block_for_write(vd_image *img, uint64_t lbn, uint32_t *out);
 /* Free a cache entry, committing first if every entry is dirty. */
@@ -408,6 +406,19 @@ uint64_t vd_redo_source(const vd_image *img, uint64_t phys);
  * blocks themselves unchanged: a key rotation's nodes that no written
  * block leads to (a grown image's tree is written whole, resize.c). */
 vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n);
+/* Commit rounds over data blocks lbn[0..n) (sorted; no cache entry holds
+ * them) that the caller sealed: new versions v, ciphertext of block k at
+ * ct + k blocks, left untouched until the rounds are joined. A key
+ * rotation streams its blocks this way instead of through the cache
+ * (rekey.c). fly: the last round's writes may run on the host's thread
+ * (vd_flight_join), so the caller can seal the next blocks meanwhile; it
+ * then must not read the rotation's cursor until the join. then (may be
+ * NULL): called with then_arg after the last round's writes succeeded, on
+ * the thread that made them (host calls only: it must touch nothing of
+ * the image). */
+vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
+                      uint32_t n, uint8_t *ct, int fly, void (*then)(void *arg),
+                      void *then_arg);
 /* Writable open over an interrupted sync: resolve and commit (O(journal)). */
 vd_err vd_recover_commit(vd_image *img);
 

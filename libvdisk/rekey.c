@@ -155,6 +155,15 @@ out:
     return e;
 }
 
+/* Blocks a round of the pass holds at most. Each round's ciphertext stays
+ * in memory from its read until its writes are done, and three rounds are
+ * held at once (one written and the one after next read on the host's
+ * thread while the next is resealed): 3 x 16 MiB, touched once and
+ * reused, where the cache-based pass faulted in a 64 MiB cache and a 32
+ * MiB ciphertext buffer (on this project's VM a first touch of fresh
+ * memory costs up to ~3 ms per MiB, docs/PERFORMANCE.md). */
+#define REKEY_ROUND 4096u
+
 /* Written data blocks per round: all of them fit in one journal with
  * their nodes, so each round's record can move the cursor past them. */
 static uint32_t batch_blocks(const vd_image *img)
@@ -163,68 +172,109 @@ static uint32_t batch_blocks(const vd_image *img)
     uint64_t room = (uint64_t)img->jcap > 2u * img->geo.height + 8
                         ? img->jcap - 2u * img->geo.height - 8 : 1;
     uint64_t b = room * f / (f + 1);
-    if (b > img->dirty_limit)
-        b = img->dirty_limit;
+    if (b > REKEY_ROUND)
+        b = REKEY_ROUND;
     return b ? (uint32_t)b : 1;
 }
 
-/* Blocks read with one host read per run and opened as one batch: big
- * enough to keep every core busy opening under the old key, small enough
- * to stay in the processor's cache until the blocks are in place. */
+/* Blocks resealed per parallel batch. */
 #define REKEY_CHUNK 256u
 
-typedef struct rekey_chunk {
-    uint64_t lbn[REKEY_CHUNK];
-    mt_version v[REKEY_CHUNK];
-    uint32_t ent[REKEY_CHUNK];
+/* One round's written blocks: their ciphertext is read, resealed under
+ * the new key in place and written from here, never through the cache. */
+typedef struct rekey_round {
+    uint64_t *lbn;
+    mt_version *v; /* the version the parent names; then the new one */
     uint32_t n;
-    uint8_t *ct; /* REKEY_CHUNK blocks of ciphertext */
+    uint64_t end;  /* where the pass stands once the round is done */
+    uint8_t *ct;
+    /* The read of the ciphertext (round_read), maybe on the host's
+     * thread: what it did, looked at only after the join. */
+    vd_err read_err;
+    uint64_t read_bytes;
+    const vd_host *host;
+    uint64_t data_start, file_bytes;
+} rekey_round;
+
+typedef struct rekey_pass_state {
+    rekey_round r[3];
+    vd_crypt_job jobs[REKEY_CHUNK];
+    uint8_t *pt; /* one block, for a block found under the new key */
     /* The first data block under each sealed level-1 node that has no
      * written block (vd_sync_paths seals it anew). */
     uint64_t *empty;
     uint32_t nempty, empty_cap;
-} rekey_chunk;
+} rekey_pass_state;
 
-/* The chunk's blocks into the cache as dirty: sealed under the new key by
- * the next round. */
-static vd_err chunk_load(vd_image *img, rekey_chunk *ch)
+static void pass_free(rekey_pass_state *p)
 {
-    vd_err e = VD_OK;
-    if (img->nrecov || img->nredo) {
-        /* Blocks with two candidate versions: one at a time. */
-        uint32_t got = 0;
-        while (e == VD_OK && got < ch->n) {
-            e = vd_get_block(img, 0, ch->lbn[got], &ch->ent[got]);
-            got += e == VD_OK;
-        }
-        for (uint32_t i = 0; e != VD_OK && i < got; i++)
-            vd_unpin(img, ch->ent[i]);
-    } else {
-        e = vd_load_data_batch(img, ch->lbn, ch->v, ch->n, ch->ct, ch->ent);
+    for (int i = 0; i < 3; i++) {
+        free(p->r[i].lbn);
+        free(p->r[i].v);
+        free(p->r[i].ct);
     }
-    for (uint32_t i = 0; e == VD_OK && i < ch->n; i++) {
-        vc_set_dirty(&img->cache, ch->ent[i], 1);
-        vd_unpin(img, ch->ent[i]);
-    }
-    ch->n = 0;
-    return e;
+    if (p->pt)
+        vdc_memzero(p->pt, VDF_BLOCK);
+    free(p->pt);
+    free(p->empty);
+    free(p);
 }
 
-/* Put the written blocks from *lbn on into the cache as dirty, up to
- * max of them; *lbn moves past what was looked at. Level-1 nodes with a
- * version of their own but no written block below (a grown image's tree
- * is written whole, resize.c) go to ch->empty, up to max of them: no data
- * round would seal them under the new key. */
-static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk *ch,
-                         uint32_t *taken)
+static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
+{
+    rekey_pass_state *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    int ok = (p->pt = malloc(VDF_BLOCK)) != NULL;
+    for (int i = 0; ok && i < 3; i++) {
+        rekey_round *rr = &p->r[i];
+        rr->host = &img->host;
+        rr->data_start = img->hdr.data_start;
+        rr->file_bytes = img->file_bytes;
+        ok = (rr->lbn = malloc((size_t)max * sizeof *rr->lbn)) != NULL &&
+             (rr->v = malloc((size_t)max * sizeof *rr->v)) != NULL &&
+             (rr->ct = aligned_alloc(VDF_BLOCK, (size_t)max * VDF_BLOCK)) != NULL;
+    }
+    if (!ok) {
+        pass_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static vd_err empty_add(rekey_pass_state *p, uint64_t lbn)
+{
+    if (p->nempty == p->empty_cap) {
+        uint32_t cap = p->empty_cap ? 2 * p->empty_cap : 64;
+        uint64_t *a = realloc(p->empty, (size_t)cap * sizeof *a);
+        if (!a)
+            return VD_ERR_NOMEM;
+        p->empty = a;
+        p->empty_cap = cap;
+    }
+    p->empty[p->nempty++] = lbn;
+    return VD_OK;
+}
+
+/* The written blocks from *lbn on, up to max of them, into rr; *lbn
+ * moves past what was looked at. Level-1 nodes with a version of their
+ * own but no written block below (a grown image's tree is written whole,
+ * resize.c) are sealed anew right away, up to max of them per call: no
+ * data round would seal them under the new key. Sealed before the data
+ * round whose cursor passes them (a resumed rotation starts at the
+ * cursor); earlier is no harm, nodes open under either key. A block still
+ * in the cache is dropped from it: the round writes it from its
+ * ciphertext, and only this pass writes during a rotation, so a cached
+ * copy is clean. */
+static vd_err round_fill(vd_image *img, uint64_t *lbn, uint32_t max,
+                         rekey_pass_state *p, rekey_round *rr)
 {
     const uint64_t n = img->hdr.nblocks, f = img->geo.fanout;
     uint64_t x = *lbn;
     vd_err e = VD_OK;
-    *taken = 0;
-    ch->n = 0;
-    ch->nempty = 0;
-    while (e == VD_OK && x < n && *taken < max && ch->nempty < max) {
+    rr->n = 0;
+    p->nempty = 0;
+    while (e == VD_OK && x < n && rr->n < max && p->nempty < max) {
         uint32_t t;
         e = vd_get_block(img, 1, x / f, &t);
         if (e != VD_OK)
@@ -232,79 +282,156 @@ static vd_err batch_fill(vd_image *img, uint64_t *lbn, uint32_t max, rekey_chunk
         uint64_t end = (x / f + 1) * f < n ? (x / f + 1) * f : n;
         /* Started at its first block, a node is empty until a written one. */
         int empty = x % f == 0 && !mt_version_is_none(&img->cache.e[t].version);
-        for (; x < end && *taken < max && ch->n < REKEY_CHUNK; x++) {
+        for (; x < end && rr->n < max; x++) {
             mt_version v;
             mt_node_get(img->cache.e[t].buf, (uint32_t)(x % f), &v);
             if (mt_version_is_none(&v))
                 continue; /* never written: nothing to re-encrypt */
             empty = 0;
-            (*taken)++;
             uint32_t c = vc_lookup(&img->cache, vd_phys_of(img, 0, x));
-            if (c != VC_NONE) { /* cached: its contents are current */
-                if (!img->cache.e[c].dirty)
-                    vc_set_dirty(&img->cache, c, 1);
-                continue;
-            }
-            ch->lbn[ch->n] = x;
-            ch->v[ch->n++] = v;
-        }
-        vd_unpin(img, t);
-        if (empty && x == end) {
-            if (ch->nempty == ch->empty_cap) {
-                uint32_t cap = ch->empty_cap ? 2 * ch->empty_cap : 64;
-                uint64_t *p = realloc(ch->empty, (size_t)cap * sizeof *p);
-                if (!p) {
-                    e = VD_ERR_NOMEM;
+            if (c != VC_NONE) {
+                if (img->cache.e[c].dirty || img->cache.e[c].pins) {
+                    e = VD_ERR_INVAL; /* nothing else writes during a rotation */
                     break;
                 }
-                ch->empty = p;
-                ch->empty_cap = cap;
+                vc_drop(&img->cache, c);
             }
-            ch->empty[ch->nempty++] = end - 1 - (end - 1) % f;
+            rr->lbn[rr->n] = x;
+            rr->v[rr->n++] = v;
         }
-        if (ch->n == REKEY_CHUNK)
-            e = chunk_load(img, ch);
+        vd_unpin(img, t);
+        if (e == VD_OK && empty && x == end)
+            e = empty_add(p, end - 1 - (end - 1) % f);
     }
-    if (e == VD_OK && ch->n)
-        e = chunk_load(img, ch);
     *lbn = x;
+    rr->end = x;
+    if (e == VD_OK && p->nempty) {
+        img->sync_explicit = 1;
+        e = vd_sync_paths(img, p->empty, p->nempty);
+        img->sync_explicit = 0;
+    }
     return e;
 }
 
+/* The round's ciphertext, one host read per run of consecutive blocks.
+ * Runs on the host's thread after a round's writes (vd_sync_sealed), so
+ * it touches only the round and the host. */
+static void round_read(void *arg)
+{
+    rekey_round *rr = arg;
+    rr->read_err = VD_OK;
+    rr->read_bytes = 0;
+    for (uint32_t i = 0; rr->read_err == VD_OK && i < rr->n;) {
+        uint32_t end = i + 1;
+        while (end < rr->n && rr->lbn[end] == rr->lbn[end - 1] + 1)
+            end++;
+        uint64_t off = (rr->data_start + rr->lbn[i]) * VDF_BLOCK;
+        size_t len = (size_t)(end - i) * VDF_BLOCK;
+        if (off > rr->file_bytes || len > rr->file_bytes - off)
+            rr->read_err = VD_ERR_RANGE;
+        else
+            rr->read_err = vd_host_read(rr->host, off, rr->ct + (size_t)i * VDF_BLOCK, len);
+        rr->read_bytes += len;
+        i = end;
+    }
+}
+
+/* Blocks [from, from + n) of rr, read already, resealed under the new
+ * key in place. A block that does not open under the old key (one a
+ * crash left under the new key) is read again and opened under either
+ * key on the one-block path, which also records a failure; that path
+ * reads the cursor, so the round in flight is joined first. */
+static vd_err chunk_reseal(vd_image *img, rekey_pass_state *p, rekey_round *rr,
+                           uint32_t from, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        p->jobs[k].phys = vd_phys_of(img, 0, rr->lbn[from + k]);
+        p->jobs[k].in = p->jobs[k].out = rr->ct + (size_t)(from + k) * VDF_BLOCK;
+        p->jobs[k].v = rr->v[from + k];
+    }
+    vd_err e = vd_block_reseal_batch(img, p->jobs, n);
+    for (uint32_t k = 0; e == VD_OK && k < n; k++) {
+        if (p->jobs[k].err == VD_OK) {
+            rr->v[from + k] = p->jobs[k].v;
+            continue;
+        }
+        e = vd_flight_join(img);
+        if (e == VD_OK)
+            e = vd_read_data_run(img, rr->lbn[from + k], 1, p->pt);
+        if (e == VD_OK)
+            e = vd_block_seal(img, p->jobs[k].phys, p->pt, p->jobs[k].out,
+                              &rr->v[from + k]);
+        vdc_memzero(p->pt, VDF_BLOCK);
+    }
+    return e;
+}
+
+/* Round i is read, resealed and committed while round i + 1 waits and
+ * round i + 2 is found: its ciphertext is read on the host's thread right
+ * after round i's writes, so the calling thread and the run_jobs workers
+ * do nothing but reseal (the copies in and out of the host run beside
+ * them). Without a host thread the same steps run one after another. */
 static vd_err rekey_pass(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *info)
 {
-    rekey_chunk *ch = calloc(1, sizeof *ch);
-    if (ch)
-        ch->ct = malloc((size_t)REKEY_CHUNK * VDF_BLOCK);
-    if (!ch || !ch->ct) {
-        free(ch);
-        return VD_ERR_NOMEM;
-    }
-    const uint32_t max = batch_blocks(img);
+    if (img->nrecov || img->nredo)
+        return VD_ERR_INVAL; /* a writable open has resolved both */
+    const uint64_t nb = img->hdr.nblocks;
     uint64_t lbn = img->rk.cursor;
+    if (lbn >= nb)
+        return VD_OK;
+    const uint32_t max = batch_blocks(img);
+    rekey_pass_state *p = pass_new(img, max);
+    if (!p)
+        return VD_ERR_NOMEM;
+    /* Not when the tree lies after the data (a grown image): loading its
+     * nodes reads the cursor that a round in flight moves (old_key_first). */
+    const int fly = img->hdr.node_start < img->hdr.data_start;
     vd_err e = VD_OK;
-    while (e == VD_OK && lbn < img->hdr.nblocks) {
-        uint32_t taken;
-        e = batch_fill(img, &lbn, max, ch, &taken);
-        img->sync_explicit = 1;
-        /* The empty nodes first: the data round moves the cursor past
-         * them, and a resumed rotation starts at the cursor. */
-        if (e == VD_OK && ch->nempty)
-            e = vd_sync_paths(img, ch->empty, ch->nempty);
-        if (e == VD_OK && taken) {
-            e = vd_sync_locked(img);
-            info->blocks += taken;
+    for (unsigned k = 0; k < 2; k++) {
+        rekey_round *rr = &p->r[k];
+        rr->n = 0;
+        rr->end = nb;
+        if (e == VD_OK && lbn < nb)
+            e = round_fill(img, &lbn, max, p, rr);
+        if (e == VD_OK)
+            round_read(rr);
+    }
+    for (unsigned i = 0; e == VD_OK; i++) {
+        rekey_round *rr = &p->r[i % 3], *nn = &p->r[(i + 2) % 3];
+        e = rr->read_err;
+        img->stat_bytes_read += rr->read_bytes;
+        for (uint32_t k = 0; e == VD_OK && k < rr->n; k += REKEY_CHUNK)
+            e = chunk_reseal(img, p, rr, k, rr->n - k < REKEY_CHUNK ? rr->n - k : REKEY_CHUNK);
+        nn->n = 0;
+        nn->end = nb;
+        nn->read_err = VD_OK;
+        nn->read_bytes = 0;
+        if (e == VD_OK && lbn < nb)
+            e = round_fill(img, &lbn, max, p, nn);
+        if (e == VD_OK && rr->n) {
+            img->sync_explicit = 1;
+            e = vd_sync_sealed(img, rr->lbn, rr->v, rr->n, rr->ct, fly,
+                               nn->n ? round_read : NULL, nn);
+            img->sync_explicit = 0;
+            info->blocks += rr->n;
+        } else if (e == VD_OK) {
+            /* No round to read it after: now, once the round in flight
+             * (reading the next round) is done with the host's thread. */
+            e = vd_flight_join(img);
+            if (e == VD_OK)
+                round_read(nn);
         }
-        img->sync_explicit = 0;
-        if (e == VD_OK && o->progress &&
-            o->progress(o->progress_ctx, lbn, img->hdr.nblocks) != 0 &&
-            lbn < img->hdr.nblocks)
+        if (e == VD_OK && rr->end >= nb)
+            break;
+        if (e == VD_OK && o->progress && o->progress(o->progress_ctx, rr->end, nb) != 0)
             e = VD_ERR_REKEY;
     }
-    free(ch->empty);
-    free(ch->ct);
-    free(ch);
-    return e;
+    /* The last round's writes and reads, before the buffers are freed. */
+    vd_err j = vd_flight_join(img);
+    if (e == VD_OK && o->progress)
+        (void)o->progress(o->progress_ctx, nb, nb);
+    pass_free(p);
+    return e != VD_OK ? e : j;
 }
 
 /* The header's key check, then two plain records: the old key verifies

@@ -44,6 +44,8 @@ typedef struct vd_change {
     uint32_t ent;         /* cache entry, or VC_NONE (resolved leaf, no write) */
     int have_before;
     int meta;             /* a metadata leaf: through the redo journal */
+    int sealed;           /* sealed by the caller (vd_sync_sealed): after
+                             set, its ciphertext in the round's ct[0] */
     mt_version before, after;
 } vd_change;
 
@@ -55,6 +57,7 @@ typedef struct vd_round {
     uint32_t nj;
     uint32_t nredo;   /* metadata leaves */
     int ct0_borrowed; /* ct[0] is img->ctbuf[ct0_borrowed - 1] */
+    int ct0_given;    /* ct[0] is the caller's, its leaves sealed */
     int explicit_sync; /* img->sync_explicit when built */
     int sync_ack;      /* img->sync_ack when built: may advance the anchor */
     uint64_t epoch;    /* committed by round_io */
@@ -72,6 +75,8 @@ struct vd_flight {
     int ran;          /* round_io returned (set by the job) */
     uint64_t ticket;  /* 0: run on the caller's thread */
     int boundary; /* the last round of a sync at a boundary: meta_commits */
+    void (*then)(void *arg); /* after the writes, on the same thread */
+    void *then_arg;
 };
 
 /* Journal blocks a round of nj entries and nredo metadata blocks needs:
@@ -85,7 +90,7 @@ static uint64_t journal_need(uint64_t nj, uint64_t nredo)
 
 static void round_free(vd_image *img, vd_round *r)
 {
-    if (r->ct0_borrowed)
+    if (r->ct0_borrowed || r->ct0_given)
         r->ct[0] = NULL;
     for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++) {
         if (l > 0) /* nodes stay pinned for the whole round */
@@ -177,9 +182,11 @@ static vd_err round_build(vd_image *img, vd_round *r)
      * stream of syncs does not fault fresh pages in every time; two, as
      * the round in flight may still be writing from one. */
     unsigned cb = img->flight && img->flight->r.ct0_borrowed == 1 ? 1 : 0;
-    if (!img->ctbuf[cb] && img->dirty_limit)
+    if (!r->ct0_given && !img->ctbuf[cb] && img->dirty_limit)
         img->ctbuf[cb] = aligned_alloc(VDF_BLOCK, (size_t)img->dirty_limit * VDF_BLOCK);
-    if (img->ctbuf[cb] && r->n[0] <= img->dirty_limit) {
+    if (r->ct0_given) {
+        /* The caller's ciphertext; its leaves (ent VC_NONE) seal nothing. */
+    } else if (img->ctbuf[cb] && r->n[0] <= img->dirty_limit) {
         r->ct[0] = img->ctbuf[cb];
         r->ct0_borrowed = (int)cb + 1;
     } else {
@@ -366,7 +373,8 @@ static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
 /* Does leaf k go out in this pass (meta: the metadata pass)? */
 static int leaf_in_pass(const vd_round *r, uint32_t k, int meta)
 {
-    return r->chg[0][k].ent != VC_NONE && (r->chg[0][k].meta != 0) == meta;
+    return (r->chg[0][k].ent != VC_NONE || r->chg[0][k].sealed) &&
+           (r->chg[0][k].meta != 0) == meta;
 }
 
 /* Write level's ciphertexts in place, merging consecutive blocks into one
@@ -469,7 +477,7 @@ static vd_err round_io(vd_image *img, vd_round *r)
      * anew (not a recovery round, which only resolves them). */
     uint64_t upto = r->n[0] ? r->chg[0][r->n[0] - 1].idx + 1 : 0;
     for (uint32_t k = 0; k < r->n[0]; k++)
-        if (r->chg[0][k].ent == VC_NONE)
+        if (r->chg[0][k].ent == VC_NONE && !r->chg[0][k].sealed)
             upto = 0;
     vd_err e = VD_OK;
     const mt_version *root_after = &r->chg[g->height][0].after;
@@ -574,6 +582,8 @@ static void flight_main(void *arg)
 {
     vd_flight *f = arg;
     f->err = round_io(f->img, &f->r);
+    if (f->err == VD_OK && f->then)
+        f->then(f->then_arg);
     f->ran = 1;
 }
 
@@ -602,12 +612,15 @@ vd_err vd_flight_join(vd_image *img)
  * writes in flight (the caller checked the host can run them). Either way
  * the previous round in flight is joined first, after this round is built
  * (its writes come before this round's). */
-static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
+static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly,
+                           uint8_t *ct, void (*then)(void *), void *then_arg)
 {
     vd_round r;
     memset(&r, 0, sizeof r);
     r.chg[0] = leaves;
     r.n[0] = n;
+    r.ct[0] = ct;
+    r.ct0_given = ct != NULL;
     r.explicit_sync = img->sync_explicit;
     r.sync_ack = img->sync_ack;
     vd_err e = round_build(img, &r);
@@ -630,6 +643,8 @@ static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
         f->r = r;
         f->r.chg[0] = own;
         f->img = img;
+        f->then = then;
+        f->then_arg = then_arg;
         for (uint32_t k = 0; k < n; k++)
             if (leaves[k].ent != VC_NONE)
                 img->cache.e[leaves[k].ent].pins++;
@@ -641,9 +656,16 @@ static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
     }
     if (e == VD_OK)
         e = round_finish(img, &r, round_io(img, &r));
+    if (e == VD_OK && then)
+        then(then_arg);
     r.chg[0] = NULL; /* owned by the caller */
     round_free(img, &r);
     return e;
+}
+
+static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
+{
+    return run_round_ct(img, leaves, n, fly, NULL, NULL, NULL);
 }
 
 /* How many of the n sorted leaves the next round takes (round_limit). The
@@ -895,6 +917,39 @@ vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
     for (uint32_t done = 0; e == VD_OK && done < n;) {
         uint32_t take = round_limit(img, leaves + done, n - done, node_room(img, n - done));
         e = take ? run_round(img, leaves + done, take, 0) : VD_ERR_NOMEM;
+        done += take;
+    }
+    img->in_sync = 0;
+    free(leaves);
+    return e;
+}
+
+vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
+                      uint32_t n, uint8_t *ct, int fly, void (*then)(void *arg),
+                      void *then_arg)
+{
+    if (img->failed)
+        return VD_ERR_FAILED;
+    fly = fly && img->host.job_start && img->host.job_wait;
+    vd_change *leaves = calloc(n ? n : 1, sizeof *leaves);
+    if (!leaves)
+        return VD_ERR_NOMEM;
+    for (uint32_t k = 0; k < n; k++) {
+        leaves[k].idx = lbn[k];
+        leaves[k].ent = VC_NONE;
+        leaves[k].sealed = 1;
+        leaves[k].after = v[k];
+    }
+    vd_err e = VD_OK;
+    img->in_sync = 1;
+    for (uint32_t done = 0; e == VD_OK && done < n;) {
+        uint32_t take = round_take(img, leaves + done, n - done, &e);
+        int last = done + take == n;
+        if (e == VD_OK)
+            e = take ? run_round_ct(img, leaves + done, take, fly,
+                                    ct + (size_t)done * VDF_BLOCK, last ? then : NULL,
+                                    then_arg)
+                     : VD_ERR_NOMEM;
         done += take;
     }
     img->in_sync = 0;

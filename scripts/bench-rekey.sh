@@ -7,7 +7,10 @@
 # the same minute. With several --build directories (A/B) the builds are
 # interleaved inside every round. Prints one line per build and round
 # (wall, user, sys, MB/s of written data per wall second, % of the seal
-# ceiling) and the load average at the start and end.
+# ceiling), one `dd` line per round (the image copied over the rotated one
+# in place, bs=1M conv=notrunc,fdatasync: the same bytes read, written and
+# flushed without any crypto, the floor the storage sets) and the load
+# average at the start, after every round and at the end.
 #
 #   bash scripts/bench-rekey.sh [--build DIR]... [--dir WORK] [--rounds N]
 #                               [--mib-per-file N]
@@ -68,5 +71,11 @@ for r in $(seq 1 "$rounds"); do
         awk -v r="$r" -v b="$b" -v w="$wall" -v u="$user" -v s="$sys" -v n="$bytes" -v c="${ceil:-0}" \
             'BEGIN { m = n / 1e6 / w; printf "%-5s %-40s %7.3f %6.2f %6.2f %9.0f %9.0f %6.1f\n", r, b, w, u, s, m, c, (c > 0 ? 100 * m / c : 0) }'
     done
+    /usr/bin/time -o "$d/t" -f '%e %U %S' dd if="$d/img.vhd" of="$d/w.vhd" bs=1M \
+        conv=notrunc,fdatasync status=none
+    read -r wall user sys <"$d/t"
+    awk -v r="$r" -v w="$wall" -v u="$user" -v s="$sys" -v n="$(stat -c %s "$d/img.vhd")" \
+        'BEGIN { printf "%-5s %-40s %7.3f %6.2f %6.2f %9.0f\n", r, "dd (copy in place, no crypto)", w, u, s, n / 1e6 / w }'
+    echo "load after round $r: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
