@@ -4,9 +4,10 @@
  *    back the same with and without a run_jobs (both directions);
  *  - a tampered block inside a batch read still fails, and is the one
  *    vd_image_last_failure names;
- *  - a key rotation reads its blocks with large host reads and opens them
- *    in batches under the old key (failed before: one run of at most 64
- *    blocks per read, opened one by one), and a changed block stops it;
+ *  - a key rotation reads its blocks with large host reads and reseals
+ *    them in parallel batches (failed before: one run of at most 64 blocks
+ *    per read, opened one by one), its rounds written on the host's thread
+ *    (failed before: serial), and a changed block stops it;
  *  - several threads write and read one image while another syncs it, with
  *    a cache small enough that implicit commits run all the time: every
  *    read returns a version some writer wrote to that block, never one
@@ -248,10 +249,14 @@ static void test_rotation_reads_in_parallel_batches(void **state)
     uint8_t *a;
     rotation_image(&par.pt.host, 3, &a);
     par.most_read = 0;
+    par.started = 0;
     (void)counting_take(&par);
     vd_rekey_info info;
     OK(rotate(&par.pt.host, K1, &info));
     assert_int_equal(info.blocks, NBLK);
+    /* Its rounds were written on the host's thread while the next blocks
+     * were resealed (failed before: a rotation's rounds stayed serial). */
+    assert_true(par.started > 0);
     /* Every chunk of 256 blocks is read with large reads and resealed
      * (opened under the old key and sealed under the new one in the same
      * job) as one parallel batch; the round writes that ciphertext, so
