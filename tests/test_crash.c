@@ -42,6 +42,7 @@ typedef struct workload {
     int rare_sync; /* one sync where the others have ten: commits forced
                       by cache pressure, left in flight (sync.c) */
     uint8_t key[VD_KEY_BYTES];
+    vt_block_memo *memo; /* every check's block identification */
 } workload;
 
 typedef struct stats {
@@ -69,6 +70,8 @@ static void wl_init(workload *w, uint64_t nblocks, uint64_t seed)
     memset(w, 0, sizeof *w);
     w->nblocks = nblocks;
     w->hist = vt_hist_new(nblocks);
+    w->memo = vt_block_memo_new(nblocks);
+    assert_non_null(w->memo);
     w->rng = seed ? seed : 1;
     w->next_id = 1;
     for (unsigned i = 0; i < VD_KEY_BYTES; i++)
@@ -78,6 +81,7 @@ static void wl_init(workload *w, uint64_t nblocks, uint64_t seed)
 static void wl_free(workload *w)
 {
     vt_hist_free(w->hist);
+    vt_block_memo_free(w->memo);
 }
 
 static void do_write(workload *w, vd_image *img, uint64_t lbn)
@@ -144,7 +148,8 @@ static void check_state(const workload *w, vd_image *img, int s, uint32_t *ids,
             fail();
         }
         for (uint32_t k = 0; k < n; k++) {
-            int64_t id = vt_block_identify(buf + (size_t)k * VD_BLOCK_SIZE, b + k);
+            int64_t id =
+                vt_block_memo_identify(w->memo, buf + (size_t)k * VD_BLOCK_SIZE, b + k);
             if (id < 0 || !allowed(w, s, b + k, (uint32_t)id)) {
                 fprintf(stderr,
                         "%s: crash point %zu: block %llu holds %lld, not allowed "
@@ -165,7 +170,11 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
                         int deep)
 {
     vd_image *img;
-    vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20};
+    /* The crash state's clock is fake (1 ms a call): VD_AEAD_AUTO would
+     * time both AES implementations on every open, see them equal and
+     * keep OpenSSL. Named here, without the timing. */
+    vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20,
+                       .aead_impl = VD_AEAD_OPENSSL};
     vd_err e = vd_image_open(h, w->key, &ro, &img);
     if (e != VD_OK) {
         fprintf(stderr, "crash point %zu: read-only open: %s\n", point, vd_strerror(e));
@@ -183,7 +192,7 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
 
     uint32_t *ids = calloc(w->nblocks, sizeof *ids);
     assert_non_null(ids);
-    vd_open_opts rw = {.cache_bytes = 1 << 20};
+    vd_open_opts rw = {.cache_bytes = 1 << 20, .aead_impl = VD_AEAD_OPENSSL};
     e = vd_image_open(h, w->key, &rw, &img);
     if (e != VD_OK) {
         fprintf(stderr, "crash point %zu: writable open: %s\n", point, vd_strerror(e));
@@ -212,7 +221,8 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
             fail();
         }
         for (uint32_t k = 0; k < n; k++) {
-            int64_t id = vt_block_identify(buf + (size_t)k * VD_BLOCK_SIZE, x + k);
+            int64_t id =
+                vt_block_memo_identify(w->memo, buf + (size_t)k * VD_BLOCK_SIZE, x + k);
             if (id != (int64_t)ids[x + k]) {
                 fprintf(stderr,
                         "crash point %zu: block %llu changed across recovery + "
@@ -241,9 +251,9 @@ static void check_nested(workload *w, const uint8_t *img_bytes, uint64_t size,
     size_t nops = vd_rec_op_count(rec2);
     for (size_t p = 0; p <= nops; p++) {
         vd_host *h;
-        assert_int_equal(vd_rec_crash_host(rec2, p, NULL, 0, 0, &h), VD_OK);
+        assert_int_equal(vd_rec_crash_view(rec2, p, NULL, 0, 0, &h), VD_OK);
         check_point(w, h, s, point * 1000 + p, st, 0);
-        vd_host_mem_free(h);
+        vd_rec_view_free(h);
         st->nested++;
     }
     vd_rec_free(rec2);

@@ -704,7 +704,7 @@ typedef struct rec_view {
     uint8_t **blks;   /* NULL = empty slot */
     size_t cap, n;
     int64_t clock_ns;
-    vd_jobs *jobs;
+    vd_jobs *jobs; /* the recorder's pool: no threads started per state */
 } rec_view;
 
 static size_t view_slot(const rec_view *v, uint64_t blk)
@@ -939,6 +939,16 @@ static void view_run_jobs(void *ctx, size_t n, void (*fn)(void *arg, size_t i),
     vd_jobs_run(((rec_view *)ctx)->jobs, n, fn, arg);
 }
 
+static uint64_t view_job_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    return vd_jobs_start(((rec_view *)ctx)->jobs, fn, arg);
+}
+
+static void view_job_wait(void *ctx, uint64_t ticket)
+{
+    vd_jobs_wait(((rec_view *)ctx)->jobs, ticket);
+}
+
 void vd_rec_view_free(vd_host *view)
 {
     rec_view *v = (rec_view *)view;
@@ -950,7 +960,6 @@ void vd_rec_view_free(vd_host *view)
     free(v->keys);
     free(v->blks);
     (void)pthread_mutex_destroy(&v->lock);
-    vd_jobs_free(v->jobs);
     free(v);
 }
 
@@ -1014,8 +1023,12 @@ vd_err vd_rec_crash_view(vd_rec *rec, size_t n_ops_prefix,
     v->host.size = view_size;
     v->host.truncate = view_truncate;
     v->host.now = view_now;
-    if (vd_jobs_new(0, &v->jobs) == VD_OK)
+    v->jobs = rec->jobs;
+    if (v->jobs != NULL) { /* as the memory host: commits may overlap */
         v->host.run_jobs = view_run_jobs;
+        v->host.job_start = view_job_start;
+        v->host.job_wait = view_job_wait;
+    }
     *out = &v->host;
     return VD_OK;
 }

@@ -126,10 +126,12 @@ vd_err vd_rec_crash_host(vd_rec *rec, size_t n_ops_prefix,
  * the view reads the durable part from the recorder's own copy and keeps
  * the tail ops and every later write (a recovery commit, a check's
  * repairs) in private blocks, so a state costs O(tail + writes), not
- * O(image). flush does nothing. The view is valid until the next
- * vd_rec_crash_image / vd_rec_crash_host / vd_rec_crash_view call,
- * vd_rec_reset_log or vd_rec_free on rec, and must be freed with
- * vd_rec_view_free before. Same errors as vd_rec_crash_host. */
+ * O(image). flush does nothing; run_jobs, job_start and job_wait use the
+ * recorder's threads, as the memory host would its own. The view is valid
+ * until vd_rec_reset_log, vd_rec_free, or a vd_rec_crash_image /
+ * vd_rec_crash_host / vd_rec_crash_view call on rec for a prefix with
+ * another durable part (another vd_rec_tail_first), and must be freed
+ * with vd_rec_view_free before. Same errors as vd_rec_crash_host. */
 vd_err vd_rec_crash_view(vd_rec *rec, size_t n_ops_prefix,
                          const uint8_t *subset_mask, uint64_t seed,
                          int reorder, vd_host **out);

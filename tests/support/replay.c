@@ -9,16 +9,15 @@
 
 #include "replay.h"
 #include "testkit.h"
-#include "vdisk/host.h"
 
 void vt_replay_prefixes(vd_rec *rec, vt_replay_fn fn, void *ctx)
 {
     size_t nops = vd_rec_op_count(rec);
     for (size_t p = 0; p <= nops; p++) {
         vd_host *h;
-        assert_int_equal(vd_rec_crash_host(rec, p, NULL, 0, 0, &h), VD_OK);
+        assert_int_equal(vd_rec_crash_view(rec, p, NULL, 0, 0, &h), VD_OK);
         fn(ctx, h, p, 0);
-        vd_host_mem_free(h);
+        vd_rec_view_free(h);
     }
 }
 
@@ -41,10 +40,10 @@ void vt_replay_epoch_subsets(vd_rec *rec, unsigned subsets, uint64_t *rng,
                 else
                     mask[j / 8] &= (uint8_t) ~(1u << (j % 8));
             vd_host *h;
-            assert_int_equal(vd_rec_crash_host(rec, end, mask, vt_rand(rng), 1, &h),
+            assert_int_equal(vd_rec_crash_view(rec, end, mask, vt_rand(rng), 1, &h),
                              VD_OK);
             fn(ctx, h, end, m);
-            vd_host_mem_free(h);
+            vd_rec_view_free(h);
         }
         free(mask);
     }

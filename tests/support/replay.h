@@ -15,9 +15,11 @@
 #include "record.h"
 #include "vdisk/vdisk.h"
 
-/* One crash state: h holds it (a memory host, freed after the call),
+/* One crash state: h holds it (a crash view, record.h: the durable part
+ * shared with the recorder, not copied per state; freed after the call),
  * prefix is the number of log ops issued, subset the subset's number in
- * its epoch (0 for the plain prefixes). */
+ * its epoch (0 for the plain prefixes). fn may ask rec for the same
+ * state again (vd_rec_crash_image with prefix), not for another one. */
 typedef void (*vt_replay_fn)(void *ctx, vd_host *h, size_t prefix, unsigned subset);
 
 /* fn for every prefix 0 .. vd_rec_op_count(rec), in order. */

@@ -37,4 +37,17 @@ void vt_block_fill(uint8_t *b, uint64_t lbn, uint32_t id);
  * content vt_block_fill ever makes for lbn. */
 int64_t vt_block_identify(const uint8_t *b, uint64_t lbn);
 
+/* vt_block_identify for a harness that checks every block of thousands of
+ * crash states, which mostly hold what the state before held: per block
+ * number the memo keeps the content vt_block_fill made for the id last
+ * seen there, so a block that still holds it costs one memcmp instead of
+ * generating the pattern again. Same answers as vt_block_identify (the
+ * comparison is still with the whole generated block). */
+typedef struct vt_block_memo vt_block_memo;
+/* A memo for block numbers [0, nblocks); NULL when out of memory. */
+vt_block_memo *vt_block_memo_new(uint64_t nblocks);
+void vt_block_memo_free(vt_block_memo *m);
+/* vt_block_identify(b, lbn); lbn < the memo's nblocks. */
+int64_t vt_block_memo_identify(vt_block_memo *m, const uint8_t *b, uint64_t lbn);
+
 #endif
