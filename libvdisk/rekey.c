@@ -220,6 +220,22 @@ static void pass_free(rekey_pass_state *p)
     free(p);
 }
 
+/* A round's ciphertext buffer. 16 MiB ones are 2 MiB aligned and offered
+ * to the host for huge pages (vd_host.mem_advise), as the cache is: 24
+ * page faults for the three instead of 12,288. */
+#define REKEY_HUGE ((size_t)2 << 20)
+static uint8_t *ct_alloc(const vd_image *img, uint32_t max)
+{
+    size_t bytes = (size_t)max * VDF_BLOCK;
+    if (bytes < REKEY_HUGE)
+        return aligned_alloc(VDF_BLOCK, bytes);
+    bytes = (bytes + REKEY_HUGE - 1) / REKEY_HUGE * REKEY_HUGE;
+    uint8_t *p = aligned_alloc(REKEY_HUGE, bytes);
+    if (p && img->host.mem_advise)
+        img->host.mem_advise(img->host.ctx, p, bytes);
+    return p;
+}
+
 static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
 {
     rekey_pass_state *p = calloc(1, sizeof *p);
@@ -233,7 +249,7 @@ static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
         rr->file_bytes = img->file_bytes;
         ok = (rr->lbn = malloc((size_t)max * sizeof *rr->lbn)) != NULL &&
              (rr->v = malloc((size_t)max * sizeof *rr->v)) != NULL &&
-             (rr->ct = aligned_alloc(VDF_BLOCK, (size_t)max * VDF_BLOCK)) != NULL;
+             (rr->ct = ct_alloc(img, max)) != NULL;
     }
     if (!ok) {
         pass_free(p);
