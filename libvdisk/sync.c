@@ -611,7 +611,9 @@ vd_err vd_flight_join(vd_image *img)
 /* Build a round over leaves [0, n) and persist it; with fly, leave the
  * writes in flight (the caller checked the host can run them). Either way
  * the previous round in flight is joined first, after this round is built
- * (its writes come before this round's). */
+ * (its writes come before this round's). ct: the leaves' ciphertext,
+ * sealed by the caller (vd_sync_sealed), or NULL: sealed here from their
+ * cache entries. then: called after the writes, on their thread. */
 static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly,
                            uint8_t *ct, void (*then)(void *), void *then_arg)
 {
