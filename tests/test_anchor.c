@@ -736,11 +736,13 @@ typedef struct crun {
     uint64_t ack_value[CR_SYNCS]; /* anchor value then */
     uint32_t nsync;
     uint64_t anchor_start;
+    vt_block_memo *memo; /* cr_check_blocks' block identification */
 } crun;
 
 static void cr_free(crun *w)
 {
     vt_hist_free(w->hist);
+    vt_block_memo_free(w->memo);
 }
 
 /* Is id acceptable for lbn after a crash whose last completed sync is s? */
@@ -807,6 +809,8 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     w->next_id = 1;
     w->anchor_start = 1000;
     w->hist = vt_hist_new(CR_BLOCKS);
+    w->memo = vt_block_memo_new(CR_BLOCKS);
+    assert_non_null(w->memo);
     ta_init(ta, w->anchor_start);
     if (real) {
         ta->real = real;
@@ -837,7 +841,7 @@ static void cr_check_blocks(const crun *w, vd_image *img, int s, const char *wha
         fail();
     }
     for (uint32_t b = 0; b < CR_BLOCKS; b++) {
-        int64_t id = vt_block_identify(buf + (size_t)b * BS, b);
+        int64_t id = vt_block_memo_identify(w->memo, buf + (size_t)b * BS, b);
         if (id < 0 || !cr_allowed(w, s, b, (uint32_t)id)) {
             print_error("%s: block %u holds %lld, not allowed after sync %d\n", what, b,
                         (long long)id, s);
@@ -882,12 +886,11 @@ static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const c
     return t.value;
 }
 
-static void cr_expect_rollback(const crun *w, const uint8_t *bytes, uint64_t size,
-                               uint64_t a, const char *what, size_t m)
+/* Host h holds the state after op m: with the anchor at a it must be
+ * refused, read-only and writable. */
+static void cr_expect_rollback_host(const crun *w, vd_host *h, uint64_t a,
+                                    const char *what, size_t m)
 {
-    vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
     tanchor t;
     ta_init(&t, a);
     for (int ro = 1; ro >= 0; ro--) {
@@ -901,6 +904,15 @@ static void cr_expect_rollback(const crun *w, const uint8_t *bytes, uint64_t siz
         }
     }
     assert_int_equal(t.value, a);
+}
+
+static void cr_expect_rollback(const crun *w, const uint8_t *bytes, uint64_t size,
+                               uint64_t a, const char *what, size_t m)
+{
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    cr_expect_rollback_host(w, h, a, what, m);
     vd_host_mem_free(h);
 }
 
@@ -950,16 +962,24 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
      *    (op sync_end_op[s] - 2 is that superblock write) is refused with
      *    the anchor value s was acknowledged at. */
     unsigned refused = 0;
-    for (size_t m = 0; m + 2 <= w.sync_end_op[w.nsync - 1]; m++) {
-        uint64_t size;
-        uint8_t *bytes = vd_rec_crash_image(rec, m, NULL, 0, 0, &size);
-        assert_non_null(bytes);
+    for (size_t m = 0; m + 2 <= w.sync_end_op[w.nsync - 1]; m++)
         for (uint32_t s = 0; s < w.nsync; s++)
             if (m + 2 <= w.sync_end_op[s]) {
-                cr_expect_rollback(&w, bytes, size, w.ack_value[s], "older than a sync", m);
+                vd_host *h; /* a fresh copy of state m for each check */
+                assert_int_equal(vd_rec_crash_view(rec, m, NULL, 0, 0, &h), VD_OK);
+                cr_expect_rollback_host(&w, h, w.ack_value[s], "older than a sync", m);
+                vd_rec_view_free(h);
                 refused++;
             }
-        free(bytes);
+
+    /* The state before each sync's final commit, made once: asking the
+     * recorder for it inside the walk below would rebuild its cache from
+     * the start of the log at every crash point. */
+    uint8_t *older[CR_SYNCS];
+    uint64_t older_size[CR_SYNCS];
+    for (uint32_t s = 0; s < w.nsync; s++) {
+        older[s] = vd_rec_crash_image(rec, w.sync_end_op[s] - 2, NULL, 0, 0, &older_size[s]);
+        assert_non_null(older[s]);
     }
 
     /* 2. Every crash point, with the anchor before and after each advance
@@ -981,15 +1001,10 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
             const uint8_t *mp;
             if (!vt_replay_tail_variant(rec, p, variant, &rng, mask, sizeof mask, &mp))
                 continue;
-            vd_host *h;
-            assert_int_equal(vd_rec_crash_host(rec, p, mp, vt_rand(&rng), variant, &h), VD_OK);
-            uint64_t size;
-            uint8_t *snap = vd_host_mem_data(h, &size);
-            uint8_t *copy = malloc(size);
-            assert_non_null(copy);
-            memcpy(copy, snap, size);
+            uint64_t order = vt_rand(&rng);
             for (size_t k = 0; k < nv; k++) {
-                assert_int_equal(vd_host_mem_set(h, copy, size), VD_OK);
+                vd_host *h; /* the same state afresh for each anchor value */
+                assert_int_equal(vd_rec_crash_view(rec, p, mp, order, variant, &h), VD_OK);
                 char what[96];
                 snprintf(what, sizeof what, "crash after op %zu%s, anchor %llu", p,
                          variant ? " (tail subset)" : "", (unsigned long long)vals[k]);
@@ -1000,19 +1015,16 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
                  *    newest acknowledged sync is still refused. */
                 int s = cr_acked(&w, p, vals[k]);
                 if (s >= 0 && variant == 0) {
-                    size_t m = w.sync_end_op[s] - 2;
-                    uint64_t msz;
-                    uint8_t *older = vd_rec_crash_image(rec, m, NULL, 0, 0, &msz);
-                    assert_non_null(older);
-                    cr_expect_rollback(&w, older, msz, after, "after recovery", m);
-                    free(older);
+                    cr_expect_rollback(&w, older[s], older_size[s], after, "after recovery",
+                                       w.sync_end_op[s] - 2);
                     refused++;
                 }
+                vd_rec_view_free(h);
             }
-            free(copy);
-            vd_host_mem_free(h);
         }
     }
+    for (uint32_t s = 0; s < w.nsync; s++)
+        free(older[s]);
     printf("  %u crash states opened without a false alarm (%u with the anchor "
            "already advanced), %u older states refused\n",
            points, late, refused);
