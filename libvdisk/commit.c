@@ -127,6 +127,7 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
         s.jcount = 0;
         s.jinline = 0;
         memset(s.jdigest, 0, sizeof s.jdigest);
+        s.flags &= ~SB_FLAG_ONEFLUSH;
     }
     vd_super_encode(&s, blk);
     if (s.jinline)

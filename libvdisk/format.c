@@ -315,7 +315,9 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
         (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
         s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||
         (s->state == SB_STATE_COMMITTED && s->jcount != 0 && s->version < 3) ||
-        (s->version < 3 && s->flags != 0))
+        (s->version < 3 && s->flags != 0) ||
+        ((s->flags & SB_FLAG_ONEFLUSH) &&
+         (s->version < 4 || s->state != SB_STATE_COMMITTED || s->jcount == 0)))
         return -2;
     return 0;
 }

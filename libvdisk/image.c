@@ -256,7 +256,11 @@ static vd_err read_supers(vd_image *img, uint8_t *blk0, uint8_t *blk1,
                                   ? img->rk.dig_old
                               : s[i].version == img->hdr.format_version
                                   ? img->header_digest
-                                  : img->legacy_digest;
+                              : s[i].version >= VDF_FORMAT_OLDEST
+                                  ? img->legacy_digest[s[i].version - VDF_FORMAT_OLDEST]
+                                  : NULL;
+        if (!want)
+            return VD_ERR_CORRUPT;
         alt[i] = 0;
         if (vdc_memcmp(s[i].header_digest, want, 32) != 0) {
             if (!img->have_alt || s[i].version != img->hdr.format_version ||
@@ -350,11 +354,19 @@ static vd_err rekey_detect(vd_image *img, int key_ok, uint8_t *b0, uint8_t *b1)
 }
 
 /* The journal entries a superblock names (inline, or in its journal slot
- * under the digest it carries), into *out (jcount of them). */
+ * under the digest it carries), into *out (jcount of them). A one-flush
+ * record's digest covers its redo blocks too: VD_ERR_AUTH when they are
+ * not what it was written with. */
 static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk,
                            vd_jentry **out)
 {
-    if (s->jcount == 0 || s->jcount > (uint64_t)img->hdr.journal_blocks * JE_PER_BLOCK)
+    const int one = (s->flags & SB_FLAG_ONEFLUSH) != 0;
+    if (s->jcount == 0 || s->jcount > (uint64_t)img->hdr.journal_blocks * JE_PER_BLOCK ||
+        (one && (s->version < 4 || s->state != SB_STATE_COMMITTED)))
+        return VD_ERR_CORRUPT;
+    uint64_t eb = s->jinline ? 0 : (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    uint64_t nblk = eb + (one ? s->jcount : 0);
+    if (nblk > img->hdr.journal_blocks)
         return VD_ERR_CORRUPT;
     vd_jentry *ent = calloc(s->jcount, sizeof *ent);
     if (!ent)
@@ -362,8 +374,7 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
     *out = ent;
     uint8_t *buf = NULL;
     const uint8_t *src = sblk + SB_OFF_INLINE;
-    if (!s->jinline) {
-        uint32_t nblk = (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    if (nblk) {
         uint64_t start =
             img->hdr.journal_start + (s->epoch % 2) * img->hdr.journal_blocks;
         buf = malloc((size_t)nblk * VDF_BLOCK);
@@ -383,7 +394,8 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
             free(buf);
             return e;
         }
-        src = buf;
+        if (!s->jinline)
+            src = buf;
     }
     for (uint32_t k = 0; k < s->jcount; k++) {
         const uint8_t *p = s->jinline
@@ -394,17 +406,44 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
     }
     free(buf);
     /* Written sorted and unique; anything else is not our journal. Only
-     * data blocks have redo contents, and only from format 3 on. */
+     * data blocks have redo contents, from format 3 on; in a one-flush
+     * record (format 4) every block has them, nodes too. */
     for (uint32_t k = 0; k < s->jcount; k++) {
         uint64_t ph = ent[k].phys;
         const vd_header *h = &img->hdr;
         int in_nodes = ph >= h->node_start && ph - h->node_start < h->node_blocks;
         int in_data = ph >= h->data_start && ph - h->data_start < h->nblocks;
         if (!(in_nodes || in_data) || (k > 0 && ph <= ent[k - 1].phys) ||
-            (ent[k].redo && (ph < img->hdr.data_start || s->version < 3)))
+            (one && !ent[k].redo) ||
+            (ent[k].redo && !one && (ph < img->hdr.data_start || s->version < 3)))
             return VD_ERR_CORRUPT;
     }
     return VD_OK;
+}
+
+/* A one-flush record (SB_FLAG_ONEFLUSH) reached the disk in the same
+ * flush as its journal: if its journal is not what it was written with,
+ * the crash came before that flush, the round never completed and nothing
+ * waited on it, so the record before it is in force: the other slot's
+ * COMMITTED record of its base_epoch (made durable before the round's
+ * writes, under the same geometry). Anything else is tampering. A
+ * commit acknowledged to anyone was flushed with its journal: a host that
+ * damages that journal rolls the image back by one commit, which the
+ * freshness anchor then reports (R4, docs/SECURITY.md). */
+static vd_err oneflush_settle(vd_image *img, const vd_super s[2], const uint8_t *nblk,
+                              const int alt[2], int *ni)
+{
+    vd_jentry *ent = NULL;
+    vd_err e = read_entries(img, &s[*ni], nblk, &ent);
+    free(ent);
+    const vd_super *ot = &s[1 - *ni];
+    if (e == VD_ERR_AUTH && ot->state == SB_STATE_COMMITTED &&
+        ot->epoch == s[*ni].base_epoch && alt[0] == alt[1]) {
+        *ni = 1 - *ni;
+        img->recovered = 1;
+        return VD_OK;
+    }
+    return e;
 }
 
 static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk)
@@ -415,32 +454,67 @@ static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk
     return e;
 }
 
-/* The metadata blocks of the commit record s (format 3): their sealed
- * contents lie after the entry blocks in its journal slot. */
-static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk)
+/* The blocks of the commit record s whose sealed contents lie after the
+ * entry blocks in its journal slot (format 3: its metadata blocks; a
+ * one-flush record: all its blocks), sorted by phys into img->redo.
+ *
+ * base: s is the record before a one-flush record, whose blocks went in
+ * place unflushed before that record was written (sync.c): a crash may
+ * have lost some of them, and the newer record does not name them. They
+ * join the list where the newer record has no copy of its own. Once the
+ * newer record's flush has made them durable, the round after it may
+ * overwrite this journal: a journal that no longer matches is then
+ * skipped. Skipping it is never unsafe: a copy only says where to read a
+ * block from, and every block read is checked against the tree of the
+ * newest record; a block it leaves stale fails that check. */
+static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk, int base)
 {
     vd_jentry *ent = NULL;
     vd_err e = read_entries(img, s, sblk, &ent);
+    if (base && e == VD_ERR_AUTH) {
+        free(ent);
+        return VD_OK;
+    }
     uint32_t n = 0;
     for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++)
         n += ent[k].redo != 0;
     uint64_t eb = s->jinline ? 0 : (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
     if (e == VD_OK && eb + n > img->hdr.journal_blocks)
         e = VD_ERR_CORRUPT;
-    if (e == VD_OK && n) {
-        img->redo = calloc(n, sizeof *img->redo);
-        if (!img->redo)
+    vd_redo *list = NULL;
+    if (e == VD_OK && (n || img->nredo)) {
+        list = calloc((size_t)n + img->nredo, sizeof *list);
+        if (!list)
             e = VD_ERR_NOMEM;
     }
-    img->redo_slot = s->slot;
+    /* Merge by phys with what is loaded already (newer: it wins). */
     uint64_t src = img->hdr.journal_start + s->slot * (uint64_t)img->hdr.journal_blocks + eb;
+    uint32_t m = 0, old = 0;
     for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++) {
         if (!ent[k].redo)
             continue;
-        vd_redo *r = &img->redo[img->nredo++];
-        r->phys = ent[k].phys;
-        r->version = ent[k].after;
-        r->src = src++;
+        while (old < img->nredo && img->redo[old].phys < ent[k].phys)
+            list[m++] = img->redo[old++];
+        if (old < img->nredo && img->redo[old].phys == ent[k].phys) {
+            list[m++] = img->redo[old++];
+        } else {
+            list[m].phys = ent[k].phys;
+            list[m].version = ent[k].after;
+            list[m].src = src;
+            m++;
+        }
+        src++;
+    }
+    while (e == VD_OK && old < img->nredo)
+        list[m++] = img->redo[old++];
+    if (e == VD_OK) {
+        free(img->redo);
+        img->redo = list;
+        img->nredo = m;
+        if (!base)
+            img->redo_slot = s->slot;
+    } else {
+        free(list);
     }
     free(ent);
     return e;
@@ -493,6 +567,7 @@ static vd_err redo_replay(vd_image *img)
         rs.jcount = 0;
         rs.jinline = 0;
         memset(rs.jdigest, 0, sizeof rs.jdigest);
+        rs.flags &= ~SB_FLAG_ONEFLUSH;
         vd_super_encode(&rs, blk);
         e = vd_super_seal(img, blk);
     }
@@ -533,7 +608,8 @@ static vd_err convert_format(vd_image *img)
         e = vd_io_flush(img);
     if (e != VD_OK)
         return e;
-    memcpy(img->legacy_digest, img->header_digest, 32);
+    memcpy(img->legacy_digest[img->hdr.format_version - VDF_FORMAT_OLDEST],
+           img->header_digest, 32);
     memcpy(img->header_digest, d, 32);
     img->hdr.format_version = VDF_FORMAT_VERSION;
     return VD_OK;
@@ -616,28 +692,27 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         if (img->have_alt)
             e = vd_header_digest(&alt, img->alt_digest);
     }
-    if (e == VD_OK && img->hdr.format_version > VDF_FORMAT_OLDEST) {
-        /* What the header was before a conversion from format 2. */
+    /* What the header was before each conversion it may have had. */
+    for (uint32_t v = VDF_FORMAT_OLDEST; e == VD_OK && v < img->hdr.format_version; v++) {
         vd_header old = img->hdr;
-        old.format_version = VDF_FORMAT_OLDEST;
-        vd_header_encode(&old, img->scratch);
-        vdc_hash h;
-        if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, img->scratch, VDF_BLOCK) != 0 ||
-            vdc_hash_final(&h, img->legacy_digest) != 0)
-            e = VD_ERR_NOMEM;
+        old.format_version = v;
+        e = vd_header_digest(&old, img->legacy_digest[v - VDF_FORMAT_OLDEST]);
     }
     int alt[2] = {0, 0};
     if (e == VD_OK)
         e = read_supers(img, sblk0, sblk1, s, alt);
-    if (e == VD_OK && (s[0].epoch > s[1].epoch ? alt[0] : alt[1]))
+    int ni = s[0].epoch > s[1].epoch ? 0 : 1; /* the newest record */
+    if (e == VD_OK && alt[ni])
         e = swap_geometry(img);
     if (e == VD_OK && img->hdr.total_blocks * VDF_BLOCK > img->file_bytes - VHD_FOOTER_BYTES)
         e = VD_ERR_CORRUPT;
+    if (e == VD_OK && (s[ni].flags & SB_FLAG_ONEFLUSH))
+        e = oneflush_settle(img, s, ni ? sblk1 : sblk0, alt, &ni);
     if (e == VD_OK) {
-        const vd_super *nw = s[0].epoch > s[1].epoch ? &s[0] : &s[1];
-        const vd_super *ot = nw == &s[0] ? &s[1] : &s[0];
-        const uint8_t *nblk = nw == &s[0] ? sblk0 : sblk1;
-        const uint8_t *oblk = nw == &s[0] ? sblk1 : sblk0;
+        const vd_super *nw = &s[ni];
+        const vd_super *ot = &s[1 - ni];
+        const uint8_t *nblk = ni ? sblk1 : sblk0;
+        const uint8_t *oblk = ni ? sblk0 : sblk1;
         img->epoch = nw->epoch;
         img->sb_state = nw->state;
         img->root = nw->root;
@@ -659,13 +734,18 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
             memcpy(img->sb_last, nblk, VDF_BLOCK);
         /* The newest commit's metadata may not be in place yet: its record
          * names its redo contents. Over an interrupted round that record is
-         * the other slot's, the round's base (docs/FORMAT.md §7). */
-        if (e == VD_OK && nw->state == SB_STATE_COMMITTED && nw->jcount)
-            e = load_redo(img, nw, nblk);
-        else if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS &&
-                 ot->state == SB_STATE_COMMITTED && ot->epoch == nw->base_epoch &&
-                 ot->jcount)
-            e = load_redo(img, ot, oblk);
+         * the other slot's, the round's base (docs/FORMAT.md §7); under a
+         * one-flush record, the base's contents may be needed as well. */
+        int base_redo = ot->state == SB_STATE_COMMITTED && ot->epoch == nw->base_epoch &&
+                        ot->jcount;
+        if (e == VD_OK && nw->state == SB_STATE_COMMITTED && nw->jcount) {
+            e = load_redo(img, nw, nblk, 0);
+            if (e == VD_OK && (nw->flags & SB_FLAG_ONEFLUSH) && base_redo &&
+                (ot->flags & SB_FLAG_ONEFLUSH))
+                e = load_redo(img, ot, oblk, 1);
+        } else if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS && base_redo) {
+            e = load_redo(img, ot, oblk, 0);
+        }
         if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS)
             e = load_journal(img, nw, nblk);
     }
@@ -759,10 +839,17 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
         img->anchor_bind = opts->anchor_bind != 0;
     }
     img->anchor_mode = opts ? opts->anchor_mode : VD_ANCHOR_EVERY_COMMIT;
+    img->oneflush_max = VD_ONEFLUSH_DEFAULT;
     if (opts) {
         img->commit_interval_ns = opts->commit_interval_ns;
         img->no_meta_journal = opts->test_no_meta_journal != 0;
+        if (opts->oneflush_blocks)
+            img->oneflush_max = opts->oneflush_blocks == VD_ONEFLUSH_NEVER
+                                    ? 0 : opts->oneflush_blocks;
     }
+    /* The mutation check's unsafe order is the in-place commit's. */
+    if (img->no_meta_journal)
+        img->oneflush_max = 0;
     if (img->commit_interval_ns < 0 || (img->commit_interval_ns > 0 && !host->now)) {
         image_free(img);
         return VD_ERR_INVAL;

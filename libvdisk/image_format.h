@@ -27,9 +27,10 @@
 #define VDF_BLOCK 4096u
 /* 3: metadata redo journal (COMMITTED records may name journal entries
  * whose blocks' sealed contents follow in the journal area) and the
- * clean-close flag. Format-2 images open; a writable open converts them
- * (docs/FORMAT.md §6). */
-#define VDF_FORMAT_VERSION 3u
+ * clean-close flag. 4: one-flush commits (SB_FLAG_ONEFLUSH: every block
+ * of a small round, nodes too, goes through the redo journal). Images of
+ * formats 2 and 3 open; a writable open converts them (docs/FORMAT.md §6). */
+#define VDF_FORMAT_VERSION 4u
 #define VDF_FORMAT_OLDEST 2u
 
 /* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
@@ -164,6 +165,13 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
  * record carries the rekey extension below and holds at most
  * SB_INLINE_MAX_REKEY inline journal entries (docs/FORMAT.md §6a). */
 #define SB_FLAG_REKEY 2u
+/* flags bit 2 (format 4): a one-flush commit. Every entry is JE_REDO,
+ * nodes included; jdigest covers the entry blocks (none when inline) and
+ * then every redo block. The record went to disk in the same flush as its
+ * journal, so a journal that does not match it means the round never
+ * completed: the other slot's record (COMMITTED, base_epoch) is in force
+ * (docs/FORMAT.md §7a). */
+#define SB_FLAG_ONEFLUSH 4u
 
 /* ---- rekey extension [SB_OFF_REKEY, SB_REKEY_END) -------------------------
  * Present when flags has SB_FLAG_REKEY; zero otherwise. "old" is the

@@ -21,6 +21,11 @@
 #define VD_LANE_MIN 16u
 #define VD_BATCH_MIN 64u
 #define VD_RUN_MAX 64u
+
+/* vd_image.redo_pending */
+#define VD_REDO_NONE 0
+#define VD_REDO_ONEFLUSH 1
+#define VD_REDO_META 2
 /* Readers that may open blocks outside the image lock at once, per
  * subkey (vd_open_lease). */
 #define VD_READERS 4u
@@ -94,6 +99,14 @@ struct vd_image {
     int sync_ack;      /* inside vd_image_sync / _close: acknowledged (R4) */
     int unflushed;     /* a commit record awaits the next flush (an
                           implicit commit defers its last flush) */
+    uint32_t oneflush_max; /* blocks; 0: never (vd_open_opts.oneflush_blocks) */
+    /* Blocks written in place after the newest record, not flushed since,
+     * which that record's redo journal covers (sync.c): any other record
+     * written before a flush would stop covering them. ONEFLUSH: a
+     * one-flush commit's (its journal is digest-checked, so a one-flush
+     * record after it may leave them to a crash's redo); META: an in-place
+     * commit's metadata (format 3's redo: the copies are not). */
+    int redo_pending;
     int read_only;
     vd_err failed; /* sticky: once set, every call returns VD_ERR_FAILED */
     /* Inside vd_image_scrub / vd_fsck: a tree node that fails is reported
@@ -107,7 +120,9 @@ struct vd_image {
     vd_header hdr;
     mt_geometry geo;
     uint8_t header_digest[32];
-    uint8_t legacy_digest[32]; /* the header as format 2 (convert_format) */
+    /* The header as each older format [VDF_FORMAT_OLDEST, this image's):
+     * records written before a conversion name it (convert_format). */
+    uint8_t legacy_digest[VDF_FORMAT_VERSION - VDF_FORMAT_OLDEST][32];
     /* A resize (resize.c): the header's other geometry (hdr.alt_*) and the
      * digest records written under it carry. */
     int have_alt;

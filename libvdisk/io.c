@@ -94,5 +94,7 @@ vd_err vd_io_flush(vd_image *img)
     img->stat_flushes++;
     if (rc < 0)
         return vd_errno_to_err(rc);
+    if (rc == 0)
+        img->redo_pending = VD_REDO_NONE;
     return rc > 0 ? VD_ERR_IO : VD_OK;
 }

@@ -28,6 +28,10 @@ static vd_err record_write(vd_image *img, vd_super *s, const uint8_t *new_sb_key
     /* Rotation rounds are never left in flight (sync.c); a commit forced
      * before the rotation began would be: it comes first. */
     vd_err e = vd_flight_join(img);
+    /* Blocks in place after the newest record are covered only by its
+     * redo journal, which this record does not name: durable first. */
+    if (e == VD_OK && img->redo_pending)
+        e = vd_io_flush(img);
     if (e != VD_OK)
         return e;
     uint8_t *blk = img->scratch;

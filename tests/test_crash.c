@@ -288,9 +288,12 @@ static void crash_subset_state(void *ctx, vd_host *h, size_t end, unsigned m)
     check_point(c->w, h, s, end, c->st, m == 0);
 }
 
+/* oneflush: vd_open_opts.oneflush_blocks (0: the default, small commits
+ * with one flush; VD_ONEFLUSH_NEVER: every commit in place, through
+ * IN_PROGRESS records). */
 static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
                       uint64_t seed, unsigned deep_every, unsigned masks_per_epoch,
-                      int rare_sync)
+                      int rare_sync, uint32_t oneflush)
 {
     workload w;
     wl_init(&w, nblocks, seed);
@@ -302,7 +305,8 @@ static void crash_run(uint64_t nblocks, uint32_t fanout, unsigned nwrites,
     assert_non_null(rec);
     vd_image *img;
     vd_create_opts c = {.nblocks = nblocks, .fanout = fanout};
-    vd_open_opts o = {.cache_bytes = 1 << 20}; /* small: implicit syncs too */
+    vd_open_opts o = {.cache_bytes = 1 << 20, /* small: implicit syncs too */
+                      .oneflush_blocks = oneflush};
     assert_int_equal(vd_image_create(vd_rec_host(rec), w.key, &c, &o, &img), VD_OK);
     assert_int_equal(vd_rec_reset_log(rec), VD_OK); /* crashes start now */
     run_workload(&w, img, rec, nwrites);
@@ -345,7 +349,7 @@ static uint64_t seed_from_env(uint64_t dflt)
 static void crash_points_two_level_tree_hold_c1_c2_c3(void **state)
 {
     (void)state;
-    crash_run(2000, 128, 600, seed_from_env(20261123), 3, 4, 0);
+    crash_run(2000, 128, 600, seed_from_env(20261123), 3, 4, 0, 0);
 }
 
 static void crash_points_five_level_tree_hold_c1_c2_c3(void **state)
@@ -353,14 +357,17 @@ static void crash_points_five_level_tree_hold_c1_c2_c3(void **state)
     (void)state;
     /* Fan-out 4 over 300 blocks: five node levels, so a sync rewrites long
      * paths and the journal spills out of the superblock often. */
-    crash_run(300, 4, 500, seed_from_env(777), 2, 4, 0);
+    crash_run(300, 4, 500, seed_from_env(777), 2, 4, 0, 0);
 }
 
 static void crash_points_full_fanout_three_levels_hold_c1_c2_c3(void **state)
 {
     (void)state;
-    /* 128^2 + 1 blocks: the smallest default-fan-out image of height 3. */
-    crash_run(16385, 128, 120, seed_from_env(4242), 25, 1, 0);
+    /* 128^2 + 1 blocks: the smallest default-fan-out image of height 3.
+     * Every commit in place: its rounds are small enough for one flush,
+     * and the other runs cover that; this one keeps a three-level tree's
+     * interrupted in-place rounds (IN_PROGRESS records) covered. */
+    crash_run(16385, 128, 120, seed_from_env(4242), 25, 1, 0, VD_ONEFLUSH_NEVER);
 }
 
 static void crash_points_with_commits_in_flight_hold_c1_c2_c3(void **state)
@@ -369,7 +376,7 @@ static void crash_points_with_commits_in_flight_hold_c1_c2_c3(void **state)
     /* Few syncs: the 1 MiB cache fills and commits, and those commits
      * write and flush on the recorder's thread while the next batch is
      * sealed (overlapped commits). Fan-out 16: three node levels. */
-    crash_run(2000, 16, 1500, seed_from_env(16016), 5, 2, 1);
+    crash_run(2000, 16, 1500, seed_from_env(16016), 5, 2, 1, 0);
 }
 
 int main(void)

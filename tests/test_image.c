@@ -314,6 +314,17 @@ static vd_image *open_img(const vd_host *h, const uint8_t *key, int ro,
     return img;
 }
 
+/* Writable, every commit in place (three flushes, IN_PROGRESS first):
+ * the sync fixtures below predict that protocol's writes. */
+static vd_image *open_in_place(const vd_host *h, const uint8_t *key)
+{
+    vd_open_opts o = {.aead_impl = VD_AEAD_OPENSSL, .oneflush_blocks = VD_ONEFLUSH_NEVER};
+    vd_image *img = NULL;
+    EXPECT_ERR(vd_image_open(h, key, &o, &img), VD_OK, "open, commits in place");
+    assert_non_null(img);
+    return img;
+}
+
 static vd_image *create_img(const vd_host *h, const uint8_t *key,
                             uint64_t nblocks, vd_cipher cipher, size_t cache,
                             vd_aead_impl impl)
@@ -589,7 +600,7 @@ static void test_memory_round_trip_with_runs_last_block_and_zeros(void **state)
           "nblocks %" PRIu64 " fanout %u height %u", i0.nblocks, i0.fanout, i0.height);
     CHECK(i0.cipher == VD_CIPHER_AES256GCM, "cipher %d", (int)i0.cipher);
     CHECK(i0.read_only == 0 && i0.recovered == 0, "flags");
-    CHECK(i0.format_version == 3, "format_version %u", i0.format_version);
+    CHECK(i0.format_version == 4, "format_version %u", i0.format_version);
     CHECK(strcmp(i0.aead_impl_name, "openssl") == 0, "impl %s", i0.aead_impl_name);
     uint64_t hsize = 0;
     (void)vd_host_mem_data(h, &hsize);
@@ -1155,7 +1166,7 @@ static void test_wrong_key_and_keyless_probe(void **state)
     CHECK(pi.nblocks == 20000 && pi.height == 3 && pi.fanout == 128,
           "probe nblocks %" PRIu64 " height %u fanout %u", pi.nblocks, pi.height,
           pi.fanout);
-    CHECK(pi.cipher == VD_CIPHER_AES256GCM && pi.format_version == 3, "probe cipher");
+    CHECK(pi.cipher == VD_CIPHER_AES256GCM && pi.format_version == 4, "probe cipher");
     CHECK(pi.file_bytes == size && pi.total_blocks == ii.total_blocks &&
           pi.node_blocks == ii.node_blocks && pi.journal_blocks == ii.journal_blocks,
           "probe layout");
@@ -1760,7 +1771,7 @@ static void fx_build(sync_fx *fx, uint64_t seed, uint32_t nchg, uint32_t jblocks
     /* Dry run: which writes and flushes does this sync issue? */
     h = mem_from(fx->base, fx->base_n);
     tracer *t = tracer_new(h);
-    img = open_img(&t->host, fx->key, 0, 0, VD_AEAD_OPENSSL);
+    img = open_in_place(&t->host, fx->key);
     fx_apply(img, fx);
     t->on = 1;
     OK(vd_image_sync(img));
@@ -1782,9 +1793,10 @@ static void fx_build(sync_fx *fx, uint64_t seed, uint32_t nchg, uint32_t jblocks
     OK(vd_image_close(img));
     vd_host_mem_free(h);
 
-    /* The protocol of sync.c, per round: journal (if not inline),
-     * IN_PROGRESS superblock, nodes and data in place, COMMITTED
-     * superblock. Predictions below rely on exactly this shape. */
+    /* The in-place protocol of sync.c, per round: journal (if not
+     * inline), IN_PROGRESS superblock, nodes and data in place, COMMITTED
+     * superblock. Predictions below rely on exactly this shape (one-flush
+     * commits: test_one_flush_sync_fails_cleanly_at_every_write_and_flush). */
     unsigned nsuper = 0;
     for (uint64_t w = 1; w <= fx->nw; w++) {
         if (fx_is_super(fx, w)) {
@@ -1951,7 +1963,7 @@ static vd_image *fx_open_dirty(const sync_fx *fx, vd_host **h, vd_fault **f)
 {
     *h = mem_from(fx->base, fx->base_n);
     *f = fault_new(*h);
-    vd_image *img = open_img(vd_fault_host(*f), fx->key, 0, 0, VD_AEAD_OPENSSL);
+    vd_image *img = open_in_place(vd_fault_host(*f), fx->key);
     fx_apply(img, fx);
     CHECK(mutations(*f) == 0, "writes reached the host before the sync");
     vd_fault_reset_counters(*f);
@@ -2066,6 +2078,66 @@ static void test_sync_flush_eio_at_every_flush(void **state)
                       t.new_exact, t.mixed, t.recovered);
         fx_free(&fx);
     }
+}
+
+/* One-flush commits (format 4): a small sync writes its journal and its
+ * record, flushes once, then every block in place. A write that fails
+ * before the flush leaves exactly the last commit; one that fails after
+ * it, exactly the new state (the journal redoes the rest at the next
+ * open). A failed flush (the memory host keeps what was written) leaves
+ * the new state. Never a mix of the two, and the handle fails. */
+static void test_one_flush_sync_fails_cleanly_at_every_write_and_flush(void **state)
+{
+    (void)state;
+    sync_fx fx;
+    fx_build(&fx, test_seed("one_flush_faults"), 3, 0);
+    unsigned cases[2] = {0, 0}, news = 0;
+    char label[96];
+    for (int flush = 0; flush < 2; flush++) {
+        for (uint64_t k = 1;; k++) {
+            snprintf(label, sizeof label, "one-flush sync: %s %" PRIu64 " fails",
+                     flush ? "flush" : "write", k);
+            vd_host *h = mem_from(fx.base, fx.base_n);
+            vd_fault *f = fault_new(h);
+            vd_image *img = open_img(vd_fault_host(f), fx.key, 0, 0, VD_AEAD_OPENSSL);
+            fx_apply(img, &fx);
+            vd_fault_reset_counters(f);
+            OK(vd_fault_fail_nth(f, flush ? VD_FAULT_FLUSH : VD_FAULT_WRITE, k,
+                                 flush ? -EIO : -ENOSPC));
+            vd_err e = vd_image_sync(img);
+            if (e == VD_OK) { /* past the sync's last write or flush */
+                CHECK(vd_fault_calls(f, VD_FAULT_FLUSH) == 1,
+                      "a sync of 3 blocks flushed %" PRIu64 " times",
+                      vd_fault_calls(f, VD_FAULT_FLUSH));
+                vd_fault_clear(f);
+                OK(vd_image_close(img));
+                vd_fault_free(f);
+                vd_host_mem_free(h);
+                break;
+            }
+            EXPECT_ERR(e, flush ? VD_ERR_IO : VD_ERR_NOSPC, "%s", label);
+            int after_flush = flush || vd_fault_calls(f, VD_FAULT_FLUSH) > 0;
+            fx_check_failed_handle(img, f, label);
+            vd_fault_free(f);
+            const model *want = after_flush ? &fx.neu : &fx.old;
+            for (int ro = 1; ro >= 0; ro--) {
+                img = open_img(h, fx.key, ro, TINY_CACHE, VD_AEAD_OPENSSL);
+                char what[192];
+                snprintf(what, sizeof what, "%s: reopened read_only %d (%s state)", label,
+                         ro, after_flush ? "new" : "old");
+                verify_all(img, want, 50, what);
+                OK(vd_image_close(img));
+            }
+            news += after_flush;
+            cases[flush]++;
+            vd_host_mem_free(h);
+        }
+    }
+    print_message("[   info   ] one-flush sync: %u write and %u flush failure points, "
+                  "%u reopen as the new state\n", cases[0], cases[1], news);
+    CHECK(cases[0] >= 3 && cases[1] == 1 && news > 0 && news < cases[0] + cases[1],
+          "failure points: %u writes, %u flushes, %u new", cases[0], cases[1], news);
+    fx_free(&fx);
 }
 
 /* A host that acknowledges write k but drops it (or tears it): the sync
@@ -2679,6 +2751,7 @@ int main(void)
         cmocka_unit_test(test_sync_write_enospc_at_every_write_inline_journal),
         cmocka_unit_test(test_sync_write_enospc_at_every_write_multi_round),
         cmocka_unit_test(test_sync_flush_eio_at_every_flush),
+        cmocka_unit_test(test_one_flush_sync_fails_cleanly_at_every_write_and_flush),
         cmocka_unit_test(test_sync_dropped_write_never_yields_wrong_bytes),
         cmocka_unit_test(test_sync_short_write_at_every_write),
         cmocka_unit_test(test_implicit_sync_enospc_fails_the_write_and_keeps_last_commit),

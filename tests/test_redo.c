@@ -285,17 +285,20 @@ static void redo_mutation_without_journal_mixes_operations(void **state)
 }
 
 /* One operation and an explicit sync; the crash state keeps everything up
- * to the commit record's flush and none of the metadata's in-place writes
- * after it. Returns that image; *ct gets a copy of one metadata block's
- * ciphertext as the sync wrote it in place. */
+ * to the commit record's flush and none of the in-place writes after it:
+ * the metadata's (oneflush VD_ONEFLUSH_NEVER: a commit in place, format 3's
+ * redo), or every block's (0: a one-flush commit, format 4). Returns that
+ * image; *ct gets a copy of metadata block 0's ciphertext as the sync
+ * wrote it in place. */
 static uint8_t *commit_without_inplace(const uint8_t key[VD_KEY_BYTES], uint64_t *size,
-                                       uint8_t *ct, uint64_t *ct_off)
+                                       uint8_t *ct, uint64_t *ct_off, uint32_t oneflush)
 {
     vd_rec *rec = vd_rec_new(NULL, 0);
     assert_non_null(rec);
     vd_image *img;
     vd_create_opts c = {.nblocks = NBLOCKS, .fanout = 16, .journal_blocks = 16};
-    assert_int_equal(vd_image_create(vd_rec_host(rec), key, &c, NULL, &img), VD_OK);
+    vd_open_opts o = {.oneflush_blocks = oneflush};
+    assert_int_equal(vd_image_create(vd_rec_host(rec), key, &c, &o, &img), VD_OK);
     assert_int_equal(vd_rec_reset_log(rec), VD_OK);
     uint8_t b[VD_BLOCK_SIZE];
     vd_image_op_begin(img);
@@ -315,13 +318,23 @@ static uint8_t *commit_without_inplace(const uint8_t key[VD_KEY_BYTES], uint64_t
         if (oi.kind == VD_REC_FLUSH)
             last_flush = i;
     }
-    /* After the last flush of the sync: the metadata in place, nothing else. */
-    vd_rec_op_info oi;
+    /* After the last flush of the sync: writes in place, nothing else; one
+     * of them starts at metadata block 0 (lbn 0). */
+    uint64_t live_size;
+    vd_header hd;
+    assert_int_equal(vd_header_decode(&hd, vd_rec_live(rec, &live_size)), 0);
+    *ct_off = UINT64_MAX;
     assert_true(last_flush + 1 < n);
-    assert_int_equal(vd_rec_op_get(rec, last_flush + 1, &oi), VD_OK);
-    assert_int_equal(oi.kind, VD_REC_WRITE);
-    memcpy(ct, oi.data, VD_BLOCK_SIZE);
-    *ct_off = oi.offset;
+    for (size_t i = last_flush + 1; i < n; i++) {
+        vd_rec_op_info oi;
+        assert_int_equal(vd_rec_op_get(rec, i, &oi), VD_OK);
+        assert_int_equal(oi.kind, VD_REC_WRITE);
+        if (oi.offset == hd.data_start * VDF_BLOCK) {
+            memcpy(ct, oi.data, VD_BLOCK_SIZE);
+            *ct_off = oi.offset;
+        }
+    }
+    assert_true(*ct_off != UINT64_MAX);
     uint8_t *bytes = vd_rec_crash_image(rec, last_flush + 1, NULL, 0, 0, size);
     assert_non_null(bytes);
     assert_int_equal(vd_image_close(img), VD_OK);
@@ -345,13 +358,12 @@ static void read_meta_ids(vd_host *h, const uint8_t key[VD_KEY_BYTES], int ro,
     assert_int_equal(vd_image_close(img), VD_OK);
 }
 
-static void redo_replays_a_commit_whose_metadata_is_not_in_place(void **state)
+static void replay_commit_not_in_place(uint32_t oneflush)
 {
-    (void)state;
     uint8_t key[VD_KEY_BYTES] = {3, 1, 4, 1, 5};
     uint64_t size, ct_off;
     uint8_t ct[VD_BLOCK_SIZE];
-    uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off);
+    uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, oneflush);
     /* The metadata is not in place: its blocks still hold zeros. */
     for (size_t i = 0; i < VD_BLOCK_SIZE; i++)
         assert_int_equal(bytes[ct_off + i], 0);
@@ -368,13 +380,28 @@ static void redo_replays_a_commit_whose_metadata_is_not_in_place(void **state)
     free(bytes);
 }
 
+static void redo_replays_a_commit_whose_metadata_is_not_in_place(void **state)
+{
+    (void)state;
+    replay_commit_not_in_place(VD_ONEFLUSH_NEVER);
+}
+
+/* A one-flush commit: every block of it (data, metadata, nodes, root) is
+ * in the journal only; reads take them from there, a writable open puts
+ * them in place. */
+static void redo_replays_a_one_flush_commit_not_in_place(void **state)
+{
+    (void)state;
+    replay_commit_not_in_place(0);
+}
+
 static void redo_journal_copy_changed_by_the_host_is_caught(void **state)
 {
     (void)state;
     uint8_t key[VD_KEY_BYTES] = {2, 7, 1, 8};
     uint64_t size, ct_off;
     uint8_t ct[VD_BLOCK_SIZE];
-    uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off);
+    uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, VD_ONEFLUSH_NEVER);
     /* Find the sealed copy in the journal area: the same ciphertext. */
     vd_header hd;
     assert_int_equal(vd_header_decode(&hd, bytes), 0);
@@ -403,6 +430,47 @@ static void redo_journal_copy_changed_by_the_host_is_caught(void **state)
            VDF_BLOCK);
     assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
     read_meta_ids(h, key, 0, VD_ERR_AUTH, 0);
+    vd_host_mem_free(h);
+    free(bytes);
+}
+
+/* A one-flush commit's journal copy changed (or never written: the same
+ * thing to the reader, a crash before the flush): the record is not in
+ * force and the open falls back to the commit before, which had none of
+ * these blocks. The changed bytes are never read; the freshness anchor is
+ * what tells a dropped acknowledged commit from a crash (test_anchor). */
+static void redo_one_flush_journal_changed_falls_back_to_the_commit_before(void **state)
+{
+    (void)state;
+    uint8_t key[VD_KEY_BYTES] = {2, 7, 1, 8, 2};
+    uint64_t size, ct_off;
+    uint8_t ct[VD_BLOCK_SIZE];
+    uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, 0);
+    vd_header hd;
+    assert_int_equal(vd_header_decode(&hd, bytes), 0);
+    uint64_t found = 0;
+    for (uint64_t blk = hd.journal_start; blk < hd.node_start; blk++)
+        if (memcmp(bytes + blk * VDF_BLOCK, ct, VD_BLOCK_SIZE) == 0)
+            found = blk;
+    assert_true(found != 0);
+    bytes[found * VDF_BLOCK + 100] ^= 0x01;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    for (int ro = 1; ro >= 0; ro--) {
+        assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+        vd_image *img;
+        vd_open_opts o = {.read_only = ro};
+        VT_EXPECT_ERR(vd_image_open(h, key, &o, &img), VD_OK, "open ro=%d", ro);
+        vd_image_info info;
+        assert_int_equal(vd_image_info_get(img, &info), VD_OK);
+        assert_true(info.recovered);
+        uint8_t b[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
+        for (uint32_t m = 0; m <= NMETA; m++) {
+            VT_EXPECT_ERR(vd_image_read(img, m, 1, b), VD_OK, "read %u ro=%d", m, ro);
+            assert_memory_equal(b, zero, VD_BLOCK_SIZE); /* never written before */
+        }
+        assert_int_equal(vd_image_close(img), VD_OK);
+    }
     vd_host_mem_free(h);
     free(bytes);
 }
@@ -496,7 +564,9 @@ int main(void)
         cmocka_unit_test(redo_every_crash_state_shows_one_operation_boundary),
         cmocka_unit_test(redo_mutation_without_journal_mixes_operations),
         cmocka_unit_test(redo_replays_a_commit_whose_metadata_is_not_in_place),
+        cmocka_unit_test(redo_replays_a_one_flush_commit_not_in_place),
         cmocka_unit_test(redo_journal_copy_changed_by_the_host_is_caught),
+        cmocka_unit_test(redo_one_flush_journal_changed_falls_back_to_the_commit_before),
         cmocka_unit_test(periodic_commits_bound_the_loss_and_unclean_is_reported),
         cmocka_unit_test(periodic_needs_a_clock),
     };

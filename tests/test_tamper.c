@@ -1372,8 +1372,12 @@ static void test_replay_node(void **state)
 
 /* Superblock replays. S1 = epochs (e, e-1) in its slots, S2 = (e+2, e+1).
  *   one slot, the older: S2 keeps its newest record -> exactly S2;
- *   one slot, the newer: the newest record is S1.5's, whose root the
- *     rewritten root node no longer matches -> AUTH on the first read;
+ *   one slot, the newer: the newest record is S1.5's, a one-flush commit
+ *     (format 4) whose journal S2 did not overwrite (S2's commit used the
+ *     other area): its blocks, the root among them, read from their
+ *     journal copies, so what reads is exactly S1.5 until the first block
+ *     S2 rewrote in place that S1.5's journal does not hold: AUTH, and the
+ *     handle is poisoned from there on;
  *   both: S1's root over S2's root node -> AUTH on the first read.
  * With an anchor at S2's epoch, any record set older than S2 is refused at
  * open with VD_ERR_ROLLBACK. */
@@ -1410,6 +1414,10 @@ static void test_replay_superblocks(void **state)
             assert_int_equal(o.open_err, VD_OK);
             assert_int_equal(o.n_ok, NBLOCKS);
             assert_true(o.consistent & 4u);
+        } else if (cases[i].slots == 1 << newer_slot) {
+            assert_true(o.first_err_lbn >= 0);
+            assert_node_poison(&o, NULL, (uint64_t)o.first_err_lbn);
+            assert_true(o.n_ok < NBLOCKS && (o.n_ok == 0 || (o.consistent & 2u)));
         } else {
             assert_node_poison(&o, NULL, 0);
             assert_int_equal(o.n_ok, 0);

@@ -230,7 +230,16 @@ typedef struct vd_open_opts {
      * the metadata redo journal, so a crash can leave a volume mixing two
      * commits (what C4 forbids). Never set it outside tests. */
     int test_no_meta_journal;
+    /* Commits of at most this many blocks (data blocks and tree nodes)
+     * are written with one flush instead of three (format 4,
+     * docs/FORMAT.md §7a): each block goes to the journal with the commit
+     * record, and to its place after the flush. 0 = the default (256);
+     * VD_ONEFLUSH_NEVER = every commit in place with three flushes. */
+    uint32_t oneflush_blocks;
 } vd_open_opts;
+
+#define VD_ONEFLUSH_DEFAULT 256u
+#define VD_ONEFLUSH_NEVER UINT32_MAX
 
 /* The raw-key API: the caller supplies the 32-byte master key itself and
  * nothing is stored in the key-slot block. Meant for tests and benchmarks;
