@@ -1,6 +1,7 @@
 /* An image of an older on-disk format keeps working (issue 15: never
  * strand a user's image). tests/data/format2/ holds a format-2 image made
- * by mkvhd before format 3 existed, its key file, and listings of the
+ * by mkvhd before format 3 existed, tests/data/format3/ a format-3 image
+ * made before format 4, each with its key file and listings of the
  * source tree made by find and sha256sum (not by this library). The test
  * opens it with today's code, reads every file byte-exact, writes, syncs,
  * reopens, reads everything again and runs vd_fsck, which must find
@@ -27,7 +28,6 @@
 #ifndef VD_TEST_DATA
 #error "VD_TEST_DATA must name tests/data"
 #endif
-#define F2 VD_TEST_DATA "/format2"
 
 #define MAXE 64
 
@@ -179,18 +179,22 @@ static void fsck_clean(vd_image *img)
 
 static const char NEW_TEXT[] = "written by the new code\n";
 
-static void test_format2_roundtrip(void **state)
+static void old_format_roundtrip(const char *dir, uint32_t version)
 {
-    (void)state;
+    char path[512];
     listing dirs, files;
-    read_listing(F2 "/dirs.txt", 0, &dirs);
-    read_listing(F2 "/files.sha256", 1, &files);
+    snprintf(path, sizeof path, "%s/dirs.txt", dir);
+    read_listing(path, 0, &dirs);
+    snprintf(path, sizeof path, "%s/files.sha256", dir);
+    read_listing(path, 1, &files);
     assert_int_equal(files.n, 7);
     uint8_t key[32];
     int se;
-    VT_EXPECT_ERR(vd_keyfile_read(F2 "/key", key, &se), VD_OK, "key file");
+    snprintf(path, sizeof path, "%s/key", dir);
+    VT_EXPECT_ERR(vd_keyfile_read(path, key, &se), VD_OK, "key file");
     uint64_t len;
-    uint8_t *bytes = gunzip(F2 "/image.vhd.gz", &len);
+    snprintf(path, sizeof path, "%s/image.vhd.gz", dir);
+    uint8_t *bytes = gunzip(path, &len);
     vd_host *h;
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     assert_int_equal(vd_host_mem_set(h, bytes, len), VD_OK);
@@ -201,7 +205,7 @@ static void test_format2_roundtrip(void **state)
     vd_image_info info;
     VT_EXPECT_ERR(open_image(h, key, 1, &img), VD_OK, "read-only open");
     assert_int_equal(vd_image_info_get(img, &info), VD_OK);
-    assert_int_equal(info.format_version, 2);
+    assert_int_equal(info.format_version, version);
     vd_fs *fs;
     vd_fs_opts ro = {.read_only = 1};
     assert_int_equal(vd_fs_mount(img, &ro, &fs), VD_OK);
@@ -261,16 +265,29 @@ static void test_format2_roundtrip(void **state)
     sodium_memzero(key, sizeof key);
 }
 
+static void test_format2_roundtrip(void **state)
+{
+    (void)state;
+    old_format_roundtrip(VD_TEST_DATA "/format2", 2);
+}
+
+static void test_format3_roundtrip(void **state)
+{
+    (void)state;
+    old_format_roundtrip(VD_TEST_DATA "/format3", 3);
+}
+
 int main(void)
 {
     if (system("gzip --version >/dev/null 2>&1") != 0) {
-        printf("skip: gzip not found (needed to unpack tests/data/format2)\n");
+        printf("skip: gzip not found (needed to unpack tests/data/format2 and format3)\n");
         return 77;
     }
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format2_roundtrip),
+        cmocka_unit_test(test_format3_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
