@@ -395,6 +395,20 @@ static void redo_replays_a_one_flush_commit_not_in_place(void **state)
     replay_commit_not_in_place(0);
 }
 
+/* The host changes the sealed copy of ct in the journal area (the block
+ * that holds the same ciphertext): one bit. Returns its block number. */
+static uint64_t flip_journal_copy(uint8_t *bytes, const uint8_t *ct, vd_header *hd)
+{
+    assert_int_equal(vd_header_decode(hd, bytes), 0);
+    uint64_t found = 0;
+    for (uint64_t blk = hd->journal_start; blk < hd->node_start; blk++)
+        if (memcmp(bytes + blk * VDF_BLOCK, ct, VD_BLOCK_SIZE) == 0)
+            found = blk;
+    assert_true(found != 0);
+    bytes[found * VDF_BLOCK + 100] ^= 0x01;
+    return found;
+}
+
 static void redo_journal_copy_changed_by_the_host_is_caught(void **state)
 {
     (void)state;
@@ -402,15 +416,8 @@ static void redo_journal_copy_changed_by_the_host_is_caught(void **state)
     uint64_t size, ct_off;
     uint8_t ct[VD_BLOCK_SIZE];
     uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, VD_ONEFLUSH_NEVER);
-    /* Find the sealed copy in the journal area: the same ciphertext. */
     vd_header hd;
-    assert_int_equal(vd_header_decode(&hd, bytes), 0);
-    uint64_t found = 0;
-    for (uint64_t blk = hd.journal_start; blk < hd.node_start; blk++)
-        if (memcmp(bytes + blk * VDF_BLOCK, ct, VD_BLOCK_SIZE) == 0)
-            found = blk;
-    assert_true(found != 0);
-    bytes[found * VDF_BLOCK + 100] ^= 0x01;
+    uint64_t found = flip_journal_copy(bytes, ct, &hd);
     vd_host *h;
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
@@ -447,13 +454,7 @@ static void redo_one_flush_journal_changed_falls_back_to_the_commit_before(void 
     uint8_t ct[VD_BLOCK_SIZE];
     uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, 0);
     vd_header hd;
-    assert_int_equal(vd_header_decode(&hd, bytes), 0);
-    uint64_t found = 0;
-    for (uint64_t blk = hd.journal_start; blk < hd.node_start; blk++)
-        if (memcmp(bytes + blk * VDF_BLOCK, ct, VD_BLOCK_SIZE) == 0)
-            found = blk;
-    assert_true(found != 0);
-    bytes[found * VDF_BLOCK + 100] ^= 0x01;
+    (void)flip_journal_copy(bytes, ct, &hd);
     vd_host *h;
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     for (int ro = 1; ro >= 0; ro--) {
