@@ -365,6 +365,23 @@ static void test_anchor_file_rolled_back_under_a_handle_is_refused(void **state)
 
 /* ---- whole-image rollback (file backend + file anchor) ---------------------------- */
 
+static vd_image_info info_of(vd_image *img)
+{
+    vd_image_info info;
+    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    return info;
+}
+
+static uint64_t epoch_of(vd_image *img)
+{
+    return info_of(img).epoch;
+}
+
+static uint64_t flushes_of(vd_image *img)
+{
+    return info_of(img).flushes;
+}
+
 static void put_block(vd_image *img, uint64_t lbn, uint32_t id)
 {
     uint8_t b[VD_BLOCK_SIZE];
@@ -424,14 +441,13 @@ static void test_whole_image_rollback_is_refused_with_file_anchor_only(void **st
     put_block(img, 10, 2);
     put_block(img, 11, 3);
     VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync 2");
-    vd_image_info info;
-    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
+    uint64_t epoch = epoch_of(img);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_file_close(h);
     uint64_t a_new;
     assert_int_equal(a->read(a->ctx, &a_new), 0);
     assert_true(a_new > a_old);
-    assert_int_equal(a_new, info.epoch);
+    assert_int_equal(a_new, epoch);
 
     write_file(t.image, old, n); /* the host puts the old copy back */
     VT_EXPECT_ERR(open_file_image(t.image, &u, a, 0, &h, &img), VD_ERR_ROLLBACK,
@@ -463,13 +479,6 @@ static vd_image *mode_image(vd_host *h, tanchor *ta, vd_anchor_mode mode)
     vd_image *img = NULL;
     VT_EXPECT_ERR(vd_image_create(h, KEY, &c, &o, &img), VD_OK, "create, mode %d", (int)mode);
     return img;
-}
-
-static uint64_t epoch_of(vd_image *img)
-{
-    vd_image_info info;
-    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
-    return info.epoch;
 }
 
 static void test_every_commit_mode_advances_on_implicit_commits(void **state)
@@ -660,13 +669,6 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     free(before);
     vd_host_mem_free(h);
-}
-
-static uint64_t flushes_of(vd_image *img)
-{
-    vd_image_info info;
-    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
-    return info.flushes;
 }
 
 /* Format 4: an acknowledged one-flush commit whose journal copy the host
@@ -1074,7 +1076,8 @@ static void crash_every_point(vd_anchor_mode mode, uint64_t seed, vd_anchor *rea
             uint64_t order = vt_rand(&rng);
             for (size_t k = 0; k < nv; k++) {
                 vd_host *h; /* the same state afresh for each anchor value */
-                assert_int_equal(vd_rec_crash_view(rec, p, mp, order, variant, &h), VD_OK);
+                assert_int_equal(vd_rec_crash_view(rec, p, mp, order, variant, &h),
+                                 VD_OK);
                 char what[96];
                 snprintf(what, sizeof what, "crash after op %zu%s, anchor %llu", p,
                          variant ? " (tail subset)" : "", (unsigned long long)vals[k]);
@@ -1253,9 +1256,7 @@ static void test_tpm_gone_mid_session_acknowledges_nothing(void **state)
     put_block(img, 2, 22);
     vt_swtpm_stop(&s);
     VT_EXPECT_ERR(vd_image_sync(img), VD_ERR_ANCHOR_UNREACHABLE, "sync with the TPM gone");
-    vd_image_info info;
-    VT_EXPECT_ERR(vd_image_info_get(img, &info), VD_OK, "info");
-    uint64_t unanchored = info.epoch; /* committed on disk, not anchored */
+    uint64_t unanchored = epoch_of(img); /* committed on disk, not anchored */
     assert_true(unanchored > acked);
     VT_EXPECT_ERR(vd_image_close(img), VD_ERR_ANCHOR_UNREACHABLE, "close with the TPM gone");
     vd_anchor_tpm_close(tpm);

@@ -173,8 +173,8 @@ static void check_point(workload *w, vd_host *h, int s, size_t point, stats *st,
     /* The crash state's clock is fake (1 ms a call): VD_AEAD_AUTO would
      * time both AES implementations on every open, see them equal and
      * keep OpenSSL. Named here, without the timing. */
-    vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20,
-                       .aead_impl = VD_AEAD_OPENSSL};
+    vd_open_opts ro = {
+        .read_only = 1, .cache_bytes = 1 << 20, .aead_impl = VD_AEAD_OPENSSL};
     vd_err e = vd_image_open(h, w->key, &ro, &img);
     if (e != VD_OK) {
         fprintf(stderr, "crash point %zu: read-only open: %s\n", point, vd_strerror(e));

@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "crew.h"
 #include "image_format.h"
 #include "passthru.h"
 #include "record.h"
@@ -326,10 +327,8 @@ static void test_rotation_stops_at_a_changed_block(void **state)
 #define MAXRUN 96u
 
 typedef struct shared {
+    vt_crew crew; /* the first failure; the writers at work */
     vd_image *img;
-    pthread_mutex_t mu;
-    unsigned writers_left;
-    char err[256];
 } shared;
 
 typedef struct wstate {
@@ -338,27 +337,6 @@ typedef struct wstate {
     uint64_t seed;
     uint32_t gen[REGION]; /* the id each block of the region holds */
 } wstate;
-
-static void fail_once(shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_once(shared *sh, const char *fmt, ...)
-{
-    pthread_mutex_lock(&sh->mu);
-    if (!sh->err[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(sh->err, sizeof sh->err, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&sh->mu);
-}
-
-static int writers_running(shared *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    int n = sh->writers_left > 0 && !sh->err[0];
-    pthread_mutex_unlock(&sh->mu);
-    return n;
-}
 
 static uint64_t region_start(unsigned id)
 {
@@ -371,7 +349,8 @@ static void *writer_main(void *p)
     uint64_t rng = w->seed;
     uint8_t *buf = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
     uint8_t *chk = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
-    for (unsigned op = 0; buf && chk && op < WOPS && !w->sh->err[0]; op++) {
+    for (unsigned op = 0; buf && chk && op < WOPS && !vt_crew_failed(&w->sh->crew);
+         op++) {
         uint32_t len = 1 + (uint32_t)(vt_rand(&rng) % MAXRUN);
         uint32_t at = (uint32_t)(vt_rand(&rng) % (REGION - len + 1));
         uint64_t lbn = region_start(w->id) + at;
@@ -379,15 +358,16 @@ static void *writer_main(void *p)
             /* Read back its own region: exactly what it last wrote. */
             vd_err e = vd_image_read(w->sh->img, lbn, len, chk);
             if (e != VD_OK) {
-                fail_once(w->sh, "writer %u: read %" PRIu64 "+%u: %s", w->id, lbn, len,
-                          vd_strerror(e));
+                vt_crew_fail(&w->sh->crew, "writer %u: read %" PRIu64 "+%u: %s", w->id,
+                             lbn, len, vd_strerror(e));
                 break;
             }
             for (uint32_t i = 0; i < len; i++)
                 if (vt_block_identify(chk + (size_t)i * VD_BLOCK_SIZE, lbn + i) !=
                     (int64_t)w->gen[at + i]) {
-                    fail_once(w->sh, "writer %u: lbn %" PRIu64 " is not version %u", w->id,
-                              lbn + i, w->gen[at + i]);
+                    vt_crew_fail(&w->sh->crew,
+                                 "writer %u: lbn %" PRIu64 " is not version %u", w->id,
+                                 lbn + i, w->gen[at + i]);
                     break;
                 }
             continue;
@@ -397,8 +377,8 @@ static void *writer_main(void *p)
             vt_block_fill(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i, id);
         vd_err e = vd_image_write(w->sh->img, lbn, len, buf);
         if (e != VD_OK) {
-            fail_once(w->sh, "writer %u: write %" PRIu64 "+%u: %s", w->id, lbn, len,
-                      vd_strerror(e));
+            vt_crew_fail(&w->sh->crew, "writer %u: write %" PRIu64 "+%u: %s", w->id, lbn,
+                         len, vd_strerror(e));
             break;
         }
         for (uint32_t i = 0; i < len; i++)
@@ -406,9 +386,7 @@ static void *writer_main(void *p)
     }
     free(buf);
     free(chk);
-    pthread_mutex_lock(&w->sh->mu);
-    w->sh->writers_left--;
-    pthread_mutex_unlock(&w->sh->mu);
+    vt_crew_writer_done(&w->sh->crew);
     return NULL;
 }
 
@@ -427,20 +405,23 @@ static void *reader_main(void *p)
     uint64_t rng = r->seed;
     const uint64_t total = STABLE + (uint64_t)NWRITERS * REGION;
     uint8_t *buf = malloc((size_t)MAXRUN * VD_BLOCK_SIZE);
-    while (buf && writers_running(r->sh)) {
+    while (buf && vt_crew_running(&r->sh->crew)) {
         uint32_t len = 1 + (uint32_t)(vt_rand(&rng) % MAXRUN);
         uint64_t lbn = vt_rand(&rng) % (total - len + 1);
         vd_err e = vd_image_read(r->sh->img, lbn, len, buf);
         if (e != VD_OK) {
-            fail_once(r->sh, "reader: read %" PRIu64 "+%u: %s", lbn, len, vd_strerror(e));
+            vt_crew_fail(&r->sh->crew, "reader: read %" PRIu64 "+%u: %s", lbn, len,
+                         vd_strerror(e));
             break;
         }
         for (uint32_t i = 0; i < len; i++) {
             int64_t id = vt_block_identify(buf + (size_t)i * VD_BLOCK_SIZE, lbn + i);
             int ok = lbn + i < STABLE ? id == 1 : id >= 0;
             if (!ok) {
-                fail_once(r->sh, "reader: lbn %" PRIu64 " holds no version of it (%" PRId64 ")",
-                          lbn + i, id);
+                vt_crew_fail(&r->sh->crew,
+                             "reader: lbn %" PRIu64 " holds no version of it (%" PRId64
+                             ")",
+                             lbn + i, id);
                 break;
             }
         }
@@ -454,10 +435,10 @@ static void *syncer_main(void *p)
 {
     shared *sh = p;
     unsigned n = 0;
-    while (writers_running(sh)) {
+    while (vt_crew_running(&sh->crew)) {
         vd_err e = vd_image_sync(sh->img);
         if (e != VD_OK) {
-            fail_once(sh, "sync %u: %s", n, vd_strerror(e));
+            vt_crew_fail(&sh->crew, "sync %u: %s", n, vd_strerror(e));
             break;
         }
         n++;
@@ -499,8 +480,7 @@ static void test_reads_and_writes_during_syncs(void **state)
     /* 256 entries: a commit every 128 dirty blocks, nodes evicted often. */
     vd_open_opts oo = {.cache_bytes = (size_t)1 << 20};
     shared sh;
-    memset(&sh, 0, sizeof sh);
-    assert_int_equal(pthread_mutex_init(&sh.mu, NULL), 0);
+    vt_crew_init(&sh.crew, NWRITERS);
     OK(vd_image_create(mem, KEY, &co, &oo, &sh.img));
     uint8_t *stable = blocks_fill(0, STABLE, 1);
     OK(vd_image_write(sh.img, 0, STABLE, stable));
@@ -512,7 +492,6 @@ static void test_reads_and_writes_during_syncs(void **state)
     pthread_t wt[NWRITERS], rt[NREADERS], st;
     memset(ws, 0, sizeof ws);
     memset(rs, 0, sizeof rs);
-    sh.writers_left = NWRITERS;
     for (unsigned i = 0; i < NWRITERS; i++) {
         ws[i].sh = &sh;
         ws[i].id = i;
@@ -530,8 +509,8 @@ static void test_reads_and_writes_during_syncs(void **state)
     for (unsigned i = 0; i < NREADERS; i++)
         assert_int_equal(pthread_join(rt[i], NULL), 0);
     assert_int_equal(pthread_join(st, NULL), 0);
-    if (sh.err[0])
-        fail_msg("seed %" PRIu64 ": %s", seed, sh.err);
+    if (vt_crew_failed(&sh.crew))
+        fail_msg("seed %" PRIu64 ": %s", seed, sh.crew.err);
     vd_image_info info;
     OK(vd_image_info_get(sh.img, &info));
     printf("test_parallel: %" PRIu64 " commits, %u + %u large reads\n", info.syncs,
@@ -541,7 +520,7 @@ static void test_reads_and_writes_during_syncs(void **state)
     OK(vd_image_open(mem, KEY, &oo, &sh.img));
     check_models(sh.img, ws, "after reopen");
     OK(vd_image_close(sh.img));
-    pthread_mutex_destroy(&sh.mu);
+    vt_crew_destroy(&sh.crew);
     vd_host_mem_free(mem);
 }
 

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "crew.h"
 #include "endian.h"
 #include "fat_util.h"
 #include "image_format.h"
@@ -162,6 +163,43 @@ static void gate_pass(gate *g)
     pthread_mutex_unlock(&g->mu);
 }
 
+/* Two readers on their own threads, the gate armed for both: each is held
+ * in the host until the other arrives. How many gave up waiting. */
+static unsigned gate_meet(gate *g, void *(*fn)(void *), void *a, void *b)
+{
+    void *arg[2] = {a, b};
+    pthread_t t[2];
+    gate_arm(g, 2);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, fn, arg[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    return gate_disarm(g);
+}
+
+/* A reader on its own thread, held in the host (the gate armed for two):
+ * returns once it is there. */
+static void gate_hold(gate *g, pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    gate_arm(g, 2);
+    assert_int_equal(pthread_create(t, NULL, fn, arg), 0);
+    if (!gate_wait_arrived(g, 1)) {
+        gate_disarm(g);
+        pthread_join(*t, NULL);
+        fail_msg("the reader never reached the host");
+    }
+}
+
+/* Let the held reader go and join it. *before: the reads that had come to
+ * the gate until then (1: the held one only). How many gave up waiting. */
+static unsigned gate_release(gate *g, pthread_t t, unsigned *before)
+{
+    *before = gate_arrived(g);
+    gate_pass(g);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return gate_disarm(g);
+}
+
 /* ---- the block device ---------------------------------------------------- */
 
 #define NBLK 256u
@@ -219,13 +257,7 @@ static void test_two_block_readers_meet_in_the_host(void **state)
     /* A single block (cached once read) and a run of several (read in
      * one host call, opened as a batch). */
     iread r[2] = {{.img = img, .lbn = 33, .count = 1}, {.img = img, .lbn = 130, .count = 5}};
-    pthread_t t[2];
-    gate_arm(&g, 2);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, iread_main, &r[i]), 0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_join(t[i], NULL), 0);
-    unsigned timed_out = gate_disarm(&g);
+    unsigned timed_out = gate_meet(&g, iread_main, &r[0], &r[1]);
     for (int i = 0; i < 2; i++) {
         OK(r[i].err);
         assert_true(r[i].content_ok);
@@ -246,20 +278,12 @@ static void test_cached_read_passes_a_reader_held_in_the_host(void **state)
     vd_image *img = image_ready(&g);
     iread held = {.img = img, .lbn = 70, .count = 1};
     pthread_t t;
-    gate_arm(&g, 2);
-    assert_int_equal(pthread_create(&t, NULL, iread_main, &held), 0);
-    if (!gate_wait_arrived(&g, 1)) {
-        gate_disarm(&g);
-        pthread_join(t, NULL);
-        fail_msg("the reader never reached the host");
-    }
+    gate_hold(&g, &t, iread_main, &held);
     /* Block 64 was read by image_ready: cached. */
     uint8_t buf[VDF_BLOCK];
     vd_err e = vd_image_read(img, 64, 1, buf);
-    unsigned before = gate_arrived(&g);
-    gate_pass(&g);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    unsigned timed_out = gate_disarm(&g);
+    unsigned before;
+    unsigned timed_out = gate_release(&g, t, &before);
     OK(e);
     assert_int_equal(vt_block_identify(buf, 64), 7);
     OK(held.err);
@@ -401,13 +425,7 @@ static void test_readers_of_two_files_meet_in_the_host(void **state)
         {.f = f[0], .id = 101, .off = FBYTES - 4 * VDF_BLOCK, .len = 4 * VDF_BLOCK},
         {.f = f[1], .id = 102, .off = FBYTES - 2 * VDF_BLOCK - 100, .len = 700},
     };
-    pthread_t t[2];
-    gate_arm(&g, 2);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, fread_main, &r[i]), 0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_join(t[i], NULL), 0);
-    unsigned timed_out = gate_disarm(&g);
+    unsigned timed_out = gate_meet(&g, fread_main, &r[0], &r[1]);
     for (int i = 0; i < 2; i++) {
         OK(r[i].err);
         assert_true(r[i].content_ok);
@@ -429,20 +447,12 @@ static void test_file_read_passes_a_reader_held_in_the_host(void **state)
     vd_fs *fs = volume_ready(&g, &img, f);
     fread_ held = {.f = f[0], .id = 101, .off = FBYTES - VDF_BLOCK, .len = VDF_BLOCK};
     pthread_t t;
-    gate_arm(&g, 2);
-    assert_int_equal(pthread_create(&t, NULL, fread_main, &held), 0);
-    if (!gate_wait_arrived(&g, 1)) {
-        gate_disarm(&g);
-        pthread_join(t, NULL);
-        fail_msg("the reader never reached the host");
-    }
+    gate_hold(&g, &t, fread_main, &held);
     /* c.bin's first blocks are in the image's cache (volume_ready). */
     fread_ other = {.f = f[2], .id = 103, .off = 5000, .len = 3000};
     fread_main(&other);
-    unsigned before = gate_arrived(&g);
-    gate_pass(&g);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    unsigned timed_out = gate_disarm(&g);
+    unsigned before;
+    unsigned timed_out = gate_release(&g, t, &before);
     OK(held.err);
     assert_true(held.content_ok);
     OK(other.err);
@@ -482,34 +492,11 @@ static int64_t wblock_gen(const uint8_t *b, uint32_t idx)
 }
 
 typedef struct sshared {
+    vt_crew crew; /* the first failure, the writers at work; its mutex guards wmax */
     vd_fs *fs;
-    pthread_mutex_t mu;
-    int writers_left;
-    char err[256];
     vd_file *wf[SW];
     uint32_t wmax[SW]; /* the newest generation any block of wf[i] got */
 } sshared;
-
-static void sfail(sshared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sfail(sshared *sh, const char *fmt, ...)
-{
-    pthread_mutex_lock(&sh->mu);
-    if (!sh->err[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(sh->err, sizeof sh->err, fmt, ap);
-        va_end(ap);
-    }
-    pthread_mutex_unlock(&sh->mu);
-}
-
-static int srunning(sshared *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    int r = sh->writers_left > 0 && !sh->err[0];
-    pthread_mutex_unlock(&sh->mu);
-    return r;
-}
 
 typedef struct sworker {
     sshared *sh;
@@ -525,7 +512,7 @@ static void *swriter_main(void *p)
     sshared *sh = w->sh;
     uint64_t rng = w->seed;
     uint8_t *buf = malloc(8 * VDF_BLOCK);
-    for (unsigned op = 0; buf && op < SOPS && !sh->err[0]; op++) {
+    for (unsigned op = 0; buf && op < SOPS && !vt_crew_failed(&sh->crew); op++) {
         uint32_t n = 1 + (uint32_t)(vt_rand(&rng) % 8);
         uint32_t at = (uint32_t)(vt_rand(&rng) % (SBLK - n + 1));
         size_t done = 0;
@@ -535,8 +522,8 @@ static void *swriter_main(void *p)
                              (size_t)n * VDF_BLOCK, &done);
             for (uint32_t i = 0; e == VD_OK && i < n; i++)
                 if (wblock_gen(buf + (size_t)i * VDF_BLOCK, at + i) != w->gen[at + i]) {
-                    sfail(sh, "writer %u: block %u is not generation %u", w->id, at + i,
-                          w->gen[at + i]);
+                    vt_crew_fail(&sh->crew, "writer %u: block %u is not generation %u",
+                                 w->id, at + i, w->gen[at + i]);
                     break;
                 }
         } else {
@@ -545,24 +532,23 @@ static void *swriter_main(void *p)
                 wblock_fill(buf + (size_t)i * VDF_BLOCK, at + i, gen);
             /* The newest generation first: a reader may see it as soon as
              * the write has begun. */
-            pthread_mutex_lock(&sh->mu);
+            pthread_mutex_lock(&sh->crew.mu);
             sh->wmax[w->id] = gen;
-            pthread_mutex_unlock(&sh->mu);
+            pthread_mutex_unlock(&sh->crew.mu);
             e = vd_file_write(sh->wf[w->id], (uint64_t)at * VDF_BLOCK, buf,
                               (size_t)n * VDF_BLOCK, &done);
             for (uint32_t i = 0; e == VD_OK && i < n; i++)
                 w->gen[at + i] = gen;
         }
         if (e != VD_OK || done != (size_t)n * VDF_BLOCK) {
-            sfail(sh, "writer %u: op %u: %s (%zu bytes)", w->id, op, vd_strerror(e), done);
+            vt_crew_fail(&sh->crew, "writer %u: op %u: %s (%zu bytes)", w->id, op,
+                         vd_strerror(e), done);
             break;
         }
         w->ops++;
     }
     free(buf);
-    pthread_mutex_lock(&sh->mu);
-    sh->writers_left--;
-    pthread_mutex_unlock(&sh->mu);
+    vt_crew_writer_done(&sh->crew);
     return NULL;
 }
 
@@ -583,7 +569,7 @@ static void *sreader_main(void *p)
     sshared *sh = r->sh;
     uint64_t rng = r->seed;
     uint8_t *buf = malloc(FBYTES), *want = malloc(FBYTES);
-    while (buf && want && srunning(sh)) {
+    while (buf && want && vt_crew_running(&sh->crew)) {
         unsigned k = (unsigned)(vt_rand(&rng) % 3);
         size_t done = 0;
         vd_err e;
@@ -594,8 +580,9 @@ static void *sreader_main(void *p)
             e = vd_file_read(r->stable[k], off, buf, len, &done);
             fu_fill(want, len, r->sid[k], off);
             if (e == VD_OK && (done != len || memcmp(buf, want, len) != 0)) {
-                sfail(sh, "reader: file %" PRIu64 " [%" PRIu64 ", +%zu) differs", r->sid[k],
-                      off, len);
+                vt_crew_fail(&sh->crew,
+                             "reader: file %" PRIu64 " [%" PRIu64 ", +%zu) differs",
+                             r->sid[k], off, len);
                 break;
             }
         } else {
@@ -604,21 +591,23 @@ static void *sreader_main(void *p)
             uint32_t at = (uint32_t)(vt_rand(&rng) % (SBLK - n + 1));
             e = vd_file_read(sh->wf[wi], (uint64_t)at * VDF_BLOCK, buf, (size_t)n * VDF_BLOCK,
                              &done);
-            pthread_mutex_lock(&sh->mu);
+            pthread_mutex_lock(&sh->crew.mu);
             uint32_t max = sh->wmax[wi];
-            pthread_mutex_unlock(&sh->mu);
+            pthread_mutex_unlock(&sh->crew.mu);
             for (uint32_t i = 0; e == VD_OK && i < n; i++) {
                 int64_t g = wblock_gen(buf + (size_t)i * VDF_BLOCK, at + i);
                 if (g < 0 || g > max) {
-                    sfail(sh, "reader: writer %u's block %u holds no version of it (%" PRId64
-                              ", newest %u)",
-                          wi, at + i, g, max);
+                    vt_crew_fail(
+                        &sh->crew,
+                        "reader: writer %u's block %u holds no version of it (%" PRId64
+                        ", newest %u)",
+                        wi, at + i, g, max);
                     break;
                 }
             }
         }
         if (e != VD_OK) {
-            sfail(sh, "reader: %s", vd_strerror(e));
+            vt_crew_fail(&sh->crew, "reader: %s", vd_strerror(e));
             break;
         }
         r->reads++;
@@ -631,10 +620,10 @@ static void *sreader_main(void *p)
 static void *ssyncer_main(void *p)
 {
     sshared *sh = p;
-    while (srunning(sh)) {
+    while (vt_crew_running(&sh->crew)) {
         vd_err e = vd_fs_sync(sh->fs);
         if (e != VD_OK) {
-            sfail(sh, "sync: %s", vd_strerror(e));
+            vt_crew_fail(&sh->crew, "sync: %s", vd_strerror(e));
             break;
         }
     }
@@ -661,7 +650,7 @@ static void test_file_readers_during_writes_and_syncs(void **state)
     OK(vd_fs_format(img, &mo));
     sshared sh;
     memset(&sh, 0, sizeof sh);
-    assert_int_equal(pthread_mutex_init(&sh.mu, NULL), 0);
+    vt_crew_init(&sh.crew, SW);
     OK(vd_fs_mount(img, NULL, &sh.fs));
     char path[32];
     for (unsigned i = 0; i < SR; i++) {
@@ -698,7 +687,6 @@ static void test_file_readers_during_writes_and_syncs(void **state)
         rs[i].sid[0] = 200 + i;
         rs[i].sid[1] = 300;
     }
-    sh.writers_left = SW;
     pthread_t wt[SW], rt[SR], st;
     for (unsigned i = 0; i < SW; i++)
         assert_int_equal(pthread_create(&wt[i], NULL, swriter_main, &ws[i]), 0);
@@ -710,8 +698,8 @@ static void test_file_readers_during_writes_and_syncs(void **state)
     for (unsigned i = 0; i < SR; i++)
         assert_int_equal(pthread_join(rt[i], NULL), 0);
     assert_int_equal(pthread_join(st, NULL), 0);
-    if (sh.err[0])
-        fail_msg("seed %" PRIu64 ": %s", seed, sh.err);
+    if (vt_crew_failed(&sh.crew))
+        fail_msg("seed %" PRIu64 ": %s", seed, sh.crew.err);
     printf("test_read_overlap: %u + %u writes/reads, %u + %u + %u reads\n", ws[0].ops,
            ws[1].ops, rs[0].reads, rs[1].reads, rs[2].reads);
     for (unsigned i = 0; i < SR; i++) {
@@ -744,7 +732,7 @@ static void test_file_readers_during_writes_and_syncs(void **state)
     free(buf);
     OK(vd_fs_unmount(sh.fs));
     OK(vd_image_close(img));
-    pthread_mutex_destroy(&sh.mu);
+    vt_crew_destroy(&sh.crew);
     vd_host_mem_free(mem);
 }
 

@@ -58,6 +58,7 @@
 
 #include "image_format.h"
 #include "merkle/merkle.h"
+#include "passthru.h"
 #include "record.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
@@ -161,63 +162,42 @@ static const char *errname(vd_err e)
 
 /* ---- a host wrapper that counts mutating calls ----------------------------- */
 
+/* The forwarding host (passthru.h) with its write_at, flush and truncate
+ * counted; no run_jobs, so every seal and open runs on the test's thread. */
 typedef struct wrap_host {
-    vd_host host;
-    const vd_host *inner;
+    vt_passthru pt;     /* first: the callbacks' ctx */
     uint64_t mutations; /* write_at, flush, truncate calls */
 } wrap_host;
-
-static int w_read(void *ctx, uint64_t off, void *buf, size_t len, size_t *done)
-{
-    wrap_host *w = ctx;
-    return w->inner->read_at(w->inner->ctx, off, buf, len, done);
-}
 
 static int w_write(void *ctx, uint64_t off, const void *buf, size_t len,
                    size_t *done)
 {
     wrap_host *w = ctx;
     w->mutations++;
-    return w->inner->write_at(w->inner->ctx, off, buf, len, done);
+    return w->pt.inner->write_at(w->pt.inner->ctx, off, buf, len, done);
 }
 
 static int w_flush(void *ctx)
 {
     wrap_host *w = ctx;
     w->mutations++;
-    return w->inner->flush(w->inner->ctx);
-}
-
-static int w_size(void *ctx, uint64_t *size)
-{
-    wrap_host *w = ctx;
-    return w->inner->size(w->inner->ctx, size);
+    return w->pt.inner->flush(w->pt.inner->ctx);
 }
 
 static int w_truncate(void *ctx, uint64_t size)
 {
     wrap_host *w = ctx;
     w->mutations++;
-    return w->inner->truncate(w->inner->ctx, size);
+    return w->pt.inner->truncate(w->pt.inner->ctx, size);
 }
 
-static int w_now(void *ctx, int64_t *ns)
+static void wrap_init(wrap_host *w, vd_host *inner)
 {
-    wrap_host *w = ctx;
-    return w->inner->now ? w->inner->now(w->inner->ctx, ns) : -ENOSYS;
-}
-
-static void wrap_init(wrap_host *w, const vd_host *inner)
-{
-    memset(w, 0, sizeof *w);
-    w->inner = inner;
-    w->host.ctx = w;
-    w->host.read_at = w_read;
-    w->host.write_at = w_write;
-    w->host.flush = w_flush;
-    w->host.size = w_size;
-    w->host.truncate = w_truncate;
-    w->host.now = w_now;
+    w->mutations = 0;
+    vt_passthru_init(&w->pt, inner, 0);
+    w->pt.host.write_at = w_write;
+    w->pt.host.flush = w_flush;
+    w->pt.host.truncate = w_truncate;
 }
 
 /* ---- a freshness anchor in memory ------------------------------------------ */
@@ -498,7 +478,7 @@ static void run_ro(const uint8_t *bytes, uint64_t size, const uint8_t *key,
     wrap_init(&w, h);
     vd_open_opts oo = {.read_only = 1, .anchor = anchor};
     vd_image *img = NULL;
-    o->open_err = vd_image_open(&w.host, key, &oo, &img);
+    o->open_err = vd_image_open(&w.pt.host, key, &oo, &img);
     if (o->open_err == VD_OK) {
         vd_image_info info;
         assert_int_equal(vd_image_info_get(img, &info), VD_OK);
@@ -935,7 +915,7 @@ static void flip_sweep(const timg *t, flip_report *r)
         d[off] ^= mask;
         w.mutations = 0;
         vd_image *img = NULL;
-        vd_err oe = vd_image_open(&w.host, KEY, &oo, &img);
+        vd_err oe = vd_image_open(&w.pt.host, KEY, &oo, &img);
         if (oe != VD_OK) {
             detected = 1;
             r->open_err[-(int)oe < 63 ? -(int)oe : 63]++;
@@ -1648,7 +1628,7 @@ static void test_wrong_key(void **state)
     assert_int_equal(vd_host_mem_set(h, g_ip_pre.bytes, g_ip_pre.size), VD_OK);
     wrap_init(&w, h);
     wrong[0] ^= 0x80;
-    assert_int_equal(vd_image_open(&w.host, wrong, NULL, &img), VD_ERR_WRONG_KEY);
+    assert_int_equal(vd_image_open(&w.pt.host, wrong, NULL, &img), VD_ERR_WRONG_KEY);
     assert_null(img);
     assert_int_equal(w.mutations, 0);
     uint64_t n;
@@ -1755,7 +1735,7 @@ static void test_interrupted_unverified_nodes(void **state)
         assert_int_equal(vd_host_mem_new(&h), VD_OK);
         assert_int_equal(vd_host_mem_set(h, b, t->size), VD_OK);
         wrap_init(&w, h);
-        vd_err e = vd_image_open(&w.host, KEY, NULL, &img);
+        vd_err e = vd_image_open(&w.pt.host, KEY, NULL, &img);
         printf("  %-58s writable open -> %s (%llu mutating calls)\n", nodes[i].what,
                errname(e), (unsigned long long)w.mutations);
         if (img)

@@ -10,11 +10,7 @@ fuse_need
 need "$VDFSX" "$VDRENAME" diff cmp truncate python3
 umask 022
 
-IMG=$T/img.vhd
-KEY=$T/key
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" --size 96M --new-key-file "$KEY" "$IMG"
+image_new 96M
 
 # ---- a varied tree ---------------------------------------------------------
 S=$T/src

@@ -22,15 +22,11 @@ SEED=${VD_SEED:-1515}
 COMMIT=1
 RANDOM=$SEED
 note "seed $SEED, $ROUNDS rounds, -o commit=$COMMIT"
-export XDG_RUNTIME_DIR=$T/run # this test's own state files
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+state_dir_private
 
-KEY=$T/key
-IMG=$T/img.vhd
-M=$T/mnt
+image_new 128M
 K=$T/keep # what each file in the volume should hold
-mkdir "$M" "$K"
-expect_status 0 "$MKVHD" -q --size 128M --new-key-file "$KEY" "$IMG"
+mkdir "$K"
 
 # The manifest: files written, closed and not touched since. wtime[name] is
 # the time the write (and its fsync, for synced[name]=1) returned.

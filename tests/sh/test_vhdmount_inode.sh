@@ -15,11 +15,7 @@ fuse_need
 need "$VDFSX" stat cmp dd
 umask 022
 
-IMG=$T/img.vhd
-KEY=$T/key
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" --size 64M --new-key-file "$KEY" "$IMG"
+image_new 64M
 
 ino() { stat -c %i "$1"; }
 

@@ -12,11 +12,7 @@ fuse_need
 need cc readlink stat
 umask 022
 
-IMG=$T/img.vhd
-KEY=$T/key
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" --size 64M --new-key-file "$KEY" "$IMG"
+image_new 64M
 
 cat >"$T/prog.c" <<'EOF'
 #include <stdio.h>

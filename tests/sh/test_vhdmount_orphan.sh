@@ -13,14 +13,8 @@
 fuse_need
 need "$VHDFSCK" head base64
 umask 022
-export XDG_RUNTIME_DIR=$T/run # this test's own state files
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
-
-KEY=$T/key
-IMG=$T/img.vhd
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" -q --size 64M --new-key-file "$KEY" "$IMG"
+state_dir_private
+image_new 64M
 # Text without newlines, written and read through the descriptors with
 # bash builtins.
 text() { head -c "$1" /dev/urandom | base64 -w0; }

@@ -12,14 +12,8 @@
 . "$(dirname "$0")/vhdmount_lib.sh"
 fuse_need
 need dd cmp head grep
-export XDG_RUNTIME_DIR=$T/run
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
-
-KEY=$T/key
-IMG=$T/img.vhd
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" -q --size 64M --new-key-file "$KEY" "$IMG"
+state_dir_private
+image_new 64M
 head -c $((40 * 4096)) /dev/urandom >"$T/data"
 
 mnt_start "$IMG" "$M" --key-file "$KEY" -d

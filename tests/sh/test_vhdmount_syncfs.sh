@@ -11,14 +11,8 @@
 . "$(dirname "$0")/vhdmount_lib.sh"
 fuse_need
 need sync head cmp
-export XDG_RUNTIME_DIR=$T/run # this test's own state files
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
-
-KEY=$T/key
-IMG=$T/img.vhd
-M=$T/mnt
-mkdir "$M"
-expect_status 0 "$MKVHD" -q --size 64M --new-key-file "$KEY" "$IMG"
+state_dir_private
+image_new 64M
 head -c 1000000 /dev/urandom >"$T/data"
 
 # Writeback cache on (the default), no periodic commit in between.

@@ -9,8 +9,7 @@
 fuse_need
 need "$VHDFSCK" "$VHDTOOL" cmp stat sha256sum
 umask 022
-export XDG_RUNTIME_DIR=$T/run # this test's own state files
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+state_dir_private
 
 KEY=$T/key
 M=$T/mnt

@@ -40,6 +40,23 @@ poll() {
 
 image_unlocked() { flock -n "$1" true; }
 
+# image_new SIZE: a new image $IMG ($T/img.vhd) with its key file $KEY
+# ($T/key), and an empty mountpoint $M ($T/mnt).
+image_new() {
+    KEY=$T/key
+    IMG=$T/img.vhd
+    M=$T/mnt
+    mkdir "$M"
+    expect_status 0 "$MKVHD" -q --size "$1" --new-key-file "$KEY" "$IMG"
+}
+
+# state_dir_private: vhdmount's state files (state_epoch reads them) go to
+# this test's own XDG_RUNTIME_DIR, not the user's.
+state_dir_private() {
+    export XDG_RUNTIME_DIR=$T/run
+    mkdir -m 0700 "$XDG_RUNTIME_DIR"
+}
+
 # mnt_start IMAGE MOUNTPOINT [vhdmount options...]: vhdmount -f in the
 # background (pid in MPID, stderr in $T/vhdmount.log); returns once the
 # mount is up. The first mount of a test skips when the kernel refuses

@@ -14,11 +14,11 @@ static uint64_t block_seed(uint64_t lbn, uint32_t id)
     return lbn * 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ 0xABCDEFull;
 }
 
-#define VT_XORSHIFT_STEP(x)                                                   \
-    do {                                                                      \
-        (x) ^= (x) >> 12;                                                     \
-        (x) ^= (x) << 25;                                                     \
-        (x) ^= (x) >> 27;                                                     \
+#define VT_XORSHIFT_STEP(x) \
+    do {                    \
+        (x) ^= (x) >> 12;   \
+        (x) ^= (x) << 25;   \
+        (x) ^= (x) >> 27;   \
     } while (0)
 
 uint64_t vt_rand(uint64_t *state)
@@ -75,8 +75,8 @@ int64_t vt_block_identify(const uint8_t *b, uint64_t lbn)
 
 struct vt_block_memo {
     uint64_t nblocks;
-    uint32_t *ids;    /* per block: the id whose content is kept; 0 none */
-    uint8_t *blocks;  /* per block: vt_block_fill(lbn, ids[lbn]) */
+    uint32_t *ids;   /* per block: the id whose content is kept; 0 none */
+    uint8_t *blocks; /* per block: vt_block_fill(lbn, ids[lbn]) */
 };
 
 vt_block_memo *vt_block_memo_new(uint64_t nblocks)
