@@ -481,6 +481,16 @@ static vd_image *mode_image(vd_host *h, tanchor *ta, vd_anchor_mode mode)
     return img;
 }
 
+/* A new memory host *h and an explicit-sync image on it, its anchor
+ * counting `step` per advance from `start`. */
+static vd_image *stepped_image(vd_host **h, tanchor *ta, uint64_t step, uint64_t start)
+{
+    assert_int_equal(vd_host_mem_new(h), VD_OK);
+    ta_init(ta, start);
+    ta->a.step = step;
+    return mode_image(*h, ta, VD_ANCHOR_EXPLICIT_SYNC);
+}
+
 static void test_every_commit_mode_advances_on_implicit_commits(void **state)
 {
     (void)state;
@@ -611,11 +621,8 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
     (void)state;
     const uint64_t step = 64;
     vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
     tanchor ta;
-    ta_init(&ta, 3 * step);
-    ta.a.step = step;
-    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    vd_image *img = stepped_image(&h, &ta, step, 3 * step);
     const uint64_t v0 = ta.value, adv0 = ta.advances;
     assert_int_equal(v0 % step, 0);
     assert_int_equal(epoch_of(img), v0);
@@ -732,11 +739,8 @@ static void test_a_sync_with_a_stepped_anchor_costs_one_commit(void **state)
     (void)state;
     const uint64_t step = 64;
     vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
     tanchor ta;
-    ta_init(&ta, 2 * step);
-    ta.a.step = step;
-    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    vd_image *img = stepped_image(&h, &ta, step, 2 * step);
     for (uint32_t i = 0; i < 6; i++) {
         put_block(img, i, 300 + i);
         if (i % 2) /* an implicit commit first: the sync starts one past a step */
