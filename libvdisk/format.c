@@ -245,6 +245,14 @@ void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES])
     mt_version_encode(&e->after, out + 8 + MT_VERSION_BYTES);
 }
 
+void vd_oneflush_digest(const uint8_t *blocks, size_t len, uint8_t out[32])
+{
+    XXH128_hash_t h = XXH3_128bits(blocks, len);
+    memset(out, 0, 32);
+    vd_put_le64(out, h.low64);
+    vd_put_le64(out + 8, h.high64);
+}
+
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES])
 {
     uint64_t p = vd_get_le64(in);

@@ -383,10 +383,12 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
         vd_err e = vd_io_read(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
         uint8_t d[32];
         vdc_hash h;
-        if (e == VD_OK &&
-            (vdc_hash_init(&h) != 0 ||
-             vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) != 0 ||
-             vdc_hash_final(&h, d) != 0))
+        if (e == VD_OK && one)
+            vd_oneflush_digest(buf, (size_t)nblk * VDF_BLOCK, d);
+        else if (e == VD_OK &&
+                 (vdc_hash_init(&h) != 0 ||
+                  vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) != 0 ||
+                  vdc_hash_final(&h, d) != 0))
             e = VD_ERR_NOMEM;
         if (e == VD_OK && vdc_memcmp(d, s->jdigest, 32) != 0)
             e = VD_ERR_AUTH;

@@ -234,6 +234,12 @@ typedef struct vd_jentry {
 
 void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES]);
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES]);
+/* A one-flush record's jdigest (SB_FLAG_ONEFLUSH): XXH3-128 of its entry
+ * blocks and redo blocks, little-endian, then 16 zero bytes. It tells a
+ * journal torn by a crash from a whole one; it needs no strength against
+ * the host, since every redo copy is opened against its version in the
+ * tree before anything trusts it (docs/FORMAT.md §7a). */
+void vd_oneflush_digest(const uint8_t *blocks, size_t len, uint8_t out[32]);
 
 typedef struct vd_super {
     uint32_t version; /* the image's format version when written */

@@ -565,10 +565,8 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     if (e == VD_OK)
         e = oneflush_journal(img, r, eb, buf);
     uint8_t digest[32];
-    vdc_hash h;
-    if (e == VD_OK && (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, buf, bytes) != 0 ||
-                       vdc_hash_final(&h, digest) != 0))
-        e = VD_ERR_NOMEM;
+    if (e == VD_OK)
+        vd_oneflush_digest(buf, bytes, digest);
     if (e == VD_OK)
         e = vd_io_write(img,
                         (img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks) *
