@@ -124,10 +124,7 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
          * durable first, then the record stops naming the journal, so the
          * next open does not redo (and so cover up) blocks changed at rest. */
         e = vd_io_flush(img);
-        s.jcount = 0;
-        s.jinline = 0;
-        memset(s.jdigest, 0, sizeof s.jdigest);
-        s.flags &= ~SB_FLAG_ONEFLUSH;
+        vd_super_drop_journal(&s);
     }
     vd_super_encode(&s, blk);
     if (s.jinline)

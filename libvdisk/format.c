@@ -253,6 +253,14 @@ void vd_oneflush_digest(const uint8_t *blocks, size_t len, uint8_t out[32])
     vd_put_le64(out + 8, h.high64);
 }
 
+void vd_super_drop_journal(vd_super *s)
+{
+    s->jcount = 0;
+    s->jinline = 0;
+    memset(s->jdigest, 0, sizeof s->jdigest);
+    s->flags &= ~SB_FLAG_ONEFLUSH;
+}
+
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES])
 {
     uint64_t p = vd_get_le64(in);

@@ -566,10 +566,7 @@ static vd_err redo_replay(vd_image *img)
     if (e == VD_OK && (vd_super_verify(img, blk) != VD_OK || vd_super_decode(&rs, blk) != 0))
         e = VD_ERR_AUTH; /* verified at open; changed since */
     if (e == VD_OK) {
-        rs.jcount = 0;
-        rs.jinline = 0;
-        memset(rs.jdigest, 0, sizeof rs.jdigest);
-        rs.flags &= ~SB_FLAG_ONEFLUSH;
+        vd_super_drop_journal(&rs);
         vd_super_encode(&rs, blk);
         e = vd_super_seal(img, blk);
     }

@@ -259,6 +259,9 @@ typedef struct vd_super {
     uint8_t rk_nonce[24], rk_link[32], rk_link_tag[16];
 } vd_super;
 
+/* The same record without its journal: its blocks are in place and
+ * durable, so it stops naming them (nor is it a one-flush record). */
+void vd_super_drop_journal(vd_super *s);
 /* Encode everything but the inline entries and the MAC. */
 void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK]);
 /* Decode fields (after the MAC has been verified by the caller).
