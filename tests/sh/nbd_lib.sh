@@ -1,8 +1,8 @@
 # Helpers for tests/sh/test_nbd*.sh (sourced after lib.sh): nbdkit servers
 # of our own on Unix sockets in $T (so parallel runs never meet), started
 # with --exit-with-parent and stopped at exit even when a check failed.
-# Readiness is polled (the pid file appears once the socket listens),
-# never waited for with fixed sleeps.
+# Readiness is polled (nbd_ready: the pid file appears once nbdkit
+# accepts), never waited for with fixed sleeps.
 
 declare -A _NBD_PID=()
 
@@ -27,22 +27,41 @@ nbd_need() {
 # nbd_uri NAME: the URI of server NAME.
 nbd_uri() { echo "nbd+unix:///?socket=$T/$1.sock"; }
 
+# nbd_ready PIDFILE [PID [LOG]]: until nbdkit has written PIDFILE, which
+# nbdkit(1) writes "after nbdkit becomes ready to accept connections"
+# (after bind, listen and, without -f, the fork). The socket file is no
+# such sign: bind() creates it before listen(), and a client connecting in
+# between is refused (sh_nbdkit_plugin failed so once). With PID (nbdkit
+# -f in the background, PIDFILE removed before it started): fails as soon
+# as that process exits (printing LOG), and PIDFILE must name it.
+nbd_ready() {
+    local pidfile=$1 pid=${2:-} log=${3:-} i got
+    for ((i = 0; i < 1200; i++)); do
+        # read succeeds only on a whole line: nbdkit writes "PID\n" at once
+        # into a file it created empty.
+        if { read -r got <"$pidfile"; } 2>/dev/null && [[ $got =~ ^[0-9]+$ ]]; then
+            [[ -z $pid || $got == "$pid" ]] || fail "$pidfile names $got, not nbdkit $pid"
+            return 0
+        fi
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            [[ -z $log ]] || cat "$log" >&2
+            fail "nbdkit $pid exited before it was ready"
+        fi
+        sleep 0.05
+    done
+    fail "nbdkit wrote no $pidfile within 60 s (not ready)"
+}
+
 # nbd_start NAME NBDKIT-ARGS...: nbdkit -f -U $T/NAME.sock ... in the
 # background; returns once it accepts connections.
 nbd_start() {
-    local name=$1 i
+    local name=$1
     shift
     rm -f "$T/$name.sock" "$T/$name.pid"
     nbdkit -f --exit-with-parent -U "$T/$name.sock" -P "$T/$name.pid" "$@" \
         2>>"$T/$name.log" &
     _NBD_PID[$name]=$!
-    for ((i = 0; i < 400; i++)); do
-        [[ -s "$T/$name.pid" && -S "$T/$name.sock" ]] && return 0
-        kill -0 "${_NBD_PID[$name]}" 2>/dev/null ||
-            { cat "$T/$name.log" >&2; fail "nbdkit $* exited before listening"; }
-        sleep 0.05
-    done
-    fail "nbdkit $* not listening after 20 s"
+    nbd_ready "$T/$name.pid" "${_NBD_PID[$name]}" "$T/$name.log"
 }
 
 # nbd_stop NAME [SIGNAL]: stop server NAME (TERM: clean; KILL: a crash of

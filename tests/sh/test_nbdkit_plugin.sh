@@ -6,6 +6,7 @@
 # write is checked through vhdtool (verified reads) and byte-exact against an
 # expected raw volume built with dd, never against the plugin itself.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nbd_lib.sh"
 need nbdkit
 PLUGIN=$VD_BUILD/nbdkit/nbdkit-vdisk-plugin.so
 [[ -f "$PLUGIN" ]] || skip "$PLUGIN not built (needs nbdkit-plugin-dev)"
@@ -32,25 +33,14 @@ URI="nbd+unix:///?socket=$SOCK"
 SPID=
 at_exit '[[ -z "$SPID" ]] || kill -KILL "$SPID" 2>/dev/null'
 
-# wait_socket PID [SOCKET]: until nbdkit listens on SOCKET (default $SOCK;
-# it binds before serving, and a client connecting early waits in the
-# backlog). Polling, not timing.
-wait_socket() {
-    local pid=$1 sock=${2:-$SOCK} i
-    for ((i = 0; i < 1200; i++)); do
-        [[ -S "$sock" ]] && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$T/nbdkit.log" >&2; fail "nbdkit exited before serving"; }
-        sleep 0.05
-    done
-    fail "nbdkit did not create $sock within 60 s"
-}
-# srv_start PLUGIN-ARGS...: nbdkit in the foreground, stderr to $T/nbdkit.log.
+# srv_start PLUGIN-ARGS...: nbdkit in the foreground, stderr to
+# $T/nbdkit.log; returns once it accepts connections (nbd_ready).
 srv_start() {
-    rm -f "$SOCK"
-    "${NBDKIT[@]}" -f --exit-with-parent -U "$SOCK" "$PLUGIN" "$@" \
+    rm -f "$SOCK" "$T/srv.pid"
+    "${NBDKIT[@]}" -f --exit-with-parent -U "$SOCK" -P "$T/srv.pid" "$PLUGIN" "$@" \
         2>"$T/nbdkit.log" </dev/null &
     SPID=$!
-    wait_socket "$SPID"
+    nbd_ready "$T/srv.pid" "$SPID" "$T/nbdkit.log"
 }
 # srv_stop: SIGTERM, and nbdkit must exit 0 with no error logged.
 srv_stop() {
@@ -284,9 +274,11 @@ note "daemonized (nbdkit forks; the image opens after the fork), stopped by SIGT
 rm -f "$SOCK" "$T/pid"
 expect_status 0 "${NBDKIT[@]}" -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd key-file=key \
     anchor=anc
+# The parent exits once it has forked; the daemon writes the pid file
+# when it accepts.
+nbd_ready "$T/pid"
 dpid=$(cat "$T/pid")
 at_exit "kill -KILL $dpid 2>/dev/null"
-wait_socket "$dpid"
 expect_status 0 qemu-io -f raw -c "write -P 0x42 $off1 $len1" "$URI"
 kill -TERM "$dpid"
 wait_gone "$dpid"
@@ -301,7 +293,7 @@ rm -f "$SOCK" "$T/pid"
 (
     "${NBDKIT[@]}" -f --exit-with-parent -U "$SOCK" -P "$T/pid" "$PLUGIN" img.vhd \
         key-file=key anchor=anc 2>"$T/nbdkit.log" </dev/null &
-    for ((i = 0; i < 1200; i++)); do [[ -S "$SOCK" ]] && break; sleep 0.05; done
+    nbd_ready "$T/pid" "$!" "$T/nbdkit.log"
     nbdcopy expect.img "$URI" # no --flush
 ) || fail "the parent of nbdkit failed"
 dpid=$(cat "$T/pid")
@@ -314,12 +306,8 @@ cmp expect.img raw2.img || fail "what nbdcopy wrote is not in the image after th
 expect_status 0 nbdkit "$PLUGIN" --dump-plugin
 if grep -q '^vdisk_image_uri=yes$' "$T/out"; then
     note "image=URI: an image on an nbdkit memory export, served by the plugin"
-    BSOCK=$T/back.sock
-    BURI="nbd+unix:///?socket=$BSOCK"
-    nbdkit -f --exit-with-parent -U "$BSOCK" memory 64M 2>"$T/back.log" </dev/null &
-    bpid=$!
-    at_exit "kill -KILL $bpid 2>/dev/null"
-    wait_socket "$bpid" "$BSOCK"
+    BURI=$(nbd_uri back)
+    nbd_start back memory 64M </dev/null
     expect_status 0 "$MKVHD" -q --key-file key --anchor anc-nbd "$BURI" src
     srv_start "$BURI" key-file=key anchor=anc-nbd
     expect_status 0 nbdcopy "$URI" nbd.img
@@ -333,7 +321,7 @@ if grep -q '^vdisk_image_uri=yes$' "$T/out"; then
     cmp nbd.img nbd2.img || fail "vhdtool reads other bytes than were written through image=URI"
     expect_status 0 "$VHDFSCK" -n -v --key-file key --anchor anc-nbd "$BURI"
     ! grep -q 'recovered' "$T/out" || fail "the image on the export was not closed cleanly"
-    kill -TERM "$bpid" && { wait "$bpid" || true; }
+    nbd_stop back
 else
     note "built without NBD image support: image=URI not checked"
 fi
