@@ -160,12 +160,24 @@ expect_out ' 1 replies refused$'
 attack $ROLLBACK VD_ERR_ROLLBACK --attack drop-writes --after 100
 run_host $ROLLBACK "$T/t.vhd" "$T/t.anchor"
 expect_err VD_ERR_ROLLBACK
-# Without an anchor the library cannot know that a state is old: where the
-# drop starts at a commit's first write, the stale state opens and only the
-# workload's own check notices the missing generation. Here it starts after
-# a one-flush commit's flush, before its blocks reach their place (format
-# 4): the cold reopen redoes them from the journal into writes the host
-# drops as well, and the tree then names versions the disk does not have.
+# Without an anchor the library cannot know that a state is old. Where the
+# drop starts before a commit's flush, that commit never happened for the
+# disk: the state before it opens without error and only the workload's
+# own check notices the missing generation, the undetectable rollback the
+# anchor exists for. From request 0 every write of the run is dropped, so
+# no commit of the run reaches the disk whatever the commit protocol
+# writes first (here: the first commit's journal), and the image stays the
+# previous run's byte for byte. The same drop with the anchor: a rollback.
+cp --sparse=always "$T/base.vhd" "$T/t.vhd"
+run_host $MISMATCH "$T/t.vhd" none --attack drop-writes --after 0
+expect_err 'attack drop-writes: fired at request'
+expect_err '/shield/state: differs from what was written .*undetected tampering'
+cmp "$T/base.vhd" "$T/t.vhd" || fail "drop-writes --after 0 let a write reach the image"
+attack $ROLLBACK 'reopen image: VD_ERR_ROLLBACK' --attack drop-writes --after 0
+# Where the drop starts after a one-flush commit's flush (format 4), before
+# its blocks reach their place, the cold reopen redoes them from the
+# journal into writes the host drops as well, and the tree then names
+# versions the disk does not have.
 cp --sparse=always "$T/base.vhd" "$T/t.vhd"
 run_host $AUTH "$T/t.vhd" none --attack drop-writes --after 100
 expect_err 'VD_ERR_AUTH'
