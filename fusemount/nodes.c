@@ -45,6 +45,11 @@ int vmnt_nodes_init(vmnt_nodes *t)
         (void)pthread_mutex_destroy(&t->mu);
         goto fail;
     }
+    if (pthread_cond_init(&t->wcv, NULL) != 0) {
+        (void)pthread_rwlock_destroy(&t->ns);
+        (void)pthread_mutex_destroy(&t->mu);
+        goto fail;
+    }
     t->root.ino = FUSE_ROOT_ID;
     t->root.key = 0;
     t->root.nlookup = 1; /* the kernel never forgets the root */
@@ -75,6 +80,7 @@ void vmnt_nodes_fini(vmnt_nodes *t)
     }
     free(t->by_ino);
     free(t->by_key);
+    (void)pthread_cond_destroy(&t->wcv);
     (void)pthread_rwlock_destroy(&t->ns);
     (void)pthread_mutex_destroy(&t->mu);
     t->ready = 0;

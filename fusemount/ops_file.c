@@ -63,6 +63,8 @@ static int file_register(vmnt_ctx *c, vd_file *f, const char *path, vmnt_node *n
     w->writer = (oflags & O_ACCMODE) != O_RDONLY;
     w->node = n;
     vmnt_node_open(&c->nodes, n, +1);
+    if (oflags & O_TRUNC)
+        vmnt_wgate_resized(&c->nodes, n, 0);
     w->next = c->files;
     if (c->files)
         c->files->prev = w;
@@ -217,7 +219,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     vmnt_ctx *c = vmnt_req_ctx(req);
     vmnt_file *w = file_of(fi);
     size_t done = 0;
+    int slot = vmnt_wgate_enter(&c->nodes, w->node, (uint64_t)off);
     vd_err e = vd_file_write(w->f, (uint64_t)off, buf, size, &done);
+    vmnt_wgate_leave(&c->nodes, w->node, slot, (uint64_t)off + done);
     if (e != VD_OK)
         (void)fuse_reply_err(req, vmnt_fail(c, "write", w->path, e));
     else

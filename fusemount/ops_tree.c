@@ -239,6 +239,8 @@ static int size_set(vmnt_ctx *c, const char *path, off_t size, struct fuse_file_
     if (fi && fi->fh) {
         vmnt_file *w = (vmnt_file *)(uintptr_t)fi->fh;
         vd_err e = vd_file_truncate(w->f, (uint64_t)size);
+        if (e == VD_OK)
+            vmnt_wgate_resized(&c->nodes, w->node, (uint64_t)size);
         return e == VD_OK ? 0 : vmnt_fail(c, "truncate", w->path, e);
     }
     if (!path)

@@ -9,6 +9,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cli.h"
@@ -23,6 +24,9 @@ typedef struct vmnt_committer {
 } vmnt_committer;
 
 #define VMNT_ALIAS_MAX 8
+/* WRITEs to one file the write gate orders at once (wgate.c): the FUSE
+ * loop's thread limit (serve.c); more go untracked. */
+#define VMNT_WGATE_MAX 16
 
 /* One kernel inode: one FAT file or directory, whatever spelling the
  * kernel looked it up by (nodes.c). */
@@ -41,6 +45,13 @@ typedef struct vmnt_node {
     unsigned nopen;           /* open handles (vmnt_file) */
     unsigned nchild;          /* nodes whose parent this is */
     struct vmnt_node *next_ino, *next_key; /* hash chains */
+    /* The write gate (wgate.c): the end this mount's writes have taken
+     * the file to, and the WRITEs in progress from there on (bit k of
+     * wmask: woff[k] is one). */
+    uint64_t wend;
+    uint64_t woff[VMNT_WGATE_MAX];
+    uint32_t wmask;
+    unsigned wwaiting; /* WRITEs waiting in the gate */
 } vmnt_node;
 
 typedef struct vmnt_nodes {
@@ -51,6 +62,7 @@ typedef struct vmnt_nodes {
      * rmdir, rename): between the lstat that finds an entry's key and the
      * table update, no entry moves. */
     pthread_rwlock_t ns;
+    pthread_cond_t wcv; /* with mu: a WRITE left the write gate */
     vmnt_node **by_ino, **by_key;
     size_t nbuckets, count;
     fuse_ino_t next_ino;
@@ -169,6 +181,18 @@ char **vmnt_node_names(vmnt_nodes *t, uint64_t key, fuse_ino_t *parent, unsigned
 void vmnt_names_free(char **names, unsigned count);
 /* Open handles on n: +1 at open, -1 at release. */
 void vmnt_node_open(vmnt_nodes *t, vmnt_node *n, int delta);
+
+/* The write gate (wgate.c): a WRITE at off to n, from the end this
+ * mount's writes took the file to on, waits for those below it in
+ * progress. Returns the slot to give vmnt_wgate_leave (-1: not tracked). */
+int vmnt_wgate_enter(vmnt_nodes *t, vmnt_node *n, uint64_t off);
+/* The WRITE is done; end: where its bytes ended (off when none went). */
+void vmnt_wgate_leave(vmnt_nodes *t, vmnt_node *n, int slot, uint64_t end);
+/* The file was truncated or extended to size by a setattr. */
+void vmnt_wgate_resized(vmnt_nodes *t, vmnt_node *n, uint64_t size);
+/* Whether a WRITE at off would wait now, and how many are waiting (tests). */
+int vmnt_wgate_would_wait(vmnt_nodes *t, vmnt_node *n, uint64_t off);
+unsigned vmnt_wgate_waiting(vmnt_nodes *t, vmnt_node *n);
 
 /* The vfat options (uid=, gid=, umask=, dmask=, fmask=, showexec, quiet)
  * taken out of args into c, with vfat's defaults (modes.c). 0, or the
