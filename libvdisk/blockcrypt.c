@@ -314,6 +314,34 @@ vd_err vd_block_seal_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     return VD_OK;
 }
 
+/* The subkey of each of jobs [0, n) (derived once per run of jobs under
+ * the same one), each job marked VD_ERR_AUTH until a lane has done it, and
+ * *lanes lowered to what every subkey has contexts for. A subkey is under
+ * the old key (generation 1) for a reseal (old_only), else under the key
+ * the block most likely is under (old_key_first). */
+static vd_err jobs_subkeys(vd_image *img, vd_crypt_job *jobs, size_t n, int old_only,
+                           unsigned *lanes)
+{
+    int prev_gen = 0;
+    for (size_t k = 0; k < n; k++) {
+        jobs[k].err = VD_ERR_AUTH;
+        int gen = old_only ? 1 : old_key_first(img, jobs[k].phys);
+        int same = k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid && gen == prev_gen;
+        prev_gen = gen;
+        if (same) {
+            jobs[k].sk = jobs[k - 1].sk;
+            continue;
+        }
+        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, gen);
+        if (!jobs[k].sk)
+            return VD_ERR_NOMEM;
+        unsigned got = subkey_lanes(img, jobs[k].sk, *lanes);
+        if (got < *lanes)
+            *lanes = got;
+    }
+    return VD_OK;
+}
+
 vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
 {
     if (n == 0)
@@ -357,21 +385,9 @@ vd_err vd_block_open_batch(vd_image *img, vd_crypt_job *jobs, size_t n)
     }
     crypt_batch b = {.jobs = jobs, .n = n, .seal = 0};
     b.lanes = lanes_for(img, n);
-    for (size_t k = 0; k < n; k++) {
-        jobs[k].err = VD_ERR_AUTH; /* until a lane has opened it */
-        int gen = old_key_first(img, jobs[k].phys);
-        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid &&
-            gen == old_key_first(img, jobs[k - 1].phys)) {
-            jobs[k].sk = jobs[k - 1].sk;
-            continue;
-        }
-        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, gen);
-        if (!jobs[k].sk)
-            return VD_ERR_NOMEM;
-        unsigned got = subkey_lanes(img, jobs[k].sk, b.lanes);
-        if (got < b.lanes)
-            b.lanes = got;
-    }
+    vd_err e = jobs_subkeys(img, jobs, n, 0, &b.lanes);
+    if (e != VD_OK)
+        return e;
     b.image_id = img->hdr.image_id;
     batch_go(&img->host, &b);
     for (size_t k = 0; k < n; k++)
@@ -394,19 +410,9 @@ static vd_err reseal_some(vd_image *img, vd_crypt_job *jobs, size_t n)
                      .rk_counter = img->counter};
     img->counter += n;
     b.lanes = subkey_lanes(img, ns, lanes_for(img, n));
-    for (size_t k = 0; k < n; k++) {
-        jobs[k].err = VD_ERR_AUTH; /* until a lane has resealed it */
-        if (k > 0 && jobs[k].v.keyid == jobs[k - 1].v.keyid) {
-            jobs[k].sk = jobs[k - 1].sk;
-            continue;
-        }
-        jobs[k].sk = subkey_get(img, jobs[k].v.keyid, 1);
-        if (!jobs[k].sk)
-            return VD_ERR_NOMEM;
-        unsigned got = subkey_lanes(img, jobs[k].sk, b.lanes);
-        if (got < b.lanes)
-            b.lanes = got;
-    }
+    vd_err e = jobs_subkeys(img, jobs, n, 1, &b.lanes);
+    if (e != VD_OK)
+        return e;
     b.image_id = img->hdr.image_id;
     batch_go(&img->host, &b);
     for (unsigned l = 0; l < b.lanes; l++)

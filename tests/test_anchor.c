@@ -481,24 +481,24 @@ static vd_image *mode_image(vd_host *h, tanchor *ta, vd_anchor_mode mode)
     return img;
 }
 
-/* A new memory host *h and an explicit-sync image on it, its anchor
- * counting `step` per advance from `start`. */
-static vd_image *stepped_image(vd_host **h, tanchor *ta, uint64_t step, uint64_t start)
+/* A new memory host *h and an image on it in anchor mode `mode`, its
+ * anchor starting at `start` and counting `step` per advance (0: any
+ * value, vd_anchor.step). */
+static vd_image *anchored_image(vd_host **h, tanchor *ta, vd_anchor_mode mode, uint64_t step,
+                                uint64_t start)
 {
     assert_int_equal(vd_host_mem_new(h), VD_OK);
     ta_init(ta, start);
     ta->a.step = step;
-    return mode_image(*h, ta, VD_ANCHOR_EXPLICIT_SYNC);
+    return mode_image(*h, ta, mode);
 }
 
 static void test_every_commit_mode_advances_on_implicit_commits(void **state)
 {
     (void)state;
     vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
     tanchor ta;
-    ta_init(&ta, 50);
-    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EVERY_COMMIT);
+    vd_image *img = anchored_image(&h, &ta, VD_ANCHOR_EVERY_COMMIT, 0, 50);
     assert_int_equal(epoch_of(img), 51); /* epochs start at the anchor */
     assert_int_equal(ta.value, 51);
     for (uint32_t i = 0; i < 600; i++) {
@@ -514,10 +514,8 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
 {
     (void)state;
     vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
     tanchor ta;
-    ta_init(&ta, 0);
-    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EXPLICIT_SYNC);
+    vd_image *img = anchored_image(&h, &ta, VD_ANCHOR_EXPLICIT_SYNC, 0, 0);
     uint64_t base = ta.value;
     assert_int_equal(base, epoch_of(img));
     for (uint32_t i = 0; i < 600; i++)
@@ -542,10 +540,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
                       .anchor_mode = VD_ANCHOR_EXPLICIT_SYNC};
     VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen");
     uint64_t size;
-    const uint8_t *d = vd_host_mem_data(h, &size);
-    uint8_t *snap = malloc(size);
-    assert_non_null(snap);
-    memcpy(snap, d, size);
+    uint8_t *snap = vt_host_mem_copy(h, &size);
     for (uint32_t i = 0; i < 300; i++)
         put_block(img, i, 5000 + i);
     assert_true(epoch_of(img) > ta.value); /* committed, not anchored */
@@ -566,10 +561,8 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     /* The same replay in VD_ANCHOR_EVERY_COMMIT mode is refused at once. */
     o.anchor_mode = VD_ANCHOR_EVERY_COMMIT;
     VT_EXPECT_ERR(vd_image_open(h, KEY, &o, &img), VD_OK, "reopen, every commit");
-    d = vd_host_mem_data(h, &size);
-    snap = realloc(snap, size);
-    assert_non_null(snap);
-    memcpy(snap, d, size);
+    free(snap);
+    snap = vt_host_mem_copy(h, &size);
     for (uint32_t i = 0; i < 300; i++)
         put_block(img, i, 9000 + i);
     /* The epoch first: asking joins a commit in flight, which advances
@@ -622,7 +615,7 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
     const uint64_t step = 64;
     vd_host *h;
     tanchor ta;
-    vd_image *img = stepped_image(&h, &ta, step, 3 * step);
+    vd_image *img = anchored_image(&h, &ta, VD_ANCHOR_EXPLICIT_SYNC, step, 3 * step);
     const uint64_t v0 = ta.value, adv0 = ta.advances;
     assert_int_equal(v0 % step, 0);
     assert_int_equal(epoch_of(img), v0);
@@ -633,10 +626,7 @@ static void test_commits_cost_a_stepped_anchor_nothing_until_a_sync(void **state
     assert_true(epoch_of(img) >= v0 + 10);
     assert_int_equal(ta.value, v0); /* ten commits, no advance */
     uint64_t size;
-    const uint8_t *live = vd_host_mem_data(h, &size);
-    uint8_t *before = malloc(size);
-    assert_non_null(before);
-    memcpy(before, live, size);
+    uint8_t *before = vt_host_mem_copy(h, &size);
     /* Durable: the state the commits left opens and holds the last one. */
     VT_EXPECT_ERR(open_copy(before, size, v0, 9, 109), VD_OK, "state after commits");
 
@@ -687,19 +677,14 @@ static void test_a_damaged_one_flush_journal_is_a_rollback(void **state)
 {
     (void)state;
     vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
     tanchor ta;
-    ta_init(&ta, 50);
-    vd_image *img = mode_image(h, &ta, VD_ANCHOR_EVERY_COMMIT);
+    vd_image *img = anchored_image(&h, &ta, VD_ANCHOR_EVERY_COMMIT, 0, 50);
     put_block(img, 3, 77);
     VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
     const uint64_t acked = ta.value;
     assert_int_equal(epoch_of(img), acked);
     uint64_t size;
-    const uint8_t *live = vd_host_mem_data(h, &size);
-    uint8_t *bytes = malloc(size);
-    assert_non_null(bytes);
-    memcpy(bytes, live, size);
+    uint8_t *bytes = vt_host_mem_copy(h, &size);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     vd_host_mem_free(h);
     /* Every block of the commit went in place after the flush: its copy in
@@ -740,17 +725,14 @@ static void test_a_sync_with_a_stepped_anchor_costs_one_commit(void **state)
     const uint64_t step = 64;
     vd_host *h;
     tanchor ta;
-    vd_image *img = stepped_image(&h, &ta, step, 2 * step);
+    vd_image *img = anchored_image(&h, &ta, VD_ANCHOR_EXPLICIT_SYNC, step, 2 * step);
     for (uint32_t i = 0; i < 6; i++) {
         put_block(img, i, 300 + i);
         if (i % 2) /* an implicit commit first: the sync starts one past a step */
             VT_EXPECT_ERR(vd_image_commit(img), VD_OK, "commit %u", i);
         put_block(img, 100 + i, 400 + i);
         uint64_t size;
-        const uint8_t *live = vd_host_mem_data(h, &size);
-        uint8_t *before = malloc(size);
-        assert_non_null(before);
-        memcpy(before, live, size);
+        uint8_t *before = vt_host_mem_copy(h, &size);
         const uint64_t f0 = flushes_of(img), a0 = ta.advances, v0 = ta.value;
         VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync %u", i);
         const uint64_t want = i % 2 ? 1 : 3;
@@ -811,16 +793,16 @@ static int cr_allowed(const crun *w, int s, uint64_t lbn, uint32_t id)
     return vt_hist_allowed(w->hist, s < 0 ? 0 : w->sync_start_seq[s], lbn, id);
 }
 
-static const vd_open_opts *cr_opts(const crun *w, vd_anchor *a, int ro)
+/* The options of every open of a run (by value: the library copies what
+ * it keeps, and each caller holds its own). */
+static vd_open_opts cr_opts(const crun *w, vd_anchor *a, int ro)
 {
-    static vd_open_opts o;
-    memset(&o, 0, sizeof o);
-    o.read_only = ro;
-    o.cache_bytes = 1 << 20; /* 128 dirty blocks force implicit commits */
-    o.aead_impl = VD_AEAD_OPENSSL;
-    o.anchor = a;
-    o.anchor_mode = w->mode;
-    return &o;
+    vd_open_opts o = {.read_only = ro,
+                      .cache_bytes = 1 << 20, /* 128 dirty blocks force implicit commits */
+                      .aead_impl = VD_AEAD_OPENSSL,
+                      .anchor = a,
+                      .anchor_mode = w->mode};
+    return o;
 }
 
 /* The workload: bursts of writes (some beyond the dirty limit, so implicit
@@ -896,8 +878,8 @@ static void cr_start(crun *w, vd_anchor_mode mode, uint64_t seed, vd_rec **rec,
     *rec = vd_rec_new(NULL, 0);
     assert_non_null(*rec);
     vd_create_opts c = {.nblocks = CR_BLOCKS, .fanout = 8};
-    VT_EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, cr_opts(w, &ta->a, 0), img),
-               VD_OK, "create");
+    const vd_open_opts o = cr_opts(w, &ta->a, 0);
+    VT_EXPECT_ERR(vd_image_create(vd_rec_host(*rec), KEY, &c, &o, img), VD_OK, "create");
     if (real) /* the TPM counter starts where it is */
         assert_int_equal(ta_read(ta, &w->anchor_start), 0);
     assert_int_equal(vd_rec_reset_log(*rec), VD_OK); /* crashes start now */
@@ -935,7 +917,8 @@ static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const c
     tanchor t;
     ta_init(&t, a);
     vd_image *img = NULL;
-    vd_err e = vd_image_open(h, KEY, cr_opts(w, &t.a, 1), &img);
+    const vd_open_opts ro = cr_opts(w, &t.a, 1), rw = cr_opts(w, &t.a, 0);
+    vd_err e = vd_image_open(h, KEY, &ro, &img);
     if (e != VD_OK) {
         print_error("%s: read-only open with anchor %llu: %d (%s)\n", what,
                     (unsigned long long)a, (int)e, vd_strerror(e));
@@ -944,7 +927,7 @@ static uint64_t cr_recover(const crun *w, vd_host *h, uint64_t a, int s, const c
     cr_check_blocks(w, img, s, what);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     assert_int_equal(t.value, a); /* read-only: untouched */
-    e = vd_image_open(h, KEY, cr_opts(w, &t.a, 0), &img);
+    e = vd_image_open(h, KEY, &rw, &img);
     if (e != VD_OK) {
         print_error("%s: writable open with anchor %llu: %d (%s)\n", what,
                     (unsigned long long)a, (int)e, vd_strerror(e));
@@ -971,7 +954,8 @@ static void cr_expect_rollback_host(const crun *w, vd_host *h, uint64_t a,
     ta_init(&t, a);
     for (int ro = 1; ro >= 0; ro--) {
         vd_image *img = NULL;
-        vd_err e = vd_image_open(h, KEY, cr_opts(w, &t.a, ro), &img);
+        const vd_open_opts o = cr_opts(w, &t.a, ro);
+        vd_err e = vd_image_open(h, KEY, &o, &img);
         if (e != VD_ERR_ROLLBACK) {
             print_error("%s: state at op %zu opened %s with anchor %llu: %d (%s)\n", what,
                         m, ro ? "read-only" : "writable", (unsigned long long)a, (int)e,
@@ -1250,10 +1234,7 @@ static void test_tpm_gone_mid_session_acknowledges_nothing(void **state)
     put_block(img, 1, 11);
     VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync with the TPM up");
     uint64_t size;
-    const uint8_t *live = vd_host_mem_data(h, &size);
-    uint8_t *before = malloc(size);
-    assert_non_null(before);
-    memcpy(before, live, size);
+    uint8_t *before = vt_host_mem_copy(h, &size);
     uint64_t acked;
     assert_int_equal(tpm->read(tpm->ctx, &acked), 0);
 

@@ -519,10 +519,7 @@ static void rekey_with_anchor_refuses_old_copy(void **state)
     assert_int_equal(vd_image_write(img, 3, 1, b), VD_OK);
     assert_int_equal(vd_image_close(img), VD_OK);
     uint64_t size;
-    const uint8_t *live = vd_host_mem_data(h, &size);
-    uint8_t *copy = malloc(size);
-    assert_non_null(copy);
-    memcpy(copy, live, size);
+    uint8_t *copy = vt_host_mem_copy(h, &size);
 
     vd_rekey_slot slot = {u2, NULL};
     vd_rekey_opts ro = {.slots = &slot, .nslots = 1};

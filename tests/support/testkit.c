@@ -1,6 +1,11 @@
 /* See testkit.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "testkit.h"
 
@@ -118,4 +123,13 @@ int64_t vt_block_memo_identify(vt_block_memo *m, const uint8_t *b, uint64_t lbn)
         m->ids[lbn] = (uint32_t)id;
     }
     return memcmp(want, b, VD_BLOCK_SIZE) == 0 ? (int64_t)id : -1;
+}
+
+uint8_t *vt_host_mem_copy(vd_host *h, uint64_t *size)
+{
+    const uint8_t *live = vd_host_mem_data(h, size);
+    uint8_t *copy = malloc(*size);
+    assert_non_null(copy);
+    memcpy(copy, live, *size);
+    return copy;
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "vdisk/host.h"
 #include "vdisk/vdisk.h"
 
 /* Fails the running cmocka test unless got == want; the message names the
@@ -49,5 +50,10 @@ vt_block_memo *vt_block_memo_new(uint64_t nblocks);
 void vt_block_memo_free(vt_block_memo *m);
 /* vt_block_identify(b, lbn); lbn < the memo's nblocks. */
 int64_t vt_block_memo_identify(vt_block_memo *m, const uint8_t *b, uint64_t lbn);
+
+/* A copy of memory host h's image as it is now (*size bytes, the caller
+ * frees it): the state a test puts back later, as a host rolling the image
+ * back would. Fails the running cmocka test when out of memory. */
+uint8_t *vt_host_mem_copy(vd_host *h, uint64_t *size);
 
 #endif
