@@ -53,7 +53,20 @@ W=$(cd "$W" && pwd)
 printf 'vhdbench-peer-password\n' >"$W/password"
 chmod 600 "$W/password"
 
-MNT="" KIND=""
+MNT="" KIND="" PEER_PID=""
+# fusermount3 -u returns once the kernel lets go; gocryptfs and cryfs then
+# still write into their cipher directory, which the next fresh() removes:
+# wait for the daemon to exit (up to 60 s).
+peer_gone() {
+    local i
+    [[ -n $PEER_PID ]] || return 0
+    for ((i = 0; i < 1200; i++)); do
+        kill -0 "$PEER_PID" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    echo "bench-peers-fio: $KIND (pid $PEER_PID) did not exit after its unmount" >&2
+    return 1
+}
 unmount() {
     [[ -n $MNT ]] || return 0
     if mountpoint -q "$MNT"; then
@@ -63,7 +76,8 @@ unmount() {
             fusermount3 -u "$MNT"
         fi
     fi
-    MNT="" KIND=""
+    peer_gone
+    MNT="" KIND="" PEER_PID=""
 }
 cleanup() {
     unmount || true
@@ -103,6 +117,9 @@ fresh() {
         ;;
     esac
     MNT=$r/mnt KIND=$p
+    if [[ $p == gocryptfs || $p == cryfs ]]; then
+        PEER_PID=$(pgrep -n -f -- "$r/cipher") || PEER_PID=""
+    fi
     mountpoint -q "$MNT" || { echo "bench-peers-fio: $p did not mount" >&2; exit 1; }
 }
 
