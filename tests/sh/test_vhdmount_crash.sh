@@ -22,7 +22,6 @@ SEED=${VD_SEED:-1515}
 COMMIT=1
 RANDOM=$SEED
 note "seed $SEED, $ROUNDS rounds, -o commit=$COMMIT"
-state_dir_private
 
 image_new 128M
 K=$T/keep # what each file in the volume should hold

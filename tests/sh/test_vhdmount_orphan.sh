@@ -13,7 +13,6 @@
 fuse_need
 need "$VHDFSCK" head base64
 umask 022
-state_dir_private
 image_new 64M
 # Text without newlines, written and read through the descriptors with
 # bash builtins.

@@ -12,7 +12,6 @@
 . "$(dirname "$0")/vhdmount_lib.sh"
 fuse_need
 need dd cmp head grep
-state_dir_private
 image_new 64M
 head -c $((40 * 4096)) /dev/urandom >"$T/data"
 

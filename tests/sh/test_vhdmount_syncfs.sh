@@ -11,7 +11,6 @@
 . "$(dirname "$0")/vhdmount_lib.sh"
 fuse_need
 need sync head cmp
-state_dir_private
 image_new 64M
 head -c 1000000 /dev/urandom >"$T/data"
 

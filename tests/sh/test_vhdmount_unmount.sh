@@ -9,7 +9,6 @@
 fuse_need
 need "$VHDFSCK" "$VHDTOOL" cmp stat sha256sum
 umask 022
-state_dir_private
 
 KEY=$T/key
 M=$T/mnt

@@ -50,12 +50,11 @@ image_new() {
     expect_status 0 "$MKVHD" -q --size "$1" --new-key-file "$KEY" "$IMG"
 }
 
-# state_dir_private: vhdmount's state files (state_epoch reads them) go to
-# this test's own XDG_RUNTIME_DIR, not the user's.
-state_dir_private() {
-    export XDG_RUNTIME_DIR=$T/run
-    mkdir -m 0700 "$XDG_RUNTIME_DIR"
-}
+# vhdmount's state files (state_epoch reads them) go to this test's own
+# XDG_RUNTIME_DIR, never the user's: every test that sources this file
+# would otherwise leave one per mount in /run/vhdmount (root) for good.
+export XDG_RUNTIME_DIR=$T/run
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
 # mnt_start IMAGE MOUNTPOINT [vhdmount options...]: vhdmount -f in the
 # background (pid in MPID, stderr in $T/vhdmount.log); returns once the
