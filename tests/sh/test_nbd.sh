@@ -14,7 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/nbd_lib.sh"
 # vhdmount's state files in this test's own runtime directory, not the user's.
-export XDG_RUNTIME_DIR=$T/run
+export XDG_RUNTIME_DIR=$T/vhdmount-runtime
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
 nbd_need
 

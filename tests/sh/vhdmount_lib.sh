@@ -53,8 +53,9 @@ image_new() {
 # vhdmount's state files (state_epoch reads them) go to this test's own
 # XDG_RUNTIME_DIR, never the user's: every test that sources this file
 # would otherwise leave one per mount in /run/vhdmount (root) for good.
-export XDG_RUNTIME_DIR=$T/run
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+# (test_vhdbench sources this after using $T/run for vhdbench's own files.)
+export XDG_RUNTIME_DIR=$T/vhdmount-runtime
+[[ -d $XDG_RUNTIME_DIR ]] || mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
 # mnt_start IMAGE MOUNTPOINT [vhdmount options...]: vhdmount -f in the
 # background (pid in MPID, stderr in $T/vhdmount.log); returns once the
@@ -106,7 +107,7 @@ fsck_clean() {
 
 # state_epoch MOUNTPOINT: the epoch of the last commit vhdmount made there,
 # from its state file (written once a periodic commit is complete: the
-# event tests wait for). Needs XDG_RUNTIME_DIR set by the test.
+# event tests wait for), in this test's XDG_RUNTIME_DIR (set above).
 state_epoch() {
     local mp f
     mp=$(realpath "$1")
