@@ -77,9 +77,7 @@ uint32_t vd_image_meta_cap(vd_image *img, uint32_t *room)
      * else in the round (data goes in rounds of its own first). */
     uint64_t cap = j;
     while (cap > 0) {
-        uint64_t nj = cap * (h + 1) + 1;
-        uint64_t eb = nj <= SB_INLINE_MAX ? 0 : (nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
-        if (eb + cap <= j)
+        if (vd_journal_need(cap * (h + 1) + 1, cap) <= j)
             break;
         cap--;
     }

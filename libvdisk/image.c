@@ -364,7 +364,7 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
     if (s->jcount == 0 || s->jcount > (uint64_t)img->hdr.journal_blocks * JE_PER_BLOCK ||
         (one && (s->version < 4 || s->state != SB_STATE_COMMITTED)))
         return VD_ERR_CORRUPT;
-    uint64_t eb = s->jinline ? 0 : (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    uint64_t eb = s->jinline ? 0 : vd_journal_entry_blocks(s->jcount);
     uint64_t nblk = eb + (one ? s->jcount : 0);
     if (nblk > img->hdr.journal_blocks)
         return VD_ERR_CORRUPT;
@@ -375,8 +375,7 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
     uint8_t *buf = NULL;
     const uint8_t *src = sblk + SB_OFF_INLINE;
     if (nblk) {
-        uint64_t start =
-            img->hdr.journal_start + (s->epoch % 2) * img->hdr.journal_blocks;
+        uint64_t start = vd_journal_area(img, s->epoch);
         buf = malloc((size_t)nblk * VDF_BLOCK);
         if (!buf)
             return VD_ERR_NOMEM;
@@ -480,7 +479,7 @@ static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk, i
     uint32_t n = 0;
     for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++)
         n += ent[k].redo != 0;
-    uint64_t eb = s->jinline ? 0 : (s->jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+    uint64_t eb = s->jinline ? 0 : vd_journal_entry_blocks(s->jcount);
     if (e == VD_OK && eb + n > img->hdr.journal_blocks)
         e = VD_ERR_CORRUPT;
     vd_redo *list = NULL;
@@ -490,7 +489,7 @@ static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk, i
             e = VD_ERR_NOMEM;
     }
     /* Merge by phys with what is loaded already (newer: it wins). */
-    uint64_t src = img->hdr.journal_start + s->slot * (uint64_t)img->hdr.journal_blocks + eb;
+    uint64_t src = vd_journal_area(img, s->slot) + eb;
     uint32_t m = 0, old = 0;
     for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++) {
         if (!ent[k].redo)

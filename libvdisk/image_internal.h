@@ -437,4 +437,27 @@ vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
 /* Writable open over an interrupted sync: resolve and commit (O(journal)). */
 vd_err vd_recover_commit(vd_image *img);
 
+/* ---- the journal areas (docs/FORMAT.md §7): one per superblock slot ---- */
+
+/* Entry blocks of a journal of nj entries kept in its area (not inline). */
+static inline uint64_t vd_journal_entry_blocks(uint64_t nj)
+{
+    return (nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
+}
+
+/* Journal blocks a round of nj entries and nredo blocks of sealed contents
+ * needs: entry blocks (none when the entries fit in the superblock), then
+ * one block per sealed copy. */
+static inline uint64_t vd_journal_need(uint64_t nj, uint64_t nredo)
+{
+    return (nj <= SB_INLINE_MAX ? 0 : vd_journal_entry_blocks(nj)) + nredo;
+}
+
+/* First block of the journal area of the record of epoch (its slot is
+ * epoch % 2; a slot number gives the same). */
+static inline uint64_t vd_journal_area(const vd_image *img, uint64_t epoch)
+{
+    return img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks;
+}
+
 #endif

@@ -288,7 +288,7 @@ static vd_err grow_locked(vd_image *img, uint64_t nblocks)
     mt_version root;
     if (e == VD_OK)
         e = write_tree(img, &g, nh.node_start, leaf, n, &root);
-    uint64_t jstart = img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks;
+    uint64_t jstart = vd_journal_area(img, epoch);
     if (e == VD_OK && n > 0)
         e = vd_io_write(img, jstart * VDF_BLOCK, ct, (size_t)n * VDF_BLOCK);
     if (e == VD_OK)

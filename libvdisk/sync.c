@@ -79,27 +79,6 @@ struct vd_flight {
     void *then_arg;
 };
 
-/* Entry blocks of a journal of nj entries (when not inline). */
-static uint32_t entry_blocks(uint32_t nj)
-{
-    return (nj + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
-}
-
-/* Journal blocks a round of nj entries and nredo metadata blocks needs:
- * entry blocks (none when the entries fit in the superblock), then one
- * block per metadata block's sealed contents. */
-static uint64_t journal_need(uint64_t nj, uint64_t nredo)
-{
-    uint64_t eb = nj <= SB_INLINE_MAX ? 0 : entry_blocks((uint32_t)nj);
-    return eb + nredo;
-}
-
-/* First block of the journal area of epoch's slot. */
-static uint64_t journal_area(const vd_image *img, uint64_t epoch)
-{
-    return img->hdr.journal_start + (epoch % 2) * img->hdr.journal_blocks;
-}
-
 /* The round's entries into buf, JE_PER_BLOCK to a block. */
 static void encode_entries(const vd_round *r, uint8_t *buf)
 {
@@ -155,7 +134,7 @@ static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
                 add++;
         }
         uint32_t m = metas + (leaf[k].meta != 0);
-        if (journal_need((uint64_t)k + 1 + nodes + add, m) > img->hdr.journal_blocks ||
+        if (vd_journal_need((uint64_t)k + 1 + nodes + add, m) > img->hdr.journal_blocks ||
             nodes + add > node_room)
             break;
         nodes += add;
@@ -384,8 +363,8 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
 static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
                             uint8_t digest[32])
 {
-    uint32_t nblk = entry_blocks(r->nj);
-    uint64_t start = journal_area(img, epoch);
+    uint32_t nblk = (uint32_t)vd_journal_entry_blocks(r->nj);
+    uint64_t start = vd_journal_area(img, epoch);
     uint8_t *buf = calloc(nblk, VDF_BLOCK);
     if (!buf)
         return VD_ERR_NOMEM;
@@ -436,7 +415,7 @@ static vd_err write_level(vd_image *img, const vd_round *r, uint32_t l, int meta
 static vd_err write_redo(vd_image *img, uint64_t epoch, const vd_round *r,
                          int jinline)
 {
-    uint64_t start = journal_area(img, epoch) + (jinline ? 0 : entry_blocks(r->nj));
+    uint64_t start = vd_journal_area(img, epoch) + (jinline ? 0 : vd_journal_entry_blocks(r->nj));
     uint8_t *buf = malloc((size_t)r->nredo * VDF_BLOCK);
     if (!buf)
         return VD_ERR_NOMEM;
@@ -504,7 +483,7 @@ static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
     if (img->hdr.format_version < 4 || img->rk.active || epoch != cepoch ||
         r->nj > img->oneflush_max)
         return 0;
-    if (journal_need(r->nj, r->nj) > img->hdr.journal_blocks)
+    if (vd_journal_need(r->nj, r->nj) > img->hdr.journal_blocks)
         return 0;
     uint64_t nchg = 0;
     for (uint32_t l = 0; l <= img->geo.height; l++)
@@ -561,7 +540,7 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
 {
     const mt_geometry *g = &img->geo;
     int jinline = r->nj <= SB_INLINE_MAX;
-    uint32_t eb = jinline ? 0 : entry_blocks(r->nj);
+    uint32_t eb = jinline ? 0 : (uint32_t)vd_journal_entry_blocks(r->nj);
     size_t bytes = (size_t)(eb + r->nj) * VDF_BLOCK;
     uint8_t *buf = calloc(1, bytes);
     if (!buf)
@@ -583,7 +562,7 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     if (e == VD_OK)
         vd_oneflush_digest(buf, bytes, digest);
     if (e == VD_OK)
-        e = vd_io_write(img, journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
+        e = vd_io_write(img, vd_journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
     free(buf);
     if (e == VD_OK)
         e = super_write_flags(img, r->sb, epoch, SB_STATE_COMMITTED,
