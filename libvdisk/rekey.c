@@ -162,11 +162,16 @@ out:
 /* Blocks a round of the pass holds at most. Each round's ciphertext stays
  * in memory from its read until its writes are done, and three rounds are
  * held at once (one written and the one after next read on the host's
- * thread while the next is resealed): 3 x 16 MiB, touched once and
- * reused, where the cache-based pass faulted in a 64 MiB cache and a 32
- * MiB ciphertext buffer (on this project's VM a first touch of fresh
- * memory costs up to ~3 ms per MiB, docs/PERFORMANCE.md). */
-#define REKEY_ROUND 4096u
+ * thread while the next is resealed): 3 x 4 MiB, touched once and reused.
+ * Small, because fresh memory is what a rotation pays for beyond the AES
+ * and the kernel's copies: on this project's VM a first touch costs 2-9
+ * ms per MiB. 4,096-block rounds (3 x 16 MiB) spent ~0.3 s of a 1 GB
+ * rotation faulting their buffers in and rotated at 43-48 % of the seal
+ * ceiling on /dev/shm, 1,024-block rounds at 50-55 %, 512-block ones at
+ * 45-50 % (more records and node seals); on ext4 the disk's flush sets
+ * the pace and the three were within noise (docs/PERFORMANCE.md, "Key
+ * rotation"). */
+#define REKEY_ROUND 1024u
 
 /* Written data blocks per round: all of them fit in one journal with
  * their nodes, so each round's record can move the cursor past them. */

@@ -15,8 +15,9 @@
 # mount points go (default: a new directory under /var/tmp, removed at
 # the end). Needs fio, gocryptfs and cryfs (scripts/bench.sh --peers
 # installs the last two). Environment: PEERS (default "dir gocryptfs
-# cryfs vhdmount"), SIZE_RW (default 256M), RW_SECS (default 20),
-# ROUNDS (default 1: each round runs every peer once, in order).
+# cryfs vhdmount"), JOBS (default "seqwrite randrw"), SIZE_RW (default
+# 256M), RW_SECS (default 20), ROUNDS (default 1: each round runs every
+# peer once, in order).
 # Prints one line per job and a table at the end; asserts nothing (the
 # numbers depend on the machine and its load, which is printed too).
 set -euo pipefail
@@ -29,9 +30,13 @@ PEERS=${PEERS:-dir gocryptfs cryfs vhdmount}
 SIZE_RW=${SIZE_RW:-256M}
 RW_SECS=${RW_SECS:-20}
 ROUNDS=${ROUNDS:-1}
+JOBS=${JOBS:-seqwrite randrw}
 
 need() { command -v "$1" >/dev/null || { echo "bench-peers-fio: $1 not found${2:+ ($2)}" >&2; exit 2; }; }
 need fio
+for j in $JOBS; do
+    [[ $j == seqwrite || $j == randrw ]] || { echo "bench-peers-fio: unknown job $j" >&2; exit 2; }
+done
 need python3
 for p in $PEERS; do
     case $p in
@@ -154,8 +159,9 @@ PY
 echo "bench-peers-fio: $(date -u '+%F %T UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, work dir $W" >&2
 for ((round = 0; round < ROUNDS; round++)); do
     for p in $PEERS; do
-        job "$p" seqwrite
-        job "$p" randrw
+        for j in $JOBS; do
+            job "$p" "$j"
+        done
     done
 done
 
