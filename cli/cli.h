@@ -163,8 +163,10 @@ enum {
     CLI_OPEN_ANCHOR_CREATE = 1 << 2, /* a missing --anchor file starts at the
                                         image's epoch, a TPM index is
                                         defined (vhdtool anchor init) */
-    CLI_OPEN_ANCHOR_BIND = 1 << 3    /* bind the image to this anchor
+    CLI_OPEN_ANCHOR_BIND = 1 << 3,   /* bind the image to this anchor
                                         (vd_open_opts.anchor_bind) */
+    CLI_OPEN_PREFAULT = 1 << 4       /* the cache and commit buffers faulted
+                                        in at open (VD_HOST_PREFAULT) */
 };
 
 /* Open IMAGE's host: a file path or an NBD URI (vd_host_open). Returns an

@@ -81,7 +81,8 @@ int cli_image_open(const char *prog, const char *path, const cli_keyopts *k,
     memset(out, 0, sizeof *out);
     out->quiet = k->quiet;
     int ro = (flags & CLI_OPEN_READONLY) != 0;
-    int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0);
+    int hflags = (ro ? VD_HOST_READONLY : 0) | ((flags & CLI_OPEN_NOLOCK) ? VD_HOST_NOLOCK : 0) |
+                 ((flags & CLI_OPEN_PREFAULT) ? VD_HOST_PREFAULT : 0);
     vd_err e;
     int hrc = host_open(prog, path, hflags, k->quiet, &out->host, &e);
     if (hrc != 0) {

@@ -50,7 +50,8 @@ static void usage(FILE *to)
         "                 ro, allow_other and the other options\n"
         "                 of mount.fuse3(8); vfat's uid=N, gid=N, umask=OCT,\n"
         "                 dmask=OCT, fmask=OCT, showexec, quiet (modes: see vhdmount(8))\n"
-        "  --cache-mb N   image block cache in MiB (default 64)\n"
+        "  --cache-mb N   image block cache in MiB (default 64); it and, writable,\n"
+        "                 two commit buffers of N/2 MiB are resident from the mount on\n"
         "  -u             unmount MOUNTPOINT and wait until the image is synced,\n"
         "                 closed and unlocked; exit with the daemon's close status\n" CLI_KEY_USAGE,
         PROG, PROG);
@@ -281,7 +282,8 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = vmnt_session_new(&c, &m.fargs);
     if (rc == 0)
-        rc = cli_image_open(PROG, m.image, &m.keys, m.read_only ? CLI_OPEN_READONLY : 0,
+        rc = cli_image_open(PROG, m.image, &m.keys,
+                            (m.read_only ? CLI_OPEN_READONLY : 0) | CLI_OPEN_PREFAULT,
                             m.cache_bytes, &c.ci);
     if (rc == 0)
         rc = cli_fs_mount(PROG, m.image, &c.ci, m.read_only);

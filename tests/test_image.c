@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "fault.h"
+#include "passthru.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
 
@@ -2715,6 +2716,55 @@ static void test_four_threads_on_one_handle(void **state)
     }
 }
 
+/* What the core offers the host through mem_advise at open: the cache,
+ * and for a writable open both commit buffers (VD_HOST_PREFAULT faults
+ * them in there, not in the first commits). */
+typedef struct advise_count {
+    vt_passthru pt; /* first: the host's ctx */
+    unsigned calls;
+    size_t bytes;
+} advise_count;
+
+static void count_advise(void *ctx, void *addr, size_t len)
+{
+    advise_count *a = ctx;
+    assert_non_null(addr);
+    assert_int_equal((uintptr_t)addr % ((size_t)2 << 20), 0); /* huge-page aligned */
+    a->calls++;
+    a->bytes += len;
+}
+
+static void test_open_offers_cache_and_commit_buffers(void **state)
+{
+    (void)state;
+    uint8_t key[VD_KEY_BYTES];
+    make_key(key, 0x41);
+    vd_host *mem = NULL;
+    OK(vd_host_mem_new(&mem));
+    OK(vd_image_close(create_img(mem, key, 4096, VD_CIPHER_AES256GCM, 0, VD_AEAD_OPENSSL)));
+    const size_t cache = (size_t)8 << 20;
+    for (int ro = 0; ro <= 1; ro++) {
+        advise_count a;
+        memset(&a, 0, sizeof a);
+        vt_passthru_init(&a.pt, mem, 1);
+        a.pt.host.mem_advise = count_advise;
+        vd_image *img = open_img(&a.pt.host, key, ro, cache, VD_AEAD_OPENSSL);
+        /* The cache, then dirty_limit (half of it) twice when writable. */
+        assert_int_equal(a.calls, ro ? 1u : 3u);
+        assert_int_equal(a.bytes, ro ? cache : 2 * cache);
+        if (!ro) { /* and the buffers serve the commits: nothing more offered */
+            uint8_t blk[VD_BLOCK_SIZE];
+            memset(blk, 0x5a, sizeof blk);
+            for (uint64_t b = 0; b < 1024; b++)
+                OK(vd_image_write(img, b, 1, blk));
+            OK(vd_image_sync(img));
+            assert_int_equal(a.calls, 3u);
+        }
+        OK(vd_image_close(img));
+    }
+    vd_host_mem_free(mem);
+}
+
 /* ----------------------------------------------------------------------------------------- */
 
 int main(void)
@@ -2728,6 +2778,7 @@ int main(void)
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_and_invalid_arguments_are_inval),
+        cmocka_unit_test(test_open_offers_cache_and_commit_buffers),
         cmocka_unit_test(test_memory_round_trip_with_runs_last_block_and_zeros),
         cmocka_unit_test(test_round_trip_at_tree_geometry_boundaries),
         cmocka_unit_test_teardown(test_file_host_round_trip_close_syncs, file_teardown),

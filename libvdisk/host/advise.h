@@ -5,5 +5,7 @@
 #include <stddef.h>
 
 void vdh_mem_advise(void *ctx, void *addr, size_t len);
+/* The same hint, then the range faulted in (VD_HOST_PREFAULT). */
+void vdh_mem_prefault(void *ctx, void *addr, size_t len);
 
 #endif

@@ -217,7 +217,7 @@ static void set_errno_out(int *sys_errno, int value)
 vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
                          int *sys_errno)
 {
-    const int known = VD_HOST_READONLY | VD_HOST_CREATE | VD_HOST_NOLOCK;
+    const int known = VD_HOST_READONLY | VD_HOST_CREATE | VD_HOST_NOLOCK | VD_HOST_PREFAULT;
     int oflags;
     int fd;
     int saved;
@@ -300,7 +300,7 @@ vd_err vd_host_file_open(const char *path, int flags, vd_host **out,
     fh->host.size = file_size;
     fh->host.truncate = file_truncate;
     fh->host.now = file_now;
-    fh->host.mem_advise = vdh_mem_advise;
+    fh->host.mem_advise = (flags & VD_HOST_PREFAULT) ? vdh_mem_prefault : vdh_mem_advise;
     if (vd_jobs_new(0, &fh->jobs) == VD_OK) {
         fh->host.run_jobs = file_run_jobs;
         fh->host.job_start = file_job_start;

@@ -592,7 +592,7 @@ int vd_host_nbd_available(void)
 vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errno,
                         char *why, size_t why_len)
 {
-    const int known = VD_HOST_READONLY | VD_HOST_CREATE | VD_HOST_NOLOCK;
+    const int known = VD_HOST_READONLY | VD_HOST_CREATE | VD_HOST_NOLOCK | VD_HOST_PREFAULT;
 
     set_errno_out(sys_errno, 0);
     fmt(why, why_len, "%s", "");
@@ -674,7 +674,7 @@ vd_err vd_host_nbd_open(const char *uri, int flags, vd_host **out, int *sys_errn
     nh->host.size = nbdh_size;
     nh->host.truncate = nbdh_truncate;
     nh->host.now = nbdh_now;
-    nh->host.mem_advise = vdh_mem_advise;
+    nh->host.mem_advise = (flags & VD_HOST_PREFAULT) ? vdh_mem_prefault : vdh_mem_advise;
     if (vd_jobs_new(0, &nh->jobs) == VD_OK) {
         nh->host.run_jobs = nbdh_run_jobs;
         nh->host.job_start = nbdh_job_start;

@@ -23,7 +23,16 @@ extern "C" {
 enum {
     VD_HOST_READONLY = 1 << 0, /* open O_RDONLY, shared lock */
     VD_HOST_CREATE = 1 << 1,   /* create with O_EXCL, mode 0600 */
-    VD_HOST_NOLOCK = 1 << 2    /* skip flock (tests that open twice on purpose) */
+    VD_HOST_NOLOCK = 1 << 2,   /* skip flock (tests that open twice on purpose) */
+    /* Fault the core's long-lived buffers in when it allocates them
+     * (vd_host.mem_advise: the block cache and the commit buffers, at
+     * open), so that their first touch is paid at open, not by the first
+     * writes. Fresh memory can be slow: a confidential VM accepts each
+     * page on first use, a VM whose host backs memory lazily faults it in
+     * from the host (2-9 ms per MiB on this project's CI machine,
+     * docs/PERFORMANCE.md). A long-lived mount asks for it (vhdmount);
+     * the cost is the whole budget resident from the start. */
+    VD_HOST_PREFAULT = 1 << 3
 };
 
 /* Open (or create, mode 0600) an image file. Errors: VD_ERR_IO (with errno
