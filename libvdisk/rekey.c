@@ -229,20 +229,16 @@ static void pass_free(rekey_pass_state *p)
     free(p);
 }
 
-/* A round's ciphertext buffer. 16 MiB ones are 2 MiB aligned and offered
- * to the host for huge pages (vd_host.mem_advise), as the cache is: 24
- * page faults for the three instead of 12,288. */
-#define REKEY_HUGE ((size_t)2 << 20)
-static uint8_t *ct_alloc(const vd_image *img, uint32_t max)
+/* A round's ciphertext buffer, on ordinary pages: not offered for huge
+ * pages (vd_host.mem_advise) as the cache is. A fresh 2 MiB page is more
+ * often one this project's VM must have its host back anew (up to ~9 ms
+ * per MiB), while 4 KiB pages come from memory freed recently; 3 x 4 MiB
+ * take 3,072 page faults, about a millisecond. Interleaved A/B, 1 GiB on
+ * /dev/shm: 4 KiB pages faster in 4 of 5 rounds (median 0.60 s against
+ * 0.66 s), and in 3 of 4 with 16 MiB rounds (docs/PERFORMANCE.md). */
+static uint8_t *ct_alloc(uint32_t max)
 {
-    size_t bytes = (size_t)max * VDF_BLOCK;
-    if (bytes < REKEY_HUGE)
-        return aligned_alloc(VDF_BLOCK, bytes);
-    bytes = (bytes + REKEY_HUGE - 1) / REKEY_HUGE * REKEY_HUGE;
-    uint8_t *p = aligned_alloc(REKEY_HUGE, bytes);
-    if (p && img->host.mem_advise)
-        img->host.mem_advise(img->host.ctx, p, bytes);
-    return p;
+    return aligned_alloc(VDF_BLOCK, (size_t)max * VDF_BLOCK);
 }
 
 static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
@@ -258,7 +254,7 @@ static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
         rr->file_bytes = img->file_bytes;
         ok = (rr->lbn = malloc((size_t)max * sizeof *rr->lbn)) != NULL &&
              (rr->v = malloc((size_t)max * sizeof *rr->v)) != NULL &&
-             (rr->ct = ct_alloc(img, max)) != NULL;
+             (rr->ct = ct_alloc(max)) != NULL;
     }
     if (!ok) {
         pass_free(p);
