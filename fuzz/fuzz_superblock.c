@@ -109,10 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 4) {
         uint32_t jcount = fz_le32(blk + SB_OFF_JCOUNT);
         uint64_t nblk = ((uint64_t)jcount + JE_PER_BLOCK - 1) / JE_PER_BLOCK;
-        vdc_hash hh;
-        if (nblk <= hd->journal_blocks && vdc_hash_init(&hh) == 0 &&
-            vdc_hash_update(&hh, jrn, (size_t)nblk * VDF_BLOCK) == 0)
-            (void)vdc_hash_final(&hh, blk + SB_OFF_JDIGEST);
+        if (nblk <= hd->journal_blocks)
+            (void)vdc_hash_buf(blk + SB_OFF_JDIGEST, jrn, (size_t)nblk * VDF_BLOCK);
     }
     FZ_CHECK(vd_super_seal(sealer, blk) == VD_OK);
 

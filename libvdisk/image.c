@@ -103,9 +103,7 @@ vd_err vd_header_digest(const vd_header *h, uint8_t out[32])
     c.alt_node_start = 0;
     uint8_t blk[VDF_BLOCK];
     vd_header_encode(&c, blk);
-    vdc_hash hs;
-    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
-        vdc_hash_final(&hs, out) != 0)
+    if (vdc_hash_buf(out, blk, VDF_BLOCK) != 0)
         return VD_ERR_NOMEM;
     return VD_OK;
 }
@@ -381,13 +379,9 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
             return VD_ERR_NOMEM;
         vd_err e = vd_io_read(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
         uint8_t d[32];
-        vdc_hash h;
         if (e == VD_OK && one)
             vd_oneflush_digest(buf, (size_t)nblk * VDF_BLOCK, d);
-        else if (e == VD_OK &&
-                 (vdc_hash_init(&h) != 0 ||
-                  vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) != 0 ||
-                  vdc_hash_final(&h, d) != 0))
+        else if (e == VD_OK && vdc_hash_buf(d, buf, (size_t)nblk * VDF_BLOCK) != 0)
             e = VD_ERR_NOMEM;
         if (e == VD_OK && vdc_memcmp(d, s->jdigest, 32) != 0)
             e = VD_ERR_AUTH;
@@ -597,9 +591,7 @@ static vd_err convert_format(vd_image *img)
     h.format_version = VDF_FORMAT_VERSION;
     vd_header_encode(&h, blk);
     uint8_t d[32];
-    vdc_hash hs;
-    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
-        vdc_hash_final(&hs, d) != 0)
+    if (vdc_hash_buf(d, blk, VDF_BLOCK) != 0)
         return VD_ERR_NOMEM;
     vd_err e = vd_io_write(img, 0, blk, VDF_BLOCK);
     if (e == VD_OK)
@@ -979,9 +971,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         }
     }
     vd_header_encode(h, blk);
-    vdc_hash hs;
-    if (vdc_hash_init(&hs) != 0 || vdc_hash_update(&hs, blk, VDF_BLOCK) != 0 ||
-        vdc_hash_final(&hs, img->header_digest) != 0)
+    if (vdc_hash_buf(img->header_digest, blk, VDF_BLOCK) != 0)
         e = VD_ERR_NOMEM;
     uint64_t bytes = h->total_blocks * VDF_BLOCK + VHD_FOOTER_BYTES;
     if (e == VD_OK) {

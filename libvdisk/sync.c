@@ -382,11 +382,8 @@ static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
     if (!buf)
         return VD_ERR_NOMEM;
     encode_entries(r, buf);
-    vdc_hash h;
     vd_err e = VD_ERR_NOMEM;
-    if (vdc_hash_init(&h) == 0 &&
-        vdc_hash_update(&h, buf, (size_t)nblk * VDF_BLOCK) == 0 &&
-        vdc_hash_final(&h, digest) == 0)
+    if (vdc_hash_buf(digest, buf, (size_t)nblk * VDF_BLOCK) == 0)
         e = vd_io_write(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
     free(buf);
     return e;

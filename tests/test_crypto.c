@@ -619,6 +619,9 @@ static void test_hash_known_answers(void **state)
     unhex(want, 32,
           "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
     assert_memory_equal(out, want, 32); /* BLAKE2b-256("abc") */
+    memset(out, 0, sizeof out);
+    assert_int_equal(vdc_hash_buf(out, "abc", 3), 0);
+    assert_memory_equal(out, want, 32); /* the one-buffer form */
 }
 
 static void test_hash_incremental_equals_one_shot(void **state)

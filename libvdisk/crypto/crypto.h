@@ -73,6 +73,8 @@ typedef struct vdc_hash {
 int vdc_hash_init(vdc_hash *h);
 int vdc_hash_update(vdc_hash *h, const void *p, size_t n);
 int vdc_hash_final(vdc_hash *h, uint8_t out[VDC_HASH_BYTES]);
+/* BLAKE2b-256 of one buffer: init, update, final. 0 or -1. */
+int vdc_hash_buf(uint8_t out[VDC_HASH_BYTES], const void *p, size_t n);
 
 /* MD5 (RFC 1321) of p: a format checksum (symbolic-link files, see
  * fat/link.c), never a security measure. 0 or -1. */

@@ -104,6 +104,14 @@ int vdc_hash_final(vdc_hash *h, uint8_t out[VDC_HASH_BYTES])
                : -1;
 }
 
+int vdc_hash_buf(uint8_t out[VDC_HASH_BYTES], const void *p, size_t n)
+{
+    vdc_hash h;
+    if (vdc_hash_init(&h) != 0 || vdc_hash_update(&h, p, n) != 0)
+        return -1;
+    return vdc_hash_final(&h, out);
+}
+
 int vdc_memcmp(const void *a, const void *b, size_t n)
 {
     return sodium_memcmp(a, b, n) == 0 ? 0 : -1;
