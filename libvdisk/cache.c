@@ -12,10 +12,8 @@ static uint32_t vc_hash(const vd_cache *c, uint64_t phys)
     return (uint32_t)(h >> 32) & (c->nbuckets - 1);
 }
 
-/* The block buffers. Large budgets are 2 MiB aligned, so the host can
- * back them with huge pages (vd_host.mem_advise; image.c asks). */
 #define CACHE_HUGE ((size_t)2 << 20)
-static uint8_t *cache_mem_alloc(size_t bytes)
+uint8_t *vc_mem_alloc(size_t bytes)
 {
     if (bytes < CACHE_HUGE)
         return aligned_alloc(VDF_BLOCK, bytes);
@@ -34,7 +32,7 @@ int vc_init(vd_cache *c, uint32_t nentries)
     c->e = calloc(nentries, sizeof *c->e);
     c->bucket = malloc(sizeof *c->bucket * c->nbuckets);
     c->dirty = malloc(sizeof *c->dirty * nentries);
-    c->mem = cache_mem_alloc((size_t)nentries * VDF_BLOCK);
+    c->mem = vc_mem_alloc((size_t)nentries * VDF_BLOCK);
     if (!c->e || !c->bucket || !c->dirty || !c->mem) {
         vc_destroy(c);
         return -1;

@@ -46,6 +46,10 @@ typedef struct vd_cache {
 
 /* 0 / -1 (out of memory). nentries >= 16. */
 int vc_init(vd_cache *c, uint32_t nentries);
+/* Memory for block buffers (the cache's, the commit buffers): 2 MiB
+ * aligned from 2 MiB on, so the host can back it with huge pages
+ * (vd_host.mem_advise), block aligned below that. free() releases it. */
+uint8_t *vc_mem_alloc(size_t bytes);
 void vc_destroy(vd_cache *c);
 
 /* Entry index for phys, or VC_NONE. Touches LRU. */

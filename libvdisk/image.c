@@ -764,7 +764,7 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
      * (VD_HOST_PREFAULT) does it here rather than in the first commits. */
     if (!img->read_only)
         for (unsigned k = 0; k < 2; k++)
-            vd_ctbuf_alloc(img, k);
+            (void)vd_ctbuf_get(img, k);
     img->jcap = img->hdr.journal_blocks * JE_PER_BLOCK;
     img->runbuf = aligned_alloc(VDF_BLOCK, (size_t)VD_RUN_MAX * VDF_BLOCK);
     if (!img->scratch || !img->runbuf)

@@ -410,8 +410,9 @@ vd_err vd_sync_implicit(vd_image *img);
  * to the host, or reads the superblock state a round writes (epoch,
  * unflushed, slot_redo, sb_last, the I/O counters), calls it first. */
 vd_err vd_flight_join(vd_image *img);
-/* Commit buffer k (0 or 1) allocated if it is not yet (sync.c). */
-void vd_ctbuf_alloc(vd_image *img, unsigned k);
+/* Commit buffer k (0 or 1), allocated if it is not yet (sync.c); NULL
+ * when it cannot be. */
+uint8_t *vd_ctbuf_get(vd_image *img, unsigned k);
 /* Rewrite the newest superblock with SB_FLAG_CLEAN set or cleared, and
  * flush (commit.c). */
 vd_err vd_super_set_clean(vd_image *img, int clean);

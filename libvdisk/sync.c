@@ -117,18 +117,18 @@ static int cmp_jentry(const void *a, const void *b)
 
 /* Ciphertext of the dirty data, kept from one sync to the next so a
  * stream of syncs does not fault fresh pages in every time; two, as the
- * round in flight may still be writing from one. 2 MiB aligned and
- * offered to the host as the cache is (vd_host.mem_advise). A failure
- * leaves it NULL: round_build then takes a buffer of the round's size. */
-void vd_ctbuf_alloc(vd_image *img, unsigned k)
+ * round in flight may still be writing from one. Allocated as the cache
+ * is and offered to the host the same way (vd_host.mem_advise). NULL on
+ * failure: round_build then takes a buffer of the round's size. */
+uint8_t *vd_ctbuf_get(vd_image *img, unsigned k)
 {
     if (img->ctbuf[k] || !img->dirty_limit)
-        return;
-    const size_t huge = (size_t)2 << 20;
-    size_t bytes = ((size_t)img->dirty_limit * VDF_BLOCK + huge - 1) / huge * huge;
-    img->ctbuf[k] = aligned_alloc(huge, bytes);
+        return img->ctbuf[k];
+    size_t bytes = (size_t)img->dirty_limit * VDF_BLOCK;
+    img->ctbuf[k] = vc_mem_alloc(bytes);
     if (img->ctbuf[k] && img->host.mem_advise)
         img->host.mem_advise(img->host.ctx, img->ctbuf[k], bytes);
+    return img->ctbuf[k];
 }
 
 /* How many of the sorted leaves fit in one round: journal entries (leaves
@@ -194,11 +194,9 @@ static vd_err round_build(vd_image *img, vd_round *r)
         return VD_ERR_NOMEM;
 
     unsigned cb = img->flight && img->flight->r.ct0_borrowed == 1 ? 1 : 0;
-    if (!r->ct0_given)
-        vd_ctbuf_alloc(img, cb);
     if (r->ct0_given) {
         /* The caller's ciphertext; its leaves (ent VC_NONE) seal nothing. */
-    } else if (img->ctbuf[cb] && r->n[0] <= img->dirty_limit) {
+    } else if (r->n[0] <= img->dirty_limit && vd_ctbuf_get(img, cb)) {
         r->ct[0] = img->ctbuf[cb];
         r->ct0_borrowed = (int)cb + 1;
     } else {
