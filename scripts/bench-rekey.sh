@@ -4,13 +4,14 @@
 # 260 MB of written blocks) is copied and rotated with
 # `vhdtool rekey -q --key-file key --drop-unlock --new-key-file K`, page
 # cache warm, then vhdbench's single-core seal ceiling is taken in the
-# same minute (vhdbench's median of nine samples). With several --build directories (A/B) the builds are
-# interleaved inside every round. Prints one line per build and round
-# (wall, user, sys, MB/s of written data per wall second, % of the seal
-# ceiling), one `dd` line per round (the image copied over the rotated one
-# in place, bs=1M conv=notrunc,fdatasync: the same bytes read, written and
-# flushed without any crypto, the floor the storage sets) and the load
-# average at the start, after every round and at the end.
+# same minute (vhdbench's median of nine samples). With several --build
+# directories (A/B) the builds are interleaved inside every round. Prints
+# one line per build and round (wall, user, sys, MB/s of written data per
+# wall second, % of the seal ceiling), one `dd` line per round (the image
+# copied over the rotated one in place, bs=1M conv=notrunc,fdatasync: the
+# same bytes read, written and flushed without any crypto, the floor the
+# storage sets) and the load average at the start, after every round and
+# at the end.
 #
 #   bash scripts/bench-rekey.sh [--build DIR]... [--dir WORK] [--rounds N]
 #                               [--mib-per-file N]
@@ -30,7 +31,7 @@ while (($#)); do
     --dir) work=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --mib-per-file) mib=$2; shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-rekey.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

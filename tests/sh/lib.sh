@@ -23,6 +23,13 @@ at_exit() { _vd_cleanup_hooks+=("$1"); }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
+# vhdmount's state files in this test's own XDG_RUNTIME_DIR, never the
+# user's: each mount would otherwise leave one in /run/vhdmount (root)
+# for good. Idempotent.
+runtime_dir_private() {
+    export XDG_RUNTIME_DIR=$T/vhdmount-runtime
+    [[ -d $XDG_RUNTIME_DIR ]] || mkdir -m 0700 "$XDG_RUNTIME_DIR"
+}
 note() { echo "-- $*"; }
 
 # expect_status N CMD...: run CMD (stdout -> $T/out, stderr -> $T/err) and

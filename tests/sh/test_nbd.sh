@@ -13,9 +13,7 @@
 # served by `nbdkit file` as it is (the export ends with its own footer).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/nbd_lib.sh"
-# vhdmount's state files in this test's own runtime directory, not the user's.
-export XDG_RUNTIME_DIR=$T/vhdmount-runtime
-mkdir -m 0700 "$XDG_RUNTIME_DIR"
+runtime_dir_private
 nbd_need
 
 make_tree "$T/src"

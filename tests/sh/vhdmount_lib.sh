@@ -50,12 +50,9 @@ image_new() {
     expect_status 0 "$MKVHD" -q --size "$1" --new-key-file "$KEY" "$IMG"
 }
 
-# vhdmount's state files (state_epoch reads them) go to this test's own
-# XDG_RUNTIME_DIR, never the user's: every test that sources this file
-# would otherwise leave one per mount in /run/vhdmount (root) for good.
-# (test_vhdbench sources this after using $T/run for vhdbench's own files.)
-export XDG_RUNTIME_DIR=$T/vhdmount-runtime
-[[ -d $XDG_RUNTIME_DIR ]] || mkdir -m 0700 "$XDG_RUNTIME_DIR"
+# vhdmount's state files (state_epoch reads them) in this test's own
+# runtime directory (lib.sh).
+runtime_dir_private
 
 # mnt_start IMAGE MOUNTPOINT [vhdmount options...]: vhdmount -f in the
 # background (pid in MPID, stderr in $T/vhdmount.log); returns once the
