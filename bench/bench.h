@@ -78,6 +78,8 @@ typedef struct bench_cfg {
     uint32_t tpm_index;
     const char *tpm_tcti;
     uint32_t *tpm_next; /* volumes made so far (owned by main) */
+    size_t warm_bytes;  /* memory touched and freed before each timed phase
+                           (warm.c); 0 = none */
 } bench_cfg;
 
 /* ---- figures ---- */
@@ -98,6 +100,8 @@ typedef struct bench_res {
 } bench_res;
 
 double bench_now(void);
+/* bench_now() at the start of a timed phase, after the warm-up (warm.c). */
+double bench_start(const bench_cfg *c);
 /* Record one repetition's value (creates the figure on first use). */
 vd_err bench_add(bench_res *r, const char *workload, const char *subject, int backend,
                  const char *unit, double bytes_per_unit, double value);

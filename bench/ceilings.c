@@ -92,7 +92,7 @@ static vd_err file_ceilings(const bench_cfg *c, bench_res *r, const uint8_t *buf
     bench_backing *f = NULL;
     uint64_t bytes = c->seq_bytes;
     vd_err e = bench_backing_new(BACK_FILE, path, bytes, &f);
-    double t0 = bench_now();
+    double t0 = bench_start(c);
     for (uint64_t off = 0; e == VD_OK && off < bytes; off += FILE_CHUNK) {
         size_t n = bytes - off < FILE_CHUNK ? (size_t)(bytes - off) : FILE_CHUNK;
         e = bench_backing_write(f, off, buf, n);
@@ -106,7 +106,7 @@ static vd_err file_ceilings(const bench_cfg *c, bench_res *r, const uint8_t *buf
     uint64_t nblk = (bytes < RAND_FILE_MAX ? bytes : RAND_FILE_MAX) / BENCH_BLOCK;
     bench_rng g;
     bench_rng_seed(&g, SEED_CEIL);
-    t0 = bench_now();
+    t0 = bench_start(c);
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++) {
         e = bench_backing_write(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, buf,
                                 BENCH_BLOCK);

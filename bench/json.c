@@ -100,7 +100,8 @@ vd_err bench_json(const char *path, const bench_cfg *c, const bench_res *r,
     jstr(f, c->drop_caches ? "dropped" : "warm");
     fprintf(f, ", \"aead_impl\": ");
     jstr(f, c->impl == VD_AEAD_SODIUM ? "libsodium" : "openssl");
-    fprintf(f, ", \"image_cache_bytes\": %zu, \"sqlite\": ", c->cache_bytes);
+    fprintf(f, ", \"image_cache_bytes\": %zu, \"warm_bytes\": %zu, \"sqlite\": ",
+            c->cache_bytes, c->warm_bytes);
     if (c->sqlite3[0])
         fprintf(f, "{\"rows\": %u, \"updates\": %u, \"selects\": %u, \"scans\": %u}",
                 c->sqlite_rows, c->sqlite_updates, c->sqlite_selects, c->sqlite_selects / 10);

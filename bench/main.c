@@ -37,6 +37,10 @@ static void usage(FILE *f)
             "  --backends L   memory and file by default; nbd (only when named) puts\n"
             "                 the full modes' image in DIR behind an nbdkit of its own\n"
             "                 on a Unix socket, to compare with file in the same run\n"
+            "  --warm MIB     memory touched and freed right before each timed phase,\n"
+            "                 so that no phase pays a VM host's first touch of fresh\n"
+            "                 pages (default: the sequential size + 192 MiB; 0 with\n"
+            "                 --tiny); 0 turns it off\n"
             "  --cache MIB    vd_image cache budget of the full modes (default: the\n"
             "                 library's, 16 MiB)\n"
             "  --anchor-cost N  only time N one-step anchor advances (file, and TPM\n"
@@ -153,6 +157,7 @@ int main(int argc, char **argv)
     c.backend_mask = ((1 << BACK_COUNT) - 1) & ~(1 << BACK_NBD);
     const char *json = NULL, *svg = NULL;
     int anchor_cost = 0;
+    long warm_mib = -1; /* -1: the default for the sizes */
     if (argc == 4 && strcmp(argv[1], "--scale-child") == 0)
         return vdc_init() == 0 ? bench_scale_child(argv[2], argv[3]) : 1;
     if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
@@ -179,6 +184,9 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--svg") == 0 && v) {
             svg = v;
+            i++;
+        } else if (strcmp(a, "--warm") == 0 && v) {
+            warm_mib = strtol(v, NULL, 10);
             i++;
         } else if (strcmp(a, "--cache") == 0 && v) {
             c.cache_bytes = (size_t)strtoull(v, NULL, 10) << 20;
@@ -219,8 +227,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (c.reps < 1 || c.reps > BENCH_MAX_REPS || c.scale_big_bytes < ((uint64_t)64 << 20)) {
-        fprintf(stderr, "vhdbench: --reps must be 1..%d and --scale-big at least 64\n",
+    if (c.reps < 1 || c.reps > BENCH_MAX_REPS || c.scale_big_bytes < ((uint64_t)64 << 20) ||
+        warm_mib < -1 || warm_mib > (1L << 20)) {
+        fprintf(stderr, "vhdbench: --reps must be 1..%d, --scale-big at least 64 and "
+                        "--warm 0..1048576\n",
                 BENCH_MAX_REPS);
         return 2;
     }
@@ -235,6 +245,10 @@ int main(int argc, char **argv)
     if (anchor_cost > 0)
         return bench_anchor_cost(&c, anchor_cost);
     sizes(&c);
+    if (warm_mib >= 0)
+        c.warm_bytes = (size_t)warm_mib << 20;
+    else if (!c.tiny)
+        c.warm_bytes = (size_t)c.seq_bytes + ((size_t)192 << 20);
     if (c.tiny && c.scale_big_bytes == ((uint64_t)64 << 30))
         c.scale_big_bytes = (uint64_t)1 << 30;
     char self[4096];

@@ -115,6 +115,8 @@ void bench_report(FILE *out, const bench_cfg *c, const bench_res *r,
         fprintf(out, "image cache budget: %zu MiB\n", c->cache_bytes >> 20);
     else
         fprintf(out, "image cache budget: library default\n");
+    fprintf(out, "memory touched and freed before each timed phase: %zu MiB\n",
+            c->warm_bytes >> 20);
     fprintf(out, "page cache: %s; AES ceiling (faster single-core seal) %.0f MB/s\n",
             c->drop_caches ? "dropped before every read phase (fadvise + drop_caches)"
                            : "warm (file reads may come from the page cache)",

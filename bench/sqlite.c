@@ -145,7 +145,7 @@ static vd_err run_sqlite3(const bench_cfg *c, const char *db, const char *script
     }
     char *const argv[] = {(char *)"sqlite3", (char *)"-batch", (char *)"-bail",
                           (char *)db, NULL};
-    double t0 = bench_now();
+    double t0 = bench_start(c);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "vhdbench: fork: %s\n", strerror(errno));

@@ -111,7 +111,7 @@ static vd_err session_seq_rand(run *u)
     vd_err e = bench_tgt_new(c, u->s, vol_bytes(bytes), &v);
     if (e == VD_OK)
         e = image_counters(v, &k0);
-    double t0 = bench_now();
+    double t0 = bench_start(c);
     if (e == VD_OK)
         e = fill_file(v, "/big.dat", bytes, u->buf);
     double t1 = bench_now();
@@ -126,7 +126,7 @@ static vd_err session_seq_rand(run *u)
         e = bench_tgt_reopen(v);
     if (e == VD_OK)
         e = bench_tgt_open(v, "/big.dat", VD_O_RDONLY, &f);
-    t0 = bench_now();
+    t0 = bench_start(c);
     for (uint64_t off = 0; e == VD_OK && off < bytes; off += SEQ_CHUNK) {
         size_t n = bytes - off < SEQ_CHUNK ? (size_t)(bytes - off) : SEQ_CHUNK;
         e = bench_fh_read(f, off, u->buf, n);
@@ -159,7 +159,7 @@ static vd_err session_seq_rand(run *u)
     if (e == VD_OK)
         e = bench_tgt_open(v, "/big.dat", VD_O_RDWR, &f);
     bench_rng_seed(&g, SEED_RAND);
-    t0 = bench_now();
+    t0 = bench_start(c);
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++)
         e = bench_fh_read(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
     t1 = bench_now();
@@ -169,7 +169,7 @@ static vd_err session_seq_rand(run *u)
     if (e == VD_OK)
         e = image_counters(v, &k0);
     bench_rng_fill(&g, blk, sizeof blk);
-    t0 = bench_now();
+    t0 = bench_start(c);
     for (uint32_t i = 0; e == VD_OK && i < c->rand_ops; i++) {
         memcpy(blk, &i, sizeof i);
         e = bench_fh_write(f, bench_rng_below(&g, nblk) * BENCH_BLOCK, blk, sizeof blk);
@@ -213,7 +213,7 @@ static vd_err session_oltp(run *u)
         e = bench_tgt_open(v, "/oltp.db", VD_O_RDWR, &f);
     bench_rng_seed(&g, SEED_OLTP);
     bench_rng_fill(&g, page, sizeof page);
-    double t0 = bench_now();
+    double t0 = bench_start(c);
     for (uint32_t t = 0; e == VD_OK && t < c->oltp_txns; t++) {
         int wrote = 0;
         for (unsigned k = 0; e == VD_OK && k < OLTP_OPS; k++) {
@@ -273,7 +273,7 @@ static vd_err session_web(run *u)
         e = bench_tgt_new(c, u->s, vol_bytes(total), &v);
     }
     char name[64];
-    double t0 = bench_now();
+    double t0 = bench_start(c);
     for (uint32_t i = 0; e == VD_OK && i < n; i++) {
         if (i % WEB_PER_DIR == 0) {
             snprintf(name, sizeof name, "/site%03u", i / WEB_PER_DIR);
@@ -298,7 +298,7 @@ static vd_err session_web(run *u)
         e = add(u, "web-create", "files/s", mean, n / (t1 - t0));
     if (e == VD_OK)
         e = bench_tgt_reopen(v);
-    t0 = bench_now();
+    t0 = bench_start(c);
     for (uint32_t k = 0; e == VD_OK && k < n; k++) {
         uint32_t i = order[k];
         bench_fh *f = NULL;
