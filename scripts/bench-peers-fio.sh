@@ -18,8 +18,9 @@
 # cryfs vhdmount"), JOBS (default "seqwrite randrw"), SIZE_RW (default
 # 256M), RW_SECS (default 20), ROUNDS (default 1: each round runs every
 # peer once, in order), WARM_MIB (default 768: memory faulted in as huge
-# pages and freed right before each fio run, as vhdbench --warm does, so
-# no peer pays this VM host's first touch of fresh pages; 0: none).
+# pages and freed right before each fio run by scripts/warm-memory.py, as
+# vhdbench --warm does, so no peer pays this VM host's first touch of
+# fresh pages; 0: none).
 # Prints one line per job and a table at the end; asserts nothing (the
 # numbers depend on the machine and its load, which is printed too).
 set -euo pipefail
@@ -131,21 +132,6 @@ fresh() {
     mountpoint -q "$MNT" || { echo "bench-peers-fio: $p did not mount" >&2; exit 1; }
 }
 
-# Memory the host already backs, at the head of the kernel's free lists
-# (bench/warm.c says why): WARM_MIB MiB faulted in as huge pages, then freed.
-warm() {
-    ((WARM_MIB > 0)) || return 0
-    python3 - "$WARM_MIB" <<'PY'
-import mmap, sys
-n = int(sys.argv[1]) << 20
-m = mmap.mmap(-1, n)
-m.madvise(mmap.MADV_HUGEPAGE)
-for off in range(0, n, 4096):
-    m[off] = 1
-m.close()
-PY
-}
-
 # One fio job in a fresh target; prints "peer job value" on stdout.
 results=$W/results
 : >"$results"
@@ -159,7 +145,7 @@ job() {
         args+=(--rw=randrw --rwmixread=70 --bs=4k --fsync=32 --size="$SIZE_RW"
             --time_based --runtime="$RW_SECS")
     fi
-    warm
+    python3 "$SRC/scripts/warm-memory.py" "$WARM_MIB"
     fio "${args[@]}" >"$W/fio.json"
     python3 - "$p" "$j" "$(cut -d' ' -f1 /proc/loadavg)" "$W/fio.json" >>"$results" <<'PY'
 import json, sys
