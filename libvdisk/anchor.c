@@ -187,7 +187,6 @@ static vd_err write_record(vd_image *img, uint64_t epoch,
         img->failed = e;
         return e;
     }
-    img->unflushed = 0;
     img->epoch = img->committed = epoch;
     img->sb_state = SB_STATE_COMMITTED;
     return VD_OK;

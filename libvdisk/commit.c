@@ -138,7 +138,6 @@ static vd_err super_rewrite(vd_image *img, int clean, int settle)
         img->failed = e;
         return e;
     }
-    img->unflushed = 0;
     memcpy(img->sb_last, blk, VDF_BLOCK);
     if (clean >= 0)
         img->sb_clean = clean;

@@ -98,7 +98,8 @@ struct vd_image {
     int sync_explicit; /* inside vd_image_sync / _commit / _close */
     int sync_ack;      /* inside vd_image_sync / _close: acknowledged (R4) */
     int unflushed;     /* a commit record awaits the next flush (an
-                          implicit commit defers its last flush) */
+                          implicit commit defers its last flush);
+                          vd_io_flush clears it */
     uint32_t oneflush_max; /* blocks; 0: never (vd_open_opts.oneflush_blocks) */
     /* Blocks written in place after the newest record, not flushed since,
      * which that record's redo journal covers (sync.c): any other record

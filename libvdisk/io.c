@@ -94,7 +94,9 @@ vd_err vd_io_flush(vd_image *img)
     img->stat_flushes++;
     if (rc < 0)
         return vd_errno_to_err(rc);
-    if (rc == 0)
+    if (rc == 0) { /* everything written so far is durable */
         img->redo_pending = VD_REDO_NONE;
+        img->unflushed = 0;
+    }
     return rc > 0 ? VD_ERR_IO : VD_OK;
 }

@@ -238,10 +238,8 @@ static vd_err grow_locked(vd_image *img, uint64_t nblocks)
     vd_err e = vd_header_digest(&nh, digest);
     if (e != VD_OK)
         return e;
-    if (img->unflushed || img->redo_pending) {
+    if (img->unflushed || img->redo_pending)
         e = vd_io_flush(img);
-        img->unflushed = 0;
-    }
     grow_leaf *leaf = NULL;
     uint8_t *ct = NULL;
     uint32_t n = 0;

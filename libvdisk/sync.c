@@ -560,10 +560,8 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
      * place after it has only format 3's unchecked copies (a one-flush
      * record's own are checked, and a reader of this record redoes them:
      * image.c, load_redo). */
-    if (img->unflushed || img->redo_pending == VD_REDO_META) {
+    if (img->unflushed || img->redo_pending == VD_REDO_META)
         e = vd_io_flush(img);
-        img->unflushed = 0;
-    }
     if (e == VD_OK)
         e = oneflush_journal(img, r, eb, buf);
     uint8_t digest[32];
@@ -628,10 +626,8 @@ static vd_err round_io(vd_image *img, vd_round *r)
          * for its redo. While an implicit commit's record (epoch - 1) is
          * not durable, epoch - 2 can still be the base a crash falls back
          * on: make epoch - 1 durable before overwriting the area. */
-        if (img->unflushed && img->slot_redo[epoch % 2]) {
+        if (img->unflushed && img->slot_redo[epoch % 2])
             e = vd_io_flush(img);
-            img->unflushed = 0;
-        }
         if (e == VD_OK)
             e = write_journal(img, epoch, r, jdigest);
         if (e == VD_OK)
@@ -857,7 +853,6 @@ static vd_err sync_run(vd_image *img, int fly)
             img->failed = e;
             return e;
         }
-        img->unflushed = 0;
     }
     /* The anchor never runs ahead of a durable record: while one is
      * deferred, the round below advances the anchor after its flushes.
