@@ -51,7 +51,7 @@ static void usage(FILE *to)
         "                 of mount.fuse3(8); vfat's uid=N, gid=N, umask=OCT,\n"
         "                 dmask=OCT, fmask=OCT, showexec, quiet (modes: see vhdmount(8))\n"
         "  --cache-mb N   image block cache in MiB (default 64); it and, writable,\n"
-        "                 two commit buffers of N/2 MiB are resident from the mount on\n"
+        "                 two commit buffers of 7N/16 MiB are resident from the mount on\n"
         "  -u             unmount MOUNTPOINT and wait until the image is synced,\n"
         "                 closed and unlocked; exit with the daemon's close status\n" CLI_KEY_USAGE,
         PROG, PROG);
