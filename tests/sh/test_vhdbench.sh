@@ -19,6 +19,8 @@ expect_out '^== web-read'
 expect_out 'rollback-detection overhead vs aead'
 expect_out '^open 64 MiB'
 expect_out '^== fsck-verify'
+# The default warm-up: the sequential size (64 MiB with --quick) + 192 MiB.
+expect_out '^memory touched and freed before each timed phase: 256 MiB$'
 if command -v sqlite3 >/dev/null; then
     have_sqlite=1
     expect_out '^== sqlite'
@@ -35,6 +37,7 @@ d = json.load(open(sys.argv[1]))
 have_sqlite = sys.argv[2] == "1"
 assert d["machine"]["cores"] >= 1 and d["machine"]["cpu"], d["machine"]
 assert d["aes_ceiling_mb_s"] > 0
+assert d["config"]["warm_bytes"] == (64 + 192) << 20, d["config"]
 figs = {(f["workload"], f["subject"], f["backend"]): f for f in d["figures"]}
 missing = []
 for wl in ["seq-write", "seq-read", "rand-read", "rand-write", "oltp",
@@ -120,6 +123,13 @@ if grep -q FAILED "$T/out"; then cat "$T/out" >&2; fail "self-test check failed"
 expect_status 2 "$VHDBENCH" --modes nosuchmode
 expect_err 'unknown or incomplete option'
 expect_status 2 "$VHDBENCH" --reps 0
+for bad in x 12x -1 2000000; do
+    expect_status 2 "$VHDBENCH" --tiny --warm "$bad"
+    expect_err 'unknown or incomplete option'
+done
+expect_status 0 "$VHDBENCH" --tiny --reps 1 --no-scale --modes plain --backends memory \
+    --warm 8 --dir "$T/run"
+expect_out '^memory touched and freed before each timed phase: 8 MiB$'
 expect_status 1 "$VHDBENCH" --tiny --reps 1 --no-scale --backends file --dir "$T/nonexistent"
 expect_err "^vhdbench: $T/nonexistent: No such file"
 one_line_err
