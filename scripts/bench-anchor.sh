@@ -45,24 +45,15 @@ if [[ ! -x $bench ]]; then
 fi
 
 d=$(mktemp -d "${work:-/var/tmp}/bench-anchor.XXXXXX")
-swtpm_pid=""
 cleanup() {
-    [[ -n $swtpm_pid ]] && { kill "$swtpm_pid" 2>/dev/null || true; wait "$swtpm_pid" 2>/dev/null || true; }
+    [[ -n ${SWTPM_PID:-} ]] && { kill "$SWTPM_PID" 2>/dev/null || true; wait "$SWTPM_PID" 2>/dev/null || true; }
     rm -rf -- "$d"
 }
 trap cleanup EXIT
-mkdir "$d/tpmstate" "$d/files"
-swtpm socket --tpm2 --server type=unixio,path="$d/tpm.sock" \
-    --ctrl type=unixio,path="$d/tpm.sock.ctrl" --tpmstate dir="$d/tpmstate" \
-    --flags not-need-init,startup-clear >"$d/swtpm.log" 2>&1 &
-swtpm_pid=$!
-export TPM2TOOLS_TCTI="swtpm:path=$d/tpm.sock"
+mkdir "$d/files"
+source "$src/scripts/swtpm.sh"
 up=0
-for _ in $(seq 1 500); do
-    tpm2_getcap properties-fixed >/dev/null 2>&1 && { up=1; break; }
-    kill -0 "$swtpm_pid" 2>/dev/null || break
-    sleep 0.02
-done
+swtpm_start "$d" && up=1
 ((up)) || { echo "bench-anchor.sh: swtpm did not answer (log: $(tail -n 3 "$d/swtpm.log"))" >&2; exit 1; }
 
 echo "bench-anchor.sh: $(date -u '+%F %T UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs, swtpm $(swtpm --version 2>&1 | head -n 1)"

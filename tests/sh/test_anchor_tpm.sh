@@ -23,20 +23,10 @@ if grep -q 'built without TPM support' "$T/probe"; then
 fi
 
 cd "$T"
-mkdir tpmstate
-swtpm socket --tpm2 --server type=unixio,path="$T/tpm.sock" \
-    --ctrl type=unixio,path="$T/tpm.sock.ctrl" --tpmstate dir="$T/tpmstate" \
-    --flags not-need-init,startup-clear --log file="$T/swtpm.log" >>"$T/swtpm.log" 2>&1 &
-SWTPM_PID=$!
-at_exit "kill $SWTPM_PID 2>/dev/null; wait $SWTPM_PID 2>/dev/null"
-export TPM2TOOLS_TCTI="swtpm:path=$T/tpm.sock"
-# Ready once it answers a command. The swtpm TCTI finds the control
-# socket at the data socket's path + ".ctrl".
+source "$VD_SRC/scripts/swtpm.sh"
 up=0
-for _ in $(seq 1 500); do
-    tpm2_getcap properties-fixed >/dev/null 2>"$T/getcap.err" && { up=1; break; }
-    sleep 0.01
-done
+swtpm_start "$T" && up=1
+at_exit "kill $SWTPM_PID 2>/dev/null; wait $SWTPM_PID 2>/dev/null"
 [[ $up == 1 ]] || fail "swtpm did not start: $(cat "$T/swtpm.log" "$T/getcap.err")"
 
 counter() { tpm2_nvread -C o "$1" 2>/dev/null | xxd -p | tr -d '\n'; }
