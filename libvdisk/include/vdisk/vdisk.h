@@ -100,10 +100,10 @@ typedef struct vd_host {
     int (*now)(void *ctx, int64_t *ns);
     /* Optional hint (may be NULL): the core has allocated [addr, addr +
      * len), a large, long-lived buffer (the block cache or a commit
-     * buffer, 2 MiB aligned from 2 MiB on), and has not written to it yet. The host may
-     * back it with huge pages (madvise MADV_HUGEPAGE) and fault it in
-     * (VD_HOST_PREFAULT in host.h). The core makes no memory-mapping
-     * calls itself (an enclave host leaves this NULL). */
+     * buffer, 2 MiB aligned from 2 MiB on), and has not written to it
+     * yet. The host may back it with huge pages (madvise MADV_HUGEPAGE)
+     * and fault it in (VD_HOST_PREFAULT in host.h). The core makes no
+     * memory-mapping calls itself (an enclave host leaves this NULL). */
     void (*mem_advise)(void *ctx, void *addr, size_t len);
     /* Optional (may be NULL): run fn(arg, i) for every i in [0, n), on as
      * many threads as the host likes, and return once every one has
