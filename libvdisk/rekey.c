@@ -186,7 +186,10 @@ static uint32_t batch_blocks(const vd_image *img)
     return b ? (uint32_t)b : 1;
 }
 
-/* Blocks resealed per parallel batch. */
+/* Blocks resealed per parallel batch. A whole round per batch was slower
+ * (0.66-0.72 s against 0.60-0.63 for 1 GB, interleaved): with lanes four
+ * times as long, a lane held by a preempted worker (the host's thread
+ * shares the two cores) keeps the caller waiting longer. */
 #define REKEY_CHUNK 256u
 
 /* One round's written blocks: their ciphertext is read, resealed under
@@ -229,16 +232,20 @@ static void pass_free(rekey_pass_state *p)
     free(p);
 }
 
-/* A round's ciphertext buffer, on ordinary pages: not offered for huge
- * pages (vd_host.mem_advise) as the cache is. A fresh 2 MiB page is more
- * often one this project's VM must have its host back anew (up to ~9 ms
- * per MiB), while 4 KiB pages come from memory freed recently; 3 x 4 MiB
- * take 3,072 page faults, about a millisecond. Interleaved A/B, 1 GiB on
- * /dev/shm: 4 KiB pages faster in 4 of 5 rounds (median 0.60 s against
- * 0.66 s), and in 3 of 4 with 16 MiB rounds (docs/PERFORMANCE.md). */
-static uint8_t *ct_alloc(uint32_t max)
+/* A round's ciphertext buffer, allocated and offered to the host as the
+ * commit buffers are (vd_ctbuf_get: huge pages where the host backs them
+ * so): 4 MiB filled by one read takes two page faults, not 1,024. On this
+ * project's VM with memory in steady state (scripts/warm-memory.py before
+ * each rotation), interleaved, 1 GB on /dev/shm: 4-12 % less wall time in
+ * 11 of 14 pairs; the first two rounds' reads, which nothing overlaps,
+ * took 11 ms instead of 31-34 (docs/PERFORMANCE.md, "Key rotation"). */
+static uint8_t *ct_alloc(const vd_image *img, uint32_t max)
 {
-    return aligned_alloc(VDF_BLOCK, (size_t)max * VDF_BLOCK);
+    size_t bytes = (size_t)max * VDF_BLOCK;
+    uint8_t *b = vc_mem_alloc(bytes);
+    if (b && img->host.mem_advise)
+        img->host.mem_advise(img->host.ctx, b, bytes);
+    return b;
 }
 
 static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
@@ -254,7 +261,7 @@ static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
         rr->file_bytes = img->file_bytes;
         ok = (rr->lbn = malloc((size_t)max * sizeof *rr->lbn)) != NULL &&
              (rr->v = malloc((size_t)max * sizeof *rr->v)) != NULL &&
-             (rr->ct = ct_alloc(max)) != NULL;
+             (rr->ct = ct_alloc(img, max)) != NULL;
     }
     if (!ok) {
         pass_free(p);
