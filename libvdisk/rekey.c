@@ -236,9 +236,10 @@ static void pass_free(rekey_pass_state *p)
  * commit buffers are (vd_ctbuf_get: huge pages where the host backs them
  * so): 4 MiB filled by one read takes two page faults, not 1,024. On this
  * project's VM with memory in steady state (scripts/warm-memory.py before
- * each rotation), interleaved, 1 GB on /dev/shm: 4-12 % less wall time in
- * 11 of 14 pairs; the first two rounds' reads, which nothing overlaps,
- * took 11 ms instead of 31-34 (docs/PERFORMANCE.md, "Key rotation"). */
+ * each rotation), interleaved, 1 GB on /dev/shm: less wall time in 11 of
+ * 14 pairs (by 1-19 %, median 5.5 %), more in 2; the first two rounds'
+ * reads, which nothing overlaps, took 11 ms instead of 31-34
+ * (docs/PERFORMANCE.md, "Session of 2026-12-07 00:25 UTC"). */
 static uint8_t *ct_alloc(const vd_image *img, uint32_t max)
 {
     size_t bytes = (size_t)max * VDF_BLOCK;
