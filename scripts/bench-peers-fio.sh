@@ -119,10 +119,8 @@ fresh() {
         ;;
     vhdmount)
         "$MKVHD" -q --size 2G --new-key-file "$r/vhd.key" "$r/peer.vhd" >/dev/null
-        # As scripts/bench.sh does: the image's pages in the page cache, as
-        # a long-lived image's are (docs/PERFORMANCE.md, "What remains"), in
-        # 4 KiB pages (scripts/cache-file.py says why).
-        python3 "$SRC/scripts/cache-file.py" "$r/peer.vhd"
+        # A fresh image, not read into the page cache first: as
+        # scripts/bench.sh says.
         "$VHDMOUNT" -q --key-file "$r/vhd.key" "$r/peer.vhd" "$r/mnt"
         ;;
     esac

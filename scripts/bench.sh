@@ -105,14 +105,13 @@ if [[ $peers == 1 ]]; then
     size=4G
     [[ $quick == 1 ]] && size=1G
     "$BUILD_DIR/mkvhd/mkvhd" --size "$size" --new-key-file "$p/vhd.key" "$p/peer.vhd"
-    # Read once, so the image's pages are in the page cache as a
-    # long-lived image's are: on this VM a write into a never-touched
-    # page-cache page costs 350-1,000 MB/s against ~9 GB/s into a cached
-    # one, and a fresh image would pay that on every region FAT allocates,
-    # while the other peers' new files reuse the pages their deleted ones
-    # freed (docs/PERFORMANCE.md, "Sequential write through FUSE"). In 4 KiB
-    # pages, not with cat: scripts/cache-file.py says why.
-    python3 "$ROOT/scripts/cache-file.py" "$p/peer.vhd"
+    # Not read into the page cache first (it was, with cat, until
+    # 2026-12-07): a fresh image, as the other peers start from fresh
+    # directories. vhdbench --warm now covers what the read was for (this
+    # VM's first touch of fresh memory), and on this VM's 8 MiB readahead
+    # the read left 2 MiB page-cache folios that ext4 walks block by block
+    # on every write into them: vhdmount's fio randrw 30-50 % slower
+    # (docs/PERFORMANCE.md, "Writes in 256 KiB pieces").
     "$BUILD_DIR/fusemount/vhdmount" --key-file "$p/vhd.key" "$p/peer.vhd" "$p/vhdmount"
     mounts+=("$p/vhdmount")
     args+=(--peer "vhdmount=$p/vhdmount")
@@ -122,7 +121,6 @@ if [[ $peers == 1 ]]; then
     # bench-only binary that vhdmount does not contain): full vs this is
     # the rollback detection's cost through FUSE. Its files go at unmount.
     truncate -s "$size" "$p/peer-aead.dat"
-    python3 "$ROOT/scripts/cache-file.py" "$p/peer-aead.dat"
     "$BUILD_DIR/bench/vhdbench-mount" "aead:$p/peer-aead.dat" "$p/vhdmount-aead"
     mounts+=("$p/vhdmount-aead")
     args+=(--peer "vhdmount-aead=$p/vhdmount-aead")
