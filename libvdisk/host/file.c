@@ -51,8 +51,10 @@ typedef struct file_host {
  * randrw 70/30 4k fsync=32 through vhdmount, fresh image: 11.3-11.6k read
  * IOPS against 7.1-7.7k unchunked, fio 1M sequential write 526-559 MB/s
  * against 331-379; vhdbench file backend `full` rand-write+fsync/8 11.6-13k
- * against 8-9.2k ops/s, sequential write within noise (docs/PERFORMANCE.md,
- * "Session of 2026-12-07 00:25 UTC"). */
+ * against 8-9.2k ops/s, sequential write within noise. Where the folios
+ * are 2 MiB already (an image read with a large readahead, by cat, say),
+ * the pieces walk them more often: randrw 7.6-7.8k against 6.9-9.6k
+ * (docs/PERFORMANCE.md, "Writes in 256 KiB pieces"). */
 #define FILE_WRITE_CHUNK ((size_t)256 << 10)
 
 static int neg_errno(void)
