@@ -411,6 +411,10 @@ vd_err vd_sync_implicit(vd_image *img);
  * to the host, or reads the superblock state a round writes (epoch,
  * unflushed, slot_redo, sb_last, the I/O counters), calls it first. */
 vd_err vd_flight_join(vd_image *img);
+/* A large, long-lived buffer, allocated as the cache is and offered to
+ * the host the same way (vd_host.mem_advise: huge pages with the bundled
+ * hosts); sync.c. Freed with free(). */
+uint8_t *vd_buf_new(const vd_image *img, size_t bytes);
 /* Commit buffer k (0 or 1), allocated if it is not yet (sync.c); NULL
  * when it cannot be. */
 uint8_t *vd_ctbuf_get(vd_image *img, unsigned k);

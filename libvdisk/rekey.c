@@ -232,29 +232,19 @@ static void pass_free(rekey_pass_state *p)
     free(p);
 }
 
-/* A round's ciphertext buffer, allocated and offered to the host as the
- * commit buffers are (vd_ctbuf_get: huge pages where the host backs them
- * so): 4 MiB filled by one read takes two page faults, not 1,024. On this
- * project's VM with memory in steady state (scripts/warm-memory.py before
- * each rotation), interleaved, 1 GB on /dev/shm: less wall time in 11 of
- * 14 pairs (by 1-19 %, median 5.5 %), more in 2; the first two rounds'
- * reads, which nothing overlaps, took 11 ms instead of 31-34
- * (docs/PERFORMANCE.md, "Session of 2026-12-07 00:25 UTC"). */
-static uint8_t *ct_alloc(const vd_image *img, uint32_t max)
-{
-    size_t bytes = (size_t)max * VDF_BLOCK;
-    uint8_t *b = vc_mem_alloc(bytes);
-    if (b && img->host.mem_advise)
-        img->host.mem_advise(img->host.ctx, b, bytes);
-    return b;
-}
-
 static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
 {
     rekey_pass_state *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     int ok = (p->pt = malloc(VDF_BLOCK)) != NULL;
+    /* The rounds' ciphertext buffers on huge pages where the host backs
+     * them so (vd_buf_new): 4 MiB filled by one read takes two page
+     * faults, not 1,024. With memory in steady state (warm-memory.py
+     * before each rotation), interleaved, 1 GB on /dev/shm: less wall
+     * time in 11 of 14 pairs (by 1-19 %, median 5.5 %), more in 2; the
+     * first two rounds' reads, which nothing overlaps, took 11 ms instead
+     * of 31-34 (docs/PERFORMANCE.md, "Session of 2026-12-07 00:25 UTC"). */
     for (int i = 0; ok && i < 3; i++) {
         rekey_round *rr = &p->r[i];
         rr->host = &img->host;
@@ -262,7 +252,7 @@ static rekey_pass_state *pass_new(const vd_image *img, uint32_t max)
         rr->file_bytes = img->file_bytes;
         ok = (rr->lbn = malloc((size_t)max * sizeof *rr->lbn)) != NULL &&
              (rr->v = malloc((size_t)max * sizeof *rr->v)) != NULL &&
-             (rr->ct = ct_alloc(img, max)) != NULL;
+             (rr->ct = vd_buf_new(img, (size_t)max * VDF_BLOCK)) != NULL;
     }
     if (!ok) {
         pass_free(p);

@@ -115,19 +115,22 @@ static int cmp_jentry(const void *a, const void *b)
     return x->phys < y->phys ? -1 : x->phys > y->phys;
 }
 
+uint8_t *vd_buf_new(const vd_image *img, size_t bytes)
+{
+    uint8_t *b = vc_mem_alloc(bytes);
+    if (b && img->host.mem_advise)
+        img->host.mem_advise(img->host.ctx, b, bytes);
+    return b;
+}
+
 /* Ciphertext of the dirty data, kept from one sync to the next so a
  * stream of syncs does not fault fresh pages in every time; two, as the
- * round in flight may still be writing from one. Allocated as the cache
- * is and offered to the host the same way (vd_host.mem_advise). NULL on
- * failure: round_build then takes a buffer of the round's size. */
+ * round in flight may still be writing from one. NULL on failure:
+ * round_build then takes a buffer of the round's size. */
 uint8_t *vd_ctbuf_get(vd_image *img, unsigned k)
 {
-    if (img->ctbuf[k] || !img->dirty_limit)
-        return img->ctbuf[k];
-    size_t bytes = (size_t)img->dirty_limit * VDF_BLOCK;
-    img->ctbuf[k] = vc_mem_alloc(bytes);
-    if (img->ctbuf[k] && img->host.mem_advise)
-        img->host.mem_advise(img->host.ctx, img->ctbuf[k], bytes);
+    if (!img->ctbuf[k] && img->dirty_limit)
+        img->ctbuf[k] = vd_buf_new(img, (size_t)img->dirty_limit * VDF_BLOCK);
     return img->ctbuf[k];
 }
 
