@@ -115,8 +115,9 @@ int vt_cmd_rekey(const vt_cmd *cmd, vt_opts *o)
     if (o->keys.anchor && cli_anchor_is_tpm(o->keys.anchor)) {
         cli_errorf(VT_PROG, image,
                    "%s: rekey with a TPM anchor is not supported (the index's "
-                   "authorization is derived from the master key): rekey without "
-                   "--anchor, then bind a new index with vhdtool anchor init",
+                   "authorization is derived from the master key): bind a file "
+                   "anchor (vhdtool anchor init --anchor FILE), rekey with it, then "
+                   "bind a new index with vhdtool anchor init",
                    o->keys.anchor);
         return CLI_EXIT_FAIL;
     }

@@ -130,4 +130,14 @@ expect_status 0 "$VHDTOOL" ls -q --key-file key --anchor ef e.vhd
 expect_status 0 "$VHDTOOL" anchor init -q --key-file key --anchor tpm:0x01500040 e.vhd
 expect_status 5 "$VHDTOOL" ls -q --key-file key --anchor ef e.vhd
 expect_status 0 "$VHDTOOL" ls -q --key-file key --anchor tpm:0x01500040 e.vhd
+
+note "rekey of a TPM-bound image: refused with the TPM, and what the error advises works"
+expect_status 1 "$VHDTOOL" rekey -q --key-file key --new-key-file ek --anchor tpm:0x01500040 e.vhd
+expect_err 'anchor init --anchor FILE'
+expect_status 5 "$VHDTOOL" rekey -q --key-file key --new-key-file ek e.vhd
+expect_status 0 "$VHDTOOL" anchor init -q --key-file key --anchor er e.vhd
+expect_status 0 "$VHDTOOL" rekey -q --key-file key --new-key-file ek --drop-unlock --anchor er e.vhd
+expect_status 0 "$VHDTOOL" anchor init -q --key-file ek --anchor tpm:0x01500041 e.vhd
+expect_status 0 "$VHDTOOL" ls -q --key-file ek --anchor tpm:0x01500041 e.vhd
+expect_status 3 "$VHDTOOL" ls -q --key-file key --anchor tpm:0x01500041 e.vhd
 echo PASS
