@@ -23,19 +23,18 @@ static void block_nonce(uint64_t counter, uint8_t nonce[VDC_NONCE_BYTES])
 
 /* An AEAD context for keyid under the master key (gen 0) or, during a key
  * rotation, the key being replaced (gen 1). Subkeys live only inside the
- * AEAD contexts. */
+ * AEAD contexts. The subkey passes through key_scratch: every caller
+ * holds the image lock (they all change the subkey cache). */
 static vdc_aead *lane_new(vd_image *img, uint64_t keyid, int gen)
 {
     const uint8_t *master = gen ? img->old_master : img->master;
     if (!master)
         return NULL;
-    uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
-    if (!k)
-        return NULL;
+    uint8_t *k = img->key_scratch;
     vdc_aead *a = NULL;
     if (vdc_kdf(k, master, VD_KDF_BLOCK, keyid) == 0)
         a = vdc_aead_new(img->alg, k);
-    vdc_secure_free(k);
+    vdc_memzero(k, VDC_KEY_BYTES);
     return a;
 }
 
@@ -518,26 +517,37 @@ void vd_open_lease_give(vd_image *img, vd_open_lease *l)
     l->sk = NULL;
 }
 
+vd_err vd_keycheck_compute_in(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
+                              const uint8_t image_id[16], uint8_t out[32])
+{
+    vd_err e = VD_OK;
+    if (vdc_kdf(scratch, key, VD_KDF_KEYCHECK, 0) != 0 ||
+        vdc_mac(out, scratch, image_id, 16, NULL, 0, NULL, 0) != 0)
+        e = VD_ERR_NOMEM;
+    vdc_memzero(scratch, VDC_KEY_BYTES);
+    return e;
+}
+
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32])
 {
     uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
     if (!k)
         return VD_ERR_NOMEM;
-    vd_err e = VD_OK;
-    if (vdc_kdf(k, key, VD_KDF_KEYCHECK, 0) != 0 ||
-        vdc_mac(out, k, image_id, 16, NULL, 0, NULL, 0) != 0)
-        e = VD_ERR_NOMEM;
+    vd_err e = vd_keycheck_compute_in(k, key, image_id, out);
     vdc_secure_free(k);
     return e;
 }
 
 vd_err vd_keys_derive(vd_image *img, const uint8_t key[VD_KEY_BYTES])
 {
-    img->master = vdc_secure_alloc(VD_KEY_BYTES);
-    img->sb_key = vdc_secure_alloc(VDC_KEY_BYTES);
-    if (!img->master || !img->sb_key)
+    _Static_assert(VD_KEY_BYTES == VDC_KEY_BYTES, "keymem holds three keys of one size");
+    img->keymem = vdc_secure_alloc(3 * VDC_KEY_BYTES);
+    if (!img->keymem)
         return VD_ERR_NOMEM;
+    img->master = img->keymem;
+    img->sb_key = img->keymem + VDC_KEY_BYTES;
+    img->key_scratch = img->keymem + 2 * VDC_KEY_BYTES;
     memcpy(img->master, key, VD_KEY_BYTES);
     if (vdc_kdf(img->sb_key, img->master, VD_KDF_SUPER, 0) != 0)
         return VD_ERR_NOMEM;
@@ -548,10 +558,9 @@ void vd_keys_wipe(vd_image *img)
 {
     for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
         vd_subkey_clear(&img->subkeys[i]);
-    vdc_secure_free(img->master);
-    vdc_secure_free(img->sb_key);
+    vdc_secure_free(img->keymem); /* wipes */
     vdc_secure_free(img->old_master);
-    img->master = img->sb_key = img->old_master = NULL;
+    img->keymem = img->master = img->sb_key = img->key_scratch = img->old_master = NULL;
 }
 
 /* The bytes the superblock MAC covers (format 2): the fixed fields and

@@ -663,11 +663,11 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (e == VD_OK && mt_geometry_init(&img->geo, img->hdr.nblocks, img->hdr.fanout) != 0)
         e = VD_ERR_CORRUPT;
     if (e == VD_OK)
-        e = vd_keycheck_compute(key, img->hdr.image_id, kc);
+        e = vd_keys_derive(img, key);
+    if (e == VD_OK)
+        e = vd_keycheck_compute_in(img->key_scratch, key, img->hdr.image_id, kc);
     int key_ok = e == VD_OK && vdc_memcmp(kc, img->hdr.keycheck, 32) == 0;
     vdc_memzero(kc, sizeof kc);
-    if (e == VD_OK)
-        e = vd_keys_derive(img, key);
     if (e == VD_OK) {
         img->scratch = aligned_alloc(VDF_BLOCK, VDF_BLOCK);
         e = img->scratch ? rekey_detect(img, key_ok, sblk0, sblk1) : VD_ERR_NOMEM;
@@ -949,10 +949,9 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         return VD_ERR_INVAL;
     vdc_random(h->image_id, sizeof h->image_id);
     h->created_ns = vd_host_now(&img->host);
-    e = vd_keycheck_compute(key, h->image_id, h->keycheck);
-    if (e != VD_OK)
-        return e;
     e = vd_keys_derive(img, key);
+    if (e == VD_OK)
+        e = vd_keycheck_compute_in(img->key_scratch, key, h->image_id, h->keycheck);
     if (e == VD_OK)
         e = vd_anchor_attach(img);
     if (e != VD_OK)

@@ -130,7 +130,12 @@ struct vd_image {
     uint8_t alt_digest[32];
     uint64_t file_bytes;
 
-    uint8_t *master;   /* VD_KEY_BYTES, guarded memory */
+    /* One guarded allocation (vd_keys_derive) holds master, sb_key and
+     * key_scratch: each guarded allocation costs an mmap, mprotects and
+     * an munmap whose TLB shootdown interrupts every core, and an open
+     * made three of them. */
+    uint8_t *keymem;
+    uint8_t *master;   /* VD_KEY_BYTES, in keymem */
     /* Key rotation (rekey.c, SECURITY.md R8). old_master: the key being
      * replaced, opened from the link of a rekey record by the new key
      * (the handle then seals under master, the new key, and opens blocks
@@ -149,7 +154,8 @@ struct vd_image {
         uint8_t dig_old[32]; /* the header with the old key's check value:
                                 what rekey records name */
     } rk;
-    uint8_t *sb_key;   /* VDC_KEY_BYTES, guarded memory */
+    uint8_t *sb_key;   /* VDC_KEY_BYTES, in keymem */
+    uint8_t *key_scratch; /* VDC_KEY_BYTES, in keymem: the key check's */
     vdc_aead_alg alg;
     vd_subkey subkeys[VD_SUBKEY_CACHE];
     uint64_t subkey_clock;
@@ -285,6 +291,10 @@ vd_err vd_header_digest(const vd_header *h, uint8_t out[32]);
 void vd_keys_wipe(vd_image *img);
 /* Free a subkey slot's AEAD contexts (every lane) and empty it. */
 void vd_subkey_clear(vd_subkey *s);
+/* The same with a caller's guarded scratch (VDC_KEY_BYTES) for the
+ * derived key: no allocation. */
+vd_err vd_keycheck_compute_in(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
+                              const uint8_t image_id[16], uint8_t out[32]);
 vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);
 vd_err vd_super_seal(vd_image *img, uint8_t blk[VDF_BLOCK]);

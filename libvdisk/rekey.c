@@ -98,7 +98,8 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *
     uint8_t *nm = vdc_secure_alloc(VD_KEY_BYTES);
     uint8_t *nsb = vdc_secure_alloc(VDC_KEY_BYTES);
     uint8_t *kblk = vdc_secure_alloc(VDF_BLOCK);
-    if (!nm || !nsb || !kblk) {
+    uint8_t *old = vdc_secure_alloc(VD_KEY_BYTES); /* master's home in keymem stays */
+    if (!nm || !nsb || !kblk || !old) {
         e = VD_ERR_NOMEM;
         goto out;
     }
@@ -137,10 +138,11 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *
     memcpy(img->rk.dig_old, img->header_digest, 32);
     for (unsigned i = 0; i < VD_SUBKEY_CACHE; i++)
         vd_subkey_clear(&img->subkeys[i]);
+    memcpy(old, img->master, VD_KEY_BYTES);
     vdc_secure_free(img->old_master);
-    img->old_master = img->master;
-    img->master = nm;
-    nm = NULL;
+    img->old_master = old;
+    old = NULL;
+    memcpy(img->master, nm, VD_KEY_BYTES);
     memcpy(img->sb_key, nsb, VDC_KEY_BYTES);
     vd_new_keyid(img);
     img->rk.active = 1;
@@ -156,6 +158,7 @@ out:
     vdc_secure_free(nm);
     vdc_secure_free(nsb);
     vdc_secure_free(kblk);
+    vdc_secure_free(old);
     return e;
 }
 
