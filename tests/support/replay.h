@@ -22,7 +22,8 @@
  * state again (vd_rec_crash_image with prefix), not for another one. */
 typedef void (*vt_replay_fn)(void *ctx, vd_host *h, size_t prefix, unsigned subset);
 
-/* fn for every prefix 0 .. vd_rec_op_count(rec), in order. */
+/* fn for every prefix 0 .. vd_rec_op_count(rec), in order; with
+ * VD_CRASH_STRIDE=N in the environment, every Nth one and the last. */
 void vt_replay_prefixes(vd_rec *rec, vt_replay_fn fn, void *ctx);
 
 /* fn for subsets random subsets of every flush epoch of two or more ops,
