@@ -11,11 +11,13 @@
 #    crash harness (crash_fs_full) — then the old demo program once.
 # 2. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/:
 #    every suite again (the tamper sweep thinned by VD_TAMPER_LIGHT=1, the
-#    crash harnesses' prefixes by VD_CRASH_STRIDE=2, the fuzzers and the
-#    install check not repeated).
+#    crash harnesses' prefixes by VD_CRASH_STRIDE=2, vhdmount's kill -9
+#    rounds by VD_CRASH_ROUNDS=10 of 20; the fuzzers and the install
+#    check not repeated).
 # 3. ThreadSanitizer build in build-tsan/: the multithreaded suites
 #    (threads on one volume, threads on one image handle and the file
-#    host's job pool, the FUSE mount and its write gate).
+#    host's job pool, the FUSE mount and its write gate; 10 kill -9
+#    rounds).
 #
 #   --quick   step 1 only (for a fast local check)
 #
@@ -97,7 +99,7 @@ if ((!quick)); then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     if build build-asan -DVD_SANITIZE=ON; then
-        step "ctest (ASan+UBSan)" env VD_TAMPER_LIGHT=1 VD_CRASH_STRIDE=2 \
+        step "ctest (ASan+UBSan)" env VD_TAMPER_LIGHT=1 VD_CRASH_STRIDE=2 VD_CRASH_ROUNDS=10 \
             ctest --test-dir build-asan --output-on-failure -j2 \
             -E '^sh_(fuzz_short|install|nm|vhdbench)$' </dev/null
         step "smoke (ASan+UBSan)" smoke build-asan
@@ -110,7 +112,7 @@ if ((!quick)); then
         # test_image: only its threaded cases, test_f* (the file host's
         # job pool, four threads on one handle); its single-threaded sweeps
         # took 250 s under TSan and run in the two builds above.
-        step "ctest (TSan)" env VD_IMAGE_FILTER='test_f*' \
+        step "ctest (TSan)" env VD_IMAGE_FILTER='test_f*' VD_CRASH_ROUNDS=10 \
             ctest --test-dir build-tsan --output-on-failure -j2 \
             -R '^(test_fs_threads|test_parallel|test_read_overlap|test_host|test_image|test_wgate|sh_vhdmount.*)$' </dev/null
     else
