@@ -38,7 +38,11 @@ typedef enum bench_backend {
 
 /* ---- backing.c ---- */
 typedef struct bench_backing bench_backing;
-/* Memory (zeroed, untouched pages cost nothing) or a new file at path. */
+/* A store into every 4 KiB page of [p, p + bytes): fresh memory faulted
+ * in before a timed phase, which memset(0) after malloc does not
+ * guarantee (the compiler may make the pair a calloc). */
+void bench_touch(void *p, size_t bytes);
+/* Memory (zeroed, every page faulted in) or a new file at path. */
 vd_err bench_backing_new(bench_backend kind, const char *path, uint64_t bytes,
                          bench_backing **out);
 /* The whole transfer at off, retried on EINTR and short counts; VD_ERR_IO

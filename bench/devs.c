@@ -174,6 +174,7 @@ vd_err bench_dev_new(bench_mode mode, bench_backing *data, bench_backing *meta,
         e = VD_ERR_NOMEM;
         goto out;
     }
+    bench_touch(d->table, d->table_bytes); /* as the backings (backing.c) */
     if (mode != MODE_AEAD)
         goto out;
     d->scratch = malloc((size_t)DEV_CHUNK * BENCH_BLOCK);
