@@ -54,6 +54,24 @@ static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
         }
         fatsz = need;
     }
+    /* The rounds may end between two sizes (a smaller FAT leaves clusters
+     * it cannot describe, the bigger one fewer than fill it), and with
+     * clusters counted for the other size. Settle on the FAT that covers
+     * its own clusters, counted again: the BPB's geometry then gives
+     * exactly these clusters at mount (a 64 MiB image's FSInfo said two
+     * clusters more than its FAT held). */
+    for (;;) {
+        uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
+        rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
+        meta = rsvd + FAT_NUM_FATS * fatsz;
+        if (meta >= tot)
+            return VD_ERR_RANGE;
+        clusters = (tot - meta) / spc;
+        uint64_t need = ((clusters + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+        if (need <= fatsz)
+            break;
+        fatsz = need; /* more FAT, fewer clusters: ends */
+    }
     /* Room to grow (vd_mkfs_opts.max_bytes, vd_fs_grow): a FAT with
      * entries for the clusters of max_bytes, at this cluster size. */
     if (max_bytes > bytes) {

@@ -197,4 +197,15 @@ elif command -v man >/dev/null; then
 else
     note "no groff or man: man page not rendered"
 fi
+note "empty volumes whose FAT sizing ends between two sizes: FSInfo agrees with the FAT"
+# 64M and 3G made vhdfsck report "FSInfo says N free clusters, the FAT has
+# N-2" on a new image: mkfs counted the clusters for the other FAT size.
+need "$VHDFSCK"
+for sz in 64M 3G 100M; do
+    rm -f empty.vhd
+    expect_status 0 "$MKVHD" -q --size "$sz" --key-file key empty.vhd
+    expect_status 0 "$VHDFSCK" -n --key-file key empty.vhd
+done
+rm -f empty.vhd
+
 echo "PASS"
