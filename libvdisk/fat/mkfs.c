@@ -26,6 +26,26 @@ uint32_t vd_fs_default_cluster_bytes(uint64_t bytes)
     return 512;
 }
 
+/* FAT sectors that describe clusters 0 .. clusters + 1. */
+static uint64_t fat_need(uint64_t clusters)
+{
+    return ((clusters + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+}
+
+/* The reserved sectors (padded so the data area starts aligned) and the
+ * clusters left for a FAT of fatsz sectors; -1 when nothing is left. */
+static int fit(uint64_t tot, uint32_t spc, uint32_t align, uint64_t fatsz,
+               uint64_t *rsvd, uint64_t *clusters)
+{
+    uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
+    *rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
+    meta = *rsvd + FAT_NUM_FATS * fatsz;
+    if (meta >= tot)
+        return -1;
+    *clusters = (tot - meta) / spc;
+    return 0;
+}
+
 static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
                      fat_geom *g, uint32_t *nclusters)
 {
@@ -34,25 +54,17 @@ static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
         tot = 0xFFFFFFFFu; /* FAT32 counts sectors in 32 bits (2 TiB) */
     uint32_t spc = cluster_bytes / FAT_SECTOR;
     uint32_t align = (cluster_bytes > FAT_BLOCK ? cluster_bytes : FAT_BLOCK) / FAT_SECTOR;
-    uint64_t fatsz = ((tot / spc + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+    uint64_t fatsz = fat_need(tot / spc);
     uint64_t rsvd = 0, clusters = 0;
     /* Shrink the FAT to what the clusters left after it need; a few
      * rounds reach the fixed point. */
     for (int round = 0; round < 16; round++) {
-        uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
-        rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
-        meta = rsvd + FAT_NUM_FATS * fatsz;
-        if (meta >= tot)
+        if (fit(tot, spc, align, fatsz, &rsvd, &clusters) != 0)
             return VD_ERR_RANGE;
-        clusters = (tot - meta) / spc;
-        uint64_t need = ((clusters + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+        uint64_t need = fat_need(clusters);
         if (need == fatsz)
             break;
-        if (need > fatsz) { /* overshot by one step: take the bigger FAT */
-            fatsz = need;
-            continue;
-        }
-        fatsz = need;
+        fatsz = need; /* shrunk, or grown after an overshoot: count again */
     }
     /* The rounds may end between two sizes (a smaller FAT leaves clusters
      * it cannot describe, the bigger one fewer than fill it), and with
@@ -61,13 +73,9 @@ static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
      * exactly these clusters at mount (a 64 MiB image's FSInfo said two
      * clusters more than its FAT held). */
     for (;;) {
-        uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
-        rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
-        meta = rsvd + FAT_NUM_FATS * fatsz;
-        if (meta >= tot)
+        if (fit(tot, spc, align, fatsz, &rsvd, &clusters) != 0)
             return VD_ERR_RANGE;
-        clusters = (tot - meta) / spc;
-        uint64_t need = ((clusters + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+        uint64_t need = fat_need(clusters);
         if (need <= fatsz)
             break;
         fatsz = need; /* more FAT, fewer clusters: ends */
@@ -80,15 +88,11 @@ static vd_err layout(uint64_t bytes, uint64_t max_bytes, uint32_t cluster_bytes,
         uint64_t mclus = mtot / spc;
         if (mclus > FAT32_MAX_CLUSTERS - FAT_FIRST_CLUSTER)
             mclus = FAT32_MAX_CLUSTERS - FAT_FIRST_CLUSTER;
-        uint64_t want = ((mclus + 2) * FAT_ENTRY_BYTES + FAT_SECTOR - 1) / FAT_SECTOR;
+        uint64_t want = fat_need(mclus);
         if (want > fatsz) {
             fatsz = want;
-            uint64_t meta = FAT_RSVD_MIN + FAT_NUM_FATS * fatsz;
-            rsvd = FAT_RSVD_MIN + (align - meta % align) % align;
-            meta = rsvd + FAT_NUM_FATS * fatsz;
-            if (meta >= tot)
+            if (fit(tot, spc, align, fatsz, &rsvd, &clusters) != 0)
                 return VD_ERR_RANGE;
-            clusters = (tot - meta) / spc;
         }
     }
     if ((fatsz * FAT_SECTOR) / FAT_ENTRY_BYTES < clusters + 2)
