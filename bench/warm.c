@@ -17,8 +17,6 @@
 
 #include "bench.h"
 
-#define WARM_PAGE 4096u
-
 double bench_start(const bench_cfg *c)
 {
     size_t n = c->warm_bytes;
@@ -26,8 +24,7 @@ double bench_start(const bench_cfg *c)
                    : MAP_FAILED;
     if (p != MAP_FAILED) {
         (void)madvise(p, n, MADV_HUGEPAGE); /* a hint: 4 KiB pages still warm some */
-        for (size_t off = 0; off < n; off += WARM_PAGE)
-            ((volatile uint8_t *)p)[off] = 1;
+        bench_touch(p, n);
         (void)munmap(p, n); /* nothing to do if it fails: only a warm-up */
     }
     return bench_now();

@@ -517,25 +517,14 @@ void vd_open_lease_give(vd_image *img, vd_open_lease *l)
     l->sk = NULL;
 }
 
-vd_err vd_keycheck_compute_in(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
-                              const uint8_t image_id[16], uint8_t out[32])
+vd_err vd_keycheck_compute(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
+                           const uint8_t image_id[16], uint8_t out[32])
 {
     vd_err e = VD_OK;
     if (vdc_kdf(scratch, key, VD_KDF_KEYCHECK, 0) != 0 ||
         vdc_mac(out, scratch, image_id, 16, NULL, 0, NULL, 0) != 0)
         e = VD_ERR_NOMEM;
     vdc_memzero(scratch, VDC_KEY_BYTES);
-    return e;
-}
-
-vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
-                           const uint8_t image_id[16], uint8_t out[32])
-{
-    uint8_t *k = vdc_secure_alloc(VDC_KEY_BYTES);
-    if (!k)
-        return VD_ERR_NOMEM;
-    vd_err e = vd_keycheck_compute_in(k, key, image_id, out);
-    vdc_secure_free(k);
     return e;
 }
 

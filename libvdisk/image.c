@@ -324,7 +324,7 @@ static vd_err rekey_detect(vd_image *img, int key_ok, uint8_t *b0, uint8_t *b1)
                                b + SB_RK_OFF_LINK, b + SB_RK_OFF_LINK_TAG, old);
         uint8_t kc[32];
         if (e == VD_OK)
-            e = vd_keycheck_compute(old, img->hdr.image_id, kc);
+            e = vd_keycheck_compute(img->key_scratch, old, img->hdr.image_id, kc);
         if (e == VD_OK && !key_ok && vdc_memcmp(kc, img->hdr.keycheck, 32) != 0)
             e = VD_ERR_AUTH; /* the header is neither key's */
         if (e == VD_OK) {
@@ -665,7 +665,7 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (e == VD_OK)
         e = vd_keys_derive(img, key);
     if (e == VD_OK)
-        e = vd_keycheck_compute_in(img->key_scratch, key, img->hdr.image_id, kc);
+        e = vd_keycheck_compute(img->key_scratch, key, img->hdr.image_id, kc);
     int key_ok = e == VD_OK && vdc_memcmp(kc, img->hdr.keycheck, 32) == 0;
     vdc_memzero(kc, sizeof kc);
     if (e == VD_OK) {
@@ -951,7 +951,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     h->created_ns = vd_host_now(&img->host);
     e = vd_keys_derive(img, key);
     if (e == VD_OK)
-        e = vd_keycheck_compute_in(img->key_scratch, key, h->image_id, h->keycheck);
+        e = vd_keycheck_compute(img->key_scratch, key, h->image_id, h->keycheck);
     if (e == VD_OK)
         e = vd_anchor_attach(img);
     if (e != VD_OK)

@@ -155,7 +155,7 @@ struct vd_image {
                                 what rekey records name */
     } rk;
     uint8_t *sb_key;   /* VDC_KEY_BYTES, in keymem */
-    uint8_t *key_scratch; /* VDC_KEY_BYTES, in keymem: the key check's */
+    uint8_t *key_scratch; /* VDC_KEY_BYTES, in keymem: derived keys pass here */
     vdc_aead_alg alg;
     vd_subkey subkeys[VD_SUBKEY_CACHE];
     uint64_t subkey_clock;
@@ -291,11 +291,9 @@ vd_err vd_header_digest(const vd_header *h, uint8_t out[32]);
 void vd_keys_wipe(vd_image *img);
 /* Free a subkey slot's AEAD contexts (every lane) and empty it. */
 void vd_subkey_clear(vd_subkey *s);
-/* The same with a caller's guarded scratch (VDC_KEY_BYTES) for the
- * derived key: no allocation. */
-vd_err vd_keycheck_compute_in(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
-                              const uint8_t image_id[16], uint8_t out[32]);
-vd_err vd_keycheck_compute(const uint8_t key[VD_KEY_BYTES],
+/* The header's key check for key, its key derived through scratch (the
+ * handle's key_scratch: guarded, VDC_KEY_BYTES; wiped after). */
+vd_err vd_keycheck_compute(uint8_t *scratch, const uint8_t key[VD_KEY_BYTES],
                            const uint8_t image_id[16], uint8_t out[32]);
 vd_err vd_super_seal(vd_image *img, uint8_t blk[VDF_BLOCK]);
 vd_err vd_super_verify(vd_image *img, const uint8_t blk[VDF_BLOCK]);

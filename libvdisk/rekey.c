@@ -463,7 +463,7 @@ static vd_err rekey_finish(vd_image *img)
     vd_header h = img->hdr;
     vd_err e = vd_flight_join(img);
     if (e == VD_OK)
-        e = vd_keycheck_compute(img->master, h.image_id, h.keycheck);
+        e = vd_keycheck_compute(img->key_scratch, img->master, h.image_id, h.keycheck);
     uint8_t d[32];
     if (e == VD_OK) {
         vd_header_encode(&h, img->scratch);

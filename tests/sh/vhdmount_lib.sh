@@ -60,8 +60,9 @@ runtime_dir_private
 # shows in the mount table before INIT is answered, and an unmount in that
 # gap ends the session without init ever running (seen under TSan: no
 # "writeback cache" line in the -d log); a stat of the root is a request,
-# and the kernel holds requests until INIT is answered. The first mount of a test skips when the kernel refuses
-# FUSE mounts here (containers without the capability).
+# and the kernel holds requests until INIT is answered. The first mount of
+# a test skips when the kernel refuses FUSE mounts here (containers
+# without the capability).
 mnt_start() {
     local img=$1 mnt=$2
     shift 2
