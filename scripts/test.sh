@@ -11,7 +11,7 @@
 #    crash harness (crash_fs_full) — then the old demo program once.
 # 2. AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/:
 #    every suite again (the tamper sweep thinned by VD_TAMPER_LIGHT=1, the
-#    crash harnesses' prefixes by VD_CRASH_STRIDE=2, vhdmount's kill -9
+#    crash harnesses' states by VD_CRASH_STRIDE=2, vhdmount's kill -9
 #    rounds by VD_CRASH_ROUNDS=10 of 20; the fuzzers and the install
 #    check not repeated).
 # 3. ThreadSanitizer build in build-tsan/: the multithreaded suites

@@ -11,18 +11,21 @@
 #include "replay.h"
 #include "testkit.h"
 
+size_t vt_crash_stride(void)
+{
+    /* The sanitizer runs of scripts/test.sh, where a state costs ~5x; the
+     * Debug run of the same CI walks every state. */
+    uint64_t stride = vt_seed_from_env("VD_CRASH_STRIDE", 1);
+    return stride < 1 ? 1 : (size_t)stride;
+}
+
 void vt_replay_prefixes(vd_rec *rec, vt_replay_fn fn, void *ctx)
 {
     size_t nops = vd_rec_op_count(rec);
-    /* VD_CRASH_STRIDE=N (the sanitizer runs of scripts/test.sh, where a
-     * state costs ~5x): every Nth prefix and the last; the Debug run of
-     * the same CI walks them all. */
-    uint64_t stride = vt_seed_from_env("VD_CRASH_STRIDE", 1);
-    if (stride < 1)
-        stride = 1;
+    size_t stride = vt_crash_stride();
     if (stride > 1)
-        printf("  sampled: one prefix in %llu of %zu, and the last (VD_CRASH_STRIDE)\n",
-               (unsigned long long)stride, nops + 1);
+        printf("  sampled: one prefix in %zu of %zu, and the last (VD_CRASH_STRIDE)\n",
+               stride, nops + 1);
     for (size_t p = 0; p <= nops; p++) {
         if (p % stride != 0 && p != nops)
             continue;

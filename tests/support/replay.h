@@ -22,6 +22,11 @@
  * state again (vd_rec_crash_image with prefix), not for another one. */
 typedef void (*vt_replay_fn)(void *ctx, vd_host *h, size_t prefix, unsigned subset);
 
+/* VD_CRASH_STRIDE=N in the environment (default 1): the harnesses visit
+ * one crash point in N (and the last, and wherever else the harness says
+ * something happens). */
+size_t vt_crash_stride(void);
+
 /* fn for every prefix 0 .. vd_rec_op_count(rec), in order; with
  * VD_CRASH_STRIDE=N in the environment, every Nth one and the last. */
 void vt_replay_prefixes(vd_rec *rec, vt_replay_fn fn, void *ctx);
