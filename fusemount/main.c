@@ -47,6 +47,7 @@ static void usage(FILE *to)
         "  -o OPTS        commit=SECONDS (periodic commits, default 5; 0 = only at\n"
         "                 fsync and unmount), nowriteback (no kernel write-back\n"
         "                 cache: write errors at write(), not at fsync/close),\n"
+        "                 threads=N (requests served at once, 1..16, default 4),\n"
         "                 ro, allow_other and the other options\n"
         "                 of mount.fuse3(8); vfat's uid=N, gid=N, umask=OCT,\n"
         "                 dmask=OCT, fmask=OCT, showexec, quiet (modes: see vhdmount(8))\n"
@@ -66,6 +67,7 @@ typedef struct mount_args {
     int foreground, debug, read_only, quiet, unmount;
     unsigned commit_secs; /* -o commit= */
     int no_writeback;     /* -o nowriteback */
+    unsigned threads;     /* -o threads= */
     size_t cache_bytes;
     struct fuse_args fargs;
 } mount_args;
@@ -98,8 +100,8 @@ static size_t opt_len(const char *p)
     return n;
 }
 
-/* commit=SECONDS: 0 .. one day, as a plain count. */
-static int commit_parse(const char *v, size_t n, unsigned *out)
+/* A plain count in lo .. hi (commit=SECONDS, threads=N). */
+static int count_parse(const char *v, size_t n, unsigned lo, unsigned hi, unsigned *out)
 {
     if (n == 0 || n > 5)
         return -1;
@@ -109,13 +111,13 @@ static int commit_parse(const char *v, size_t n, unsigned *out)
             return -1;
         x = x * 10 + (unsigned)(v[i] - '0');
     }
-    if (x > 86400)
+    if (x < lo || x > hi)
         return -1;
     *out = x;
     return 0;
 }
 
-/* One -o list: vhdmount's own options (commit=, nowriteback) are taken out, the rest
+/* One -o list: vhdmount's own options (commit=, nowriteback, threads=) are taken out, the rest
  * go to FUSE; ro/rw are noted on the way (the image is then opened
  * read-only too). Returns an exit status, or -1 to go on. */
 static int opts_take(const char *list, mount_args *m)
@@ -133,9 +135,16 @@ static int opts_take(const char *list, mount_args *m)
         if (n == 11 && strncmp(p, "nowriteback", 11) == 0) {
             m->no_writeback = 1;
         } else if (n >= 7 && strncmp(p, "commit=", 7) == 0) {
-            if (commit_parse(p + 7, n - 7, &m->commit_secs) != 0) {
+            if (count_parse(p + 7, n - 7, 0, 86400, &m->commit_secs) != 0) {
                 cli_errorf(PROG, NULL, "-o %.*s: not a number of seconds in 0..86400",
                            (int)n, p);
+                free(rest);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (n >= 8 && strncmp(p, "threads=", 8) == 0) {
+            if (count_parse(p + 8, n - 8, 1, VMNT_WGATE_MAX, &m->threads) != 0) {
+                cli_errorf(PROG, NULL, "-o %.*s: not a number of threads in 1..%d", (int)n,
+                           p, VMNT_WGATE_MAX);
                 free(rest);
                 return CLI_EXIT_USAGE;
             }
@@ -290,7 +299,8 @@ int main(int argc, char **argv)
     if (rc == 0) {
         vmnt_serve_args sa = {.mountpoint = m.mountpoint,
                               .state_image = state_image(&m),
-                              .foreground = m.foreground};
+                              .foreground = m.foreground,
+                              .threads = m.threads};
         rc = vmnt_serve(&c, &sa);
     }
 out:

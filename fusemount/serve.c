@@ -212,7 +212,7 @@ int vmnt_serve(vmnt_ctx *c, const vmnt_serve_args *a)
         goto out;
     }
     fuse_loop_cfg_set_clone_fd(lc, 0);
-    fuse_loop_cfg_set_max_threads(lc, 16);
+    fuse_loop_cfg_set_max_threads(lc, a->threads ? a->threads : VMNT_THREADS_DEFAULT);
     /* 0 after an unmount or an end signal (sig_run): a clean end. */
     int r = fuse_session_loop_mt(se, lc);
     rc = r == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;

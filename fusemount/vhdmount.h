@@ -25,8 +25,13 @@ typedef struct vmnt_committer {
 
 #define VMNT_ALIAS_MAX 8
 /* WRITEs to one file the write gate orders at once (wgate.c): the FUSE
- * loop's thread limit (serve.c); more go untracked. */
+ * loop's largest thread limit (-o threads=, serve.c); more go untracked. */
 #define VMNT_WGATE_MAX 16
+/* The FUSE loop's default thread limit: the cores of a small VM, plus
+ * threads waiting in a commit's flush. libfuse's own default (10) wakes a
+ * thread per dirty page the writeback cache sends at an fsync, and each
+ * wake-up costs more than serving the request (PERFORMANCE.md). */
+#define VMNT_THREADS_DEFAULT 4
 
 /* One kernel inode: one FAT file or directory, whatever spelling the
  * kernel looked it up by (nodes.c). */
@@ -254,6 +259,7 @@ typedef struct vmnt_serve_args {
     const char *mountpoint;  /* absolute */
     const char *state_image; /* what the state file names */
     int foreground;
+    unsigned threads; /* the FUSE loop's thread limit; 0: VMNT_THREADS_DEFAULT */
 } vmnt_serve_args;
 int vmnt_ctx_init(vmnt_ctx *c, const char *prog);
 int vmnt_session_new(vmnt_ctx *c, struct fuse_args *fargs);
