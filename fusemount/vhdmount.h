@@ -28,9 +28,10 @@ typedef struct vmnt_committer {
  * loop's largest thread limit (-o threads=, serve.c); more go untracked. */
 #define VMNT_WGATE_MAX 16
 /* The FUSE loop's default thread limit: the cores of a small VM, plus
- * threads waiting in a commit's flush. libfuse's own default (10) wakes a
- * thread per dirty page the writeback cache sends at an fsync, and each
- * wake-up costs more than serving the request (PERFORMANCE.md). */
+ * threads waiting in a commit's flush. With 16 (the limit before), the loop
+ * woke a thread per dirty page the writeback cache sends at an fsync, and
+ * each wake-up cost more than serving the request (PERFORMANCE.md,
+ * "Session of 2026-12-07 07:33 UTC"). */
 #define VMNT_THREADS_DEFAULT 4
 
 /* One kernel inode: one FAT file or directory, whatever spelling the
