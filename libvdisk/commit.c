@@ -24,9 +24,12 @@ static int commit_due(vd_image *img)
     if (img->commit_interval_ns <= 0)
         return 0;
     int64_t now = vd_host_now(&img->host);
-    /* An untrusted clock that runs backwards commits early, never late. */
+    /* An untrusted clock that runs backwards commits early, never late.
+     * In integers: near 2^60 ns a double is 256 ns coarse, and the
+     * difference of two rounded times could fall short of the interval. */
     return now < img->last_commit_ns ||
-           (double)now - (double)img->last_commit_ns >= (double)img->commit_interval_ns;
+           (uint64_t)now - (uint64_t)img->last_commit_ns >=
+               (uint64_t)img->commit_interval_ns;
 }
 
 void vd_image_op_end(vd_image *img)

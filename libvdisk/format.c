@@ -245,12 +245,32 @@ void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES])
     mt_version_encode(&e->after, out + 8 + MT_VERSION_BYTES);
 }
 
-void vd_oneflush_digest(const uint8_t *blocks, size_t len, uint8_t out[32])
+int vd_ofd_init(vd_ofd *d)
 {
-    XXH128_hash_t h = XXH3_128bits(blocks, len);
+    XXH3_state_t *st = XXH3_createState();
+    d->st = st;
+    return st && XXH3_128bits_reset(st) == XXH_OK ? 0 : -1;
+}
+
+void vd_ofd_update(vd_ofd *d, const uint8_t *p, size_t len)
+{
+    /* Fails only on a NULL state, which vd_ofd_init has ruled out. */
+    (void)XXH3_128bits_update(d->st, p, len);
+}
+
+void vd_ofd_final(vd_ofd *d, uint8_t out[32])
+{
+    XXH128_hash_t h = XXH3_128bits_digest(d->st);
     memset(out, 0, 32);
     vd_put_le64(out, h.low64);
     vd_put_le64(out + 8, h.high64);
+    vd_ofd_free(d);
+}
+
+void vd_ofd_free(vd_ofd *d)
+{
+    XXH3_freeState(d->st);
+    d->st = NULL;
 }
 
 void vd_super_drop_journal(vd_super *s)

@@ -351,10 +351,52 @@ static vd_err rekey_detect(vd_image *img, int key_ok, uint8_t *b0, uint8_t *b1)
     return VD_ERR_WRONG_KEY;
 }
 
+/* A one-flush record's digest (vd_ofd): its entry blocks (eblk, eb of
+ * them), then each entry's block in entry order, a redo copy from its
+ * journal area (after the entry blocks), any other block (format 5: one
+ * the tree had never written) from its place. */
+static vd_err oneflush_check(vd_image *img, const vd_super *s, const vd_jentry *ent,
+                             const uint8_t *eblk, uint64_t eb)
+{
+    enum { RUN = 64 };
+    uint8_t *buf = malloc((size_t)RUN * VDF_BLOCK);
+    vd_ofd d;
+    int bad = vd_ofd_init(&d) != 0;
+    if (!buf || bad) {
+        free(buf);
+        vd_ofd_free(&d);
+        return VD_ERR_NOMEM;
+    }
+    vd_ofd_update(&d, eblk, (size_t)eb * VDF_BLOCK);
+    uint64_t copy = vd_journal_area(img, s->epoch) + eb;
+    vd_err e = VD_OK;
+    for (uint32_t k = 0; e == VD_OK && k < s->jcount;) {
+        /* A run of copies (consecutive in the journal) or of blocks in
+         * place (consecutive on disk), at most RUN blocks. */
+        uint32_t end = k + 1;
+        while (end < s->jcount && end - k < RUN && ent[end].redo == ent[k].redo &&
+               (ent[k].redo || ent[end].phys == ent[end - 1].phys + 1))
+            end++;
+        uint64_t at = ent[k].redo ? copy : ent[k].phys;
+        e = vd_io_read(img, at * VDF_BLOCK, buf, (size_t)(end - k) * VDF_BLOCK);
+        if (e == VD_OK)
+            vd_ofd_update(&d, buf, (size_t)(end - k) * VDF_BLOCK);
+        if (ent[k].redo)
+            copy += end - k;
+        k = end;
+    }
+    free(buf);
+    uint8_t got[32];
+    vd_ofd_final(&d, got);
+    if (e == VD_OK && vdc_memcmp(got, s->jdigest, 32) != 0)
+        e = VD_ERR_AUTH;
+    return e;
+}
+
 /* The journal entries a superblock names (inline, or in its journal slot
  * under the digest it carries), into *out (jcount of them). A one-flush
- * record's digest covers its redo blocks too: VD_ERR_AUTH when they are
- * not what it was written with. */
+ * record's digest covers its blocks too: VD_ERR_AUTH when they are not
+ * what it was written with. */
 static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk,
                            vd_jentry **out)
 {
@@ -363,8 +405,7 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
         (one && (s->version < 4 || s->state != SB_STATE_COMMITTED)))
         return VD_ERR_CORRUPT;
     uint64_t eb = s->jinline ? 0 : vd_journal_entry_blocks(s->jcount);
-    uint64_t nblk = eb + (one ? s->jcount : 0);
-    if (nblk > img->hdr.journal_blocks)
+    if (eb > img->hdr.journal_blocks)
         return VD_ERR_CORRUPT;
     vd_jentry *ent = calloc(s->jcount, sizeof *ent);
     if (!ent)
@@ -372,25 +413,23 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
     *out = ent;
     uint8_t *buf = NULL;
     const uint8_t *src = sblk + SB_OFF_INLINE;
-    if (nblk) {
+    if (eb) {
         uint64_t start = vd_journal_area(img, s->epoch);
-        buf = malloc((size_t)nblk * VDF_BLOCK);
+        buf = malloc((size_t)eb * VDF_BLOCK);
         if (!buf)
             return VD_ERR_NOMEM;
-        vd_err e = vd_io_read(img, start * VDF_BLOCK, buf, (size_t)nblk * VDF_BLOCK);
+        vd_err e = vd_io_read(img, start * VDF_BLOCK, buf, (size_t)eb * VDF_BLOCK);
         uint8_t d[32];
-        if (e == VD_OK && one)
-            vd_oneflush_digest(buf, (size_t)nblk * VDF_BLOCK, d);
-        else if (e == VD_OK && vdc_hash_buf(d, buf, (size_t)nblk * VDF_BLOCK) != 0)
+        /* A one-flush record's digest is checked below, with its blocks. */
+        if (e == VD_OK && !one && vdc_hash_buf(d, buf, (size_t)eb * VDF_BLOCK) != 0)
             e = VD_ERR_NOMEM;
-        if (e == VD_OK && vdc_memcmp(d, s->jdigest, 32) != 0)
+        if (e == VD_OK && !one && vdc_memcmp(d, s->jdigest, 32) != 0)
             e = VD_ERR_AUTH;
         if (e != VD_OK) {
             free(buf);
             return e;
         }
-        if (!s->jinline)
-            src = buf;
+        src = buf;
     }
     for (uint32_t k = 0; k < s->jcount; k++) {
         const uint8_t *p = s->jinline
@@ -399,21 +438,34 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
                                      (size_t)(k % JE_PER_BLOCK) * JE_BYTES;
         vd_jentry_decode(&ent[k], p);
     }
-    free(buf);
     /* Written sorted and unique; anything else is not our journal. Only
      * data blocks have redo contents, from format 3 on; in a one-flush
-     * record (format 4) every block has them, nodes too. */
-    for (uint32_t k = 0; k < s->jcount; k++) {
+     * record (format 4) every block has them, nodes too, but (format 5)
+     * those the tree had never written, which went in place. A one-flush
+     * record's entry blocks are checked by its digest, which needs them
+     * decoded: entries that are not ours there mean a torn journal, the
+     * same as a digest that does not match. */
+    const vd_err bad = one && eb ? VD_ERR_AUTH : VD_ERR_CORRUPT;
+    vd_err e = VD_OK;
+    uint64_t ncopy = 0;
+    for (uint32_t k = 0; e == VD_OK && k < s->jcount; k++) {
         uint64_t ph = ent[k].phys;
         const vd_header *h = &img->hdr;
         int in_nodes = ph >= h->node_start && ph - h->node_start < h->node_blocks;
         int in_data = ph >= h->data_start && ph - h->data_start < h->nblocks;
+        int in_place = one && !ent[k].redo;
         if (!(in_nodes || in_data) || (k > 0 && ph <= ent[k - 1].phys) ||
-            (one && !ent[k].redo) ||
+            (in_place && (s->version < 5 || !mt_version_is_none(&ent[k].before))) ||
             (ent[k].redo && !one && (ph < img->hdr.data_start || s->version < 3)))
-            return VD_ERR_CORRUPT;
+            e = bad;
+        ncopy += ent[k].redo != 0;
     }
-    return VD_OK;
+    if (e == VD_OK && one && eb + ncopy > img->hdr.journal_blocks)
+        e = bad;
+    if (e == VD_OK && one)
+        e = oneflush_check(img, s, ent, buf, eb);
+    free(buf);
+    return e;
 }
 
 /* A one-flush record (SB_FLAG_ONEFLUSH) reached the disk in the same
@@ -729,12 +781,26 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         int base_redo = ot->state == SB_STATE_COMMITTED && ot->epoch == nw->base_epoch &&
                         ot->jcount;
         if (e == VD_OK && nw->state == SB_STATE_COMMITTED && nw->jcount) {
-            e = load_redo(img, nw, nblk, 0);
+            /* In force because the one-flush record after it was torn
+             * (oneflush_settle: recovered): that record was written only
+             * once this one's flush was done, so this one is whole. Its
+             * digest can still fail where the host changed blocks it
+             * covers in place; a copy is only where to read a block from
+             * (load_redo), so the copies are then left unused. */
+            e = load_redo(img, nw, nblk, img->recovered);
+            if (e == VD_OK && img->recovered && img->nredo)
+                img->redo_slot = nw->slot;
             if (e == VD_OK && (nw->flags & SB_FLAG_ONEFLUSH) && base_redo &&
                 (ot->flags & SB_FLAG_ONEFLUSH))
                 e = load_redo(img, ot, oblk, 1);
         } else if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS && base_redo) {
-            e = load_redo(img, ot, oblk, 0);
+            /* A one-flush base's digest covers its fresh blocks in place,
+             * which this round may overwrite once its first flush has
+             * made the base's own writes durable: a base that no longer
+             * matches is then not needed (load_redo, base). */
+            e = load_redo(img, ot, oblk, (ot->flags & SB_FLAG_ONEFLUSH) != 0);
+            if (e == VD_OK && img->nredo)
+                img->redo_slot = ot->slot; /* the record redo_replay settles */
         }
         if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS)
             e = load_journal(img, nw, nblk);

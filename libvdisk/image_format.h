@@ -28,9 +28,12 @@
 /* 3: metadata redo journal (COMMITTED records may name journal entries
  * whose blocks' sealed contents follow in the journal area) and the
  * clean-close flag. 4: one-flush commits (SB_FLAG_ONEFLUSH: every block
- * of a small round, nodes too, goes through the redo journal). Images of
- * formats 2 and 3 open; a writable open converts them (docs/FORMAT.md §6). */
-#define VDF_FORMAT_VERSION 4u
+ * of a small round, nodes too, goes through the redo journal). 5: a
+ * one-flush round writes the blocks the tree had never written straight
+ * in place, outside the journal, so a round of fresh blocks of any size
+ * commits with one flush. Images of formats 2 to 4 open; a writable open
+ * converts them (docs/FORMAT.md §6). */
+#define VDF_FORMAT_VERSION 5u
 #define VDF_FORMAT_OLDEST 2u
 
 /* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
@@ -166,8 +169,9 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
  * SB_INLINE_MAX_REKEY inline journal entries (docs/FORMAT.md §6a). */
 #define SB_FLAG_REKEY 2u
 /* flags bit 2 (format 4): a one-flush commit. Every entry is JE_REDO,
- * nodes included; jdigest covers the entry blocks (none when inline) and
- * then every redo block. The record went to disk in the same flush as its
+ * nodes included, except (format 5) the blocks whose before version is
+ * "never written", which go straight in place; jdigest covers the entry
+ * blocks (none when inline) and then every entry's block (vd_ofd). The record went to disk in the same flush as its
  * journal, so a journal that does not match it means the round never
  * completed: the other slot's record (COMMITTED, base_epoch) is in force
  * (docs/FORMAT.md §7a). */
@@ -234,12 +238,22 @@ typedef struct vd_jentry {
 
 void vd_jentry_encode(const vd_jentry *e, uint8_t out[JE_BYTES]);
 void vd_jentry_decode(vd_jentry *e, const uint8_t in[JE_BYTES]);
-/* A one-flush record's jdigest (SB_FLAG_ONEFLUSH): XXH3-128 of its entry
- * blocks and redo blocks, little-endian, then 16 zero bytes. It tells a
- * journal torn by a crash from a whole one; it needs no strength against
- * the host, since every redo copy is opened against its version in the
- * tree before anything trusts it (docs/FORMAT.md §7a). */
-void vd_oneflush_digest(const uint8_t *blocks, size_t len, uint8_t out[32]);
+/* A one-flush record's jdigest (SB_FLAG_ONEFLUSH): XXH3-128, little-endian,
+ * then 16 zero bytes, over its entry blocks (when not inline) followed by
+ * the contents of every entry's block in entry order: a JE_REDO entry's
+ * copy in the journal area, any other entry's block in place (format 5:
+ * a block the tree had never written, docs/FORMAT.md §7). It tells a
+ * round torn by a crash from a whole one; it needs no strength against
+ * the host, since every block is opened against its version in the tree
+ * before anything trusts it. Computed in pieces: init, update..., final
+ * (which frees; vd_ofd_free on a path that stops early). */
+typedef struct vd_ofd {
+    void *st;
+} vd_ofd;
+int vd_ofd_init(vd_ofd *d); /* 0, or -1: out of memory (free it anyway) */
+void vd_ofd_update(vd_ofd *d, const uint8_t *p, size_t len);
+void vd_ofd_final(vd_ofd *d, uint8_t out[32]);
+void vd_ofd_free(vd_ofd *d);
 
 typedef struct vd_super {
     uint32_t version; /* the image's format version when written */

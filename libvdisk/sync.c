@@ -487,14 +487,26 @@ static void round_apply(vd_image *img, vd_round *r)
  * image.c: oneflush_settle) or the record before itself; after it, the
  * journal redoes whatever did not reach its place. One flush per commit
  * instead of three, for writing each block twice: worth it for the small
- * rounds of fsync-heavy work, not for an 8 MiB round of streaming writes. */
+ * rounds of fsync-heavy work, not for an 8 MiB round of streaming writes.
+ *
+ * Format 5: a block whose before version is "never written" skips the
+ * journal and goes in place in the same flush. Nothing can need its old
+ * contents: the record a crash falls back on (the one before, durable
+ * before this round's first write) reads it as zeros without touching the
+ * disk. The digest covers it where it lies, so a record whose fresh block
+ * did not reach the disk is not in force either. A new file's blocks are
+ * fresh, so a round of streaming writes into new space commits with one
+ * flush and writes each block once, whatever its size. */
+static int block_fresh(const vd_image *img, const vd_jentry *je)
+{
+    return img->hdr.format_version >= 5 && mt_version_is_none(&je->before);
+}
+
 static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
                        uint64_t cepoch)
 {
     if (img->hdr.format_version < 4 || img->rk.active || epoch != cepoch ||
-        r->nj > img->oneflush_max)
-        return 0;
-    if (vd_journal_need(r->nj, r->nj) > img->hdr.journal_blocks)
+        img->oneflush_max == 0)
         return 0;
     uint64_t nchg = 0;
     for (uint32_t l = 0; l <= img->geo.height; l++)
@@ -502,7 +514,11 @@ static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
     for (uint32_t k = 0; k < r->n[0]; k++)
         if (r->chg[0][k].ent == VC_NONE) /* a resolved leaf: no contents */
             return 0;
-    return nchg == r->nj;
+    uint32_t ncopy = 0;
+    for (uint32_t k = 0; k < r->nj; k++)
+        ncopy += !block_fresh(img, &r->j[k]);
+    return nchg == r->nj && ncopy <= img->oneflush_max &&
+           vd_journal_need(r->nj, ncopy) <= img->hdr.journal_blocks;
 }
 
 typedef struct ct_ref {
@@ -516,34 +532,78 @@ static int cmp_ct_ref(const void *a, const void *b)
     return x->phys < y->phys ? -1 : x->phys > y->phys;
 }
 
-/* The journal of a one-flush round into buf: entry blocks (eb of them, 0
- * when inline) then every block's ciphertext in entry (= phys) order. */
-static vd_err oneflush_journal(vd_image *img, vd_round *r, uint32_t eb, uint8_t *buf)
+/* Every block of the round with its ciphertext, in entry (= phys) order. */
+static vd_err round_refs(vd_image *img, const vd_round *r, ct_ref **out)
 {
-    ct_ref *ref = malloc((size_t)r->nj * sizeof *ref);
+    ct_ref *ref = malloc((size_t)(r->nj ? r->nj : 1) * sizeof *ref);
     if (!ref)
         return VD_ERR_NOMEM;
     uint32_t n = 0;
     for (uint32_t l = 0; l <= img->geo.height; l++)
-        for (uint32_t k = 0; k < r->n[l]; k++) {
+        for (uint32_t k = 0; k < r->n[l] && n < r->nj; k++) {
             ref[n].phys = vd_phys_of(img, l, r->chg[l][k].idx);
             ref[n].ct = r->ct[l] + (size_t)k * VDF_BLOCK;
             n++;
         }
     qsort(ref, n, sizeof *ref, cmp_ct_ref);
-    vd_err e = VD_OK;
-    for (uint32_t k = 0; k < r->nj; k++) {
-        if (ref[k].phys != r->j[k].phys) {
-            e = VD_ERR_INVAL; /* round_build names each block once */
-            break;
+    for (uint32_t k = 0; k < r->nj; k++)
+        if (n != r->nj || ref[k].phys != r->j[k].phys) {
+            free(ref); /* round_build names each block once */
+            return VD_ERR_INVAL;
         }
-        r->j[k].redo = 1;
-        memcpy(buf + (size_t)(eb + k) * VDF_BLOCK, ref[k].ct, VDF_BLOCK);
-    }
-    free(ref);
-    if (e == VD_OK && eb)
+    *out = ref;
+    return VD_OK;
+}
+
+/* The journal of a one-flush round into buf: entry blocks (eb of them, 0
+ * when inline) then the ciphertext of every block that is not fresh, in
+ * entry order; its digest over the entry blocks and every block's
+ * ciphertext in entry order, fresh ones included. */
+static vd_err oneflush_journal(vd_image *img, vd_round *r, const ct_ref *ref, uint32_t eb,
+                               uint8_t *buf, uint8_t digest[32])
+{
+    for (uint32_t k = 0; k < r->nj; k++)
+        r->j[k].redo = !block_fresh(img, &r->j[k]);
+    if (eb)
         encode_entries(r, buf);
-    return e;
+    vd_ofd d;
+    if (vd_ofd_init(&d) != 0) {
+        vd_ofd_free(&d);
+        return VD_ERR_NOMEM;
+    }
+    vd_ofd_update(&d, buf, (size_t)eb * VDF_BLOCK);
+    uint32_t i = eb;
+    for (uint32_t k = 0; k < r->nj; k++) {
+        vd_ofd_update(&d, ref[k].ct, VDF_BLOCK);
+        if (r->j[k].redo)
+            memcpy(buf + (size_t)i++ * VDF_BLOCK, ref[k].ct, VDF_BLOCK);
+    }
+    vd_ofd_final(&d, digest);
+    return VD_OK;
+}
+
+/* The round's blocks in place, fresh ones or the others, merging runs
+ * that are consecutive both on disk and in the round's buffers. */
+static vd_err write_refs(vd_image *img, const vd_round *r, const ct_ref *ref, int fresh)
+{
+    uint32_t k = 0;
+    while (k < r->nj) {
+        if (r->j[k].redo == fresh) {
+            k++;
+            continue;
+        }
+        uint32_t end = k + 1;
+        while (end < r->nj && r->j[end].redo != fresh &&
+               ref[end].phys == ref[end - 1].phys + 1 &&
+               ref[end].ct == ref[end - 1].ct + VDF_BLOCK)
+            end++;
+        vd_err e = vd_io_write(img, ref[k].phys * VDF_BLOCK, ref[k].ct,
+                               (size_t)(end - k) * VDF_BLOCK);
+        if (e != VD_OK)
+            return e;
+        k = end;
+    }
+    return VD_OK;
 }
 
 static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
@@ -552,8 +612,12 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     const mt_geometry *g = &img->geo;
     int jinline = r->nj <= SB_INLINE_MAX;
     uint32_t eb = jinline ? 0 : (uint32_t)vd_journal_entry_blocks(r->nj);
-    size_t bytes = (size_t)(eb + r->nj) * VDF_BLOCK;
-    uint8_t *buf = calloc(1, bytes);
+    uint32_t ncopy = 0;
+    for (uint32_t k = 0; k < r->nj; k++)
+        ncopy += !block_fresh(img, &r->j[k]);
+    size_t bytes = (size_t)(eb + ncopy) * VDF_BLOCK;
+    uint8_t *buf = calloc(1, bytes ? bytes : 1);
+    ct_ref *ref = NULL;
     if (!buf)
         return VD_ERR_NOMEM;
     vd_err e = VD_OK;
@@ -562,17 +626,20 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
      * implicit commit deferred its last flush, or when metadata written in
      * place after it has only format 3's unchecked copies (a one-flush
      * record's own are checked, and a reader of this record redoes them:
-     * image.c, load_redo). */
+     * image.c, load_redo). Fresh blocks rely on it too: it reads them as
+     * zeros only if it is the record a crash falls back on. */
     if (img->unflushed || img->redo_pending == VD_REDO_META)
         e = vd_io_flush(img);
     if (e == VD_OK)
-        e = oneflush_journal(img, r, eb, buf);
+        e = round_refs(img, r, &ref);
     uint8_t digest[32];
     if (e == VD_OK)
-        vd_oneflush_digest(buf, bytes, digest);
-    if (e == VD_OK)
+        e = oneflush_journal(img, r, ref, eb, buf, digest);
+    if (e == VD_OK && bytes)
         e = vd_io_write(img, vd_journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
     free(buf);
+    if (e == VD_OK)
+        e = write_refs(img, r, ref, 1);
     if (e == VD_OK)
         e = super_write_flags(img, r->sb, epoch, SB_STATE_COMMITTED,
                               &r->chg[g->height][0].after, img->anchor_tag, r->j, r->nj,
@@ -581,15 +648,13 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
         e = vd_io_flush(img);
     if (e == VD_OK)
         img->epoch = epoch;
-    /* In place, unflushed: until the next round's first flush a crash
-     * redoes them from the journal; round epoch + 2, which reuses its
-     * area, comes after that flush. */
-    for (uint32_t l = g->height; e == VD_OK && l >= 1; l--)
-        e = write_level(img, r, l, 0);
+    /* In place, unflushed (root first: the node blocks precede the data):
+     * until the next round's first flush a crash redoes them from the
+     * journal; round epoch + 2, which reuses its area, comes after that
+     * flush. */
     if (e == VD_OK)
-        e = write_level(img, r, 0, 0);
-    if (e == VD_OK)
-        e = write_level(img, r, 0, 1);
+        e = write_refs(img, r, ref, 0);
+    free(ref);
     if (e == VD_OK) {
         img->redo_pending = VD_REDO_ONEFLUSH;
         r->epoch = epoch;

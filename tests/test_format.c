@@ -327,7 +327,7 @@ static void test_header_layout_values(void **state)
                     continue;
                 }
                 assert_int_equal(rc, 0);
-                assert_int_equal(h.format_version, 4);
+                assert_int_equal(h.format_version, 5);
                 assert_int_equal(h.nblocks, n);
                 assert_int_equal(h.fanout, fan);
                 assert_int_equal(h.height, height);
@@ -480,7 +480,7 @@ static void test_header_bytes(void **state)
     vd_header_encode(&h, b);
 
     assert_memory_equal(b + 0, "VDISKIMG", 8);
-    static const uint8_t ver[4] = {0x04, 0x00, 0x00, 0x00};
+    static const uint8_t ver[4] = {0x05, 0x00, 0x00, 0x00};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t bytes4096[4] = {0x00, 0x10, 0x00, 0x00};
     assert_memory_equal(b + 12, bytes4096, 4);
@@ -687,9 +687,9 @@ static void test_header_unsupported(void **state)
     uint8_t good[VDF_BLOCK], b[VDF_BLOCK];
     vd_header_encode(&h, good);
 
-    /* 1: before the short superblock MAC; 2, 3 and 4 open (formats 2 and
-     * 3 are converted by a writable open); 5 is from the future */
-    const uint32_t versions[] = {0, 1, 5, UINT32_MAX};
+    /* 1: before the short superblock MAC; 2 to 5 open (formats 2 to 4
+     * are converted by a writable open); 6 is from the future */
+    const uint32_t versions[] = {0, 1, 6, UINT32_MAX};
     for (size_t i = 0; i < 4; i++) {
         memcpy(b, good, sizeof b);
         t_le32(b + HDR_OFF_VERSION, versions[i]);
@@ -878,7 +878,7 @@ static void test_super_bytes(void **state)
     memset(b, 0xee, sizeof b);
     vd_super_encode(&s, b);
     assert_memory_equal(b + 0, "VDSUPER1", 8);
-    static const uint8_t ver[4] = {4, 0, 0, 0};
+    static const uint8_t ver[4] = {5, 0, 0, 0};
     assert_memory_equal(b + 8, ver, 4);
     static const uint8_t slot[4] = {1, 0, 0, 0};
     assert_memory_equal(b + 12, slot, 4);
@@ -991,7 +991,7 @@ static void test_super_rejects(void **state)
     t_le32(b + SB_OFF_VERSION, 1);
     assert_int_equal(vd_super_decode(&d, b), -2);
     vd_super_encode(&s, b);
-    t_le32(b + SB_OFF_VERSION, 5);
+    t_le32(b + SB_OFF_VERSION, 6);
     assert_int_equal(vd_super_decode(&d, b), -2);
     /* A one-flush record is a format-4 commit record naming its journal. */
     vd_super o = s;

@@ -1,7 +1,7 @@
 /* An image of an older on-disk format keeps working (issue 15: never
  * strand a user's image). tests/data/format2/ holds a format-2 image made
  * by mkvhd before format 3 existed, tests/data/format3/ a format-3 image
- * made before format 4, each with its key file and listings of the
+ * made before format 4, tests/data/format4/ one made before format 5, each with its key file and listings of the
  * source tree made by find and sha256sum (not by this library). The test
  * opens it with today's code, reads every file byte-exact, writes, syncs,
  * reopens, reads everything again and runs vd_fsck, which must find
@@ -277,10 +277,16 @@ static void test_format3_roundtrip(void **state)
     old_format_roundtrip(VD_TEST_DATA "/format3", 3);
 }
 
+static void test_format4_roundtrip(void **state)
+{
+    (void)state;
+    old_format_roundtrip(VD_TEST_DATA "/format4", 4);
+}
+
 int main(void)
 {
     if (system("gzip --version >/dev/null 2>&1") != 0) {
-        printf("skip: gzip not found (needed to unpack tests/data/format2 and format3)\n");
+        printf("skip: gzip not found (needed to unpack tests/data/format2 to format4)\n");
         return 77;
     }
     if (sodium_init() < 0)
@@ -288,6 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format2_roundtrip),
         cmocka_unit_test(test_format3_roundtrip),
+        cmocka_unit_test(test_format4_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

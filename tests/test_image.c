@@ -601,7 +601,7 @@ static void test_memory_round_trip_with_runs_last_block_and_zeros(void **state)
           "nblocks %" PRIu64 " fanout %u height %u", i0.nblocks, i0.fanout, i0.height);
     CHECK(i0.cipher == VD_CIPHER_AES256GCM, "cipher %d", (int)i0.cipher);
     CHECK(i0.read_only == 0 && i0.recovered == 0, "flags");
-    CHECK(i0.format_version == 4, "format_version %u", i0.format_version);
+    CHECK(i0.format_version == 5, "format_version %u", i0.format_version);
     CHECK(strcmp(i0.aead_impl_name, "openssl") == 0, "impl %s", i0.aead_impl_name);
     uint64_t hsize = 0;
     (void)vd_host_mem_data(h, &hsize);
@@ -1167,7 +1167,7 @@ static void test_wrong_key_and_keyless_probe(void **state)
     CHECK(pi.nblocks == 20000 && pi.height == 3 && pi.fanout == 128,
           "probe nblocks %" PRIu64 " height %u fanout %u", pi.nblocks, pi.height,
           pi.fanout);
-    CHECK(pi.cipher == VD_CIPHER_AES256GCM && pi.format_version == 4, "probe cipher");
+    CHECK(pi.cipher == VD_CIPHER_AES256GCM && pi.format_version == 5, "probe cipher");
     CHECK(pi.file_bytes == size && pi.total_blocks == ii.total_blocks &&
           pi.node_blocks == ii.node_blocks && pi.journal_blocks == ii.journal_blocks,
           "probe layout");

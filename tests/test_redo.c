@@ -299,8 +299,19 @@ static uint8_t *commit_without_inplace(const uint8_t key[VD_KEY_BYTES], uint64_t
     vd_create_opts c = {.nblocks = NBLOCKS, .fanout = 16, .journal_blocks = 16};
     vd_open_opts o = {.oneflush_blocks = oneflush};
     assert_int_equal(vd_image_create(vd_rec_host(rec), key, &c, &o, &img), VD_OK);
-    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
     uint8_t b[VD_BLOCK_SIZE];
+    /* Written once before: a block the tree never wrote goes in place
+     * before the flush (format 5), and this is about the ones that wait. */
+    vd_image_op_begin(img);
+    for (uint32_t m = 0; m < 5; m++) {
+        vt_block_fill(b, m, 3);
+        assert_int_equal(vd_image_write_meta(img, m, 1, b), VD_OK);
+    }
+    vt_block_fill(b, NMETA, 3);
+    assert_int_equal(vd_image_write(img, NMETA, 1, b), VD_OK);
+    vd_image_op_end(img);
+    assert_int_equal(vd_image_sync(img), VD_OK);
+    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
     vd_image_op_begin(img);
     for (uint32_t m = 0; m < 5; m++) {
         vt_block_fill(b, m, 7);
@@ -364,9 +375,9 @@ static void replay_commit_not_in_place(uint32_t oneflush)
     uint64_t size, ct_off;
     uint8_t ct[VD_BLOCK_SIZE];
     uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, oneflush);
-    /* The metadata is not in place: its blocks still hold zeros. */
-    for (size_t i = 0; i < VD_BLOCK_SIZE; i++)
-        assert_int_equal(bytes[ct_off + i], 0);
+    /* The metadata is not in place: its blocks still hold the contents
+     * of the sync before. */
+    assert_memory_not_equal(bytes + ct_off, ct, VD_BLOCK_SIZE);
     vd_host *h;
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
@@ -468,12 +479,98 @@ static void redo_one_flush_journal_changed_falls_back_to_the_commit_before(void 
         uint8_t b[VD_BLOCK_SIZE], zero[VD_BLOCK_SIZE] = {0};
         for (uint32_t m = 0; m <= NMETA; m++) {
             VT_EXPECT_ERR(vd_image_read(img, m, 1, b), VD_OK, "read %u ro=%d", m, ro);
-            assert_memory_equal(b, zero, VD_BLOCK_SIZE); /* never written before */
+            if (m < 5 || m == NMETA) /* as the sync before wrote them */
+                assert_int_equal(vt_block_identify(b, m), 3);
+            else
+                assert_memory_equal(b, zero, VD_BLOCK_SIZE); /* never written */
         }
         assert_int_equal(vd_image_close(img), VD_OK);
     }
     vd_host_mem_free(h);
     free(bytes);
+}
+
+/* Format 5: a one-flush commit of blocks the tree had never written puts
+ * them straight in place before its one flush, and nothing after it: each
+ * block written once. Its digest covers them where they lie, so a crash
+ * that kept the record and lost one of them leaves the record not in force
+ * (the commit before is, which reads the block as zeros); kept, it is. */
+static void redo_one_flush_fresh_blocks_go_in_place_before_the_flush(void **state)
+{
+    (void)state;
+    uint8_t key[VD_KEY_BYTES] = {5, 0, 5};
+    vd_rec *rec = vd_rec_new(NULL, 0);
+    assert_non_null(rec);
+    vd_image *img;
+    vd_create_opts c = {.nblocks = NBLOCKS, .fanout = 16, .journal_blocks = 16};
+    assert_int_equal(vd_image_create(vd_rec_host(rec), key, &c, NULL, &img), VD_OK);
+    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
+    uint8_t b[VD_BLOCK_SIZE];
+    vd_image_op_begin(img);
+    for (uint32_t m = 0; m < 3; m++) {
+        vt_block_fill(b, m, 5);
+        assert_int_equal(vd_image_write_meta(img, m, 1, b), VD_OK);
+    }
+    for (uint32_t m = NMETA; m < NMETA + 4; m++) {
+        vt_block_fill(b, m, 5);
+        assert_int_equal(vd_image_write(img, m, 1, b), VD_OK);
+    }
+    vd_image_op_end(img);
+    assert_int_equal(vd_image_sync(img), VD_OK);
+    uint64_t live_size;
+    vd_header hd;
+    assert_int_equal(vd_header_decode(&hd, vd_rec_live(rec, &live_size)), 0);
+    size_t n = vd_rec_op_count(rec), last_flush = SIZE_MAX, nflush = 0, data_op = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        vd_rec_op_info oi;
+        assert_int_equal(vd_rec_op_get(rec, i, &oi), VD_OK);
+        if (oi.kind == VD_REC_FLUSH) {
+            last_flush = i;
+            nflush++;
+        } else if (oi.kind == VD_REC_WRITE && oi.offset <= (hd.data_start + NMETA + 1) * VDF_BLOCK &&
+                   oi.offset + oi.length > (hd.data_start + NMETA + 1) * VDF_BLOCK) {
+            data_op = i; /* the write that holds data block NMETA + 1 */
+        }
+    }
+    assert_int_equal(nflush, 1);
+    assert_int_equal(last_flush, n - 1); /* nothing in place after it */
+    assert_true(data_op < last_flush);
+    assert_int_equal(vd_image_close(img), VD_OK);
+
+    size_t tail = vd_rec_tail_first(rec, last_flush);
+    assert_true(tail <= data_op);
+    uint8_t mask[64];
+    assert_true(last_flush - tail <= sizeof mask * 8);
+    for (int lose = 0; lose <= 1; lose++) {
+        memset(mask, 0xff, sizeof mask);
+        if (lose)
+            mask[(data_op - tail) / 8] &= (uint8_t) ~(1u << ((data_op - tail) % 8));
+        uint64_t size;
+        uint8_t *bytes = vd_rec_crash_image(rec, last_flush, mask, 0, 0, &size);
+        assert_non_null(bytes);
+        vd_host *h;
+        assert_int_equal(vd_host_mem_new(&h), VD_OK);
+        for (int ro = 1; ro >= 0; ro--) {
+            assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+            vd_open_opts o = {.read_only = ro};
+            VT_EXPECT_ERR(vd_image_open(h, key, &o, &img), VD_OK, "open lose=%d ro=%d", lose, ro);
+            vd_image_info info;
+            assert_int_equal(vd_image_info_get(img, &info), VD_OK);
+            assert_int_equal(info.recovered, lose);
+            static const uint8_t zero[VD_BLOCK_SIZE];
+            for (uint32_t m = NMETA; m < NMETA + 4; m++) {
+                VT_EXPECT_ERR(vd_image_read(img, m, 1, b), VD_OK, "read %u", m);
+                if (lose)
+                    assert_memory_equal(b, zero, VD_BLOCK_SIZE);
+                else
+                    assert_int_equal(vt_block_identify(b, m), 5);
+            }
+            assert_int_equal(vd_image_close(img), VD_OK);
+        }
+        vd_host_mem_free(h);
+        free(bytes);
+    }
+    vd_rec_free(rec);
 }
 
 /* Periodic commits (vd_open_opts.commit_interval_ns) and the clean flag:
@@ -568,6 +665,7 @@ int main(void)
         cmocka_unit_test(redo_replays_a_one_flush_commit_not_in_place),
         cmocka_unit_test(redo_journal_copy_changed_by_the_host_is_caught),
         cmocka_unit_test(redo_one_flush_journal_changed_falls_back_to_the_commit_before),
+        cmocka_unit_test(redo_one_flush_fresh_blocks_go_in_place_before_the_flush),
         cmocka_unit_test(periodic_commits_bound_the_loss_and_unclean_is_reported),
         cmocka_unit_test(periodic_needs_a_clock),
     };

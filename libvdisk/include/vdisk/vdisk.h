@@ -234,8 +234,11 @@ typedef struct vd_open_opts {
     /* Commits of at most this many blocks (data blocks and tree nodes)
      * are written with one flush instead of three (format 4,
      * docs/FORMAT.md §7a): each block goes to the journal with the commit
-     * record, and to its place after the flush. 0 = the default (256);
-     * VD_ONEFLUSH_NEVER = every commit in place with three flushes. */
+     * record, and to its place after the flush. Blocks never written
+     * before go straight in place and are not counted (format 5), so a
+     * commit of new space takes one flush whatever its size. 0 = the
+     * default (256); VD_ONEFLUSH_NEVER = every commit in place with three
+     * flushes. */
     uint32_t oneflush_blocks;
 } vd_open_opts;
 
