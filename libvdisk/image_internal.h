@@ -212,6 +212,9 @@ struct vd_image {
 /* ---- host I/O with every answer checked (io.c) --------------------------- */
 vd_err vd_io_read(vd_image *img, uint64_t off, void *buf, size_t len);
 vd_err vd_io_write(vd_image *img, uint64_t off, const void *buf, size_t len);
+/* Without adding to stat_bytes_written: for a thread other than the one
+ * that keeps the statistics (sync.c, fresh_early). */
+vd_err vd_io_write_untallied(vd_image *img, uint64_t off, const void *buf, size_t len);
 vd_err vd_io_flush(vd_image *img);
 vd_err vd_host_read(const vd_host *h, uint64_t off, void *buf, size_t len);
 vd_err vd_host_write(const vd_host *h, uint64_t off, const void *buf, size_t len);

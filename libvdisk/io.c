@@ -74,13 +74,18 @@ vd_err vd_io_read(vd_image *img, uint64_t off, void *buf, size_t len)
     return e;
 }
 
-vd_err vd_io_write(vd_image *img, uint64_t off, const void *buf, size_t len)
+vd_err vd_io_write_untallied(vd_image *img, uint64_t off, const void *buf, size_t len)
 {
     if (img->read_only)
         return VD_ERR_READONLY;
     if (off > img->file_bytes || len > img->file_bytes - off)
         return VD_ERR_RANGE;
-    vd_err e = vd_host_write(&img->host, off, buf, len);
+    return vd_host_write(&img->host, off, buf, len);
+}
+
+vd_err vd_io_write(vd_image *img, uint64_t off, const void *buf, size_t len)
+{
+    vd_err e = vd_io_write_untallied(img, off, buf, len);
     if (e == VD_OK)
         img->stat_bytes_written += len;
     return e;

@@ -34,6 +34,7 @@
  * an interrupted sync resolves the journal's blocks (O(journal) reads) and
  * commits them before anything else can commit, so no entry is left
  * ambiguous (the pitfall of DESIGN §4). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,8 @@ typedef struct vd_round {
     uint64_t epoch;    /* committed by round_io */
     uint64_t anchor_to; /* where the anchor then moves (vd_anchor_fold) */
     int64_t commit_ns; /* the commit record's time */
+    int fresh_early;   /* its fresh blocks are in place already (fresh_early) */
+    uint64_t early_bytes; /* written so, tallied after the join */
     uint8_t sb[VDF_BLOCK]; /* superblock records (not img->scratch: the
                               round may be written on a host thread) */
 } vd_round;
@@ -73,6 +76,8 @@ struct vd_flight {
     vd_round r;
     vd_err err;
     int ran;          /* round_io returned (set by the job) */
+    atomic_int io_done; /* the same, for the caller to look at before the
+                           join (fresh_early) */
     uint64_t ticket;  /* 0: run on the caller's thread */
     int boundary; /* the last round of a sync at a boundary: meta_commits */
     void (*then)(void *arg); /* after the writes, on the same thread */
@@ -584,7 +589,8 @@ static vd_err oneflush_journal(vd_image *img, vd_round *r, const ct_ref *ref, ui
 
 /* The round's blocks in place, fresh ones or the others, merging runs
  * that are consecutive both on disk and in the round's buffers. */
-static vd_err write_refs(vd_image *img, const vd_round *r, const ct_ref *ref, int fresh)
+static vd_err write_refs(vd_image *img, vd_round *r, const ct_ref *ref, int fresh,
+                         int early)
 {
     uint32_t k = 0;
     while (k < r->nj) {
@@ -597,13 +603,57 @@ static vd_err write_refs(vd_image *img, const vd_round *r, const ct_ref *ref, in
                ref[end].phys == ref[end - 1].phys + 1 &&
                ref[end].ct == ref[end - 1].ct + VDF_BLOCK)
             end++;
-        vd_err e = vd_io_write(img, ref[k].phys * VDF_BLOCK, ref[k].ct,
-                               (size_t)(end - k) * VDF_BLOCK);
+        size_t len = (size_t)(end - k) * VDF_BLOCK;
+        vd_err e = early ? vd_io_write_untallied(img, ref[k].phys * VDF_BLOCK, ref[k].ct, len)
+                         : vd_io_write(img, ref[k].phys * VDF_BLOCK, ref[k].ct, len);
         if (e != VD_OK)
             return e;
+        if (early)
+            r->early_bytes += len;
         k = end;
     }
     return VD_OK;
+}
+
+/* Overlapped commits, format 5: while the round before is in flight (its
+ * flush running on the host's thread), the caller puts this round's
+ * fresh blocks in place, so its copying overlaps that flush. Safe at any
+ * time for the same reason as in the one-flush commit: every record a
+ * crash can fall back on (the one in flight's, or the one before it)
+ * names such a block "never written" and never reads it. Not over a
+ * round in flight that makes a block "never written" (a discard): the
+ * record before that one may still name the block. Whichever way this
+ * round then commits, it does not write them again in its one flush
+ * (a three-flush round in place writes them again, harmlessly). Only
+ * the caller's thread touches the round; the bytes are tallied after the
+ * join, the statistics being the caller's. */
+static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
+{
+    /* A round in flight that is done already (a host whose flush costs
+     * nothing, memory) has no flush left to overlap: the writes are left
+     * to the round's own thread, where they run beside the caller's next
+     * sealing instead of in its way. */
+    if (img->hdr.format_version < 5 || img->rk.active || r->nj == 0 ||
+        atomic_load_explicit(&f->io_done, memory_order_acquire))
+        return VD_OK;
+    const vd_round *fl = &f->r;
+    for (uint32_t l = 0; l <= img->geo.height; l++)
+        for (uint32_t k = 0; k < fl->n[l]; k++)
+            if (mt_version_is_none(&fl->chg[l][k].after))
+                return VD_OK;
+    for (uint32_t k = 0; k < r->n[0]; k++)
+        if (r->chg[0][k].ent == VC_NONE && !r->chg[0][k].sealed)
+            return VD_OK; /* a resolved leaf: no contents */
+    ct_ref *ref = NULL;
+    vd_err e = round_refs(img, r, &ref);
+    for (uint32_t k = 0; e == VD_OK && k < r->nj; k++)
+        r->j[k].redo = !block_fresh(img, &r->j[k]);
+    if (e == VD_OK)
+        e = write_refs(img, r, ref, 1, 1);
+    free(ref);
+    if (e == VD_OK)
+        r->fresh_early = 1;
+    return e;
 }
 
 static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
@@ -638,8 +688,8 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     if (e == VD_OK && bytes)
         e = vd_io_write(img, vd_journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
     free(buf);
-    if (e == VD_OK)
-        e = write_refs(img, r, ref, 1);
+    if (e == VD_OK && !r->fresh_early)
+        e = write_refs(img, r, ref, 1, 0);
     if (e == VD_OK)
         e = super_write_flags(img, r->sb, epoch, SB_STATE_COMMITTED,
                               &r->chg[g->height][0].after, img->anchor_tag, r->j, r->nj,
@@ -653,7 +703,7 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
      * journal; round epoch + 2, which reuses its area, comes after that
      * flush. */
     if (e == VD_OK)
-        e = write_refs(img, r, ref, 0);
+        e = write_refs(img, r, ref, 0, 0);
     free(ref);
     if (e == VD_OK) {
         img->redo_pending = VD_REDO_ONEFLUSH;
@@ -793,6 +843,7 @@ static void flight_main(void *arg)
     if (f->err == VD_OK && f->then)
         f->then(f->then_arg);
     f->ran = 1;
+    atomic_store_explicit(&f->io_done, 1, memory_order_release);
 }
 
 vd_err vd_flight_join(vd_image *img)
@@ -834,7 +885,10 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
     r.explicit_sync = img->sync_explicit;
     r.sync_ack = img->sync_ack;
     vd_err e = round_build(img, &r);
+    if (e == VD_OK && img->flight)
+        e = fresh_early(img, &r, img->flight);
     vd_err j = vd_flight_join(img);
+    img->stat_bytes_written += r.early_bytes;
     if (e == VD_OK)
         e = j;
     else if (!img->failed)
@@ -855,6 +909,7 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
         f->img = img;
         f->then = then;
         f->then_arg = then_arg;
+        atomic_init(&f->io_done, 0);
         for (uint32_t k = 0; k < n; k++)
             if (leaves[k].ent != VC_NONE)
                 img->cache.e[leaves[k].ent].pins++;

@@ -57,6 +57,24 @@ typedef struct file_host {
  * (docs/PERFORMANCE.md, "Writes in 256 KiB pieces"). */
 #define FILE_WRITE_CHUNK ((size_t)256 << 10)
 
+/* A streaming write (a round of new data, FILE_WB_MIN or more) starts
+ * each piece's writeback as soon as it is written, so the disk works
+ * while the rest is copied in, as the kernel's background writeback does
+ * for a plain file: the library's sequential write on the file backend
+ * went from 62-63 % of plain to 71-75 % with it and the early fresh
+ * writes (docs/PERFORMANCE.md, 2026-12-07 10:36 UTC). Advice only: the
+ * flush stays the point of durability. Not for small writes: after every
+ * 4 KiB write it cost random writes 10-20 % (same file, 07:33 UTC). */
+#define FILE_WB_MIN ((size_t)1 << 20)
+
+static void writeback_start(int fd, uint64_t off, size_t len)
+{
+    if (sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) != 0) {
+        /* A file that cannot take the advice (ESPIPE, EINVAL on some
+         * file systems) loses nothing: the flush writes it back. */
+    }
+}
+
 static int neg_errno(void)
 {
     /* errno is always positive after a failed call; be defensive anyway. */
@@ -136,6 +154,8 @@ static int file_write_at(void *ctx, uint64_t off, const void *buf, size_t len,
             *done = put;
             return -EIO;
         }
+        if (len >= FILE_WB_MIN)
+            writeback_start(fh->fd, off + put, (size_t)r);
         put += (size_t)r;
     }
     *done = put;
