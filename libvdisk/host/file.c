@@ -61,8 +61,9 @@ typedef struct file_host {
  * each piece's writeback as soon as it is written, so the disk works
  * while the rest is copied in, as the kernel's background writeback does
  * for a plain file: the library's sequential write on the file backend
- * went from 62-63 % of plain to 71-75 % with it and the early fresh
- * writes (docs/PERFORMANCE.md, 2026-12-07 10:36 UTC). Advice only: the
+ * went from 62-63 % of plain to 69-70 % with the early fresh writes
+ * (sync.c, fresh_early) and to 71-75 % with this as well
+ * (docs/PERFORMANCE.md, 2026-12-07 10:36 UTC). Advice only: the
  * flush stays the point of durability. Not for small writes: after every
  * 4 KiB write it cost random writes 10-20 % (same file, 07:33 UTC). */
 #define FILE_WB_MIN ((size_t)1 << 20)
