@@ -284,6 +284,22 @@ static void redo_mutation_without_journal_mixes_operations(void **state)
     assert_true(t.mixed > 0);
 }
 
+/* Metadata blocks [0, 5) with id meta and data block NMETA with id data,
+ * in one operation, then an explicit sync. */
+static void meta_and_data_sync(vd_image *img, uint32_t meta, uint32_t data)
+{
+    uint8_t b[VD_BLOCK_SIZE];
+    vd_image_op_begin(img);
+    for (uint32_t m = 0; m < 5; m++) {
+        vt_block_fill(b, m, meta);
+        assert_int_equal(vd_image_write_meta(img, m, 1, b), VD_OK);
+    }
+    vt_block_fill(b, NMETA, data);
+    assert_int_equal(vd_image_write(img, NMETA, 1, b), VD_OK);
+    vd_image_op_end(img);
+    assert_int_equal(vd_image_sync(img), VD_OK);
+}
+
 /* One operation and an explicit sync; the crash state keeps everything up
  * to the commit record's flush and none of the in-place writes after it:
  * the metadata's (oneflush VD_ONEFLUSH_NEVER: a commit in place, format 3's
@@ -299,28 +315,11 @@ static uint8_t *commit_without_inplace(const uint8_t key[VD_KEY_BYTES], uint64_t
     vd_create_opts c = {.nblocks = NBLOCKS, .fanout = 16, .journal_blocks = 16};
     vd_open_opts o = {.oneflush_blocks = oneflush};
     assert_int_equal(vd_image_create(vd_rec_host(rec), key, &c, &o, &img), VD_OK);
-    uint8_t b[VD_BLOCK_SIZE];
     /* Written once before: a block the tree never wrote goes in place
      * before the flush (format 5), and this is about the ones that wait. */
-    vd_image_op_begin(img);
-    for (uint32_t m = 0; m < 5; m++) {
-        vt_block_fill(b, m, 3);
-        assert_int_equal(vd_image_write_meta(img, m, 1, b), VD_OK);
-    }
-    vt_block_fill(b, NMETA, 3);
-    assert_int_equal(vd_image_write(img, NMETA, 1, b), VD_OK);
-    vd_image_op_end(img);
-    assert_int_equal(vd_image_sync(img), VD_OK);
+    meta_and_data_sync(img, 3, 3);
     assert_int_equal(vd_rec_reset_log(rec), VD_OK);
-    vd_image_op_begin(img);
-    for (uint32_t m = 0; m < 5; m++) {
-        vt_block_fill(b, m, 7);
-        assert_int_equal(vd_image_write_meta(img, m, 1, b), VD_OK);
-    }
-    vt_block_fill(b, NMETA, 9);
-    assert_int_equal(vd_image_write(img, NMETA, 1, b), VD_OK);
-    vd_image_op_end(img);
-    assert_int_equal(vd_image_sync(img), VD_OK);
+    meta_and_data_sync(img, 7, 9);
     size_t n = vd_rec_op_count(rec);
     size_t last_flush = 0;
     for (size_t i = 0; i < n; i++) {
