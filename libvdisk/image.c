@@ -911,6 +911,7 @@ static vd_err image_new(const vd_host *host, const vd_open_opts *opts,
     if (opts) {
         img->commit_interval_ns = opts->commit_interval_ns;
         img->no_meta_journal = opts->test_no_meta_journal != 0;
+        img->fresh_early_always = opts->test_fresh_early != 0;
         if (opts->oneflush_blocks)
             img->oneflush_max = opts->oneflush_blocks == VD_ONEFLUSH_NEVER
                                     ? 0 : opts->oneflush_blocks;

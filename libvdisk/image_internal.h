@@ -190,6 +190,7 @@ struct vd_image {
     uint32_t meta_limit;     /* commit at an operation's end beyond this */
     uint64_t meta_commits;   /* syncs that took every metadata block */
     int no_meta_journal;     /* vd_open_opts.test_no_meta_journal */
+    int fresh_early_always;  /* vd_open_opts.test_fresh_early */
     int64_t commit_interval_ns;
     int64_t last_commit_ns;  /* host clock at the last commit (or open) */
     /* Clean-close flag (SB_FLAG_CLEAN): what the newest superblock said at

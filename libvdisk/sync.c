@@ -594,12 +594,12 @@ static vd_err write_refs(vd_image *img, vd_round *r, const ct_ref *ref, int fres
 {
     uint32_t k = 0;
     while (k < r->nj) {
-        if (r->j[k].redo == fresh) {
+        if (block_fresh(img, &r->j[k]) != fresh) {
             k++;
             continue;
         }
         uint32_t end = k + 1;
-        while (end < r->nj && r->j[end].redo != fresh &&
+        while (end < r->nj && block_fresh(img, &r->j[end]) == fresh &&
                ref[end].phys == ref[end - 1].phys + 1 &&
                ref[end].ct == ref[end - 1].ct + VDF_BLOCK)
             end++;
@@ -634,7 +634,7 @@ static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
      * to the round's own thread, where they run beside the caller's next
      * sealing instead of in its way. */
     if (img->hdr.format_version < 5 || img->rk.active || r->nj == 0 ||
-        atomic_load_explicit(&f->io_done, memory_order_acquire))
+        (!img->fresh_early_always && atomic_load_explicit(&f->io_done, memory_order_acquire)))
         return VD_OK;
     const vd_round *fl = &f->r;
     for (uint32_t l = 0; l <= img->geo.height; l++)
@@ -644,10 +644,10 @@ static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
     for (uint32_t k = 0; k < r->n[0]; k++)
         if (r->chg[0][k].ent == VC_NONE && !r->chg[0][k].sealed)
             return VD_OK; /* a resolved leaf: no contents */
+    /* The entries' JE_REDO flags are not touched: a round that then
+     * commits in place (three flushes) marks only its metadata. */
     ct_ref *ref = NULL;
     vd_err e = round_refs(img, r, &ref);
-    for (uint32_t k = 0; e == VD_OK && k < r->nj; k++)
-        r->j[k].redo = !block_fresh(img, &r->j[k]);
     if (e == VD_OK)
         e = write_refs(img, r, ref, 1, 1);
     free(ref);

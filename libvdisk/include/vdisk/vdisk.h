@@ -240,6 +240,11 @@ typedef struct vd_open_opts {
      * default (256); VD_ONEFLUSH_NEVER = every commit in place with three
      * flushes. */
     uint32_t oneflush_blocks;
+    /* TESTING ONLY (crash harnesses): 1 puts a round's fresh blocks in
+     * place while the round before is in flight even when that round's
+     * writes are done already, as they are on a host whose flush costs
+     * nothing, so that the harness sees those writes (format 5). */
+    int test_fresh_early;
 } vd_open_opts;
 
 #define VD_ONEFLUSH_DEFAULT 256u
