@@ -75,9 +75,8 @@ struct vd_flight {
     vd_image *img;
     vd_round r;
     vd_err err;
-    int ran;          /* round_io returned (set by the job) */
-    atomic_int io_done; /* the same, for the caller to look at before the
-                           join (fresh_early) */
+    atomic_int ran;   /* round_io returned (set by the job; the caller
+                         looks at it before the join too: fresh_early) */
     uint64_t ticket;  /* 0: run on the caller's thread */
     int boundary; /* the last round of a sync at a boundary: meta_commits */
     void (*then)(void *arg); /* after the writes, on the same thread */
@@ -507,6 +506,15 @@ static int block_fresh(const vd_image *img, const vd_jentry *je)
     return img->hdr.format_version >= 5 && mt_version_is_none(&je->before);
 }
 
+/* The round's blocks that go through the journal: all but the fresh. */
+static uint32_t round_copies(const vd_image *img, const vd_round *r)
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < r->nj; k++)
+        n += !block_fresh(img, &r->j[k]);
+    return n;
+}
+
 static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
                        uint64_t cepoch)
 {
@@ -519,9 +527,7 @@ static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
     for (uint32_t k = 0; k < r->n[0]; k++)
         if (r->chg[0][k].ent == VC_NONE) /* a resolved leaf: no contents */
             return 0;
-    uint32_t ncopy = 0;
-    for (uint32_t k = 0; k < r->nj; k++)
-        ncopy += !block_fresh(img, &r->j[k]);
+    uint32_t ncopy = round_copies(img, r);
     return nchg == r->nj && ncopy <= img->oneflush_max &&
            vd_journal_need(r->nj, ncopy) <= img->hdr.journal_blocks;
 }
@@ -634,7 +640,7 @@ static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
      * to the round's own thread, where they run beside the caller's next
      * sealing instead of in its way. */
     if (img->hdr.format_version < 5 || img->rk.active || r->nj == 0 ||
-        (!img->fresh_early_always && atomic_load_explicit(&f->io_done, memory_order_acquire)))
+        (!img->fresh_early_always && atomic_load_explicit(&f->ran, memory_order_acquire)))
         return VD_OK;
     const vd_round *fl = &f->r;
     for (uint32_t l = 0; l <= img->geo.height; l++)
@@ -662,10 +668,7 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     const mt_geometry *g = &img->geo;
     int jinline = r->nj <= SB_INLINE_MAX;
     uint32_t eb = jinline ? 0 : (uint32_t)vd_journal_entry_blocks(r->nj);
-    uint32_t ncopy = 0;
-    for (uint32_t k = 0; k < r->nj; k++)
-        ncopy += !block_fresh(img, &r->j[k]);
-    size_t bytes = (size_t)(eb + ncopy) * VDF_BLOCK;
+    size_t bytes = (size_t)(eb + round_copies(img, r)) * VDF_BLOCK;
     uint8_t *buf = calloc(1, bytes ? bytes : 1);
     ct_ref *ref = NULL;
     if (!buf)
@@ -842,8 +845,7 @@ static void flight_main(void *arg)
     f->err = round_io(f->img, &f->r);
     if (f->err == VD_OK && f->then)
         f->then(f->then_arg);
-    f->ran = 1;
-    atomic_store_explicit(&f->io_done, 1, memory_order_release);
+    atomic_store_explicit(&f->ran, 1, memory_order_release);
 }
 
 vd_err vd_flight_join(vd_image *img)
@@ -853,7 +855,8 @@ vd_err vd_flight_join(vd_image *img)
         return VD_OK;
     if (f->ticket)
         img->host.job_wait(img->host.ctx, f->ticket);
-    if (!f->ran) /* a host that dropped the job: as run_jobs, run it here */
+    /* A host that dropped the job: as run_jobs, run it here. */
+    if (!atomic_load_explicit(&f->ran, memory_order_acquire))
         flight_main(f);
     img->flight = NULL;
     vd_err e = round_finish(img, &f->r, f->err);
@@ -909,7 +912,7 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
         f->img = img;
         f->then = then;
         f->then_arg = then_arg;
-        atomic_init(&f->io_done, 0);
+        atomic_init(&f->ran, 0);
         for (uint32_t k = 0; k < n; k++)
             if (leaves[k].ent != VC_NONE)
                 img->cache.e[leaves[k].ent].pins++;
