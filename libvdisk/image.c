@@ -478,10 +478,14 @@ static vd_err read_entries(vd_image *img, const vd_super *s, const uint8_t *sblk
  * damages that journal rolls the image back by one commit, which the
  * freshness anchor then reports (R4, docs/SECURITY.md). */
 static vd_err oneflush_settle(vd_image *img, const vd_super s[2], const uint8_t *nblk,
-                              const int alt[2], int *ni)
+                              const int alt[2], int *ni, vd_jentry **kept)
 {
     vd_jentry *ent = NULL;
     vd_err e = read_entries(img, &s[*ni], nblk, &ent);
+    if (e == VD_OK) { /* in force, its digest checked: for load_redo */
+        *kept = ent;
+        return VD_OK;
+    }
     free(ent);
     const vd_super *ot = &s[1 - *ni];
     if (e == VD_ERR_AUTH && ot->state == SB_STATE_COMMITTED &&
@@ -513,11 +517,15 @@ static vd_err load_journal(vd_image *img, const vd_super *s, const uint8_t *sblk
  * overwrite this journal: a journal that no longer matches is then
  * skipped. Skipping it is never unsafe: a copy only says where to read a
  * block from, and every block read is checked against the tree of the
- * newest record; a block it leaves stale fails that check. */
-static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk, int base)
+ * newest record; a block it leaves stale fails that check.
+ *
+ * ent: s's entries as oneflush_settle read and checked them (this takes
+ * them over), or NULL: read here. A one-flush round's digest covers its
+ * fresh blocks in place, so reading it twice would read them twice. */
+static vd_err load_redo(vd_image *img, const vd_super *s, const uint8_t *sblk, int base,
+                        vd_jentry *ent)
 {
-    vd_jentry *ent = NULL;
-    vd_err e = read_entries(img, s, sblk, &ent);
+    vd_err e = ent ? VD_OK : read_entries(img, s, sblk, &ent);
     if (base && e == VD_ERR_AUTH) {
         free(ent);
         return VD_OK;
@@ -748,8 +756,9 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = swap_geometry(img);
     if (e == VD_OK && img->hdr.total_blocks * VDF_BLOCK > img->file_bytes - VHD_FOOTER_BYTES)
         e = VD_ERR_CORRUPT;
+    vd_jentry *settled = NULL; /* the newest record's entries, if checked */
     if (e == VD_OK && (s[ni].flags & SB_FLAG_ONEFLUSH))
-        e = oneflush_settle(img, s, ni ? sblk1 : sblk0, alt, &ni);
+        e = oneflush_settle(img, s, ni ? sblk1 : sblk0, alt, &ni, &settled);
     if (e == VD_OK) {
         const vd_super *nw = &s[ni];
         const vd_super *ot = &s[1 - ni];
@@ -787,18 +796,19 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
              * digest can still fail where the host changed blocks it
              * covers in place; a copy is only where to read a block from
              * (load_redo), so the copies are then left unused. */
-            e = load_redo(img, nw, nblk, img->recovered);
+            e = load_redo(img, nw, nblk, img->recovered, settled);
+            settled = NULL;
             if (e == VD_OK && img->recovered && img->nredo)
                 img->redo_slot = nw->slot;
             if (e == VD_OK && (nw->flags & SB_FLAG_ONEFLUSH) && base_redo &&
                 (ot->flags & SB_FLAG_ONEFLUSH))
-                e = load_redo(img, ot, oblk, 1);
+                e = load_redo(img, ot, oblk, 1, NULL);
         } else if (e == VD_OK && nw->state == SB_STATE_IN_PROGRESS && base_redo) {
             /* A one-flush base's digest covers its fresh blocks in place,
              * which this round may overwrite once its first flush has
              * made the base's own writes durable: a base that no longer
              * matches is then not needed (load_redo, base). */
-            e = load_redo(img, ot, oblk, (ot->flags & SB_FLAG_ONEFLUSH) != 0);
+            e = load_redo(img, ot, oblk, (ot->flags & SB_FLAG_ONEFLUSH) != 0, NULL);
             if (e == VD_OK && img->nredo)
                 img->redo_slot = ot->slot; /* the record redo_replay settles */
         }
@@ -806,6 +816,7 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
             e = load_journal(img, nw, nblk);
     }
     free(hblk);
+    free(settled); /* not taken over: an error came first */
     int bind = 0;
     if (e == VD_OK)
         e = vd_anchor_check(img, &bind);
