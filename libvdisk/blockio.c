@@ -78,15 +78,14 @@ static vd_err accept_block(vd_image *img, uint64_t phys, const uint8_t *ct,
         if (e != VD_ERR_AUTH)
             return e;
     }
-    /* "Never written" competing with a real version (a block an
-     * interrupted sync wrote for the first time): the write either landed
-     * or the block still holds the zeros the image was created with.
-     * Anything else is tampering, not a crash. */
-    static const uint8_t zero[64];
-    int zeros = 1;
-    for (unsigned off = 0; off < VDF_BLOCK && zeros; off += sizeof zero)
-        zeros = memcmp(ct + off, zero, sizeof zero) == 0;
-    for (unsigned k = 0; k < n && zeros; k++) {
+    /* "Never written" competing with a real version: a block an
+     * interrupted sync writes for the first time, which reads as its
+     * before version, zeros, unless its after version landed. Not the
+     * host's bytes: since format 5 a never-written block may hold a write
+     * no record names (a one-flush commit's fresh block that a crash cut
+     * off, spilled data, spill.c), and zeros are what C1 allows there
+     * anyway: a host that put zeros there would get the same answer. */
+    for (unsigned k = 0; k < n; k++) {
         if (mt_version_is_none(&cand[k])) {
             memset(pt, 0, VDF_BLOCK);
             *matched = cand[k];

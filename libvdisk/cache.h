@@ -27,6 +27,10 @@ typedef struct vc_entry {
     uint8_t meta;        /* dirty with file-system metadata (image_fs.h):
                             reaches its place through the redo journal */
     uint8_t *buf;        /* VDF_BLOCK bytes */
+    /* A level-1 node: its slots holding versions of spilled data (spill.c),
+     * which no record names yet; the node stays pinned while any is set. */
+    uint64_t spill[2];
+    uint32_t spos;       /* index in vd_image.spill_nodes while so */
 } vc_entry;
 
 typedef struct vd_cache {
@@ -43,6 +47,16 @@ typedef struct vd_cache {
     uint32_t touched;    /* entries [0, touched) were ever handed out: only
                             they can hold plaintext to wipe */
 } vd_cache;
+
+static inline int vc_spilled(const vc_entry *e, uint32_t slot)
+{
+    return (int)((e->spill[slot / 64] >> (slot % 64)) & 1u);
+}
+
+static inline int vc_any_spilled(const vc_entry *e)
+{
+    return (e->spill[0] | e->spill[1]) != 0;
+}
 
 /* 0 / -1 (out of memory). nentries >= 16. */
 int vc_init(vd_cache *c, uint32_t nentries);

@@ -850,6 +850,16 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         for (unsigned k = 0; k < 2; k++)
             (void)vd_ctbuf_get(img, k);
     img->jcap = img->hdr.journal_blocks * JE_PER_BLOCK;
+    /* Nodes held for spilled data (spill.c): an eighth of the cache, and
+     * what a round can journal with room to spare (sync.c, spill_entries). */
+    if (!img->read_only && img->geo.height > 0) {
+        uint64_t cap = entries / 8, byj = img->jcap / (2 * (uint64_t)img->geo.height);
+        img->spill_cap = (uint32_t)(cap < byj ? cap : byj);
+        img->spill_nodes = malloc((size_t)(img->spill_cap ? img->spill_cap : 1) *
+                                  sizeof *img->spill_nodes);
+        if (!img->spill_nodes)
+            return VD_ERR_NOMEM;
+    }
     img->runbuf = aligned_alloc(VDF_BLOCK, (size_t)VD_RUN_MAX * VDF_BLOCK);
     if (!img->scratch || !img->runbuf)
         return VD_ERR_NOMEM;
@@ -887,6 +897,7 @@ static void image_free(vd_image *img)
     free(img->scratch);
     free(img->ctbuf[0]);
     free(img->ctbuf[1]);
+    free(img->spill_nodes);
     if (img->runbuf)
         vdc_memzero(img->runbuf, (size_t)VD_RUN_MAX * VDF_BLOCK);
     free(img->runbuf);

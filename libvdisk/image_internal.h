@@ -182,6 +182,12 @@ struct vd_image {
     uint32_t dirty_limit;
     uint8_t *ctbuf[2];   /* dirty_limit blocks of ciphertext, for syncs */
     vd_flight *flight;   /* a commit whose writes run on a host thread */
+    /* Fresh data put in place before any commit names it (spill.c): the
+     * level-1 nodes holding its versions (cache entries, pinned), how
+     * many there may be, and how many data blocks they name so. */
+    uint32_t *spill_nodes;
+    uint32_t nspill_nodes, spill_cap;
+    uint64_t nspilled;
     uint32_t jcap;       /* journal entries per sync round */
 
     /* Volume-consistent commits (DESIGN C4, image_fs.h). */
@@ -418,6 +424,12 @@ vd_err vd_sync_locked(vd_image *img);
  * left in flight (vd_host.job_start), its writes and flushes running on a
  * host thread while the caller goes on with the cache. */
 vd_err vd_sync_implicit(vd_image *img);
+/* Put fresh dirty data in place without a commit (spill.c): *done set
+ * when enough of the cache came free that no commit is needed now. */
+vd_err vd_spill(vd_image *img, int *done);
+/* After a commit round took level-1 node ent (sealed with every slot it
+ * holds): its spilled versions are committed, the node no longer held. */
+void vd_spill_committed(vd_image *img, uint32_t ent);
 /* Wait for the round in flight, if any, and take its result (a failure
  * fails the handle). Every sync starts with it; anything else that writes
  * to the host, or reads the superblock state a round writes (epoch,

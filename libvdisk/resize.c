@@ -219,8 +219,9 @@ static vd_err grow_locked(vd_image *img, uint64_t nblocks)
     if (nblocks <= img->hdr.nblocks)
         return VD_ERR_INVAL;
     /* A commit in flight first: the switch follows its record, and the
-     * nodes it holds pinned are dropped below. */
-    vd_err je = vd_flight_join(img);
+     * nodes it holds pinned are dropped below. Spilled data's nodes too
+     * (spill.c): committed, so none stays pinned under the old geometry. */
+    vd_err je = img->nspill_nodes ? vd_sync_locked(img) : vd_flight_join(img);
     if (je != VD_OK)
         return je;
     vd_header nh = img->hdr;

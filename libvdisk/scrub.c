@@ -258,7 +258,7 @@ static vd_err discard_locked(vd_image *img, const vd_bad_range *r)
         idx = pidx;
         span = pspan;
     }
-    e = img->cache.ndirty ? vd_sync_locked(img) : VD_OK;
+    e = img->cache.ndirty || img->nspill_nodes ? vd_sync_locked(img) : VD_OK;
     if (e != VD_OK)
         return e;
     uint64_t pidx = idx / g->fanout;

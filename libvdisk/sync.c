@@ -65,6 +65,11 @@ typedef struct vd_round {
     uint64_t anchor_to; /* where the anchor then moves (vd_anchor_fold) */
     int64_t commit_ns; /* the commit record's time */
     int fresh_early;   /* its fresh blocks are in place already (fresh_early) */
+    uint64_t *sp;      /* level-1 nodes holding spilled data (spill.c),
+                          sorted: changes of the round, leaves or not */
+    uint32_t nsp;
+    int spill_flush;   /* a node of the round names spilled data: the
+                          record comes after a flush that made it durable */
     uint64_t early_bytes; /* written so, tallied after the join */
     uint8_t sb[VDF_BLOCK]; /* superblock records (not img->scratch: the
                               round may be written on a host thread) */
@@ -104,6 +109,7 @@ static void round_free(vd_image *img, vd_round *r)
         free(r->ct[l]);
     }
     free(r->j);
+    free(r->sp);
     memset(r, 0, sizeof *r);
 }
 
@@ -140,14 +146,15 @@ uint8_t *vd_ctbuf_get(vd_image *img, unsigned k)
 
 /* How many of the sorted leaves fit in one round: journal entries (leaves
  * plus every distinct ancestor) within the journal capacity, and the nodes
- * to pin within what the cache can still hold. */
+ * to pin within what the cache can still hold; base: nodes the round
+ * takes besides (spilled data's, spill_entries). */
 static uint32_t round_limit(const vd_image *img, const vd_change *leaf,
-                            uint32_t n, uint32_t node_room)
+                            uint32_t n, uint32_t node_room, uint32_t base)
 {
     uint64_t last[MT_MAX_HEIGHT + 1];
     for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++)
         last[l] = UINT64_MAX;
-    uint32_t nodes = 0, metas = 0, k;
+    uint32_t nodes = base, metas = 0, k;
     for (k = 0; k < n; k++) {
         uint32_t add = 0;
         uint64_t idx = leaf[k].idx;
@@ -184,6 +191,15 @@ static uint32_t node_room(const vd_image *img, uint32_t nleaves)
     return room > slack ? room - (uint32_t)slack : 0;
 }
 
+/* The next parent in order: of change k of chg[0..n), or spilled node s
+ * of sp[0..nsp), whichever is lower. */
+static uint64_t next_parent(const mt_geometry *g, const vd_change *chg, uint32_t n,
+                            uint32_t k, const uint64_t *sp, uint32_t nsp, uint32_t s)
+{
+    uint64_t p = k < n ? mt_parent_idx(g, chg[k].idx) : UINT64_MAX;
+    return s < nsp && sp[s] < p ? sp[s] : p;
+}
+
 /* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
 static vd_err round_build(vd_image *img, vd_round *r)
 {
@@ -193,7 +209,7 @@ static vd_err round_build(vd_image *img, vd_round *r)
         r->nredo += r->chg[0][k].meta != 0;
     /* Journal entries: each leaf, at most one node per leaf on every level
      * below the root, and the root (round_limit keeps it within jcap). */
-    uint64_t nj_max = (uint64_t)r->n[0] * g->height + 1;
+    uint64_t nj_max = ((uint64_t)r->n[0] + r->nsp) * g->height + 1;
     if (nj_max > (uint64_t)img->jcap + 1)
         nj_max = (uint64_t)img->jcap + 1;
     r->j = calloc((size_t)nj_max, sizeof *r->j);
@@ -214,7 +230,7 @@ static vd_err round_build(vd_image *img, vd_round *r)
     /* One batch per level: the leaves, then each level of parents once
      * their slots hold the children's new versions (in parallel where the
      * host runs jobs). */
-    size_t jcap = r->n[0] ? r->n[0] : 1;
+    size_t jcap = (size_t)r->n[0] + r->nsp ? (size_t)r->n[0] + r->nsp : 1;
     vd_crypt_job *jobs = malloc(jcap * sizeof *jobs);
     if (!jobs)
         return VD_ERR_NOMEM;
@@ -239,13 +255,17 @@ static vd_err round_build(vd_image *img, vd_round *r)
     }
 
     for (uint32_t l = 0; l < g->height; l++) {
-        /* Parents of level l's changes, in order. */
+        /* Parents of level l's changes, in order; level 1 also takes the
+         * nodes holding spilled data (r->sp), with or without leaves. */
+        const uint32_t nsp = l == 0 ? r->nsp : 0;
         uint32_t np = 0;
-        uint64_t prev = UINT64_MAX;
-        for (uint32_t k = 0; k < r->n[l]; k++) {
-            uint64_t p = mt_parent_idx(g, r->chg[l][k].idx);
-            np += p != prev;
-            prev = p;
+        for (uint32_t k = 0, s = 0; k < r->n[l] || s < nsp;) {
+            uint64_t p = next_parent(g, r->chg[l], r->n[l], k, r->sp, nsp, s);
+            for (; k < r->n[l] && mt_parent_idx(g, r->chg[l][k].idx) == p; k++)
+                ;
+            for (; s < nsp && r->sp[s] == p; s++)
+                ;
+            np++;
         }
         r->chg[l + 1] = calloc(np ? np : 1, sizeof(vd_change));
         r->ct[l + 1] = malloc((size_t)(np ? np : 1) * VDF_BLOCK);
@@ -254,8 +274,10 @@ static vd_err round_build(vd_image *img, vd_round *r)
             return VD_ERR_NOMEM;
         }
         uint32_t pk = 0;
-        for (uint32_t k = 0; k < r->n[l];) {
-            uint64_t p = mt_parent_idx(g, r->chg[l][k].idx);
+        for (uint32_t k = 0, s = 0; k < r->n[l] || s < nsp;) {
+            uint64_t p = next_parent(g, r->chg[l], r->n[l], k, r->sp, nsp, s);
+            for (; s < nsp && r->sp[s] == p; s++)
+                ;
             vd_change *pc = &r->chg[l + 1][pk];
             pc->idx = p;
             pc->ent = VC_NONE;
@@ -278,11 +300,15 @@ static vd_err round_build(vd_image *img, vd_round *r)
                     je->before = c->before;
                 else if (l > 0)
                     je->before = img->cache.e[c->ent].version;
+                else if (vc_spilled(pe, slot)) /* committed: never written */
+                    memset(&je->before, 0, sizeof je->before);
                 else
                     mt_node_get(pe->buf, slot, &je->before);
                 je->after = c->after;
                 mt_node_set(pe->buf, slot, &c->after);
             }
+            if (l == 0 && vc_any_spilled(pe))
+                r->spill_flush = 1;
             pc->have_before = 1;
             pc->before = pe->version; /* what the node holds on disk now */
             jobs[pk].phys = pe->phys;
@@ -478,6 +504,8 @@ static void round_apply(vd_image *img, vd_round *r)
             }
             if (l == 0)
                 vc_set_dirty(&img->cache, c->ent, 0);
+            if (l == 1) /* sealed with every slot it holds */
+                vd_spill_committed(img, c->ent);
         }
 }
 
@@ -680,8 +708,10 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
      * place after it has only format 3's unchecked copies (a one-flush
      * record's own are checked, and a reader of this record redoes them:
      * image.c, load_redo). Fresh blocks rely on it too: it reads them as
-     * zeros only if it is the record a crash falls back on. */
-    if (img->unflushed || img->redo_pending == VD_REDO_META)
+     * zeros only if it is the record a crash falls back on. Spilled data
+     * its nodes name (spill.c) is durable before the record, which the
+     * digest does not cover it for. */
+    if (img->unflushed || img->redo_pending == VD_REDO_META || r->spill_flush)
         e = vd_io_flush(img);
     if (e == VD_OK)
         e = round_refs(img, r, &ref);
@@ -870,6 +900,34 @@ vd_err vd_flight_join(vd_image *img)
     return e;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return *x < *y ? -1 : *x > *y;
+}
+
+/* The nodes holding spilled data, sorted, into the round (spill.c). */
+static vd_err spill_nodes_take(const vd_image *img, vd_round *r)
+{
+    if (img->nspill_nodes == 0)
+        return VD_OK;
+    r->sp = malloc((size_t)img->nspill_nodes * sizeof *r->sp);
+    if (!r->sp)
+        return VD_ERR_NOMEM;
+    for (uint32_t k = 0; k < img->nspill_nodes; k++)
+        r->sp[k] = img->cache.e[img->spill_nodes[k]].idx;
+    r->nsp = img->nspill_nodes;
+    qsort(r->sp, r->nsp, sizeof *r->sp, cmp_u64);
+    return VD_OK;
+}
+
+/* Round entries the nodes holding spilled data may need, their ancestors
+ * included (at most one per level each). */
+static uint32_t spill_entries(const vd_image *img)
+{
+    return img->nspill_nodes ? img->nspill_nodes * img->geo.height + 1 : 0;
+}
+
 /* Build a round over leaves [0, n) and persist it; with fly, leave the
  * writes in flight (the caller checked the host can run them). Either way
  * the previous round in flight is joined first, after this round is built
@@ -877,12 +935,15 @@ vd_err vd_flight_join(vd_image *img)
  * sealed by the caller (vd_sync_sealed), or NULL: sealed here from their
  * cache entries. then: called after the writes, on their thread. */
 static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly,
-                           uint8_t *ct, void (*then)(void *), void *then_arg)
+                           uint8_t *ct, void (*then)(void *), void *then_arg,
+                           int with_spill)
 {
     vd_round r;
     memset(&r, 0, sizeof r);
     r.chg[0] = leaves;
     r.n[0] = n;
+    if (with_spill && spill_nodes_take(img, &r) != VD_OK)
+        return VD_ERR_NOMEM;
     r.ct[0] = ct;
     r.ct0_given = ct != NULL;
     r.explicit_sync = img->sync_explicit;
@@ -898,7 +959,7 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
         img->failed = e; /* cached nodes may already hold unsynced entries */
     vd_flight *f = NULL;
     if (e == VD_OK && fly && (f = calloc(1, sizeof *f)) != NULL &&
-        (f->r.chg[0] = malloc((size_t)n * sizeof *leaves)) == NULL) {
+        (f->r.chg[0] = malloc((size_t)(n ? n : 1) * sizeof *leaves)) == NULL) {
         free(f);
         f = NULL;
     }
@@ -933,7 +994,22 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
 
 static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
 {
-    return run_round_ct(img, leaves, n, fly, NULL, NULL, NULL);
+    return run_round_ct(img, leaves, n, fly, NULL, NULL, NULL, 0);
+}
+
+/* A sync's first round takes every node holding spilled data (spill.c);
+ * a round of their own when no leaf fits beside them, or none is dirty. */
+typedef struct sync_spill {
+    int pending;
+    uint32_t base; /* the round entries they need (spill_entries) */
+} sync_spill;
+
+static vd_err run_round_sp(vd_image *img, vd_change *leaves, uint32_t n, int fly,
+                           sync_spill *sp)
+{
+    int with = sp->pending;
+    sp->pending = 0;
+    return run_round_ct(img, leaves, n, fly, NULL, NULL, NULL, with);
 }
 
 /* How many of the n sorted leaves the next round takes (round_limit). The
@@ -942,12 +1018,29 @@ static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
 static uint32_t round_take(vd_image *img, const vd_change *leaf, uint32_t n,
                            vd_err *e)
 {
-    uint32_t take = round_limit(img, leaf, n, node_room(img, n));
+    uint32_t take = round_limit(img, leaf, n, node_room(img, n), 0);
     if (take < n && img->flight) {
         *e = vd_flight_join(img);
-        take = *e == VD_OK ? round_limit(img, leaf, n, node_room(img, n)) : 0;
+        take = *e == VD_OK ? round_limit(img, leaf, n, node_room(img, n), 0) : 0;
     }
     return take;
+}
+
+/* round_take for a sync that may still owe its spilled nodes a round:
+ * with them if some leaves fit beside them, else after a round of their
+ * own. */
+static uint32_t round_take_sp(vd_image *img, const vd_change *leaf, uint32_t n,
+                              int fly, sync_spill *sp, vd_err *e)
+{
+    if (sp->pending) {
+        uint32_t take = round_limit(img, leaf, n, node_room(img, n + sp->base), sp->base);
+        if (take > 0)
+            return take;
+        *e = run_round_sp(img, NULL, 0, fly, sp);
+        if (*e != VD_OK)
+            return 0;
+    }
+    return round_take(img, leaf, n, e);
 }
 
 /* fly: the commit is forced by cache pressure (vd_sync_implicit); its
@@ -967,11 +1060,12 @@ static vd_err sync_run(vd_image *img, int fly)
     /* A commit in flight is joined first, except by the next one with
      * blocks to commit: that one seals its first round while the previous
      * round's flushes run, and joins it before writing (run_round). */
-    if (!fly || img->cache.ndirty == 0)
+    const int nothing = img->cache.ndirty == 0 && img->nspill_nodes == 0;
+    if (!fly || nothing)
         e = vd_flight_join(img);
     if (e != VD_OK)
         return e;
-    if (img->sync_explicit && img->unflushed && img->cache.ndirty == 0) {
+    if (img->sync_explicit && img->unflushed && nothing) {
         /* An implicit commit's record, before anything is acknowledged.
          * With blocks to commit, the round's own first flush does it. */
         e = vd_io_flush(img);
@@ -985,7 +1079,7 @@ static vd_err sync_run(vd_image *img, int fly)
      * With blocks to commit it advances once, after the last round (one
      * step of a stepped anchor per sync, not one for the commits before
      * and one for this). */
-    if (img->cache.ndirty == 0)
+    if (nothing)
         return img->unflushed ? VD_OK : advance_anchor(img, img->sync_ack);
     /* Inside a file-system operation an implicit commit takes data blocks
      * only: the metadata so far may hold half of the operation (C4). Data
@@ -998,7 +1092,7 @@ static vd_err sync_run(vd_image *img, int fly)
         /* Only metadata to commit and no room left (one operation larger
          * than the cache): commit it rather than fail the operation; the
          * documented limit of C4 (docs/SECURITY.md §4). */
-        int any_data = 0;
+        int any_data = img->nspill_nodes > 0;
         for (uint32_t d = 0; d < img->cache.ndirty && !any_data; d++) {
             const vc_entry *ce = &img->cache.e[img->cache.dirty[d]];
             any_data = ce->valid && ce->level == 0 && !ce->meta;
@@ -1038,6 +1132,7 @@ static vd_err sync_run(vd_image *img, int fly)
      * before the record, metadata after it. Metadata that cannot fit in one
      * round at all (a single huge operation) is split over several: the
      * documented limit of C4 (docs/SECURITY.md §4). */
+    sync_spill sp = {img->nspill_nodes > 0, spill_entries(img)};
     uint32_t done = 0;
     while (e == VD_OK) {
         uint32_t rest = nd - done;
@@ -1046,17 +1141,18 @@ static vd_err sync_run(vd_image *img, int fly)
             for (n = 0; a < nd || b < nm; n++)
                 merged[n] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx))
                                 ? leaves[a++] : meta[b++];
-            if (round_take(img, merged, n, &e) == n) {
-                e = run_round(img, merged, n, fly);
+            if (round_take_sp(img, merged, n, fly, &sp, &e) == n) {
+                e = run_round_sp(img, merged, n, fly, &sp);
                 break;
             }
             if (e != VD_OK)
                 break;
             if (rest == 0) {
                 for (uint32_t md = 0; e == VD_OK && md < nm;) {
-                    uint32_t take = round_take(img, meta + md, nm - md, &e);
+                    uint32_t take = round_take_sp(img, meta + md, nm - md, fly, &sp, &e);
                     if (e == VD_OK)
-                        e = take ? run_round(img, meta + md, take, fly) : VD_ERR_NOMEM;
+                        e = take ? run_round_sp(img, meta + md, take, fly, &sp)
+                                 : VD_ERR_NOMEM;
                     md += take;
                 }
                 break;
@@ -1064,16 +1160,18 @@ static vd_err sync_run(vd_image *img, int fly)
         } else if (rest == 0) {
             break;
         }
-        uint32_t take = round_take(img, leaves + done, rest, &e);
+        uint32_t take = round_take_sp(img, leaves + done, rest, fly, &sp, &e);
         if (e != VD_OK)
             break;
         if (take == 0) {
             e = VD_ERR_NOMEM;
             break;
         }
-        e = run_round(img, leaves + done, take, fly);
+        e = run_round_sp(img, leaves + done, take, fly, &sp);
         done += take;
     }
+    if (e == VD_OK && sp.pending) /* nothing dirty but spilled data */
+        e = run_round_sp(img, NULL, 0, fly, &sp);
     /* At a boundary every freed cluster is free; a round still in flight
      * counts once it is joined. */
     if (e == VD_OK && !in_op) {
@@ -1105,13 +1203,79 @@ vd_err vd_sync_locked(vd_image *img)
 
 vd_err vd_sync_implicit(vd_image *img)
 {
+    int done = 0;
+    vd_err e = vd_spill(img, &done); /* fresh data needs no commit yet */
+    if (e != VD_OK || done)
+        return e;
     return sync_run(img, 1);
+}
+
+/* A resolved leaf under node (level, idx) of the interrupted sync's
+ * journal: its first block, the version its level-1 node names (no read
+ * of the block), so that the recovery round seals the node anew from
+ * what it holds now. A round may change a level-1 node without any
+ * journaled block under it (spilled data, spill.c). */
+static vd_err node_witness(vd_image *img, uint32_t level, uint64_t idx, vd_change *c)
+{
+    uint64_t lbn = idx * vd_node_span(img, level);
+    if (lbn >= img->geo.nblocks)
+        return VD_ERR_CORRUPT;
+    uint32_t t;
+    vd_err e = vd_get_block(img, 1, mt_parent_idx(&img->geo, lbn), &t);
+    if (e != VD_OK)
+        return e;
+    c->idx = lbn;
+    c->ent = VC_NONE;
+    c->have_before = 1;
+    mt_node_get(img->cache.e[t].buf, mt_parent_slot(&img->geo, lbn), &c->before);
+    c->after = c->before;
+    vd_unpin(img, t);
+    return VD_OK;
+}
+
+/* Level and index of the block at phys: 0 / -1 (not a tree block). */
+static int level_of(const vd_image *img, uint64_t phys, uint32_t *level, uint64_t *idx)
+{
+    const vd_header *h = &img->hdr;
+    const mt_geometry *g = &img->geo;
+    if (phys >= h->data_start && phys - h->data_start < h->nblocks) {
+        *level = 0;
+        *idx = phys - h->data_start;
+        return 0;
+    }
+    for (uint32_t l = 1; phys >= h->node_start && l <= g->height; l++) {
+        uint64_t i = phys - h->node_start;
+        if (i >= g->level_start[l] && i - g->level_start[l] < g->count[l]) {
+            *level = l;
+            *idx = i - g->level_start[l];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Does the sorted run leaves[0, n) hold a block under level-1 node idx? */
+static int has_leaf_under(const vd_image *img, const vd_change *leaves, uint32_t n,
+                          uint64_t idx)
+{
+    uint64_t first = idx * img->geo.fanout;
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (leaves[mid].idx < first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && mt_parent_idx(&img->geo, leaves[lo].idx) == idx;
 }
 
 vd_err vd_recover_commit(vd_image *img)
 {
     /* Resolve every data block the interrupted sync touched: which of its
-     * two versions is on disk. Nodes resolve as they are loaded. */
+     * two versions is on disk. Nodes resolve as they are loaded; a
+     * level-1 node with no journaled block under it gets a witness
+     * (node_witness), so the round seals every journaled node anew. */
     uint32_t n = 0;
     vd_change *leaves = calloc(img->nrecov ? img->nrecov : 1, sizeof *leaves);
     if (!leaves)
@@ -1120,25 +1284,41 @@ vd_err vd_recover_commit(vd_image *img)
     img->in_sync = 1;
     for (uint32_t k = 0; k < img->nrecov && e == VD_OK; k++) {
         uint64_t phys = img->recov[k].phys;
-        /* Nodes resolve as they load: before the data, or after it in a
-         * grown image (resize.c). */
-        if (phys < img->hdr.data_start || phys - img->hdr.data_start >= img->hdr.nblocks)
+        uint32_t level;
+        uint64_t idx;
+        if (level_of(img, phys, &level, &idx) != 0) {
+            e = VD_ERR_CORRUPT;
+            break;
+        }
+        if (level > 0)
             continue;
         uint32_t t;
-        e = vd_get_block(img, 0, phys - img->hdr.data_start, &t);
+        e = vd_get_block(img, 0, idx, &t);
         if (e != VD_OK)
             break;
-        leaves[n].idx = phys - img->hdr.data_start;
+        leaves[n].idx = idx;
         leaves[n].ent = VC_NONE;
         leaves[n].have_before = 1;
         leaves[n].before = leaves[n].after = img->cache.e[t].version;
         n++;
         vd_unpin(img, t);
     }
+    /* Sorted (the journal is, and data follows the nodes or precedes
+     * them as a whole); the witnesses join after the search. */
+    const uint32_t nreal = n;
+    for (uint32_t k = 0; k < img->nrecov && e == VD_OK; k++) {
+        uint32_t level;
+        uint64_t idx;
+        if (level_of(img, img->recov[k].phys, &level, &idx) == 0 && level == 1 &&
+            !has_leaf_under(img, leaves, nreal, idx))
+            e = node_witness(img, level, idx, &leaves[n++]);
+    }
+    if (e == VD_OK && n > nreal)
+        qsort(leaves, n, sizeof *leaves, cmp_change);
     if (e == VD_OK && n > 0) {
-        /* Sorted already (journal is sorted by phys). One round: the
-         * journal must be replaced by a commit covering all of it. */
-        if (round_limit(img, leaves, n, node_room(img, n)) != n)
+        /* One round: the journal must be replaced by a commit covering
+         * all of it. */
+        if (round_limit(img, leaves, n, node_room(img, n), 0) != n)
             e = VD_ERR_NOMEM;
         else
             e = run_round(img, leaves, n, 0);
@@ -1182,7 +1362,7 @@ vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
         vd_unpin(img, t);
     }
     for (uint32_t done = 0; e == VD_OK && done < n;) {
-        uint32_t take = round_limit(img, leaves + done, n - done, node_room(img, n - done));
+        uint32_t take = round_limit(img, leaves + done, n - done, node_room(img, n - done), 0);
         e = take ? run_round(img, leaves + done, take, 0) : VD_ERR_NOMEM;
         done += take;
     }
@@ -1215,7 +1395,7 @@ vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
         if (e == VD_OK)
             e = take ? run_round_ct(img, leaves + done, take, fly,
                                     ct + (size_t)done * VDF_BLOCK, last ? then : NULL,
-                                    then_arg)
+                                    then_arg, 0)
                      : VD_ERR_NOMEM;
         done += take;
     }

@@ -1,0 +1,223 @@
+/* Spilled data (format 5): a stream of new data without a commit each
+ * time the cache fills.
+ *
+ * A block whose committed version is "never written" (fresh) may be put
+ * in place at any time: every record a crash can fall back on reads it as
+ * zeros without touching the disk (sync.c, block_fresh). So when the
+ * cache fills with fresh data it need not be committed to make room: it
+ * is sealed and written in place, and its new version goes into its
+ * level-1 node in the cache, which stays pinned, as the node on disk does
+ * not name it yet. A commit round that takes the node later seals it with
+ * those slots and writes its record only after a flush has made the
+ * spilled data durable (sync.c: round_io_oneflush; the in-place protocol
+ * flushes before any node goes in place). Until then a crash loses the
+ * spilled data as it loses the dirty data of the cache, and nothing that
+ * was synced. A stream then flushes once per sync, as a plain file's
+ * write-back does, instead of once per cache-full.
+ *
+ * While spilled (the node's bit), a slot's committed version is still
+ * "never written": a block spilled again is still fresh, and the round
+ * that commits it journals no old version for it. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+
+static_assert(MT_FANOUT <= 128, "vc_entry.spill holds 128 slots");
+
+typedef struct spill_cand {
+    uint64_t idx;
+    uint32_t ent;  /* the dirty leaf */
+    uint32_t node; /* its level-1 node (pinned), VC_NONE: not fresh */
+} spill_cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const spill_cand *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static uint32_t bits_set(uint64_t w)
+{
+    uint32_t n = 0;
+    for (; w; w &= w - 1)
+        n++;
+    return n;
+}
+
+/* The dirty data leaves, sorted; NULL with *n = 0 when there are none. */
+static spill_cand *dirty_data(vd_image *img, uint32_t *n)
+{
+    *n = 0;
+    spill_cand *c = malloc((size_t)(img->cache.ndirty ? img->cache.ndirty : 1) * sizeof *c);
+    if (!c)
+        return NULL;
+    for (uint32_t d = 0; d < img->cache.ndirty; d++) {
+        uint32_t i = img->cache.dirty[d];
+        const vc_entry *ce = &img->cache.e[i];
+        if (!ce->valid || ce->level != 0 || ce->meta)
+            continue; /* metadata reaches its place through a commit only */
+        c[*n].idx = ce->idx;
+        c[*n].ent = i;
+        c[*n].node = VC_NONE;
+        (*n)++;
+    }
+    qsort(c, *n, sizeof *c, cmp_cand);
+    return c;
+}
+
+/* Pin the level-1 node of every candidate and mark the fresh ones (node
+ * set); the nodes pinned go to pinned[], *fresh and *newnodes (nodes
+ * holding no spilled slot yet) counted. */
+static vd_err find_fresh(vd_image *img, spill_cand *c, uint32_t n, uint32_t *pinned,
+                         uint32_t *npinned, uint32_t *fresh, uint32_t *newnodes)
+{
+    const mt_geometry *g = &img->geo;
+    *npinned = *fresh = *newnodes = 0;
+    for (uint32_t k = 0; k < n;) {
+        uint64_t p = mt_parent_idx(g, c[k].idx);
+        uint32_t t;
+        vd_err e = vd_get_block(img, 1, p, &t);
+        if (e != VD_OK)
+            return e;
+        pinned[(*npinned)++] = t;
+        const vc_entry *pe = &img->cache.e[t];
+        int any = 0;
+        for (; k < n && mt_parent_idx(g, c[k].idx) == p; k++) {
+            uint32_t slot = mt_parent_slot(g, c[k].idx);
+            mt_version v;
+            mt_node_get(pe->buf, slot, &v);
+            if (mt_version_is_none(&v) || vc_spilled(pe, slot)) {
+                c[k].node = t;
+                (*fresh)++;
+                any = 1;
+            }
+        }
+        *newnodes += any && !vc_any_spilled(pe);
+    }
+    return VD_OK;
+}
+
+/* Seal the first m fresh candidates into ct and write them in place,
+ * merging runs consecutive on disk; their new versions into jobs. */
+static vd_err seal_and_write(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
+                             uint8_t *ct, vd_crypt_job *jobs)
+{
+    uint32_t j = 0;
+    for (uint32_t k = 0; k < n && j < m; k++) {
+        if (c[k].node == VC_NONE)
+            continue;
+        jobs[j].phys = vd_phys_of(img, 0, c[k].idx);
+        jobs[j].in = img->cache.e[c[k].ent].buf;
+        jobs[j].out = ct + (size_t)j * VDF_BLOCK;
+        j++;
+    }
+    vd_err e = vd_block_seal_batch(img, jobs, m);
+    for (uint32_t a = 0; e == VD_OK && a < m;) {
+        uint32_t b = a + 1;
+        while (b < m && jobs[b].phys == jobs[b - 1].phys + 1)
+            b++;
+        e = vd_io_write(img, jobs[a].phys * VDF_BLOCK, jobs[a].out,
+                        (size_t)(b - a) * VDF_BLOCK);
+        a = b;
+    }
+    return e;
+}
+
+/* The spilled blocks' versions into their nodes; the leaves are clean. */
+static void spill_apply(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
+                        const vd_crypt_job *jobs)
+{
+    uint32_t j = 0;
+    for (uint32_t k = 0; k < n && j < m; k++) {
+        if (c[k].node == VC_NONE)
+            continue;
+        vc_entry *pe = &img->cache.e[c[k].node];
+        uint32_t slot = mt_parent_slot(&img->geo, c[k].idx);
+        if (!vc_any_spilled(pe)) {
+            pe->spos = img->nspill_nodes;
+            img->spill_nodes[img->nspill_nodes++] = c[k].node;
+            pe->pins++; /* held until a commit takes it */
+        }
+        if (!vc_spilled(pe, slot)) {
+            pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
+            img->nspilled++;
+        }
+        mt_node_set(pe->buf, slot, &jobs[j].v);
+        vc_entry *ce = &img->cache.e[c[k].ent];
+        ce->version = jobs[j].v;
+        vc_set_dirty(&img->cache, c[k].ent, 0);
+        j++;
+    }
+}
+
+vd_err vd_spill(vd_image *img, int *done)
+{
+    *done = 0;
+    if (img->hdr.format_version < 5 || img->rk.active || img->read_only || img->nrecov ||
+        img->geo.height == 0 || img->spill_cap == 0 || img->in_sync)
+        return VD_OK;
+    /* The host sees the writes in their order, and the statistics stay
+     * the caller's: the round in flight first. */
+    vd_err e = vd_flight_join(img);
+    if (e != VD_OK)
+        return e;
+    uint32_t n, npinned = 0, fresh = 0, newnodes = 0;
+    spill_cand *c = dirty_data(img, &n);
+    uint32_t *pinned = malloc((size_t)(n ? n : 1) * sizeof *pinned);
+    if (!c || !pinned) {
+        free(c);
+        free(pinned);
+        return VD_OK; /* the commit makes the room instead */
+    }
+    img->in_sync = 1; /* loading the nodes commits nothing */
+    if (n >= img->dirty_limit / 2)
+        e = find_fresh(img, c, n, pinned, &npinned, &fresh, &newnodes);
+    if (e == VD_ERR_NOMEM) { /* no room for the nodes: the commit's turn */
+        e = VD_OK;
+        fresh = 0;
+    }
+    /* Worth it only when it frees half the dirty data at least; and the
+     * nodes it holds are bounded, so a stream commits them now and then. */
+    uint32_t m = fresh < img->dirty_limit ? fresh : img->dirty_limit;
+    uint8_t *ct = NULL;
+    vd_crypt_job *jobs = NULL;
+    if (e == VD_OK && m >= img->dirty_limit / 2 && m > 0 &&
+        img->nspill_nodes + newnodes <= img->spill_cap &&
+        (ct = vd_ctbuf_get(img, 0)) != NULL &&
+        (jobs = malloc((size_t)m * sizeof *jobs)) != NULL) {
+        /* The record a crash falls back on must be durable: it is the
+         * one that names these blocks "never written". */
+        if (img->unflushed)
+            e = vd_io_flush(img);
+        if (e == VD_OK)
+            e = seal_and_write(img, c, n, m, ct, jobs);
+        if (e == VD_OK) {
+            spill_apply(img, c, n, m, jobs);
+            *done = img->cache.ndirty < img->dirty_limit;
+        } else {
+            img->failed = e;
+        }
+    }
+    for (uint32_t k = 0; k < npinned; k++)
+        vd_unpin(img, pinned[k]);
+    img->in_sync = 0;
+    free(jobs);
+    free(pinned);
+    free(c);
+    return e;
+}
+
+void vd_spill_committed(vd_image *img, uint32_t ent)
+{
+    vc_entry *pe = &img->cache.e[ent];
+    if (!vc_any_spilled(pe))
+        return;
+    img->nspilled -= bits_set(pe->spill[0]) + bits_set(pe->spill[1]);
+    pe->spill[0] = pe->spill[1] = 0;
+    uint32_t last = img->spill_nodes[--img->nspill_nodes];
+    img->spill_nodes[pe->spos] = last;
+    img->cache.e[last].spos = pe->spos;
+    vd_unpin(img, ent);
+}

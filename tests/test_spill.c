@@ -1,0 +1,289 @@
+/* Spilled data (libvdisk/spill.c): never-written blocks that fill the cache
+ * go in place without a commit, and the next commit names them.
+ *   - a stream of new blocks larger than the cache commits nothing and
+ *     flushes nothing until the sync, reads back before and after it, and
+ *     after a reopen;
+ *   - blocks spilled and then written again, or written again after the
+ *     commit, read back their last content;
+ *   - every crash state of a recorded workload (streams of new blocks,
+ *     rewrites, syncs, a crash with spilled data not yet committed) opens,
+ *     read-only and writable, and every block holds what it held at the
+ *     last completed sync or something written after it (C1, C2), never a
+ *     block that fails to authenticate. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "blockhist.h"
+#include "record.h"
+#include "replay.h"
+#include "testkit.h"
+#include "vdisk/host.h"
+#include "vdisk/vdisk.h"
+
+#define BS VD_BLOCK_SIZE
+
+static const uint8_t KEY[VD_KEY_BYTES] = {7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5, 9, 0, 4, 5, 2};
+
+static void put(vd_image *img, uint64_t lbn, uint32_t id)
+{
+    uint8_t b[BS];
+    vt_block_fill(b, lbn, id);
+    VT_EXPECT_ERR(vd_image_write(img, lbn, 1, b), VD_OK, "write %llu", (unsigned long long)lbn);
+}
+
+static void expect(vd_image *img, uint64_t lbn, uint32_t id, const char *when)
+{
+    uint8_t b[BS];
+    VT_EXPECT_ERR(vd_image_read(img, lbn, 1, b), VD_OK, "read %llu %s",
+                  (unsigned long long)lbn, when);
+    int64_t got = vt_block_identify(b, lbn);
+    if (got != (int64_t)id) {
+        print_error("block %llu %s: holds %lld, wrote %u\n", (unsigned long long)lbn, when,
+                    (long long)got, id);
+        fail();
+    }
+}
+
+static vd_image_info info_of(vd_image *img)
+{
+    vd_image_info i;
+    assert_int_equal(vd_image_info_get(img, &i), VD_OK);
+    return i;
+}
+
+#define STREAM 3000u /* blocks: 12 MiB through a 1 MiB cache */
+
+static void spill_streams_new_blocks_without_a_commit(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    vd_create_opts c = {.nblocks = 8192};
+    vd_open_opts o = {.cache_bytes = 1 << 20};
+    vd_image *img;
+    assert_int_equal(vd_image_create(h, KEY, &c, &o, &img), VD_OK);
+    const vd_image_info before = info_of(img);
+    for (uint32_t i = 0; i < STREAM; i++)
+        put(img, i, i + 1);
+    const vd_image_info during = info_of(img);
+    /* Twelve cache-fulls of new data: no commit, no flush, and the data
+     * went in place (more bytes written than the cache can hold). */
+    assert_int_equal(during.syncs, before.syncs);
+    assert_int_equal(during.flushes, before.flushes);
+    assert_int_equal(during.epoch, before.epoch);
+    assert_true(during.bytes_written - before.bytes_written >= (uint64_t)(STREAM - 256) * BS);
+    /* Written again after their spill: still new blocks to the last commit. */
+    for (uint32_t i = 0; i < STREAM; i += 7)
+        put(img, i, 100000 + i);
+    for (uint32_t i = 0; i < STREAM; i++)
+        expect(img, i, i % 7 ? i + 1 : 100000 + i, "before the sync");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    const vd_image_info after = info_of(img);
+    printf("spill: %u new blocks, %llu commit(s) and %llu flush(es), all at the sync\n",
+           STREAM, (unsigned long long)(after.syncs - before.syncs),
+           (unsigned long long)(after.flushes - before.flushes));
+    assert_true(after.syncs > before.syncs);
+    assert_true(after.flushes - before.flushes <= 4);
+    /* Written again after the commit: through the journal now. */
+    for (uint32_t i = 3; i < STREAM; i += 11)
+        put(img, i, 200000 + i);
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(vd_image_open(h, KEY, &o, &img), VD_OK);
+    for (uint32_t i = 0; i < STREAM; i++)
+        expect(img, i, i % 11 == 3 ? 200000 + i : i % 7 ? i + 1 : 100000 + i, "reopened");
+    expect(img, STREAM, 0, "reopened, never written");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+}
+
+/* ---- crash states ---------------------------------------------------------- */
+
+#define NB 2048u
+#define MAXSYNC 16u
+
+typedef struct srun {
+    vt_hist *hist;
+    vt_block_memo *memo;
+    uint32_t next_id;
+    uint64_t rng;
+    size_t sync_end[MAXSYNC];   /* log ops when each sync returned */
+    uint64_t sync_start[MAXSYNC]; /* vt_hist_seq when it began */
+    uint32_t nsync;
+    uint8_t *buf;
+    uint64_t states;
+} srun;
+
+static const vd_open_opts *run_opts(int ro)
+{
+    /* 1 MiB of cache (112 dirty blocks) over a tree of fan-out 16: the
+     * nodes held for spilled data reach their bound (32) every 512 new
+     * blocks, so a stream also commits on its own. */
+    static const vd_open_opts rw = {.cache_bytes = 1 << 20};
+    static const vd_open_opts rdo = {.cache_bytes = 1 << 20, .read_only = 1};
+    return ro ? &rdo : &rw;
+}
+
+static void s_put(srun *w, vd_image *img, uint64_t lbn)
+{
+    uint32_t id = w->next_id++;
+    vt_hist_record(w->hist, lbn, id); /* before: the write may spill or commit */
+    put(img, lbn, id);
+}
+
+static void s_sync(srun *w, vd_image *img, vd_rec *rec)
+{
+    assert_true(w->nsync < MAXSYNC);
+    w->sync_start[w->nsync] = vt_hist_seq(w->hist);
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync %u", w->nsync);
+    w->sync_end[w->nsync++] = vd_rec_op_count(rec);
+}
+
+/* New blocks in runs, some of them written again, an occasional rewrite
+ * of older blocks, syncs between; the last phase is never synced. */
+static void s_workload(srun *w, vd_image *img, vd_rec *rec)
+{
+    uint64_t next = 0; /* the next never-written block */
+    for (unsigned phase = 0; phase < 6; phase++) {
+        uint32_t n = 300 + (uint32_t)(vt_rand(&w->rng) % 500);
+        for (uint32_t k = 0; k < n && next < NB; k++) {
+            s_put(w, img, next++);
+            if (vt_rand(&w->rng) % 8 == 0) /* a recent block again */
+                s_put(w, img, next - 1 - vt_rand(&w->rng) % (next < 64 ? next : 64));
+            if (next > 200 && vt_rand(&w->rng) % 16 == 0) /* an old one */
+                s_put(w, img, vt_rand(&w->rng) % (next - 100));
+        }
+        if (phase < 5)
+            s_sync(w, img, rec);
+    }
+}
+
+static void s_check(srun *w, vd_host *h, size_t prefix, int writable)
+{
+    int s = -1; /* the last sync that completed before the crash */
+    for (uint32_t k = 0; k < w->nsync; k++)
+        if (w->sync_end[k] <= prefix)
+            s = (int)k;
+    vd_image *img = NULL;
+    vd_err e = vd_image_open(h, KEY, run_opts(!writable), &img);
+    if (e != VD_OK) {
+        print_error("crash after op %zu (%s): open: %s\n", prefix,
+                    writable ? "writable" : "read-only", vd_strerror(e));
+        fail();
+    }
+    e = vd_image_read(img, 0, NB, w->buf);
+    if (e != VD_OK) {
+        print_error("crash after op %zu (%s): read: %s\n", prefix,
+                    writable ? "writable" : "read-only", vd_strerror(e));
+        fail();
+    }
+    for (uint32_t b = 0; b < NB; b++) {
+        int64_t id = vt_block_memo_identify(w->memo, w->buf + (size_t)b * BS, b);
+        uint64_t start = s < 0 ? 0 : w->sync_start[s];
+        if (id < 0 || !vt_hist_allowed(w->hist, start, b, (uint32_t)id)) {
+            print_error("crash after op %zu: block %u holds %lld, not allowed after "
+                        "sync %d\n", prefix, b, (long long)id, s);
+            fail();
+        }
+    }
+    if (writable) { /* and it takes a write and a sync */
+        uint8_t blk[BS];
+        vt_block_fill(blk, 0, 0xfffffff0u);
+        VT_EXPECT_ERR(vd_image_write(img, 0, 1, blk), VD_OK, "write after recovery");
+        VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync after recovery");
+    }
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    w->states++;
+}
+
+static void s_prefix(void *ctx, vd_host *h, size_t p, unsigned subset)
+{
+    (void)subset;
+    srun *w = ctx;
+    s_check(w, h, p, 0);
+}
+
+static void s_subset(void *ctx, vd_host *h, size_t end, unsigned m)
+{
+    (void)m;
+    s_check(ctx, h, end, 0);
+}
+
+static void crash_walk(uint32_t journal_blocks)
+{
+    srun *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->rng = vt_seed_from_env("VD_SPILL_SEED", 0x5eed5u);
+    printf("spill crash states, journal of %u blocks: seed %llu (VD_SPILL_SEED reruns)\n",
+           journal_blocks, (unsigned long long)w->rng);
+    w->next_id = 1;
+    w->hist = vt_hist_new(NB);
+    w->memo = vt_block_memo_new(NB);
+    w->buf = malloc((size_t)NB * BS);
+    assert_non_null(w->memo);
+    assert_non_null(w->buf);
+    vd_rec *rec = vd_rec_new(NULL, 0);
+    assert_non_null(rec);
+    vd_create_opts c = {.nblocks = NB, .fanout = 16, .journal_blocks = journal_blocks};
+    vd_image *img;
+    assert_int_equal(vd_image_create(vd_rec_host(rec), KEY, &c, run_opts(0), &img), VD_OK);
+    assert_int_equal(vd_rec_reset_log(rec), VD_OK);
+    s_workload(w, img, rec);
+    /* The crash: the handle is dropped without a close (its last phase
+     * never synced), so nothing after the log's end reaches the host. */
+    vd_image_info i = info_of(img);
+    size_t nops = vd_rec_op_count(rec);
+    printf("  %zu log ops, %zu flushes, %llu commits for %u syncs\n", nops,
+           vd_rec_flush_count(rec), (unsigned long long)i.syncs, w->nsync);
+    vt_replay_prefixes(rec, s_prefix, w);
+    uint64_t mrng = w->rng ^ 0x9e37u;
+    vt_replay_epoch_subsets(rec, 3, &mrng, s_subset, w);
+    /* Writable opens (recovery of an interrupted commit) on a sample. */
+    const size_t stride = nops / 97 + 1;
+    for (size_t p = 0; p <= nops; p += stride) {
+        vd_host *hv;
+        assert_int_equal(vd_rec_crash_view(rec, p, NULL, 0, 0, &hv), VD_OK);
+        s_check(w, hv, p, 1);
+        vd_rec_view_free(hv);
+    }
+    printf("  %llu crash states checked\n", (unsigned long long)w->states);
+    (void)vd_image_close(img); /* after the walk: it writes the last phase */
+    vd_rec_free(rec);
+    vt_hist_free(w->hist);
+    vt_block_memo_free(w->memo);
+    free(w->buf);
+    free(w);
+}
+
+/* A small journal: the commits that take the spilled data's nodes go in
+ * place (IN_PROGRESS record, recovery by a writable open). */
+static void spill_crash_states_with_commits_in_place(void **state)
+{
+    (void)state;
+    crash_walk(16);
+}
+
+/* A journal that holds them: one-flush commits, whose record must come
+ * after a flush of the spilled data its nodes name (its digest does not
+ * cover that data). */
+static void spill_crash_states_with_one_flush_commits(void **state)
+{
+    (void)state;
+    crash_walk(128);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(spill_streams_new_blocks_without_a_commit),
+        cmocka_unit_test(spill_crash_states_with_commits_in_place),
+        cmocka_unit_test(spill_crash_states_with_one_flush_commits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
