@@ -424,6 +424,23 @@ vd_err vd_sync_locked(vd_image *img);
  * left in flight (vd_host.job_start), its writes and flushes running on a
  * host thread while the caller goes on with the cache. */
 vd_err vd_sync_implicit(vd_image *img);
+/* One write of a spill (spill.c). */
+typedef struct vd_wrun {
+    uint64_t off;
+    const uint8_t *buf;
+    size_t len;
+} vd_wrun;
+/* After the round or writes in flight, put runs[0, nruns) in place on the
+ * host's thread (or now, without one), taking runs and pins (malloc'd):
+ * the cache entries pins[0, npins) stay pinned, and commit buffer ctbuf
+ * (vd_ctbuf_get) unused by others, until vd_flight_join. */
+vd_err vd_flight_writes(vd_image *img, vd_wrun *runs, uint32_t nruns, uint32_t *pins,
+                        uint32_t npins, unsigned ctbuf);
+/* Is what is in flight a spill's writes (not a round)? */
+int vd_flight_writing(const vd_image *img);
+/* The commit buffer a round or spill may seal into now: not the one the
+ * writes in flight use (sync.c). */
+unsigned vd_ctbuf_free(const vd_image *img);
 /* Put fresh dirty data in place without a commit (spill.c): *done set
  * when enough of the cache came free that no commit is needed now. */
 vd_err vd_spill(vd_image *img, int *done);

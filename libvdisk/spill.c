@@ -99,10 +99,12 @@ static vd_err find_fresh(vd_image *img, spill_cand *c, uint32_t n, uint32_t *pin
     return VD_OK;
 }
 
-/* Seal the first m fresh candidates into ct and write them in place,
- * merging runs consecutive on disk; their new versions into jobs. */
-static vd_err seal_and_write(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
-                             uint8_t *ct, vd_crypt_job *jobs)
+/* Seal the first m fresh candidates into ct (jobs[] gets their versions)
+ * and make the runs that put them in place, merging blocks consecutive on
+ * disk; each leaf pinned (pins[]) until those writes are joined. */
+static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
+                        uint8_t *ct, vd_crypt_job *jobs, vd_wrun *runs, uint32_t *nruns,
+                        uint32_t *pins)
 {
     uint32_t j = 0;
     for (uint32_t k = 0; k < n && j < m; k++) {
@@ -111,15 +113,18 @@ static vd_err seal_and_write(vd_image *img, const spill_cand *c, uint32_t n, uin
         jobs[j].phys = vd_phys_of(img, 0, c[k].idx);
         jobs[j].in = img->cache.e[c[k].ent].buf;
         jobs[j].out = ct + (size_t)j * VDF_BLOCK;
+        pins[j] = c[k].ent;
         j++;
     }
     vd_err e = vd_block_seal_batch(img, jobs, m);
+    *nruns = 0;
     for (uint32_t a = 0; e == VD_OK && a < m;) {
         uint32_t b = a + 1;
         while (b < m && jobs[b].phys == jobs[b - 1].phys + 1)
             b++;
-        e = vd_io_write(img, jobs[a].phys * VDF_BLOCK, jobs[a].out,
-                        (size_t)(b - a) * VDF_BLOCK);
+        runs[*nruns].off = jobs[a].phys * VDF_BLOCK;
+        runs[*nruns].buf = jobs[a].out;
+        runs[(*nruns)++].len = (size_t)(b - a) * VDF_BLOCK;
         a = b;
     }
     return e;
@@ -148,6 +153,7 @@ static void spill_apply(vd_image *img, const spill_cand *c, uint32_t n, uint32_t
         vc_entry *ce = &img->cache.e[c[k].ent];
         ce->version = jobs[j].v;
         vc_set_dirty(&img->cache, c[k].ent, 0);
+        ce->pins++; /* read from here, not the disk, until written */
         j++;
     }
 }
@@ -158,9 +164,11 @@ vd_err vd_spill(vd_image *img, int *done)
     if (img->hdr.format_version < 5 || img->rk.active || img->read_only || img->nrecov ||
         img->geo.height == 0 || img->spill_cap == 0 || img->in_sync)
         return VD_OK;
-    /* The host sees the writes in their order, and the statistics stay
-     * the caller's: the round in flight first. */
-    vd_err e = vd_flight_join(img);
+    /* A round in flight first: its record is the one a crash falls back
+     * on when it fails, and it may make a block "never written" that the
+     * record before it still names. A spill's writes in flight stay until
+     * this one is sealed: its sealing overlaps them. */
+    vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
     if (e != VD_OK)
         return e;
     uint32_t n, npinned = 0, fresh = 0, newnodes = 0;
@@ -181,28 +189,40 @@ vd_err vd_spill(vd_image *img, int *done)
     /* Worth it only when it frees half the dirty data at least; and the
      * nodes it holds are bounded, so a stream commits them now and then. */
     uint32_t m = fresh < img->dirty_limit ? fresh : img->dirty_limit;
+    const unsigned k = vd_ctbuf_free(img);
     uint8_t *ct = NULL;
     vd_crypt_job *jobs = NULL;
+    vd_wrun *runs = NULL;
+    uint32_t *pins = NULL, nruns = 0;
     if (e == VD_OK && m >= img->dirty_limit / 2 && m > 0 &&
         img->nspill_nodes + newnodes <= img->spill_cap &&
-        (ct = vd_ctbuf_get(img, 0)) != NULL &&
-        (jobs = malloc((size_t)m * sizeof *jobs)) != NULL) {
-        /* The record a crash falls back on must be durable: it is the
-         * one that names these blocks "never written". */
-        if (img->unflushed)
-            e = vd_io_flush(img);
+        (ct = vd_ctbuf_get(img, k)) != NULL &&
+        (jobs = malloc((size_t)m * sizeof *jobs)) != NULL &&
+        (runs = malloc((size_t)m * sizeof *runs)) != NULL &&
+        (pins = malloc((size_t)m * sizeof *pins)) != NULL) {
+        e = seal_runs(img, c, n, m, ct, jobs, runs, &nruns, pins);
+        /* The writes before keep their place in the host's order; and the
+         * record a crash falls back on must be durable: it is the one
+         * that names these blocks "never written". */
         if (e == VD_OK)
-            e = seal_and_write(img, c, n, m, ct, jobs);
+            e = vd_flight_join(img);
+        if (e == VD_OK && img->unflushed)
+            e = vd_io_flush(img);
         if (e == VD_OK) {
             spill_apply(img, c, n, m, jobs);
-            *done = img->cache.ndirty < img->dirty_limit;
-        } else {
+            e = vd_flight_writes(img, runs, nruns, pins, m, k);
+            runs = NULL;
+            pins = NULL;
+            *done = e == VD_OK && img->cache.ndirty < img->dirty_limit;
+        } else if (!img->failed) {
             img->failed = e;
         }
     }
-    for (uint32_t k = 0; k < npinned; k++)
-        vd_unpin(img, pinned[k]);
+    for (uint32_t q = 0; q < npinned; q++)
+        vd_unpin(img, pinned[q]);
     img->in_sync = 0;
+    free(runs);
+    free(pins);
     free(jobs);
     free(pinned);
     free(c);
