@@ -1060,7 +1060,8 @@ static vd_err run_round_ct(vd_image *img, vd_change *leaves, uint32_t n, int fly
     if (e == VD_OK)
         round_apply(img, &r);
     if (f) {
-        memcpy(f->r.chg[0], leaves, (size_t)n * sizeof *leaves);
+        if (n) /* a round of spilled data's nodes only has no leaves */
+            memcpy(f->r.chg[0], leaves, (size_t)n * sizeof *leaves);
         vd_change *own = f->r.chg[0];
         f->r = r;
         f->r.chg[0] = own;

@@ -114,7 +114,7 @@ if ((!quick)); then
         # took 250 s under TSan and run in the two builds above.
         step "ctest (TSan)" env VD_IMAGE_FILTER='test_f*' VD_CRASH_ROUNDS=10 \
             ctest --test-dir build-tsan --output-on-failure -j2 \
-            -R '^(test_fs_threads|test_parallel|test_read_overlap|test_host|test_image|test_wgate|sh_vhdmount.*)$' </dev/null
+            -R '^(test_fs_threads|test_parallel|test_read_overlap|test_host|test_image|test_spill|test_wgate|sh_vhdmount.*)$' </dev/null
     else
         failed+=("build build-tsan")
     fi
