@@ -16,8 +16,8 @@
 #    check not repeated).
 # 3. ThreadSanitizer build in build-tsan/: the multithreaded suites
 #    (threads on one volume, threads on one image handle and the file
-#    host's job pool, the FUSE mount and its write gate; 10 kill -9
-#    rounds).
+#    host's job pool, spilled data's writes in flight, the FUSE mount
+#    and its write gate; 10 kill -9 rounds).
 #
 #   --quick   step 1 only (for a fast local check)
 #
