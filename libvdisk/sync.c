@@ -703,6 +703,11 @@ static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
     if (img->hdr.format_version < 5 || img->rk.active || r->nj == 0 ||
         (!img->fresh_early_always && atomic_load_explicit(&f->ran, memory_order_acquire)))
         return VD_OK;
+    /* Not beside a spill's writes (spill.c): a block this round writes
+     * fresh may be one of them, written again since, and two writes of
+     * one block on two threads land in either order. */
+    if (f->runs)
+        return VD_OK;
     const vd_round *fl = &f->r;
     for (uint32_t l = 0; l <= img->geo.height; l++)
         for (uint32_t k = 0; k < fl->n[l]; k++)
