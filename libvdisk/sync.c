@@ -436,7 +436,6 @@ static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
     return e;
 }
 
-/* Does leaf k go out in this pass (meta: the metadata pass)? */
 /* Nodes go in place at most this many to a write. A write makes page
  * cache folios as large as itself (libvdisk/host/file.c), and each later
  * 4 KiB write into a folio costs ext4 a walk of all its blocks: the nodes
@@ -451,6 +450,7 @@ static int is_data(const vd_image *img, uint64_t phys)
     return phys >= img->hdr.data_start && phys - img->hdr.data_start < img->hdr.nblocks;
 }
 
+/* Does leaf k go out in this pass (meta: the metadata pass)? */
 static int leaf_in_pass(const vd_round *r, uint32_t k, int meta)
 {
     return (r->chg[0][k].ent != VC_NONE || r->chg[0][k].sealed) &&
@@ -746,9 +746,9 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
      * place after it has only format 3's unchecked copies (a one-flush
      * record's own are checked, and a reader of this record redoes them:
      * image.c, load_redo). Fresh blocks rely on it too: it reads them as
-     * zeros only if it is the record a crash falls back on. Spilled data
-     * its nodes name (spill.c) is durable before the record, which the
-     * digest does not cover it for. */
+     * zeros only if it is the record a crash falls back on. And spilled
+     * data its nodes name (spill.c) must be durable before the record:
+     * the digest does not cover it. */
     if (img->unflushed || img->redo_pending == VD_REDO_META || r->spill_flush)
         e = vd_io_flush(img);
     if (e == VD_OK)
