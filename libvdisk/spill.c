@@ -208,6 +208,11 @@ vd_err vd_spill(vd_image *img, int *done)
             e = vd_flight_join(img);
         if (e == VD_OK && img->unflushed)
             e = vd_io_flush(img);
+        /* A session that spills has written to the image as surely as
+         * one that commits: a crash from now on is reported
+         * (vd_image_info.unclean), though what it loses was never synced. */
+        if (e == VD_OK && img->sb_clean)
+            e = vd_super_set_clean(img, 0);
         if (e == VD_OK) {
             spill_apply(img, c, n, m, jobs);
             e = vd_flight_writes(img, runs, nruns, pins, m, k);
