@@ -183,11 +183,10 @@ struct vd_image {
     uint8_t *ctbuf[2];   /* dirty_limit blocks of ciphertext, for syncs */
     vd_flight *flight;   /* a commit whose writes run on a host thread */
     /* Fresh data put in place before any commit names it (spill.c): the
-     * level-1 nodes holding its versions (cache entries, pinned), how
-     * many there may be, and how many data blocks they name so. */
+     * level-1 nodes holding its versions (cache entries, pinned), and how
+     * many there may be. */
     uint32_t *spill_nodes;
     uint32_t nspill_nodes, spill_cap;
-    uint64_t nspilled;
     uint32_t jcap;       /* journal entries per sync round */
 
     /* Volume-consistent commits (DESIGN C4, image_fs.h). */

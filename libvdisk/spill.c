@@ -38,14 +38,6 @@ static int cmp_cand(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static uint32_t bits_set(uint64_t w)
-{
-    uint32_t n = 0;
-    for (; w; w &= w - 1)
-        n++;
-    return n;
-}
-
 /* The dirty data leaves, sorted; NULL with *n = 0 when there are none. */
 static spill_cand *dirty_data(vd_image *img, uint32_t *n)
 {
@@ -99,22 +91,27 @@ static vd_err find_fresh(vd_image *img, spill_cand *c, uint32_t n, uint32_t *pin
     return VD_OK;
 }
 
-/* Seal the first m fresh candidates into ct (jobs[] gets their versions)
- * and make the runs that put them in place, merging blocks consecutive on
- * disk; each leaf pinned (pins[]) until those writes are joined. */
-static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
-                        uint8_t *ct, vd_crypt_job *jobs, vd_wrun *runs, uint32_t *nruns,
-                        uint32_t *pins)
+/* Keep the fresh candidates (node set), in order, at most m: how many. */
+static uint32_t keep_fresh(spill_cand *c, uint32_t n, uint32_t m)
 {
     uint32_t j = 0;
-    for (uint32_t k = 0; k < n && j < m; k++) {
-        if (c[k].node == VC_NONE)
-            continue;
-        jobs[j].phys = vd_phys_of(img, 0, c[k].idx);
-        jobs[j].in = img->cache.e[c[k].ent].buf;
+    for (uint32_t k = 0; k < n && j < m; k++)
+        if (c[k].node != VC_NONE)
+            c[j++] = c[k];
+    return j;
+}
+
+/* Seal candidates [0, m) into ct (jobs[] gets their versions) and make
+ * the runs that put them in place, merging blocks consecutive on disk;
+ * each leaf pinned (pins[]) until those writes are joined. */
+static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t m, uint8_t *ct,
+                        vd_crypt_job *jobs, vd_wrun *runs, uint32_t *nruns, uint32_t *pins)
+{
+    for (uint32_t j = 0; j < m; j++) {
+        jobs[j].phys = vd_phys_of(img, 0, c[j].idx);
+        jobs[j].in = img->cache.e[c[j].ent].buf;
         jobs[j].out = ct + (size_t)j * VDF_BLOCK;
-        pins[j] = c[k].ent;
-        j++;
+        pins[j] = c[j].ent;
     }
     vd_err e = vd_block_seal_batch(img, jobs, m);
     *nruns = 0;
@@ -130,31 +127,25 @@ static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t n, uint32_t
     return e;
 }
 
-/* The spilled blocks' versions into their nodes; the leaves are clean. */
-static void spill_apply(vd_image *img, const spill_cand *c, uint32_t n, uint32_t m,
+/* The spilled blocks' versions (candidates [0, m)) into their nodes; the
+ * leaves are clean. */
+static void spill_apply(vd_image *img, const spill_cand *c, uint32_t m,
                         const vd_crypt_job *jobs)
 {
-    uint32_t j = 0;
-    for (uint32_t k = 0; k < n && j < m; k++) {
-        if (c[k].node == VC_NONE)
-            continue;
-        vc_entry *pe = &img->cache.e[c[k].node];
-        uint32_t slot = mt_parent_slot(&img->geo, c[k].idx);
+    for (uint32_t j = 0; j < m; j++) {
+        vc_entry *pe = &img->cache.e[c[j].node];
+        uint32_t slot = mt_parent_slot(&img->geo, c[j].idx);
         if (!vc_any_spilled(pe)) {
             pe->spos = img->nspill_nodes;
-            img->spill_nodes[img->nspill_nodes++] = c[k].node;
+            img->spill_nodes[img->nspill_nodes++] = c[j].node;
             pe->pins++; /* held until a commit takes it */
         }
-        if (!vc_spilled(pe, slot)) {
-            pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
-            img->nspilled++;
-        }
+        pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
         mt_node_set(pe->buf, slot, &jobs[j].v);
-        vc_entry *ce = &img->cache.e[c[k].ent];
+        vc_entry *ce = &img->cache.e[c[j].ent];
         ce->version = jobs[j].v;
-        vc_set_dirty(&img->cache, c[k].ent, 0);
+        vc_set_dirty(&img->cache, c[j].ent, 0);
         ce->pins++; /* read from here, not the disk, until written */
-        j++;
     }
 }
 
@@ -200,7 +191,8 @@ vd_err vd_spill(vd_image *img, int *done)
         (jobs = malloc((size_t)m * sizeof *jobs)) != NULL &&
         (runs = malloc((size_t)m * sizeof *runs)) != NULL &&
         (pins = malloc((size_t)m * sizeof *pins)) != NULL) {
-        e = seal_runs(img, c, n, m, ct, jobs, runs, &nruns, pins);
+        m = keep_fresh(c, n, m);
+        e = seal_runs(img, c, m, ct, jobs, runs, &nruns, pins);
         /* The writes before keep their place in the host's order; and the
          * record a crash falls back on must be durable: it is the one
          * that names these blocks "never written". */
@@ -214,7 +206,7 @@ vd_err vd_spill(vd_image *img, int *done)
         if (e == VD_OK && img->sb_clean)
             e = vd_super_set_clean(img, 0);
         if (e == VD_OK) {
-            spill_apply(img, c, n, m, jobs);
+            spill_apply(img, c, m, jobs);
             e = vd_flight_writes(img, runs, nruns, pins, m, k);
             runs = NULL;
             pins = NULL;
@@ -239,7 +231,6 @@ void vd_spill_committed(vd_image *img, uint32_t ent)
     vc_entry *pe = &img->cache.e[ent];
     if (!vc_any_spilled(pe))
         return;
-    img->nspilled -= bits_set(pe->spill[0]) + bits_set(pe->spill[1]);
     pe->spill[0] = pe->spill[1] = 0;
     uint32_t last = img->spill_nodes[--img->nspill_nodes];
     img->spill_nodes[pe->spos] = last;

@@ -1338,7 +1338,7 @@ static int level_of(const vd_image *img, uint64_t phys, uint32_t *level, uint64_
 {
     const vd_header *h = &img->hdr;
     const mt_geometry *g = &img->geo;
-    if (phys >= h->data_start && phys - h->data_start < h->nblocks) {
+    if (is_data(img, phys)) {
         *level = 0;
         *idx = phys - h->data_start;
         return 0;
