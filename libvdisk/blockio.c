@@ -404,8 +404,11 @@ vd_err vd_read_data_unlocked(vd_image *img, uint64_t lbn, uint32_t count,
     size_t len = (size_t)n * VDF_BLOCK;
     if (off > img->file_bytes || len > img->file_bytes - off)
         return VD_ERR_RANGE;
+    vd_err e = vd_flight_read_guard(img, off, len);
+    if (e != VD_OK)
+        return e;
     vd_open_lease l;
-    vd_err e = vd_open_lease_take(img, jobs[0].v.keyid, n, &l);
+    e = vd_open_lease_take(img, jobs[0].v.keyid, n, &l);
     if (e == VD_ERR_BUSY) { /* every reader slot in use: as before */
         if (n > 1)
             return vd_read_data_run(img, lbn, n, out);

@@ -119,10 +119,19 @@ uint32_t vc_take(vd_cache *c)
             c->touched = i + 1;
         return i;
     }
-    for (i = c->tail; i != VC_NONE; i = c->e[i].prev)
+    /* An entry that cannot go (dirty, pinned) is moved to the head as the
+     * walk passes it, so the next walk does not pass it again: a stream
+     * keeps thousands of dirty or pinned entries at the tail, and every
+     * take walked across all of them (11 % of a memory-backed sequential
+     * write's time in a profile). The clean entries keep their order. */
+    uint32_t walked = 0;
+    for (i = c->tail; i != VC_NONE && walked < c->n; i = c->tail, walked++) {
         if (!c->e[i].dirty && c->e[i].pins == 0)
             break;
-    if (i == VC_NONE)
+        lru_unlink(c, i);
+        lru_push_head(c, i);
+    }
+    if (i == VC_NONE || walked == c->n)
         return VC_NONE;
     lru_unlink(c, i);
     hash_unlink(c, i);

@@ -1219,7 +1219,21 @@ static vd_err write_blocks(vd_image *img, uint64_t lbn, uint32_t count,
     else
         e = check_range(img, lbn, count);
     const uint8_t *in = buf;
+    /* Long runs of data: what is fresh goes straight to its place
+     * (spill.c), the rest through the cache. */
+    uint8_t *taken = NULL;
+    uint32_t chunk = img->dirty_limit < count ? img->dirty_limit : count;
+    if (e == VD_OK && !meta && count >= VD_DIRECT_MIN && chunk >= VD_DIRECT_MIN)
+        taken = calloc(chunk, 1);
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
+        if (taken && i % chunk == 0) {
+            uint32_t m = count - i < chunk ? count - i : chunk;
+            e = vd_spill_direct(img, lbn + i, m, in + (size_t)i * VDF_BLOCK, taken);
+            if (e != VD_OK)
+                break;
+        }
+        if (taken && taken[i % chunk])
+            continue;
         if (img->cache.ndirty >= img->dirty_limit) {
             e = vd_sync_implicit(img);
             if (e != VD_OK)
@@ -1238,6 +1252,7 @@ static vd_err write_blocks(vd_image *img, uint64_t lbn, uint32_t count,
         vc_set_dirty(&img->cache, t, 1);
         vd_unpin(img, t);
     }
+    free(taken);
     unlock(img);
     return e;
 }
@@ -1324,6 +1339,7 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     info->bytes_written = img->stat_bytes_written;
     info->bytes_read = img->stat_bytes_read;
     info->blocks_verified = img->stat_verified;
+    info->blocks_direct = img->stat_direct;
     unlock(img);
     return VD_OK;
 }

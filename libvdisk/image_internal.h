@@ -21,6 +21,9 @@
 #define VD_LANE_MIN 16u
 #define VD_BATCH_MIN 64u
 #define VD_RUN_MAX 64u
+/* A write of at least this many whole fresh blocks may bypass the cache
+ * (spill.c, vd_spill_direct). */
+#define VD_DIRECT_MIN 32u
 
 /* vd_image.redo_pending */
 #define VD_REDO_NONE 0
@@ -212,7 +215,7 @@ struct vd_image {
     int slot_redo[2];   /* that slot's record is a commit naming its journal */
 
     uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;
-    uint64_t stat_verified;
+    uint64_t stat_verified, stat_direct;
 };
 
 /* ---- host I/O with every answer checked (io.c) --------------------------- */
@@ -435,6 +438,10 @@ typedef struct vd_wrun {
  * (vd_ctbuf_get) unused by others, until vd_flight_join. */
 vd_err vd_flight_writes(vd_image *img, vd_wrun *runs, uint32_t nruns, uint32_t *pins,
                         uint32_t npins, unsigned ctbuf);
+/* Before reading [off, off + len) from the host: a spill's writes in
+ * flight that overlap it are joined (direct writes hold no cache entry
+ * to read instead). */
+vd_err vd_flight_read_guard(vd_image *img, uint64_t off, size_t len);
 /* Is what is in flight a spill's writes (not a round)? */
 int vd_flight_writing(const vd_image *img);
 /* The commit buffer a round or spill may seal into now: not the one the
@@ -443,6 +450,11 @@ unsigned vd_ctbuf_free(const vd_image *img);
 /* Put fresh dirty data in place without a commit (spill.c): *done set
  * when enough of the cache came free that no commit is needed now. */
 vd_err vd_spill(vd_image *img, int *done);
+/* Write the whole fresh blocks of [lbn, lbn + count) from buf straight
+ * to their places as spilled data, without the cache (spill.c); taken[k]
+ * (count bytes) tells which it wrote: the caller writes the others. */
+vd_err vd_spill_direct(vd_image *img, uint64_t lbn, uint32_t count, const uint8_t *buf,
+                       uint8_t *taken);
 /* After a commit round took level-1 node ent (sealed with every slot it
  * holds): its spilled versions are committed, the node no longer held. */
 void vd_spill_committed(vd_image *img, uint32_t ent);

@@ -68,7 +68,9 @@ vd_err vd_io_read(vd_image *img, uint64_t off, void *buf, size_t len)
     /* Never ask the host for bytes outside the container we validated. */
     if (off > img->file_bytes || len > img->file_bytes - off)
         return VD_ERR_RANGE;
-    vd_err e = vd_host_read(&img->host, off, buf, len);
+    vd_err e = vd_flight_read_guard(img, off, len);
+    if (e == VD_OK)
+        e = vd_host_read(&img->host, off, buf, len);
     if (e == VD_OK)
         img->stat_bytes_read += len;
     return e;

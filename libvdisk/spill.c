@@ -101,17 +101,15 @@ static uint32_t keep_fresh(spill_cand *c, uint32_t n, uint32_t m)
     return j;
 }
 
-/* Seal candidates [0, m) into ct (jobs[] gets their versions) and make
- * the runs that put them in place, merging blocks consecutive on disk;
- * each leaf pinned (pins[]) until those writes are joined. */
+/* Seal candidates [0, m) into ct (jobs[j].in set by the caller; jobs[]
+ * gets their versions) and make the runs that put them in place, merging
+ * blocks consecutive on disk. */
 static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t m, uint8_t *ct,
-                        vd_crypt_job *jobs, vd_wrun *runs, uint32_t *nruns, uint32_t *pins)
+                        vd_crypt_job *jobs, vd_wrun *runs, uint32_t *nruns)
 {
     for (uint32_t j = 0; j < m; j++) {
         jobs[j].phys = vd_phys_of(img, 0, c[j].idx);
-        jobs[j].in = img->cache.e[c[j].ent].buf;
         jobs[j].out = ct + (size_t)j * VDF_BLOCK;
-        pins[j] = c[j].ent;
     }
     vd_err e = vd_block_seal_batch(img, jobs, m);
     *nruns = 0;
@@ -127,21 +125,28 @@ static vd_err seal_runs(vd_image *img, const spill_cand *c, uint32_t m, uint8_t 
     return e;
 }
 
+/* Candidate j's new version into its node (held until a commit takes
+ * it). */
+static void node_apply(vd_image *img, const spill_cand *cj, const mt_version *v)
+{
+    vc_entry *pe = &img->cache.e[cj->node];
+    uint32_t slot = mt_parent_slot(&img->geo, cj->idx);
+    if (!vc_any_spilled(pe)) {
+        pe->spos = img->nspill_nodes;
+        img->spill_nodes[img->nspill_nodes++] = cj->node;
+        pe->pins++; /* held until a commit takes it */
+    }
+    pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
+    mt_node_set(pe->buf, slot, v);
+}
+
 /* The spilled blocks' versions (candidates [0, m)) into their nodes; the
  * leaves are clean. */
 static void spill_apply(vd_image *img, const spill_cand *c, uint32_t m,
                         const vd_crypt_job *jobs)
 {
     for (uint32_t j = 0; j < m; j++) {
-        vc_entry *pe = &img->cache.e[c[j].node];
-        uint32_t slot = mt_parent_slot(&img->geo, c[j].idx);
-        if (!vc_any_spilled(pe)) {
-            pe->spos = img->nspill_nodes;
-            img->spill_nodes[img->nspill_nodes++] = c[j].node;
-            pe->pins++; /* held until a commit takes it */
-        }
-        pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
-        mt_node_set(pe->buf, slot, &jobs[j].v);
+        node_apply(img, &c[j], &jobs[j].v);
         vc_entry *ce = &img->cache.e[c[j].ent];
         ce->version = jobs[j].v;
         vc_set_dirty(&img->cache, c[j].ent, 0);
@@ -149,11 +154,32 @@ static void spill_apply(vd_image *img, const spill_cand *c, uint32_t m,
     }
 }
 
+/* Before a spill's writes: the writes before them keep their place in
+ * the host's order; the record a crash falls back on is durable (it is
+ * the one that names these blocks "never written"); and a session that
+ * spills has written to the image as surely as one that commits, so a
+ * crash from now on is reported (vd_image_info.unclean), though what it
+ * loses was never synced. */
+static vd_err spill_prepare(vd_image *img)
+{
+    vd_err e = vd_flight_join(img);
+    if (e == VD_OK && img->unflushed)
+        e = vd_io_flush(img);
+    if (e == VD_OK && img->sb_clean)
+        e = vd_super_set_clean(img, 0);
+    return e;
+}
+
+static int spill_allowed(const vd_image *img)
+{
+    return img->hdr.format_version >= 5 && !img->rk.active && !img->read_only &&
+           !img->nrecov && img->geo.height > 0 && img->spill_cap > 0 && !img->in_sync;
+}
+
 vd_err vd_spill(vd_image *img, int *done)
 {
     *done = 0;
-    if (img->hdr.format_version < 5 || img->rk.active || img->read_only || img->nrecov ||
-        img->geo.height == 0 || img->spill_cap == 0 || img->in_sync)
+    if (!spill_allowed(img))
         return VD_OK;
     /* A round in flight first: its record is the one a crash falls back
      * on when it fails, and it may make a block "never written" that the
@@ -192,19 +218,13 @@ vd_err vd_spill(vd_image *img, int *done)
         (runs = malloc((size_t)m * sizeof *runs)) != NULL &&
         (pins = malloc((size_t)m * sizeof *pins)) != NULL) {
         m = keep_fresh(c, n, m);
-        e = seal_runs(img, c, m, ct, jobs, runs, &nruns, pins);
-        /* The writes before keep their place in the host's order; and the
-         * record a crash falls back on must be durable: it is the one
-         * that names these blocks "never written". */
+        for (uint32_t j = 0; j < m; j++) {
+            jobs[j].in = img->cache.e[c[j].ent].buf;
+            pins[j] = c[j].ent; /* until the writes are joined */
+        }
+        e = seal_runs(img, c, m, ct, jobs, runs, &nruns);
         if (e == VD_OK)
-            e = vd_flight_join(img);
-        if (e == VD_OK && img->unflushed)
-            e = vd_io_flush(img);
-        /* A session that spills has written to the image as surely as
-         * one that commits: a crash from now on is reported
-         * (vd_image_info.unclean), though what it loses was never synced. */
-        if (e == VD_OK && img->sb_clean)
-            e = vd_super_set_clean(img, 0);
+            e = spill_prepare(img);
         if (e == VD_OK) {
             spill_apply(img, c, m, jobs);
             e = vd_flight_writes(img, runs, nruns, pins, m, k);
@@ -236,4 +256,103 @@ void vd_spill_committed(vd_image *img, uint32_t ent)
     img->spill_nodes[pe->spos] = last;
     img->cache.e[last].spos = pe->spos;
     vd_unpin(img, ent);
+}
+
+/* ---- Direct writes -----------------------------------------------------------
+ * A long run of whole blocks written by the caller (a stream of new data)
+ * goes from the caller's buffer straight to a spill: sealed into a commit
+ * buffer and put in place, without passing through the cache. That saves
+ * a copy per block and the cache entries it would take and evict. Only
+ * fresh blocks go this way (committed version "never written", or
+ * spilled), and only those that no cache entry holds dirty or pinned: a
+ * clean entry is dropped, its contents being replaced. The writes may
+ * still be in flight when the call returns; a read of those blocks joins
+ * them first (vd_flight_read_guard). */
+
+/* One try: *again set when the held nodes left no room and were
+ * committed, so that a second try can take the run. */
+static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uint8_t *buf,
+                          uint8_t *taken, int *again)
+{
+    *again = 0;
+    if (!spill_allowed(img) || count < VD_DIRECT_MIN || count > img->dirty_limit)
+        return VD_OK;
+    /* A round in flight first, as for a spill. */
+    vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
+    spill_cand *c = malloc((size_t)count * sizeof *c);
+    uint32_t *pinned = malloc((size_t)count * sizeof *pinned);
+    vd_crypt_job *jobs = malloc((size_t)count * sizeof *jobs);
+    vd_wrun *runs = malloc((size_t)count * sizeof *runs);
+    if (e != VD_OK || !c || !pinned || !jobs || !runs) {
+        free(c);
+        free(pinned);
+        free(jobs);
+        free(runs);
+        return e; /* out of memory: the cache's way */
+    }
+    uint32_t n = 0, npinned = 0, fresh = 0, newnodes = 0, nruns = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + k));
+        if (t != VC_NONE) {
+            if (img->cache.e[t].dirty || img->cache.e[t].pins)
+                continue;
+            vc_drop(&img->cache, t);
+        }
+        c[n].idx = lbn + k;
+        c[n].ent = k; /* its place in buf */
+        c[n].node = VC_NONE;
+        n++;
+    }
+    img->in_sync = 1; /* loading the nodes commits nothing */
+    e = find_fresh(img, c, n, pinned, &npinned, &fresh, &newnodes);
+    if (e == VD_ERR_NOMEM) { /* no room for the nodes: the cache's way */
+        e = VD_OK;
+        fresh = 0;
+    }
+    const unsigned k = vd_ctbuf_free(img);
+    uint8_t *ct = NULL;
+    int full = img->nspill_nodes + newnodes > img->spill_cap;
+    if (e == VD_OK && fresh >= VD_DIRECT_MIN && !full && (ct = vd_ctbuf_get(img, k)) != NULL) {
+        uint32_t m = keep_fresh(c, n, fresh);
+        for (uint32_t j = 0; j < m; j++)
+            jobs[j].in = buf + (size_t)c[j].ent * VDF_BLOCK;
+        e = seal_runs(img, c, m, ct, jobs, runs, &nruns);
+        if (e == VD_OK)
+            e = spill_prepare(img);
+        if (e == VD_OK) {
+            for (uint32_t j = 0; j < m; j++) {
+                node_apply(img, &c[j], &jobs[j].v);
+                taken[c[j].ent] = 1;
+            }
+            img->stat_direct += m;
+            e = vd_flight_writes(img, runs, nruns, NULL, 0, k);
+            runs = NULL;
+        } else if (!img->failed) {
+            img->failed = e;
+        }
+    }
+    for (uint32_t q = 0; q < npinned; q++)
+        vd_unpin(img, pinned[q]);
+    img->in_sync = 0;
+    free(runs);
+    free(jobs);
+    free(pinned);
+    free(c);
+    /* The nodes held bound what a crash may cost to redo: the commit that
+     * takes them, then the run again (a spill-only round, sync.c). */
+    if (e == VD_OK && fresh >= VD_DIRECT_MIN && full && img->nspill_nodes > 0) {
+        e = vd_sync_implicit(img);
+        *again = e == VD_OK && img->nspill_nodes == 0;
+    }
+    return e;
+}
+
+vd_err vd_spill_direct(vd_image *img, uint64_t lbn, uint32_t count, const uint8_t *buf,
+                       uint8_t *taken)
+{
+    memset(taken, 0, count);
+    vd_err e = VD_OK;
+    for (int again = 1; e == VD_OK && again;)
+        e = direct_once(img, lbn, count, buf, taken, &again);
+    return e;
 }

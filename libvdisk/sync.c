@@ -92,6 +92,7 @@ struct vd_flight {
     uint32_t nruns, npins;
     uint32_t *pins;
     uint64_t run_bytes;
+    uint64_t lo, hi; /* the bytes the runs cover lie in [lo, hi) */
 };
 
 /* The round's entries into buf, JE_PER_BLOCK to a block. */
@@ -960,8 +961,12 @@ vd_err vd_flight_writes(vd_image *img, vd_wrun *runs, uint32_t nruns, uint32_t *
     f->nruns = nruns;
     f->pins = pins;
     f->npins = npins;
-    for (uint32_t k = 0; k < nruns; k++)
+    f->lo = UINT64_MAX;
+    for (uint32_t k = 0; k < nruns; k++) {
         f->run_bytes += runs[k].len;
+        f->lo = runs[k].off < f->lo ? runs[k].off : f->lo;
+        f->hi = runs[k].off + runs[k].len > f->hi ? runs[k].off + runs[k].len : f->hi;
+    }
     f->r.ct0_borrowed = (int)ctbuf + 1; /* the next round seals into the other */
     atomic_init(&f->ran, 0);
     img->flight = f;
@@ -972,6 +977,17 @@ vd_err vd_flight_writes(vd_image *img, vd_wrun *runs, uint32_t nruns, uint32_t *
         flight_main(f);
         return vd_flight_join(img);
     }
+    return VD_OK;
+}
+
+vd_err vd_flight_read_guard(vd_image *img, uint64_t off, size_t len)
+{
+    const vd_flight *f = img->flight;
+    if (!f || !f->runs || off >= f->hi || off + len <= f->lo)
+        return VD_OK;
+    for (uint32_t k = 0; k < f->nruns; k++)
+        if (off < f->runs[k].off + f->runs[k].len && f->runs[k].off < off + len)
+            return vd_flight_join(img);
     return VD_OK;
 }
 

@@ -9,7 +9,13 @@
  *     rewrites, syncs, a crash with spilled data not yet committed) opens,
  *     read-only and writable, and every block holds what it held at the
  *     last completed sync or something written after it (C1, C2), never a
- *     block that fails to authenticate. */
+ *     block that fails to authenticate; also when the new blocks come in
+ *     long runs, which go straight from the caller's buffer to their
+ *     places (direct writes) instead of through the cache;
+ *   - direct writes read back at once, while their writes are still in
+ *     flight, and mix with blocks the cache holds dirty; a disk that
+ *     fills up under them fails the handle and keeps the last commit. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +27,8 @@
 #include <cmocka.h>
 
 #include "blockhist.h"
+#include "fault.h"
+#include "passthru.h"
 #include "record.h"
 #include "replay.h"
 #include "testkit.h"
@@ -109,9 +117,21 @@ static void spill_streams_new_blocks_without_a_commit(void **state)
  * reads as zeros) and reports that the session did not end cleanly.
  * The host runs no thread here, so its bytes can be copied while the
  * handle is open. */
-static void spill_then_crash_is_reported_and_reads_as_the_last_commit(void **state)
+/* Blocks [lbn, lbn + n) with ids base + block number, in one write. */
+static void put_run(vd_image *img, uint64_t lbn, uint32_t n, uint32_t base)
 {
-    (void)state;
+    uint8_t *b = malloc((size_t)n * BS);
+    assert_non_null(b);
+    for (uint32_t k = 0; k < n; k++)
+        vt_block_fill(b + (size_t)k * BS, lbn + k, base + (uint32_t)(lbn + k));
+    VT_EXPECT_ERR(vd_image_write(img, lbn, n, b), VD_OK, "write %u at %llu", n,
+                  (unsigned long long)lbn);
+    free(b);
+}
+
+/* run: blocks per write (1, or a run long enough to go direct). */
+static void crash_reported(uint32_t run)
+{
     vd_host *h;
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     vd_host serial = *h;
@@ -125,9 +145,11 @@ static void spill_then_crash_is_reported_and_reads_as_the_last_commit(void **sta
     assert_int_equal(vd_image_open(&serial, KEY, &o, &img), VD_OK);
     assert_false(info_of(img).unclean);
     const uint64_t epoch = info_of(img).epoch;
-    for (uint32_t i = 0; i < 1000; i++)
-        put(img, i, i + 1);
+    for (uint32_t i = 0; i < 1000; i += run)
+        put_run(img, i, run, 1);
     assert_int_equal(info_of(img).epoch, epoch); /* spilled, not committed */
+    if (run > 1)
+        assert_int_equal(info_of(img).blocks_direct, 1000);
     uint64_t size;
     uint8_t *bytes = vt_host_mem_copy(h, &size);
     vd_host *hc;
@@ -146,6 +168,180 @@ static void spill_then_crash_is_reported_and_reads_as_the_last_commit(void **sta
     vd_host_mem_free(h);
 }
 
+static void spill_then_crash_is_reported_and_reads_as_the_last_commit(void **state)
+{
+    (void)state;
+    crash_reported(1);
+}
+
+static void direct_then_crash_is_reported_and_reads_as_the_last_commit(void **state)
+{
+    (void)state;
+    crash_reported(100);
+}
+
+/* ---- direct writes ---------------------------------------------------------- */
+
+/* A host whose background jobs run only when the library waits for them:
+ * the writes of a spill stay in flight until joined, so a read that did
+ * not join them first would read what the disk held before (and fail). */
+typedef struct lazy {
+    vt_passthru pt; /* first: the callbacks' ctx */
+    void (*fn)(void *arg);
+    void *arg;
+    unsigned started;
+} lazy;
+
+static uint64_t lazy_start(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    lazy *l = ctx;
+    assert_null(l->fn); /* the library joins one before starting the next */
+    l->fn = fn;
+    l->arg = arg;
+    l->started++;
+    return 1;
+}
+
+static void lazy_wait(void *ctx, uint64_t ticket)
+{
+    lazy *l = ctx;
+    (void)ticket;
+    void (*fn)(void *arg) = l->fn;
+    l->fn = NULL;
+    if (fn)
+        fn(l->arg);
+}
+
+#define DSTREAM 3000u
+#define DRUN 100u
+
+/* What block b of the direct test holds after its writes. */
+static uint32_t direct_id(uint32_t b)
+{
+    if (b >= 1200 && b < 1264)
+        return 200000 + b;
+    if (b % 300 >= 50 && b % 300 < 114 && b + 64 - b % 300 + 50 <= DSTREAM)
+        return 100000 + b;
+    return 1 + b;
+}
+
+static void expect_all(vd_image *img, const char *when)
+{
+    uint8_t *b = malloc((size_t)DSTREAM * BS);
+    assert_non_null(b);
+    VT_EXPECT_ERR(vd_image_read(img, 0, DSTREAM, b), VD_OK, "read all %s", when);
+    for (uint32_t i = 0; i < DSTREAM; i++) {
+        int64_t got = vt_block_identify(b + (size_t)i * BS, i);
+        if (got != (int64_t)direct_id(i)) {
+            print_error("block %u %s: holds %lld, wrote %u\n", i, when, (long long)got,
+                        direct_id(i));
+            fail();
+        }
+    }
+    free(b);
+}
+
+static void direct_runs_read_back_in_flight_and_after_the_sync(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    lazy l;
+    memset(&l, 0, sizeof l);
+    vt_passthru_init(&l.pt, h, 1);
+    l.pt.host.job_start = lazy_start;
+    l.pt.host.job_wait = lazy_wait;
+    vd_create_opts c = {.nblocks = 8192};
+    vd_open_opts o = {.cache_bytes = 1 << 20}; /* 112 dirty blocks */
+    vd_image *img;
+    assert_int_equal(vd_image_create(&l.pt.host, KEY, &c, &o, &img), VD_OK);
+    const vd_image_info before = info_of(img);
+    for (uint32_t r = 0; r < DSTREAM / DRUN; r++) {
+        put_run(img, r * DRUN, DRUN, 1);
+        /* Its writes are still in flight: the read joins them. */
+        expect(img, r * DRUN + DRUN - 1, r * DRUN + DRUN, "right after its write");
+    }
+    const vd_image_info during = info_of(img);
+    assert_int_equal(during.syncs, before.syncs);
+    assert_int_equal(during.blocks_direct - before.blocks_direct, DSTREAM);
+    assert_true(l.started >= DSTREAM / DRUN);
+    /* Written again before any commit (still new to it), in runs across
+     * the earlier ones. */
+    for (uint32_t b = 50; b + 64 <= DSTREAM; b += 300)
+        put_run(img, b, 64, 100000);
+    /* A block the cache holds dirty inside a direct run: the cache's copy
+     * takes the run's content, the rest goes direct. */
+    put(img, 1234, 7777);
+    const uint64_t direct_before_mix = info_of(img).blocks_direct;
+    put_run(img, 1200, 64, 200000);
+    assert_int_equal(info_of(img).blocks_direct - direct_before_mix, 63);
+    expect_all(img, "before the sync");
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    assert_true(info_of(img).syncs > before.syncs);
+    expect_all(img, "after the sync");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(vd_image_open(&l.pt.host, KEY, &o, &img), VD_OK);
+    expect_all(img, "reopened");
+    expect(img, DSTREAM, 0, "reopened, never written");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+}
+
+/* A disk that fills up under direct writes (the k-th write from there on
+ * fails: the clean flag's record, or the data in flight): the call that
+ * finds out reports VD_ERR_NOSPC, every later one VD_ERR_FAILED, and the
+ * image still holds exactly its last commit. */
+static void direct_enospc(uint64_t k)
+{
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    vd_create_opts c = {.nblocks = 8192};
+    vd_open_opts o = {.cache_bytes = 1 << 20};
+    vd_image *img;
+    assert_int_equal(vd_image_create(h, KEY, &c, &o, &img), VD_OK);
+    put_run(img, 0, 100, 1);
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_fault *f = vd_fault_new(h);
+    assert_non_null(f);
+    assert_int_equal(vd_image_open(vd_fault_host(f), KEY, &o, &img), VD_OK);
+    assert_int_equal(vd_fault_fail(f, VD_FAULT_WRITE, vd_fault_calls(f, VD_FAULT_WRITE) + k,
+                                   VD_FAULT_FOREVER, -ENOSPC),
+                     VD_OK);
+    uint8_t *b = malloc((size_t)100 * BS);
+    assert_non_null(b);
+    for (uint32_t i = 0; i < 100; i++)
+        vt_block_fill(b + (size_t)i * BS, 200 + i, 9);
+    vd_err e = vd_image_write(img, 200, 100, b);
+    if (e == VD_OK)
+        e = vd_image_sync(img);
+    assert_int_equal(e, VD_ERR_NOSPC);
+    assert_int_equal(vd_image_sync(img), VD_ERR_FAILED);
+    assert_int_equal(vd_image_read(img, 0, 1, b), VD_ERR_FAILED);
+    assert_int_equal(vd_image_close(img), VD_ERR_FAILED);
+    free(b);
+    vd_fault_free(f);
+    const vd_open_opts ro = {.read_only = 1};
+    assert_int_equal(vd_image_open(h, KEY, &ro, &img), VD_OK);
+    for (uint32_t i = 0; i < 100; i++)
+        expect(img, i, 1 + i, "after the failed session");
+    for (uint32_t i = 200; i < 300; i++)
+        expect(img, i, 0, "after the failed session, never committed");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+}
+
+static void direct_enospc_at_the_clean_flag(void **state)
+{
+    (void)state;
+    direct_enospc(1);
+}
+
+static void direct_enospc_in_flight(void **state)
+{
+    (void)state;
+    direct_enospc(2);
+}
+
 /* ---- crash states ---------------------------------------------------------- */
 
 #define NB 2048u
@@ -161,6 +357,7 @@ typedef struct srun {
     uint32_t nsync;
     uint8_t *buf;
     uint64_t states;
+    uint32_t run; /* new blocks come in runs of up to this many (0: one by one) */
 } srun;
 
 static const vd_open_opts *run_opts(int ro)
@@ -188,6 +385,21 @@ static void s_sync(srun *w, vd_image *img, vd_rec *rec)
     w->sync_end[w->nsync++] = vd_rec_op_count(rec);
 }
 
+/* New blocks lbn..lbn+n-1 in one write. */
+static void s_put_run(srun *w, vd_image *img, uint64_t lbn, uint32_t n)
+{
+    uint8_t *b = malloc((size_t)n * BS);
+    assert_non_null(b);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id = w->next_id++;
+        vt_hist_record(w->hist, lbn + k, id);
+        vt_block_fill(b + (size_t)k * BS, lbn + k, id);
+    }
+    VT_EXPECT_ERR(vd_image_write(img, lbn, n, b), VD_OK, "write %u at %llu", n,
+                  (unsigned long long)lbn);
+    free(b);
+}
+
 /* New blocks in runs, some of them written again, an occasional rewrite
  * of older blocks, syncs between; the last phase is never synced. */
 static void s_workload(srun *w, vd_image *img, vd_rec *rec)
@@ -196,6 +408,14 @@ static void s_workload(srun *w, vd_image *img, vd_rec *rec)
     for (unsigned phase = 0; phase < 6; phase++) {
         uint32_t n = 300 + (uint32_t)(vt_rand(&w->rng) % 500);
         for (uint32_t k = 0; k < n && next < NB; k++) {
+            if (w->run) { /* a run of new blocks, in one write */
+                uint32_t r = 1 + (uint32_t)(vt_rand(&w->rng) % w->run);
+                r = next + r > NB ? (uint32_t)(NB - next) : r;
+                s_put_run(w, img, next, r);
+                next += r;
+                k += r - 1;
+                continue;
+            }
             s_put(w, img, next++);
             if (vt_rand(&w->rng) % 8 == 0) /* a recent block again */
                 s_put(w, img, next - 1 - vt_rand(&w->rng) % (next < 64 ? next : 64));
@@ -258,13 +478,14 @@ static void s_subset(void *ctx, vd_host *h, size_t end, unsigned m)
     s_check(ctx, h, end, 0);
 }
 
-static void crash_walk(uint32_t journal_blocks)
+static void crash_walk(uint32_t journal_blocks, uint32_t run)
 {
     srun *w = calloc(1, sizeof *w);
     assert_non_null(w);
+    w->run = run;
     w->rng = vt_seed_from_env("VD_SPILL_SEED", 0x5eed5u);
-    printf("spill crash states, journal of %u blocks: seed %llu (VD_SPILL_SEED reruns)\n",
-           journal_blocks, (unsigned long long)w->rng);
+    printf("spill crash states, journal of %u blocks, runs of up to %u: seed %llu "
+           "(VD_SPILL_SEED reruns)\n", journal_blocks, run, (unsigned long long)w->rng);
     w->next_id = 1;
     w->hist = vt_hist_new(NB);
     w->memo = vt_block_memo_new(NB);
@@ -282,8 +503,11 @@ static void crash_walk(uint32_t journal_blocks)
      * never synced), so nothing after the log's end reaches the host. */
     vd_image_info i = info_of(img);
     size_t nops = vd_rec_op_count(rec);
-    printf("  %zu log ops, %zu flushes, %llu commits for %u syncs\n", nops,
-           vd_rec_flush_count(rec), (unsigned long long)i.syncs, w->nsync);
+    printf("  %zu log ops, %zu flushes, %llu commits for %u syncs, %llu blocks direct\n",
+           nops, vd_rec_flush_count(rec), (unsigned long long)i.syncs, w->nsync,
+           (unsigned long long)i.blocks_direct);
+    if (run >= 64) /* most runs were long enough to bypass the cache */
+        assert_true(i.blocks_direct > NB / 4);
     vt_replay_prefixes(rec, s_prefix, w);
     uint64_t mrng = w->rng ^ 0x9e37u;
     vt_replay_epoch_subsets(rec, 3, &mrng, s_subset, w);
@@ -309,7 +533,7 @@ static void crash_walk(uint32_t journal_blocks)
 static void spill_crash_states_with_commits_in_place(void **state)
 {
     (void)state;
-    crash_walk(16);
+    crash_walk(16, 0);
 }
 
 /* A journal that holds them: one-flush commits, whose record must come
@@ -318,7 +542,22 @@ static void spill_crash_states_with_commits_in_place(void **state)
 static void spill_crash_states_with_one_flush_commits(void **state)
 {
     (void)state;
-    crash_walk(128);
+    crash_walk(128, 0);
+}
+
+/* The same with the new blocks in runs of up to 100 blocks, most of them
+ * long enough to go straight to their places (direct writes), once with
+ * each kind of commit. */
+static void direct_crash_states_with_commits_in_place(void **state)
+{
+    (void)state;
+    crash_walk(16, 100);
+}
+
+static void direct_crash_states_with_one_flush_commits(void **state)
+{
+    (void)state;
+    crash_walk(128, 100);
 }
 
 int main(void)
@@ -328,6 +567,12 @@ int main(void)
         cmocka_unit_test(spill_then_crash_is_reported_and_reads_as_the_last_commit),
         cmocka_unit_test(spill_crash_states_with_commits_in_place),
         cmocka_unit_test(spill_crash_states_with_one_flush_commits),
+        cmocka_unit_test(direct_runs_read_back_in_flight_and_after_the_sync),
+        cmocka_unit_test(direct_then_crash_is_reported_and_reads_as_the_last_commit),
+        cmocka_unit_test(direct_enospc_at_the_clean_flag),
+        cmocka_unit_test(direct_enospc_in_flight),
+        cmocka_unit_test(direct_crash_states_with_commits_in_place),
+        cmocka_unit_test(direct_crash_states_with_one_flush_commits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

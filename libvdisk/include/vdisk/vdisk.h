@@ -347,6 +347,10 @@ typedef struct vd_image_info {
     size_t cache_bytes;
     /* Counters since open, for benchmarks and tests. */
     uint64_t syncs, flushes, bytes_written, bytes_read, blocks_verified;
+    /* Blocks of long writes of new data that went from the caller's
+     * buffer straight to their places, bypassing the cache (spilled
+     * data, docs/FORMAT.md §7). */
+    uint64_t blocks_direct;
 } vd_image_info;
 
 vd_err vd_image_info_get(vd_image *img, vd_image_info *info);
