@@ -176,6 +176,59 @@ static int spill_allowed(const vd_image *img)
            !img->nrecov && img->geo.height > 0 && img->spill_cap > 0 && !img->in_sync;
 }
 
+/* What a spill or a direct write holds while it works (free(NULL) and no
+ * pinned nodes are fine). */
+typedef struct spill_work {
+    spill_cand *c;
+    uint32_t *pinned, npinned; /* level-1 nodes find_fresh pinned */
+    vd_crypt_job *jobs;
+    vd_wrun *runs;
+    uint32_t *pins; /* a spill's leaves, pinned until its writes are joined */
+} spill_work;
+
+static void work_end(vd_image *img, spill_work *w)
+{
+    for (uint32_t q = 0; q < w->npinned; q++)
+        vd_unpin(img, w->pinned[q]);
+    img->in_sync = 0;
+    free(w->runs);
+    free(w->pins);
+    free(w->jobs);
+    free(w->pinned);
+    free(w->c);
+}
+
+/* Seal candidates [0, m) (jobs[j].in set) into ct, commit buffer k, and
+ * start their writes: a spill's leaves (w->pins) become clean; a direct
+ * write's blocks (taken set) have no cache entry. A failure fails the
+ * handle. */
+static vd_err work_write(vd_image *img, spill_work *w, uint32_t m, uint8_t *ct, unsigned k,
+                         uint8_t *taken)
+{
+    uint32_t nruns = 0;
+    vd_err e = seal_runs(img, w->c, m, ct, w->jobs, w->runs, &nruns);
+    if (e == VD_OK)
+        e = spill_prepare(img);
+    if (e != VD_OK) {
+        if (!img->failed)
+            img->failed = e;
+        return e;
+    }
+    if (taken) {
+        for (uint32_t j = 0; j < m; j++) {
+            node_apply(img, &w->c[j], &w->jobs[j].v);
+            taken[w->c[j].ent] = 1;
+        }
+        img->stat_direct += m;
+    } else {
+        spill_apply(img, w->c, m, w->jobs);
+    }
+    e = vd_flight_writes(img, w->runs, nruns, w->pins, w->pins ? m : 0, k);
+    w->runs = NULL; /* vd_flight_writes took them */
+    w->pins = NULL;
+    return e;
+}
+
 vd_err vd_spill(vd_image *img, int *done)
 {
     *done = 0;
@@ -188,17 +241,17 @@ vd_err vd_spill(vd_image *img, int *done)
     vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
     if (e != VD_OK)
         return e;
-    uint32_t n, npinned = 0, fresh = 0, newnodes = 0;
-    spill_cand *c = dirty_data(img, &n);
-    uint32_t *pinned = malloc((size_t)(n ? n : 1) * sizeof *pinned);
-    if (!c || !pinned) {
-        free(c);
-        free(pinned);
+    uint32_t n, fresh = 0, newnodes = 0;
+    spill_work w = {0};
+    w.c = dirty_data(img, &n);
+    w.pinned = malloc((size_t)(n ? n : 1) * sizeof *w.pinned);
+    if (!w.c || !w.pinned) {
+        work_end(img, &w);
         return VD_OK; /* the commit makes the room instead */
     }
     img->in_sync = 1; /* loading the nodes commits nothing */
     if (n >= img->dirty_limit / 2)
-        e = find_fresh(img, c, n, pinned, &npinned, &fresh, &newnodes);
+        e = find_fresh(img, w.c, n, w.pinned, &w.npinned, &fresh, &newnodes);
     if (e == VD_ERR_NOMEM) { /* no room for the nodes: the commit's turn */
         e = VD_OK;
         fresh = 0;
@@ -208,41 +261,21 @@ vd_err vd_spill(vd_image *img, int *done)
     uint32_t m = fresh < img->dirty_limit ? fresh : img->dirty_limit;
     const unsigned k = vd_ctbuf_free(img);
     uint8_t *ct = NULL;
-    vd_crypt_job *jobs = NULL;
-    vd_wrun *runs = NULL;
-    uint32_t *pins = NULL, nruns = 0;
     if (e == VD_OK && m >= img->dirty_limit / 2 && m > 0 &&
         img->nspill_nodes + newnodes <= img->spill_cap &&
         (ct = vd_ctbuf_get(img, k)) != NULL &&
-        (jobs = malloc((size_t)m * sizeof *jobs)) != NULL &&
-        (runs = malloc((size_t)m * sizeof *runs)) != NULL &&
-        (pins = malloc((size_t)m * sizeof *pins)) != NULL) {
-        m = keep_fresh(c, n, m);
+        (w.jobs = malloc((size_t)m * sizeof *w.jobs)) != NULL &&
+        (w.runs = malloc((size_t)m * sizeof *w.runs)) != NULL &&
+        (w.pins = malloc((size_t)m * sizeof *w.pins)) != NULL) {
+        m = keep_fresh(w.c, n, m);
         for (uint32_t j = 0; j < m; j++) {
-            jobs[j].in = img->cache.e[c[j].ent].buf;
-            pins[j] = c[j].ent; /* until the writes are joined */
+            w.jobs[j].in = img->cache.e[w.c[j].ent].buf;
+            w.pins[j] = w.c[j].ent;
         }
-        e = seal_runs(img, c, m, ct, jobs, runs, &nruns);
-        if (e == VD_OK)
-            e = spill_prepare(img);
-        if (e == VD_OK) {
-            spill_apply(img, c, m, jobs);
-            e = vd_flight_writes(img, runs, nruns, pins, m, k);
-            runs = NULL;
-            pins = NULL;
-            *done = e == VD_OK && img->cache.ndirty < img->dirty_limit;
-        } else if (!img->failed) {
-            img->failed = e;
-        }
+        e = work_write(img, &w, m, ct, k, NULL);
+        *done = e == VD_OK && img->cache.ndirty < img->dirty_limit;
     }
-    for (uint32_t q = 0; q < npinned; q++)
-        vd_unpin(img, pinned[q]);
-    img->in_sync = 0;
-    free(runs);
-    free(pins);
-    free(jobs);
-    free(pinned);
-    free(c);
+    work_end(img, &w);
     return e;
 }
 
@@ -279,18 +312,18 @@ static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uin
         return VD_OK;
     /* A round in flight first, as for a spill. */
     vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
-    spill_cand *c = malloc((size_t)count * sizeof *c);
-    uint32_t *pinned = malloc((size_t)count * sizeof *pinned);
-    vd_crypt_job *jobs = malloc((size_t)count * sizeof *jobs);
-    vd_wrun *runs = malloc((size_t)count * sizeof *runs);
-    if (e != VD_OK || !c || !pinned || !jobs || !runs) {
-        free(c);
-        free(pinned);
-        free(jobs);
-        free(runs);
-        return e; /* out of memory: the cache's way */
+    if (e != VD_OK)
+        return e;
+    spill_work w = {0};
+    w.c = malloc((size_t)count * sizeof *w.c);
+    w.pinned = malloc((size_t)count * sizeof *w.pinned);
+    w.jobs = malloc((size_t)count * sizeof *w.jobs);
+    w.runs = malloc((size_t)count * sizeof *w.runs);
+    if (!w.c || !w.pinned || !w.jobs || !w.runs) {
+        work_end(img, &w);
+        return VD_OK; /* out of memory: the cache's way */
     }
-    uint32_t n = 0, npinned = 0, fresh = 0, newnodes = 0, nruns = 0;
+    uint32_t n = 0, fresh = 0, newnodes = 0;
     for (uint32_t k = 0; k < count; k++) {
         uint32_t t = vc_lookup(&img->cache, vd_phys_of(img, 0, lbn + k));
         if (t != VC_NONE) {
@@ -298,13 +331,13 @@ static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uin
                 continue;
             vc_drop(&img->cache, t);
         }
-        c[n].idx = lbn + k;
-        c[n].ent = k; /* its place in buf */
-        c[n].node = VC_NONE;
+        w.c[n].idx = lbn + k;
+        w.c[n].ent = k; /* its place in buf */
+        w.c[n].node = VC_NONE;
         n++;
     }
     img->in_sync = 1; /* loading the nodes commits nothing */
-    e = find_fresh(img, c, n, pinned, &npinned, &fresh, &newnodes);
+    e = find_fresh(img, w.c, n, w.pinned, &w.npinned, &fresh, &newnodes);
     if (e == VD_ERR_NOMEM) { /* no room for the nodes: the cache's way */
         e = VD_OK;
         fresh = 0;
@@ -313,31 +346,12 @@ static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uin
     uint8_t *ct = NULL;
     int full = img->nspill_nodes + newnodes > img->spill_cap;
     if (e == VD_OK && fresh >= VD_DIRECT_MIN && !full && (ct = vd_ctbuf_get(img, k)) != NULL) {
-        uint32_t m = keep_fresh(c, n, fresh);
+        uint32_t m = keep_fresh(w.c, n, fresh);
         for (uint32_t j = 0; j < m; j++)
-            jobs[j].in = buf + (size_t)c[j].ent * VDF_BLOCK;
-        e = seal_runs(img, c, m, ct, jobs, runs, &nruns);
-        if (e == VD_OK)
-            e = spill_prepare(img);
-        if (e == VD_OK) {
-            for (uint32_t j = 0; j < m; j++) {
-                node_apply(img, &c[j], &jobs[j].v);
-                taken[c[j].ent] = 1;
-            }
-            img->stat_direct += m;
-            e = vd_flight_writes(img, runs, nruns, NULL, 0, k);
-            runs = NULL;
-        } else if (!img->failed) {
-            img->failed = e;
-        }
+            w.jobs[j].in = buf + (size_t)w.c[j].ent * VDF_BLOCK;
+        e = work_write(img, &w, m, ct, k, taken);
     }
-    for (uint32_t q = 0; q < npinned; q++)
-        vd_unpin(img, pinned[q]);
-    img->in_sync = 0;
-    free(runs);
-    free(jobs);
-    free(pinned);
-    free(c);
+    work_end(img, &w);
     /* The nodes held bound what a crash may cost to redo: the commit that
      * takes them, then the run again (a spill-only round, sync.c). */
     if (e == VD_OK && fresh >= VD_DIRECT_MIN && full && img->nspill_nodes > 0) {
