@@ -594,15 +594,33 @@ uint64_t vd_redo_source(const vd_image *img, uint64_t phys)
  * journal the host changed is caught (R2), then flush. */
 static vd_err redo_replay(vd_image *img)
 {
+    /* When the list merges a one-flush record's copies with its base's
+     * (load_redo), the base's go first, then a flush. The record's own
+     * copies may overwrite blocks the base wrote fresh, which the base's
+     * digest covers in place: from then on a crash makes the next open
+     * skip the base's journal (load_redo, base), so whatever the base's
+     * copies must put in place has to be durable before. (Found by the
+     * file-system crash harness: a crash in this window left a metadata
+     * block of the base stale, and the volume failed to mount.) */
+    const uint64_t own = vd_journal_area(img, img->redo_slot);
     vd_err e = VD_OK;
-    for (uint32_t k = 0; e == VD_OK && k < img->nredo; k++) {
-        const vd_redo *r = &img->redo[k];
-        e = vd_io_read(img, r->src * VDF_BLOCK, img->runbuf, VDF_BLOCK);
-        if (e == VD_OK)
-            e = vd_block_open(img, r->phys, img->runbuf, &r->version,
-                              img->runbuf + VDF_BLOCK);
-        if (e == VD_OK)
-            e = vd_io_write(img, r->phys * VDF_BLOCK, img->runbuf, VDF_BLOCK);
+    for (int pass = 0; pass < 2 && e == VD_OK; pass++) {
+        int any = 0;
+        for (uint32_t k = 0; e == VD_OK && k < img->nredo; k++) {
+            const vd_redo *r = &img->redo[k];
+            int mine = r->src >= own && r->src < own + img->hdr.journal_blocks;
+            if (mine != pass)
+                continue;
+            any = 1;
+            e = vd_io_read(img, r->src * VDF_BLOCK, img->runbuf, VDF_BLOCK);
+            if (e == VD_OK)
+                e = vd_block_open(img, r->phys, img->runbuf, &r->version,
+                                  img->runbuf + VDF_BLOCK);
+            if (e == VD_OK)
+                e = vd_io_write(img, r->phys * VDF_BLOCK, img->runbuf, VDF_BLOCK);
+        }
+        if (e == VD_OK && pass == 0 && any)
+            e = vd_io_flush(img);
     }
     vdc_memzero(img->runbuf + VDF_BLOCK, VDF_BLOCK);
     if (e == VD_OK)
