@@ -1241,7 +1241,7 @@ static vd_err write_blocks(vd_image *img, uint64_t lbn, uint32_t count,
      * (spill.c), the rest through the cache. */
     uint8_t *taken = NULL;
     uint32_t chunk = img->dirty_limit < count ? img->dirty_limit : count;
-    if (e == VD_OK && !meta && count >= VD_DIRECT_MIN && chunk >= VD_DIRECT_MIN)
+    if (e == VD_OK && !meta && chunk >= VD_DIRECT_MIN) /* chunk <= count */
         taken = calloc(chunk, 1);
     for (uint32_t i = 0; e == VD_OK && i < count; i++) {
         if (taken && i % chunk == 0) {

@@ -176,6 +176,16 @@ static int spill_allowed(const vd_image *img)
            !img->nrecov && img->geo.height > 0 && img->spill_cap > 0 && !img->in_sync;
 }
 
+/* Before a spill or a direct write: a round in flight is joined, as its
+ * record is the one a crash falls back on when it fails, and it may make
+ * a block "never written" that the record before it still names. A
+ * spill's writes in flight stay until the next one is sealed: its sealing
+ * overlaps them. */
+static vd_err join_round(vd_image *img)
+{
+    return img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
+}
+
 /* What a spill or a direct write holds while it works (free(NULL) and no
  * pinned nodes are fine). */
 typedef struct spill_work {
@@ -234,11 +244,7 @@ vd_err vd_spill(vd_image *img, int *done)
     *done = 0;
     if (!spill_allowed(img))
         return VD_OK;
-    /* A round in flight first: its record is the one a crash falls back
-     * on when it fails, and it may make a block "never written" that the
-     * record before it still names. A spill's writes in flight stay until
-     * this one is sealed: its sealing overlaps them. */
-    vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
+    vd_err e = join_round(img);
     if (e != VD_OK)
         return e;
     uint32_t n, fresh = 0, newnodes = 0;
@@ -310,8 +316,7 @@ static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uin
     *again = 0;
     if (!spill_allowed(img) || count < VD_DIRECT_MIN || count > img->dirty_limit)
         return VD_OK;
-    /* A round in flight first, as for a spill. */
-    vd_err e = img->flight && !vd_flight_writing(img) ? vd_flight_join(img) : VD_OK;
+    vd_err e = join_round(img);
     if (e != VD_OK)
         return e;
     spill_work w = {0};
