@@ -558,9 +558,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
     for (uint32_t i = 0; i < 300; i++)
         put_block(img, i, 5000 + i);
     assert_true(epoch_of(img) > ta.value); /* committed, not anchored */
-    vd_host *replay;
-    assert_int_equal(vd_host_mem_new(&replay), VD_OK);
-    assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
+    vd_host *replay = vt_host_mem_from(snap, size);
     vd_open_opts ro = {.read_only = 1, .cache_bytes = 1 << 20, .anchor = &ta.a};
     vd_image *r;
     VT_EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_OK,
@@ -583,8 +581,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
      * the anchor (sync.c, overlapped commits). */
     uint64_t ep = epoch_of(img);
     assert_int_equal(ep, ta.value);
-    assert_int_equal(vd_host_mem_new(&replay), VD_OK);
-    assert_int_equal(vd_host_mem_set(replay, snap, size), VD_OK);
+    replay = vt_host_mem_from(snap, size);
     VT_EXPECT_ERR(vd_image_open(replay, KEY, &ro, &r), VD_ERR_ROLLBACK,
                "replay of an implicitly committed state, every-commit mode");
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
@@ -600,9 +597,7 @@ static void test_explicit_sync_mode_advances_only_on_sync_and_close(void **state
 static vd_err open_copy(const uint8_t *bytes, uint64_t size, uint64_t a, uint64_t lbn,
                         int64_t want)
 {
-    vd_host *c;
-    assert_int_equal(vd_host_mem_new(&c), VD_OK);
-    assert_int_equal(vd_host_mem_set(c, bytes, size), VD_OK);
+    vd_host *c = vt_host_mem_from(bytes, size);
     tanchor t;
     ta_init(&t, a);
     vd_open_opts o = {.read_only = 1, .anchor = &t.a};
@@ -731,9 +726,7 @@ static void test_a_damaged_one_flush_journal_is_a_rollback(void **state)
      * 3 had no copy of the older state left (format 5: it went in place,
      * fresh): reading it is an authentication failure, never old bytes
      * taken for new. */
-    vd_host *c;
-    assert_int_equal(vd_host_mem_new(&c), VD_OK);
-    assert_int_equal(vd_host_mem_set(c, bytes, size), VD_OK);
+    vd_host *c = vt_host_mem_from(bytes, size);
     tanchor t;
     ta_init(&t, acked - 1);
     vd_open_opts o = {.read_only = 1, .anchor = &t.a};
@@ -1004,9 +997,7 @@ static void cr_expect_rollback_host(const crun *w, vd_host *h, uint64_t a,
 static void cr_expect_rollback(const crun *w, const uint8_t *bytes, uint64_t size,
                                uint64_t a, const char *what, size_t m)
 {
-    vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    vd_host *h = vt_host_mem_from(bytes, size);
     cr_expect_rollback_host(w, h, a, what, m);
     vd_host_mem_free(h);
 }
@@ -1176,9 +1167,7 @@ static void crash_in_advance(vd_anchor_mode mode, uint64_t seed, vd_anchor *real
         (void)vd_image_close(img); /* the dead anchor fails it; frees it */
         uint64_t size;
         const uint8_t *live = vd_rec_live(rec, &size);
-        vd_host *h;
-        assert_int_equal(vd_host_mem_new(&h), VD_OK);
-        assert_int_equal(vd_host_mem_set(h, live, size), VD_OK);
+        vd_host *h = vt_host_mem_from(live, size);
         char what[64];
         snprintf(what, sizeof what, "advance %ld of %ld crashed", n, calls);
         size_t p = vd_rec_op_count(rec);
@@ -1297,9 +1286,7 @@ static void test_tpm_gone_mid_session_acknowledges_nothing(void **state)
     assert_int_equal(acked, unanchored); /* caught up at open */
     assert_int_equal(get_block(img, 2), 22);
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
-    vd_host *old;
-    assert_int_equal(vd_host_mem_new(&old), VD_OK);
-    assert_int_equal(vd_host_mem_set(old, before, size), VD_OK);
+    vd_host *old = vt_host_mem_from(before, size);
     o.read_only = 1;
     VT_EXPECT_ERR(vd_image_open(old, KEY, &o, &img), VD_ERR_ROLLBACK, "the copy before");
     /* Another image bound to another index (same key, so the

@@ -162,9 +162,7 @@ static void test_another_images_anchor_is_a_mismatch_never_a_rollback(void **sta
     memcpy(copy, d, size);
     for (unsigned slot = 0; slot < 2; slot++)
         copy[SB_TAG_OFF + slot * 4096u] ^= 1;
-    vd_host *hx;
-    assert_int_equal(vd_host_mem_new(&hx), VD_OK);
-    assert_int_equal(vd_host_mem_set(hx, copy, size), VD_OK);
+    vd_host *hx = vt_host_mem_from(copy, size);
     VT_EXPECT_ERR(try_open(hx, &a.a, 1, 0, NULL), VD_ERR_AUTH, "edited tag");
     /* Nor can the host copy B's tag into A (the MAC is keyed by A's key
      * and the tag by A's key as well). */
@@ -305,9 +303,7 @@ static void test_version1_anchor_file_and_unbound_image_are_upgraded(void **stat
     VT_EXPECT_ERR(vd_image_write(img, 1, 1, b), VD_OK, "write");
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close (advance upgrades the file)");
     assert_int_equal(file_size(p1), 48);
-    vd_host *old_copy;
-    assert_int_equal(vd_host_mem_new(&old_copy), VD_OK);
-    assert_int_equal(vd_host_mem_set(old_copy, snap, size), VD_OK);
+    vd_host *old_copy = vt_host_mem_from(snap, size);
     VT_EXPECT_ERR(try_open(old_copy, f1, 1, 0, NULL), VD_ERR_ROLLBACK, "older copy");
     vd_anchor_file_close(f1);
 

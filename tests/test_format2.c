@@ -195,9 +195,7 @@ static void old_format_roundtrip(const char *dir, uint32_t version)
     uint64_t len;
     snprintf(path, sizeof path, "%s/image.vhd.gz", dir);
     uint8_t *bytes = gunzip(path, &len);
-    vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, bytes, len), VD_OK);
+    vd_host *h = vt_host_mem_from(bytes, len);
     free(bytes);
 
     /* Read-only first: nothing may be converted by a reader. */

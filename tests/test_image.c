@@ -31,6 +31,7 @@
 
 #include "fault.h"
 #include "passthru.h"
+#include "testkit.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
 
@@ -259,13 +260,6 @@ static vd_host *mem_new(void)
 {
     vd_host *h = NULL;
     OK(vd_host_mem_new(&h));
-    return h;
-}
-
-static vd_host *mem_from(const uint8_t *bytes, uint64_t n)
-{
-    vd_host *h = mem_new();
-    OK(vd_host_mem_set(h, bytes, n));
     return h;
 }
 
@@ -842,7 +836,7 @@ static void test_create_over_nonempty_host_is_inval_and_writes_nothing(void **st
     } cases[] = {{&one, 1, "1 byte"}, {&zero, 1, "1 zero byte"},
                  {golden, gsize, "an existing image"}};
     for (unsigned k = 0; k < 3; k++) {
-        vd_host *h = mem_from(cases[k].b, cases[k].n);
+        vd_host *h = vt_host_mem_from(cases[k].b, cases[k].n);
         vd_fault *f = fault_new(h);
         vd_image *img = (vd_image *)&g_dummy;
         EXPECT_ERR(vd_image_create(vd_fault_host(f), key, &c, NULL, &img),
@@ -856,7 +850,7 @@ static void test_create_over_nonempty_host_is_inval_and_writes_nothing(void **st
         vd_host_mem_free(h);
     }
     /* The existing image is intact and opens. */
-    vd_host *h = mem_from(golden, gsize);
+    vd_host *h = vt_host_mem_from(golden, gsize);
     vd_image *img = open_img(h, key, 1, 0, VD_AEAD_OPENSSL);
     verify_all(img, &m, 64, "image after refused create");
     OK(vd_image_close(img));
@@ -873,7 +867,7 @@ static void test_read_only_handle_never_writes(void **state)
     model m;
     uint64_t gsize;
     uint8_t *golden = golden_image(key, 64, &m, &gsize);
-    vd_host *h = mem_from(golden, gsize);
+    vd_host *h = vt_host_mem_from(golden, gsize);
     vd_fault *f = fault_new(h);
     vd_image *img = open_img(vd_fault_host(f), key, 1, 0, VD_AEAD_OPENSSL);
     CHECK(info_of(img).read_only == 1, "info.read_only");
@@ -1398,7 +1392,7 @@ static void apply_hostile(vd_fault *f, const hostile *x)
 static vd_err open_hostile(const uint8_t *bytes, uint64_t size, const uint8_t *key,
                            const hostile *x, int ro, const char *what)
 {
-    vd_host *h = mem_from(bytes, size);
+    vd_host *h = vt_host_mem_from(bytes, size);
     vd_fault *f = fault_new(h);
     apply_hostile(f, x);
     vd_open_opts o = {.read_only = ro, .cache_bytes = TINY_CACHE,
@@ -1421,7 +1415,7 @@ static vd_err open_hostile(const uint8_t *bytes, uint64_t size, const uint8_t *k
 
 static vd_err probe_hostile(const uint8_t *bytes, uint64_t size, const hostile *x)
 {
-    vd_host *h = mem_from(bytes, size);
+    vd_host *h = vt_host_mem_from(bytes, size);
     vd_fault *f = fault_new(h);
     apply_hostile(f, x);
     vd_image_info pi;
@@ -1614,7 +1608,7 @@ static void test_empty_host_is_corrupt(void **state)
 static uint64_t reads_of_open(const uint8_t *bytes, uint64_t size, const uint8_t *key,
                               int ro)
 {
-    vd_host *h = mem_from(bytes, size);
+    vd_host *h = vt_host_mem_from(bytes, size);
     vd_fault *f = fault_new(h);
     vd_image *img = open_img(vd_fault_host(f), key, ro, TINY_CACHE, VD_AEAD_OPENSSL);
     uint64_t n = vd_fault_calls(f, VD_FAULT_READ);
@@ -1775,7 +1769,7 @@ static void fx_build(sync_fx *fx, uint64_t seed, uint32_t nchg, uint32_t jblocks
     free(touch);
 
     /* Dry run: which writes and flushes does this sync issue? */
-    h = mem_from(fx->base, fx->base_n);
+    h = vt_host_mem_from(fx->base, fx->base_n);
     tracer *t = tracer_new(h);
     img = open_in_place(&t->host, fx->key);
     fx_apply(img, fx);
@@ -1967,7 +1961,7 @@ static void fx_check_failed_handle(vd_image *img, vd_fault *f, const char *label
 /* Open fx's base through a fault host, apply the changes, nothing written. */
 static vd_image *fx_open_dirty(const sync_fx *fx, vd_host **h, vd_fault **f)
 {
-    *h = mem_from(fx->base, fx->base_n);
+    *h = vt_host_mem_from(fx->base, fx->base_n);
     *f = fault_new(*h);
     vd_image *img = open_in_place(vd_fault_host(*f), fx->key);
     fx_apply(img, fx);
@@ -2103,7 +2097,7 @@ static void test_one_flush_sync_fails_cleanly_at_every_write_and_flush(void **st
         for (uint64_t k = 1;; k++) {
             snprintf(label, sizeof label, "one-flush sync: %s %" PRIu64 " fails",
                      flush ? "flush" : "write", k);
-            vd_host *h = mem_from(fx.base, fx.base_n);
+            vd_host *h = vt_host_mem_from(fx.base, fx.base_n);
             vd_fault *f = fault_new(h);
             vd_image *img = open_img(vd_fault_host(f), fx.key, 0, 0, VD_AEAD_OPENSSL);
             fx_apply(img, &fx);
@@ -2375,7 +2369,7 @@ static void test_open_read_faults_are_io_and_write_nothing(void **state)
     uint64_t isize;
     uint8_t *ibytes = snapshot(h, &isize);
     vd_host_mem_free(h);
-    h = mem_from(ibytes, isize);
+    h = vt_host_mem_from(ibytes, isize);
     img = open_img(h, fx.key, 1, 0, VD_AEAD_OPENSSL);
     CHECK(info_of(img).recovered == 1, "the interrupted image is not interrupted");
     OK(vd_image_close(img));
@@ -2500,7 +2494,7 @@ static void test_read_faults_and_damage_after_open(void **state)
     uint8_t *dam = xmalloc((size_t)size);
     memcpy(dam, bytes, (size_t)size);
     dam[(data_start + 42) * BS + 9] ^= 0x20;
-    vd_host *h2 = mem_from(dam, size);
+    vd_host *h2 = vt_host_mem_from(dam, size);
     vd_fault *f2 = fault_new(h2);
     img = open_img(vd_fault_host(f2), key, 0, 0, VD_AEAD_OPENSSL);
     EXPECT_ERR(vd_image_read(img, 42, 1, buf), VD_ERR_AUTH, "stored damage");

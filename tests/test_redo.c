@@ -377,9 +377,7 @@ static void replay_commit_not_in_place(uint32_t oneflush)
     /* The metadata is not in place: its blocks still hold the contents
      * of the sync before. */
     assert_memory_not_equal(bytes + ct_off, ct, VD_BLOCK_SIZE);
-    vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    vd_host *h = vt_host_mem_from(bytes, size);
     read_meta_ids(h, key, 1, VD_OK, 7); /* read-only: from the journal */
     read_meta_ids(h, key, 0, VD_OK, 7); /* writable: replayed in place */
     uint64_t sz;
@@ -428,9 +426,7 @@ static void redo_journal_copy_changed_by_the_host_is_caught(void **state)
     uint8_t *bytes = commit_without_inplace(key, &size, ct, &ct_off, VD_ONEFLUSH_NEVER);
     vd_header hd;
     uint64_t found = flip_journal_copy(bytes, ct, &hd);
-    vd_host *h;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    vd_host *h = vt_host_mem_from(bytes, size);
     read_meta_ids(h, key, 0, VD_ERR_AUTH, 0);
     /* A read-only open reads the copy only when the block is read. */
     vd_image *img;

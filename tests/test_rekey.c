@@ -534,9 +534,7 @@ static void rekey_with_anchor_refuses_old_copy(void **state)
     assert_int_equal(vt_block_identify(b, 3), 33);
     assert_int_equal(vd_image_close(img), VD_OK);
 
-    vd_host *old;
-    assert_int_equal(vd_host_mem_new(&old), VD_OK);
-    assert_int_equal(vd_host_mem_set(old, copy, size), VD_OK);
+    vd_host *old = vt_host_mem_from(copy, size);
     vd_open_opts oro = {.anchor = a, .read_only = 1};
     assert_int_equal(vd_image_open_unlock(old, &u1, &oro, &img), VD_ERR_ROLLBACK);
     assert_int_equal(vd_image_open_unlock(old, &u1, &oo, &img), VD_ERR_ROLLBACK);

@@ -151,11 +151,8 @@ static void crash_reported(uint32_t run)
     if (run > 1)
         assert_int_equal(info_of(img).blocks_direct, 1000);
     uint64_t size;
-    uint8_t *bytes = vt_host_mem_copy(h, &size);
-    vd_host *hc;
-    assert_int_equal(vd_host_mem_new(&hc), VD_OK);
-    assert_int_equal(vd_host_mem_set(hc, bytes, size), VD_OK);
-    free(bytes);
+    const uint8_t *live = vd_host_mem_data(h, &size);
+    vd_host *hc = vt_host_mem_from(live, size);
     vd_image *ic;
     const vd_open_opts ro = {.read_only = 1};
     assert_int_equal(vd_image_open(hc, KEY, &ro, &ic), VD_OK);

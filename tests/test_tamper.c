@@ -60,6 +60,7 @@
 #include "merkle/merkle.h"
 #include "passthru.h"
 #include "record.h"
+#include "testkit.h"
 #include "vdisk/host.h"
 #include "vdisk/vdisk.h"
 
@@ -323,8 +324,7 @@ static void timg_layout(timg *t)
 
     vd_host *h;
     vd_image_info info;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, t->bytes, t->size), VD_OK);
+    h = vt_host_mem_from(t->bytes, t->size);
     assert_int_equal(vd_image_probe(h, &info), VD_OK);
     vd_host_mem_free(h);
     assert_int_equal(info.nblocks, t->hdr.nblocks);
@@ -887,8 +887,7 @@ static void flip_sweep(const timg *t, flip_report *r)
     memset(r, 0, sizeof *r);
     vd_host *h;
     wrap_host w;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, t->bytes, t->size), VD_OK);
+    h = vt_host_mem_from(t->bytes, t->size);
     wrap_init(&w, h);
     uint64_t sz;
     uint8_t *d = vd_host_mem_data(h, &sz);
@@ -1624,8 +1623,7 @@ static void test_wrong_key(void **state)
     vd_host *h;
     wrap_host w;
     vd_image *img = NULL;
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, g_ip_pre.bytes, g_ip_pre.size), VD_OK);
+    h = vt_host_mem_from(g_ip_pre.bytes, g_ip_pre.size);
     wrap_init(&w, h);
     wrong[0] ^= 0x80;
     assert_int_equal(vd_image_open(&w.pt.host, wrong, NULL, &img), VD_ERR_WRONG_KEY);
@@ -1666,8 +1664,7 @@ static void test_failed_read_wipes_output(void **state)
     uint8_t *buf = malloc((size_t)NBLOCKS * BLK);
     assert_non_null(buf);
     vd_open_opts oo = {.read_only = 1};
-    assert_int_equal(vd_host_mem_new(&h), VD_OK);
-    assert_int_equal(vd_host_mem_set(h, b, t->size), VD_OK);
+    h = vt_host_mem_from(b, t->size);
     assert_int_equal(vd_image_open(h, KEY, &oo, &img), VD_OK);
     memset(buf, SENTINEL, (size_t)NBLOCKS * BLK);
     assert_int_equal(vd_image_read(img, 0, NBLOCKS, buf), VD_ERR_AUTH);
@@ -1732,8 +1729,7 @@ static void test_interrupted_unverified_nodes(void **state)
         vd_host *h;
         wrap_host w;
         vd_image *img = NULL;
-        assert_int_equal(vd_host_mem_new(&h), VD_OK);
-        assert_int_equal(vd_host_mem_set(h, b, t->size), VD_OK);
+        h = vt_host_mem_from(b, t->size);
         wrap_init(&w, h);
         vd_err e = vd_image_open(&w.pt.host, KEY, NULL, &img);
         printf("  %-58s writable open -> %s (%llu mutating calls)\n", nodes[i].what,

@@ -133,3 +133,11 @@ uint8_t *vt_host_mem_copy(vd_host *h, uint64_t *size)
     memcpy(copy, live, *size);
     return copy;
 }
+
+vd_host *vt_host_mem_from(const uint8_t *bytes, uint64_t size)
+{
+    vd_host *h = NULL;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    assert_int_equal(vd_host_mem_set(h, bytes, size), VD_OK);
+    return h;
+}

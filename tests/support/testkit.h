@@ -55,5 +55,9 @@ int64_t vt_block_memo_identify(vt_block_memo *m, const uint8_t *b, uint64_t lbn)
  * frees it): the state a test puts back later, as a host rolling the image
  * back would. Fails the running cmocka test when out of memory. */
 uint8_t *vt_host_mem_copy(vd_host *h, uint64_t *size);
+/* A new memory host holding a copy of bytes[0, size): an image put back,
+ * or a crash state opened on its own. Fails the running cmocka test when
+ * it cannot be made. */
+vd_host *vt_host_mem_from(const uint8_t *bytes, uint64_t size);
 
 #endif
