@@ -558,13 +558,18 @@ void vd_keys_wipe(vd_image *img)
  * length comes from fields inside the covered part, so changing the count
  * changes the MAC input; every byte after it up to the MAC must be zero,
  * so no bit of the block goes unchecked. A rekey record (SB_FLAG_REKEY)
- * also covers its extension, [SB_OFF_REKEY, SB_REKEY_END). */
+ * or a log record (SB_FLAG_LOG, format 6) also covers its extension,
+ * [SB_OFF_REKEY, SB_REKEY_END). */
+static uint32_t super_ext(const uint8_t blk[VDF_BLOCK])
+{
+    return vd_get_le32(blk + SB_OFF_FLAGS) & (SB_FLAG_REKEY | SB_FLAG_LOG);
+}
+
 static size_t super_mac_len(const uint8_t blk[VDF_BLOCK])
 {
     uint32_t jinline = vd_get_le32(blk + SB_OFF_JINLINE);
     uint32_t jcount = vd_get_le32(blk + SB_OFF_JCOUNT);
-    int rekey = (vd_get_le32(blk + SB_OFF_FLAGS) & SB_FLAG_REKEY) != 0;
-    if (jinline == 1 && jcount <= (rekey ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX))
+    if (jinline == 1 && jcount <= (super_ext(blk) ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX))
         return SB_OFF_INLINE + (size_t)jcount * JE_BYTES;
     return SB_OFF_INLINE;
 }
@@ -574,12 +579,21 @@ static int super_is_rekey(const uint8_t blk[VDF_BLOCK])
     return (vd_get_le32(blk + SB_OFF_FLAGS) & SB_FLAG_REKEY) != 0;
 }
 
+/* Where the extension's fields end (the bytes after it, up to the MAC,
+ * are zero); 0: none. A record with both flags is malformed (decode). */
+static size_t super_ext_end(const uint8_t blk[VDF_BLOCK])
+{
+    uint32_t x = super_ext(blk);
+    return x == 0 ? 0 : (x & SB_FLAG_REKEY) ? SB_RK_USED_END : SB_LOG_USED_END;
+}
+
 /* Zero every byte no field covers. */
 static void super_zero_gaps(uint8_t blk[VDF_BLOCK], size_t len)
 {
-    if (super_is_rekey(blk)) {
+    size_t ext = super_ext_end(blk);
+    if (ext) {
         memset(blk + len, 0, SB_OFF_REKEY - len);
-        memset(blk + SB_RK_USED_END, 0, SB_OFF_MAC - SB_RK_USED_END);
+        memset(blk + ext, 0, SB_OFF_MAC - ext);
     } else {
         memset(blk + len, 0, SB_OFF_MAC - len);
     }
@@ -588,23 +602,24 @@ static void super_zero_gaps(uint8_t blk[VDF_BLOCK], size_t len)
 static int super_gaps_zero(const uint8_t blk[VDF_BLOCK], size_t len)
 {
     unsigned char extra = 0;
-    int rekey = super_is_rekey(blk);
-    for (size_t i = len; i < (rekey ? SB_OFF_REKEY : SB_OFF_MAC); i++)
+    size_t ext = super_ext_end(blk);
+    for (size_t i = len; i < (ext ? SB_OFF_REKEY : SB_OFF_MAC); i++)
         extra |= blk[i];
-    for (size_t i = SB_RK_USED_END; rekey && i < SB_OFF_MAC; i++)
+    for (size_t i = ext; ext && i < SB_OFF_MAC; i++)
         extra |= blk[i];
     return extra == 0;
 }
 
-/* MAC of a record under sb_key: image_id, [0, len) and, for a rekey
- * record, its extension up to `ext_end` (SB_REKEY_END for the standard
- * MAC, SB_RK_OFF_NEW_MAC for the new key's MAC of a BEGIN record). */
+/* MAC of a record under sb_key: image_id, [0, len) and, for a record with
+ * an extension, the extension up to `ext_end` (SB_REKEY_END for the
+ * standard MAC, SB_RK_OFF_NEW_MAC for the new key's MAC of a BEGIN rekey
+ * record). */
 static int super_mac(uint8_t out[32], const uint8_t *sb_key, const uint8_t id[16],
                      const uint8_t blk[VDF_BLOCK], size_t len, size_t ext_end)
 {
-    int rekey = super_is_rekey(blk);
-    return vdc_mac(out, sb_key, id, 16, blk, len, rekey ? blk + SB_OFF_REKEY : NULL,
-                   rekey ? ext_end - SB_OFF_REKEY : 0);
+    int ext = super_ext(blk) != 0;
+    return vdc_mac(out, sb_key, id, 16, blk, len, ext ? blk + SB_OFF_REKEY : NULL,
+                   ext ? ext_end - SB_OFF_REKEY : 0);
 }
 
 vd_err vd_super_seal_with(const uint8_t *sb_key, const uint8_t *new_sb_key,

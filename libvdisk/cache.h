@@ -30,7 +30,9 @@ typedef struct vc_entry {
     /* A level-1 node: its slots holding versions of spilled data (spill.c),
      * which no record names yet; the node stays pinned while any is set. */
     uint64_t spill[2];
-    uint32_t spos;       /* index in vd_image.spill_nodes while so */
+    uint8_t logged;      /* a level-1 node holding versions only the log
+                            names (format 6); pinned while so */
+    uint32_t spos;       /* index in vd_image.spill_nodes while held */
 } vc_entry;
 
 typedef struct vd_cache {
@@ -56,6 +58,12 @@ static inline int vc_spilled(const vc_entry *e, uint32_t slot)
 static inline int vc_any_spilled(const vc_entry *e)
 {
     return (e->spill[0] | e->spill[1]) != 0;
+}
+
+/* Held in vd_image.spill_nodes: spilled slots, logged ones, or both. */
+static inline int vc_held(const vc_entry *e)
+{
+    return vc_any_spilled(e) || e->logged;
 }
 
 /* 0 / -1 (out of memory). nentries >= 16. */

@@ -17,7 +17,7 @@ void vd_image_op_begin(vd_image *img)
 /* Is a commit due at an operation boundary? */
 static int commit_due(vd_image *img)
 {
-    if (img->failed || img->read_only || (img->cache.ndirty == 0 && img->nspill_nodes == 0))
+    if (img->failed || img->read_only || (img->cache.ndirty == 0 && img->nspilled == 0))
         return 0;
     if (img->meta_dirty >= img->meta_limit)
         return 1;

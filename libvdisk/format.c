@@ -2,6 +2,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "crypto/crypto.h"
 #include "endian.h"
 #include "image_format.h"
 
@@ -93,6 +94,7 @@ int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
     h->keyslot_start = 1;
     h->sb_start = 2;
     h->journal_start = VD_FIRST_META_BLOCK;
+    h->log_blocks = 0;
     h->node_start = h->journal_start + 2ull * journal_blocks;
     h->data_start = h->node_start + g.node_blocks;
     if (nblocks > UINT64_MAX - h->data_start) /* a wrapped sum would "fit" */
@@ -104,12 +106,25 @@ int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
     return 0;
 }
 
+int vd_header_set_log(vd_header *h, uint32_t log_blocks)
+{
+    if (log_blocks > HDR_LOG_BLOCKS_MAX || h->log_blocks != 0 ||
+        h->node_start != vd_header_log_start(h) ||
+        h->total_blocks + log_blocks > (UINT64_MAX / VDF_BLOCK) / 2)
+        return -1;
+    h->log_blocks = log_blocks;
+    h->node_start += log_blocks;
+    h->data_start += log_blocks;
+    h->total_blocks += log_blocks;
+    return 0;
+}
+
 int vd_header_set_geometry(vd_header *h, uint64_t nblocks, uint64_t node_start)
 {
     mt_geometry g;
     if (mt_geometry_init(&g, nblocks, h->fanout) != 0 || g.height > MT_MAX_HEIGHT)
         return -1;
-    uint64_t meta_end = h->journal_start + 2ull * h->journal_blocks;
+    uint64_t meta_end = vd_header_log_start(h) + h->log_blocks;
     uint64_t total;
     if (nblocks > UINT64_MAX - h->data_start) /* a wrapped sum would "fit" */
         return -1;
@@ -165,6 +180,7 @@ void vd_header_encode(const vd_header *h, uint8_t out[VDF_BLOCK])
     memcpy(out + HDR_OFF_KEYCHECK, h->keycheck, 32);
     vd_put_le64(out + HDR_OFF_ALT_NBLOCKS, h->alt_nblocks);
     vd_put_le64(out + HDR_OFF_ALT_NODE_START, h->alt_node_start);
+    vd_put_le32(out + HDR_OFF_LOG_BLOCKS, h->log_blocks);
     vd_put_le64(out + HDR_OFF_CHECKSUM, XXH64(out, HDR_OFF_CHECKSUM, 0));
 }
 
@@ -201,6 +217,10 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     if (vd_header_layout(&want, 1, vd_get_le32(in + HDR_OFF_FANOUT),
                          vd_get_le32(in + HDR_OFF_JOURNAL_BLOCKS)) != 0)
         return -2;
+    uint32_t log_blocks = vd_get_le32(in + HDR_OFF_LOG_BLOCKS);
+    if ((log_blocks && h->format_version < 6) || vd_get_le32(in + HDR_OFF_LOG_RESERVED) ||
+        vd_header_set_log(&want, log_blocks) != 0)
+        return -2;
     want.data_start = vd_get_le64(in + HDR_OFF_DATA_START);
     if (vd_header_set_geometry(&want, vd_get_le64(in + HDR_OFF_NBLOCKS),
                                vd_get_le64(in + HDR_OFF_NODE_START)) != 0)
@@ -233,6 +253,7 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK])
     h->total_blocks = want.total_blocks;
     h->alt_nblocks = want.alt_nblocks;
     h->alt_node_start = want.alt_node_start;
+    h->log_blocks = want.log_blocks;
     return 0;
 }
 
@@ -314,6 +335,10 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK])
         memcpy(out + SB_RK_OFF_LINK, s->rk_link, 32);
         memcpy(out + SB_RK_OFF_LINK_TAG, s->rk_link_tag, 16);
     }
+    if (s->flags & SB_FLAG_LOG) {
+        vd_put_le32(out + SB_LOG_OFF_LEN, s->log_len);
+        memcpy(out + SB_LOG_OFF_HEAD, s->log_head, 32);
+    }
 }
 
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
@@ -347,6 +372,14 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
             (s->jinline && s->jcount > SB_INLINE_MAX_REKEY))
             return -2;
     }
+    if (s->flags & SB_FLAG_LOG) {
+        s->log_len = vd_get_le32(in + SB_LOG_OFF_LEN);
+        memcpy(s->log_head, in + SB_LOG_OFF_HEAD, 32);
+        if (rekey || s->version < 6 || s->state != SB_STATE_COMMITTED || s->log_len == 0 ||
+            vd_get_le32(in + SB_LOG_OFF_RESERVED) != 0 ||
+            (s->jinline && s->jcount > SB_INLINE_MAX_REKEY))
+            return -2;
+    }
     if (s->slot > 1 || s->base_epoch >= s->epoch + (s->epoch == 0) ||
         (s->state != SB_STATE_COMMITTED && s->state != SB_STATE_IN_PROGRESS) ||
         s->jinline > 1 || (s->jinline && s->jcount > SB_INLINE_MAX) ||
@@ -355,6 +388,37 @@ int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK])
         ((s->flags & SB_FLAG_ONEFLUSH) &&
          (s->version < 4 || s->state != SB_STATE_COMMITTED || s->jcount == 0)))
         return -2;
+    return 0;
+}
+
+/* ---- leaf-version log blocks ------------------------------------------------ */
+
+int vd_logblk_chain(const uint8_t prev[32], const uint8_t blk[VDF_BLOCK], uint32_t count,
+                    uint8_t out[32])
+{
+    vdc_hash h;
+    if (count > LB_MAX || vdc_hash_init(&h) != 0)
+        return -1;
+    int rc = vdc_hash_update(&h, prev, 32);
+    if (rc == 0)
+        rc = vdc_hash_update(&h, blk, LB_OFF_ENTRIES + (size_t)count * LB_ENTRY_BYTES);
+    if (rc == 0)
+        rc = vdc_hash_final(&h, out);
+    return rc == 0 ? 0 : -1;
+}
+
+int vd_logblk_check(const uint8_t blk[VDF_BLOCK], uint32_t i, uint32_t *count)
+{
+    uint32_t n = vd_get_le32(blk + LB_OFF_COUNT);
+    if (memcmp(blk + LB_OFF_MAGIC, LB_MAGIC, 8) != 0 || vd_get_le32(blk + LB_OFF_INDEX) != i ||
+        n == 0 || n > LB_MAX || vd_get_le64(blk + LB_OFF_RESERVED) != 0)
+        return -2;
+    unsigned char extra = 0;
+    for (size_t k = LB_OFF_ENTRIES + (size_t)n * LB_ENTRY_BYTES; k < VDF_BLOCK; k++)
+        extra |= blk[k];
+    if (extra)
+        return -2;
+    *count = n;
     return 0;
 }
 

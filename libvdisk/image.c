@@ -122,6 +122,7 @@ static void info_from_header(const vd_header *h, uint64_t file_bytes,
     info->height = h->height;
     info->node_blocks = h->node_blocks;
     info->journal_blocks = h->journal_blocks;
+    info->log_blocks = h->log_blocks;
 }
 
 vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,
@@ -384,6 +385,16 @@ static vd_err oneflush_check(vd_image *img, const vd_super *s, const vd_jentry *
         if (ent[k].redo)
             copy += end - k;
         k = end;
+    }
+    /* A log commit's digest ends with the log block it wrote. */
+    if (e == VD_OK && (s->flags & SB_FLAG_LOG)) {
+        if (s->log_len > img->hdr.log_blocks)
+            e = VD_ERR_CORRUPT;
+        else
+            e = vd_io_read(img, (vd_header_log_start(&img->hdr) + s->log_len - 1) * VDF_BLOCK,
+                           buf, VDF_BLOCK);
+        if (e == VD_OK)
+            vd_ofd_update(&d, buf, VDF_BLOCK);
     }
     free(buf);
     uint8_t got[32];
@@ -728,6 +739,99 @@ void vd_rekey_fill(const vd_image *img, vd_super *s, uint64_t upto)
     memcpy(s->header_digest, img->rk.dig_old, sizeof s->header_digest);
 }
 
+/* ---- the leaf-version log (format 6, docs/FORMAT.md §7b) ---------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return *x < *y ? -1 : *x > *y;
+}
+
+/* The blocks of the log the record in force names, each framed and
+ * chained, the chain ending at the record's head (else the host changed
+ * them: VD_ERR_AUTH), into img->logbuf; *nodes: the level-1 nodes its
+ * entries fall under. */
+static vd_err log_read(vd_image *img, uint32_t *nodes)
+{
+    if (img->log_len > img->hdr.log_blocks || img->geo.height == 0)
+        return VD_ERR_CORRUPT;
+    size_t bytes = (size_t)img->log_len * VDF_BLOCK;
+    img->logbuf = malloc(bytes);
+    uint64_t *parent = malloc((size_t)img->log_len * LB_MAX * sizeof *parent);
+    vd_err e = img->logbuf && parent ? VD_OK : VD_ERR_NOMEM;
+    if (e == VD_OK)
+        e = vd_io_read(img, vd_header_log_start(&img->hdr) * VDF_BLOCK, img->logbuf, bytes);
+    uint8_t h[32] = {0};
+    size_t np = 0;
+    for (uint32_t i = 0; e == VD_OK && i < img->log_len; i++) {
+        const uint8_t *b = img->logbuf + (size_t)i * VDF_BLOCK;
+        uint32_t n;
+        if (vd_logblk_check(b, i, &n) != 0)
+            e = VD_ERR_AUTH;
+        else if (vd_logblk_chain(h, b, n, h) != 0)
+            e = VD_ERR_NOMEM;
+        for (uint32_t k = 0; e == VD_OK && k < n; k++) {
+            uint64_t lbn = vd_get_le64(b + LB_OFF_ENTRIES + (size_t)k * LB_ENTRY_BYTES);
+            parent[np++] = mt_parent_idx(&img->geo, lbn);
+        }
+    }
+    if (e == VD_OK && vdc_memcmp(h, img->log_head, 32) != 0)
+        e = VD_ERR_AUTH;
+    if (e == VD_OK) {
+        qsort(parent, np, sizeof *parent, cmp_u64);
+        uint32_t d = 0;
+        for (size_t k = 0; k < np; k++)
+            d += k == 0 || parent[k] != parent[k - 1];
+        *nodes = d;
+    }
+    free(parent);
+    return e;
+}
+
+/* Every version the log gives into its level-1 node, held (spill.c);
+ * later entries over earlier ones. */
+static vd_err log_apply(vd_image *img)
+{
+    vd_err e = VD_OK;
+    for (uint32_t i = 0; e == VD_OK && i < img->log_len; i++) {
+        const uint8_t *b = img->logbuf + (size_t)i * VDF_BLOCK;
+        uint32_t n = vd_get_le32(b + LB_OFF_COUNT);
+        for (uint32_t k = 0; e == VD_OK && k < n; k++) {
+            const uint8_t *ent = b + LB_OFF_ENTRIES + (size_t)k * LB_ENTRY_BYTES;
+            uint64_t lbn = vd_get_le64(ent);
+            if (lbn >= img->geo.nblocks) {
+                e = VD_ERR_CORRUPT; /* a record's own log: written so */
+                break;
+            }
+            mt_version v;
+            mt_version_decode(&v, ent + 8);
+            uint32_t t;
+            e = vd_get_block(img, 1, mt_parent_idx(&img->geo, lbn), &t);
+            if (e == VD_OK) {
+                mt_node_set(img->cache.e[t].buf, mt_parent_slot(&img->geo, lbn), &v);
+                vd_log_hold(img, t);
+            }
+        }
+    }
+    free(img->logbuf);
+    img->logbuf = NULL;
+    return e;
+}
+
+/* How many level-1 nodes the log may hold: as many as one round of them
+ * and their ancestors, every block through the journal, can take (the
+ * drain, sync.c), and no more than spilled data may. */
+static uint32_t log_cap_of(const vd_image *img)
+{
+    if (img->hdr.log_blocks == 0 || img->geo.height == 0)
+        return 0;
+    const uint64_t h = img->geo.height, j = img->hdr.journal_blocks;
+    uint64_t cap = (j * JE_PER_BLOCK / (JE_PER_BLOCK + 1)) / h;
+    while (cap > 0 && vd_journal_need(cap * h + 1, cap * h + 1) > j)
+        cap--;
+    return (uint32_t)(cap < img->spill_cap ? cap : img->spill_cap);
+}
+
 static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
                          const vd_open_opts *opts)
 {
@@ -785,6 +889,10 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         img->epoch = nw->epoch;
         img->sb_state = nw->state;
         img->root = nw->root;
+        if (nw->flags & SB_FLAG_LOG) {
+            img->log_len = nw->log_len;
+            memcpy(img->log_head, nw->log_head, sizeof img->log_head);
+        }
         img->committed = nw->state == SB_STATE_COMMITTED ? nw->epoch : nw->base_epoch;
         memcpy(img->anchor_tag, nw->anchor_tag, sizeof img->anchor_tag);
         e = rekey_state(img, nw);
@@ -841,10 +949,18 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (e != VD_OK)
         return e;
 
+    uint32_t lognodes = 0;
+    if (img->log_len)
+        e = log_read(img, &lognodes);
+    if (e != VD_OK)
+        return e;
     size_t bytes = opts && opts->cache_bytes ? opts->cache_bytes : VD_DEFAULT_CACHE;
     uint64_t entries = bytes / VDF_BLOCK;
     if (entries < VD_MIN_CACHE_ENTRIES)
         entries = VD_MIN_CACHE_ENTRIES;
+    /* The nodes the log holds stay pinned: room for them. */
+    if (entries < (uint64_t)lognodes * 2 + 64)
+        entries = (uint64_t)lognodes * 2 + 64;
     /* The recovery commit must fit in one round: room for its nodes. */
     if (img->nrecov && entries < (uint64_t)img->nrecov + 64)
         entries = (uint64_t)img->nrecov + 64;
@@ -873,8 +989,11 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (!img->read_only && img->geo.height > 0) {
         uint64_t cap = entries / 8, byj = img->jcap / (2 * (uint64_t)img->geo.height);
         img->spill_cap = (uint32_t)(cap < byj ? cap : byj);
-        img->spill_nodes = malloc((size_t)(img->spill_cap ? img->spill_cap : 1) *
-                                  sizeof *img->spill_nodes);
+        img->log_cap = log_cap_of(img);
+    }
+    if (img->geo.height > 0 && (img->spill_cap || lognodes)) {
+        uint32_t slots = img->spill_cap > lognodes ? img->spill_cap : lognodes;
+        img->spill_nodes = malloc((size_t)slots * sizeof *img->spill_nodes);
         if (!img->spill_nodes)
             return VD_ERR_NOMEM;
     }
@@ -891,6 +1010,8 @@ static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],
         e = redo_replay(img);
     if (e == VD_OK && !img->read_only && img->hdr.format_version < VDF_FORMAT_VERSION)
         e = convert_format(img);
+    if (e == VD_OK && img->logbuf)
+        e = log_apply(img);
     if (e != VD_OK)
         return e;
     if (img->nrecov && !img->read_only)
@@ -916,6 +1037,7 @@ static void image_free(vd_image *img)
     free(img->ctbuf[0]);
     free(img->ctbuf[1]);
     free(img->spill_nodes);
+    free(img->logbuf);
     if (img->runbuf)
         vdc_memzero(img->runbuf, (size_t)VD_RUN_MAX * VDF_BLOCK);
     free(img->runbuf);
@@ -1024,14 +1146,34 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
     return e;
 }
 
+/* The log's automatic size: a commit of a few blocks a block, so that
+ * many of them share one sealing of the nodes (docs/FORMAT.md §7b). */
+static uint32_t auto_log_blocks(uint64_t nblocks)
+{
+    uint64_t l = nblocks / 256;
+    return (uint32_t)(l < 8 ? 8 : l > 256 ? 256 : l);
+}
+
+/* The layout of a new image as c asks (0 / VD_ERR_RANGE). */
+static vd_err create_layout(vd_header *h, const vd_create_opts *c)
+{
+    uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
+    uint32_t lb = c->log_blocks == VD_LOG_NONE ? 0
+                  : c->log_blocks             ? c->log_blocks
+                                              : auto_log_blocks(c->nblocks);
+    if (vd_header_layout(h, c->nblocks, c->fanout ? c->fanout : MT_FANOUT, jb) != 0 ||
+        vd_header_set_log(h, lb) != 0)
+        return VD_ERR_RANGE;
+    return VD_OK;
+}
+
 vd_err vd_image_bytes_for(const vd_create_opts *c, uint64_t *bytes)
 {
     if (c == NULL || bytes == NULL || c->nblocks == 0)
         return VD_ERR_INVAL;
     vd_header h;
     memset(&h, 0, sizeof h);
-    uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
-    if (vd_header_layout(&h, c->nblocks, c->fanout ? c->fanout : MT_FANOUT, jb) != 0)
+    if (create_layout(&h, c) != VD_OK)
         return VD_ERR_RANGE;
     *bytes = h.total_blocks * VDF_BLOCK + VHD_FOOTER_BYTES;
     return VD_OK;
@@ -1048,8 +1190,7 @@ static vd_err image_format(vd_image *img, const uint8_t key[VD_KEY_BYTES],
     if (size != 0 || !img->host.truncate)
         return VD_ERR_INVAL; /* never format over existing bytes */
     vd_header *h = &img->hdr;
-    uint32_t jb = c->journal_blocks ? c->journal_blocks : auto_journal_blocks(c->nblocks);
-    if (vd_header_layout(h, c->nblocks, c->fanout ? c->fanout : MT_FANOUT, jb) != 0)
+    if (create_layout(h, c) != VD_OK)
         return VD_ERR_RANGE;
     h->cipher = c->cipher ? (uint32_t)c->cipher : VD_CIPHER_AES256GCM;
     if (h->cipher != VD_CIPHER_AES256GCM && h->cipher != VD_CIPHER_XCHACHA20POLY1305)
@@ -1358,6 +1499,8 @@ vd_err vd_image_info_get(vd_image *img, vd_image_info *info)
     info->bytes_read = img->stat_bytes_read;
     info->blocks_verified = img->stat_verified;
     info->blocks_direct = img->stat_direct;
+    info->log_len = img->log_len;
+    info->log_commits = img->stat_log_commits;
     unlock(img);
     return VD_OK;
 }

@@ -12,6 +12,7 @@
  *   2, 3                   superblock slots A/B (MAC'd)
  *   4 .. 4+2J-1            journal slots A/B, J blocks each (digest in the
  *                          in-progress superblock)
+ *   4+2J .. 4+2J+L-1       leaf-version log, L blocks (format 6; L may be 0)
  *   node_start ..          Merkle nodes, root first, level 1 last (AEAD)
  *   data_start ..          data blocks, logical block i at data_start + i (AEAD)
  *   total_blocks * 4096    VHD footer (512 bytes)
@@ -31,9 +32,12 @@
  * of a small round, nodes too, goes through the redo journal). 5: a
  * one-flush round writes the blocks the tree had never written straight
  * in place, outside the journal, so a round of fresh blocks of any size
- * commits with one flush. Images of formats 2 to 4 open; a writable open
- * converts them (docs/FORMAT.md §6). */
-#define VDF_FORMAT_VERSION 5u
+ * commits with one flush. 6: a log of leaf versions (SB_FLAG_LOG): a
+ * commit that changed only data blocks names the tree of an earlier one
+ * plus the versions written since, and the nodes are sealed later, once
+ * for many commits (docs/FORMAT.md §7b). Images of formats 2 to 5 open; a
+ * writable open converts them, with no log region (docs/FORMAT.md §6). */
+#define VDF_FORMAT_VERSION 6u
 #define VDF_FORMAT_OLDEST 2u
 
 /* ---- VHD footer (big-endian, Microsoft VHD spec) ------------------------ */
@@ -97,7 +101,12 @@ int vhd_footer_decode(vhd_footer *f, const uint8_t in[VHD_FOOTER_BYTES]);
  * digest, the geometry it was written under. */
 #define HDR_OFF_ALT_NBLOCKS 160u
 #define HDR_OFF_ALT_NODE_START 168u
-#define HDR_USED_END 176u     /* [176, 4088) reserved, must be zero */
+/* Format 6: blocks of the leaf-version log, right after the journal
+ * slots (the nodes and data follow it); 0 = no log. Zero before 6. */
+#define HDR_OFF_LOG_BLOCKS 176u /* u32 */
+#define HDR_OFF_LOG_RESERVED 180u /* u32 = 0 */
+#define HDR_LOG_BLOCKS_MAX 4096u
+#define HDR_USED_END 184u     /* [184, 4088) reserved, must be zero */
 #define HDR_OFF_CHECKSUM 4088u /* xxh64 of [0, 4088), seed 0 */
 
 typedef struct vd_header {
@@ -113,7 +122,14 @@ typedef struct vd_header {
     int64_t created_ns;
     uint8_t keycheck[32];
     uint64_t alt_nblocks, alt_node_start; /* the second geometry; 0 = none */
+    uint32_t log_blocks; /* format 6: the leaf-version log's size; 0 = none */
 } vd_header;
+
+/* First block of the leaf-version log (after both journal slots). */
+static inline uint64_t vd_header_log_start(const vd_header *h)
+{
+    return h->journal_start + 2ull * h->journal_blocks;
+}
 
 _Static_assert(HDR_USED_END <= HDR_OFF_CHECKSUM, "header fields fit");
 _Static_assert(HDR_OFF_CHECKSUM + 8 == VDF_BLOCK, "checksum ends the block");
@@ -122,6 +138,10 @@ _Static_assert(HDR_OFF_CHECKSUM + 8 == VDF_BLOCK, "checksum ends the block");
  * size. 0 / -1. */
 int vd_header_layout(vd_header *h, uint64_t nblocks, uint32_t fanout,
                      uint32_t journal_blocks);
+/* Give a header fresh from vd_header_layout a log of log_blocks blocks
+ * (0..HDR_LOG_BLOCKS_MAX): the nodes and data move up by that much.
+ * 0 / -1. */
+int vd_header_set_log(vd_header *h, uint32_t log_blocks);
 /* The geometry fields (nblocks, height, node_blocks, node_start,
  * total_blocks) of h for nblocks data blocks with the nodes at node_start:
  * either the layout rule's (node_start = journal_start + 2J, data right
@@ -176,6 +196,14 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
  * completed: the other slot's record (COMMITTED, base_epoch) is in force
  * (docs/FORMAT.md §7a). */
 #define SB_FLAG_ONEFLUSH 4u
+/* flags bit 3 (format 6): the record names a leaf-version log of log_len
+ * blocks (docs/FORMAT.md §7b): the versions its entries give override the
+ * level-1 slots of the tree under root, later entries over earlier ones.
+ * Only COMMITTED records, never with SB_FLAG_REKEY; the fields share the
+ * rekey extension's place (so at most SB_INLINE_MAX_REKEY inline entries).
+ * A one-flush record with it is a log commit: its digest covers, after
+ * its blocks, log block log_len - 1, which it wrote. */
+#define SB_FLAG_LOG 8u
 
 /* ---- rekey extension [SB_OFF_REKEY, SB_REKEY_END) -------------------------
  * Present when flags has SB_FLAG_REKEY; zero otherwise. "old" is the
@@ -193,6 +221,11 @@ int vd_header_decode(vd_header *h, const uint8_t in[VDF_BLOCK]);
                                    record under the new key; else zero */
 #define SB_RK_USED_END 4024u    /* [4024, SB_REKEY_END) zero */
 #define SB_REKEY_END 4048u
+/* The log extension (flags has SB_FLAG_LOG) in the same place. */
+#define SB_LOG_OFF_LEN 3904u      /* u32: log blocks named, >= 1 */
+#define SB_LOG_OFF_RESERVED 3908u /* u32 = 0 */
+#define SB_LOG_OFF_HEAD 3912u     /* 32 bytes: the chain's last hash */
+#define SB_LOG_USED_END 3944u     /* [3944, SB_OFF_MAC) zero */
 #define SB_RK_BEGIN 1u   /* no block sealed under the new key yet: the
                             standard MAC is the old key's */
 #define SB_RK_RUNNING 2u /* blocks may be under either key: the standard
@@ -227,6 +260,10 @@ _Static_assert(SB_RK_OFF_RESERVED == SB_RK_OFF_PHASE + 4 &&
                    SB_RK_USED_END <= SB_REKEY_END && SB_REKEY_END <= SB_OFF_MAC &&
                    SB_OFF_REKEY == SB_RK_OFF_PHASE,
                "rekey extension fields are contiguous and end before the MAC");
+_Static_assert(SB_LOG_OFF_LEN == SB_OFF_REKEY && SB_LOG_OFF_RESERVED == SB_LOG_OFF_LEN + 4 &&
+                   SB_LOG_OFF_HEAD == SB_LOG_OFF_RESERVED + 4 &&
+                   SB_LOG_USED_END == SB_LOG_OFF_HEAD + 32 && SB_LOG_USED_END <= SB_REKEY_END,
+               "log extension fields are contiguous, inside the extension's place");
 _Static_assert(SB_OFF_MAC + 32 == VDF_BLOCK, "MAC ends the superblock");
 _Static_assert(JE_PER_BLOCK == 56, "journal block geometry");
 
@@ -271,6 +308,9 @@ typedef struct vd_super {
     uint32_t rk_phase;
     uint64_t rk_cursor;
     uint8_t rk_nonce[24], rk_link[32], rk_link_tag[16];
+    /* Log extension (flags & SB_FLAG_LOG). */
+    uint32_t log_len;
+    uint8_t log_head[32];
 } vd_super;
 
 /* The same record without its journal: its blocks are in place and
@@ -281,6 +321,33 @@ void vd_super_encode(const vd_super *s, uint8_t out[VDF_BLOCK]);
 /* Decode fields (after the MAC has been verified by the caller).
  * 0 ok, -2 malformed. */
 int vd_super_decode(vd_super *s, const uint8_t in[VDF_BLOCK]);
+
+/* ---- leaf-version log blocks (format 6, docs/FORMAT.md §7b) ---------------
+ * Block i of the log lies at vd_header_log_start + i. It holds the data
+ * block versions of one log commit: u64 logical block, then its version.
+ * Not encrypted (the versions are nonces and tags, which AES-GCM does not
+ * need kept secret); its integrity is the hash chain head_i =
+ * BLAKE2b-256(head_{i-1} || block bytes [0, LB_OFF_ENTRIES + 40 * count)),
+ * head_{-1} = 32 zero bytes, whose head the MAC'd record carries. Bytes
+ * past the entries are zero. */
+#define LB_MAGIC "VDLOGBK1"
+#define LB_OFF_MAGIC 0u
+#define LB_OFF_INDEX 8u     /* u32: i */
+#define LB_OFF_COUNT 12u    /* u32: entries, 1..LB_MAX */
+#define LB_OFF_EPOCH 16u    /* u64: the log commit's epoch */
+#define LB_OFF_RESERVED 24u /* u64 = 0 */
+#define LB_OFF_ENTRIES 32u
+#define LB_ENTRY_BYTES (8u + MT_VERSION_BYTES)
+#define LB_MAX ((VDF_BLOCK - LB_OFF_ENTRIES) / LB_ENTRY_BYTES) /* 101 */
+_Static_assert(LB_ENTRY_BYTES == 40 && LB_MAX == 101, "log block geometry");
+_Static_assert(sizeof(LB_MAGIC) - 1 == 8, "log block magic");
+
+/* The chain's next head over log block blk (count entries): 0 / -1. */
+int vd_logblk_chain(const uint8_t prev[32], const uint8_t blk[VDF_BLOCK], uint32_t count,
+                    uint8_t out[32]);
+/* Check the framing of log block index i: its count (1..LB_MAX) into
+ * *count. 0 ok, -2 malformed. */
+int vd_logblk_check(const uint8_t blk[VDF_BLOCK], uint32_t i, uint32_t *count);
 
 /* ---- key-slot block (block 1) --------------------------------------------
  * 8 slots of 512 bytes; slot i at byte 512*i of the block. Every slot that

@@ -190,6 +190,16 @@ struct vd_image {
      * many there may be. */
     uint32_t *spill_nodes;
     uint32_t nspill_nodes, spill_cap;
+    /* Of those, the nodes with spilled slots (the others are held for the
+     * log alone). */
+    uint32_t nspilled;
+    /* The leaf-version log (format 6, sync.c): blocks the newest record
+     * names, the chain's head, and how many level-1 nodes it may hold
+     * (a round that takes them all still commits with one flush). */
+    uint32_t log_len;
+    uint8_t log_head[32];
+    uint32_t log_cap;
+    uint8_t *logbuf;     /* at open, between reading the log and applying it */
     uint32_t jcap;       /* journal entries per sync round */
 
     /* Volume-consistent commits (DESIGN C4, image_fs.h). */
@@ -215,7 +225,7 @@ struct vd_image {
     int slot_redo[2];   /* that slot's record is a commit naming its journal */
 
     uint64_t stat_syncs, stat_flushes, stat_bytes_written, stat_bytes_read;
-    uint64_t stat_verified, stat_direct;
+    uint64_t stat_verified, stat_direct, stat_log_commits;
 };
 
 /* ---- host I/O with every answer checked (io.c) --------------------------- */
@@ -456,8 +466,20 @@ vd_err vd_spill(vd_image *img, int *done);
 vd_err vd_spill_direct(vd_image *img, uint64_t lbn, uint32_t count, const uint8_t *buf,
                        uint8_t *taken);
 /* After a commit round took level-1 node ent (sealed with every slot it
- * holds): its spilled versions are committed, the node no longer held. */
+ * holds): its spilled or logged versions are committed, the node no
+ * longer held. */
 void vd_spill_committed(vd_image *img, uint32_t ent);
+/* Hold level-1 node ent (pinned by the caller, the pin taken over when it
+ * was not held yet) for a logged version (spill.c). */
+void vd_log_hold(vd_image *img, uint32_t ent);
+/* The bound on held nodes now: the log's while it names blocks. */
+uint32_t vd_held_cap(const vd_image *img);
+/* Seal the nodes the log names into the tree: a round of the held nodes
+ * alone, with one flush, whose record names no log (sync.c). A no-op
+ * without a log. Whatever commits rounds of its own (rotation, resize,
+ * recovery, discard) calls it first. */
+vd_err vd_log_drain(vd_image *img);
+
 /* Wait for the round in flight, if any, and take its result (a failure
  * fails the handle). Every sync starts with it; anything else that writes
  * to the host, or reads the superblock state a round writes (epoch,

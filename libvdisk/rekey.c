@@ -93,6 +93,8 @@ static vd_err rekey_start(vd_image *img, const vd_rekey_opts *o, vd_rekey_info *
     if (!img->have_anchor && memcmp(img->anchor_tag, zero, sizeof zero) != 0)
         return VD_ERR_ANCHOR_MISMATCH; /* bound: its tag must move along */
     vd_err e = vd_sync_locked(img);
+    if (e == VD_OK)
+        e = vd_log_drain(img); /* its records name the tree alone */
     if (e != VD_OK)
         return e;
     uint8_t *nm = vdc_secure_alloc(VD_KEY_BYTES);

@@ -221,7 +221,9 @@ static vd_err grow_locked(vd_image *img, uint64_t nblocks)
     /* A commit in flight first: the switch follows its record, and the
      * nodes it holds pinned are dropped below. Spilled data's nodes too
      * (spill.c): committed, so none stays pinned under the old geometry. */
-    vd_err je = img->nspill_nodes ? vd_sync_locked(img) : vd_flight_join(img);
+    vd_err je = img->nspilled ? vd_sync_locked(img) : vd_flight_join(img);
+    if (je == VD_OK) /* and the log's: its records name the tree alone */
+        je = vd_log_drain(img);
     if (je != VD_OK)
         return je;
     vd_header nh = img->hdr;

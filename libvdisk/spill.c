@@ -86,7 +86,7 @@ static vd_err find_fresh(vd_image *img, spill_cand *c, uint32_t n, uint32_t *pin
                 any = 1;
             }
         }
-        *newnodes += any && !vc_any_spilled(pe);
+        *newnodes += any && !vc_held(pe);
     }
     return VD_OK;
 }
@@ -131,11 +131,12 @@ static void node_apply(vd_image *img, const spill_cand *cj, const mt_version *v)
 {
     vc_entry *pe = &img->cache.e[cj->node];
     uint32_t slot = mt_parent_slot(&img->geo, cj->idx);
-    if (!vc_any_spilled(pe)) {
+    if (!vc_held(pe)) {
         pe->spos = img->nspill_nodes;
         img->spill_nodes[img->nspill_nodes++] = cj->node;
         pe->pins++; /* held until a commit takes it */
     }
+    img->nspilled += !vc_any_spilled(pe);
     pe->spill[slot / 64] |= (uint64_t)1 << (slot % 64);
     mt_node_set(pe->buf, slot, v);
 }
@@ -268,7 +269,7 @@ vd_err vd_spill(vd_image *img, int *done)
     const unsigned k = vd_ctbuf_free(img);
     uint8_t *ct = NULL;
     if (e == VD_OK && m >= img->dirty_limit / 2 && m > 0 &&
-        img->nspill_nodes + newnodes <= img->spill_cap &&
+        img->nspill_nodes + newnodes <= vd_held_cap(img) &&
         (ct = vd_ctbuf_get(img, k)) != NULL &&
         (w.jobs = malloc((size_t)m * sizeof *w.jobs)) != NULL &&
         (w.runs = malloc((size_t)m * sizeof *w.runs)) != NULL &&
@@ -285,12 +286,32 @@ vd_err vd_spill(vd_image *img, int *done)
     return e;
 }
 
+uint32_t vd_held_cap(const vd_image *img)
+{
+    return img->log_len ? img->log_cap : img->spill_cap;
+}
+
+void vd_log_hold(vd_image *img, uint32_t ent)
+{
+    vc_entry *pe = &img->cache.e[ent];
+    if (vc_held(pe)) {
+        pe->logged = 1;
+        vd_unpin(img, ent);
+        return;
+    }
+    pe->logged = 1;
+    pe->spos = img->nspill_nodes;
+    img->spill_nodes[img->nspill_nodes++] = ent; /* keeps the caller's pin */
+}
+
 void vd_spill_committed(vd_image *img, uint32_t ent)
 {
     vc_entry *pe = &img->cache.e[ent];
-    if (!vc_any_spilled(pe))
+    if (!vc_held(pe))
         return;
+    img->nspilled -= vc_any_spilled(pe);
     pe->spill[0] = pe->spill[1] = 0;
+    pe->logged = 0;
     uint32_t last = img->spill_nodes[--img->nspill_nodes];
     img->spill_nodes[pe->spos] = last;
     img->cache.e[last].spos = pe->spos;
@@ -349,7 +370,7 @@ static vd_err direct_once(vd_image *img, uint64_t lbn, uint32_t count, const uin
     }
     const unsigned k = vd_ctbuf_free(img);
     uint8_t *ct = NULL;
-    int full = img->nspill_nodes + newnodes > img->spill_cap;
+    int full = img->nspill_nodes + newnodes > vd_held_cap(img);
     if (e == VD_OK && fresh >= VD_DIRECT_MIN && !full && (ct = vd_ctbuf_get(img, k)) != NULL) {
         uint32_t m = keep_fresh(w.c, n, fresh);
         for (uint32_t j = 0; j < m; j++)

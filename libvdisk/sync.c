@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endian.h"
 #include "image_internal.h"
 
 typedef struct vd_change {
@@ -71,6 +72,10 @@ typedef struct vd_round {
     int spill_flush;   /* a node of the round names spilled data: the
                           record comes after a flush that made it durable */
     uint64_t early_bytes; /* written so, tallied after the join */
+    int force_one;     /* the log's drain: one flush whatever its size */
+    int log;           /* a log commit (format 6): leaves only */
+    uint8_t *logblk;   /* its log block */
+    uint8_t log_head[32]; /* the chain's head after it */
     uint8_t sb[VDF_BLOCK]; /* superblock records (not img->scratch: the
                               round may be written on a host thread) */
 } vd_round;
@@ -117,6 +122,7 @@ static void round_free(vd_image *img, vd_round *r)
     }
     free(r->j);
     free(r->sp);
+    free(r->logblk);
     memset(r, 0, sizeof *r);
 }
 
@@ -217,22 +223,12 @@ static uint64_t next_parent(const mt_geometry *g, const vd_change *chg, uint32_t
     return s < nsp && sp[s] < p ? sp[s] : p;
 }
 
-/* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
-static vd_err round_build(vd_image *img, vd_round *r)
+/* The round's commit buffer for its leaves, and the leaves sealed into
+ * it (those with a cache entry); *jobs: room for a job per leaf and per
+ * spilled node, for the levels above (the caller frees it). */
+static vd_err round_leaves(vd_image *img, vd_round *r, vd_crypt_job **jobs_out)
 {
-    const mt_geometry *g = &img->geo;
-    vd_err e = VD_OK;
-    for (uint32_t k = 0; k < r->n[0]; k++)
-        r->nredo += r->chg[0][k].meta != 0;
-    /* Journal entries: each leaf, at most one node per leaf on every level
-     * below the root, and the root (round_limit keeps it within jcap). */
-    uint64_t nj_max = ((uint64_t)r->n[0] + r->nsp) * g->height + 1;
-    if (nj_max > (uint64_t)img->jcap + 1)
-        nj_max = (uint64_t)img->jcap + 1;
-    r->j = calloc((size_t)nj_max, sizeof *r->j);
-    if (!r->j)
-        return VD_ERR_NOMEM;
-
+    vd_err e;
     unsigned cb = vd_ctbuf_free(img);
     if (r->ct0_given) {
         /* The caller's ciphertext; its leaves (ent VC_NONE) seal nothing. */
@@ -270,6 +266,30 @@ static vd_err round_build(vd_image *img, vd_round *r)
         free(jobs);
         return e;
     }
+    *jobs_out = jobs;
+    return VD_OK;
+}
+
+/* Seal the leaves, then each level of nodes bottom-up. Fills r->j. */
+static vd_err round_build(vd_image *img, vd_round *r)
+{
+    const mt_geometry *g = &img->geo;
+    vd_err e = VD_OK;
+    for (uint32_t k = 0; k < r->n[0]; k++)
+        r->nredo += r->chg[0][k].meta != 0;
+    /* Journal entries: each leaf, at most one node per leaf on every level
+     * below the root, and the root (round_limit keeps it within jcap). */
+    uint64_t nj_max = ((uint64_t)r->n[0] + r->nsp) * g->height + 1;
+    if (nj_max > (uint64_t)img->jcap + 1)
+        nj_max = (uint64_t)img->jcap + 1;
+    r->j = calloc((size_t)nj_max, sizeof *r->j);
+    if (!r->j)
+        return VD_ERR_NOMEM;
+
+    vd_crypt_job *jobs = NULL;
+    e = round_leaves(img, r, &jobs);
+    if (e != VD_OK)
+        return e;
 
     for (uint32_t l = 0; l < g->height; l++) {
         /* Parents of level l's changes, in order; level 1 also takes the
@@ -352,13 +372,26 @@ static vd_err round_build(vd_image *img, vd_round *r)
     return VD_OK;
 }
 
+/* The log a record names: log_len blocks under head (0: none). */
+typedef struct vd_logref {
+    uint32_t len;
+    const uint8_t *head;
+} vd_logref;
+
+static const vd_logref no_log = {0, NULL};
+
+/* log: the log the record names; NULL: the handle's (a record of the
+ * state in memory, anchor.c). */
 static vd_err super_write_flags(vd_image *img, uint8_t blk[VDF_BLOCK], uint64_t epoch,
                                 uint32_t state, const mt_version *root,
                                 const uint8_t tag[SB_ANCHOR_TAG_BYTES],
                                 const vd_jentry *j, uint32_t nj, int jinline,
                                 const uint8_t jdigest[32], int64_t *commit_ns,
-                                uint32_t flags)
+                                uint32_t flags, const vd_logref *log)
 {
+    const vd_logref mine = {img->log_len, img->log_head};
+    if (!log)
+        log = &mine;
     vd_super s;
     memset(&s, 0, sizeof s);
     s.version = img->hdr.format_version;
@@ -372,6 +405,11 @@ static vd_err super_write_flags(vd_image *img, uint8_t blk[VDF_BLOCK], uint64_t 
     memcpy(s.anchor_tag, tag, sizeof s.anchor_tag);
     vd_rekey_fill(img, &s, state == SB_STATE_COMMITTED ? img->rk.upto : 0);
     s.flags |= flags;
+    if (log->len) {
+        s.flags |= SB_FLAG_LOG;
+        s.log_len = log->len;
+        memcpy(s.log_head, log->head, 32);
+    }
     if (nj) {
         s.jcount = nj;
         s.jinline = (uint32_t)jinline;
@@ -406,7 +444,7 @@ vd_err vd_super_write(vd_image *img, uint8_t blk[VDF_BLOCK], uint64_t epoch,
                       int64_t *commit_ns)
 {
     return super_write_flags(img, blk, epoch, state, root, tag, j, nj, jinline, jdigest,
-                             commit_ns, 0);
+                             commit_ns, 0, NULL);
 }
 
 /* A round's record: the commit record of a round with metadata keeps
@@ -417,8 +455,9 @@ static vd_err write_super(vd_image *img, uint64_t epoch, uint32_t state,
                           const uint8_t jdigest[32], int jinline)
 {
     int jnamed = state == SB_STATE_IN_PROGRESS || r->nredo > 0;
-    return vd_super_write(img, r->sb, epoch, state, root, img->anchor_tag, r->j,
-                          jnamed ? r->nj : 0, jinline, jdigest, &r->commit_ns);
+    return super_write_flags(img, r->sb, epoch, state, root, img->anchor_tag, r->j,
+                             jnamed ? r->nj : 0, jinline, jdigest, &r->commit_ns, 0,
+                             &no_log);
 }
 
 static vd_err write_journal(vd_image *img, uint64_t epoch, const vd_round *r,
@@ -580,7 +619,7 @@ static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
                        uint64_t cepoch)
 {
     if (img->hdr.format_version < 4 || img->rk.active || epoch != cepoch ||
-        img->oneflush_max == 0)
+        (img->oneflush_max == 0 && !r->force_one))
         return 0;
     uint64_t nchg = 0;
     for (uint32_t l = 0; l <= img->geo.height; l++)
@@ -589,7 +628,7 @@ static int oneflush_ok(const vd_image *img, const vd_round *r, uint64_t epoch,
         if (r->chg[0][k].ent == VC_NONE) /* a resolved leaf: no contents */
             return 0;
     uint32_t ncopy = round_copies(img, r);
-    return nchg == r->nj && ncopy <= img->oneflush_max &&
+    return nchg == r->nj && (ncopy <= img->oneflush_max || r->force_one) &&
            vd_journal_need(r->nj, ncopy) <= img->hdr.journal_blocks;
 }
 
@@ -630,7 +669,8 @@ static vd_err round_refs(vd_image *img, const vd_round *r, ct_ref **out)
 /* The journal of a one-flush round into buf: entry blocks (eb of them, 0
  * when inline) then the ciphertext of every block that is not fresh, in
  * entry order; its digest over the entry blocks and every block's
- * ciphertext in entry order, fresh ones included. */
+ * ciphertext in entry order, fresh ones included, then a log commit's log
+ * block. */
 static vd_err oneflush_journal(vd_image *img, vd_round *r, const ct_ref *ref, uint32_t eb,
                                uint8_t *buf, uint8_t digest[32])
 {
@@ -650,6 +690,8 @@ static vd_err oneflush_journal(vd_image *img, vd_round *r, const ct_ref *ref, ui
         if (r->j[k].redo)
             memcpy(buf + (size_t)i++ * VDF_BLOCK, ref[k].ct, VDF_BLOCK);
     }
+    if (r->log)
+        vd_ofd_update(&d, r->logblk, VDF_BLOCK);
     vd_ofd_final(&d, digest);
     return VD_OK;
 }
@@ -729,11 +771,14 @@ static vd_err fresh_early(vd_image *img, vd_round *r, vd_flight *f)
     return e;
 }
 
+/* A log commit (r->log, format 6) is a one-flush round of leaves only:
+ * the record keeps the root and names the log, one block longer; that
+ * block goes out with the journal, and the digest covers it last. */
 static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
                                 uint64_t anchor_to)
 {
     const mt_geometry *g = &img->geo;
-    int jinline = r->nj <= SB_INLINE_MAX;
+    int jinline = r->nj <= (r->log ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX);
     uint32_t eb = jinline ? 0 : (uint32_t)vd_journal_entry_blocks(r->nj);
     size_t bytes = (size_t)(eb + round_copies(img, r)) * VDF_BLOCK;
     uint8_t *buf = calloc(1, bytes ? bytes : 1);
@@ -760,12 +805,18 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     if (e == VD_OK && bytes)
         e = vd_io_write(img, vd_journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
     free(buf);
+    /* Block log_len is named by no record yet: the log before it stays. */
+    if (e == VD_OK && r->log)
+        e = vd_io_write(img, (vd_header_log_start(&img->hdr) + img->log_len) * VDF_BLOCK,
+                        r->logblk, VDF_BLOCK);
     if (e == VD_OK && !r->fresh_early)
         e = write_refs(img, r, ref, 1, 0);
+    const vd_logref log = {r->log ? img->log_len + 1 : 0, r->log_head};
     if (e == VD_OK)
         e = super_write_flags(img, r->sb, epoch, SB_STATE_COMMITTED,
-                              &r->chg[g->height][0].after, img->anchor_tag, r->j, r->nj,
-                              jinline, digest, &r->commit_ns, SB_FLAG_ONEFLUSH);
+                              r->log ? &img->root : &r->chg[g->height][0].after,
+                              img->anchor_tag, r->j, r->nj, jinline, digest, &r->commit_ns,
+                              SB_FLAG_ONEFLUSH, &log);
     if (e == VD_OK)
         e = vd_io_flush(img);
     if (e == VD_OK)
@@ -796,10 +847,17 @@ static vd_err round_io(vd_image *img, vd_round *r)
      * the commit record's; anchor_to: the anchor's after the round. Equal
      * but for a stepped anchor advanced right after the round (anchor.c). */
     uint64_t epoch = img->epoch + 1, cepoch, anchor_to;
-    if (!vd_anchor_fold(img, r->sync_ack, r->nredo > 0, &epoch, &cepoch, &anchor_to))
+    if (r->log) /* log_ok ruled out a stepped anchor's fold */
+        return round_io_oneflush(img, r, epoch, epoch);
+    /* The log's drain must not leave the log's versions to a record a
+     * crash could skip: one flush, at the next epoch. */
+    if (r->force_one ||
+        !vd_anchor_fold(img, r->sync_ack, r->nredo > 0, &epoch, &cepoch, &anchor_to))
         cepoch = anchor_to = epoch;
     if (oneflush_ok(img, r, epoch, cepoch))
         return round_io_oneflush(img, r, epoch, anchor_to);
+    if (r->force_one)
+        return VD_ERR_CORRUPT; /* held nodes beyond what the journal takes */
     uint8_t jdigest[32] = {0};
     int jinline = r->nj <= (img->rk.active ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX);
     /* A rotation's cursor moves past a round whose leaves were all sealed
@@ -884,7 +942,15 @@ static vd_err round_finish(vd_image *img, vd_round *r, vd_err e)
         return e;
     }
     img->committed = r->epoch;
-    img->root = r->chg[img->geo.height][0].after;
+    if (r->log) {
+        img->log_len++;
+        memcpy(img->log_head, r->log_head, sizeof img->log_head);
+        img->stat_log_commits++;
+    } else {
+        img->root = r->chg[img->geo.height][0].after;
+        img->log_len = 0; /* its record names no log: sealed into the tree */
+        memset(img->log_head, 0, sizeof img->log_head);
+    }
     img->sb_state = SB_STATE_COMMITTED;
     img->last_commit_ns = r->commit_ns;
     img->stat_syncs++;
@@ -1113,6 +1179,141 @@ static vd_err run_round(vd_image *img, vd_change *leaves, uint32_t n, int fly)
     return run_round_ct(img, leaves, n, fly, NULL, NULL, NULL, 0);
 }
 
+/* ---- log commits (format 6, docs/FORMAT.md §7b) ----------------------------
+ * A sync of a few rewritten data blocks seals and writes every node on
+ * their paths too: on a random workload three times the blocks it was
+ * asked for. A log commit seals the leaves only. Their versions go into
+ * their level-1 nodes in the cache, which are held there (pinned, as
+ * spilled data's are), and into one block of the log, which the commit
+ * record names with the chain's head; the root stays. The record is a
+ * one-flush record, its digest covering the log block, so a torn log
+ * commit falls back on the record before it, whose log is a prefix.
+ *
+ * The nodes are sealed later, once for many commits: by the first round
+ * of a sync that is not a log commit, which takes every held node. While
+ * the log names blocks that round is the drain (vd_log_drain), of the
+ * held nodes alone and with one flush, so no record a crash can fall
+ * back on (an in-progress one) ever drops the log's versions; the held
+ * nodes are bounded (log_cap) so that the drain always fits one flush. */
+
+static int log_ok(vd_image *img, const vd_change *leaf, uint32_t n)
+{
+    if (img->hdr.log_blocks == 0 || img->log_len >= img->hdr.log_blocks || n == 0 ||
+        n > LB_MAX || n > img->oneflush_max || img->rk.active || img->have_alt ||
+        img->nrecov || img->nspilled || img->tolerate_nodes || img->flight ||
+        img->geo.height == 0 || vd_journal_need(n, n) > img->hdr.journal_blocks)
+        return 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (leaf[k].ent == VC_NONE || leaf[k].have_before)
+            return 0;
+    uint64_t x = img->epoch + 1, c, t;
+    if (vd_anchor_fold(img, img->sync_ack, 0, &x, &c, &t))
+        return 0;
+    uint32_t add = 0;
+    uint64_t last = UINT64_MAX;
+    for (uint32_t k = 0; k < n; k++) {
+        uint64_t p = mt_parent_idx(&img->geo, leaf[k].idx);
+        if (p == last)
+            continue;
+        last = p;
+        uint32_t i = vc_lookup(&img->cache, vd_phys_of(img, 1, p));
+        add += i == VC_NONE || !vc_held(&img->cache.e[i]);
+    }
+    return img->nspill_nodes + add <= img->log_cap;
+}
+
+/* Seal the leaves; their versions into their level-1 nodes (held) and the
+ * log block; the chain's next head. */
+static vd_err round_build_log(vd_image *img, vd_round *r)
+{
+    const mt_geometry *g = &img->geo;
+    r->j = calloc(r->n[0], sizeof *r->j);
+    r->logblk = calloc(1, VDF_BLOCK);
+    if (!r->j || !r->logblk)
+        return VD_ERR_NOMEM;
+    vd_crypt_job *jobs = NULL;
+    vd_err e = round_leaves(img, r, &jobs);
+    free(jobs);
+    if (e != VD_OK)
+        return e;
+    uint8_t *lb = r->logblk;
+    memcpy(lb + LB_OFF_MAGIC, LB_MAGIC, 8);
+    vd_put_le32(lb + LB_OFF_INDEX, img->log_len);
+    vd_put_le32(lb + LB_OFF_COUNT, r->n[0]);
+    vd_put_le64(lb + LB_OFF_EPOCH, img->epoch + 1);
+    for (uint32_t k = 0; k < r->n[0];) {
+        uint64_t p = mt_parent_idx(g, r->chg[0][k].idx);
+        uint32_t t;
+        e = vd_get_block(img, 1, p, &t);
+        if (e != VD_OK)
+            return e;
+        vc_entry *pe = &img->cache.e[t];
+        for (; k < r->n[0] && mt_parent_idx(g, r->chg[0][k].idx) == p; k++) {
+            const vd_change *c = &r->chg[0][k];
+            const uint32_t slot = mt_parent_slot(g, c->idx);
+            vd_jentry *je = &r->j[r->nj++];
+            je->phys = vd_phys_of(img, 0, c->idx);
+            mt_node_get(pe->buf, slot, &je->before);
+            je->after = c->after;
+            mt_node_set(pe->buf, slot, &c->after);
+            uint8_t *ent = lb + LB_OFF_ENTRIES + (size_t)k * LB_ENTRY_BYTES;
+            vd_put_le64(ent, c->idx);
+            mt_version_encode(&c->after, ent + 8);
+        }
+        vd_log_hold(img, t);
+    }
+    return vd_logblk_chain(img->log_head, lb, r->n[0], r->log_head) == 0 ? VD_OK
+                                                                        : VD_ERR_NOMEM;
+}
+
+/* A log commit of leaves [0, n) (log_ok), on this thread. */
+static vd_err run_log_round(vd_image *img, vd_change *leaves, uint32_t n)
+{
+    vd_round r;
+    memset(&r, 0, sizeof r);
+    r.chg[0] = leaves;
+    r.n[0] = n;
+    r.log = 1;
+    r.explicit_sync = img->sync_explicit;
+    r.sync_ack = img->sync_ack;
+    vd_err e = round_build_log(img, &r);
+    if (e == VD_OK) {
+        round_apply(img, &r);
+        e = round_finish(img, &r, round_io(img, &r));
+    } else if (!img->failed) {
+        img->failed = e; /* nodes in the cache may hold the round's versions */
+    }
+    r.chg[0] = NULL; /* owned by the caller */
+    round_free(img, &r);
+    return e;
+}
+
+vd_err vd_log_drain(vd_image *img)
+{
+    if (img->log_len == 0)
+        return VD_OK;
+    if (img->failed)
+        return VD_ERR_FAILED;
+    vd_round r;
+    memset(&r, 0, sizeof r);
+    r.force_one = 1;
+    r.explicit_sync = img->sync_explicit;
+    r.sync_ack = img->sync_ack;
+    vd_err e = vd_flight_join(img);
+    if (e == VD_OK)
+        e = spill_nodes_take(img, &r);
+    if (e == VD_OK)
+        e = round_build(img, &r);
+    if (e == VD_OK) {
+        round_apply(img, &r);
+        e = round_finish(img, &r, round_io(img, &r));
+    } else if (!img->failed) {
+        img->failed = e;
+    }
+    round_free(img, &r);
+    return e;
+}
+
 /* A sync's first round takes every node holding spilled data (spill.c);
  * a round of their own when no leaf fits beside them, or none is dirty. */
 typedef struct sync_spill {
@@ -1176,7 +1377,8 @@ static vd_err sync_run(vd_image *img, int fly)
     /* A commit in flight is joined first, except by the next one with
      * blocks to commit: that one seals its first round while the previous
      * round's flushes run, and joins it before writing (run_round). */
-    const int nothing = img->cache.ndirty == 0 && img->nspill_nodes == 0;
+    /* Nodes held for the log alone hold nothing uncommitted. */
+    const int nothing = img->cache.ndirty == 0 && img->nspilled == 0;
     if (!fly || nothing)
         e = vd_flight_join(img);
     if (e != VD_OK)
@@ -1243,6 +1445,26 @@ static vd_err sync_run(vd_image *img, int fly)
     vd_change *merged = NULL;
     if (nm && !(merged = calloc((size_t)nd + nm, sizeof *merged)))
         e = VD_ERR_NOMEM;
+    /* A few blocks, and room in the log: a log commit. Else the nodes the
+     * log holds are sealed first, with one flush of their own. */
+    int logged = 0;
+    if (e == VD_OK && img->hdr.log_blocks && nd + nm > 0 && nd + nm <= LB_MAX) {
+        vd_change *all = leaves;
+        if (nm) {
+            all = merged;
+            for (uint32_t a = 0, b = 0, k = 0; a < nd || b < nm; k++)
+                merged[k] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx)) ? leaves[a++]
+                                                                                 : meta[b++];
+        }
+        if (img->flight)
+            e = vd_flight_join(img);
+        if (e == VD_OK && log_ok(img, all, nd + nm)) {
+            e = run_log_round(img, all, nd + nm);
+            logged = 1;
+        }
+    }
+    if (e == VD_OK && !logged)
+        e = vd_log_drain(img);
     /* Data-only rounds until the rest of the data and all the metadata fit
      * in one round: then that round commits them together, data in place
      * before the record, metadata after it. Metadata that cannot fit in one
@@ -1250,7 +1472,7 @@ static vd_err sync_run(vd_image *img, int fly)
      * documented limit of C4 (docs/SECURITY.md §4). */
     sync_spill sp = {img->nspill_nodes > 0, spill_entries(img)};
     uint32_t done = 0;
-    while (e == VD_OK) {
+    while (e == VD_OK && !logged) {
         uint32_t rest = nd - done;
         if (nm) {
             uint32_t a = done, b = 0;
@@ -1286,7 +1508,7 @@ static vd_err sync_run(vd_image *img, int fly)
         e = run_round_sp(img, leaves + done, take, fly, &sp);
         done += take;
     }
-    if (e == VD_OK && sp.pending) /* nothing dirty but spilled data */
+    if (e == VD_OK && !logged && sp.pending) /* nothing dirty but spilled data */
         e = run_round_sp(img, NULL, 0, fly, &sp);
     /* At a boundary every freed cluster is free; a round still in flight
      * counts once it is joined. */
@@ -1396,7 +1618,7 @@ vd_err vd_recover_commit(vd_image *img)
     vd_change *leaves = calloc(img->nrecov ? img->nrecov : 1, sizeof *leaves);
     if (!leaves)
         return VD_ERR_NOMEM;
-    vd_err e = VD_OK;
+    vd_err e = vd_log_drain(img);
     img->in_sync = 1;
     for (uint32_t k = 0; k < img->nrecov && e == VD_OK; k++) {
         uint64_t phys = img->recov[k].phys;
@@ -1455,6 +1677,8 @@ vd_err vd_sync_paths(vd_image *img, const uint64_t *lbn, uint32_t n)
     if (img->failed)
         return VD_ERR_FAILED;
     vd_err e = vd_flight_join(img); /* a commit forced before comes first */
+    if (e == VD_OK)
+        e = vd_log_drain(img); /* its rounds take no held node */
     if (e != VD_OK)
         return e;
     /* Each block as a recovery round resolves it: no write of its own, the
@@ -1494,6 +1718,9 @@ vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
     if (img->failed)
         return VD_ERR_FAILED;
     fly = fly && img->host.job_start && img->host.job_wait;
+    vd_err e = vd_log_drain(img); /* its rounds take no held node */
+    if (e != VD_OK)
+        return e;
     vd_change *leaves = calloc(n ? n : 1, sizeof *leaves);
     if (!leaves)
         return VD_ERR_NOMEM;
@@ -1503,7 +1730,6 @@ vd_err vd_sync_sealed(vd_image *img, const uint64_t *lbn, const mt_version *v,
         leaves[k].sealed = 1;
         leaves[k].after = v[k];
     }
-    vd_err e = VD_OK;
     img->in_sync = 1;
     for (uint32_t done = 0; e == VD_OK && done < n;) {
         uint32_t take = round_take(img, leaves + done, n - done, &e);

@@ -189,7 +189,13 @@ typedef struct vd_create_opts {
     uint32_t journal_blocks; /* per superblock slot; 0 = automatic */
     uint32_t fanout;      /* tree fan-out 2..128; 0 = 128. Small values give
                              deep trees on small images (tests). */
+    /* Blocks of the leaf-version log (docs/FORMAT.md §7b): how many
+     * commits of a few data blocks may follow each other before one seals
+     * the tree's nodes. 0 = automatic; VD_LOG_NONE = no log. */
+    uint32_t log_blocks;
 } vd_create_opts;
+
+#define VD_LOG_NONE UINT32_MAX
 
 /* When a writable handle advances its freshness anchor (R4; trade-off in
  * docs/SECURITY.md). */
@@ -328,6 +334,8 @@ typedef struct vd_image_info {
     uint32_t height;         /* tree levels above the data blocks */
     uint64_t node_blocks;
     uint32_t journal_blocks; /* per slot */
+    uint32_t log_blocks;     /* the leaf-version log's size (format 6) */
+    uint32_t log_len;        /* log blocks the newest commit names */
     uint64_t epoch;          /* last committed epoch */
     int recovered;           /* opened over an interrupted sync */
     int rekey;               /* a key rotation is in progress (read-only
@@ -351,6 +359,9 @@ typedef struct vd_image_info {
      * buffer straight to their places, bypassing the cache (spilled
      * data, docs/FORMAT.md §7). */
     uint64_t blocks_direct;
+    /* Commits that sealed only data blocks and named them in the log,
+     * leaving the tree's nodes to a later commit (docs/FORMAT.md §7b). */
+    uint64_t log_commits;
 } vd_image_info;
 
 vd_err vd_image_info_get(vd_image *img, vd_image_info *info);
