@@ -823,13 +823,17 @@ static vd_err log_apply(vd_image *img)
  * drain, sync.c), and no more than spilled data may. */
 static uint32_t log_cap_of(const vd_image *img)
 {
-    if (img->hdr.log_blocks == 0 || img->geo.height == 0)
+    const mt_geometry *g = &img->geo;
+    if (img->hdr.log_blocks == 0 || g->height == 0)
         return 0;
-    const uint64_t h = img->geo.height, j = img->hdr.journal_blocks;
-    uint64_t cap = (j * JE_PER_BLOCK / (JE_PER_BLOCK + 1)) / h;
-    while (cap > 0 && vd_journal_need(cap * h + 1, cap * h + 1) > j)
-        cap--;
-    return (uint32_t)(cap < img->spill_cap ? cap : img->spill_cap);
+    uint64_t cap = img->spill_cap;
+    for (;; cap--) {
+        uint64_t nj = cap + 1; /* its nodes, and the root */
+        for (uint32_t l = 2; l < g->height; l++)
+            nj += cap < g->count[l] ? cap : g->count[l];
+        if (cap == 0 || vd_journal_need(nj, nj) <= img->hdr.journal_blocks)
+            return (uint32_t)cap;
+    }
 }
 
 static vd_err image_load(vd_image *img, const uint8_t key[VD_KEY_BYTES],

@@ -1458,7 +1458,13 @@ static vd_err sync_run(vd_image *img, int fly)
         }
         if (img->flight)
             e = vd_flight_join(img);
-        if (e == VD_OK && log_ok(img, all, nd + nm)) {
+        int ok = e == VD_OK && log_ok(img, all, nd + nm);
+        if (e == VD_OK && !ok && img->log_len) {
+            /* The log full, or its nodes: seal them, then log anew. */
+            e = vd_log_drain(img);
+            ok = e == VD_OK && log_ok(img, all, nd + nm);
+        }
+        if (ok) {
             e = run_log_round(img, all, nd + nm);
             logged = 1;
         }
