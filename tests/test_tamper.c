@@ -236,9 +236,9 @@ static void anchor_init(mem_anchor *m, uint64_t value)
 
 /* ---- reference images -------------------------------------------------------- */
 
-enum { R_HEADER, R_KEYSLOT, R_SUPER, R_JOURNAL, R_NODE, R_DATA, R_FOOTER, R_COUNT };
+enum { R_HEADER, R_KEYSLOT, R_SUPER, R_JOURNAL, R_LOG, R_NODE, R_DATA, R_FOOTER, R_COUNT };
 static const char *const region_name[R_COUNT] = {
-    "header", "keyslot", "super", "journal", "node", "data", "footer"};
+    "header", "keyslot", "super", "journal", "log", "node", "data", "footer"};
 
 typedef struct timg {
     const char *name;
@@ -253,6 +253,7 @@ typedef struct timg {
     int in_progress;  /* newest superblock is IN_PROGRESS */
     int dense;        /* sampled sweep: denser data sample (main variant) */
     uint64_t jused_first, jused_count; /* journal blocks it references */
+    uint32_t log_len; /* log blocks the newest record names (format 6) */
 } timg;
 
 static void timg_free(timg *t)
@@ -335,6 +336,13 @@ static void timg_layout(timg *t)
     assert_int_equal(info.file_bytes, t->size);
     assert_int_equal(t->size, t->hdr.total_blocks * BLK + VHD_FOOTER_BYTES);
     assert_int_equal(t->hdr.node_blocks, t->geo.node_blocks);
+    /* The log the newest record names (read here, not through the
+     * library: its blocks are state, the rest of the region is not). */
+    vd_super s[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(vd_super_decode(&s[k], t->bytes + (t->hdr.sb_start + k) * BLK), 0);
+    const vd_super *nw = s[0].epoch > s[1].epoch ? &s[0] : &s[1];
+    t->log_len = nw->flags & SB_FLAG_LOG ? nw->log_len : 0;
 }
 
 /* Which physical blocks hold no state (see the top of the file). */
@@ -352,6 +360,8 @@ static void timg_nostate(timg *t)
                    phys < t->jused_first + t->jused_count;
         t->nostate[phys] = !used;
     }
+    for (uint64_t b = 0; b < h->log_blocks; b++)
+        t->nostate[vd_header_log_start(h) + b] = b >= t->log_len;
     /* Level by level: a block is "never written" when no logical block
      * below it was ever written. */
     uint64_t n = h->nblocks;
@@ -379,7 +389,7 @@ static void timg_nostate(timg *t)
  * generation 1 of lbns [0, nwrite), sync; generation 2 of every 5th of
  * them, sync (so nodes have history); close. */
 static void build_image(timg *t, const char *name, uint64_t nblocks, uint32_t jb,
-                        uint64_t nwrite)
+                        uint64_t nwrite, int logged)
 {
     memset(t, 0, sizeof *t);
     t->name = name;
@@ -397,11 +407,18 @@ static void build_image(timg *t, const char *name, uint64_t nblocks, uint32_t jb
     assert_int_equal(vd_image_sync(img), VD_OK);
     write_gen(img, t, 0, nwrite, 5, 2);
     assert_int_equal(vd_image_sync(img), VD_OK);
+    if (logged) { /* and two log commits (format 6): their log is state */
+        write_gen(img, t, 0, 3, 1, 3);
+        assert_int_equal(vd_image_sync(img), VD_OK);
+        write_gen(img, t, 100, 102, 1, 4);
+        assert_int_equal(vd_image_sync(img), VD_OK);
+    }
     t->epoch = committed_epoch(img);
     assert_int_equal(vd_image_close(img), VD_OK);
     t->bytes = host_bytes_copy(h, &t->size);
     vd_host_mem_free(h);
     timg_layout(t);
+    assert_int_equal(t->log_len, logged ? 2 : 0);
     timg_nostate(t);
 }
 
@@ -565,6 +582,7 @@ static timg g_ip_pre;  /* interrupted sync: IN_PROGRESS, nothing in place */
 static timg g_ip_post; /* interrupted sync: IN_PROGRESS, all in place */
 static timg g_ip_sub;  /* interrupted sync over whole subtrees (pre) */
 static timg g_other;   /* another image, same key, same geometry */
+static timg g_log;     /* as g_auto, then two log commits (format 6) */
 
 /* Replay fixtures: S1, then block 10 rewritten + sync (S15), then block
  * 200 rewritten + sync (S2). */
@@ -671,7 +689,10 @@ static void build_replay(void)
     assert_non_null(g_s1.written);
     vd_host *h;
     vd_image *img;
-    vd_create_opts co = {.nblocks = NBLOCKS};
+    /* No log: each commit reseals its nodes, so S1's nodes differ from
+     * S2's and the replays below replace something (the log's own
+     * replays: test_replay_log). */
+    vd_create_opts co = {.nblocks = NBLOCKS, .log_blocks = VD_LOG_NONE};
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     assert_int_equal(vd_image_create(h, KEY, &co, NULL, &img), VD_OK);
     write_gen(img, &g_s1, 0, NBLOCKS, 1, 1);
@@ -716,11 +737,12 @@ static int group_setup(void **state)
     const char *light = getenv("VD_TAMPER_LIGHT");
     g_light_sweep = !g_full_sweep && light && light[0] == '1';
     double t0 = now_s();
-    build_image(&g_main, "300 blocks, journal 2/slot", NBLOCKS, 2, NBLOCKS);
+    build_image(&g_main, "300 blocks, journal 2/slot", NBLOCKS, 2, NBLOCKS, 0);
     g_main.dense = 1;
-    build_image(&g_auto, "300 blocks, journal auto", NBLOCKS, 0, NBLOCKS);
-    build_image(&g_partial, "300 blocks, lbn 0..199 written", NBLOCKS, 0, 200);
-    build_image(&g_other, "other image, same key", NBLOCKS, 0, NBLOCKS);
+    build_image(&g_auto, "300 blocks, journal auto", NBLOCKS, 0, NBLOCKS, 0);
+    build_image(&g_log, "300 blocks, journal auto, 2 log commits", NBLOCKS, 0, NBLOCKS, 1);
+    build_image(&g_partial, "300 blocks, lbn 0..199 written", NBLOCKS, 0, 200, 0);
+    build_image(&g_other, "other image, same key", NBLOCKS, 0, NBLOCKS, 0);
     /* lbns 20..139: 120 leaves + level-1 nodes 0, 1 + root = 123 journal
      * entries; both level-1 nodes keep children outside the journal. */
     const lrange r1[] = {{20, 140}};
@@ -746,7 +768,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     timg *all[] = {&g_main, &g_auto, &g_partial, &g_ip_pre, &g_ip_post,
-                   &g_ip_sub, &g_other, &g_s1, &g_s15, &g_s2};
+                   &g_ip_sub, &g_other, &g_s1, &g_s15, &g_s2, &g_log};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         timg_free(all[i]);
     return 0;
@@ -758,7 +780,7 @@ static void test_fixtures_baseline(void **state)
 {
     (void)state;
     const timg *all[] = {&g_main, &g_auto, &g_partial, &g_ip_pre, &g_ip_post,
-                         &g_ip_sub, &g_other, &g_s1, &g_s15, &g_s2};
+                         &g_ip_sub, &g_other, &g_s1, &g_s15, &g_s2, &g_log};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const timg *t = all[i];
         const uint8_t *c[1] = {t->expect};
@@ -830,6 +852,8 @@ static int region_of(const timg *t, uint64_t off)
         return R_KEYSLOT;
     if (b >= h->sb_start && b < h->sb_start + 2)
         return R_SUPER;
+    if (b >= vd_header_log_start(h) && b < vd_header_log_start(h) + h->log_blocks)
+        return R_LOG;
     if (b >= h->journal_start && b < h->node_start)
         return R_JOURNAL;
     if (b >= h->node_start && b < h->data_start)
@@ -858,7 +882,7 @@ static int flip_sampled(const timg *t, uint64_t off)
                              : o < 4 || o >= BLK - 4 || o % 37 == b % 37;
     if (reg == R_HEADER || reg == R_SUPER || reg == R_NODE || reg == R_FOOTER)
         return 1;
-    if (reg == R_JOURNAL && !t->nostate[b])
+    if ((reg == R_JOURNAL || reg == R_LOG) && !t->nostate[b])
         return 1;
     if (reg == R_DATA && t->dense) {
         uint64_t lbn = b - t->hdr.data_start, f = t->geo.fanout;
@@ -1065,6 +1089,14 @@ static void test_flip_partial(void **state)
 {
     (void)state;
     flip_check(&g_partial);
+}
+
+/* Every bit of the two log blocks a record names is checked (the chain),
+ * and so is every bit of the nodes that log commits left as they were. */
+static void test_flip_log(void **state)
+{
+    (void)state;
+    flip_check(&g_log);
 }
 
 static void test_flip_interrupted_pre(void **state)
@@ -1842,6 +1874,7 @@ int main(void)
         cmocka_unit_test(test_flip_main),
         cmocka_unit_test(test_flip_auto_journal),
         cmocka_unit_test(test_flip_partial),
+        cmocka_unit_test(test_flip_log),
         cmocka_unit_test(test_flip_interrupted_pre),
         cmocka_unit_test(test_flip_interrupted_post),
         cmocka_unit_test(test_flip_interrupted_subtrees),
