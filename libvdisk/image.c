@@ -123,6 +123,7 @@ static void info_from_header(const vd_header *h, uint64_t file_bytes,
     info->node_blocks = h->node_blocks;
     info->journal_blocks = h->journal_blocks;
     info->log_blocks = h->log_blocks;
+    info->data_start = h->data_start;
 }
 
 vd_err vd_keyblock_read(const vd_host *host, vd_header *hdr,

@@ -40,12 +40,6 @@ static const char *cipher_name(vd_cipher c)
     }
 }
 
-/* docs/FORMAT.md §2: data_start = 4 + 2J + node_blocks. */
-static uint64_t data_start(const vd_image_info *i)
-{
-    return 4 + 2 * (uint64_t)i->journal_blocks + i->node_blocks;
-}
-
 static void json_string(const char *s)
 {
     putchar('"');
@@ -135,7 +129,9 @@ static void print_text(const char *image, const vd_image_info *i, const vd_slot_
     printf("tree:            fanout %u, height %u, %llu node blocks\n", i->fanout,
            i->height, (unsigned long long)i->node_blocks);
     printf("journal:         2 x %u blocks\n", i->journal_blocks);
-    printf("data start:      block %llu\n", (unsigned long long)data_start(i));
+    if (i->log_blocks)
+        printf("log:             %u blocks\n", i->log_blocks);
+    printf("data start:      block %llu\n", (unsigned long long)i->data_start);
     for (int n = 0; n < VD_KEYSLOTS; n++) {
         if (s[n].status != VD_OK)
             printf("key slot %d:      malformed\n", n);
@@ -147,6 +143,8 @@ static void print_text(const char *image, const vd_image_info *i, const vd_slot_
     const vd_statfs *f = &k->sfs;
     printf("root:            verified\n");
     printf("epoch:           %llu\n", (unsigned long long)k->info.epoch);
+    if (k->info.log_blocks)
+        printf("log in use:      %u of %u blocks\n", k->info.log_len, k->info.log_blocks);
     printf("label:           %s\n", f->label);
     printf("cluster size:    %u\n", f->cluster_bytes);
     printf(
@@ -165,13 +163,14 @@ static void print_json(const char *image, const vd_image_info *i, const vd_slot_
     printf(", \"format_version\": %u, \"cipher\": \"%s\", \"block_size\": %u, "
            "\"nblocks\": %llu, \"volume_bytes\": %llu, \"total_blocks\": %llu, "
            "\"file_bytes\": %llu, \"fanout\": %u, \"height\": %u, \"node_blocks\": %llu, "
-           "\"journal_blocks\": %u, \"data_start\": %llu, \"key_slots\": [",
+           "\"journal_blocks\": %u, \"log_blocks\": %u, \"data_start\": %llu, "
+           "\"key_slots\": [",
            i->format_version, cipher_name(i->cipher), VD_BLOCK_SIZE,
            (unsigned long long)i->nblocks,
            (unsigned long long)(i->nblocks * VD_BLOCK_SIZE),
            (unsigned long long)i->total_blocks, (unsigned long long)i->file_bytes,
            i->fanout, i->height, (unsigned long long)i->node_blocks, i->journal_blocks,
-           (unsigned long long)data_start(i));
+           i->log_blocks, (unsigned long long)i->data_start);
     const char *sep = "";
     for (int n = 0; n < VD_KEYSLOTS; n++) {
         if (s[n].status == VD_OK && s[n].type == VD_SLOT_EMPTY)

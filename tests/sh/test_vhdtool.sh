@@ -69,7 +69,7 @@ one_line_err
 
 note "info without and with a key"
 expect_status 0 "$V" info img.vhd
-expect_out '^format version: +5$'
+expect_out '^format version: +6$'
 expect_out '^cipher: +AES-256-GCM$'
 expect_out '^key slot 0: +keyfile$'
 ! grep -q verified "$T/out" || fail "info without a key claims a verified root"
@@ -78,11 +78,14 @@ expect_out '^root: +verified$'
 expect_out "^files: +$(find src -type f | wc -l)$"
 expect_out "^directories: +$(find src -mindepth 1 -type d | wc -l)$"
 expect_status 0 "$V" info --json "${K[@]}" img.vhd
-expect_out '^\{"image": "img.vhd", "format_version": 5, '
+expect_out '^\{"image": "img.vhd", "format_version": 6, '
 expect_out '"key_slots": \[\{"slot": 0, "type": "keyfile"\}\]'
 # data_start as the header stores it (docs/FORMAT.md §4, u64 LE at 104).
 ds=$(od -An -t u8 -j 104 -N 8 img.vhd | tr -d ' ')
 expect_out "\"data_start\": $ds,"
+# The log's size as the header stores it (u32 LE at 176, format 6).
+lb=$(od -An -t u4 -j 176 -N 4 img.vhd | tr -d ' ')
+expect_out "\"log_blocks\": $lb,"
 if command -v python3 >/dev/null; then
     python3 -m json.tool <"$T/out" >/dev/null || fail "info --json is not JSON"
 fi

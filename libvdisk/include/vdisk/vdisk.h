@@ -335,7 +335,9 @@ typedef struct vd_image_info {
     uint64_t node_blocks;
     uint32_t journal_blocks; /* per slot */
     uint32_t log_blocks;     /* the leaf-version log's size (format 6) */
-    uint32_t log_len;        /* log blocks the newest commit names */
+    uint32_t log_len;        /* log blocks the newest commit names (an open
+                                handle: vd_image_info_get) */
+    uint64_t data_start;     /* physical block of logical block 0 */
     uint64_t epoch;          /* last committed epoch */
     int recovered;           /* opened over an interrupted sync */
     int rekey;               /* a key rotation is in progress (read-only
