@@ -115,6 +115,22 @@ static vd_rec *make_image(void)
         snprintf(p, sizeof p, "/f%u", k);
         put_file(fs, p, k, file_len(k));
     }
+    /* File 0 (under a block) written again, the same bytes, twice with an
+     * fsync: log commits (format 6), so the resize starts over a log. */
+    uint8_t b[1000];
+    assert_int_equal(file_len(0), sizeof b);
+    file_bytes(b, sizeof b, 0);
+    vd_file *f;
+    VT_EXPECT_ERR(vd_file_open(fs, "/f0", VD_O_RDWR, &f), VD_OK, "open /f0");
+    for (int k = 0; k < 2; k++) {
+        size_t done = 0;
+        VT_EXPECT_ERR(vd_file_write(f, 0, b, sizeof b, &done), VD_OK, "rewrite /f0");
+        VT_EXPECT_ERR(vd_file_sync(f), VD_OK, "fsync /f0");
+    }
+    VT_EXPECT_ERR(vd_file_close(f), VD_OK, "close /f0");
+    vd_image_info ii;
+    VT_EXPECT_ERR(vd_image_info_get(img, &ii), VD_OK, "info");
+    assert_true(ii.log_len > 0);
     VT_EXPECT_ERR(vd_fs_unmount(fs), VD_OK, "unmount");
     VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
     return rec;
