@@ -1715,7 +1715,7 @@ static void fx_build(sync_fx *fx, uint64_t seed, uint32_t nchg, uint32_t jblocks
     const uint64_t n = fx->nblocks;
     vd_host *h = mem_new();
     /* No log: the predictions below are of the in-place and one-flush
-     * protocols (log commits: test_log.c). */
+     * protocols (log commits: test_spill.c). */
     vd_create_opts co = {.nblocks = n, .journal_blocks = jblocks, .log_blocks = VD_LOG_NONE};
     vd_open_opts oo = {.aead_impl = VD_AEAD_OPENSSL};
     vd_image *img = NULL;

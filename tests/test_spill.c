@@ -14,7 +14,13 @@
  *     places (direct writes) instead of through the cache;
  *   - direct writes read back at once, while their writes are still in
  *     flight, and mix with blocks the cache holds dirty; a disk that
- *     fills up under them fails the handle and keeps the last commit. */
+ *     fills up under them fails the handle and keeps the last commit;
+ *   - log commits (format 6: the versions of a few rewritten blocks in a
+ *     log, their level-1 nodes held like spilled data's until a drain
+ *     seals them): they read back, across reopens, read-only and
+ *     writable, through drains of a full log; every crash state of a
+ *     workload of small syncs opens and holds what C1/C2 allow; a log
+ *     block the host changed or took from an older log is refused. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -342,7 +348,7 @@ static void direct_enospc_in_flight(void **state)
 /* ---- crash states ---------------------------------------------------------- */
 
 #define NB 2048u
-#define MAXSYNC 16u
+#define MAXSYNC 48u
 
 typedef struct srun {
     vt_hist *hist;
@@ -355,6 +361,7 @@ typedef struct srun {
     uint8_t *buf;
     uint64_t states;
     uint32_t run; /* new blocks come in runs of up to this many (0: one by one) */
+    int log;      /* small syncs of rewritten blocks: log commits */
 } srun;
 
 static const vd_open_opts *run_opts(int ro)
@@ -424,6 +431,28 @@ static void s_workload(srun *w, vd_image *img, vd_rec *rec)
     }
 }
 
+/* Syncs of a few rewritten blocks each (log commits, drains when the log
+ * of 4 blocks or the nodes it may hold fill up), a run of new blocks in
+ * the middle (spilled, so the next sync drains the log with it); the last
+ * writes are never synced. */
+static void s_workload_log(srun *w, vd_image *img, vd_rec *rec)
+{
+    uint64_t next = 0;
+    for (; next < 600; next++)
+        s_put(w, img, next);
+    s_sync(w, img, rec);
+    for (unsigned k = 0; k < 36; k++) {
+        uint32_t n = 1 + (uint32_t)(vt_rand(&w->rng) % 9);
+        for (uint32_t i = 0; i < n; i++)
+            s_put(w, img, vt_rand(&w->rng) % next);
+        if (k == 20)
+            for (uint32_t i = 0; i < 400; i++)
+                s_put(w, img, next++);
+        if (k < 35)
+            s_sync(w, img, rec);
+    }
+}
+
 static void s_check(srun *w, vd_host *h, size_t prefix, int writable)
 {
     int s = -1; /* the last sync that completed before the crash */
@@ -475,14 +504,16 @@ static void s_subset(void *ctx, vd_host *h, size_t end, unsigned m)
     s_check(ctx, h, end, 0);
 }
 
-static void crash_walk(uint32_t journal_blocks, uint32_t run)
+static void crash_walk(uint32_t journal_blocks, uint32_t run, int log)
 {
     srun *w = calloc(1, sizeof *w);
     assert_non_null(w);
     w->run = run;
+    w->log = log;
     w->rng = vt_seed_from_env("VD_SPILL_SEED", 0x5eed5u);
-    printf("spill crash states, journal of %u blocks, runs of up to %u: seed %llu "
-           "(VD_SPILL_SEED reruns)\n", journal_blocks, run, (unsigned long long)w->rng);
+    printf("%s crash states, journal of %u blocks, runs of up to %u: seed %llu "
+           "(VD_SPILL_SEED reruns)\n", log ? "log" : "spill", journal_blocks, run,
+           (unsigned long long)w->rng);
     w->next_id = 1;
     w->hist = vt_hist_new(NB);
     w->memo = vt_block_memo_new(NB);
@@ -491,18 +522,25 @@ static void crash_walk(uint32_t journal_blocks, uint32_t run)
     assert_non_null(w->buf);
     vd_rec *rec = vd_rec_new(NULL, 0);
     assert_non_null(rec);
-    vd_create_opts c = {.nblocks = NB, .fanout = 16, .journal_blocks = journal_blocks};
+    vd_create_opts c = {.nblocks = NB, .fanout = 16, .journal_blocks = journal_blocks,
+                        .log_blocks = log ? 4 : 0};
     vd_image *img;
     assert_int_equal(vd_image_create(vd_rec_host(rec), KEY, &c, run_opts(0), &img), VD_OK);
     assert_int_equal(vd_rec_reset_log(rec), VD_OK);
-    s_workload(w, img, rec);
+    if (log)
+        s_workload_log(w, img, rec);
+    else
+        s_workload(w, img, rec);
     /* The crash: the handle is dropped without a close (its last phase
      * never synced), so nothing after the log's end reaches the host. */
     vd_image_info i = info_of(img);
     size_t nops = vd_rec_op_count(rec);
-    printf("  %zu log ops, %zu flushes, %llu commits for %u syncs, %llu blocks direct\n",
+    printf("  %zu log ops, %zu flushes, %llu commits for %u syncs, %llu blocks direct, "
+           "%llu log commits\n",
            nops, vd_rec_flush_count(rec), (unsigned long long)i.syncs, w->nsync,
-           (unsigned long long)i.blocks_direct);
+           (unsigned long long)i.blocks_direct, (unsigned long long)i.log_commits);
+    if (log) /* most syncs logged, and drains (rounds of their own) between */
+        assert_true(i.log_commits >= w->nsync / 2 && i.syncs > i.log_commits + 3);
     if (run >= 64) /* most runs were long enough to bypass the cache */
         assert_true(i.blocks_direct > NB / 4);
     vt_replay_prefixes(rec, s_prefix, w);
@@ -530,7 +568,7 @@ static void crash_walk(uint32_t journal_blocks, uint32_t run)
 static void spill_crash_states_with_commits_in_place(void **state)
 {
     (void)state;
-    crash_walk(16, 0);
+    crash_walk(16, 0, 0);
 }
 
 /* A journal that holds them: one-flush commits, whose record must come
@@ -539,7 +577,7 @@ static void spill_crash_states_with_commits_in_place(void **state)
 static void spill_crash_states_with_one_flush_commits(void **state)
 {
     (void)state;
-    crash_walk(128, 0);
+    crash_walk(128, 0, 0);
 }
 
 /* The same with the new blocks in runs of up to 100 blocks, most of them
@@ -548,13 +586,221 @@ static void spill_crash_states_with_one_flush_commits(void **state)
 static void direct_crash_states_with_commits_in_place(void **state)
 {
     (void)state;
-    crash_walk(16, 100);
+    crash_walk(16, 100, 0);
 }
 
 static void direct_crash_states_with_one_flush_commits(void **state)
 {
     (void)state;
-    crash_walk(128, 100);
+    crash_walk(128, 100, 0);
+}
+
+/* A journal of 16 blocks holds the drain of 7 level-1 nodes: drains come
+ * for the nodes as often as for the log's 4 blocks. */
+static void log_crash_states_small_journal(void **state)
+{
+    (void)state;
+    crash_walk(16, 0, 1);
+}
+
+static void log_crash_states_large_journal(void **state)
+{
+    (void)state;
+    crash_walk(128, 0, 1);
+}
+
+/* ---- log commits ----------------------------------------------------------- */
+
+#define LNB 2048u
+
+typedef struct lmodel {
+    uint32_t id[LNB];
+    uint32_t next;
+    uint64_t rng;
+    uint32_t last[3]; /* the blocks of the last sync */
+} lmodel;
+
+static vd_image *log_image(vd_host *h, lmodel *m)
+{
+    vd_create_opts c = {.nblocks = LNB, .fanout = 16, .journal_blocks = 64, .log_blocks = 5};
+    vd_image *img;
+    assert_int_equal(vd_image_create(h, KEY, &c, NULL, &img), VD_OK);
+    memset(m, 0, sizeof *m);
+    m->next = 1;
+    m->rng = 0x106;
+    for (uint32_t b = 0; b < 600; b++)
+        put(img, b, m->id[b] = m->next++);
+    VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync");
+    assert_int_equal(info_of(img).log_len, 0); /* 600 blocks: a round of nodes */
+    return img;
+}
+
+/* n syncs of 3 rewritten blocks each. */
+static void log_syncs(vd_image *img, lmodel *m, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++) {
+        for (int i = 0; i < 3; i++) {
+            uint32_t b = m->last[i] = (uint32_t)(vt_rand(&m->rng) % 600);
+            put(img, b, m->id[b] = m->next++);
+        }
+        VT_EXPECT_ERR(vd_image_sync(img), VD_OK, "sync %u", k);
+    }
+}
+
+static void log_expect(vd_image *img, const lmodel *m, const char *when)
+{
+    for (uint32_t b = 0; b < LNB; b++)
+        expect(img, b, m->id[b], when);
+}
+
+static void log_commits_read_back_across_reopens_and_drains(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    lmodel *m = malloc(sizeof *m);
+    assert_non_null(m);
+    vd_image *img = log_image(h, m);
+    const vd_image_info i0 = info_of(img);
+    log_syncs(img, m, 30);
+    vd_image_info i = info_of(img);
+    /* 30 syncs: log commits, the log of 5 blocks drained at least 5 times
+     * (a round each), never more than 5 blocks named. */
+    assert_true(i.log_commits >= 25);
+    assert_true(i.syncs - i0.syncs >= i.log_commits + 5);
+    assert_true(i.log_len >= 1 && i.log_len <= 5);
+    log_expect(img, m, "in the session");
+
+    /* A read-only open of the image as it is: the same log, the same
+     * contents (the log's versions over the nodes on disk). */
+    uint64_t size;
+    uint8_t *bytes = vt_host_mem_copy(h, &size);
+    vd_host *hc = vt_host_mem_from(bytes, size);
+    const vd_open_opts ro = {.read_only = 1};
+    vd_image *ic;
+    assert_int_equal(vd_image_open(hc, KEY, &ro, &ic), VD_OK);
+    assert_int_equal(info_of(ic).log_len, i.log_len);
+    log_expect(ic, m, "read-only, over the log");
+    VT_EXPECT_ERR(vd_image_close(ic), VD_OK, "close");
+    vd_host_mem_free(hc);
+    free(bytes);
+
+    /* Closed and opened writable: the log goes on where it was. */
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(vd_image_open(h, KEY, NULL, &img), VD_OK);
+    assert_int_equal(info_of(img).log_len, i.log_len);
+    log_expect(img, m, "reopened");
+    log_syncs(img, m, 7);
+    assert_true(info_of(img).log_commits >= 5);
+    log_expect(img, m, "after more syncs");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    assert_int_equal(vd_image_open(h, KEY, &ro, &img), VD_OK);
+    log_expect(img, m, "reopened read-only");
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    vd_host_mem_free(h);
+    free(m);
+}
+
+/* Log block k of the image in bytes. */
+static uint8_t *log_block(uint8_t *bytes, const vd_image_info *i, uint32_t k)
+{
+    /* docs/FORMAT.md §4: the log follows the two journal slots. */
+    return bytes + (4 + 2 * (uint64_t)i->journal_blocks + k) * BS;
+}
+
+static vd_err open_bytes(const uint8_t *bytes, uint64_t size, vd_image_info *info)
+{
+    vd_host *h = vt_host_mem_from(bytes, size);
+    const vd_open_opts ro = {.read_only = 1};
+    vd_image *img = NULL;
+    vd_err e = vd_image_open(h, KEY, &ro, &img);
+    if (e == VD_OK) {
+        *info = info_of(img);
+        uint8_t *buf = malloc((size_t)LNB * BS);
+        assert_non_null(buf);
+        e = vd_image_read(img, 0, LNB, buf);
+        free(buf);
+        VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    }
+    vd_host_mem_free(h);
+    return e;
+}
+
+static void log_blocks_changed_or_replayed_are_refused(void **state)
+{
+    (void)state;
+    vd_host *h;
+    assert_int_equal(vd_host_mem_new(&h), VD_OK);
+    lmodel *m = malloc(sizeof *m);
+    assert_non_null(m);
+    vd_image *img = log_image(h, m);
+    log_syncs(img, m, 2);
+    const vd_image_info ia = info_of(img);
+    assert_int_equal(ia.log_len, 2);
+    uint64_t size;
+    uint8_t *a = vt_host_mem_copy(h, &size);
+    /* Four more fill the log (5 blocks); the next drains it and logs
+     * anew: a log of 2 again, other blocks, other versions. */
+    log_syncs(img, m, 5);
+    const vd_image_info ib = info_of(img);
+    assert_int_equal(ib.log_len, 2);
+    uint8_t *b = vt_host_mem_copy(h, &size); /* the session still open */
+    VT_EXPECT_ERR(vd_image_close(img), VD_OK, "close");
+    uint8_t *c = vt_host_mem_copy(h, &size); /* closed: its record settled */
+    vd_host_mem_free(h);
+    vd_image_info got;
+    assert_int_equal(open_bytes(b, size, &got), VD_OK);
+    assert_int_equal(got.epoch, ib.epoch);
+    assert_int_equal(open_bytes(c, size, &got), VD_OK);
+    uint8_t *x = malloc(size);
+    assert_non_null(x);
+    for (uint32_t k = 0; k < 2; k++) {
+        /* Block k of the older log: the chain no longer ends at the head
+         * the record names. */
+        memcpy(x, c, size);
+        assert_memory_not_equal(log_block(a, &ia, k), log_block(c, &ib, k), BS);
+        memcpy(log_block(x, &ib, k), log_block(a, &ia, k), BS);
+        VT_EXPECT_ERR(open_bytes(x, size, &got), VD_ERR_AUTH, "log block %u replayed", k);
+        /* One bit of an entry, after the close. */
+        memcpy(x, c, size);
+        log_block(x, &ib, k)[40] ^= 1;
+        VT_EXPECT_ERR(open_bytes(x, size, &got), VD_ERR_AUTH, "log block %u flipped", k);
+        /* The same before the close: the newest record is the log commit
+         * of block 1, whose digest covers it. That block changed is a torn
+         * log commit, and the record before it is in force (one commit
+         * back, which a freshness anchor would report); block 0 is older,
+         * and named by both records. */
+        memcpy(x, b, size);
+        log_block(x, &ib, k)[40] ^= 1;
+        if (k == 0) {
+            VT_EXPECT_ERR(open_bytes(x, size, &got), VD_ERR_AUTH, "log block 0 flipped");
+            continue;
+        }
+        /* A real torn commit never put its blocks in place (that comes
+         * after its flush); these are: the host changed them too, and
+         * their reads fail. */
+        vd_host *hx = vt_host_mem_from(x, size);
+        const vd_open_opts ro = {.read_only = 1};
+        vd_image *ix;
+        VT_EXPECT_ERR(vd_image_open(hx, KEY, &ro, &ix), VD_OK, "log block 1 flipped");
+        assert_int_equal(info_of(ix).epoch, ib.epoch - 1);
+        assert_int_equal(info_of(ix).log_len, 1);
+        uint8_t blk[BS];
+        for (uint32_t l = 0; l < LNB; l++) {
+            int last = l == m->last[0] || l == m->last[1] || l == m->last[2];
+            VT_EXPECT_ERR(vd_image_read(ix, l, 1, blk), last ? VD_ERR_AUTH : VD_OK,
+                          "block %u, one commit back", l);
+            if (!last)
+                assert_int_equal(vt_block_identify(blk, l), (int64_t)m->id[l]);
+        }
+        VT_EXPECT_ERR(vd_image_close(ix), VD_OK, "close");
+        vd_host_mem_free(hx);
+    }
+    free(c);
+    free(x);
+    free(a);
+    free(b);
+    free(m);
 }
 
 int main(void)
@@ -570,6 +816,10 @@ int main(void)
         cmocka_unit_test(direct_enospc_in_flight),
         cmocka_unit_test(direct_crash_states_with_commits_in_place),
         cmocka_unit_test(direct_crash_states_with_one_flush_commits),
+        cmocka_unit_test(log_commits_read_back_across_reopens_and_drains),
+        cmocka_unit_test(log_blocks_changed_or_replayed_are_refused),
+        cmocka_unit_test(log_crash_states_small_journal),
+        cmocka_unit_test(log_crash_states_large_journal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -691,7 +691,7 @@ static void build_replay(void)
     vd_image *img;
     /* No log: each commit reseals its nodes, so S1's nodes differ from
      * S2's and the replays below replace something (the log's own
-     * replays: test_replay_log). */
+     * replays: test_spill.c, log_blocks_changed_or_replayed_are_refused). */
     vd_create_opts co = {.nblocks = NBLOCKS, .log_blocks = VD_LOG_NONE};
     assert_int_equal(vd_host_mem_new(&h), VD_OK);
     assert_int_equal(vd_image_create(h, KEY, &co, NULL, &img), VD_OK);
