@@ -252,7 +252,7 @@ static int open_tmp(build *b)
 static int create_image(build *b)
 {
     const mkvhd_opts *o = b->o;
-    vd_create_opts co = {.nblocks = b->vol_bytes / VD_BLOCK_SIZE};
+    vd_create_opts co = {.nblocks = b->vol_bytes / VD_BLOCK_SIZE, .log_blocks = o->log_blocks};
     vd_open_opts oo = {
         .anchor = b->anchor,
         .anchor_mode = cli_anchor_mode(&o->keys),

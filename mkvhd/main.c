@@ -1,10 +1,12 @@
 /* mkvhd — build a vdisk image from a directory tree, from nothing, or from
  * a raw FAT32 volume (DESIGN §7). Option parsing and usage here; the build
  * is in build.c. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mkvhd.h"
@@ -25,6 +27,10 @@ static const char usage_text[] =
     "                        makes; costs 8 bytes per cluster of N, e.g. 0.8%\n"
     "                        of a 1G image at --max-size 4G)\n"
     "  --label L             volume label (up to 11 characters)\n"
+    "  --log-blocks N        blocks of the leaf-version log (docs/FORMAT.md §7b):\n"
+    "                        how many small commits may follow each other before\n"
+    "                        one seals the tree; 0 = no log (default: automatic,\n"
+    "                        8 to 256 by size)\n"
     "  --from-raw RAW        import the raw FAT32 volume RAW (mkfs.fat, mtools)\n"
     "  --tar ARCHIVE         build from a tar archive (ustar, pax, GNU; plain,\n"
     "                        gzip, bzip2, xz or zstd); '-' reads standard input,\n"
@@ -63,6 +69,7 @@ enum {
     OPT_SIZE = 0x2000,
     OPT_MAX_SIZE,
     OPT_LABEL,
+    OPT_LOG_BLOCKS,
     OPT_FROM_RAW,
     OPT_NEW_KEY_FILE,
     OPT_SEAL_TO,
@@ -104,6 +111,7 @@ int main(int argc, char **argv)
         {"size", required_argument, NULL, OPT_SIZE},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"log-blocks", required_argument, NULL, OPT_LOG_BLOCKS},
         {"from-raw", required_argument, NULL, OPT_FROM_RAW},
         {"new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE},
         {"seal-to", required_argument, NULL, OPT_SEAL_TO},
@@ -137,6 +145,15 @@ int main(int argc, char **argv)
         case OPT_LABEL:
             o.label = optarg;
             break;
+        case OPT_LOG_BLOCKS: {
+            char *end = NULL;
+            errno = 0;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || n > 4096)
+                return usage_error("--log-blocks %s: not a number from 0 to 4096", optarg);
+            o.log_blocks = n ? (uint32_t)n : VD_LOG_NONE;
+            break;
+        }
         case OPT_FROM_RAW:
             o.from_raw = optarg;
             break;

@@ -22,6 +22,7 @@ typedef struct mkvhd_opts {
     int nseal;
     uint64_t size; /* volume bytes; 0 = from the tree */
     uint64_t max_size; /* --max-size: FAT room to grow to; 0 = none */
+    uint32_t log_blocks; /* --log-blocks: vd_create_opts.log_blocks (0: automatic) */
     int quiet, force;
     cli_special policy;
     cli_clash clash;

@@ -28,9 +28,9 @@ int mkvhd_remote_check(const mkvhd_opts *o, uint64_t *capacity)
 }
 
 /* The image bytes of a volume of vol_bytes; 0 when no layout exists. */
-static uint64_t image_bytes(uint64_t vol_bytes)
+static uint64_t image_bytes(const mkvhd_opts *o, uint64_t vol_bytes)
 {
-    vd_create_opts c = {.nblocks = vol_bytes / VD_BLOCK_SIZE};
+    vd_create_opts c = {.nblocks = vol_bytes / VD_BLOCK_SIZE, .log_blocks = o->log_blocks};
     uint64_t bytes = 0;
     return vd_image_bytes_for(&c, &bytes) == VD_OK ? bytes : 0;
 }
@@ -40,7 +40,7 @@ int mkvhd_remote_fit(const mkvhd_opts *o, uint64_t capacity, int fixed,
 {
     char s1[16], s2[16], s3[16];
     if (fixed) {
-        uint64_t need = image_bytes(*vol_bytes);
+        uint64_t need = image_bytes(o, *vol_bytes);
         if (need == 0 || need > capacity) {
             cli_errorf(P, o->image,
                        "the export is too small: a %s volume needs %s, the export "
@@ -57,7 +57,7 @@ int mkvhd_remote_fit(const mkvhd_opts *o, uint64_t capacity, int fixed,
     uint64_t lo = 0, hi = capacity / VD_BLOCK_SIZE;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo + 1) / 2;
-        uint64_t need = image_bytes(mid * VD_BLOCK_SIZE);
+        uint64_t need = image_bytes(o, mid * VD_BLOCK_SIZE);
         if (need != 0 && need <= capacity)
             lo = mid;
         else

@@ -41,7 +41,7 @@ int atk_mode_parse(const char *s, atk_mode *out)
 
 int atk_region_parse(const char *s, atk_region *out)
 {
-    static const char *const names[] = {"any", "super", "node", "data"};
+    static const char *const names[] = {"any", "super", "node", "data", "log"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (atk_region)i;
@@ -64,8 +64,10 @@ void atk_free(atk *a)
     a->nhist = a->caphist = 0;
 }
 
-/* The public header: magic "VDISKIMG", node_start at 96, data_start at
- * 104, total_blocks at 112 (docs/FORMAT.md §4). */
+/* The public header: magic "VDISKIMG", journal_blocks at 64,
+ * journal_start at 88, node_start at 96, data_start at 104, total_blocks
+ * at 112; the log lies between the journal areas and the nodes
+ * (docs/FORMAT.md §4). */
 static int layout_load(atk *a, int img_fd)
 {
     uint8_t h[128];
@@ -76,8 +78,10 @@ static int layout_load(atk *a, int img_fd)
         return -1;
     uint64_t ns = sh_get_le64(h + 96), ds = sh_get_le64(h + 104),
              tb = sh_get_le64(h + 112);
-    if (!(4 <= ns && ns < ds && ds < tb))
+    uint64_t ls = sh_get_le64(h + 88) + 2 * (uint64_t)sh_get_le32(h + 64);
+    if (!(4 <= ns && ns < ds && ds < tb && ls <= ns))
         return -1;
+    a->log_start = ls;
     a->node_start = ns;
     a->data_start = ds;
     a->total_blocks = tb;
@@ -93,6 +97,8 @@ static int in_region(const atk *a, uint64_t blk)
         return blk >= a->node_start && blk < a->data_start;
     case REG_DATA:
         return blk >= a->data_start && blk < a->total_blocks;
+    case REG_LOG:
+        return blk >= a->log_start && blk < a->node_start;
     default:
         return 1;
     }

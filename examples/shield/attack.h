@@ -30,7 +30,8 @@ typedef enum atk_region {
     REG_ANY = 0,
     REG_SUPER, /* the two superblocks */
     REG_NODE,  /* Merkle nodes */
-    REG_DATA   /* data blocks */
+    REG_DATA,  /* data blocks */
+    REG_LOG    /* the leaf-version log (format 6) */
 } atk_region;
 
 /* Which field bad-reply breaks. */
@@ -59,7 +60,7 @@ typedef struct atk {
     uint64_t eligible; /* eligible requests seen so far */
     uint64_t fired;
     /* Layout, from the image's public header (0 until it parses). */
-    uint64_t node_start, data_start, total_blocks;
+    uint64_t log_start, node_start, data_start, total_blocks;
     /* Every block-aligned block ever written, in order (replay). */
     atk_version *hist;
     size_t nhist, caphist;

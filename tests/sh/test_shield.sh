@@ -76,7 +76,9 @@ mkdir "$T/src"
 echo "$MARKER provisioned by the image builder" >"$T/src/provisioned.txt"
 if [[ -x "$MKVHD" ]]; then
     note "builder: mkvhd --seal-to"
-    expect_status 0 "$MKVHD" -q --size 40M --seal-to "$T/shield.pk" \
+    # A log of 2 blocks: a run's few commits drain it, so nodes and log
+    # blocks are rewritten within a run, and a replay has an older copy.
+    expect_status 0 "$MKVHD" -q --size 40M --log-blocks 2 --seal-to "$T/shield.pk" \
         --new-key-file "$T/owner.key" "$T/img.vhd" "$T/src"
 else
     note "builder: vdisk-shield-build (mkvhd not built)"
@@ -121,6 +123,10 @@ attack $AUTH VD_ERR_AUTH --attack replay --region data
 # Further in: a block of a file's contents, during the verification.
 attack $AUTH 'VD_ERR_AUTH' --attack replay --region data --nth 10
 attack "$AUTH|$FAILED" 'VD_ERR_(AUTH|FAILED)' --attack replay --region node
+# The leaf-version log (docs/FORMAT.md §7b): a changed block, or an older
+# copy of one, breaks the chain its record names.
+attack $AUTH VD_ERR_AUTH --attack flip --region log
+attack $AUTH VD_ERR_AUTH --attack replay --region log
 # An older copy of a superblock slot: harmless if the other slot holds the
 # newest record (the image opens at its newest state, which the shield then
 # verifies), a rollback if it replaced the newest one. One of the two
