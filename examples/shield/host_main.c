@@ -12,7 +12,7 @@
  * --log appends every byte received from the shield (request headers and
  * write payloads) to FILE: what a host learns. --attack: none, flip,
  * other-block, replay, drop-writes, short-read, long-read, size-lie,
- * time-back, rollback, bad-reply (attack.h); --region any|super|node|data
+ * time-back, rollback, bad-reply (attack.h); --region any|super|node|data|log
  * aims it; --field op|id|status|errno|pad|errlen|length says what
  * bad-reply breaks; --after/--nth place it. --restore copies SNAPSHOT over IMAGE before
  * serving (with --attack rollback), --save-snapshot copies IMAGE to
