@@ -563,51 +563,29 @@ static void crash_walk(uint32_t journal_blocks, uint32_t run, int log)
     free(w);
 }
 
+/* One test per walk, so each has its own name in the output. */
+#define WALK(name, journal, run, log)                                                     \
+    static void name(void **state)                                                      \
+    {                                                                                   \
+        (void)state;                                                                    \
+        crash_walk(journal, run, log);                                                  \
+    }
+
 /* A small journal: the commits that take the spilled data's nodes go in
- * place (IN_PROGRESS record, recovery by a writable open). */
-static void spill_crash_states_with_commits_in_place(void **state)
-{
-    (void)state;
-    crash_walk(16, 0, 0);
-}
-
-/* A journal that holds them: one-flush commits, whose record must come
- * after a flush of the spilled data its nodes name (its digest does not
- * cover that data). */
-static void spill_crash_states_with_one_flush_commits(void **state)
-{
-    (void)state;
-    crash_walk(128, 0, 0);
-}
-
+ * place (IN_PROGRESS record, recovery by a writable open). A journal that
+ * holds them: one-flush commits, whose record must come after a flush of
+ * the spilled data its nodes name (its digest does not cover that data). */
+WALK(spill_crash_states_with_commits_in_place, 16, 0, 0)
+WALK(spill_crash_states_with_one_flush_commits, 128, 0, 0)
 /* The same with the new blocks in runs of up to 100 blocks, most of them
- * long enough to go straight to their places (direct writes), once with
- * each kind of commit. */
-static void direct_crash_states_with_commits_in_place(void **state)
-{
-    (void)state;
-    crash_walk(16, 100, 0);
-}
-
-static void direct_crash_states_with_one_flush_commits(void **state)
-{
-    (void)state;
-    crash_walk(128, 100, 0);
-}
-
-/* A journal of 16 blocks holds the drain of 7 level-1 nodes: drains come
- * for the nodes as often as for the log's 4 blocks. */
-static void log_crash_states_small_journal(void **state)
-{
-    (void)state;
-    crash_walk(16, 0, 1);
-}
-
-static void log_crash_states_large_journal(void **state)
-{
-    (void)state;
-    crash_walk(128, 0, 1);
-}
+ * long enough to go straight to their places (direct writes). */
+WALK(direct_crash_states_with_commits_in_place, 16, 100, 0)
+WALK(direct_crash_states_with_one_flush_commits, 128, 100, 0)
+/* Small syncs: log commits. A journal of 16 blocks holds the drain of 7
+ * level-1 nodes, so drains come for the nodes as often as for the log's
+ * 4 blocks; one of 128, for the log. */
+WALK(log_crash_states_small_journal, 16, 0, 1)
+WALK(log_crash_states_large_journal, 128, 0, 1)
 
 /* ---- log commits ----------------------------------------------------------- */
 
