@@ -73,6 +73,14 @@ typedef struct vd_round {
                           record comes after a flush that made it durable */
     uint64_t early_bytes; /* written so, tallied after the join */
     int force_one;     /* the log's drain: one flush whatever its size */
+    /* The drain's level-1 nodes are sealed into the commit buffer its
+     * (absent) leaves would use, and its journal is assembled in the other
+     * one: buffers that stay mapped, where a malloc of that size came
+     * fresh from the kernel each time (page faults were most of a drain's
+     * cost). No round is in flight then (vd_log_drain joins it). */
+    int ct1_shared;
+    uint8_t *jbuf;
+    size_t jbuf_bytes;
     int log;           /* a log commit (format 6): leaves only */
     uint8_t *logblk;   /* its log block */
     uint8_t log_head[32]; /* the chain's head after it */
@@ -112,6 +120,8 @@ static void round_free(vd_image *img, vd_round *r)
 {
     if (r->ct0_borrowed || r->ct0_given)
         r->ct[0] = NULL;
+    if (r->ct1_shared)
+        r->ct[1] = NULL;
     for (uint32_t l = 0; l <= MT_MAX_HEIGHT; l++) {
         if (l > 0) /* nodes stay pinned for the whole round */
             for (uint32_t k = 0; k < r->n[l]; k++)
@@ -305,7 +315,12 @@ static vd_err round_build(vd_image *img, vd_round *r)
             np++;
         }
         r->chg[l + 1] = calloc(np ? np : 1, sizeof(vd_change));
-        r->ct[l + 1] = malloc((size_t)(np ? np : 1) * VDF_BLOCK);
+        if (l == 0 && r->force_one && r->n[0] == 0 && r->ct0_borrowed && np <= img->dirty_limit) {
+            r->ct[1] = r->ct[0];
+            r->ct1_shared = 1;
+        } else {
+            r->ct[l + 1] = malloc((size_t)(np ? np : 1) * VDF_BLOCK);
+        }
         if (!r->chg[l + 1] || !r->ct[l + 1]) {
             free(jobs);
             return VD_ERR_NOMEM;
@@ -781,10 +796,13 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
     int jinline = r->nj <= (r->log ? SB_INLINE_MAX_REKEY : SB_INLINE_MAX);
     uint32_t eb = jinline ? 0 : (uint32_t)vd_journal_entry_blocks(r->nj);
     size_t bytes = (size_t)(eb + round_copies(img, r)) * VDF_BLOCK;
-    uint8_t *buf = calloc(1, bytes ? bytes : 1);
+    const int own = !(r->jbuf && bytes <= r->jbuf_bytes);
+    uint8_t *buf = own ? calloc(1, bytes ? bytes : 1) : r->jbuf;
     ct_ref *ref = NULL;
     if (!buf)
         return VD_ERR_NOMEM;
+    if (!own) /* the entry blocks' padding; the copies fill the rest */
+        memset(buf, 0, (size_t)eb * VDF_BLOCK);
     vd_err e = VD_OK;
     /* The record before this one is what a crash before the flush falls
      * back on, and it must cover what it promises: durable first when an
@@ -804,7 +822,8 @@ static vd_err round_io_oneflush(vd_image *img, vd_round *r, uint64_t epoch,
         e = oneflush_journal(img, r, ref, eb, buf, digest);
     if (e == VD_OK && bytes)
         e = vd_io_write(img, vd_journal_area(img, epoch) * VDF_BLOCK, buf, bytes);
-    free(buf);
+    if (own)
+        free(buf);
     /* Block log_len is named by no record yet: the log before it stays. */
     if (e == VD_OK && r->log)
         e = vd_io_write(img, (vd_header_log_start(&img->hdr) + img->log_len) * VDF_BLOCK,
@@ -1304,6 +1323,8 @@ vd_err vd_log_drain(vd_image *img)
     vd_err e = vd_flight_join(img);
     if (e == VD_OK)
         e = spill_nodes_take(img, &r);
+    r.jbuf = vd_ctbuf_get(img, 1 - vd_ctbuf_free(img));
+    r.jbuf_bytes = r.jbuf ? (size_t)img->dirty_limit * VDF_BLOCK : 0;
     if (e == VD_OK)
         e = round_build(img, &r);
     if (e == VD_OK) {
