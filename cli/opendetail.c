@@ -15,7 +15,8 @@ const char *cli_open_detail(vd_err e, vd_slot_type t)
     case VD_ERR_ROLLBACK:
         return "an older copy of the image was put back, or its last commits were lost";
     case VD_ERR_AUTH:
-        return "in its header, key slots or superblocks";
+        /* At open: records, journal, log, and the nodes the log names. */
+        return "in its metadata: header, key slots, superblocks, journal, log or tree nodes";
     case VD_ERR_CORRUPT:
         return "damaged, truncated, or not made by mkvhd";
     case VD_ERR_BUSY:
