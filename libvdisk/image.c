@@ -1154,8 +1154,8 @@ static vd_err write_initial_super(vd_image *img, uint32_t slot, uint64_t epoch,
 /* The log's automatic size: a commit of a few blocks a block, so that
  * many of them share one sealing of the nodes (docs/FORMAT.md §7b); 1,024
  * (4 MiB) from 1 GiB up. Random 4 KiB writes with fsync every 8 on a
- * memory host: 1,024 log blocks 5-10 % faster than 256 (drains four times
- * rarer; docs/PERFORMANCE.md). */
+ * memory host: 1,024 log blocks up to 10 % faster than 256 (drains four
+ * times rarer; docs/PERFORMANCE.md). */
 static uint32_t auto_log_blocks(uint64_t nblocks)
 {
     uint64_t l = nblocks / 256;

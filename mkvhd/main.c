@@ -30,7 +30,7 @@ static const char usage_text[] =
     "  --log-blocks N        blocks of the leaf-version log (docs/FORMAT.md §7b):\n"
     "                        how many small commits may follow each other before\n"
     "                        one seals the tree; 0 = no log (default: automatic,\n"
-    "                        8 to 256 by size)\n"
+    "                        8 to 1024 by size)\n"
     "  --from-raw RAW        import the raw FAT32 volume RAW (mkfs.fat, mtools)\n"
     "  --tar ARCHIVE         build from a tar archive (ustar, pax, GNU; plain,\n"
     "                        gzip, bzip2, xz or zstd); '-' reads standard input,\n"
