@@ -1383,6 +1383,17 @@ static uint32_t round_take_sp(vd_image *img, const vd_change *leaf, uint32_t n,
     return round_take(img, leaf, n, e);
 }
 
+/* The sorted data leaves d[0, nd) and metadata leaves m[0, nm) merged in
+ * order into out; how many. */
+static uint32_t merge_leaves(const vd_change *d, uint32_t nd, const vd_change *m,
+                             uint32_t nm, vd_change *out)
+{
+    uint32_t a = 0, b = 0, n = 0;
+    while (a < nd || b < nm)
+        out[n++] = (b >= nm || (a < nd && d[a].idx < m[b].idx)) ? d[a++] : m[b++];
+    return n;
+}
+
 /* fly: the commit is forced by cache pressure (vd_sync_implicit); its
  * rounds may be left in flight. */
 static vd_err sync_run(vd_image *img, int fly)
@@ -1475,9 +1486,7 @@ static vd_err sync_run(vd_image *img, int fly)
         vd_change *all = leaves;
         if (nm) {
             all = merged;
-            for (uint32_t a = 0, b = 0, k = 0; a < nd || b < nm; k++)
-                merged[k] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx)) ? leaves[a++]
-                                                                                 : meta[b++];
+            merge_leaves(leaves, nd, meta, nm, merged);
         }
         if (img->flight)
             e = vd_flight_join(img);
@@ -1504,10 +1513,7 @@ static vd_err sync_run(vd_image *img, int fly)
     while (e == VD_OK && !logged) {
         uint32_t rest = nd - done;
         if (nm) {
-            uint32_t a = done, b = 0;
-            for (n = 0; a < nd || b < nm; n++)
-                merged[n] = (b >= nm || (a < nd && leaves[a].idx < meta[b].idx))
-                                ? leaves[a++] : meta[b++];
+            n = merge_leaves(leaves + done, nd - done, meta, nm, merged);
             if (round_take_sp(img, merged, n, fly, &sp, &e) == n) {
                 e = run_round_sp(img, merged, n, fly, &sp);
                 break;
