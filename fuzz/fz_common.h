@@ -61,6 +61,11 @@ void fz_fix_footer(uint8_t foot[512]);
  * some blocks, synced, on a memory host; its bytes are copied into *bytes
  * (malloc'd). nblocks logical blocks. */
 vd_err fz_small_image(uint32_t nblocks, uint8_t **bytes, uint64_t *size);
+/* fz_small_image(16) followed by FZ_LOG_COMMITS syncs of one or two
+ * blocks, each a log commit (format 6), taken before the close: the
+ * newest record names a leaf-version log of FZ_LOG_COMMITS blocks. */
+#define FZ_LOG_COMMITS 3u
+vd_err fz_log_image(uint8_t **bytes, uint64_t *size);
 /* The same with key slots instead of a raw key: a KEYFILE slot (fz_keyfile)
  * and a SEALED slot (to the public key of fz_x25519_sk). */
 vd_err fz_slot_image(uint8_t **bytes, uint64_t *size);

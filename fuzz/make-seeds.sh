@@ -15,7 +15,7 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
 fi
 make -C "$build" -j2 fuzz_seedgen >/dev/null
 
-targets=(fuzz_header fuzz_keyslot fuzz_superblock fuzz_bpb fuzz_names fuzz_dirent fuzz_image fuzz_fatvol)
+targets=(fuzz_header fuzz_keyslot fuzz_superblock fuzz_bpb fuzz_names fuzz_dirent fuzz_image fuzz_fatvol fuzz_log)
 for t in "${targets[@]}"; do
     rm -rf "$here/corpus/$t"
     mkdir -p "$here/corpus/$t"

@@ -239,6 +239,28 @@ out:
     return rc;
 }
 
+/* fuzz_log: the template's own log blocks before the last, with the chain
+ * head fixed up (it is the right one already) and without. */
+static int log_seeds(void)
+{
+    uint8_t *img = NULL;
+    uint64_t n = 0;
+    vd_header hdr;
+    if (fz_log_image(&img, &n) != VD_OK || vd_header_decode(&hdr, img) != 0) {
+        fprintf(stderr, "seedgen: cannot build the log template\n");
+        free(img);
+        return 1;
+    }
+    const uint8_t *log = img + vd_header_log_start(&hdr) * VDF_BLOCK;
+    const size_t len = (size_t)(FZ_LOG_COMMITS - 1) * VDF_BLOCK;
+    uint8_t f0 = 0, f1 = 1, f3 = 3;
+    int rc = put("fuzz_log", "template", &f0, 1, log, len) |
+             put("fuzz_log", "template-fixed", &f1, 1, log, len) |
+             put("fuzz_log", "template-fixed-rw", &f3, 1, log, len);
+    free(img);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -250,5 +272,6 @@ int main(int argc, char **argv)
     int rc = image_seeds();
     rc |= name_seeds();
     rc |= volume_seeds();
+    rc |= log_seeds();
     return rc ? 1 : 0;
 }
