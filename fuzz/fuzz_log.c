@@ -52,34 +52,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void read_all(vd_image *img)
-{
-    uint8_t b[VD_BLOCK_SIZE];
-    for (uint64_t l = 0; l < 16; l++)
-        (void)vd_image_read(img, l, 1, b);
-}
-
-static void open_and_read(const vd_host *h, int writable)
-{
-    vd_open_opts o = {.read_only = !writable, .aead_impl = VD_AEAD_OPENSSL, .cache_bytes = FZ_CACHE_BYTES};
-    vd_image *img = NULL;
-    vd_err e = vd_image_open(h, fz_key, &o, &img);
-    if (getenv("FZ_VERBOSE"))
-        fprintf(stderr, "open %s: %s\n", writable ? "rw" : "ro", vd_strerror(e));
-    if (e != VD_OK) {
-        FZ_CHECK(img == NULL);
-        return;
-    }
-    read_all(img);
-    if (writable) {
-        uint8_t b[VD_BLOCK_SIZE];
-        memset(b, 0xA5, sizeof b);
-        if (vd_image_write(img, 5, 1, b) == VD_OK && vd_image_sync(img) == VD_OK)
-            read_all(img);
-    }
-    (void)vd_image_close(img);
-}
-
 /* The template with the input's log blocks in; with fix, the newest record
  * names their chain's head. */
 static void lay_out(const vd_host *h, const uint8_t *in, size_t n, int fix)
@@ -124,10 +96,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     lay_out(h, data + 1, size - 1, flags & 1);
-    open_and_read(h, 0);
+    fz_open_and_read(h, 0, 16, 5);
     if (flags & 2) {
         lay_out(h, data + 1, size - 1, flags & 1);
-        open_and_read(h, 1);
+        fz_open_and_read(h, 1, 16, 5);
     }
     return 0;
 }

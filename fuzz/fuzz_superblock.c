@@ -43,34 +43,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void read_all(vd_image *img)
-{
-    uint8_t b[VD_BLOCK_SIZE];
-    for (uint64_t l = 0; l < SMALL_BLOCKS; l++)
-        (void)vd_image_read(img, l, 1, b);
-}
-
-static void open_and_read(const vd_host *h, int writable)
-{
-    vd_open_opts o = {.read_only = !writable, .aead_impl = VD_AEAD_OPENSSL, .cache_bytes = FZ_CACHE_BYTES};
-    vd_image *img = NULL;
-    vd_err e = vd_image_open(h, fz_key, &o, &img);
-    if (getenv("FZ_VERBOSE"))
-        fprintf(stderr, "open %s: %s\n", writable ? "rw" : "ro", vd_strerror(e));
-    if (e != VD_OK) {
-        FZ_CHECK(img == NULL);
-        return;
-    }
-    read_all(img);
-    if (writable) {
-        uint8_t b[VD_BLOCK_SIZE];
-        memset(b, 0xA5, sizeof b);
-        if (vd_image_write(img, 3, 1, b) == VD_OK && vd_image_sync(img) == VD_OK)
-            read_all(img);
-    }
-    (void)vd_image_close(img);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const vd_header *hd = &sealer->hdr;
@@ -120,13 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t jstart = hd->journal_start + (epoch % 2) * hd->journal_blocks;
     FZ_CHECK(h->write_at(h->ctx, jstart * VDF_BLOCK, jrn, jbytes, &done) == 0);
 
-    open_and_read(h, 0);
+    fz_open_and_read(h, 0, SMALL_BLOCKS, 3);
     if (flags & 16) {
         fz_cow_reset(cow);
         FZ_CHECK(h->write_at(h->ctx, (hd->sb_start + slot) * VDF_BLOCK, blk, VDF_BLOCK, &done) ==
                  0);
         FZ_CHECK(h->write_at(h->ctx, jstart * VDF_BLOCK, jrn, jbytes, &done) == 0);
-        open_and_read(h, 1);
+        fz_open_and_read(h, 1, SMALL_BLOCKS, 3);
     }
     free(blk);
     return 0;

@@ -643,3 +643,28 @@ vd_err fz_volume_setup(fz_volume *v)
     fz_cow_reset(v->cow);
     return e;
 }
+
+/* ---- opening a fuzzed image ---------------------------------------------------- */
+
+void fz_open_and_read(const vd_host *h, int writable, uint64_t nblocks, uint64_t wlbn)
+{
+    vd_open_opts o = {.read_only = !writable, .aead_impl = VD_AEAD_OPENSSL, .cache_bytes = FZ_CACHE_BYTES};
+    vd_image *img = NULL;
+    uint8_t b[VD_BLOCK_SIZE];
+    vd_err e = vd_image_open(h, fz_key, &o, &img);
+    if (getenv("FZ_VERBOSE"))
+        fprintf(stderr, "open %s: %s\n", writable ? "rw" : "ro", vd_strerror(e));
+    if (e != VD_OK) {
+        FZ_CHECK(img == NULL);
+        return;
+    }
+    for (uint64_t l = 0; l < nblocks; l++)
+        (void)vd_image_read(img, l, 1, b);
+    if (writable) {
+        memset(b, 0xA5, sizeof b);
+        if (vd_image_write(img, wlbn, 1, b) == VD_OK && vd_image_sync(img) == VD_OK)
+            for (uint64_t l = 0; l < nblocks; l++)
+                (void)vd_image_read(img, l, 1, b);
+    }
+    (void)vd_image_close(img);
+}

@@ -86,6 +86,12 @@ const vd_host *fz_cow_host(fz_cow *c);
 void fz_cow_reset(fz_cow *c);
 void fz_cow_free(fz_cow *c);
 
+/* Open h with fz_key, read-only or read-write, and read logical blocks
+ * [0, nblocks); read-write also writes block wlbn, syncs and reads them
+ * again. A failed open must leave no handle. FZ_VERBOSE=1 prints what the
+ * open returned. */
+void fz_open_and_read(const vd_host *h, int writable, uint64_t nblocks, uint64_t wlbn);
+
 /* ---- the volume template, ready to patch ------------------------------------
  * fz_volume_image on a copy-on-write host, with the volume's geometry read
  * back from its boot sector and FAT: where the FATs and the data region
