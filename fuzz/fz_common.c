@@ -201,8 +201,8 @@ vd_err fz_log_image(uint8_t **bytes, uint64_t *size)
         e = vd_image_info_get(img, &info);
     if (e == VD_OK && info.log_len != FZ_LOG_COMMITS)
         e = VD_ERR_INVAL; /* the syncs were not log commits */
-    /* The bytes as a crash right after the last sync leaves them: the
-     * close would drain the log. */
+    /* The bytes as a crash right after the last sync leaves them, so that
+     * nothing the close may do changes the log. */
     if (e == VD_OK)
         e = copy_out(h, bytes, size);
     if (img)
