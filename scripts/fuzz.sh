@@ -32,6 +32,9 @@ shift $((OPTIND - 1))
 [[ "$secs" =~ ^[0-9]+$ && "$jobs" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: -s and -j take numbers" >&2; exit 2; }
 command -v clang >/dev/null || { echo "fuzz.sh: clang not installed" >&2; exit 2; }
 
+# Absolute: the targets run from inside $build/fuzz-artifacts.
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
     CC=clang cmake -S "$src" -B "$build" -DVD_FUZZ=ON -DVD_BUILD_TESTS=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -57,8 +60,9 @@ for t in "${targets[@]}"; do
     (cd "$build/fuzz-artifacts" && "$bin" -max_total_time="$secs" -timeout=60 -rss_limit_mb=3072 \
         -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" "${par[@]}" \
         "$corpus" "$src/fuzz/corpus/$t") >"$log" 2>&1 || rc=$?
+    # A target that died before its first report has neither line.
     runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
-    cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
+    cov=$({ grep -Eo 'cov: [0-9]+' "$log" || true; } | tail -1 | cut -d' ' -f2)
     result=ok
     if (( rc != 0 )); then result="CRASH (exit $rc, see $log)"; failed+=("$t"); fi
     printf '%-18s %10s %8s %8s %s\n' "$t" "${runs:-?}" "${cov:-?}" "$(ls "$corpus" | wc -l)" "$result"
