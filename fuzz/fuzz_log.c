@@ -17,8 +17,6 @@
  * Input: flags (1 byte: bit 0 fix the chain head, bit 1 also open
  * read-write), then up to FZ_LOG_COMMITS - 1 log blocks (log blocks 0, 1,
  * ...; a short last one is laid over the template's). */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "fz_common.h"

@@ -14,7 +14,6 @@
  * make slot and epoch parity agree with the slot written, bit 2 compute
  * the journal digest, bit 3 write slot B instead of A, bit 4 also open
  * read-write (runs the recovery commit). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
